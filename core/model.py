@@ -1,0 +1,285 @@
+"""Plain data: machines, their health, commands, and the state of a run.
+
+Nothing here does I/O. Front ends, backends, the journal and the fan-out engine all speak
+in these types.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+MachineId = str
+
+TAIL_BYTES = 4096
+"""How much of each stream the instance view keeps: the Linux handler's ``maxTailLen``."""
+
+REDACTED = "***"
+
+
+class MachineKind(enum.StrEnum):
+    """Where a machine lives, and so which backend reaches it."""
+
+    VM = "vm"
+    ARC = "arc"
+    SSH = "ssh"
+    LOCAL = "local"
+
+
+class OsType(enum.StrEnum):
+    LINUX = "linux"
+    WINDOWS = "windows"
+
+
+class CommandId(enum.StrEnum):
+    """The two managed run command types fleetrun sends."""
+
+    SHELL = "RunShellScript"
+    POWERSHELL = "RunPowerShellScript"
+
+    @property
+    def os(self) -> OsType:
+        """The operating system this command type runs on."""
+        return OsType.LINUX if self is CommandId.SHELL else OsType.WINDOWS
+
+    @classmethod
+    def for_os(cls, os_type: OsType) -> CommandId:
+        return cls.SHELL if os_type is OsType.LINUX else cls.POWERSHELL
+
+
+class HealthStatus(enum.StrEnum):
+    """Agent (or host) health, in one vocabulary for every backend."""
+
+    READY = "Ready"
+    NOT_READY = "NotReady"
+    DISCONNECTED = "Disconnected"
+    AGENT_TOO_OLD = "AgentTooOld"
+    DEALLOCATED = "Deallocated"
+    UNREACHABLE = "Unreachable"
+    UNKNOWN = "Unknown"
+
+    @property
+    def runnable(self) -> bool:
+        """Whether a command can be sent. Unknown is tried: the run itself will tell."""
+        return self in (HealthStatus.READY, HealthStatus.UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What the last health check said about a machine's agent (or SSH reachability)."""
+
+    status: HealthStatus = HealthStatus.UNKNOWN
+    detail: str = ""
+    agent_version: str | None = None
+    checked_at: datetime | None = None
+
+    @property
+    def runnable(self) -> bool:
+        return self.status.runnable
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """One target. ``id`` is unique within a fleet (the ARM resource id on Azure)."""
+
+    id: MachineId
+    name: str
+    kind: MachineKind
+    os: OsType
+    location: str = ""
+    subscription: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    health: Health = field(default_factory=Health)
+    address: str = ""
+    """How the backend reaches it: host name for SSH, empty where the id is enough."""
+
+    def with_health(self, health: Health) -> Machine:
+        return replace(self, health=health)
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    """A run command input parameter.
+
+    An empty ``name`` makes it unnamed: a positional argument on Linux.
+    """
+
+    name: str
+    value: str
+    protected: bool = False
+
+    @property
+    def named(self) -> bool:
+        return self.name != ""
+
+    def redacted(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "value": REDACTED if self.protected else self.value,
+            "protected": self.protected,
+        }
+
+    def __repr__(self) -> str:
+        shown = REDACTED if self.protected else repr(self.value)
+        return f"Parameter(name={self.name!r}, value={shown}, protected={self.protected})"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """What to run: one script with its parameters and limits.
+
+    Secrets (protected parameter values, ``run_as_password``) live only in this object,
+    in memory. Anything that persists or prints a command uses :meth:`redacted`.
+    """
+
+    command_id: CommandId
+    script: str
+    parameters: tuple[Parameter, ...] = ()
+    timeout: int = 3600
+    """Seconds; 0 means no limit (as ``timeoutInSeconds`` = 0 does for the handler)."""
+    run_as_user: str = ""
+    run_as_password: str = field(default="", repr=False)
+    async_execution: bool = True
+    script_path: str = ""
+    """Where the script was read from, if a file (shown, never needed to run)."""
+
+    @property
+    def public_parameters(self) -> tuple[Parameter, ...]:
+        return tuple(p for p in self.parameters if not p.protected)
+
+    @property
+    def protected_parameters(self) -> tuple[Parameter, ...]:
+        return tuple(p for p in self.parameters if p.protected)
+
+    def ordered_parameters(self) -> tuple[Parameter, ...]:
+        """Public first, then protected, each in given order: the handlers' order."""
+        return self.public_parameters + self.protected_parameters
+
+    def secret_values(self) -> tuple[str, ...]:
+        values = [p.value for p in self.protected_parameters if p.value]
+        if self.run_as_password:
+            values.append(self.run_as_password)
+        return tuple(values)
+
+    def redacted(self) -> dict[str, Any]:
+        """A JSON-ready view with every secret replaced."""
+        return {
+            "command_id": str(self.command_id),
+            "script": self.script,
+            "script_path": self.script_path,
+            "parameters": [p.redacted() for p in self.parameters],
+            "timeout": self.timeout,
+            "run_as_user": self.run_as_user,
+            "run_as_password": REDACTED if self.run_as_password else "",
+            "async_execution": self.async_execution,
+        }
+
+
+class RunState(enum.StrEnum):
+    """A machine's state within a run (the API's ExecutionState plus our own)."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    TIMED_OUT = "TimedOut"
+    CANCELED = "Canceled"
+    SKIPPED = "Skipped"
+    NOT_STARTED = "NotStarted"
+    UNKNOWN = "Unknown"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (RunState.PENDING, RunState.RUNNING, RunState.UNKNOWN)
+
+    @property
+    def counts_as_failure(self) -> bool:
+        """Whether it spends the error budget."""
+        return self in (RunState.FAILED, RunState.TIMED_OUT)
+
+    @property
+    def rerunnable(self) -> bool:
+        """The states 'rerun failed' picks up."""
+        return self in (RunState.FAILED, RunState.TIMED_OUT, RunState.NOT_STARTED)
+
+
+class Stream(enum.StrEnum):
+    STDOUT = "stdout"
+    STDERR = "stderr"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_run_id() -> str:
+    """A short, time-sortable id: 8 hex digits of Unix seconds and 6 random ones.
+
+    Short enough that ``fleetrun-<id>`` fits Arc's 36-character run command names.
+    """
+    return f"{int(time.time()):08x}{secrets.token_hex(3)}"
+
+
+@dataclass(slots=True)
+class MachineRun:
+    """One machine's part of a run; mutated only by the fan-out engine."""
+
+    machine: Machine
+    command: Command
+    state: RunState = RunState.PENDING
+    exit_code: int | None = None
+    started: datetime | None = None
+    ended: datetime | None = None
+    error: str = ""
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    stdout_file: str = ""
+    stderr_file: str = ""
+
+    @property
+    def machine_id(self) -> MachineId:
+        return self.machine.id
+
+    def elapsed(self, now: datetime | None = None) -> float | None:
+        if self.started is None:
+            return None
+        end = self.ended or now or utc_now()
+        return max(0.0, (end - self.started).total_seconds())
+
+
+@dataclass(slots=True)
+class Run:
+    """A command sent to a set of machines."""
+
+    run_id: str
+    machines: dict[MachineId, MachineRun]
+    created: datetime = field(default_factory=utc_now)
+    ended: datetime | None = None
+    parent_run_id: str = ""
+    fleet: str = ""
+    target: str = ""
+    stop_reason: str = ""
+    """Why machines were left NotStarted (error budget, cancel), if they were."""
+    pid: int = field(default_factory=os.getpid)
+
+    def commands(self) -> list[Command]:
+        seen: dict[int, Command] = {}
+        for mr in self.machines.values():
+            seen.setdefault(id(mr.command), mr.command)
+        return list(seen.values())
+
+    def summary(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for mr in self.machines.values():
+            counts[str(mr.state)] = counts.get(str(mr.state), 0) + 1
+        return counts
+
+    @property
+    def finished(self) -> bool:
+        return self.ended is not None
