@@ -1,0 +1,39 @@
+# The two set-up commands of the README: `make run` and `make test`.
+# Each creates .venv when needed and installs what it uses, on a fresh Debian machine too.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || { \
+	  echo "python3 -m venv failed; installing python3-venv"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv && \
+	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.app: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+run: $(VENV)/.app
+	$(BIN)/fleetrun
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check core tui tests bench
+	$(BIN)/mypy
+
+test: $(VENV)/.test lint
+	$(BIN)/pytest
+
+bench: $(VENV)/.app
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

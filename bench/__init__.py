@@ -1,0 +1,1 @@
+"""Benchmarks: timings live here, never in tests. Run all with ``make bench``."""

@@ -1,0 +1,109 @@
+"""The fan-out engine's own cost: N machines through it with a backend that does nothing.
+
+Each machine 'runs' for a fixed, seeded duration between 0.2 and 1.0 s (an asyncio sleep)
+and prints one line, so the ideal wall time is the slowest machine's own duration. We
+report wall time over that ideal and the engine's CPU per machine, with and without the
+journal (SQLite) and output files, i.e. what a real run pays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import random
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
+from core.fanout import FanOut
+from core.journal import Journal
+from core.model import (
+    Command,
+    CommandId,
+    Health,
+    HealthStatus,
+    Machine,
+    MachineId,
+    MachineKind,
+    OsType,
+    RunState,
+    Stream,
+    utc_now,
+)
+from core.output import OutputStore
+from core.runner import RunSession
+
+SIZES = (100, 1_000, 10_000)
+
+
+class NoopBackend:
+    """Sleeps for the machine's duration and reports one line of output."""
+
+    def __init__(self, durations: dict[MachineId, float]) -> None:
+        self.durations = durations
+
+    async def check_health(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
+        return {m.id: Health(HealthStatus.READY) for m in machines}
+
+    async def run(self, machine: Machine, command: Command, *, run_id: str) -> AsyncIterator[MachineEvent]:
+        started = utc_now()
+        yield StateChanged(machine.id, RunState.RUNNING)
+        yield OutputAppended(machine.id, Stream.STDOUT, 0, b"hi\n")
+        await asyncio.sleep(self.durations[machine.id])
+        yield TailUpdated(machine.id, Stream.STDOUT, b"hi\n")
+        yield Finished(machine.id, RunState.SUCCEEDED, 0, started, utc_now())
+
+    async def cancel(self, machine: Machine, run_id: str) -> None:
+        return None
+
+
+def _fleet(n: int) -> tuple[list[Machine], dict[MachineId, float]]:
+    rng = random.Random(n)
+    machines = [
+        Machine(f"m{i:05d}", f"m{i:05d}", MachineKind.LOCAL, OsType.LINUX,
+                health=Health(HealthStatus.READY))
+        for i in range(n)
+    ]
+    return machines, {m.id: rng.uniform(0.2, 1.0) for m in machines}
+
+
+async def _measure(n: int, *, journal: bool, root: Path) -> tuple[float, float, float]:
+    machines, durations = _fleet(n)
+    backend = NoopBackend(durations)
+    command = Command(CommandId.SHELL, "echo hi", timeout=60)
+    pairs = [(m, command) for m in machines]
+    gc.collect()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    if journal:
+        session = RunSession.plan(pairs, lambda _m: backend,
+                                  journal=Journal(root / f"j{n}.sqlite3"), runs_root=root)
+        run = await session.execute()
+    else:
+        from core.fanout import plan_run
+
+        run = plan_run(pairs)
+        run = await FanOut(run, lambda _m: backend, OutputStore(root / run.run_id)).execute()
+    wall = time.perf_counter() - wall0
+    cpu = time.process_time() - cpu0
+    assert run.summary() == {"Succeeded": n}, run.summary()
+    return wall, max(durations.values()), cpu
+
+
+def main(quick: bool = False) -> None:
+    sizes = SIZES[:2] if quick else SIZES
+    print("bench/fanout: N machines, no-op backend (0.2-1.0 s each), unlimited concurrency")
+    print(f"{'N':>7} {'mode':<16} {'wall s':>8} {'ideal s':>8} {'wall/ideal':>10} "
+          f"{'CPU s':>7} {'CPU/machine':>12}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            for journal in (False, True):
+                wall, ideal, cpu = asyncio.run(_measure(n, journal=journal, root=Path(tmp)))
+                mode = "engine+journal" if journal else "engine+output"
+                print(f"{n:>7} {mode:<16} {wall:>8.2f} {ideal:>8.2f} {wall / ideal:>10.2f} "
+                      f"{cpu:>7.2f} {cpu / n * 1e6:>9.0f} µs")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,424 @@
+"""The orchestrator: one command, many machines, through the Backend protocol.
+
+A :class:`FanOut` runs one :class:`~core.model.Run`. It starts machines under a
+concurrency limit (optionally ramping 1, 2, 4, ... as a canary), stops starting new ones
+once the error budget is spent, enforces a per-machine deadline on top of the backend's
+own timeout, cancels one machine or all of them, and publishes every event to any number
+of subscribers. It is the only writer of the run state; front ends read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from core.backends.base import Backend
+from core.events import (
+    Event,
+    Finished,
+    OutputAppended,
+    RunFinished,
+    RunStarted,
+    StateChanged,
+    TailUpdated,
+)
+from core.model import (
+    Command,
+    Machine,
+    MachineId,
+    MachineRun,
+    Run,
+    RunState,
+    Stream,
+    new_run_id,
+    utc_now,
+)
+from core.output import OutputStore
+
+log = logging.getLogger(__name__)
+
+
+class Limit(Protocol):
+    """A count or a percentage of the machines in the run (see ``core.validate.Limit``)."""
+
+    def resolve(self, total: int) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutOptions:
+    """How a run spreads over its machines.
+
+    Attributes:
+        concurrency: machines running at once; None means all of them.
+        max_errors: after this many failures (Failed or TimedOut) no new machine starts;
+            None means never stop.
+        canary: start 1 machine, then 2, 4, ... each wave once the previous one has
+            finished, until the concurrency limit is reached.
+        grace: seconds past a command's own timeout before the engine stops waiting on a
+            backend that has not reported a result.
+        cancel_timeout: seconds to wait for a backend to confirm a cancel.
+    """
+
+    concurrency: Limit | None = None
+    max_errors: Limit | None = None
+    canary: bool = False
+    grace: float = 30.0
+    cancel_timeout: float = 30.0
+
+
+def plan_run(
+    assignments: Sequence[tuple[Machine, Command]],
+    *,
+    fleet: str = "",
+    target: str = "",
+    parent_run_id: str = "",
+    run_id: str | None = None,
+) -> Run:
+    """A new Run with every machine Pending."""
+    machines = {m.id: MachineRun(machine=m, command=c) for m, c in assignments}
+    return Run(
+        run_id=run_id or new_run_id(),
+        machines=machines,
+        fleet=fleet,
+        target=target,
+        parent_run_id=parent_run_id,
+    )
+
+
+def rerun_assignments(
+    run: Run, states: frozenset[RunState] | None = None
+) -> list[tuple[Machine, Command]]:
+    """The machines to run again: by default failed ∪ timed out ∪ not started.
+
+    The commands are the run's own objects, secrets included, so this works only while
+    they are in memory.
+    """
+    wanted = states if states is not None else frozenset(s for s in RunState if s.rerunnable)
+    return [(mr.machine, mr.command) for mr in run.machines.values() if mr.state in wanted]
+
+
+class Subscription:
+    """An event stream for one consumer, which may be slower than the run.
+
+    Machine state events are always kept (there are a few per machine). When more than
+    ``max_pending`` events wait, output and tail events are dropped for this subscriber
+    only and counted in ``dropped``: the bytes are safe in the output store, and a slow
+    screen or pipe must never stall the run or grow memory with the output.
+    """
+
+    def __init__(self, max_pending: int) -> None:
+        self.max_pending = max_pending
+        self.dropped = 0
+        self._events: deque[Event] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+
+    def put(self, event: Event) -> None:
+        if self._closed:
+            return
+        if len(self._events) >= self.max_pending and isinstance(
+            event, OutputAppended | TailUpdated
+        ):
+            self.dropped += 1
+            return
+        self._events.append(event)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def pending(self) -> int:
+        return len(self._events)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        while not self._events:
+            if self._closed:
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+            self._waiter = None
+        return self._events.popleft()
+
+
+@dataclass(slots=True)
+class _Slot:
+    machine_run: MachineRun
+    backend: Backend
+    task: asyncio.Task[None] | None = None
+    cancel_requested: bool = False
+    finished: bool = False
+    offsets: dict[Stream, int] = field(default_factory=dict)
+
+
+class FanOut:
+    """Executes one run. Create it, subscribe, then ``await execute()``."""
+
+    def __init__(
+        self,
+        run: Run,
+        backend_for: Callable[[Machine], Backend],
+        output: OutputStore,
+        options: FanoutOptions | None = None,
+    ) -> None:
+        self.run = run
+        self.output = output
+        self.options = options or FanoutOptions()
+        self._slots = {
+            mid: _Slot(mr, backend_for(mr.machine)) for mid, mr in run.machines.items()
+        }
+        self._queue: deque[MachineId] = deque()
+        self._subscribers: list[Subscription] = []
+        self._running = 0
+        self._failures = 0
+        self._stop_reason = ""
+        self._done: asyncio.Event | None = None
+        runnable = sum(1 for mr in run.machines.values() if mr.machine.health.runnable)
+        self._runnable_total = runnable
+        self._limit = self._resolve(self.options.concurrency, runnable) or max(runnable, 1)
+        self._budget = self._resolve(self.options.max_errors, runnable)
+        self._wave_size = 1 if self.options.canary else self._limit
+        self._wave_started = 0
+        self._wave_done = 0
+        for mr in run.machines.values():
+            output.attach(mr)
+
+    @staticmethod
+    def _resolve(limit: Limit | None, total: int) -> int | None:
+        return None if limit is None else max(1, limit.resolve(max(total, 1)))
+
+    # -- public API ---------------------------------------------------------------------
+
+    def subscribe(self, max_pending: int = 10_000) -> Subscription:
+        """A new event stream; subscribe before ``execute`` to see every event."""
+        sub = Subscription(max_pending)
+        self._subscribers.append(sub)
+        return sub
+
+    @property
+    def failures(self) -> int:
+        return self._failures
+
+    @property
+    def error_budget(self) -> int | None:
+        return self._budget
+
+    @property
+    def stop_reason(self) -> str:
+        return self._stop_reason
+
+    async def execute(self) -> Run:
+        """Run every machine to a terminal state and return the run."""
+        self._done = asyncio.Event()
+        self._publish(RunStarted(self.run.run_id, len(self.run.machines)))
+        for mid, slot in self._slots.items():
+            health = slot.machine_run.machine.health
+            if health.runnable:
+                self._queue.append(mid)
+            else:
+                reason = f"skipped: agent {health.status.value}"
+                if health.detail:
+                    reason += f" ({health.detail})"
+                self._finish(slot, Finished(mid, RunState.SKIPPED, error=reason))
+        self._fill()
+        try:
+            await self._done.wait()
+        except asyncio.CancelledError:
+            # The caller went away (Ctrl-C): stop the remote processes before leaving.
+            self.cancel_all("run interrupted")
+            await asyncio.shield(self._wait_tasks())
+            self._complete()
+            raise
+        return self.run
+
+    def cancel(self, machine_id: MachineId) -> None:
+        """Cancel one machine: a pending one never starts, a running one is stopped."""
+        slot = self._slots[machine_id]
+        if slot.finished:
+            return
+        slot.cancel_requested = True
+        if slot.task is None:
+            with contextlib.suppress(ValueError):
+                self._queue.remove(machine_id)
+            self._finish(slot, Finished(machine_id, RunState.CANCELED, error="canceled before start"))
+            self._maybe_complete()
+        else:
+            slot.task.cancel()
+
+    def cancel_all(self, reason: str = "run canceled") -> None:
+        """Stop the run: running machines are canceled, the rest never start."""
+        if not self._stop_reason:
+            self._stop_reason = reason
+        for slot in self._slots.values():
+            if slot.task is not None and not slot.finished:
+                slot.cancel_requested = True
+                slot.task.cancel()
+        self._fill()
+
+    # -- scheduling ---------------------------------------------------------------------
+
+    def _can_start(self) -> bool:
+        if self._stop_reason or self._running >= self._limit:
+            return False
+        if self._wave_size < self._limit:
+            return self._wave_started < self._wave_size
+        return True
+
+    def _fill(self) -> None:
+        while self._queue and self._can_start():
+            slot = self._slots[self._queue.popleft()]
+            self._running += 1
+            self._wave_started += 1
+            task = asyncio.create_task(
+                self._drive(slot), name=f"fleetrun:{slot.machine_run.machine.name}"
+            )
+            task.add_done_callback(lambda _t, slot=slot: self._on_machine_done(slot))
+            slot.task = task
+        if self._stop_reason and self._queue:
+            while self._queue:
+                slot = self._slots[self._queue.popleft()]
+                error = f"not started: {self._stop_reason}"
+                self._finish(slot, Finished(slot.machine_run.machine_id, RunState.NOT_STARTED, error=error))
+        self._maybe_complete()
+
+    def _on_machine_done(self, slot: _Slot) -> None:
+        if not slot.finished:
+            # Canceled before _drive took its first step, or by the whole run going away.
+            mr = slot.machine_run
+            error = "canceled before start" if mr.started is None else "canceled"
+            self._finish(slot, Finished(mr.machine_id, RunState.CANCELED, error=error))
+        self._running -= 1
+        if self._wave_size < self._limit:
+            self._wave_done += 1
+            if self._wave_done >= self._wave_size:
+                self._wave_size = min(self._wave_size * 2, self._limit)
+                self._wave_started = self._wave_done = 0
+        self._fill()
+
+    def _maybe_complete(self) -> None:
+        if self._done is None or self._done.is_set():
+            return
+        if not self._queue and self._running == 0:
+            self._complete()
+
+    def _complete(self) -> None:
+        if self.run.ended is not None:
+            return
+        self.run.ended = utc_now()
+        self.run.stop_reason = self._stop_reason
+        self.output.close()
+        self._publish(RunFinished(self.run.run_id, self.run.summary(), self._stop_reason))
+        for sub in self._subscribers:
+            sub.close()
+        if self._done is not None:
+            self._done.set()
+
+    async def _wait_tasks(self) -> None:
+        tasks = [s.task for s in self._slots.values() if s.task is not None and not s.task.done()]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- one machine --------------------------------------------------------------------
+
+    async def _drive(self, slot: _Slot) -> None:
+        mr = slot.machine_run
+        command, machine = mr.command, mr.machine
+        deadline = command.timeout + self.options.grace if command.timeout > 0 else None
+        try:
+            async with asyncio.timeout(deadline):
+                events = slot.backend.run(machine, command, run_id=self.run.run_id)
+                try:
+                    async for event in events:
+                        self._apply(slot, event)
+                        if slot.finished:
+                            break
+                finally:
+                    aclose = getattr(events, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+        except TimeoutError:
+            await self._stop_remote(slot)
+            self._finish(slot, Finished(machine.id, RunState.TIMED_OUT, exit_code=-1,
+                                        error=f"no result within the {command.timeout} s "
+                                              f"timeout (+{self.options.grace:g} s grace)"))
+        except asyncio.CancelledError:
+            if not slot.cancel_requested:
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            await self._stop_remote(slot)
+            self._finish(slot, Finished(machine.id, RunState.CANCELED, exit_code=None,
+                                        error="canceled by the user"))
+        except Exception as exc:  # a backend bug must fail one machine, not the run
+            log.exception("backend failed for %s", machine.name)
+            self._finish(slot, Finished(machine.id, RunState.FAILED,
+                                        error=f"backend error: {type(exc).__name__}: {exc}"))
+        if not slot.finished:
+            self._finish(slot, Finished(machine.id, RunState.FAILED,
+                                        error="backend ended without a result"))
+
+    async def _stop_remote(self, slot: _Slot) -> None:
+        machine = slot.machine_run.machine
+        try:
+            async with asyncio.timeout(self.options.cancel_timeout):
+                await slot.backend.cancel(machine, self.run.run_id)
+        except Exception as exc:
+            log.warning("cancel on %s failed: %s", machine.name, exc)
+            slot.machine_run.error = f"cancel not confirmed: {exc}"
+
+    def _apply(self, slot: _Slot, event: Event) -> None:
+        mr = slot.machine_run
+        if slot.finished:
+            return
+        if isinstance(event, OutputAppended):
+            written = self.output.append(mr.machine_id, event.stream, event.offset, event.data)
+            if event.stream is Stream.STDOUT:
+                mr.stdout_bytes += written
+            else:
+                mr.stderr_bytes += written
+            self._publish(event)
+        elif isinstance(event, TailUpdated):
+            self.output.report_tail(mr.machine_id, event.stream, event.tail)
+            self._publish(event)
+        elif isinstance(event, StateChanged):
+            if event.state is RunState.RUNNING and mr.started is None:
+                mr.started = event.at
+            mr.state = event.state
+            self._publish(event)
+        elif isinstance(event, Finished):
+            self._finish(slot, event)
+
+    def _finish(self, slot: _Slot, event: Finished) -> None:
+        mr = slot.machine_run
+        slot.finished = True
+        mr.state = event.state
+        mr.exit_code = event.exit_code
+        if event.started is not None:
+            mr.started = event.started
+        if mr.state not in (RunState.SKIPPED, RunState.NOT_STARTED):
+            mr.ended = event.ended or utc_now()
+        mr.error = event.error or mr.error
+        self.output.finish(mr.machine_id)
+        if event.state.counts_as_failure:
+            self._failures += 1
+            if self._budget is not None and self._failures >= self._budget and not self._stop_reason:
+                self._stop_reason = (
+                    f"error budget spent: {self._failures} of {self._runnable_total} machines "
+                    f"failed (budget {self._budget})"
+                )
+        self._publish(Finished(mr.machine_id, mr.state, mr.exit_code, mr.started, mr.ended, mr.error))
+
+    def _publish(self, event: Event) -> None:
+        for sub in self._subscribers:
+            sub.put(event)

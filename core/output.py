@@ -1,0 +1,181 @@
+"""Per machine and stream: the full output on disk, the 4 KB tail, and output grouping.
+
+The full output is an append-only file that grows as ``OutputAppended`` events arrive, so
+memory stays flat however much a machine prints. The tail is what the instance view reports
+(``TailUpdated``) or, before a backend reports one, the last 4096 bytes received.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.model import TAIL_BYTES, MachineId, MachineRun, RunState, Stream
+
+_OPEN_FILES = 64
+"""File descriptors kept open at once; a 10,000-machine run must not exhaust the limit."""
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def decode_tail(data: bytes) -> str:
+    """Bytes as text for display: invalid UTF-8 (a cut character, binary) becomes U+FFFD."""
+    return data.decode("utf-8", errors="replace")
+
+
+def file_stem(machine_id: MachineId, name: str) -> str:
+    """A file name that is safe, readable and unique even for ARM ids full of slashes."""
+    readable = _UNSAFE.sub("_", name)[:48] or "machine"
+    digest = hashlib.sha1(machine_id.encode(), usedforsecurity=False).hexdigest()[:8]
+    return f"{readable}-{digest}"
+
+
+@dataclass(slots=True)
+class StreamOutput:
+    """One stream of one machine."""
+
+    path: Path
+    size: int = 0
+    received_tail: bytearray = field(default_factory=bytearray)
+    reported_tail: bytes | None = None
+    digest: hashlib._Hash = field(default_factory=hashlib.sha256)
+    gaps: int = 0
+    """Times bytes arrived past the end (a backend lost some); counted, never hidden."""
+
+    @property
+    def tail(self) -> bytes:
+        if self.reported_tail is not None:
+            return self.reported_tail
+        return bytes(self.received_tail)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputGroup:
+    """Machines whose exit code and both streams are byte-identical so far."""
+
+    exit_code: int | None
+    machine_ids: tuple[MachineId, ...]
+    stdout_tail: bytes
+    stderr_tail: bytes
+    key: tuple[int | None, bytes, bytes]
+
+    @property
+    def size(self) -> int:
+        return len(self.machine_ids)
+
+
+class OutputStore:
+    """The outputs of one run, under ``run_dir``.
+
+    Writes are idempotent by offset: bytes already stored are skipped, so a backend that
+    re-reads a range (a blob tailer after a retry) never duplicates output.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._streams: dict[tuple[MachineId, Stream], StreamOutput] = {}
+        self._fds: OrderedDict[Path, int] = OrderedDict()
+        self._created_dir = False
+
+    def attach(self, machine_run: MachineRun) -> None:
+        """Register a machine: decide its file paths and write them into the MachineRun."""
+        stem = file_stem(machine_run.machine_id, machine_run.machine.name)
+        for stream in Stream:
+            path = self.run_dir / f"{stem}.{stream.value}"
+            self._streams[(machine_run.machine_id, stream)] = StreamOutput(path)
+        machine_run.stdout_file = str(self.run_dir / f"{stem}.stdout")
+        machine_run.stderr_file = str(self.run_dir / f"{stem}.stderr")
+
+    def stream(self, machine_id: MachineId, stream: Stream) -> StreamOutput:
+        return self._streams[(machine_id, stream)]
+
+    def append(self, machine_id: MachineId, stream: Stream, offset: int, data: bytes) -> int:
+        """Store bytes that start at ``offset``; returns how many were new."""
+        out = self._streams[(machine_id, stream)]
+        if offset < out.size:
+            data = data[out.size - offset :]
+        elif offset > out.size:
+            out.gaps += 1
+        if not data:
+            return 0
+        os.write(self._fd(out.path), data)
+        out.size += len(data)
+        out.digest.update(data)
+        tail = out.received_tail
+        tail += data[-TAIL_BYTES:]
+        if len(tail) > TAIL_BYTES:
+            del tail[: len(tail) - TAIL_BYTES]
+        return len(data)
+
+    def report_tail(self, machine_id: MachineId, stream: Stream, tail: bytes) -> None:
+        self._streams[(machine_id, stream)].reported_tail = tail[-TAIL_BYTES:]
+
+    def tail(self, machine_id: MachineId, stream: Stream) -> bytes:
+        return self._streams[(machine_id, stream)].tail
+
+    def finish(self, machine_id: MachineId) -> None:
+        """Make sure both files exist (an empty output is an empty file) and close them."""
+        for stream in Stream:
+            out = self._streams[(machine_id, stream)]
+            fd = self._fds.pop(out.path, None)
+            if fd is not None:
+                os.close(fd)
+            elif out.size == 0:
+                self._ensure_dir()
+                out.path.touch(mode=0o600)
+
+    def close(self) -> None:
+        while self._fds:
+            _, fd = self._fds.popitem()
+            os.close(fd)
+
+    def groups(self, machine_runs: Iterable[MachineRun]) -> list[OutputGroup]:
+        """Identical outputs grouped, largest group first; live while the run goes on.
+
+        Like ClusterShell's ``-b``, machines group only when their exit codes are equal too.
+        Machines that never ran (pending, skipped, not started) are left out.
+        """
+        buckets: dict[tuple[int | None, bytes, bytes], list[MachineId]] = {}
+        for mr in machine_runs:
+            if mr.state in (RunState.PENDING, RunState.SKIPPED, RunState.NOT_STARTED):
+                continue
+            out = self._streams[(mr.machine_id, Stream.STDOUT)]
+            err = self._streams[(mr.machine_id, Stream.STDERR)]
+            key = (mr.exit_code, out.digest.digest(), err.digest.digest())
+            buckets.setdefault(key, []).append(mr.machine_id)
+        groups = [
+            OutputGroup(
+                exit_code=key[0],
+                machine_ids=tuple(ids),
+                stdout_tail=self.tail(ids[0], Stream.STDOUT),
+                stderr_tail=self.tail(ids[0], Stream.STDERR),
+                key=key,
+            )
+            for key, ids in buckets.items()
+        ]
+        # Ties: the lower exit code first, as clush --diff picks its reference.
+        groups.sort(key=lambda g: (-g.size, g.exit_code if g.exit_code is not None else 1 << 31))
+        return groups
+
+    def _ensure_dir(self) -> None:
+        if not self._created_dir:
+            self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._created_dir = True
+
+    def _fd(self, path: Path) -> int:
+        fd = self._fds.get(path)
+        if fd is not None:
+            self._fds.move_to_end(path)
+            return fd
+        self._ensure_dir()
+        if len(self._fds) >= _OPEN_FILES:
+            _, oldest = self._fds.popitem(last=False)
+            os.close(oldest)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        self._fds[path] = fd
+        return fd

@@ -1,0 +1,80 @@
+"""One run, wired: the fan-out engine, its output store and the journal writer.
+
+Front ends (the CLI now, the TUI later) create a :class:`RunSession`, subscribe to its
+events if they want them, and await :meth:`RunSession.execute`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from core import config
+from core.backends.base import Backend
+from core.fanout import FanOut, FanoutOptions, Subscription, plan_run
+from core.journal import Journal, JournalWriter
+from core.model import Command, Machine, Run
+from core.output import OutputStore
+
+log = logging.getLogger(__name__)
+
+
+class RunSession:
+    """A run in progress, persisted as it goes."""
+
+    def __init__(
+        self,
+        run: Run,
+        backend_for: Callable[[Machine], Backend],
+        *,
+        options: FanoutOptions | None = None,
+        journal: Journal | None = None,
+        runs_root: Path | None = None,
+    ) -> None:
+        self.run = run
+        root = runs_root if runs_root is not None else config.runs_dir()
+        self.output = OutputStore(root / run.run_id)
+        self.fanout = FanOut(run, backend_for, self.output, options)
+        self.journal = journal
+        self._journal_events: Subscription | None = None
+        if journal is not None:
+            # The journal keeps every state event; it may drop output events, whose byte
+            # counts it reads from the live run state anyway.
+            self._journal_events = self.fanout.subscribe(max_pending=5_000)
+
+    @classmethod
+    def plan(
+        cls,
+        assignments: Sequence[tuple[Machine, Command]],
+        backend_for: Callable[[Machine], Backend],
+        *,
+        fleet: str = "",
+        target: str = "",
+        parent_run_id: str = "",
+        options: FanoutOptions | None = None,
+        journal: Journal | None = None,
+        runs_root: Path | None = None,
+    ) -> RunSession:
+        run = plan_run(assignments, fleet=fleet, target=target, parent_run_id=parent_run_id)
+        return cls(run, backend_for, options=options, journal=journal, runs_root=runs_root)
+
+    def subscribe(self, max_pending: int = 10_000) -> Subscription:
+        return self.fanout.subscribe(max_pending)
+
+    async def execute(self) -> Run:
+        """Run to the end; the journal holds the final state when this returns."""
+        writer: asyncio.Task[None] | None = None
+        if self.journal is not None and self._journal_events is not None:
+            consumer = JournalWriter(self.journal, self.run)
+            writer = asyncio.create_task(consumer.consume(self._journal_events))
+        log.info("run %s: %d machines", self.run.run_id, len(self.run.machines))
+        try:
+            await self.fanout.execute()
+        finally:
+            if writer is not None:
+                # Even when interrupted, let the journal record how the run ended.
+                await asyncio.shield(writer)
+            log.info("run %s finished: %s", self.run.run_id, self.run.summary())
+        return self.run

@@ -1,0 +1,127 @@
+"""The ``fleetrun`` command: headless subcommands, and (later) the TUI with none.
+
+Exit codes: 0 every targeted machine succeeded; 1 any failed, timed out, was skipped,
+canceled or not started; 2 bad input (a message, never a traceback); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from core import config
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+OUTPUT_FORMATS = ("table", "json", "jsonl")
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one clear message, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="fleetrun",
+        description="Run shell and PowerShell commands across a fleet of machines.",
+        epilog="Run 'fleetrun COMMAND --help' for a command's options.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser(
+        "run",
+        help="run a script on many machines",
+        description="Run a script on every machine of the fleet that matches --target.",
+    )
+    run.add_argument("--fleet", action="append", metavar="SOURCE", required=True,
+                     help="where machines come from: local (repeatable)")
+    run.add_argument("--target", default="", metavar="QUERY",
+                     help="filter: text, name:GLOB, tag:K=V, os:linux|windows, kind:, "
+                          "health:, ! negates")
+    run.add_argument("--shell", metavar="SCRIPT|@FILE",
+                     help="RunShellScript for the Linux machines (inline, or @path)")
+    run.add_argument("--powershell", metavar="SCRIPT|@FILE",
+                     help="RunPowerShellScript for the Windows machines (inline, or @path)")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="named parameter (an environment variable on Linux)")
+    run.add_argument("-a", "--arg", action="append", default=[], metavar="VALUE",
+                     help="unnamed parameter (a positional argument on Linux)")
+    run.add_argument("-P", "--protected", action="append", default=[], metavar="NAME",
+                     help="protected parameter; its value is read without echo, or from "
+                          "$FLEETRUN_SECRET_<NAME> when there is no terminal")
+    run.add_argument("--timeout", default="3600", metavar="S",
+                     help="seconds per machine, 0 for no limit (default 3600)")
+    run.add_argument("--concurrency", default="50", metavar="N|N%",
+                     help="machines running at once (default 50)")
+    run.add_argument("--max-errors", default=None, metavar="N|N%",
+                     help="after N failures start no new machine (default: never stop)")
+    run.add_argument("--canary", action="store_true",
+                     help="ramp up 1, 2, 4, ... machines, each wave after the last finished")
+    run.add_argument("--run-as", default="", metavar="USER", help="run the script as USER")
+    run.add_argument("--run-as-password", action="store_true",
+                     help="ask for USER's password (or read $FLEETRUN_SECRET_RUN_AS_PASSWORD)")
+    run.add_argument("-o", "--output", choices=OUTPUT_FORMATS, default=None,
+                     help="table (default on a terminal), json, or jsonl events")
+
+    hist = sub.add_parser("history", help="list past runs")
+    hist.add_argument("--limit", type=int, default=50, metavar="N")
+    hist.add_argument("-o", "--output", choices=("table", "json"), default="table")
+
+    show = sub.add_parser("show", help="show a past run, or one machine's output")
+    show.add_argument("run_id", metavar="RUN", help="run id (or a unique prefix)")
+    show.add_argument("machine", nargs="?", metavar="MACHINE", help="machine name or id")
+    show.add_argument("--full", action="store_true", help="the full output, not the 4 KB tail")
+    show.add_argument("--stream", choices=("stdout", "stderr"), default=None,
+                      help="with --full: only this stream")
+    show.add_argument("-o", "--output", choices=("table", "json"), default="table")
+
+    mach = sub.add_parser("machines", help="list machines and their health")
+    mach.add_argument("--fleet", action="append", metavar="SOURCE", required=True)
+    mach.add_argument("--target", default="", metavar="QUERY")
+    mach.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    return parser
+
+
+def _setup_logging() -> None:
+    handler = logging.FileHandler(config.log_path(), encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fleetrun`` console script."""
+    from tui import cli_commands  # deferred: keeps `fleetrun --help` fast
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_OK
+        _setup_logging()
+        return cli_commands.dispatch(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    # Go through the real module so its exception classes are the ones the commands raise.
+    from tui.cli import main as _main
+
+    sys.exit(_main())

@@ -1,0 +1,154 @@
+"""What each headless subcommand does."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+from core.backends.registry import Backends
+from core.fanout import FanoutOptions
+from core.inventory import FleetError, load_fleets
+from core.journal import Journal, JournalError
+from core.model import Command, CommandId, Machine, Run, RunState
+from core.query import QueryError, filter_machines
+from core.runner import RunSession
+from core.validate import ValidationError, raise_if_errors, validate_selection
+from tui import cli_render as render
+from tui.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from tui.cli_input import InputError, commands_from, describe_problems, limit_from
+
+
+def dispatch(args: Namespace) -> int:
+    handlers = {"run": cmd_run, "history": cmd_history, "show": cmd_show, "machines": cmd_machines}
+    try:
+        return handlers[args.command](args)
+    except (InputError, FleetError, QueryError, JournalError) as exc:
+        raise UsageError(str(exc)) from None
+    except ValidationError as exc:
+        raise UsageError(describe_problems(exc)) from None
+
+
+def _machines(args: Namespace, backends: Backends) -> list[Machine]:
+    machines = load_fleets(args.fleet)
+    selected = filter_machines(machines, args.target)
+    return asyncio.run(backends.refresh_health(selected)) if selected else selected
+
+
+def cmd_machines(args: Namespace) -> int:
+    machines = _machines(args, Backends())
+    if args.output == "json":
+        render.print_json([render.machine_json(m) for m in machines])
+    else:
+        render.machines_table(machines)
+    return EXIT_OK
+
+
+def _assign(machines: list[Machine], commands: dict[CommandId, Command]) -> list[tuple[Machine, Command]]:
+    """Each machine gets the command for its OS; a missing script type is bad input."""
+    pairs: list[tuple[Machine, Command]] = []
+    missing: dict[CommandId, list[str]] = {}
+    for machine in machines:
+        command_id = CommandId.for_os(machine.os)
+        command = commands.get(command_id)
+        if command is None:
+            missing.setdefault(command_id, []).append(machine.name)
+        else:
+            pairs.append((machine, command))
+    for command_id, names in missing.items():
+        flag = "--shell" if command_id is CommandId.SHELL else "--powershell"
+        os_name = command_id.os.value
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise InputError(
+            f"{flag}: {len(names)} {os_name} machine(s) selected but no {flag} script: {shown}; "
+            f"give {flag}, or leave them out with --target '!os:{os_name}'"
+        )
+    return pairs
+
+
+def cmd_run(args: Namespace) -> int:
+    commands = commands_from(args)
+    options = FanoutOptions(
+        concurrency=limit_from(args.concurrency, "concurrency"),
+        max_errors=limit_from(args.max_errors, "max_errors"),
+        canary=args.canary,
+    )
+    backends = Backends()
+    machines = load_fleets(args.fleet)
+    selected = filter_machines(machines, args.target)
+    if not selected:
+        where = f" match --target {args.target!r}" if args.target else " are in the fleet"
+        raise InputError(f"--target: no machines{where} ({len(machines)} in {', '.join(args.fleet)})")
+    pairs = _assign(selected, commands)
+    problems = validate_selection(pairs)
+    raise_if_errors(problems)
+    for problem in problems:
+        print(f"warning: {describe_problems(ValidationError([problem]))}", file=sys.stderr)
+
+    pairs = list(zip(asyncio.run(backends.refresh_health([m for m, _ in pairs])),
+                     [c for _, c in pairs], strict=True))
+    session = RunSession.plan(
+        pairs,
+        backends.for_machine,
+        fleet=",".join(args.fleet),
+        target=args.target,
+        options=options,
+        journal=Journal(_journal_path()),
+    )
+    output = args.output or ("table" if sys.stdout.isatty() else "json")
+    interrupted = False
+    try:
+        asyncio.run(render.follow_run(session, output))
+    except KeyboardInterrupt:
+        interrupted = True
+    run = session.run
+    if output == "json":
+        render.print_json(render.run_json(run, session.output))
+    elif output == "table":
+        render.run_report(run, session.output)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return run_exit_code(run)
+
+
+def run_exit_code(run: Run) -> int:
+    states = {mr.state for mr in run.machines.values()}
+    return EXIT_OK if states == {RunState.SUCCEEDED} else EXIT_FAILED
+
+
+def _journal_path() -> Path:
+    from core import config
+
+    return config.journal_path()
+
+
+def cmd_history(args: Namespace) -> int:
+    if args.limit < 1:
+        raise InputError(f"--limit: {args.limit} is not allowed; use 1 or more")
+    runs = Journal(_journal_path()).list_runs(limit=args.limit)
+    if args.output == "json":
+        render.print_json([render.run_record_json(r, with_machines=False) for r in runs])
+    else:
+        render.history_table(runs)
+    return EXIT_OK
+
+
+def cmd_show(args: Namespace) -> int:
+    record = Journal(_journal_path()).get_run(args.run_id)
+    if args.machine is None:
+        if args.full:
+            raise InputError("--full: name a MACHINE to show its full output")
+        if args.output == "json":
+            render.print_json(render.run_record_json(record, with_machines=True))
+        else:
+            render.show_run(record)
+        return EXIT_OK
+    machine = render.find_machine(record, args.machine)
+    if args.output == "json":
+        render.print_json(render.machine_record_json(machine, full=args.full))
+    elif args.full:
+        render.print_full_output(machine, args.stream)
+    else:
+        render.show_machine(record, machine)
+    return EXIT_OK
