@@ -10,14 +10,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.journal import MachineRecord, RunRecord
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from core.events import Event, Finished, OutputAppended, RunFinished, RunStarted, StateChanged, TailUpdated
-from core.journal import MachineRecord, RunRecord
+from core.events import (
+    Event,
+    Finished,
+    OutputAppended,
+    RunFinished,
+    RunStarted,
+    StateChanged,
+    TailUpdated,
+)
 from core.model import TAIL_BYTES, Machine, MachineRun, Run, RunState, Stream
 from core.output import OutputStore, decode_tail
 from core.runner import RunSession
@@ -37,7 +45,8 @@ GLYPHS: dict[RunState, tuple[str, str]] = {
 REFRESH_HZ = 10
 TAIL_LINES = 20
 
-out = Console(highlight=False, soft_wrap=False)
+# Piped output is read by people and grep alike: wide enough that ids never wrap.
+out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False)
 
 
@@ -182,24 +191,57 @@ def run_record_json(rec: RunRecord, *, with_machines: bool) -> dict[str, Any]:
 
 def event_json(event: Event, names: dict[str, str]) -> dict[str, Any]:
     if isinstance(event, RunStarted):
-        return {"event": "run_started", "run_id": event.run_id, "machines": event.machine_count,
-                "at": _iso(event.at)}
+        return {
+            "event": "run_started",
+            "run_id": event.run_id,
+            "machines": event.machine_count,
+            "at": _iso(event.at),
+        }
     if isinstance(event, RunFinished):
-        return {"event": "run_finished", "run_id": event.run_id, "summary": event.summary,
-                "stop_reason": event.stop_reason, "at": _iso(event.at)}
-    base = {"machine": names.get(event.machine_id, event.machine_id), "machine_id": event.machine_id}
+        return {
+            "event": "run_finished",
+            "run_id": event.run_id,
+            "summary": event.summary,
+            "stop_reason": event.stop_reason,
+            "at": _iso(event.at),
+        }
+    base = {
+        "machine": names.get(event.machine_id, event.machine_id),
+        "machine_id": event.machine_id,
+    }
     if isinstance(event, StateChanged):
-        return {"event": "state", **base, "state": event.state.value, "message": event.message,
-                "at": _iso(event.at)}
+        return {
+            "event": "state",
+            **base,
+            "state": event.state.value,
+            "message": event.message,
+            "at": _iso(event.at),
+        }
     if isinstance(event, OutputAppended):
-        return {"event": "output", **base, "stream": event.stream.value, "offset": event.offset,
-                "data": event.data.decode("utf-8", errors="replace")}
+        return {
+            "event": "output",
+            **base,
+            "stream": event.stream.value,
+            "offset": event.offset,
+            "data": event.data.decode("utf-8", errors="replace"),
+        }
     if isinstance(event, TailUpdated):
-        return {"event": "tail", **base, "stream": event.stream.value,
-                "tail": decode_tail(event.tail)}
+        return {
+            "event": "tail",
+            **base,
+            "stream": event.stream.value,
+            "tail": decode_tail(event.tail),
+        }
     assert isinstance(event, Finished)
-    return {"event": "finished", **base, "state": event.state.value, "exit_code": event.exit_code,
-            "started": _iso(event.started), "ended": _iso(event.ended), "error": event.error}
+    return {
+        "event": "finished",
+        **base,
+        "state": event.state.value,
+        "exit_code": event.exit_code,
+        "started": _iso(event.started),
+        "ended": _iso(event.ended),
+        "error": event.error,
+    }
 
 
 # -- following a run ----------------------------------------------------------------------
@@ -229,8 +271,11 @@ async def _follow_jsonl(session: RunSession) -> None:
                 batch = []
                 await asyncio.to_thread(_write_stdout, text)
         if events.dropped:
-            note = {"event": "dropped", "output_events": events.dropped,
-                    "hint": "the reader was slow; full output is in each machine's stdout_file"}
+            note = {
+                "event": "dropped",
+                "output_events": events.dropped,
+                "hint": "the reader was slow; full output is in each machine's stdout_file",
+            }
             await asyncio.to_thread(_write_stdout, json.dumps(note) + "\n")
 
     writer = asyncio.create_task(pump())
@@ -300,16 +345,27 @@ def run_report(run: Run, output: OutputStore) -> None:
         if group.stderr_tail:
             body.append(Text(_last_lines(group.stderr_tail), style="red"))
         title = f"{group.size} machine(s), exit {group.exit_code}: {members}"
-        out.print(Panel(Group(*body) if body else Text("(no output)", style="dim"),
-                        title=title, title_align="left", expand=False))
+        out.print(
+            Panel(
+                Group(*body) if body else Text("(no output)", style="dim"),
+                title=title,
+                title_align="left",
+                expand=False,
+            )
+        )
     table = Table(title=f"run {run.run_id}", title_justify="left")
     for col in ("machine", "state", "exit", "elapsed", "out", "err", "note"):
         table.add_column(col, justify="right" if col in ("exit", "out", "err") else "left")
     for mr in run.machines.values():
-        table.add_row(mr.machine.name, state_text(mr.state),
-                      "" if mr.exit_code is None else str(mr.exit_code),
-                      _elapsed(mr.started, mr.ended), f"{mr.stdout_bytes:,}",
-                      f"{mr.stderr_bytes:,}", mr.error)
+        table.add_row(
+            mr.machine.name,
+            state_text(mr.state),
+            "" if mr.exit_code is None else str(mr.exit_code),
+            _elapsed(mr.started, mr.ended),
+            f"{mr.stdout_bytes:,}",
+            f"{mr.stderr_bytes:,}",
+            mr.error,
+        )
     out.print(table)
     out.print(counts_text(run.summary()), Text(run.stop_reason, style="yellow"))
     out.print(Text(f"full output: fleetrun show {run.run_id} MACHINE --full", style="dim"))
@@ -325,21 +381,27 @@ def machines_table(machines: Iterable[Machine]) -> None:
         if m.health.detail:
             health.append(f" {m.health.detail}", style="dim")
         tags = " ".join(f"{k}={v}" for k, v in sorted(m.tags.items()))
-        table.add_row(m.name, m.kind.value, m.os.value, health, m.health.agent_version or "",
-                      m.location, tags)
+        table.add_row(
+            m.name, m.kind.value, m.os.value, health, m.health.agent_version or "", m.location, tags
+        )
     out.print(table)
 
 
 def history_table(runs: Iterable[RunRecord]) -> None:
     table = Table()
     for col in ("run", "created", "status", "machines", "results", "command"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("run", "created"))
     for rec in runs:
         first = rec.commands[0] if rec.commands else {}
         script = str(first.get("script", "")).strip().splitlines()
-        table.add_row(rec.run_id, rec.created.strftime("%Y-%m-%d %H:%M:%S"), rec.status,
-                      str(rec.machine_count), counts_text(rec.summary),
-                      (script[0][:40] if script else ""))
+        table.add_row(
+            rec.run_id,
+            rec.created.strftime("%Y-%m-%d %H:%M:%S"),
+            rec.status,
+            str(rec.machine_count),
+            counts_text(rec.summary),
+            (script[0][:40] if script else ""),
+        )
     out.print(table)
 
 
@@ -348,16 +410,30 @@ def show_run(rec: RunRecord) -> None:
     if rec.stop_reason:
         out.print(Text(rec.stop_reason, style="yellow"))
     for command in rec.commands:
-        params = ", ".join(f"{p['name'] or '(positional)'}={p['value']}" for p in command["parameters"])
-        out.print(Panel(Text(command["script"]), title=f"{command['command_id']}  {params}",
-                        title_align="left", expand=False))
+        params = ", ".join(
+            f"{p['name'] or '(positional)'}={p['value']}" for p in command["parameters"]
+        )
+        out.print(
+            Panel(
+                Text(command["script"]),
+                title=f"{command['command_id']}  {params}",
+                title_align="left",
+                expand=False,
+            )
+        )
     table = Table()
     for col in ("machine", "state", "exit", "elapsed", "out", "err", "note"):
         table.add_column(col)
     for m in rec.machines:
-        table.add_row(m.name, state_text(m.state), "" if m.exit_code is None else str(m.exit_code),
-                      _elapsed(m.started, m.ended), f"{m.stdout_bytes:,}", f"{m.stderr_bytes:,}",
-                      m.error)
+        table.add_row(
+            m.name,
+            state_text(m.state),
+            "" if m.exit_code is None else str(m.exit_code),
+            _elapsed(m.started, m.ended),
+            f"{m.stdout_bytes:,}",
+            f"{m.stderr_bytes:,}",
+            m.error,
+        )
     out.print(table)
 
 
@@ -375,14 +451,22 @@ def find_machine(rec: RunRecord, ref: str) -> MachineRecord:
 
 
 def show_machine(rec: RunRecord, m: MachineRecord) -> None:
-    out.print(f"[bold]{m.name}[/]  ", state_text(m.state),
-              f"  exit {m.exit_code}" if m.exit_code is not None else "")
+    out.print(
+        f"[bold]{m.name}[/]  ",
+        state_text(m.state),
+        f"  exit {m.exit_code}" if m.exit_code is not None else "",
+    )
     if m.error:
         out.print(Text(m.error, style="yellow"))
     for label, path in (("stdout", m.stdout_file), ("stderr", m.stderr_file)):
         tail = _file_tail(path)
-        out.print(Panel(Text(decode_tail(tail)) if tail else Text("(empty)", style="dim"),
-                        title=f"{label} (last {TAIL_BYTES} bytes)  {path}", title_align="left"))
+        out.print(
+            Panel(
+                Text(decode_tail(tail)) if tail else Text("(empty)", style="dim"),
+                title=f"{label} (last {TAIL_BYTES} bytes)  {path}",
+                title_align="left",
+            )
+        )
 
 
 def print_full_output(m: MachineRecord, stream: str | None) -> None:

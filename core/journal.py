@@ -1,0 +1,580 @@
+"""The run history: one SQLite database, written as runs go and read by history and show.
+
+Crash safety comes from WAL mode plus one committed transaction per batch: after a
+``kill -9`` everything committed is there. A run whose owning process is gone while its
+row still says ``running`` is reported (and stored) as interrupted when next read.
+
+Secrets never reach the database: commands are stored only as ``Command.redacted()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from core.events import Event, Finished, OutputAppended, RunFinished, RunStarted, StateChanged
+from core.model import MachineId, MachineRun, Run, RunState
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED_ERROR = "run interrupted: fleetrun stopped before this machine finished"
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY, created TEXT NOT NULL, ended TEXT,
+        parent_run_id TEXT NOT NULL DEFAULT '', fleet TEXT NOT NULL DEFAULT '',
+        target TEXT NOT NULL DEFAULT '', stop_reason TEXT NOT NULL DEFAULT '',
+        commands_json TEXT NOT NULL DEFAULT '[]',
+        pid INTEGER NOT NULL, pid_start TEXT NOT NULL DEFAULT '', host TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'running'
+            CHECK (status IN ('running', 'finished', 'interrupted'))
+    );
+    CREATE INDEX runs_newest_first ON runs (created DESC, run_id DESC);
+    CREATE INDEX runs_running ON runs (host) WHERE status = 'running';
+    CREATE TABLE machine_runs (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        machine_id TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, os TEXT NOT NULL,
+        location TEXT NOT NULL DEFAULT '', subscription TEXT NOT NULL DEFAULT '',
+        tags_json TEXT NOT NULL DEFAULT '{}', command_index INTEGER NOT NULL,
+        state TEXT NOT NULL, exit_code INTEGER, started TEXT, ended TEXT,
+        error TEXT NOT NULL DEFAULT '',
+        stdout_bytes INTEGER NOT NULL DEFAULT 0, stderr_bytes INTEGER NOT NULL DEFAULT 0,
+        stdout_file TEXT NOT NULL DEFAULT '', stderr_file TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, machine_id)
+    );
+    """,
+]
+"""Schema scripts in order; ``PRAGMA user_version`` counts how many were applied."""
+
+_RUN_COLUMNS = (
+    "run_id, created, ended, parent_run_id, fleet, target, stop_reason, commands_json, "
+    "pid, host, status"
+)
+_MACHINE_COLUMNS = (
+    "machine_id, name, kind, os, location, subscription, tags_json, command_index, state, "
+    "exit_code, started, ended, error, stdout_bytes, stderr_bytes, stdout_file, stderr_file"
+)
+_UPSERT_RUN = """
+    INSERT INTO runs (run_id, created, ended, parent_run_id, fleet, target, stop_reason,
+                      pid, pid_start, host, status)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (run_id) DO UPDATE SET
+        ended = excluded.ended, stop_reason = excluded.stop_reason, status = excluded.status
+"""
+_UPSERT_MACHINE = f"""
+    INSERT INTO machine_runs (run_id, {_MACHINE_COLUMNS})
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (run_id, machine_id) DO UPDATE SET
+        state = excluded.state, exit_code = excluded.exit_code, started = excluded.started,
+        ended = excluded.ended, error = excluded.error, stdout_bytes = excluded.stdout_bytes,
+        stderr_bytes = excluded.stderr_bytes, stdout_file = excluded.stdout_file,
+        stderr_file = excluded.stderr_file
+"""
+
+
+class JournalError(Exception):
+    """The journal cannot do what was asked; the message says why, for a person."""
+
+
+RunStatus = Literal["running", "finished", "interrupted"]
+
+
+@dataclass(frozen=True, slots=True)
+class MachineRecord:
+    """One machine's part of a recorded run."""
+
+    machine_id: MachineId
+    name: str
+    kind: str
+    os: str
+    location: str
+    subscription: str
+    tags: dict[str, str]
+    command_index: int
+    state: RunState
+    exit_code: int | None
+    started: datetime | None
+    ended: datetime | None
+    error: str
+    stdout_bytes: int
+    stderr_bytes: int
+    stdout_file: str
+    stderr_file: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A recorded run. ``machines`` is empty in :meth:`Journal.list_runs` results."""
+
+    run_id: str
+    created: datetime
+    ended: datetime | None
+    parent_run_id: str
+    fleet: str
+    target: str
+    stop_reason: str
+    commands: tuple[dict[str, Any], ...]
+    pid: int
+    host: str
+    status: RunStatus
+    summary: dict[str, int]
+    machine_count: int
+    machines: tuple[MachineRecord, ...] = ()
+
+    def command_for(self, machine: MachineRecord) -> dict[str, Any]:
+        """The (redacted) command a machine ran."""
+        return self.commands[machine.command_index]
+
+
+class Journal:
+    """The run history database. Thread-safe: one thread uses the connection at a time."""
+
+    def __init__(self, path: Path) -> None:
+        """Open or create the journal at ``path`` and bring its schema up to date.
+
+        Raises:
+            JournalError: the file is not a journal, or a newer fleetrun wrote it.
+        """
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                # Scripts and host names are sensitive; SQLite gives -wal/-shm the same mode.
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            # isolation_level=None: no implicit transactions, every one is explicit below.
+            self._conn = sqlite3.connect(
+                path, timeout=10.0, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL loses nothing on a process crash, only on power loss.
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot open the journal {path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock up front, so a batch never fails half-way on a
+        # lock upgrade; any error rolls the whole batch back.
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def _migrate(self) -> None:
+        def version() -> int:
+            return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+        if version() == len(MIGRATIONS):
+            return
+        with self._transaction() as conn:
+            current = version()  # again, under the write lock: another process may have won
+            if current > len(MIGRATIONS):
+                raise JournalError(
+                    f"the journal {self.path} has schema {current}, newer than this fleetrun "
+                    f"knows ({len(MIGRATIONS)}); upgrade fleetrun"
+                )
+            for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
+                for statement in _statements(script):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+
+    # -- writing -------------------------------------------------------------------------
+
+    def record_run(self, run: Run) -> None:
+        """Insert (or refresh) a run and every one of its machines as they are now."""
+        self._save_run(run, "running")
+
+    def finish_run(self, run: Run) -> None:
+        """Record the end of a run: its end time, stop reason and every machine."""
+        self._save_run(run, "finished")
+
+    def record_machines(self, run_id: str, machine_runs: Iterable[MachineRun]) -> None:
+        """Upsert the current state of some machines of a recorded run, all or nothing.
+
+        Raises:
+            JournalError: the run is not in the journal.
+        """
+        with self._transaction() as conn:
+            self._upsert_machines(conn, run_id, machine_runs)
+
+    def _save_run(self, run: Run, status: RunStatus) -> None:
+        row = (
+            run.run_id, _ts(run.created), _ts(run.ended), run.parent_run_id, run.fleet,
+            run.target, run.stop_reason, run.pid, _start_token(run.pid) or "",
+            socket.gethostname(), status,
+        )  # fmt: skip
+        with self._transaction() as conn:
+            conn.execute(_UPSERT_RUN, row)
+            self._upsert_machines(conn, run.run_id, run.machines.values())
+
+    @staticmethod
+    def _upsert_machines(
+        conn: sqlite3.Connection, run_id: str, machine_runs: Iterable[MachineRun]
+    ) -> None:
+        found = conn.execute("SELECT commands_json FROM runs WHERE run_id = ?", (run_id,))
+        stored = found.fetchone()
+        if stored is None:
+            raise JournalError(f"run {run_id} is not in the journal")
+        # The command list grows as machines bring commands it has not seen; commands
+        # that look the same once redacted are stored once.
+        commands: list[dict[str, Any]] = json.loads(stored[0])
+        known = len(commands)
+        index_of: dict[int, int] = {}
+        rows = []
+        for mr in machine_runs:
+            if id(mr.command) not in index_of:
+                redacted = mr.command.redacted()
+                if redacted not in commands:
+                    commands.append(redacted)
+                index_of[id(mr.command)] = commands.index(redacted)
+            m = mr.machine
+            rows.append((
+                run_id, m.id, m.name, str(m.kind), str(m.os), m.location, m.subscription,
+                json.dumps(dict(m.tags), ensure_ascii=False, sort_keys=True),
+                index_of[id(mr.command)], str(mr.state), mr.exit_code, _ts(mr.started),
+                _ts(mr.ended), mr.error, mr.stdout_bytes, mr.stderr_bytes, mr.stdout_file,
+                mr.stderr_file,
+            ))  # fmt: skip
+        if len(commands) != known:
+            conn.execute(
+                "UPDATE runs SET commands_json = ? WHERE run_id = ?",
+                (json.dumps(commands, ensure_ascii=False), run_id),
+            )
+        conn.executemany(_UPSERT_MACHINE, rows)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def list_runs(self, limit: int = 50) -> list[RunRecord]:
+        """The newest ``limit`` runs, newest first, with state counts but no machines."""
+        if limit < 1:
+            raise ValueError(f"limit must be 1 or more, not {limit}")
+        self._mark_interrupted()
+        newest = f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created DESC, run_id DESC LIMIT ?"
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(newest, (limit,)).fetchall()
+            counts = conn.execute(
+                "SELECT run_id, state, COUNT(*) FROM machine_runs WHERE run_id IN "
+                f"(SELECT run_id FROM ({newest})) GROUP BY run_id, state",
+                (limit,),
+            ).fetchall()
+        summaries: dict[str, dict[str, int]] = {}
+        for run_id, state, count in counts:
+            summaries.setdefault(run_id, {})[state] = count
+        return [_run_record(row, summaries.get(row[0], {}), ()) for row in rows]
+
+    def get_run(self, ref: str) -> RunRecord:
+        """A run with its machines, by id or by a prefix that only one run id has.
+
+        Raises:
+            JournalError: no run matches, or the prefix matches several.
+        """
+        ref = ref.strip()
+        if not ref:
+            raise JournalError("give a run id (or its first characters)")
+        self._mark_interrupted()
+        with self._transaction(write=False) as conn:
+            matching = "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY run_id"
+            ids = [r[0] for r in conn.execute(matching, (len(ref), ref))]
+            if ref in ids:
+                ids = [ref]
+            if not ids:
+                raise JournalError(f"no run matches {ref!r}; 'fleetrun history' lists runs")
+            if len(ids) > 1:
+                shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+                raise JournalError(
+                    f"{ref!r} matches {len(ids)} runs: {shown}; give more characters"
+                )
+            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", ids).fetchone()
+            machine_rows = conn.execute(
+                f"SELECT {_MACHINE_COLUMNS} FROM machine_runs WHERE run_id = ? ORDER BY rowid",
+                ids,
+            ).fetchall()
+        machines = tuple(_machine_record(r) for r in machine_rows)
+        summary: dict[str, int] = {}
+        for m in machines:
+            summary[str(m.state)] = summary.get(str(m.state), 0) + 1
+        return _run_record(row, summary, machines)
+
+    def _mark_interrupted(self) -> None:
+        """Store as interrupted every run of this host whose owning process is gone."""
+        with self._transaction(write=False) as conn:
+            running = conn.execute(
+                "SELECT run_id, pid, pid_start FROM runs WHERE status = 'running' AND host = ?",
+                (socket.gethostname(),),
+            ).fetchall()
+        # Checked outside the transaction: reading /proc needs no database lock.
+        gone = [run_id for run_id, pid, token in running if not _owner_alive(pid, token)]
+        if not gone:
+            return
+        with self._transaction() as conn:
+            for run_id in gone:
+                updated = conn.execute(
+                    "UPDATE runs SET status = 'interrupted' "
+                    "WHERE run_id = ? AND status = 'running'",
+                    (run_id,),
+                )
+                if updated.rowcount:
+                    # Keep what was received (exit codes, bytes, files, start times).
+                    conn.execute(
+                        "UPDATE machine_runs SET state = ?, error = ? WHERE run_id = ? "
+                        "AND state IN (?, ?, ?)",
+                        (str(RunState.UNKNOWN), INTERRUPTED_ERROR, run_id,
+                         str(RunState.PENDING), str(RunState.RUNNING), str(RunState.UNKNOWN)),
+                    )  # fmt: skip
+
+
+class JournalWriter:
+    """Persists one run from the engine's event stream, in batches, off the event loop.
+
+    Events only say which machines changed; the values written are read from the live
+    ``run.machines`` objects (copied on the loop, so a batch is never torn by the engine
+    mutating a machine while a worker thread reads it).
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        run: Run,
+        *,
+        max_delay: float = 0.2,
+        state_delay: float = 0.05,
+        max_dirty: int = 500,
+    ) -> None:
+        """Set up a writer; nothing happens until :meth:`consume`.
+
+        Args:
+            journal: where to write.
+            run: the live run the engine mutates.
+            max_delay: longest wait before changed output byte counts are written.
+            state_delay: how long state changes are coalesced before they are written.
+            max_dirty: write at once when this many machines have changed.
+        """
+        self.journal = journal
+        self.run = run
+        self.max_delay = max_delay
+        self.state_delay = state_delay
+        self.max_dirty = max_dirty
+        self.error: Exception | None = None
+        """The last write failure, None once a write succeeds again."""
+        self._dirty: dict[MachineId, None] = {}  # a set that keeps arrival order
+        self._deadline: float | None = None
+        self._wake = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+        self._recorded = False
+        self._closing = False
+
+    async def consume(self, events: AsyncIterator[Event]) -> None:
+        """Write the run as its events arrive; returns once its end is recorded."""
+        flusher = asyncio.create_task(self._flush_loop(), name="fleetrun:journal-flush")
+        finished: RunFinished | None = None
+        try:
+            async for event in events:
+                if isinstance(event, RunStarted):
+                    await self._flush()
+                elif isinstance(event, RunFinished):
+                    finished = event
+                    break
+                elif isinstance(event, StateChanged | Finished):
+                    self._mark(event.machine_id, self.state_delay)
+                elif isinstance(event, OutputAppended):
+                    self._mark(event.machine_id, self.max_delay)
+                if len(self._dirty) >= self.max_dirty:
+                    await self._flush()  # also paces reading: events wait in the queue
+        finally:
+            self._closing = True
+            self._wake.set()
+            await flusher
+        if finished is None and self.run.ended is None:
+            # The stream stopped early: keep the run 'running'; once this process is
+            # gone, readers show it as interrupted.
+            await self._flush()
+            return
+        snapshot = _snapshot(self.run)
+        if finished is not None:
+            snapshot.ended = snapshot.ended or finished.at
+            snapshot.stop_reason = snapshot.stop_reason or finished.stop_reason
+        async with self._write_lock:
+            await self._write(self.journal.finish_run, snapshot)
+
+    def _mark(self, machine_id: MachineId, delay: float) -> None:
+        self._dirty[machine_id] = None
+        due = time.monotonic() + delay
+        if self._deadline is None or due < self._deadline:
+            self._deadline = due
+            self._wake.set()
+
+    async def _flush_loop(self) -> None:
+        while not self._closing:
+            self._wake.clear()
+            if self._deadline is None:
+                await self._wake.wait()
+                continue
+            delay = self._deadline - time.monotonic()
+            if delay > 0:
+                # Woken early by an earlier deadline, or by closing.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                continue
+            await self._flush()
+
+    async def _flush(self) -> None:
+        async with self._write_lock:
+            self._deadline = None
+            if not self._recorded:
+                # The full record holds every machine, so it replaces any pending batch.
+                self._dirty.clear()
+                self._recorded = await self._write(self.journal.record_run, _snapshot(self.run))
+                if not self._recorded:
+                    self._deadline = time.monotonic() + self.max_delay
+                return
+            if not self._dirty:
+                return
+            ids = list(self._dirty)
+            self._dirty.clear()
+            machines = [replace(self.run.machines[i]) for i in ids if i in self.run.machines]
+            if not await self._write(self.journal.record_machines, self.run.run_id, machines):
+                for machine_id in ids:
+                    self._dirty.setdefault(machine_id)
+                self._deadline = time.monotonic() + self.max_delay
+
+    async def _write(self, write: Callable[..., None], *args: Any) -> bool:
+        try:
+            await asyncio.to_thread(write, *args)
+        except Exception as exc:
+            # A full disk must not stop the run: keep going, retry, say it once.
+            if self.error is None:
+                log.exception("journal write for run %s failed", self.run.run_id)
+            self.error = exc
+            return False
+        self.error = None
+        return True
+
+
+def _snapshot(run: Run) -> Run:
+    return replace(run, machines={mid: replace(mr) for mid, mr in run.machines.items()})
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a script, so a migration can run inside our own transaction."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if pending.strip():
+        yield pending
+
+
+def _ts(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    # Fixed width (always microseconds) so text order is time order.
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _state(text: str) -> RunState:
+    try:
+        return RunState(text)
+    except ValueError:  # written by a newer fleetrun
+        return RunState.UNKNOWN
+
+
+def _run_record(
+    row: tuple[Any, ...], summary: dict[str, int], machines: tuple[MachineRecord, ...]
+) -> RunRecord:
+    run_id, created, ended, parent, fleet, target, stop, commands, pid, host, status = row
+    return RunRecord(
+        run_id=run_id, created=datetime.fromisoformat(created), ended=_dt(ended),
+        parent_run_id=parent, fleet=fleet, target=target, stop_reason=stop,
+        commands=tuple(json.loads(commands)), pid=pid, host=host, status=cast(RunStatus, status),
+        summary=summary, machine_count=sum(summary.values()), machines=machines,
+    )  # fmt: skip
+
+
+def _machine_record(row: tuple[Any, ...]) -> MachineRecord:
+    (mid, name, kind, os_, location, subscription, tags, index, state, exit_code,
+     started, ended, error, out_bytes, err_bytes, out_file, err_file) = row  # fmt: skip
+    return MachineRecord(
+        machine_id=mid, name=name, kind=kind, os=os_, location=location,
+        subscription=subscription, tags=json.loads(tags), command_index=index,
+        state=_state(state), exit_code=exit_code, started=_dt(started), ended=_dt(ended),
+        error=error, stdout_bytes=out_bytes, stderr_bytes=err_bytes, stdout_file=out_file,
+        stderr_file=err_file,
+    )  # fmt: skip
+
+
+def _start_token(pid: int) -> str | None:
+    """When process ``pid`` started (``/proc/<pid>/stat`` field 22), to tell PID reuse.
+
+    Returns None when no such live process exists, "" when it exists but the start
+    time cannot be read (no /proc).
+    """
+    if pid <= 0:
+        return None  # os.kill(0 or -1, 0) would probe whole process groups
+    if sys.platform == "win32":
+        return ""  # there os.kill(pid, 0) would terminate it; assume it lives
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        if Path("/proc/self/stat").exists():
+            return None
+        try:  # no /proc (macOS, BSD): existence is all we can know
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return ""
+    except OSError:
+        return ""
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if fields and fields[0] in ("Z", "X"):
+        return None  # killed, just not reaped yet
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _owner_alive(pid: int, recorded_token: str) -> bool:
+    token = _start_token(pid)
+    if token is None:
+        return False
+    return not (recorded_token and token and token != recorded_token)
