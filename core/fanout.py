@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from core.backends.base import Backend
 from core.events import (
@@ -39,14 +39,9 @@ from core.model import (
     utc_now,
 )
 from core.output import OutputStore
+from core.validate import Limit
 
 log = logging.getLogger(__name__)
-
-
-class Limit(Protocol):
-    """A count or a percentage of the machines in the run (see ``core.validate.Limit``)."""
-
-    def resolve(self, total: int) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +88,7 @@ def plan_run(
 def rerun_assignments(
     run: Run, states: frozenset[RunState] | None = None
 ) -> list[tuple[Machine, Command]]:
-    """The machines to run again: by default failed ∪ timed out ∪ not started.
+    """The machines to run again: by default the failed, timed out and not started.
 
     The commands are the run's own objects, secrets included, so this works only while
     they are in memory.
@@ -174,9 +169,7 @@ class FanOut:
         self.run = run
         self.output = output
         self.options = options or FanoutOptions()
-        self._slots = {
-            mid: _Slot(mr, backend_for(mr.machine)) for mid, mr in run.machines.items()
-        }
+        self._slots = {mid: _Slot(mr, backend_for(mr.machine)) for mid, mr in run.machines.items()}
         self._queue: deque[MachineId] = deque()
         self._subscribers: list[Subscription] = []
         self._running = 0
@@ -250,7 +243,9 @@ class FanOut:
         if slot.task is None:
             with contextlib.suppress(ValueError):
                 self._queue.remove(machine_id)
-            self._finish(slot, Finished(machine_id, RunState.CANCELED, error="canceled before start"))
+            self._finish(
+                slot, Finished(machine_id, RunState.CANCELED, error="canceled before start")
+            )
             self._maybe_complete()
         else:
             slot.task.cancel()
@@ -282,16 +277,18 @@ class FanOut:
             task = asyncio.create_task(
                 self._drive(slot), name=f"fleetrun:{slot.machine_run.machine.name}"
             )
-            task.add_done_callback(lambda _t, slot=slot: self._on_machine_done(slot))
+            task.add_done_callback(functools.partial(self._on_machine_done, slot))
             slot.task = task
         if self._stop_reason and self._queue:
             while self._queue:
                 slot = self._slots[self._queue.popleft()]
                 error = f"not started: {self._stop_reason}"
-                self._finish(slot, Finished(slot.machine_run.machine_id, RunState.NOT_STARTED, error=error))
+                self._finish(
+                    slot, Finished(slot.machine_run.machine_id, RunState.NOT_STARTED, error=error)
+                )
         self._maybe_complete()
 
-    def _on_machine_done(self, slot: _Slot) -> None:
+    def _on_machine_done(self, slot: _Slot, _task: object = None) -> None:
         if not slot.finished:
             # Canceled before _drive took its first step, or by the whole run going away.
             mr = slot.machine_run
@@ -348,9 +345,16 @@ class FanOut:
                         await aclose()
         except TimeoutError:
             await self._stop_remote(slot)
-            self._finish(slot, Finished(machine.id, RunState.TIMED_OUT, exit_code=-1,
-                                        error=f"no result within the {command.timeout} s "
-                                              f"timeout (+{self.options.grace:g} s grace)"))
+            self._finish(
+                slot,
+                Finished(
+                    machine.id,
+                    RunState.TIMED_OUT,
+                    exit_code=-1,
+                    error=f"no result within the {command.timeout} s "
+                    f"timeout (+{self.options.grace:g} s grace)",
+                ),
+            )
         except asyncio.CancelledError:
             if not slot.cancel_requested:
                 raise
@@ -358,15 +362,24 @@ class FanOut:
             if current is not None:
                 current.uncancel()
             await self._stop_remote(slot)
-            self._finish(slot, Finished(machine.id, RunState.CANCELED, exit_code=None,
-                                        error="canceled by the user"))
+            self._finish(
+                slot,
+                Finished(
+                    machine.id, RunState.CANCELED, exit_code=None, error="canceled by the user"
+                ),
+            )
         except Exception as exc:  # a backend bug must fail one machine, not the run
             log.exception("backend failed for %s", machine.name)
-            self._finish(slot, Finished(machine.id, RunState.FAILED,
-                                        error=f"backend error: {type(exc).__name__}: {exc}"))
+            self._finish(
+                slot,
+                Finished(
+                    machine.id, RunState.FAILED, error=f"backend error: {type(exc).__name__}: {exc}"
+                ),
+            )
         if not slot.finished:
-            self._finish(slot, Finished(machine.id, RunState.FAILED,
-                                        error="backend ended without a result"))
+            self._finish(
+                slot, Finished(machine.id, RunState.FAILED, error="backend ended without a result")
+            )
 
     async def _stop_remote(self, slot: _Slot) -> None:
         machine = slot.machine_run.machine
@@ -412,12 +425,18 @@ class FanOut:
         self.output.finish(mr.machine_id)
         if event.state.counts_as_failure:
             self._failures += 1
-            if self._budget is not None and self._failures >= self._budget and not self._stop_reason:
+            if (
+                self._budget is not None
+                and self._failures >= self._budget
+                and not self._stop_reason
+            ):
                 self._stop_reason = (
                     f"error budget spent: {self._failures} of {self._runnable_total} machines "
                     f"failed (budget {self._budget})"
                 )
-        self._publish(Finished(mr.machine_id, mr.state, mr.exit_code, mr.started, mr.ended, mr.error))
+        self._publish(
+            Finished(mr.machine_id, mr.state, mr.exit_code, mr.started, mr.ended, mr.error)
+        )
 
     def _publish(self, event: Event) -> None:
         for sub in self._subscribers:

@@ -43,35 +43,87 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a script on many machines",
         description="Run a script on every machine of the fleet that matches --target.",
     )
-    run.add_argument("--fleet", action="append", metavar="SOURCE", required=True,
-                     help="where machines come from: local (repeatable)")
-    run.add_argument("--target", default="", metavar="QUERY",
-                     help="filter: text, name:GLOB, tag:K=V, os:linux|windows, kind:, "
-                          "health:, ! negates")
-    run.add_argument("--shell", metavar="SCRIPT|@FILE",
-                     help="RunShellScript for the Linux machines (inline, or @path)")
-    run.add_argument("--powershell", metavar="SCRIPT|@FILE",
-                     help="RunPowerShellScript for the Windows machines (inline, or @path)")
-    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-                     help="named parameter (an environment variable on Linux)")
-    run.add_argument("-a", "--arg", action="append", default=[], metavar="VALUE",
-                     help="unnamed parameter (a positional argument on Linux)")
-    run.add_argument("-P", "--protected", action="append", default=[], metavar="NAME",
-                     help="protected parameter; its value is read without echo, or from "
-                          "$FLEETRUN_SECRET_<NAME> when there is no terminal")
-    run.add_argument("--timeout", default="3600", metavar="S",
-                     help="seconds per machine, 0 for no limit (default 3600)")
-    run.add_argument("--concurrency", default="50", metavar="N|N%",
-                     help="machines running at once (default 50)")
-    run.add_argument("--max-errors", default=None, metavar="N|N%",
-                     help="after N failures start no new machine (default: never stop)")
-    run.add_argument("--canary", action="store_true",
-                     help="ramp up 1, 2, 4, ... machines, each wave after the last finished")
+    run.add_argument(
+        "--fleet",
+        action="append",
+        metavar="SOURCE",
+        required=True,
+        help="where machines come from: local (repeatable)",
+    )
+    run.add_argument(
+        "--target",
+        default="",
+        metavar="QUERY",
+        help="filter: text, name:GLOB, tag:K=V, os:linux|windows, kind:, health:, ! negates",
+    )
+    run.add_argument(
+        "--shell",
+        metavar="SCRIPT|@FILE",
+        help="RunShellScript for the Linux machines (inline, or @path)",
+    )
+    run.add_argument(
+        "--powershell",
+        metavar="SCRIPT|@FILE",
+        help="RunPowerShellScript for the Windows machines (inline, or @path)",
+    )
+    run.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="named parameter (an environment variable on Linux)",
+    )
+    run.add_argument(
+        "-a",
+        "--arg",
+        action="append",
+        default=[],
+        metavar="VALUE",
+        help="unnamed parameter (a positional argument on Linux)",
+    )
+    run.add_argument(
+        "-P",
+        "--protected",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="protected parameter; its value is read without echo, or from "
+        "$FLEETRUN_SECRET_<NAME> when there is no terminal",
+    )
+    run.add_argument(
+        "--timeout",
+        default="3600",
+        metavar="S",
+        help="seconds per machine, 0 for no limit (default 3600)",
+    )
+    run.add_argument(
+        "--concurrency", default="50", metavar="N|N%", help="machines running at once (default 50)"
+    )
+    run.add_argument(
+        "--max-errors",
+        default=None,
+        metavar="N|N%",
+        help="after N failures start no new machine (default: never stop)",
+    )
+    run.add_argument(
+        "--canary",
+        action="store_true",
+        help="ramp up 1, 2, 4, ... machines, each wave after the last finished",
+    )
     run.add_argument("--run-as", default="", metavar="USER", help="run the script as USER")
-    run.add_argument("--run-as-password", action="store_true",
-                     help="ask for USER's password (or read $FLEETRUN_SECRET_RUN_AS_PASSWORD)")
-    run.add_argument("-o", "--output", choices=OUTPUT_FORMATS, default=None,
-                     help="table (default on a terminal), json, or jsonl events")
+    run.add_argument(
+        "--run-as-password",
+        action="store_true",
+        help="ask for USER's password (or read $FLEETRUN_SECRET_RUN_AS_PASSWORD)",
+    )
+    run.add_argument(
+        "-o",
+        "--output",
+        choices=OUTPUT_FORMATS,
+        default=None,
+        help="table (default on a terminal), json, or jsonl events",
+    )
 
     hist = sub.add_parser("history", help="list past runs")
     hist.add_argument("--limit", type=int, default=50, metavar="N")
@@ -81,8 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("run_id", metavar="RUN", help="run id (or a unique prefix)")
     show.add_argument("machine", nargs="?", metavar="MACHINE", help="machine name or id")
     show.add_argument("--full", action="store_true", help="the full output, not the 4 KB tail")
-    show.add_argument("--stream", choices=("stdout", "stderr"), default=None,
-                      help="with --full: only this stream")
+    show.add_argument(
+        "--stream", choices=("stdout", "stderr"), default=None, help="with --full: only this stream"
+    )
     show.add_argument("-o", "--output", choices=("table", "json"), default="table")
 
     mach = sub.add_parser("machines", help="list machines and their health")

@@ -7,14 +7,15 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
+from core.journal import Journal, JournalError
+from core.validate import ValidationError, raise_if_errors, validate_selection
+
 from core.backends.registry import Backends
 from core.fanout import FanoutOptions
 from core.inventory import FleetError, load_fleets
-from core.journal import Journal, JournalError
 from core.model import Command, CommandId, Machine, Run, RunState
 from core.query import QueryError, filter_machines
 from core.runner import RunSession
-from core.validate import ValidationError, raise_if_errors, validate_selection
 from tui import cli_render as render
 from tui.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from tui.cli_input import InputError, commands_from, describe_problems, limit_from
@@ -45,7 +46,9 @@ def cmd_machines(args: Namespace) -> int:
     return EXIT_OK
 
 
-def _assign(machines: list[Machine], commands: dict[CommandId, Command]) -> list[tuple[Machine, Command]]:
+def _assign(
+    machines: list[Machine], commands: dict[CommandId, Command]
+) -> list[tuple[Machine, Command]]:
     """Each machine gets the command for its OS; a missing script type is bad input."""
     pairs: list[tuple[Machine, Command]] = []
     missing: dict[CommandId, list[str]] = {}
@@ -79,15 +82,22 @@ def cmd_run(args: Namespace) -> int:
     selected = filter_machines(machines, args.target)
     if not selected:
         where = f" match --target {args.target!r}" if args.target else " are in the fleet"
-        raise InputError(f"--target: no machines{where} ({len(machines)} in {', '.join(args.fleet)})")
+        raise InputError(
+            f"--target: no machines{where} ({len(machines)} in {', '.join(args.fleet)})"
+        )
     pairs = _assign(selected, commands)
     problems = validate_selection(pairs)
     raise_if_errors(problems)
-    for problem in problems:
-        print(f"warning: {describe_problems(ValidationError([problem]))}", file=sys.stderr)
+    if problems:
+        print(describe_problems(ValidationError(problems)), file=sys.stderr)
 
-    pairs = list(zip(asyncio.run(backends.refresh_health([m for m, _ in pairs])),
-                     [c for _, c in pairs], strict=True))
+    pairs = list(
+        zip(
+            asyncio.run(backends.refresh_health([m for m, _ in pairs])),
+            [c for _, c in pairs],
+            strict=True,
+        )
+    )
     session = RunSession.plan(
         pairs,
         backends.for_machine,
@@ -96,7 +106,7 @@ def cmd_run(args: Namespace) -> int:
         options=options,
         journal=Journal(_journal_path()),
     )
-    output = args.output or ("table" if sys.stdout.isatty() else "json")
+    output = args.output or "table"
     interrupted = False
     try:
         asyncio.run(render.follow_run(session, output))

@@ -8,8 +8,9 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
-from core.model import Command, CommandId, Parameter
 from core.validate import Limit, ValidationError, parse_limit
+
+from core.model import Command, CommandId, Parameter
 
 SECRET_ENV_PREFIX = "FLEETRUN_SECRET_"
 RUN_AS_PASSWORD_ENV = "FLEETRUN_SECRET_RUN_AS_PASSWORD"
@@ -90,8 +91,9 @@ def commands_from(args: Namespace) -> dict[CommandId, Command]:
     if args.run_as_password:
         if not args.run_as:
             raise InputError("--run-as-password: needs --run-as USER")
-        password = read_secret(f"password for {args.run_as}", RUN_AS_PASSWORD_ENV,
-                               interactive=interactive)
+        password = read_secret(
+            f"password for {args.run_as}", RUN_AS_PASSWORD_ENV, interactive=interactive
+        )
     commands: dict[CommandId, Command] = {}
     for command_id, flag, value in (
         (CommandId.SHELL, "--shell", args.shell),
@@ -126,5 +128,6 @@ def describe_problems(exc: ValidationError) -> str:
         label = FLAG_FOR_FIELD.get(problem.field.split("[")[0], problem.field)
         if problem.field.startswith("parameters"):
             label = f"parameter {problem.field.removeprefix('parameters')}"
-        lines.append(f"{label}: {problem.message}")
+        kind = "warning: " if problem.severity == "warning" else ""
+        lines.append(f"{label}: {kind}{problem.message}")
     return "\n".join(lines)
