@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from core.model import Command, CommandId, Machine, OsType, Parameter
+from core.model import Command, CommandId, Machine, MachineKind, OsType, Parameter
 
 __all__ = [
     "MAX_SCRIPT_BYTES",
@@ -110,7 +110,7 @@ def raise_if_errors(problems: Iterable[Problem]) -> None:
 # -- commands -----------------------------------------------------------------------------
 
 
-def validate_command(command: Command) -> list[Problem]:
+def validate_command(command: Command, *, azure_targets: bool = True) -> list[Problem]:
     """Checks one command against the service's rules.
 
     Parameters are referred to as ``parameters[i]`` with ``i`` their 0-based position in
@@ -118,6 +118,9 @@ def validate_command(command: Command) -> list[Problem]:
 
     Args:
         command: the command to check.
+        azure_targets: whether Azure's handler will run it. Only that handler appends
+            unnamed values unquoted; our local and SSH backends pass them intact, so the
+            warning about it is left out when no Azure machine gets the command.
 
     Returns:
         The problems found, in field order (script, timeout, parameters, run-as); empty
@@ -126,7 +129,7 @@ def validate_command(command: Command) -> list[Problem]:
     problems: list[Problem] = []
     problems += _check_script(command.script)
     problems += _check_timeout(command.timeout)
-    problems += _check_parameters(command)
+    problems += _check_parameters(command, azure_targets)
     problems += _check_run_as(command)
     return problems
 
@@ -161,7 +164,7 @@ def _check_timeout(timeout: object) -> list[Problem]:
     return []
 
 
-def _check_parameters(command: Command) -> list[Problem]:
+def _check_parameters(command: Command, azure_targets: bool) -> list[Problem]:
     powershell = command.command_id is CommandId.POWERSHELL
     problems: list[Problem] = []
     seen: dict[str, int] = {}
@@ -203,7 +206,7 @@ def _check_parameters(command: Command) -> list[Problem]:
                         "together)",
                     )
                 )
-        problems += _check_value(command, param, index, label)
+        problems += _check_value(command, param, index, label, azure_targets)
     return problems
 
 
@@ -213,7 +216,9 @@ def _label(param: Parameter, index: int) -> str:
     return f"{kind} {param.name!r}" if param.named else f"unnamed {kind} [{index}]"
 
 
-def _check_value(command: Command, param: Parameter, index: int, label: str) -> list[Problem]:
+def _check_value(
+    command: Command, param: Parameter, index: int, label: str, azure_targets: bool
+) -> list[Problem]:
     where = f"parameters[{index}].value"
     # Nothing in this function may quote param.value: it can be a protected secret.
     if "\x00" in param.value:
@@ -243,7 +248,7 @@ def _check_value(command: Command, param: Parameter, index: int, label: str) -> 
         else:
             message = _positional_shift_message(command, index, label)
         return [Problem(where, message, "warning")]
-    if linux and not param.named and not _SHELL_SAFE.fullmatch(param.value):
+    if azure_targets and linux and not param.named and not _SHELL_SAFE.fullmatch(param.value):
         return [
             Problem(
                 where,
@@ -344,8 +349,11 @@ def validate_selection(pairs: Sequence[tuple[Machine, Command]]) -> list[Problem
     problems: list[Problem] = []
     wrong_os: dict[CommandId, list[Machine]] = {}
     commands: dict[int, Command] = {}
+    azure_bound: set[int] = set()
     for machine, command in pairs:
         commands.setdefault(id(command), command)
+        if machine.kind in (MachineKind.VM, MachineKind.ARC):
+            azure_bound.add(id(command))
         if command.command_id.os is not machine.os:
             wrong_os.setdefault(command.command_id, []).append(machine)
     for command_id, machines in wrong_os.items():
@@ -354,7 +362,7 @@ def validate_selection(pairs: Sequence[tuple[Machine, Command]]) -> list[Problem
     several = len({c.command_id for c in commands.values()}) > 1
     seen: set[Problem] = set()
     for command in commands.values():
-        for found in validate_command(command):
+        for found in validate_command(command, azure_targets=id(command) in azure_bound):
             if several:
                 message = f"{command.command_id}: {found.message}"
                 found = Problem(found.field, message, found.severity)

@@ -462,3 +462,15 @@ def test_split_runnable_keeps_ready_and_unknown_and_skips_the_rest() -> None:
         "Unreachable",
     ]
     assert split_runnable([]) == ([], [])
+
+
+def test_unquoted_positional_warning_only_when_azure_runs_it() -> None:
+    command = Command(CommandId.SHELL, "echo $1", parameters=(Parameter("", "two words"),))
+    vm = linux("web-1")
+    local = Machine("local", "here", MachineKind.LOCAL, OsType.LINUX)
+
+    on_azure = validate_selection([(vm, command)])
+    assert [p.severity for p in on_azure] == ["warning"]
+    assert "unquoted" in on_azure[0].message
+    # Our own backends pass each value as one argument: nothing to warn about.
+    assert validate_selection([(local, command)]) == []
