@@ -1,0 +1,345 @@
+"""What every backend must do, as a user of :class:`core.backends.base.Backend` sees it.
+
+The semantics are the Azure Linux managed run-command handler's (RunCommandHandlerLinux v2),
+with fleetrun's documented improvements: exact argv values, whole-group kills, TimedOut and
+Canceled states. Each test runs against every harness in ``conftest.HARNESSES``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+
+import pytest
+
+from core.events import Finished, OutputAppended, StateChanged, TailUpdated
+from core.model import TAIL_BYTES, HealthStatus, Parameter, RunState, Stream
+from tests.contract.harness import BackendHarness, Result, command_lines, survivors
+
+# --- states and exit codes -------------------------------------------------------------
+
+
+async def test_running_first_then_one_finished_last(harness: BackendHarness) -> None:
+    result = await harness.collect(harness.command("echo hello"))
+    first, last = result.events[0], result.events[-1]
+    assert isinstance(first, StateChanged) and first.state is RunState.RUNNING
+    assert isinstance(last, Finished)
+    assert sum(isinstance(e, Finished) for e in result.events) == 1
+    assert all(e.machine_id == harness.linux_machine().id for e in result.events)
+
+
+async def test_exit_zero_succeeds(harness: BackendHarness) -> None:
+    result = await harness.collect(harness.command("true"))
+    finished = result.finished
+    assert finished.state is RunState.SUCCEEDED
+    assert finished.exit_code == 0
+    assert finished.error == ""
+    assert finished.started is not None and finished.ended is not None
+    assert finished.started <= finished.ended
+
+
+async def test_nonzero_exit_fails_with_that_code(harness: BackendHarness) -> None:
+    finished = (await harness.collect(harness.command("echo partial; exit 3"))).finished
+    assert finished.state is RunState.FAILED
+    assert finished.exit_code == 3
+    assert "3" in finished.error
+
+
+async def test_killed_by_a_signal_fails_with_minus_one(harness: BackendHarness) -> None:
+    finished = (await harness.collect(harness.command("kill -KILL $$"))).finished
+    assert finished.state is RunState.FAILED
+    assert finished.exit_code == -1
+    assert finished.error
+
+
+# --- how the script runs ---------------------------------------------------------------
+
+
+async def test_script_without_shebang_runs_under_bash(harness: BackendHarness) -> None:
+    result = await harness.collect(harness.command('printf "%s" "${BASH_VERSION:-none}"'))
+    assert re.fullmatch(rb"\d+\.\d+.*", result.stdout), result.stdout
+
+
+async def test_shebang_is_honoured(harness: BackendHarness) -> None:
+    script = "#!/bin/cat\nthis file is printed by cat, not run\n"
+    result = await harness.collect(harness.command(script))
+    assert result.stdout == script.encode()
+
+
+async def test_script_runs_verbatim_without_crlf_fix(harness: BackendHarness) -> None:
+    result = await harness.collect(harness.command("printf '%s' ok\r\n"))
+    # bash sees the CR as part of the word: proof that nobody turned CRLF into LF
+    assert result.stdout == b"ok\r"
+
+
+# --- output ----------------------------------------------------------------------------
+
+
+async def test_stdout_and_stderr_are_separate(harness: BackendHarness) -> None:
+    result = await harness.collect(harness.command("echo out; echo err >&2; echo out2"))
+    assert result.stdout == b"out\nout2\n"
+    assert result.stderr == b"err\n"
+
+
+async def test_full_output_is_byte_exact(harness: BackendHarness) -> None:
+    script = (
+        "printf 'line one\\n'; printf 'two\\tparts\\r\\n'; printf '  spaced  \\n\\n'\n"
+        "printf 'héllo ✓\\n' >&2; printf 'no newline at end'\n"
+    )
+    result = await harness.collect(harness.command(script))
+    assert result.stdout == b"line one\ntwo\tparts\r\n  spaced  \n\nno newline at end"
+    assert result.stderr == "héllo ✓\n".encode()
+
+
+async def test_binary_output_is_intact(harness: BackendHarness) -> None:
+    every_byte = "".join(f"\\{i:03o}" for i in range(256))
+    script = f"printf '{every_byte}'; printf '{every_byte}' >&2"
+    result = await harness.collect(harness.command(script))
+    assert result.stdout == bytes(range(256))
+    assert result.stderr == bytes(range(256))
+
+
+async def test_large_output_arrives_complete(harness: BackendHarness) -> None:
+    size = 20_000_000
+    script = f"head -c {size} /dev/zero | tr '\\0' x"
+    result = await harness.collect(harness.command(script), keep_output=False)
+    expected = hashlib.sha256()
+    for _ in range(size // 1_000_000):
+        expected.update(b"x" * 1_000_000)
+    assert result.finished.state is RunState.SUCCEEDED
+    assert result.sizes[Stream.STDOUT] == size
+    assert result.hashes[Stream.STDOUT].hexdigest() == expected.hexdigest()
+    assert result.tails[Stream.STDOUT] == b"x" * TAIL_BYTES
+
+
+# --- 4 KB tails ------------------------------------------------------------------------
+
+
+async def test_tail_is_the_last_4096_bytes_of_each_stream(harness: BackendHarness) -> None:
+    result = await harness.collect(harness.command("seq 1 3000; seq 5001 8000 >&2"))
+    assert len(result.stdout) > 2 * TAIL_BYTES and len(result.stderr) > 2 * TAIL_BYTES
+    assert result.tails[Stream.STDOUT] == result.stdout[-TAIL_BYTES:]
+    assert result.tails[Stream.STDERR] == result.stderr[-TAIL_BYTES:]
+
+
+async def test_short_output_tail_is_the_whole_output(harness: BackendHarness) -> None:
+    result = await harness.collect(harness.command("echo short; echo also >&2"))
+    assert result.tails[Stream.STDOUT] == b"short\n"
+    assert result.tails[Stream.STDERR] == b"also\n"
+
+
+async def test_tails_are_reported_before_finished(harness: BackendHarness) -> None:
+    result = await harness.collect(harness.command("echo out"))
+    finished_at = len(result.events) - 1
+    tail_at = max(i for i, e in enumerate(result.events) if isinstance(e, TailUpdated))
+    assert tail_at < finished_at
+    assert result.tails[Stream.STDOUT] == b"out\n"
+    assert result.tails.get(Stream.STDERR, b"") == b""
+
+
+async def test_tail_is_cut_in_bytes_even_inside_a_character(harness: BackendHarness) -> None:
+    # 2000 three-byte characters: 6000 bytes, and 6000 - 4096 is not a multiple of 3
+    script = "for i in $(seq 2000); do printf '✓'; done"
+    result = await harness.collect(harness.command(script))
+    tail = result.tails[Stream.STDOUT]
+    assert result.stdout == "✓".encode() * 2000
+    assert tail == result.stdout[-TAIL_BYTES:]
+    assert 0x80 <= tail[0] <= 0xBF  # starts mid-character: bytes, not text
+    with pytest.raises(UnicodeDecodeError):
+        tail.decode("utf-8")
+
+
+# --- parameters ------------------------------------------------------------------------
+
+
+async def test_named_parameter_is_an_environment_variable(harness: BackendHarness) -> None:
+    result = await harness.collect(
+        harness.command('printf "%s|%s" "$GREETING" "$#"', Parameter("GREETING", "hello"))
+    )
+    assert result.stdout == b"hello|0"
+
+
+async def test_unnamed_parameters_are_positional_in_order(harness: BackendHarness) -> None:
+    params = [Parameter("", v) for v in ("a", "b", "c")]
+    result = await harness.collect(harness.command('printf \'%s|\' "$#" "$@"', *params))
+    assert result.stdout == b"3|a|b|c|"
+
+
+async def test_protected_named_parameter_is_an_environment_variable(
+    harness: BackendHarness,
+) -> None:
+    param = Parameter("TOKEN", "s3cret", protected=True)
+    result = await harness.collect(harness.command('printf "%s" "$TOKEN"', param))
+    assert result.stdout == b"s3cret"
+
+
+async def test_public_parameters_come_before_protected_ones(harness: BackendHarness) -> None:
+    params = [
+        Parameter("", "secret1", protected=True),
+        Parameter("", "public1"),
+        Parameter("", "secret2", protected=True),
+        Parameter("", "public2"),
+    ]
+    result = await harness.collect(harness.command("printf '%s|' \"$@\"", *params))
+    assert result.stdout == b"public1|public2|secret1|secret2|"
+
+
+async def test_empty_named_parameter_is_not_set(harness: BackendHarness) -> None:
+    name = f"FLEETRUN_EMPTY_{secrets.token_hex(4).upper()}"
+    script = f'printf "%s" "${{{name}+set}}"; printf "|%s" "${{FULL+set}}"'
+    params = (Parameter(name, ""), Parameter("FULL", "x"))
+    result = await harness.collect(harness.command(script, *params))
+    assert result.stdout == b"|set"
+
+
+async def test_empty_unnamed_parameter_is_skipped(harness: BackendHarness) -> None:
+    params = [Parameter("", "a"), Parameter("", ""), Parameter("", "b", protected=True)]
+    result = await harness.collect(harness.command('printf \'%s|\' "$#" "$@"', *params))
+    assert result.stdout == b"2|a|b|"
+
+
+AWKWARD_VALUES = [
+    "with space",
+    "  leading and trailing  ",
+    "it's",
+    'say "hi"',
+    "$HOME and ${PATH} and $(echo injected) and `echo injected`",
+    "back\\slash\\n",
+    "line1\nline2\n",
+    "tab\there",
+    "héllo ✓",
+    "*",
+    "; echo injected",
+    "-n",
+]
+
+
+async def test_unnamed_values_arrive_byte_exact(harness: BackendHarness) -> None:
+    params = [Parameter("", v) for v in AWKWARD_VALUES]
+    result = await harness.collect(harness.command("printf '%s\\0' \"$@\"", *params))
+    assert result.stdout.split(b"\0")[:-1] == [v.encode() for v in AWKWARD_VALUES]
+
+
+async def test_named_values_arrive_byte_exact(harness: BackendHarness) -> None:
+    params = [Parameter(f"V{i}", v, protected=i % 2 == 1) for i, v in enumerate(AWKWARD_VALUES)]
+    names = " ".join(f'"$V{i}"' for i in range(len(AWKWARD_VALUES)))
+    result = await harness.collect(harness.command(f"printf '%s\\0' {names}", *params))
+    assert result.stdout.split(b"\0")[:-1] == [v.encode() for v in AWKWARD_VALUES]
+
+
+# --- no secret and no script on any command line ---------------------------------------
+
+
+async def _command_lines_while_running(
+    harness: BackendHarness, script: str, *params: Parameter
+) -> tuple[list[bytes], bytes]:
+    """Every command line on this machine, taken while ``script`` runs, and its stdout."""
+    running = harness.start(harness.command(script + "\necho ready; sleep 30", *params))
+    try:
+        await running.wait_for("ready")
+        return command_lines(), running.result.stdout
+    finally:
+        await harness.backend.cancel(harness.linux_machine(), running.run_id)
+        await running.finish()
+
+
+async def test_protected_value_is_on_no_command_line(harness: BackendHarness) -> None:
+    secret = f"secret-{secrets.token_hex(12)}"
+    lines, stdout = await _command_lines_while_running(
+        harness, 'printf "len=%s\\n" "${#TOKEN}"', Parameter("TOKEN", secret, protected=True)
+    )
+    assert f"len={len(secret)}".encode() in stdout  # it did reach the script
+    assert len(lines) > 1
+    assert not [line for line in lines if secret.encode() in line]
+
+
+async def test_script_text_is_on_no_command_line(harness: BackendHarness) -> None:
+    marker = f"marker{secrets.token_hex(12)}"
+    lines, stdout = await _command_lines_while_running(harness, f": {marker}")
+    assert stdout == b"ready\n"
+    assert not [line for line in lines if marker.encode() in line]
+
+
+# --- timeout and cancel ----------------------------------------------------------------
+
+# The PIDs a script prints are checked in this machine's /proc: for every harness the
+# script's processes live here (see harness.py).
+PIDS_SCRIPT = 'sleep 300 & echo "child $!"; echo "main $$"; sleep 300'
+
+
+def _pids(stdout: bytes) -> list[int]:
+    return [int(p) for p in re.findall(rb"(?:child|main) (\d+)", stdout)]
+
+
+async def test_timeout_kills_the_script_and_its_children(harness: BackendHarness) -> None:
+    result = await harness.collect(harness.command(PIDS_SCRIPT, timeout=2))
+    finished = result.finished
+    assert finished.state is RunState.TIMED_OUT
+    assert finished.exit_code == -1
+    assert "2" in finished.error
+    assert 2 <= result.elapsed < 6
+    pids = _pids(result.stdout)
+    assert len(pids) == 2
+    assert await survivors(pids) == []
+
+
+async def test_cancelling_the_task_kills_everything(harness: BackendHarness) -> None:
+    running = harness.start(harness.command(PIDS_SCRIPT))
+    await running.wait_for(r"main \d+")
+    pids = _pids(running.result.stdout)
+    assert len(pids) == 2
+    running.task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running.finish()
+    assert not [e for e in running.result.events if isinstance(e, Finished)]
+    assert await survivors(pids) == []
+    await harness.backend.cancel(harness.linux_machine(), running.run_id)  # harmless now
+
+
+async def test_cancel_from_outside_ends_the_run_as_canceled(harness: BackendHarness) -> None:
+    running = harness.start(harness.command(PIDS_SCRIPT))
+    await running.wait_for(r"main \d+")
+    pids = _pids(running.result.stdout)
+    await harness.backend.cancel(harness.linux_machine(), running.run_id)
+    result = await running.finish()
+    assert result.finished.state is RunState.CANCELED
+    assert isinstance(result.events[-1], Finished)
+    assert await survivors(pids) == []
+    await harness.backend.cancel(harness.linux_machine(), running.run_id)  # twice is fine
+
+
+async def test_cancel_of_an_unknown_run_is_harmless(harness: BackendHarness) -> None:
+    await harness.backend.cancel(harness.linux_machine(), "never-started")
+    result = await harness.collect(harness.command("echo fine"))
+    assert result.stdout == b"fine\n"
+
+
+async def test_other_runs_survive_a_cancel(harness: BackendHarness) -> None:
+    victim = harness.start(harness.command("echo ready; sleep 30"))
+    bystander = harness.start(harness.command("echo ready; sleep 1; echo done"))
+    await victim.wait_for("ready")
+    await bystander.wait_for("ready")
+    await harness.backend.cancel(harness.linux_machine(), victim.run_id)
+    assert (await victim.finish()).finished.state is RunState.CANCELED
+    survivor = await bystander.finish()
+    assert survivor.finished.state is RunState.SUCCEEDED
+    assert survivor.stdout == b"ready\ndone\n"
+
+
+# --- health ----------------------------------------------------------------------------
+
+
+async def test_health_of_the_machine_is_ready(harness: BackendHarness) -> None:
+    machine = harness.linux_machine()
+    health = await harness.backend.check_health([machine])
+    assert set(health) == {machine.id}
+    assert health[machine.id].status is HealthStatus.READY
+
+
+def test_harness_rejects_gaps_in_offsets() -> None:
+    result = Result()
+    result.add(OutputAppended("m", Stream.STDOUT, 0, b"ab"), keep_output=True)
+    with pytest.raises(AssertionError, match="not contiguous"):
+        result.add(OutputAppended("m", Stream.STDOUT, 3, b"c"), keep_output=True)
