@@ -16,9 +16,10 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+from core.journal import Journal
+
 from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
 from core.fanout import FanOut
-from core.journal import Journal
 from core.model import (
     Command,
     CommandId,
@@ -47,7 +48,9 @@ class NoopBackend:
     async def check_health(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
         return {m.id: Health(HealthStatus.READY) for m in machines}
 
-    async def run(self, machine: Machine, command: Command, *, run_id: str) -> AsyncIterator[MachineEvent]:
+    async def run(
+        self, machine: Machine, command: Command, *, run_id: str
+    ) -> AsyncIterator[MachineEvent]:
         started = utc_now()
         yield StateChanged(machine.id, RunState.RUNNING)
         yield OutputAppended(machine.id, Stream.STDOUT, 0, b"hi\n")
@@ -62,8 +65,13 @@ class NoopBackend:
 def _fleet(n: int) -> tuple[list[Machine], dict[MachineId, float]]:
     rng = random.Random(n)
     machines = [
-        Machine(f"m{i:05d}", f"m{i:05d}", MachineKind.LOCAL, OsType.LINUX,
-                health=Health(HealthStatus.READY))
+        Machine(
+            f"m{i:05d}",
+            f"m{i:05d}",
+            MachineKind.LOCAL,
+            OsType.LINUX,
+            health=Health(HealthStatus.READY),
+        )
         for i in range(n)
     ]
     return machines, {m.id: rng.uniform(0.2, 1.0) for m in machines}
@@ -77,8 +85,9 @@ async def _measure(n: int, *, journal: bool, root: Path) -> tuple[float, float, 
     gc.collect()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     if journal:
-        session = RunSession.plan(pairs, lambda _m: backend,
-                                  journal=Journal(root / f"j{n}.sqlite3"), runs_root=root)
+        session = RunSession.plan(
+            pairs, lambda _m: backend, journal=Journal(root / f"j{n}.sqlite3"), runs_root=root
+        )
         run = await session.execute()
     else:
         from core.fanout import plan_run
@@ -94,15 +103,19 @@ async def _measure(n: int, *, journal: bool, root: Path) -> tuple[float, float, 
 def main(quick: bool = False) -> None:
     sizes = SIZES[:2] if quick else SIZES
     print("bench/fanout: N machines, no-op backend (0.2-1.0 s each), unlimited concurrency")
-    print(f"{'N':>7} {'mode':<16} {'wall s':>8} {'ideal s':>8} {'wall/ideal':>10} "
-          f"{'CPU s':>7} {'CPU/machine':>12}")
+    print(
+        f"{'N':>7} {'mode':<16} {'wall s':>8} {'ideal s':>8} {'wall/ideal':>10} "
+        f"{'CPU s':>7} {'CPU/machine':>12}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             for journal in (False, True):
                 wall, ideal, cpu = asyncio.run(_measure(n, journal=journal, root=Path(tmp)))
                 mode = "engine+journal" if journal else "engine+output"
-                print(f"{n:>7} {mode:<16} {wall:>8.2f} {ideal:>8.2f} {wall / ideal:>10.2f} "
-                      f"{cpu:>7.2f} {cpu / n * 1e6:>9.0f} µs")
+                print(
+                    f"{n:>7} {mode:<16} {wall:>8.2f} {ideal:>8.2f} {wall / ideal:>10.2f} "
+                    f"{cpu:>7.2f} {cpu / n * 1e6:>9.0f} µs"
+                )
 
 
 if __name__ == "__main__":

@@ -11,10 +11,15 @@ BENCHMARKS = ("fanout",)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
-    parser.add_argument("names", nargs="*", default=list(BENCHMARKS), choices=BENCHMARKS)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = parser.parse_args(argv)
-    for name in args.names:
+    unknown = sorted(set(args.names) - set(BENCHMARKS))
+    if unknown:
+        parser.error(
+            f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}"
+        )
+    for name in args.names or BENCHMARKS:
         module = importlib.import_module(f"bench.{name}")
         module.main(quick=args.quick)
     return 0

@@ -52,7 +52,9 @@ class FakeBackend:
     async def check_health(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
         return {m.id: m.health for m in machines}
 
-    async def run(self, machine: Machine, command: Command, *, run_id: str) -> AsyncIterator[MachineEvent]:
+    async def run(
+        self, machine: Machine, command: Command, *, run_id: str
+    ) -> AsyncIterator[MachineEvent]:
         sc = self.scenarios.get(machine.id, self.default)
         self.started.append(machine.id)
         self.running += 1
@@ -96,7 +98,11 @@ class FakeBackend:
 def machines(count: int, *, prefix: str = "m", unhealthy: Sequence[int] = ()) -> list[Machine]:
     result = []
     for i in range(count):
-        health = Health(HealthStatus.NOT_READY, "agent silent") if i in unhealthy else Health(HealthStatus.READY)
+        health = (
+            Health(HealthStatus.NOT_READY, "agent silent")
+            if i in unhealthy
+            else Health(HealthStatus.READY)
+        )
         result.append(
             Machine(
                 id=f"{prefix}{i:03d}",

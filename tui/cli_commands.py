@@ -7,15 +7,14 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
-from core.journal import Journal, JournalError
-from core.validate import ValidationError, raise_if_errors, validate_selection
-
 from core.backends.registry import Backends
 from core.fanout import FanoutOptions
 from core.inventory import FleetError, load_fleets
+from core.journal import Journal, JournalError
 from core.model import Command, CommandId, Machine, Run, RunState
 from core.query import QueryError, filter_machines
 from core.runner import RunSession
+from core.validate import ValidationError, raise_if_errors, validate_selection
 from tui import cli_render as render
 from tui.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from tui.cli_input import InputError, commands_from, describe_problems, limit_from

@@ -8,9 +8,8 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
-from core.validate import Limit, ValidationError, parse_limit
-
 from core.model import Command, CommandId, Parameter
+from core.validate import Limit, ValidationError, parse_limit
 
 SECRET_ENV_PREFIX = "FLEETRUN_SECRET_"
 RUN_AS_PASSWORD_ENV = "FLEETRUN_SECRET_RUN_AS_PASSWORD"

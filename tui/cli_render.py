@@ -10,7 +10,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.journal import MachineRecord, RunRecord
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,6 +25,7 @@ from core.events import (
     StateChanged,
     TailUpdated,
 )
+from core.journal import MachineRecord, RunRecord
 from core.model import TAIL_BYTES, Machine, MachineRun, Run, RunState, Stream
 from core.output import OutputStore, decode_tail
 from core.runner import RunSession

@@ -36,7 +36,9 @@ CliRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def cli(home: Home) -> CliRunner:
-    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [FLEETRUN, *args],
             capture_output=True,

@@ -67,8 +67,18 @@ def test_protected_value_is_never_written_or_shown(cli: CliRunner, home: Home) -
     # The script proves it got the value without ever printing it.
     digest = hashlib.sha256(CANARY.encode()).hexdigest()
     script = f'test "$(printf %s "$TOKEN" | sha256sum | cut -d" " -f1)" = {digest} && echo token-ok'
-    result = cli("run", "--fleet", "local", "--shell", script, "-P", "TOKEN", "-o", "json",
-                 env={"FLEETRUN_SECRET_TOKEN": CANARY})
+    result = cli(
+        "run",
+        "--fleet",
+        "local",
+        "--shell",
+        script,
+        "-P",
+        "TOKEN",
+        "-o",
+        "json",
+        env={"FLEETRUN_SECRET_TOKEN": CANARY},
+    )
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["machines"][0]["stdout"] == "token-ok\n"
@@ -76,8 +86,13 @@ def test_protected_value_is_never_written_or_shown(cli: CliRunner, home: Home) -
 
     outputs = [result.stdout, result.stderr]
     run_id = doc["run_id"]
-    for args in (["history"], ["history", "-o", "json"], ["show", run_id],
-                 ["show", run_id, "-o", "json"], ["show", run_id, doc["machines"][0]["machine"]]):
+    for args in (
+        ["history"],
+        ["history", "-o", "json"],
+        ["show", run_id],
+        ["show", run_id, "-o", "json"],
+        ["show", run_id, doc["machines"][0]["machine"]],
+    ):
         shown = cli(*args)
         assert shown.returncode == 0, shown.stderr
         outputs += [shown.stdout, shown.stderr]
@@ -92,10 +107,21 @@ def test_protected_value_is_never_written_or_shown(cli: CliRunner, home: Home) -
 
 def test_journal_survives_kill_9_mid_run(cli: CliRunner, home: Home) -> None:
     proc = subprocess.Popen(
-        [FLEETRUN, "run", "--fleet", "local", "-o", "jsonl",
-         "--shell", "echo started; echo pgid=$(ps -o pgid= $$ | tr -d ' '); exec sleep 60"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        env=home.env(), text=True,
+        [
+            FLEETRUN,
+            "run",
+            "--fleet",
+            "local",
+            "-o",
+            "jsonl",
+            "--shell",
+            "echo started; echo pgid=$(ps -o pgid= $$ | tr -d ' '); exec sleep 60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=home.env(),
+        text=True,
     )
     pgid = 0
     try:
@@ -132,8 +158,14 @@ def test_journal_survives_kill_9_mid_run(cli: CliRunner, home: Home) -> None:
 
 
 def _peak_rss_kb(args: list[str], home: Home) -> tuple[int, subprocess.CompletedProcess[str]]:
-    proc = subprocess.Popen([FLEETRUN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, env=home.env(), text=True)
+    proc = subprocess.Popen(
+        [FLEETRUN, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=home.env(),
+        text=True,
+    )
     peak = 0
     status = Path(f"/proc/{proc.pid}/status")
     while proc.poll() is None:
@@ -150,10 +182,20 @@ def _peak_rss_kb(args: list[str], home: Home) -> tuple[int, subprocess.Completed
 
 def test_50_mb_output_streams_in_flat_memory(home: Home) -> None:
     small_rss, small = _peak_rss_kb(
-        ["run", "--fleet", "local", "--shell", "echo hi", "-o", "json"], home)
+        ["run", "--fleet", "local", "--shell", "echo hi", "-o", "json"], home
+    )
     big_rss, big = _peak_rss_kb(
-        ["run", "--fleet", "local", "--shell", "head -c 50000000 /dev/zero | tr '\\0' x",
-         "-o", "json"], home)
+        [
+            "run",
+            "--fleet",
+            "local",
+            "--shell",
+            "head -c 50000000 /dev/zero | tr '\\0' x",
+            "-o",
+            "json",
+        ],
+        home,
+    )
     assert small.returncode == 0 and big.returncode == 0, big.stderr
     machine = json.loads(big.stdout)["machines"][0]
     assert machine["stdout_bytes"] == 50_000_000

@@ -11,16 +11,39 @@ from tests.cli.conftest import CliRunner
 
 
 def test_json_output_has_the_documented_shape(cli: CliRunner) -> None:
-    result = cli("run", "--fleet", "local", "--shell", 'echo "$GREETING $1"; echo oops >&2',
-                 "-p", "GREETING=hello", "-a", "world", "-o", "json")
+    result = cli(
+        "run",
+        "--fleet",
+        "local",
+        "--shell",
+        'echo "$GREETING $1"; echo oops >&2',
+        "-p",
+        "GREETING=hello",
+        "-a",
+        "world",
+        "-o",
+        "json",
+    )
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert set(doc) >= {"run_id", "command", "summary", "machines"}
     assert doc["summary"] == {"Succeeded": 1}
     assert doc["command"]["command_id"] == "RunShellScript"
     (machine,) = doc["machines"]
-    assert set(machine) >= {"machine", "kind", "os", "state", "exit_code", "started", "ended",
-                            "stdout", "stderr", "stdout_file", "stderr_file", "error"}
+    assert set(machine) >= {
+        "machine",
+        "kind",
+        "os",
+        "state",
+        "exit_code",
+        "started",
+        "ended",
+        "stdout",
+        "stderr",
+        "stdout_file",
+        "stderr_file",
+        "error",
+    }
     assert machine["kind"] == "local" and machine["os"] == "linux"
     assert machine["state"] == "Succeeded" and machine["exit_code"] == 0
     assert machine["stdout"] == "hello world\n"
@@ -46,7 +69,7 @@ def test_timeout_exits_1_as_timed_out(cli: CliRunner) -> None:
 
 def test_script_from_file(cli: CliRunner, tmp_path: Path) -> None:
     script = tmp_path / "check.sh"
-    script.write_text("#!/bin/bash\necho \"from file $#\"\n")
+    script.write_text('#!/bin/bash\necho "from file $#"\n')
     result = cli("run", "--fleet", "local", "--shell", f"@{script}", "-a", "x", "-o", "json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
@@ -101,7 +124,9 @@ def test_target_that_matches_nothing_is_bad_input(cli: CliRunner) -> None:
         (["--shell", "true", "-o", "xml"], "xml"),
     ],
 )
-def test_bad_input_exits_2_with_a_clear_message(cli: CliRunner, args: list[str], expected: str) -> None:
+def test_bad_input_exits_2_with_a_clear_message(
+    cli: CliRunner, args: list[str], expected: str
+) -> None:
     fleet = [] if args[:1] == ["--fleet"] else ["--fleet", "local"]
     result = cli("run", *fleet, *args)
     assert result.returncode == 2, (result.stdout, result.stderr)
@@ -117,8 +142,17 @@ def test_unknown_fleet_names_the_allowed_ones(cli: CliRunner) -> None:
 
 
 def test_empty_value_warns_but_runs(cli: CliRunner) -> None:
-    result = cli("run", "--fleet", "local", "--shell", 'echo "[${EMPTY-unset}]"', "-p", "EMPTY=",
-                 "-o", "json")
+    result = cli(
+        "run",
+        "--fleet",
+        "local",
+        "--shell",
+        'echo "[${EMPTY-unset}]"',
+        "-p",
+        "EMPTY=",
+        "-o",
+        "json",
+    )
     assert result.returncode == 0, result.stderr
     assert "warning" in result.stderr and "EMPTY" in result.stderr
     assert json.loads(result.stdout)["machines"][0]["stdout"] == "[unset]\n"
