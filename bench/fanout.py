@@ -16,10 +16,9 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from core.journal import Journal
-
 from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
 from core.fanout import FanOut
+from core.journal import Journal
 from core.model import (
     Command,
     CommandId,

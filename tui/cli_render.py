@@ -344,7 +344,8 @@ def run_report(run: Run, output: OutputStore) -> None:
         body = [Text(_last_lines(group.stdout_tail))] if group.stdout_tail else []
         if group.stderr_tail:
             body.append(Text(_last_lines(group.stderr_tail), style="red"))
-        title = f"{group.size} machine(s), exit {group.exit_code}: {members}"
+        code = "no exit code" if group.exit_code is None else f"exit {group.exit_code}"
+        title = f"{group.size} machine(s), {code}: {members}"
         out.print(
             Panel(
                 Group(*body) if body else Text("(no output)", style="dim"),
@@ -396,7 +397,7 @@ def history_table(runs: Iterable[RunRecord]) -> None:
         script = str(first.get("script", "")).strip().splitlines()
         table.add_row(
             rec.run_id,
-            rec.created.strftime("%Y-%m-%d %H:%M:%S"),
+            rec.created.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
             rec.status,
             str(rec.machine_count),
             counts_text(rec.summary),
@@ -406,7 +407,9 @@ def history_table(runs: Iterable[RunRecord]) -> None:
 
 
 def show_run(rec: RunRecord) -> None:
-    out.print(f"[bold]run {rec.run_id}[/]  {rec.status}  created {rec.created:%Y-%m-%d %H:%M:%S}")
+    out.print(
+        f"[bold]run {rec.run_id}[/]  {rec.status}  created {rec.created.astimezone():%Y-%m-%d %H:%M:%S}"
+    )
     if rec.stop_reason:
         out.print(Text(rec.stop_reason, style="yellow"))
     for command in rec.commands:

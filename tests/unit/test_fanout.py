@@ -6,12 +6,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from core.validate import Limit
 
 from core.events import Event, Finished, OutputAppended, RunFinished, RunStarted, StateChanged
 from core.fanout import FanOut, FanoutOptions, plan_run, rerun_assignments
 from core.model import Command, CommandId, RunState, Stream
 from core.output import OutputStore
+from core.validate import Limit
 from tests.fakes import FakeBackend, Scenario, machines
 
 SHELL = Command(CommandId.SHELL, "echo ok", timeout=60)
