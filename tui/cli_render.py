@@ -407,9 +407,8 @@ def history_table(runs: Iterable[RunRecord]) -> None:
 
 
 def show_run(rec: RunRecord) -> None:
-    out.print(
-        f"[bold]run {rec.run_id}[/]  {rec.status}  created {rec.created.astimezone():%Y-%m-%d %H:%M:%S}"
-    )
+    created = rec.created.astimezone()
+    out.print(f"[bold]run {rec.run_id}[/]  {rec.status}  created {created:%Y-%m-%d %H:%M:%S}")
     if rec.stop_reason:
         out.print(Text(rec.stop_reason, style="yellow"))
     for command in rec.commands:
