@@ -1,7 +1,8 @@
 """Per machine and stream: the full output on disk, the 4 KB tail, and output grouping.
 
 The full output is an append-only file that grows as ``OutputAppended`` events arrive, so
-memory stays flat however much a machine prints. The tail is what the instance view reports
+memory stays flat however much a machine prints; a stream that printed nothing has no file
+(readers treat a missing file as empty output). The tail is what the instance view reports
 (``TailUpdated``) or, before a backend reports one, the last 4096 bytes received.
 """
 
@@ -39,7 +40,7 @@ def file_stem(machine_id: MachineId, name: str) -> str:
 class StreamOutput:
     """One stream of one machine."""
 
-    path: Path
+    path: str
     size: int = 0
     received_tail: bytearray = field(default_factory=bytearray)
     reported_tail: bytes | None = None
@@ -78,18 +79,23 @@ class OutputStore:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
+        self._run_dir_text = str(run_dir)
         self._streams: dict[tuple[MachineId, Stream], StreamOutput] = {}
-        self._fds: OrderedDict[Path, int] = OrderedDict()
+        self._fds: OrderedDict[str, int] = OrderedDict()
         self._created_dir = False
 
     def attach(self, machine_run: MachineRun) -> None:
         """Register a machine: decide its file paths and write them into the MachineRun."""
-        stem = file_stem(machine_run.machine_id, machine_run.machine.name)
-        for stream in Stream:
-            path = self.run_dir / f"{stem}.{stream.value}"
-            self._streams[(machine_run.machine_id, stream)] = StreamOutput(path)
-        machine_run.stdout_file = str(self.run_dir / f"{stem}.stdout")
-        machine_run.stderr_file = str(self.run_dir / f"{stem}.stderr")
+        # Plain strings, not Path objects: this runs once per machine before anything starts.
+        base = os.path.join(
+            self._run_dir_text, file_stem(machine_run.machine_id, machine_run.machine.name)
+        )
+        stdout = StreamOutput(f"{base}.stdout")
+        stderr = StreamOutput(f"{base}.stderr")
+        self._streams[(machine_run.machine_id, Stream.STDOUT)] = stdout
+        self._streams[(machine_run.machine_id, Stream.STDERR)] = stderr
+        machine_run.stdout_file = stdout.path
+        machine_run.stderr_file = stderr.path
 
     def stream(self, machine_id: MachineId, stream: Stream) -> StreamOutput:
         return self._streams[(machine_id, stream)]
@@ -119,15 +125,15 @@ class OutputStore:
         return self._streams[(machine_id, stream)].tail
 
     def finish(self, machine_id: MachineId) -> None:
-        """Make sure both files exist (an empty output is an empty file) and close them."""
+        """Close the machine's files.
+
+        A stream that printed nothing has no file: creating one costs more than everything
+        else the engine does for a machine, and most stderr streams are empty.
+        """
         for stream in Stream:
-            out = self._streams[(machine_id, stream)]
-            fd = self._fds.pop(out.path, None)
+            fd = self._fds.pop(self._streams[(machine_id, stream)].path, None)
             if fd is not None:
                 os.close(fd)
-            elif out.size == 0:
-                self._ensure_dir()
-                out.path.touch(mode=0o600)
 
     def close(self) -> None:
         while self._fds:
@@ -167,7 +173,7 @@ class OutputStore:
             self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._created_dir = True
 
-    def _fd(self, path: Path) -> int:
+    def _fd(self, path: str) -> int:
         fd = self._fds.get(path)
         if fd is not None:
             self._fds.move_to_end(path)

@@ -487,5 +487,5 @@ def print_full_output(m: MachineRecord, stream: str | None) -> None:
                 while chunk := handle.read(1 << 20):
                     sink.write(chunk)
         except FileNotFoundError:
-            raise InputError(f"MACHINE: output file {path} is missing") from None
+            pass  # the stream printed nothing
         sink.flush()
