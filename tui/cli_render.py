@@ -334,6 +334,24 @@ def _last_lines(data: bytes, count: int = TAIL_LINES) -> str:
     return shown if len(lines) <= count else f"… ({len(lines) - count} more lines)\n{shown}"
 
 
+def results_table(rows: Iterable[tuple[str, MachineRun | MachineRecord]], title: str = "") -> Table:
+    """One row per machine: a live run's or a recorded one's, which share these fields."""
+    table = Table(title=title or None, title_justify="left")
+    for col in ("machine", "state", "exit", "elapsed", "out", "err", "note"):
+        table.add_column(col, justify="right" if col in ("exit", "out", "err") else "left")
+    for name, m in rows:
+        table.add_row(
+            name,
+            state_text(m.state),
+            "" if m.exit_code is None else str(m.exit_code),
+            _elapsed(m.started, m.ended),
+            f"{m.stdout_bytes:,}",
+            f"{m.stderr_bytes:,}",
+            m.error,
+        )
+    return table
+
+
 def run_report(run: Run, output: OutputStore) -> None:
     """Identical outputs grouped (largest first), then one row per machine."""
     names = {mid: mr.machine.name for mid, mr in run.machines.items()}
@@ -354,20 +372,8 @@ def run_report(run: Run, output: OutputStore) -> None:
                 expand=False,
             )
         )
-    table = Table(title=f"run {run.run_id}", title_justify="left")
-    for col in ("machine", "state", "exit", "elapsed", "out", "err", "note"):
-        table.add_column(col, justify="right" if col in ("exit", "out", "err") else "left")
-    for mr in run.machines.values():
-        table.add_row(
-            mr.machine.name,
-            state_text(mr.state),
-            "" if mr.exit_code is None else str(mr.exit_code),
-            _elapsed(mr.started, mr.ended),
-            f"{mr.stdout_bytes:,}",
-            f"{mr.stderr_bytes:,}",
-            mr.error,
-        )
-    out.print(table)
+    rows = ((mr.machine.name, mr) for mr in run.machines.values())
+    out.print(results_table(rows, title=f"run {run.run_id}"))
     out.print(counts_text(run.summary()), Text(run.stop_reason, style="yellow"))
     out.print(Text(f"full output: fleetrun show {run.run_id} MACHINE --full", style="dim"))
 
@@ -423,20 +429,7 @@ def show_run(rec: RunRecord) -> None:
                 expand=False,
             )
         )
-    table = Table()
-    for col in ("machine", "state", "exit", "elapsed", "out", "err", "note"):
-        table.add_column(col)
-    for m in rec.machines:
-        table.add_row(
-            m.name,
-            state_text(m.state),
-            "" if m.exit_code is None else str(m.exit_code),
-            _elapsed(m.started, m.ended),
-            f"{m.stdout_bytes:,}",
-            f"{m.stderr_bytes:,}",
-            m.error,
-        )
-    out.print(table)
+    out.print(results_table((m.name, m) for m in rec.machines))
 
 
 def find_machine(rec: RunRecord, ref: str) -> MachineRecord:
