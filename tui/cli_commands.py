@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 from argparse import Namespace
-from pathlib import Path
 
+from core import config
 from core.backends.registry import Backends
 from core.fanout import FanoutOptions
 from core.inventory import FleetError, load_fleets
@@ -30,14 +30,18 @@ def dispatch(args: Namespace) -> int:
         raise UsageError(describe_problems(exc)) from None
 
 
-def _machines(args: Namespace, backends: Backends) -> list[Machine]:
+def _select(args: Namespace) -> tuple[int, list[Machine]]:
+    """How many machines the fleets hold, and those that match --target."""
     machines = load_fleets(args.fleet)
-    selected = filter_machines(machines, args.target)
-    return asyncio.run(backends.refresh_health(selected)) if selected else selected
+    return len(machines), filter_machines(machines, args.target)
+
+
+def _with_health(backends: Backends, machines: list[Machine]) -> list[Machine]:
+    return asyncio.run(backends.refresh_health(machines)) if machines else []
 
 
 def cmd_machines(args: Namespace) -> int:
-    machines = _machines(args, Backends())
+    machines = _with_health(Backends(), _select(args)[1])
     if args.output == "json":
         render.print_json([render.machine_json(m) for m in machines])
     else:
@@ -77,33 +81,26 @@ def cmd_run(args: Namespace) -> int:
         canary=args.canary,
     )
     backends = Backends()
-    machines = load_fleets(args.fleet)
-    selected = filter_machines(machines, args.target)
+    total, selected = _select(args)
     if not selected:
         where = f" match --target {args.target!r}" if args.target else " are in the fleet"
-        raise InputError(
-            f"--target: no machines{where} ({len(machines)} in {', '.join(args.fleet)})"
-        )
+        raise InputError(f"--target: no machines{where} ({total} in {', '.join(args.fleet)})")
     pairs = _assign(selected, commands)
     problems = validate_selection(pairs)
     raise_if_errors(problems)
     if problems:
         print(describe_problems(ValidationError(problems)), file=sys.stderr)
 
-    pairs = list(
-        zip(
-            asyncio.run(backends.refresh_health([m for m, _ in pairs])),
-            [c for _, c in pairs],
-            strict=True,
-        )
-    )
+    # Health is checked only once the input is known good: on Azure it costs API calls.
+    checked = {m.id: m for m in _with_health(backends, [m for m, _ in pairs])}
+    pairs = [(checked[m.id], c) for m, c in pairs]
     session = RunSession.plan(
         pairs,
         backends.for_machine,
         fleet=",".join(args.fleet),
         target=args.target,
         options=options,
-        journal=Journal(_journal_path()),
+        journal=Journal(config.journal_path()),
     )
     output = args.output or "table"
     interrupted = False
@@ -126,16 +123,10 @@ def run_exit_code(run: Run) -> int:
     return EXIT_OK if states == {RunState.SUCCEEDED} else EXIT_FAILED
 
 
-def _journal_path() -> Path:
-    from core import config
-
-    return config.journal_path()
-
-
 def cmd_history(args: Namespace) -> int:
     if args.limit < 1:
         raise InputError(f"--limit: {args.limit} is not allowed; use 1 or more")
-    runs = Journal(_journal_path()).list_runs(limit=args.limit)
+    runs = Journal(config.journal_path()).list_runs(limit=args.limit)
     if args.output == "json":
         render.print_json([render.run_record_json(r, with_machines=False) for r in runs])
     else:
@@ -144,7 +135,7 @@ def cmd_history(args: Namespace) -> int:
 
 
 def cmd_show(args: Namespace) -> int:
-    record = Journal(_journal_path()).get_run(args.run_id)
+    record = Journal(config.journal_path()).get_run(args.run_id)
     if args.machine is None:
         if args.full:
             raise InputError("--full: name a MACHINE to show its full output")
