@@ -47,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--fleet",
         action="append",
         metavar="SOURCE",
-        required=True,
-        help="where machines come from: local (repeatable)",
+        help="where machines come from: sandbox (the default), sandbox:FILE, local "
+        "(repeatable)",
     )
     run.add_argument(
         "--target",
@@ -139,9 +139,32 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("-o", "--output", choices=("table", "json"), default="table")
 
     mach = sub.add_parser("machines", help="list machines and their health")
-    mach.add_argument("--fleet", action="append", metavar="SOURCE", required=True)
+    mach.add_argument(
+        "--fleet",
+        action="append",
+        metavar="SOURCE",
+        help="sandbox (the default), sandbox:FILE, local (repeatable)",
+    )
     mach.add_argument("--target", default="", metavar="QUERY")
     mach.add_argument("-o", "--output", choices=("table", "json"), default="table")
+
+    sandbox = sub.add_parser("sandbox", help="the built-in emulated Azure fleet")
+    sandbox_sub = sandbox.add_subparsers(
+        dest="sandbox_command", metavar="ACTION", parser_class=_Parser, required=True
+    )
+    serve = sandbox_sub.add_parser(
+        "serve",
+        help="serve the Azure Run Command emulator on 127.0.0.1 for any ARM client",
+        description="Serve the sandbox's ARM (Compute, HybridCompute, Resource Graph) and "
+        "append-blob endpoints on 127.0.0.1 until Ctrl-C.",
+    )
+    serve.add_argument("--fleet", metavar="FILE", help="a fleet file (default: the demo fleet)")
+    serve.add_argument(
+        "--port", type=int, default=8765, metavar="N", help="port (default 8765; 0 = any free)"
+    )
+    serve.add_argument(
+        "--tls", action="store_true", help="HTTPS with a self-signed certificate it generates"
+    )
     return parser
 
 

@@ -9,7 +9,7 @@ from argparse import Namespace
 from core import config
 from core.backends.registry import Backends
 from core.fanout import FanoutOptions
-from core.inventory import FleetError, load_fleets
+from core.inventory import DEFAULT_FLEET, Fleet, FleetError, open_fleet
 from core.journal import Journal, JournalError
 from core.model import Command, CommandId, Machine, Run, RunState
 from core.query import QueryError, filter_machines
@@ -21,7 +21,15 @@ from tui.cli_input import InputError, commands_from, describe_problems, limit_fr
 
 
 def dispatch(args: Namespace) -> int:
-    handlers = {"run": cmd_run, "history": cmd_history, "show": cmd_show, "machines": cmd_machines}
+    from tui.cli_sandbox import cmd_sandbox  # deferred: uvicorn loads only to serve
+
+    handlers = {
+        "run": cmd_run,
+        "history": cmd_history,
+        "show": cmd_show,
+        "machines": cmd_machines,
+        "sandbox": cmd_sandbox,
+    }
     try:
         return handlers[args.command](args)
     except (InputError, FleetError, QueryError, JournalError) as exc:
@@ -30,10 +38,12 @@ def dispatch(args: Namespace) -> int:
         raise UsageError(describe_problems(exc)) from None
 
 
-def _select(args: Namespace) -> tuple[int, list[Machine]]:
-    """How many machines the fleets hold, and those that match --target."""
-    machines = load_fleets(args.fleet)
-    return len(machines), filter_machines(machines, args.target)
+def _select(args: Namespace) -> tuple[Fleet, list[Machine]]:
+    """The fleets (--fleet, the sandbox when none is given) and the machines --target picks."""
+    if not args.fleet:
+        args.fleet = [DEFAULT_FLEET]
+    fleet = open_fleet(args.fleet)
+    return fleet, filter_machines(fleet.machines, args.target)
 
 
 def _with_health(backends: Backends, machines: list[Machine]) -> list[Machine]:
@@ -41,7 +51,8 @@ def _with_health(backends: Backends, machines: list[Machine]) -> list[Machine]:
 
 
 def cmd_machines(args: Namespace) -> int:
-    machines = _with_health(Backends(), _select(args)[1])
+    fleet, selected = _select(args)
+    machines = _with_health(Backends(fleet.backends), selected)
     if args.output == "json":
         render.print_json([render.machine_json(m) for m in machines])
     else:
@@ -80,10 +91,11 @@ def cmd_run(args: Namespace) -> int:
         max_errors=limit_from(args.max_errors, "max_errors"),
         canary=args.canary,
     )
-    backends = Backends()
-    total, selected = _select(args)
+    fleet, selected = _select(args)
+    backends = Backends(fleet.backends)
     if not selected:
         where = f" match --target {args.target!r}" if args.target else " are in the fleet"
+        total = len(fleet.machines)
         raise InputError(f"--target: no machines{where} ({total} in {', '.join(args.fleet)})")
     pairs = _assign(selected, commands)
     problems = validate_selection(pairs)
@@ -104,8 +116,15 @@ def cmd_run(args: Namespace) -> int:
     )
     output = args.output or "table"
     interrupted = False
+
+    async def follow() -> None:
+        try:
+            await render.follow_run(session, output)
+        finally:
+            await fleet.aclose()
+
     try:
-        asyncio.run(render.follow_run(session, output))
+        asyncio.run(follow())
     except KeyboardInterrupt:
         interrupted = True
     run = session.run

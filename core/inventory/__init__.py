@@ -1,5 +1,21 @@
 """Where machines come from: one small module per kind of fleet source."""
 
-from core.inventory.sources import FleetError, load_fleets, resolve_fleet
+from core.inventory.sources import (
+    DEFAULT_FLEET,
+    Fleet,
+    FleetError,
+    FleetSource,
+    load_fleets,
+    open_fleet,
+    resolve_fleet,
+)
 
-__all__ = ["FleetError", "load_fleets", "resolve_fleet"]
+__all__ = [
+    "DEFAULT_FLEET",
+    "Fleet",
+    "FleetError",
+    "FleetSource",
+    "load_fleets",
+    "open_fleet",
+    "resolve_fleet",
+]

@@ -1,30 +1,63 @@
-"""``--fleet`` values: parse one, load its machines.
+"""``--fleet`` values: parse one, load its machines and the backends they need.
 
-Each source names where machines come from. Only ``local`` (this machine) exists so far;
-the sandbox, Azure, ssh-config and inventory files plug in here as they arrive.
+Each source names where machines come from: ``local`` (this machine) and ``sandbox`` (the
+built-in emulated Azure fleet, or ``sandbox:FILE`` for a fleet file). Azure, ssh-config and
+inventory files plug in here as they arrive.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
+from core.backends.base import Backend
 from core.backends.local import local_machine
-from core.model import Machine
+from core.model import Machine, MachineKind
+
+DEFAULT_FLEET = "sandbox"
+"""What fleetrun opens on when nothing is configured."""
 
 
 class FleetError(ValueError):
     """A --fleet value that names no known source, or a source that failed to load."""
 
 
+async def _nothing_to_close() -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class FleetSource:
     spec: str
     load: Callable[[], list[Machine]]
+    backends: dict[MachineKind, Backend] = field(default_factory=dict)
+    """Backends this source's machines need beyond the built-in ones."""
+    aclose: Callable[[], Awaitable[None]] = _nothing_to_close
+    """Releases what the source started (inside the event loop that used it)."""
+
+
+@dataclass(slots=True)
+class Fleet:
+    """The machines of some ``--fleet`` values, and what it takes to reach them."""
+
+    machines: list[Machine]
+    backends: dict[MachineKind, Backend]
+    sources: list[FleetSource]
+
+    async def aclose(self) -> None:
+        for source in self.sources:
+            await source.aclose()
+
+
+def _sandbox(spec: str) -> FleetSource:
+    from core.inventory.sandbox import sandbox_source  # the sandbox loads only when named
+
+    return sandbox_source(spec)
 
 
 _SOURCES: dict[str, Callable[[str], FleetSource]] = {
     "local": lambda spec: FleetSource(spec, lambda: [local_machine()]),
+    "sandbox": _sandbox,
 }
 
 
@@ -34,14 +67,27 @@ def resolve_fleet(spec: str) -> FleetSource:
     factory = _SOURCES.get(name)
     if factory is None:
         allowed = ", ".join(sorted(_SOURCES))
-        raise FleetError(f"fleet: unknown source {spec!r}; allowed: {allowed}")
+        raise FleetError(f"fleet: unknown source {spec!r}; allowed: {allowed}, sandbox:FILE")
     return factory(spec)
 
 
-def load_fleets(specs: Sequence[str]) -> list[Machine]:
-    """Machines of every source, in order; a machine listed twice is kept once."""
+def open_fleet(specs: Sequence[str]) -> Fleet:
+    """Machines of every source, in order (a machine listed twice is kept once)."""
+    sources = [resolve_fleet(spec) for spec in specs]
     seen: dict[str, Machine] = {}
-    for spec in specs:
-        for machine in resolve_fleet(spec).load():
+    backends: dict[MachineKind, Backend] = {}
+    for source in sources:
+        for machine in source.load():
             seen.setdefault(machine.id, machine)
-    return list(seen.values())
+        for kind, backend in source.backends.items():
+            if backends.setdefault(kind, backend) is not backend:
+                raise FleetError(
+                    f"fleet: {source.spec!r} and another source both bring {kind.value} "
+                    "machines; use one of them per run"
+                )
+    return Fleet(list(seen.values()), backends, sources)
+
+
+def load_fleets(specs: Sequence[str]) -> list[Machine]:
+    """Just the machines of some ``--fleet`` values."""
+    return open_fleet(specs).machines

@@ -1,0 +1,382 @@
+"""The ARM half of the sandbox: conventions first, then the operations.
+
+Every request goes through the same gate, in ARM's order: injected faults, the bearer
+token, the route, the api-version, the throttle budget. Every answer carries
+``x-ms-request-id``, ``x-ms-correlation-request-id`` and the remaining-budget headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from core.sandbox import resources
+from core.sandbox.api_versions import ARC_PATCH
+from core.sandbox.arm_routes import Match, match
+from core.sandbox.errors import ArmError
+from core.sandbox.graph import GraphQueryError, execute_query
+from core.sandbox.machines import SimMachine
+from core.sandbox.runcommands import ARC, RunCommand
+from core.sandbox.service import Operation, SandboxService
+from core.sandbox.throttle import ArmThrottle, GraphQuota, Verdict
+
+log = logging.getLogger(__name__)
+
+class ArmApp:
+    """An ASGI app answering the Compute, HybridCompute and Resource Graph endpoints."""
+
+    def __init__(self, service: SandboxService) -> None:
+        self.service = service
+        self.throttle = ArmThrottle(service.fleet.throttle)
+        self.graph_quota = GraphQuota(service.fleet.throttle)
+        self._dice = service.rng
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        request_id = str(uuid.uuid4())
+        headers = {
+            "x-ms-request-id": request_id,
+            "x-ms-correlation-request-id": request.headers.get(
+                "x-ms-correlation-request-id", request_id
+            ),
+            "x-ms-routing-request-id": f"SANDBOX:{request_id}",
+        }
+        try:
+            response = await self._answer(request, headers)
+        except _Drop:
+            await _drop_connection(send)
+            return
+        except ArmError as error:
+            response = JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+        except Exception:  # an emulator bug must answer 500, not kill the server
+            log.exception("sandbox: unhandled error answering %s %s", request.method, request.url)
+            response = JSONResponse(
+                {"error": {"code": "InternalServerError",
+                           "message": "The sandbox failed to answer; see its log."}},
+                status_code=500,
+            )
+        response.headers.update(headers)
+        await response(scope, receive, send)
+
+    async def _answer(self, request: Request, headers: dict[str, str]) -> Response:
+        segments = [s for s in request.url.path.split("/") if s]
+        found = match(segments)
+        machine = self._machine_or_none(found)
+        await self._inject_faults(machine)
+        _check_auth(request)
+        if found is None:
+            raise _unknown_path(segments)
+        if request.method not in found.route.methods:
+            raise ArmError(405, "MethodNotAllowed",
+                           f"The requested method '{request.method}' is not allowed for "
+                           f"'{request.url.path}'. Allowed: {', '.join(found.route.methods)}.")
+        version = _check_api_version(request, found)
+        if found.route.name == "resource_graph":
+            return await self._resource_graph(request, headers)
+        verdict = self.throttle.charge(found.params["sub"], request.method)
+        headers.update(verdict.headers())
+        if not verdict.allowed:
+            raise _throttled(verdict, found.params["sub"])
+        handler = getattr(self, "_" + found.route.name)
+        response: Response = await handler(request, found, version)
+        return response
+
+    # ------------------------------------------------------------------------------ faults
+
+    def _machine_or_none(self, found: Match | None) -> SimMachine | None:
+        if found is None or "machine" not in found.params:
+            return None
+        key = (found.params["sub"].lower(), found.params["rg"].lower(), found.route.kind,
+               found.params["machine"].lower())
+        return self.service.machines.get(key)
+
+    async def _inject_faults(self, machine: SimMachine | None) -> None:
+        faults = self.service.faults_for(machine)
+        if not faults.any_request_fault:
+            return
+        if faults.latency:
+            await asyncio.sleep(faults.latency)
+        storm = faults.throttle_storm
+        if storm is not None:
+            phase = asyncio.get_running_loop().time() % storm.every
+            if phase < storm.lasting:
+                retry = max(1, math.ceil(storm.lasting - phase))
+                raise ArmError(429, "TooManyRequests",
+                               "The request is being throttled (sandbox 429 storm).",
+                               headers={"Retry-After": str(retry)})
+        if faults.drop_rate and self._dice.random() < faults.drop_rate:
+            raise _Drop
+        if faults.error_rate and self._dice.random() < faults.error_rate:
+            status = self._dice.choice((500, 503))
+            code = "InternalServerError" if status == 500 else "ServiceUnavailable"
+            raise ArmError(status, code, "The server encountered an internal error (sandbox "
+                           "fault injection). Please retry the request.",
+                           headers={"Retry-After": "1"} if status == 503 else None)
+
+    # ------------------------------------------------------------------------------ machines
+
+    def _target(self, found: Match) -> SimMachine:
+        params = found.params
+        return self.service.machine(params["sub"], params["rg"], found.route.kind,
+                                    params["machine"])
+
+    async def _vm(self, request: Request, found: Match, version: str) -> Response:
+        machine = self._target(found)
+        expand = request.query_params.get("$expand")
+        if expand is not None and expand.lower() not in ("instanceview", "userdata"):
+            raise ArmError(400, "InvalidParameter",
+                           f"The value '{expand}' of parameter '$expand' is not valid; "
+                           "allowed: instanceView, userData.")
+        names = [c.name for c in self.service.run_commands(machine).values()]
+        return JSONResponse(resources.vm_resource(machine, expand=expand,
+                                                  run_command_names=names))
+
+    async def _vm_instance_view(self, request: Request, found: Match, version: str) -> Response:
+        machine = self._target(found)
+        names = [c.name for c in self.service.run_commands(machine).values()]
+        return JSONResponse(resources.vm_instance_view(machine, run_command_names=names))
+
+    async def _machine(self, request: Request, found: Match, version: str) -> Response:
+        machine = self._target(found)
+        return JSONResponse(resources.arc_machine(
+            machine, expand=request.query_params.get("$expand"),
+            tenant_id=self.service.fleet.tenant))
+
+    async def _vm_list(self, request: Request, found: Match, version: str) -> Response:
+        machines = self.service.machines_in(found.params["sub"], found.params.get("rg"), "vm")
+        return JSONResponse({"value": [resources.vm_resource(m, expand=None) for m in machines]})
+
+    async def _machine_list(self, request: Request, found: Match, version: str) -> Response:
+        machines = self.service.machines_in(found.params["sub"], found.params.get("rg"), "arc")
+        tenant = self.service.fleet.tenant
+        return JSONResponse(
+            {"value": [resources.arc_machine(m, tenant_id=tenant) for m in machines]})
+
+    # -------------------------------------------------------------------------- run commands
+
+    async def _run_commands(self, request: Request, found: Match, version: str) -> Response:
+        machine = self._target(found)
+        with_view = _wants_instance_view(request, machine)
+        commands = self.service.run_commands(machine).values()
+        return JSONResponse({"value": [c.to_json(instance_view=with_view) for c in commands]})
+
+    async def _run_command(self, request: Request, found: Match, version: str) -> Response:
+        machine = self._target(found)
+        name = found.params["name"]
+        if request.method == "GET":
+            command = self.service.run_command(machine, name)
+            return JSONResponse(command.to_json(
+                instance_view=_wants_instance_view(request, machine)))
+        if request.method == "DELETE":
+            operation = await self.service.delete_run_command(machine, name)
+            if operation is None:
+                return Response(status_code=204)
+            return Response(status_code=202, headers=self._lro_headers(request, operation))
+        body = await _json_body(request)
+        if request.method == "PATCH":
+            if not machine.is_vm:
+                return self._arc_patch(request, machine, name, body, version)
+            body = self.service.merged_patch(machine, name, body)
+        created, command, operation = await self.service.put_run_command(machine, name, body)
+        headers = self._lro_headers(request, operation) if operation is not None else {}
+        status = 201 if created else 200
+        return JSONResponse(command.to_json(instance_view=False), status_code=status,
+                            headers=headers)
+
+    def _arc_patch(
+        self, request: Request, machine: SimMachine, name: str, body: Any, version: str
+    ) -> Response:
+        if version not in ARC_PATCH:
+            raise ArmError(405, "MethodNotAllowed",
+                           f"PATCH of Arc run commands is not available in api-version "
+                           f"'{version}'; use PUT with the full body. PATCH exists in: "
+                           f"{', '.join(ARC_PATCH)}.")
+        command = self.service.patch_run_command(machine, name, body)
+        return JSONResponse(command.to_json(instance_view=True))
+
+    # ---------------------------------------------------------------- long-running operations
+
+    def _lro_headers(self, request: Request, operation: Operation) -> dict[str, str]:
+        base = f"{request.url.scheme}://{request.url.netloc}"
+        version = request.query_params["api-version"]
+        prefix = f"{base}/subscriptions/{operation.subscription}/providers"
+        if operation.provider == ARC:
+            where = f"{prefix}/Microsoft.HybridCompute/locations/{operation.location}"
+            status_url = f"{where}/operationStatus/{operation.id}?api-version={version}"
+            result_url = f"{where}/operationResults/{operation.id}?api-version={version}"
+        else:
+            where = f"{prefix}/Microsoft.Compute/locations/{operation.location}"
+            status_url = f"{where}/operations/{operation.id}?api-version={version}"
+            result_url = f"{where}/operations/{operation.id}?monitor=true&api-version={version}"
+        return {
+            "Azure-AsyncOperation": status_url,
+            "Location": result_url,
+            "Retry-After": str(max(1, round(self.service.fleet.flush_interval))),
+        }
+
+    async def _compute_operation(self, request: Request, found: Match, version: str) -> Response:
+        operation = self.service.operation(found.params["operation"])
+        if request.query_params.get("monitor", "").lower() == "true":
+            return self._operation_result(request, operation)
+        return JSONResponse(self._operation_status(operation))
+
+    async def _arc_operation_status(
+        self, request: Request, found: Match, version: str
+    ) -> Response:
+        operation = self.service.operation(found.params["operation"])
+        body = self._operation_status(operation)
+        body["id"] = request.url.path
+        return JSONResponse(body)
+
+    async def _arc_operation_result(
+        self, request: Request, found: Match, version: str
+    ) -> Response:
+        return self._operation_result(request, self.service.operation(found.params["operation"]))
+
+    def _operation_status(self, operation: Operation) -> dict[str, Any]:
+        status = operation.status
+        body: dict[str, Any] = {
+            "name": operation.id,
+            "status": status,
+            "startTime": operation.started.isoformat(),
+        }
+        if status != "InProgress":
+            ended = operation.ended or operation.started
+            body["endTime"] = ended.isoformat()
+        error = operation.error
+        if error is not None:
+            body["error"] = error
+        return body
+
+    def _operation_result(self, request: Request, operation: Operation) -> Response:
+        status = operation.status
+        if status == "InProgress":
+            headers = {"Location": str(request.url),
+                       "Retry-After": str(max(1, round(self.service.fleet.flush_interval)))}
+            return Response(status_code=202, headers=headers)
+        error = operation.error
+        if error is not None:
+            return JSONResponse({"error": error}, status_code=409)
+        if operation.action == "delete":
+            return Response(status_code=204)
+        command: RunCommand = operation.run_command
+        return JSONResponse(command.to_json(instance_view=command.provider == ARC))
+
+    # --------------------------------------------------------------------------- graph
+
+    async def _resource_graph(self, request: Request, headers: dict[str, str]) -> Response:
+        user = request.headers.get("authorization", "")
+        allowed, quota_headers = self.graph_quota.charge(user)
+        headers.update(quota_headers)
+        if not allowed:
+            raise ArmError(429, "RateLimiting",
+                           "Please provide below info when asking for support: timestamp = "
+                           f"..., correlationId = {headers['x-ms-correlation-request-id']}. "
+                           "Client application has been throttled and should not attempt to "
+                           "repeat the request until an amount of time has elapsed.",
+                           headers={"Retry-After": quota_headers["Retry-After"]})
+        body = await _json_body(request)
+        tenant = self.service.fleet.tenant
+        rows = [resources.graph_row(m, tenant_id=tenant) for m in self.service.all_machines()]
+        try:
+            return JSONResponse(execute_query(body if isinstance(body, dict) else {}, rows))
+        except GraphQueryError as error:
+            return JSONResponse(error.body, status_code=400)
+
+
+class _Drop(Exception):
+    """Close the connection mid-answer (the drop_rate fault)."""
+
+
+async def _drop_connection(send: Send) -> None:
+    # Headers promising a body that never comes, then the app returns: the server has to
+    # close the connection, and the client sees it dropped mid-answer.
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"1000"), (b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"trunc', "more_body": True})
+
+
+def _check_auth(request: Request) -> None:
+    value = request.headers.get("authorization")
+    if value is None:
+        raise ArmError(401, "AuthenticationFailed",
+                       "Authentication failed. The 'Authorization' header is missing.",
+                       headers={"WWW-Authenticate": 'Bearer authorization_uri="sandbox", '
+                                'error="invalid_token", error_description="The authentication '
+                                'failed because of missing \'Authorization\' header."'})
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ArmError(401, "InvalidAuthenticationToken",
+                       "The access token is invalid: the 'Authorization' header must be "
+                       "'Bearer <token>' (the sandbox accepts any token).")
+
+
+def _check_api_version(request: Request, found: Match) -> str:
+    version = request.query_params.get("api-version")
+    if not version:
+        raise ArmError(400, "MissingApiVersionParameter",
+                       "The api-version query parameter (?api-version=) is required for all "
+                       "requests.")
+    if version not in found.route.versions:
+        raise ArmError(400, "InvalidApiVersionParameter",
+                       f"The api-version '{version}' is invalid. The supported versions are "
+                       f"'{','.join(found.route.versions)}'.")
+    return version
+
+
+def _throttled(verdict: Verdict, subscription: str) -> ArmError:
+    noun = verdict.kind[:-1]
+    return ArmError(
+        429, "SubscriptionRequestsThrottled",
+        f"Number of '{noun}' requests for subscription '{subscription}' actor 'sandbox' "
+        f"exceeded. Please try again after '{verdict.retry_after}' seconds after additional "
+        "tokens are available. Refer to https://aka.ms/arm-throttling for additional "
+        "information.",
+        headers={"Retry-After": str(verdict.retry_after)},
+    )
+
+
+def _unknown_path(segments: list[str]) -> ArmError:
+    lowered = [s.lower() for s in segments]
+    served = ("The sandbox serves Microsoft.Compute virtualMachines and runCommands, "
+              "Microsoft.HybridCompute machines and runCommands, and Microsoft.ResourceGraph "
+              "resources.")
+    if "providers" in lowered and len(segments) > lowered.index("providers") + 1:
+        namespace = segments[lowered.index("providers") + 1]
+        if namespace.lower() not in _KNOWN_NAMESPACES:
+            return ArmError(400, "InvalidResourceNamespace",
+                            f"The resource namespace '{namespace}' is invalid. {served}")
+        return ArmError(404, "InvalidResourceType",
+                        f"The resource type at '/{'/'.join(segments)}' could not be found in "
+                        f"the namespace '{namespace}'. {served}")
+    return ArmError(404, "NotFound", f"The sandbox has no ARM endpoint at this path. {served}")
+
+
+_KNOWN_NAMESPACES = {"microsoft.compute", "microsoft.hybridcompute", "microsoft.resourcegraph"}
+
+
+def _wants_instance_view(request: Request, machine: SimMachine) -> bool:
+    # Compute returns the instance view only when asked; Arc always returns it.
+    expand = request.query_params.get("$expand", "")
+    return not machine.is_vm or expand.lower() == "instanceview"
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        raise ArmError(400, "InvalidRequestContent", "The request content was empty.")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArmError(400, "InvalidRequestContent",
+                       f"The request content was invalid and could not be deserialized: {exc}"
+                       ) from None
+

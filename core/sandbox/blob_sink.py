@@ -1,0 +1,148 @@
+"""Where simulated handlers write their output blobs (and read script URIs from).
+
+A run command's ``outputBlobUri`` may name the sandbox's own storage (then the bytes go
+straight into its store, SAS checked exactly as over HTTP) or another endpoint on this
+machine, such as Azurite (then real HTTP Put Blob / Append Block calls). Anything off this
+machine is refused without a connection attempt: the sandbox never sends traffic away.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from core.sandbox.agent import BlobSink, BlobSinkError
+from core.sandbox.blobstore import BlobOperation, BlobStore, StorageError, parse_blob_url
+
+STORAGE_VERSION = "2021-12-02"
+INTERNAL_SUFFIX = ".blob.sandbox.invalid"
+"""Host style URLs ``https://<account>.blob.sandbox.invalid/...`` name the sandbox's own
+storage without a server (``.invalid`` can never resolve)."""
+
+
+def internal_blob_url(account: str, container: str, blob: str, sas: str) -> str:
+    return f"https://{account}{INTERNAL_SUFFIX}/{container}/{blob}?{sas}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class BlobSinks:
+    """Opens blob sinks for run commands; shares one HTTP client among them."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+        self.own_netlocs: set[str] = set()
+        """``host:port`` values that are this sandbox's server (set when it starts)."""
+        self._client: httpx.AsyncClient | None = None
+
+    def is_own(self, uri: str) -> bool:
+        parts = urlsplit(uri)
+        host = (parts.hostname or "").lower()
+        return parts.netloc.lower() in self.own_netlocs or host.endswith(INTERNAL_SUFFIX)
+
+    def open(self, uri: str) -> BlobSink:
+        if self.is_own(uri):
+            return _StoreSink(self.store, uri)
+        host = urlsplit(uri).hostname or ""
+        if not _is_loopback(host):
+            raise BlobSinkError(
+                f"the sandbox writes blobs only to endpoints on this machine, not {host!r}"
+            )
+        return _HttpSink(self._http(), uri)
+
+    async def fetch(self, uri: str) -> str:
+        """A ``scriptUri``'s text, from the sandbox's storage or a loopback endpoint."""
+        if self.is_own(uri):
+            try:
+                address = parse_blob_url(uri)
+                self.store.authorize(address.account, address.container, address.blob,
+                                     address.query, BlobOperation.READ, https=address.https)
+                data = self.store.read(address.account, address.container, address.blob).data
+            except (ValueError, StorageError) as exc:
+                raise BlobSinkError(str(exc)) from None
+            return data.decode("utf-8", errors="replace")
+        host = urlsplit(uri).hostname or ""
+        if not _is_loopback(host):
+            raise BlobSinkError(
+                f"the sandbox downloads scripts only from endpoints on this machine, not {host!r}"
+            )
+        try:
+            response = await self._http().get(uri)
+        except httpx.HTTPError as exc:
+            raise BlobSinkError(f"GET failed: {exc}") from None
+        if response.status_code != 200:
+            raise BlobSinkError(f"GET answered {response.status_code}")
+        return response.text
+
+    def read_own(self, uri: str, offset: int) -> bytes:
+        """Bytes of one of the sandbox's own blobs from ``offset`` (empty: nothing new yet)."""
+        address = parse_blob_url(uri)
+        try:
+            return self.store.read(address.account, address.container, address.blob,
+                                   start=offset).data
+        except StorageError:
+            return b""
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=30.0, trust_env=False)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+class _StoreSink:
+    def __init__(self, store: BlobStore, uri: str) -> None:
+        self._store = store
+        self._uri = uri
+
+    async def create(self) -> None:
+        try:
+            self._store.put_append_blob_via_sas(self._uri)
+        except (ValueError, StorageError) as exc:
+            raise BlobSinkError(str(exc)) from None
+
+    async def append(self, data: bytes) -> None:
+        try:
+            self._store.append_block_via_sas(self._uri, data, version=STORAGE_VERSION)
+        except (ValueError, StorageError) as exc:
+            raise BlobSinkError(str(exc)) from None
+
+
+class _HttpSink:
+    """Put Blob and Append Block over HTTP, as the Linux handler does with a SAS URL."""
+
+    def __init__(self, client: httpx.AsyncClient, uri: str) -> None:
+        self._client = client
+        self._uri = uri
+
+    async def create(self) -> None:
+        headers = {"x-ms-blob-type": "AppendBlob", "x-ms-version": STORAGE_VERSION}
+        await self._put(self._uri, b"", headers, "Put Blob")
+
+    async def append(self, data: bytes) -> None:
+        parts = urlsplit(self._uri)
+        query = f"comp=appendblock&{parts.query}" if parts.query else "comp=appendblock"
+        url = urlunsplit(parts._replace(query=query))
+        await self._put(url, data, {"x-ms-version": STORAGE_VERSION}, "Append Block")
+
+    async def _put(self, url: str, body: bytes, headers: dict[str, str], what: str) -> None:
+        try:
+            response = await self._client.put(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise BlobSinkError(f"{what} failed: {exc}") from None
+        if response.status_code != 201:
+            code = response.headers.get("x-ms-error-code", "")
+            raise BlobSinkError(f"{what} answered {response.status_code} {code}".rstrip())

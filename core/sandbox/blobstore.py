@@ -1,0 +1,631 @@
+"""In-memory storage accounts, containers and append blobs, with Azure Storage's rules.
+
+This is the state behind the sandbox's blob endpoint (``blob_routes``) and what the
+simulated run-command handler writes output into. Every operation is a plain method that
+either returns or raises :class:`StorageError` with the HTTP status, error code and message
+the real service would answer; the HTTP layer only translates.
+
+The store is shared between the server's event loop and whoever else holds it (the
+simulated handlers, tests, a server running in another thread), so one ``threading.Lock``
+guards it: every operation is short, pure CPU and never awaits while holding it, so the
+lock never stalls an event loop, and it makes the store safe even when uvicorn serves it
+from a thread other than the writer's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Final
+from urllib.parse import unquote, urlsplit
+
+from core.sandbox.sas import SasError, verify_service_sas
+
+APPEND_BLOB: Final = "AppendBlob"
+MAX_BLOCKS: Final = 50_000
+"""Committed blocks an append blob can hold."""
+SMALL_BLOCK_LIMIT: Final = 4 * 1024 * 1024
+LARGE_BLOCK_LIMIT: Final = 100 * 1024 * 1024
+LARGE_BLOCKS_SINCE: Final = "2022-11-02"
+"""From this x-ms-version on an Append Block may carry 100 MiB instead of 4 MiB."""
+HANDLER_VERSION: Final = "2021-12-02"
+"""The x-ms-version direct (non-HTTP) callers write with unless they say otherwise."""
+DEFAULT_CONTENT_TYPE: Final = "application/octet-stream"
+
+_ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
+_CONTAINER_NAME = re.compile(r"(?=.{3,63}$)[a-z0-9](?:-?[a-z0-9])*")
+# .NET ticks (100 ns since 0001-01-01) of the Unix epoch: Azure's ETags are these in hex.
+_EPOCH_TICKS: Final = 621_355_968_000_000_000
+
+
+class StorageError(Exception):
+    """An operation refused, in Azure Storage's terms.
+
+    Attributes:
+        status: HTTP status, e.g. 404.
+        code: Azure error code, e.g. ``BlobNotFound``; also sent as ``x-ms-error-code``.
+        message: The first line of the XML ``Message``.
+        details: Extra XML elements, e.g. ``{"AuthenticationErrorDetail": "..."}``.
+        headers: Extra response headers, e.g. ``Content-Range`` on 416.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details: dict[str, str] = dict(details or {})
+        self.headers: dict[str, str] = dict(headers or {})
+        extra = "".join(f" {name}: {value}" for name, value in self.details.items())
+        super().__init__(f"{status} {code}: {message}{extra}")
+
+    @classmethod
+    def from_sas(cls, error: SasError) -> StorageError:
+        """The same refusal, raised from the store."""
+        return cls(error.status, error.code, error.message, details=error.details)
+
+
+class BlobOperation(StrEnum):
+    """What a request does to a blob; decides the SAS permission it needs."""
+
+    READ = "read"
+    """Get Blob, Get Blob Properties: ``r``."""
+    CREATE = "create"
+    """Put Blob: ``c`` or ``w`` for a new blob, ``w`` to overwrite one."""
+    APPEND = "append"
+    """Append Block: ``a`` or ``w``."""
+    SEAL = "seal"
+    """Append Blob Seal: ``w``."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlobProperties:
+    """A snapshot of one blob's system properties."""
+
+    size: int
+    etag: str
+    """Quoted, e.g. ``"0x8DC1A2B3C4D5E6F"``; changes on every write."""
+    last_modified: datetime
+    created: datetime
+    """Changes when Put Blob re-creates the blob: how a tailer detects a rewrite."""
+    committed_block_count: int
+    sealed: bool
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What Append Block reports."""
+
+    offset: int
+    """Where the block starts: ``x-ms-blob-append-offset``."""
+    properties: BlobProperties
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRead:
+    """Bytes read from a blob and the properties they were read at."""
+
+    data: bytes
+    properties: BlobProperties
+    first: int
+    """Offset of the first byte returned."""
+    last: int
+    """Offset of the last byte returned (inclusive); ``first - 1`` when nothing was."""
+    ranged: bool
+    """Whether a range was asked for (206) or the whole blob (200)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlobAddress:
+    """A blob URL taken apart: ``<scheme>://<host>/<account>/<container>/<blob>?<SAS>``."""
+
+    account: str
+    container: str
+    blob: str
+    query: dict[str, str]
+    https: bool
+
+
+@dataclass(slots=True)
+class _Blob:
+    etag: str
+    created: datetime
+    last_modified: datetime
+    content_type: str
+    content: bytearray = field(default_factory=bytearray)
+    committed_blocks: int = 0
+    sealed: bool = False
+
+    def properties(self) -> BlobProperties:
+        return BlobProperties(
+            size=len(self.content),
+            etag=self.etag,
+            last_modified=self.last_modified,
+            created=self.created,
+            committed_block_count=self.committed_blocks,
+            sealed=self.sealed,
+            content_type=self.content_type,
+        )
+
+
+@dataclass(slots=True)
+class _Account:
+    key: str
+    containers: dict[str, dict[str, _Blob]] = field(default_factory=dict)
+
+
+def max_append_block_size(version: str) -> int:
+    """The largest Append Block body the service takes at this x-ms-version."""
+    return LARGE_BLOCK_LIMIT if version >= LARGE_BLOCKS_SINCE else SMALL_BLOCK_LIMIT
+
+
+def parse_query(query_string: str) -> dict[str, str]:
+    """Split a raw query string into decoded parameters; the first of a repeated name wins.
+
+    ``+`` stays a plus sign: SAS signatures are base64, and a hand-pasted URL with a raw
+    ``+`` in ``sig`` should still verify.
+    """
+    parameters: dict[str, str] = {}
+    for pair in query_string.split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        parameters.setdefault(unquote(name), unquote(value))
+    return parameters
+
+
+def parse_blob_url(url: str) -> BlobAddress:
+    """Take a blob SAS URL apart.
+
+    Path style (``http://127.0.0.1:10000/<account>/<container>/<blob>``, as the sandbox and
+    Azurite serve) and host style (``https://<account>.blob.core.windows.net/<container>/
+    <blob>``) are both understood.
+
+    Raises:
+        ValueError: The URL does not name an account, a container and a blob.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) blob URL: {url!r}")
+    segments = unquote(parts.path).lstrip("/").split("/")
+    host = parts.hostname
+    if ".blob." in host:
+        segments.insert(0, host.split(".", 1)[0])
+    if len(segments) < 3 or not all(segments[:3]):
+        raise ValueError(f"the URL names no account, container and blob: {url!r}")
+    account, container, blob = segments[0], segments[1], "/".join(segments[2:])
+    return BlobAddress(account, container, blob, parse_query(parts.query), parts.scheme == "https")
+
+
+class BlobStore:
+    """Storage accounts, their containers, and the append blobs in them.
+
+    Args:
+        clock: The service's notion of now (aware, UTC): timestamps and SAS validity.
+    """
+
+    def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._accounts: dict[str, _Account] = {}
+        self._lock = threading.Lock()
+        self._last_tick = 0
+
+    def now(self) -> datetime:
+        """The service's current time (the injected clock)."""
+        return self._clock()
+
+    # ------------------------------------------------------------------ accounts, containers
+
+    def add_account(self, name: str, key: str) -> None:
+        """Add (or replace the key of) a storage account.
+
+        Raises:
+            ValueError: The name is not 3-24 lowercase letters and digits, or the key is
+                not base64.
+        """
+        if not _ACCOUNT_NAME.fullmatch(name):
+            raise ValueError(f"account name {name!r}: 3-24 lowercase letters and digits")
+        try:
+            if not base64.b64decode(key, validate=True):
+                raise ValueError("empty")
+        except (binascii.Error, ValueError):
+            raise ValueError(f"the key of account {name!r} is not base64") from None
+        with self._lock:
+            existing = self._accounts.get(name)
+            if existing is None:
+                self._accounts[name] = _Account(key)
+            else:
+                existing.key = key
+
+    def account_key(self, account: str) -> str:
+        """The account's key.
+
+        Raises:
+            StorageError: 404 ``ResourceNotFound`` for an unknown account.
+        """
+        with self._lock:
+            return self._account(account).key
+
+    def has_account(self, account: str) -> bool:
+        with self._lock:
+            return account in self._accounts
+
+    def create_container(self, account: str, container: str, *, exist_ok: bool = True) -> None:
+        """Create a container.
+
+        Raises:
+            ValueError: Not a valid container name (3-63 lowercase letters, digits and
+                single hyphens, starting and ending with a letter or digit).
+            StorageError: 404 ``ResourceNotFound`` for an unknown account; 409
+                ``ContainerAlreadyExists`` when it exists and ``exist_ok`` is false.
+        """
+        if not _CONTAINER_NAME.fullmatch(container):
+            raise ValueError(f"container name {container!r} is not valid")
+        with self._lock:
+            containers = self._account(account).containers
+            if container in containers:
+                if exist_ok:
+                    return
+                raise StorageError(
+                    409, "ContainerAlreadyExists", "The specified container already exists."
+                )
+            containers[container] = {}
+
+    def containers(self, account: str) -> list[str]:
+        with self._lock:
+            return sorted(self._account(account).containers)
+
+    def blob_names(self, account: str, container: str) -> list[str]:
+        with self._lock:
+            return sorted(self._container(account, container))
+
+    # ------------------------------------------------------------------------- authorisation
+
+    def authorize(
+        self,
+        account: str,
+        container: str,
+        blob: str,
+        query: Mapping[str, str],
+        operation: BlobOperation | str,
+        *,
+        https: bool = True,
+        client_ip: str | None = None,
+    ) -> None:
+        """Check the request's SAS exactly as the HTTP endpoint does.
+
+        Args:
+            account: Account addressed.
+            container: Container addressed.
+            blob: Blob addressed.
+            query: The URL's decoded query parameters (the SAS).
+            operation: What the request does (see :class:`BlobOperation`).
+            https: Whether the request came over HTTPS.
+            client_ip: The caller's address for ``sip``; None skips that check.
+
+        Raises:
+            StorageError: 404 ``ResourceNotFound`` for an unknown account, else the SAS
+                refusal (403, see ``core.sandbox.sas``).
+        """
+        operation = BlobOperation(operation)
+        with self._lock:
+            key = self._account(account).key
+            exists = blob in self._accounts[account].containers.get(container, {})
+        any_of = {
+            BlobOperation.READ: "r",
+            BlobOperation.CREATE: "w" if exists else "cw",
+            BlobOperation.APPEND: "aw",
+            BlobOperation.SEAL: "w",
+        }[operation]
+        try:
+            verify_service_sas(
+                query, account=account, account_key=key, container=container, blob=blob,
+                any_of=any_of, now=self._clock(), https=https, client_ip=client_ip,
+            )
+        except SasError as exc:
+            raise StorageError.from_sas(exc) from None
+
+    # ------------------------------------------------------------------------------ blobs
+
+    def put_append_blob(
+        self,
+        account: str,
+        container: str,
+        blob: str,
+        *,
+        if_none_match: str | None = None,
+        if_match: str | None = None,
+        content_type: str | None = None,
+    ) -> BlobProperties:
+        """Put Blob with ``x-ms-blob-type: AppendBlob``: create it empty, or overwrite it.
+
+        Args:
+            account: Account.
+            container: Container.
+            blob: Blob name.
+            if_none_match: ``*`` refuses to overwrite; an ETag refuses when it matches.
+            if_match: ``*`` or an ETag the existing blob must have.
+            content_type: ``x-ms-blob-content-type``; default ``application/octet-stream``.
+
+        Raises:
+            StorageError: 404 ``ContainerNotFound``; 409 ``BlobAlreadyExists`` under
+                ``If-None-Match``; 412 ``ConditionNotMet`` under ``If-Match``; 409
+                ``BlobIsSealed`` over a sealed blob.
+        """
+        with self._lock:
+            blobs = self._container(account, container)
+            existing = blobs.get(blob)
+            _check_conditions(existing, if_match, if_none_match)
+            if existing is not None and existing.sealed:
+                # Azurite's wording says a sealed blob changes only after a delete; the
+                # real service's behaviour for Put Blob over it is UNCONFIRMED.
+                raise _sealed()
+            now = self._clock()
+            created = _Blob(
+                etag=self._next_etag(now), created=now, last_modified=now,
+                content_type=content_type or DEFAULT_CONTENT_TYPE,
+            )
+            blobs[blob] = created
+            return created.properties()
+
+    def append_block(
+        self,
+        account: str,
+        container: str,
+        blob: str,
+        data: bytes,
+        *,
+        version: str = HANDLER_VERSION,
+        append_position: int | None = None,
+        max_size: int | None = None,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+    ) -> AppendResult:
+        """Append Block.
+
+        Args:
+            account: Account.
+            container: Container.
+            blob: Blob name.
+            data: The block; 1 byte up to the version's limit.
+            version: x-ms-version; decides the block size limit (4 MiB or 100 MiB).
+            append_position: ``x-ms-blob-condition-appendpos``: the size the blob must have.
+            max_size: ``x-ms-blob-condition-maxsize``: the size it must not pass.
+            if_match: ``If-Match``.
+            if_none_match: ``If-None-Match``.
+
+        Returns:
+            The offset the block was written at and the blob's new properties.
+
+        Raises:
+            StorageError: 404 ``ContainerNotFound``/``BlobNotFound``; 400
+                ``InvalidHeaderValue`` for an empty block; 413 ``RequestBodyTooLarge``;
+                409 ``BlobIsSealed``/``BlockCountExceedsLimit``; 412
+                ``AppendPositionConditionNotMet``/``MaxBlobSizeConditionNotMet``/
+                ``ConditionNotMet``.
+        """
+        limit = max_append_block_size(version)
+        if not data:
+            raise invalid_header("Content-Length", "0")
+        if len(data) > limit:
+            raise body_too_large(limit)
+        with self._lock:
+            target = self._blob(account, container, blob)
+            _check_conditions(target, if_match, if_none_match)
+            if target.sealed:
+                raise _sealed()
+            if target.committed_blocks >= MAX_BLOCKS:
+                raise StorageError(
+                    409, "BlockCountExceedsLimit",
+                    "The committed block count cannot exceed the maximum limit of 50,000 "
+                    "blocks.",
+                )
+            offset = len(target.content)
+            if append_position is not None and append_position != offset:
+                raise StorageError(
+                    412, "AppendPositionConditionNotMet",
+                    "The append position condition specified was not met.",
+                )
+            if max_size is not None and offset + len(data) > max_size:
+                raise StorageError(
+                    412, "MaxBlobSizeConditionNotMet",
+                    "The max blob size condition specified was not met.",
+                )
+            target.content += data
+            target.committed_blocks += 1
+            self._touch(target)
+            return AppendResult(offset, target.properties())
+
+    def seal(
+        self, account: str, container: str, blob: str, *, if_match: str | None = None
+    ) -> BlobProperties:
+        """Append Blob Seal: no more appends. Sealing a sealed blob succeeds again.
+
+        Raises:
+            StorageError: 404 ``ContainerNotFound``/``BlobNotFound``; 412 ``ConditionNotMet``.
+        """
+        with self._lock:
+            target = self._blob(account, container, blob)
+            _check_conditions(target, if_match, None)
+            if not target.sealed:
+                target.sealed = True
+                self._touch(target)
+            return target.properties()
+
+    def properties(self, account: str, container: str, blob: str) -> BlobProperties:
+        """Get Blob Properties.
+
+        Raises:
+            StorageError: 404 ``ContainerNotFound`` or ``BlobNotFound``.
+        """
+        with self._lock:
+            return self._blob(account, container, blob).properties()
+
+    def read(
+        self,
+        account: str,
+        container: str,
+        blob: str,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> BlobRead:
+        """Get Blob, whole (``start`` None) or the inclusive range ``start``..``end``.
+
+        An open range (``end`` None) runs to the end; an ``end`` past the end is cut there.
+
+        Raises:
+            StorageError: 404 ``ContainerNotFound``/``BlobNotFound``; 416 ``InvalidRange``
+                (with ``Content-Range: bytes */<size>``) when ``start`` is at or past the
+                end, which includes any range on an empty blob, or after ``end``.
+        """
+        with self._lock:
+            target = self._blob(account, container, blob)
+            size = len(target.content)
+            if start is None:
+                return BlobRead(bytes(target.content), target.properties(), 0, size - 1, False)
+            if start >= size or (end is not None and end < start):
+                raise StorageError(
+                    416, "InvalidRange",
+                    "The range specified is invalid for the current size of the resource.",
+                    headers={"Content-Range": f"bytes */{size}"},
+                )
+            last = size - 1 if end is None else min(end, size - 1)
+            data = bytes(target.content[start:last + 1])
+            return BlobRead(data, target.properties(), start, last, True)
+
+    # ------------------------------------------------------------- SAS URLs, without HTTP
+
+    def put_append_blob_via_sas(self, url: str) -> BlobProperties:
+        """Create (or re-create) the append blob a SAS URL names, authorised by its SAS.
+
+        This is what the simulated run-command handler calls instead of an HTTP PUT; the
+        SAS is checked exactly as the HTTP endpoint checks it (``sip`` aside: there is no
+        client address).
+
+        Raises:
+            ValueError: The URL names no account, container and blob.
+            StorageError: As :meth:`authorize` and :meth:`put_append_blob`.
+        """
+        address = parse_blob_url(url)
+        self.authorize(
+            address.account, address.container, address.blob, address.query,
+            BlobOperation.CREATE, https=address.https,
+        )
+        return self.put_append_blob(address.account, address.container, address.blob)
+
+    def append_block_via_sas(
+        self, url: str, data: bytes, *, version: str = HANDLER_VERSION
+    ) -> AppendResult:
+        """Append a block to the blob a SAS URL names, authorised by its SAS.
+
+        Raises:
+            ValueError: The URL names no account, container and blob.
+            StorageError: As :meth:`authorize` and :meth:`append_block`.
+        """
+        address = parse_blob_url(url)
+        self.authorize(
+            address.account, address.container, address.blob, address.query,
+            BlobOperation.APPEND, https=address.https,
+        )
+        return self.append_block(
+            address.account, address.container, address.blob, data, version=version
+        )
+
+    # ------------------------------------------------------------------------- internals
+
+    def _account(self, account: str) -> _Account:
+        found = self._accounts.get(account)
+        if found is None:
+            raise StorageError(404, "ResourceNotFound", "The specified resource does not exist.")
+        return found
+
+    def _container(self, account: str, container: str) -> dict[str, _Blob]:
+        found = self._account(account).containers.get(container)
+        if found is None:
+            raise StorageError(404, "ContainerNotFound", "The specified container does not exist.")
+        return found
+
+    def _blob(self, account: str, container: str, blob: str) -> _Blob:
+        found = self._container(account, container).get(blob)
+        if found is None:
+            raise StorageError(404, "BlobNotFound", "The specified blob does not exist.")
+        return found
+
+    def _next_etag(self, now: datetime) -> str:
+        # Ticks of the write time, but strictly increasing so that two writes within one
+        # clock step (or under a frozen test clock) still get different ETags.
+        ticks = int(now.timestamp() * 10_000_000) + _EPOCH_TICKS
+        self._last_tick = max(ticks, self._last_tick + 1)
+        return f'"0x{self._last_tick:X}"'
+
+    def _touch(self, target: _Blob) -> None:
+        now = self._clock()
+        target.last_modified = now
+        target.etag = self._next_etag(now)
+
+
+def _check_conditions(
+    target: _Blob | None, if_match: str | None, if_none_match: str | None
+) -> None:
+    """If-Match / If-None-Match of a write against a blob (None: it does not exist)."""
+    etag = target.etag if target is not None else None
+    if if_match is not None and (etag is None or not etag_matches(if_match, etag)):
+        raise condition_not_met()
+    if if_none_match is not None and etag is not None and etag_matches(if_none_match, etag):
+        if if_none_match.strip() == "*":
+            raise StorageError(409, "BlobAlreadyExists", "The specified blob already exists.")
+        raise condition_not_met()
+
+
+def etag_matches(condition: str, etag: str) -> bool:
+    """Whether an ``If-Match``/``If-None-Match`` value names this ETag (or is ``*``)."""
+    candidates = [c.strip() for c in condition.split(",")]
+    return "*" in candidates or etag in candidates or etag.strip('"') in candidates
+
+
+def condition_not_met() -> StorageError:
+    """412 ``ConditionNotMet``: an If-* header of a write (or a read's If-Match) failed."""
+    return StorageError(
+        412, "ConditionNotMet",
+        "The condition specified using HTTP conditional header(s) is not met.",
+    )
+
+
+def _sealed() -> StorageError:
+    return StorageError(
+        409, "BlobIsSealed",
+        "The specified blob is sealed, and its contents can't be modified unless the blob is "
+        "re-created after a delete.",
+    )
+
+
+def invalid_header(name: str, value: str, note: str = "") -> StorageError:
+    """400 ``InvalidHeaderValue`` naming the header, as the service reports it."""
+    message = "The value for one of the HTTP headers is not in the correct format."
+    return StorageError(
+        400, "InvalidHeaderValue", f"{message} {note}".strip(),
+        details={"HeaderName": name, "HeaderValue": value},
+    )
+
+
+def body_too_large(limit: int) -> StorageError:
+    """413 ``RequestBodyTooLarge`` with the limit in ``MaxLimit``."""
+    return StorageError(
+        413, "RequestBodyTooLarge",
+        "The request body is too large and exceeds the maximum permissible limit.",
+        details={"MaxLimit": str(limit)},
+    )

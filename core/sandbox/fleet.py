@@ -1,0 +1,429 @@
+"""The sandbox's fleet file: simulated machines, timings, throttle budgets and faults.
+
+A fleet file is TOML. ``default_fleet.toml`` beside this module is the fleet fleetrun opens
+on when nothing is configured, and it documents every key. Loading checks every field and
+names the bad one (``machines[3].kind: 'foo' is not allowed; allowed: arc, vm``).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ACCOUNT_KEY = "ZmxlZXRydW4tc2FuZGJveC1rZXktbm90LWEtc2VjcmV0LWp1c3QtYS1kZW1vLWtleQ=="
+"""A fixed, public key: the sandbox guards nothing, but SAS checks must have a key to check."""
+
+DEFAULT_TENANT = "72f988bf-0000-4000-8000-00000000f1ee"
+DEFAULT_SIM_OUTPUT = "simulated output from {machine}\n"
+
+KINDS = ("vm", "arc")
+OSES = ("linux", "windows")
+EXECUTORS = ("process", "simulated")
+VM_AGENT = ("ready", "not-ready")
+VM_POWER = ("running", "stopped", "deallocated")
+ARC_STATUS = ("connected", "disconnected", "error", "expired")
+TIMEOUT_STATES = ("Failed", "TimedOut")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,53}$")
+_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
+_CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class FleetFileError(ValueError):
+    """A fleet file that cannot be used; the message names the field and what is allowed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Storm:
+    """A 429 storm: every ``every`` seconds, all ARM calls are throttled for ``lasting``."""
+
+    every: float
+    lasting: float
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """Injected misbehaviour, fleet-wide or for one machine.
+
+    Request faults (``latency``, ``error_rate``, ``drop_rate``, ``throttle_storm``) apply to
+    ARM requests; the rest change how an agent runs commands.
+    """
+
+    latency: float = 0.0
+    error_rate: float = 0.0
+    drop_rate: float = 0.0
+    throttle_storm: Storm | None = None
+    stuck: bool = False
+    """The agent starts scripts but never reports them finished."""
+    blob_delay: float = 0.0
+    """Seconds before the agent creates the output blobs (they appear late)."""
+    disconnect_after: float | None = None
+    """Seconds into a run after which the machine's agent drops off (Not Ready/Disconnected)."""
+
+    @property
+    def any_request_fault(self) -> bool:
+        return bool(self.latency or self.error_rate or self.drop_rate or self.throttle_storm)
+
+
+@dataclass(frozen=True, slots=True)
+class Simulation:
+    """What a simulated (process-free) machine prints and how it ends."""
+
+    duration: tuple[float, float] = (1.0, 1.0)
+    exit_code: int = 0
+    fail_ratio: float = 0.0
+    """Share of runs that exit with ``fail_exit_code`` instead (seeded, per machine)."""
+    fail_exit_code: int = 1
+    output: str = DEFAULT_SIM_OUTPUT
+    lines: int = 1
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MachineSpec:
+    name: str
+    kind: str
+    os: str
+    subscription: str
+    resource_group: str
+    location: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    executor: str = "process"
+    agent: str = "ready"
+    power: str = "running"
+    status: str = "connected"
+    agent_version: str = ""
+    simulate: Simulation = field(default_factory=Simulation)
+    faults: Faults = field(default_factory=Faults)
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    capacity: int
+    refill_per_second: float
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """ARM's token buckets per subscription and Resource Graph's per-user quota window."""
+
+    reads: Bucket = Bucket(250, 25.0)
+    writes: Bucket = Bucket(200, 10.0)
+    deletes: Bucket = Bucket(200, 10.0)
+    graph_queries: int = 15
+    graph_window: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSpec:
+    machines: tuple[MachineSpec, ...]
+    flush_interval: float = 15.0
+    """How often agents report tails and append to blobs (the Linux handler's 15 s ticker)."""
+    pickup_delay: float = 0.0
+    """Seconds before an agent notices a new run command (the guest agent polls goal state)."""
+    agent_timeout: float = 60.0
+    """How long a VM run command waits for a Not Ready agent before failing."""
+    timeout_state: str = "Failed"
+    seed: int = 0
+    tenant: str = DEFAULT_TENANT
+    account: str = "fleetrunsandbox"
+    account_key: str = DEFAULT_ACCOUNT_KEY
+    containers: tuple[str, ...] = ("fleetrun",)
+    throttle: Throttle = Throttle()
+    faults: Faults = Faults()
+
+    @property
+    def subscriptions(self) -> list[str]:
+        return sorted({m.subscription for m in self.machines})
+
+
+def load_fleet(path: Path) -> FleetSpec:
+    """Read and check a fleet file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FleetFileError(f"{path}: cannot read the fleet file: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise FleetFileError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return parse_fleet(data)
+    except FleetFileError as exc:
+        raise FleetFileError(f"{path}: {exc}") from None
+
+
+def default_fleet() -> FleetSpec:
+    """The built-in demo fleet, shipped as ``default_fleet.toml``."""
+    text = resources.files(__package__).joinpath("default_fleet.toml").read_text("utf-8")
+    return parse_fleet(tomllib.loads(text))
+
+
+def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
+    """A checked fleet from already-parsed TOML."""
+    _only(data, "", {"sandbox", "storage", "throttle", "faults", "defaults", "machines"})
+    sandbox = _table(data, "sandbox")
+    _only(sandbox, "sandbox.", {"flush_interval", "pickup_delay", "agent_timeout",
+                                "timeouts_report_as", "seed", "tenant"})
+    storage = _table(data, "storage")
+    _only(storage, "storage.", {"account", "key", "containers"})
+    defaults = _table(data, "defaults")
+    raw_machines = data.get("machines", [])
+    if not isinstance(raw_machines, list) or not raw_machines:
+        raise FleetFileError("machines: at least one [[machines]] entry is required")
+    machines: list[MachineSpec] = []
+    for index, raw in enumerate(raw_machines):
+        if not isinstance(raw, dict):
+            raise FleetFileError(f"machines[{index}]: must be a table")
+        machines.extend(_machines(f"machines[{index}].", {**defaults, **raw}))
+    seen: dict[tuple[str, str, str], str] = {}
+    for spec in machines:
+        key = (spec.subscription.lower(), spec.resource_group.lower(), spec.name.lower())
+        if key in seen:
+            raise FleetFileError(
+                f"machines: name {spec.name!r} is used twice in one resource group"
+            )
+        seen[key] = spec.name
+
+    account = _str(storage, "account", "storage.", "fleetrunsandbox")
+    if not _ACCOUNT.match(account):
+        raise FleetFileError("storage.account: 3-24 lowercase letters and digits")
+    containers = storage.get("containers", ["fleetrun"])
+    if not isinstance(containers, list) or not all(isinstance(c, str) for c in containers):
+        raise FleetFileError("storage.containers: a list of container names")
+    for name in containers:
+        if not _CONTAINER.match(name):
+            raise FleetFileError(
+                f"storage.containers: {name!r} is not a valid container name "
+                "(3-63 lowercase letters, digits and single hyphens)"
+            )
+    timeout_state = _str(sandbox, "timeouts_report_as", "sandbox.", "Failed")
+    _choice(timeout_state, "sandbox.timeouts_report_as", TIMEOUT_STATES)
+    seed = sandbox.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise FleetFileError("sandbox.seed: an integer")
+    return FleetSpec(
+        machines=tuple(machines),
+        flush_interval=_duration(sandbox, "flush_interval", "sandbox.", 15.0, minimum=0.05),
+        pickup_delay=_duration(sandbox, "pickup_delay", "sandbox.", 0.0),
+        agent_timeout=_duration(sandbox, "agent_timeout", "sandbox.", 60.0),
+        timeout_state=timeout_state,
+        seed=seed,
+        tenant=_str(sandbox, "tenant", "sandbox.", DEFAULT_TENANT),
+        account=account,
+        account_key=_str(storage, "key", "storage.", DEFAULT_ACCOUNT_KEY),
+        containers=tuple(containers),
+        throttle=_throttle(_table(data, "throttle")),
+        faults=_faults(_table(data, "faults"), "faults.", machine=False),
+    )
+
+
+def _machines(where: str, raw: Mapping[str, Any]) -> list[MachineSpec]:
+    _only(raw, where, {"name", "count", "kind", "os", "subscription", "resource_group",
+                       "location", "tags", "executor", "agent", "power", "status",
+                       "agent_version", "simulate", "faults"})
+    name = _str(raw, "name", where, None)
+    kind = _choice(_str(raw, "kind", where, "vm"), where + "kind", KINDS)
+    os_type = _choice(_str(raw, "os", where, "linux"), where + "os", OSES)
+    tags = raw.get("tags", {})
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise FleetFileError(f"{where}tags: a table of string values")
+    count = raw.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 100_000:
+        raise FleetFileError(f"{where}count: an integer from 1 to 100000")
+    if count > 1 and "{n" not in name:
+        raise FleetFileError(f"{where}name: with count > 1 the name needs a {{n}} placeholder")
+    base = MachineSpec(
+        name=name,
+        kind=kind,
+        os=os_type,
+        subscription=_str(raw, "subscription", where, None),
+        resource_group=_str(raw, "resource_group", where, None),
+        location=_str(raw, "location", where, None).replace(" ", "").lower(),
+        tags=dict(tags),
+        executor=_choice(_str(raw, "executor", where, "process"), where + "executor", EXECUTORS),
+        agent=_choice(_str(raw, "agent", where, "ready"), where + "agent", VM_AGENT),
+        power=_choice(_str(raw, "power", where, "running"), where + "power", VM_POWER),
+        status=_choice(_str(raw, "status", where, "connected"), where + "status", ARC_STATUS),
+        agent_version=_str(raw, "agent_version", where, ""),
+        simulate=_simulation(_table(raw, "simulate", where), where + "simulate."),
+        faults=_faults(_table(raw, "faults", where), where + "faults.", machine=True),
+    )
+    if kind == "arc" and ("agent" in raw or "power" in raw):
+        raise FleetFileError(f"{where}: agent and power are for VMs; Arc machines use status")
+    if kind == "vm" and "status" in raw:
+        raise FleetFileError(f"{where}status: is for Arc machines; VMs use agent and power")
+    specs = []
+    for n in range(1, count + 1):
+        try:
+            expanded = name.format(n=n) if count > 1 else name
+        except (KeyError, IndexError, ValueError):
+            raise FleetFileError(f"{where}name: only the {{n}} placeholder is allowed") from None
+        if not _NAME.match(expanded):
+            raise FleetFileError(
+                f"{where}name: {expanded!r} is not a valid machine name "
+                "(1-54 letters, digits, '-', '_' and '.', starting with a letter or digit)"
+            )
+        specs.append(replace(base, name=expanded))
+    return specs
+
+
+def _simulation(raw: Mapping[str, Any], where: str) -> Simulation:
+    _only(raw, where, {"duration", "exit_code", "fail_ratio", "fail_exit_code", "output",
+                       "lines", "error"})
+    duration_raw = raw.get("duration", 1.0)
+    if isinstance(duration_raw, list):
+        if len(duration_raw) != 2:
+            raise FleetFileError(f"{where}duration: a duration or a [low, high] pair")
+        low = _parse_duration(duration_raw[0], where + "duration")
+        high = _parse_duration(duration_raw[1], where + "duration")
+        if high < low:
+            raise FleetFileError(f"{where}duration: the high end is below the low end")
+        duration = (low, high)
+    else:
+        single = _parse_duration(duration_raw, where + "duration")
+        duration = (single, single)
+    lines = _int(raw, "lines", where, 1, 0, 1_000_000)
+    return Simulation(
+        duration=duration,
+        exit_code=_int(raw, "exit_code", where, 0, -(2**31), 2**31 - 1),
+        fail_ratio=_ratio(raw, "fail_ratio", where),
+        fail_exit_code=_int(raw, "fail_exit_code", where, 1, -(2**31), 2**31 - 1),
+        output=_str(raw, "output", where, DEFAULT_SIM_OUTPUT),
+        lines=lines,
+        error=_str(raw, "error", where, ""),
+    )
+
+
+def _faults(raw: Mapping[str, Any], where: str, *, machine: bool) -> Faults:
+    keys = {"latency", "error_rate", "drop_rate", "throttle_storm", "stuck", "blob_delay",
+            "disconnect_after"}
+    _only(raw, where, keys)
+    storm = None
+    if "throttle_storm" in raw:
+        table = raw["throttle_storm"]
+        if not isinstance(table, dict):
+            raise FleetFileError(f"{where}throttle_storm: a table with every and lasting")
+        _only(table, where + "throttle_storm.", {"every", "lasting"})
+        every = _duration(table, "every", where + "throttle_storm.", None, minimum=0.1)
+        lasting = _duration(table, "lasting", where + "throttle_storm.", None)
+        if lasting >= every:
+            raise FleetFileError(f"{where}throttle_storm.lasting: must be shorter than every")
+        storm = Storm(every, lasting)
+    stuck = raw.get("stuck", False)
+    if not isinstance(stuck, bool):
+        raise FleetFileError(f"{where}stuck: true or false")
+    disconnect = raw.get("disconnect_after")
+    return Faults(
+        latency=_duration(raw, "latency", where, 0.0),
+        error_rate=_ratio(raw, "error_rate", where),
+        drop_rate=_ratio(raw, "drop_rate", where),
+        throttle_storm=storm,
+        stuck=stuck,
+        blob_delay=_duration(raw, "blob_delay", where, 0.0),
+        disconnect_after=None if disconnect is None else _parse_duration(
+            disconnect, where + "disconnect_after"),
+    )
+
+
+def _throttle(raw: Mapping[str, Any]) -> Throttle:
+    _only(raw, "throttle.", {"reads", "writes", "deletes", "graph_queries", "graph_window"})
+    default = Throttle()
+
+    def bucket(name: str, fallback: Bucket) -> Bucket:
+        table = _table(raw, name, "throttle.")
+        where = f"throttle.{name}."
+        _only(table, where, {"capacity", "refill_per_second"})
+        capacity = _int(table, "capacity", where, fallback.capacity, 1, 10**9)
+        refill = table.get("refill_per_second", fallback.refill_per_second)
+        if not isinstance(refill, int | float) or isinstance(refill, bool) or refill <= 0:
+            raise FleetFileError(f"{where}refill_per_second: a number above 0")
+        return Bucket(capacity, float(refill))
+
+    return Throttle(
+        reads=bucket("reads", default.reads),
+        writes=bucket("writes", default.writes),
+        deletes=bucket("deletes", default.deletes),
+        graph_queries=_int(raw, "graph_queries", "throttle.", default.graph_queries, 1, 10**9),
+        graph_window=_duration(raw, "graph_window", "throttle.", default.graph_window,
+                               minimum=0.1),
+    )
+
+
+# ----------------------------------------------------------------------------- field readers
+
+
+def _only(raw: Mapping[str, Any], where: str, allowed: set[str]) -> None:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise FleetFileError(
+            f"{where}{unknown[0]}: unknown key; allowed here: {', '.join(sorted(allowed))}"
+        )
+
+
+def _table(raw: Mapping[str, Any], key: str, where: str = "") -> Mapping[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise FleetFileError(f"{where}{key}: must be a table")
+    return value
+
+
+def _str(raw: Mapping[str, Any], key: str, where: str, default: str | None) -> str:
+    if key not in raw:
+        if default is None:
+            raise FleetFileError(f"{where}{key}: required")
+        return default
+    value = raw[key]
+    if not isinstance(value, str) or (default is None and not value.strip()):
+        raise FleetFileError(f"{where}{key}: a non-empty string")
+    return value
+
+
+def _choice(value: str, where: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise FleetFileError(f"{where}: {value!r} is not allowed; allowed: {', '.join(allowed)}")
+    return value
+
+
+def _int(raw: Mapping[str, Any], key: str, where: str, default: int, low: int, high: int) -> int:
+    value = raw.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise FleetFileError(f"{where}{key}: an integer from {low} to {high}")
+    return value
+
+
+def _ratio(raw: Mapping[str, Any], key: str, where: str) -> float:
+    value = raw.get(key, 0.0)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise FleetFileError(f"{where}{key}: a share from 0 to 1")
+    return float(value)
+
+
+def _duration(
+    raw: Mapping[str, Any], key: str, where: str, default: float | None, minimum: float = 0.0
+) -> float:
+    if key not in raw:
+        if default is None:
+            raise FleetFileError(f"{where}{key}: required")
+        return default
+    value = _parse_duration(raw[key], where + key)
+    if value < minimum:
+        raise FleetFileError(f"{where}{key}: at least {minimum:g} s")
+    return value
+
+
+def _parse_duration(value: object, where: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNIT[match.group(2)]
+    raise FleetFileError(
+        f"{where}: {value!r} is not a duration; use seconds or a string like '250ms', '2s', '5m'"
+    )

@@ -1,0 +1,103 @@
+"""Simulated machines: identity and agent health, as the ARM resources report them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from core.sandbox.fleet import MachineSpec
+
+MIN_ARC_AGENT = (1, 33)
+"""Run commands are built into the Connected Machine agent from 1.33 on."""
+
+VM_AGENT_VERSION = "2.7.41491.1102"
+LINUX_HANDLER = "Microsoft.CPlat.Core.RunCommandHandlerLinux"
+WINDOWS_HANDLER = "Microsoft.CPlat.Core.RunCommandHandlerWindows"
+
+
+def agent_version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split("."):
+        if not piece.isdigit():
+            break
+        parts.append(int(piece))
+    return tuple(parts)
+
+
+@dataclass(eq=False)
+class SimMachine:
+    """One VM or Arc server and its agent's current condition.
+
+    Health can change while the sandbox runs (the ``disconnect_after`` fault), so it lives
+    here as mutable state rather than in the spec.
+    """
+
+    spec: MachineSpec
+    root: Path
+    """This machine's private directory: run directories and its HOME live below it."""
+    agent_ready: bool = True
+    power: str = "running"
+    arc_status: str = "connected"
+    last_status_change: datetime = field(default_factory=lambda: datetime.now(UTC))
+    vm_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.agent_ready = self.spec.agent == "ready"
+        self.power = self.spec.power
+        self.arc_status = self.spec.status
+        seed = f"{self.spec.subscription}/{self.spec.resource_group}/{self.spec.name}".lower()
+        self.vm_id = str(uuid.uuid5(uuid.NAMESPACE_URL, seed))
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def is_vm(self) -> bool:
+        return self.spec.kind == "vm"
+
+    @property
+    def windows(self) -> bool:
+        return self.spec.os == "windows"
+
+    @property
+    def resource_id(self) -> str:
+        spec = self.spec
+        provider = "Microsoft.Compute/virtualMachines"
+        if not self.is_vm:
+            provider = "Microsoft.HybridCompute/machines"
+        return (
+            f"/subscriptions/{spec.subscription}/resourceGroups/{spec.resource_group}"
+            f"/providers/{provider}/{spec.name}"
+        )
+
+    @property
+    def agent_supports_run_commands(self) -> bool:
+        if self.is_vm:
+            return True
+        version = agent_version_tuple(self.spec.agent_version)
+        return not version or version >= MIN_ARC_AGENT
+
+    @property
+    def can_run(self) -> bool:
+        """Whether the agent would pick up a new run command now."""
+        if self.is_vm:
+            return self.agent_ready and self.power == "running"
+        return self.arc_status == "connected" and self.agent_supports_run_commands
+
+    def disconnect(self) -> None:
+        """The agent drops off: VM agent Not Ready, Arc machine Disconnected."""
+        if self.is_vm:
+            self.agent_ready = False
+        else:
+            self.arc_status = "disconnected"
+        self.last_status_change = datetime.now(UTC)
+
+    def run_dir(self, run_command: str, seq: int) -> Path:
+        return self.root / "download" / run_command / str(seq)
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"

@@ -1,0 +1,93 @@
+"""``fleetrun sandbox serve``: the emulated Azure Run Command service for any client."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from argparse import Namespace
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from core import config
+from core.sandbox.fleet import FleetFileError, FleetSpec, default_fleet, load_fleet
+from core.sandbox.sas import sign_container_sas
+from core.sandbox.server import SandboxServer
+from core.sandbox.service import SandboxService
+from core.sandbox.tls import ensure_certificate
+from tui.cli import EXIT_OK, UsageError
+
+SAS_HOURS = 24
+
+
+def cmd_sandbox(args: Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port: {args.port} is not allowed; use 0 (any free port) to 65535")
+    try:
+        fleet = load_fleet(Path(args.fleet).expanduser()) if args.fleet else default_fleet()
+    except FleetFileError as exc:
+        raise UsageError(f"--fleet: {exc}") from None
+    try:
+        asyncio.run(_serve(fleet, args.port, args.tls))
+    except KeyboardInterrupt:
+        pass
+    print("sandbox stopped", file=sys.stderr)
+    return EXIT_OK
+
+
+async def _serve(fleet: FleetSpec, port: int, tls: bool) -> None:
+    files = ensure_certificate(config.data_dir() / "sandbox-tls") if tls else None
+    service = SandboxService(fleet)
+    try:
+        server = SandboxServer(service, port=port, tls=files)
+    except OSError as exc:
+        await service.aclose()
+        raise UsageError(f"--port: cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    try:
+        base = await server.start()
+        print(describe(fleet, base, files.certificate if files else None), flush=True)
+        await server.wait()
+    finally:
+        await server.stop()
+        await service.aclose()
+
+
+def describe(fleet: FleetSpec, base: str, certificate: Path | None) -> str:
+    """What ``sandbox serve`` prints: where it listens, what it holds, how to use it."""
+    kinds = Counter((m.kind, m.os) for m in fleet.machines)
+    per_sub = Counter(m.subscription for m in fleet.machines)
+    container = fleet.containers[0]
+    expiry = datetime.now(UTC) + timedelta(hours=SAS_HOURS)
+    sas = sign_container_sas(fleet.account, fleet.account_key, container, "racwl", expiry)
+    vm = next((m for m in fleet.machines if m.kind == "vm"), fleet.machines[0])
+    curl_tls = f" --cacert {certificate}" if certificate else ""
+    vm_path = (f"{base}/subscriptions/{vm.subscription}/resourceGroups/{vm.resource_group}"
+               f"/providers/Microsoft.Compute/virtualMachines/{vm.name}")
+    lines = [
+        f"fleetrun sandbox: {len(fleet.machines)} machines "
+        f"({kinds[('vm', 'linux')]} Linux VMs, {kinds[('vm', 'windows')]} Windows VMs, "
+        f"{kinds[('arc', 'linux')]} Linux Arc, {kinds[('arc', 'windows')]} Windows Arc)",
+        "",
+        f"  ARM base URL     {base}",
+        "  authorization    any 'Authorization: Bearer <token>' is accepted",
+        *(f"  subscription     {sub}  ({n} machines)" for sub, n in sorted(per_sub.items())),
+        f"  blob storage     {base}/{fleet.account}  (path style, like Azurite)",
+        f"  account key      {fleet.account_key}",
+        f"  container SAS    {base}/{fleet.account}/{container}?{sas}",
+        f"                   (racwl, valid {SAS_HOURS} h; put a blob name after the container)",
+    ]
+    if certificate:
+        lines.append(f"  TLS certificate  {certificate}  (self-signed; trust it in your client)")
+    lines += [
+        "",
+        "Point an ARM client at the base URL instead of https://management.azure.com;",
+        "api-versions: Compute 2020-06-01 .. 2026-04-01, HybridCompute 2024-07-10 .. 2026-09-01,",
+        "Resource Graph 2019-04-01 .. 2024-04-01.",
+        "",
+        "Try:",
+        f"  curl -s{curl_tls} -H 'Authorization: Bearer x' \\",
+        f"    '{vm_path}?api-version=2025-04-01&$expand=instanceView'",
+        "",
+        "Ctrl-C stops the sandbox.",
+    ]
+    return "\n".join(lines)
