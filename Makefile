@@ -5,7 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean azurite
+
+# Microsoft's Azure Storage emulator; the shared append-blob suite runs against it too.
+AZURITE_BLOB := .cache/azurite/node_modules/.bin/azurite-blob
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { \
@@ -29,7 +32,12 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check core tui tests bench
 	$(BIN)/mypy
 
-test: $(VENV)/.test lint
+$(AZURITE_BLOB):
+	npm install --no-audit --no-fund --prefix .cache/azurite azurite
+
+azurite: $(AZURITE_BLOB)
+
+test: $(VENV)/.test lint azurite
 	$(BIN)/pytest
 
 bench: $(VENV)/.app

@@ -16,7 +16,9 @@ import httpx
 from core.sandbox.agent import BlobSink, BlobSinkError
 from core.sandbox.blobstore import BlobOperation, BlobStore, StorageError, parse_blob_url
 
-STORAGE_VERSION = "2021-12-02"
+STORAGE_VERSION = "2022-11-02"
+"""The first version that takes 100 MiB blocks: the handler appends a whole tick's output
+in one block, and 4 MiB (older versions) is easy to exceed in 15 s."""
 INTERNAL_SUFFIX = ".blob.sandbox.invalid"
 """Host style URLs ``https://<account>.blob.sandbox.invalid/...`` name the sandbox's own
 storage without a server (``.invalid`` can never resolve)."""

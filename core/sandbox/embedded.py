@@ -36,6 +36,7 @@ from core.sandbox.sas import sign_blob_sas
 from core.sandbox.service import SandboxService
 
 POLL_SECONDS = 0.2
+RUNNING_MESSAGE = "Execution in progress"
 _STATES = {
     "Succeeded": RunState.SUCCEEDED,
     "Failed": RunState.FAILED,
@@ -115,7 +116,7 @@ class EmbeddedBackend:
             yield Finished(machine.id, RunState.FAILED, error=f"{error.code}: {error.message}")
             return
         try:
-            async for event in self._watch(machine.id, resource, uris):
+            async for event in self._watch(machine.id, sim, resource, uris, command.timeout):
                 yield event
         finally:
             # Done or cancelled, the resource goes: a VM holds at most 25 run commands, and
@@ -123,33 +124,50 @@ class EmbeddedBackend:
             await self.cancel(machine, run_id)
 
     async def _watch(
-        self, machine_id: MachineId, resource: RunCommand, uris: dict[Stream, str]
+        self,
+        machine_id: MachineId,
+        sim: SimMachine,
+        resource: RunCommand,
+        uris: dict[Stream, str],
+        timeout: int,
     ) -> AsyncIterator[MachineEvent]:
         execution = resource.execution
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
         offsets = dict.fromkeys(uris, 0)
         tails: dict[Stream, str] = {}
         announced = False
         while True:
             view = execution.view
-            if not announced and view.execution_state == "Running":
+            if not announced and execution.started:
                 announced = True
-                yield StateChanged(machine_id, RunState.RUNNING, view.execution_message)
+                yield StateChanged(machine_id, RunState.RUNNING, RUNNING_MESSAGE)
             for stream, uri in uris.items():
                 data = self._service.sinks.read_own(uri, offsets[stream])
                 if data:
                     yield OutputAppended(machine_id, stream, offsets[stream], data)
                     offsets[stream] += len(data)
             for stream, text in ((Stream.STDOUT, view.output), (Stream.STDERR, view.error)):
-                if tails.get(stream) != text:
+                if announced and tails.get(stream) != text:
                     tails[stream] = text
                     yield TailUpdated(machine_id, stream, text.encode("utf-8"))
             if execution.agent_error is not None:
                 code, message = execution.agent_error
                 yield Finished(machine_id, RunState.FAILED, error=f"{code}: {message}")
                 return
+            if self._service.run_commands(sim).get(resource.name.lower()) is not resource:
+                yield Finished(machine_id, RunState.CANCELED, error="canceled: the run "
+                               "command was deleted, which stopped the script")
+                return
             if execution.finished:
                 state = _STATES.get(view.execution_state, RunState.FAILED)
                 error = "" if state is RunState.SUCCEEDED else view.execution_message
+                # The Linux handler reports a timeout as Failed with exit -1; a client can
+                # tell it apart from a signal only by the clock.
+                if (state is RunState.FAILED and view.exit_code == -1 and timeout > 0
+                        and loop.time() - sent >= timeout):
+                    state = RunState.TIMED_OUT
+                    error = f"timed out after {timeout} s: {view.execution_message}"
                 yield Finished(machine_id, state, view.exit_code, view.start_time,
                                view.end_time, error)
                 return

@@ -100,6 +100,10 @@ class BackendHarness:
     backend: Backend
     machine: Machine
     started: list[Running] = field(default_factory=list)
+    unnamed_values_unquoted: bool = False
+    """The Azure handler appends unnamed values to ``bash -c`` unquoted (shell-split)."""
+    tails_are_text: bool = False
+    """The instance view carries tails as JSON text: a cut character becomes U+FFFD."""
 
     def linux_machine(self) -> Machine:
         return self.machine
