@@ -129,7 +129,7 @@ class EmbeddedBackend:
         sim: SimMachine,
         resource: RunCommand,
         uris: dict[Stream, str],
-        timeout: int,
+        script_timeout: int,
     ) -> AsyncIterator[MachineEvent]:
         execution = resource.execution
         loop = asyncio.get_running_loop()
@@ -164,10 +164,10 @@ class EmbeddedBackend:
                 error = "" if state is RunState.SUCCEEDED else view.execution_message
                 # The Linux handler reports a timeout as Failed with exit -1; a client can
                 # tell it apart from a signal only by the clock.
-                if (state is RunState.FAILED and view.exit_code == -1 and timeout > 0
-                        and loop.time() - sent >= timeout):
+                if (state is RunState.FAILED and view.exit_code == -1 and script_timeout > 0
+                        and loop.time() - sent >= script_timeout):
                     state = RunState.TIMED_OUT
-                    error = f"timed out after {timeout} s: {view.execution_message}"
+                    error = f"timed out after {script_timeout} s: {view.execution_message}"
                 yield Finished(machine_id, state, view.exit_code, view.start_time,
                                view.end_time, error)
                 return
