@@ -33,6 +33,8 @@ lint: $(VENV)/.test
 	$(BIN)/mypy
 
 $(AZURITE_BLOB):
+	command -v npm >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
 	npm install --no-audit --no-fund --prefix .cache/azurite azurite
 
 azurite: $(AZURITE_BLOB)

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-BENCHMARKS = ("fanout",)
+BENCHMARKS = ("fanout", "sandbox")
 
 
 def main(argv: list[str] | None = None) -> int:

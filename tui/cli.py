@@ -176,6 +176,21 @@ def _setup_logging() -> None:
     root.setLevel(logging.INFO)
 
 
+def _open_on_sandbox(parser: argparse.ArgumentParser) -> int:
+    """Nothing configured and no command: show the built-in sandbox fleet and what to try."""
+    from tui import cli_commands
+
+    code = cli_commands.dispatch(parser.parse_args(["machines"]))
+    print(
+        "\nThis is fleetrun's built-in sandbox: emulated Azure VMs and Arc servers that run\n"
+        "scripts on this machine. Try:\n"
+        "  fleetrun run --target os:linux --shell 'echo \"$HOSTNAME: $(uptime)\"'\n"
+        "  fleetrun sandbox serve      # the same fleet behind an ARM API for any client\n"
+        "  fleetrun --help             # every command"
+    )
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fleetrun`` console script."""
     from tui import cli_commands  # deferred: keeps `fleetrun --help` fast
@@ -183,10 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return EXIT_OK
         _setup_logging()
+        if args.command is None:
+            return _open_on_sandbox(parser)
         return cli_commands.dispatch(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -158,10 +158,11 @@ def test_empty_value_warns_but_runs(cli: CliRunner) -> None:
     assert json.loads(result.stdout)["machines"][0]["stdout"] == "[unset]\n"
 
 
-def test_no_subcommand_prints_help(cli: CliRunner) -> None:
-    result = cli()
+def test_help_lists_the_commands(cli: CliRunner) -> None:
+    result = cli("--help")
     assert result.returncode == 0
-    assert "run" in result.stdout and "history" in result.stdout
+    for command in ("run", "history", "show", "machines", "sandbox"):
+        assert command in result.stdout
 
 
 def test_machines_lists_local_with_health(cli: CliRunner) -> None:

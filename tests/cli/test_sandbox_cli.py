@@ -1,0 +1,166 @@
+"""The sandbox from the command line: the default fleet, ``sandbox:FILE``, ``sandbox serve``."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.cli.conftest import FLEETRUN, CliRunner, Home
+
+FLEET_FILE = """
+[sandbox]
+flush_interval = "200ms"
+
+[[machines]]
+name = "lab-{n}"
+count = 2
+kind = "arc"
+os = "linux"
+subscription = "33333333-3333-4333-8333-333333333333"
+resource_group = "rg-lab"
+location = "westus2"
+tags = { env = "lab" }
+agent_version = "1.45.02800.0"
+"""
+
+
+def test_machines_default_to_the_sandbox_fleet_with_its_health(cli: CliRunner) -> None:
+    result = cli("machines", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    machines = {m["name"]: m for m in json.loads(result.stdout)}
+    assert len(machines) == 16
+    assert {m["kind"] for m in machines.values()} == {"vm", "arc"}
+    health = {name: m["health"]["status"] for name, m in machines.items()}
+    assert health["web-01"] == "Ready"
+    assert health["web-05"] == "NotReady"
+    assert health["db-02"] == "Deallocated"
+    assert health["onprem-batch-02"] == "Disconnected"
+    assert health["onprem-legacy-01"] == "AgentTooOld"
+
+
+def test_run_on_the_sandbox_runs_each_machine_as_itself(cli: CliRunner) -> None:
+    result = cli(
+        "run", "--target", "tag:role=web health:ready", "--shell",
+        'echo "$HOSTNAME says $GREETING"', "-p", "GREETING=hi", "-o", "json",
+    )
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)
+    names = sorted(m["machine"] for m in run["machines"])
+    assert names == ["stg-web-01", "stg-web-02", "web-01", "web-02", "web-03", "web-04"]
+    for machine in run["machines"]:
+        assert machine["state"] == "Succeeded"
+        assert machine["stdout"] == f"{machine['machine']} says hi\n"
+
+
+def test_unhealthy_sandbox_machines_are_skipped_not_failed(cli: CliRunner) -> None:
+    result = cli("run", "--target", "name:web-05,db-02", "--shell", "true", "-o", "json")
+    assert result.returncode == 1
+    states = {m["machine"]: m["state"] for m in json.loads(result.stdout)["machines"]}
+    assert states == {"web-05": "Skipped", "db-02": "Skipped"}
+
+
+def test_a_fleet_file_is_a_source(cli: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "lab.toml"
+    path.write_text(FLEET_FILE)
+    result = cli("run", "--fleet", f"sandbox:{path}", "--shell", "echo $HOSTNAME", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    outputs = sorted(m["stdout"] for m in json.loads(result.stdout)["machines"])
+    assert outputs == ["lab-1\n", "lab-2\n"]
+
+
+def test_a_bad_fleet_file_names_the_field(cli: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(FLEET_FILE.replace('kind = "arc"', 'kind = "mainframe"'))
+    for args in (("machines", "--fleet", f"sandbox:{path}"),
+                 ("sandbox", "serve", "--fleet", str(path), "--port", "0")):
+        result = cli(*args)
+        assert result.returncode == 2
+        assert "machines[0].kind: 'mainframe' is not allowed; allowed: vm, arc" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_no_command_opens_on_the_sandbox(cli: CliRunner) -> None:
+    result = cli()
+    assert result.returncode == 0, result.stderr
+    assert "web-01" in result.stdout and "onprem-dc-01" in result.stdout
+    assert "fleetrun sandbox serve" in result.stdout
+
+
+def _serve(home: Home, *args: str) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [FLEETRUN, "sandbox", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=home.env(),
+        stdin=subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    lines = []
+    deadline = time.monotonic() + 20
+    while not any("Ctrl-C" in line for line in lines):
+        assert time.monotonic() < deadline, "".join(lines)
+        line = process.stdout.readline()
+        assert line, f"serve exited early: {process.stderr.read() if process.stderr else ''}"
+        lines.append(line)
+    return process, "".join(lines)
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=15)
+    assert process.returncode == 0, stderr
+    return stderr
+
+
+def test_serve_prints_how_to_reach_it_and_answers_arm_calls(home: Home) -> None:
+    process, banner = _serve(home)
+    try:
+        base = re.search(r"ARM base URL\s+(\S+)", banner)
+        sas = re.search(r"container SAS\s+(\S+)", banner)
+        assert base and sas
+        assert "11111111-1111-4111-8111-111111111111" in banner
+        vm = (f"{base[1]}/subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/"
+              "rg-prod-web/providers/Microsoft.Compute/virtualMachines/web-01")
+        auth = {"Authorization": "Bearer anything"}
+        got = httpx.get(vm, params={"api-version": "2025-04-01", "$expand": "instanceView"},
+                        headers=auth, trust_env=False)
+        assert got.status_code == 200
+        assert got.json()["properties"]["instanceView"]["vmAgent"]["statuses"][0][
+            "displayStatus"] == "Ready"
+        assert httpx.get(vm, params={"api-version": "2025-04-01"}, trust_env=False
+                         ).status_code == 401
+        blob = sas[1].replace("/fleetrun?", "/fleetrun/probe.txt?")
+        created = httpx.put(blob, headers={"x-ms-blob-type": "AppendBlob",
+                                           "x-ms-version": "2021-12-02"}, trust_env=False)
+        assert created.status_code == 201, created.text
+    finally:
+        stderr = _stop(process)
+    assert "sandbox stopped" in stderr
+
+
+def test_serve_tls_uses_a_certificate_it_prints(home: Home) -> None:
+    process, banner = _serve(home, "--tls")
+    try:
+        base = re.search(r"ARM base URL\s+(https://\S+)", banner)
+        certificate = re.search(r"TLS certificate\s+(\S+)", banner)
+        assert base and certificate
+        assert Path(certificate[1]).is_file()
+        url = f"{base[1]}/subscriptions/22222222-2222-4222-8222-222222222222/resourceGroups/" \
+              "rg-onprem/providers/Microsoft.HybridCompute/machines/onprem-batch-02"
+        trusted = ssl.create_default_context(cafile=certificate[1])
+        got = httpx.get(url, params={"api-version": "2025-01-13"}, verify=trusted,
+                        headers={"Authorization": "Bearer x"}, trust_env=False)
+        assert got.status_code == 200
+        assert got.json()["properties"]["status"] == "Disconnected"
+        try:
+            httpx.get(url, trust_env=False)
+            raise AssertionError("an untrusted self-signed certificate was accepted")
+        except httpx.ConnectError:
+            pass
+    finally:
+        _stop(process)
