@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import pkgutil
 import subprocess
 import sys
@@ -42,3 +43,36 @@ def test_importing_all_of_core_does_not_import_textual() -> None:
     )
     count, sample = result.stdout.splitlines()
     assert count == "0", f"core imported textual: {sample}"
+
+
+def _imports(package: Path) -> dict[str, set[str]]:
+    """Every ``core.*`` module each file of a package imports, read from its syntax tree."""
+    found: dict[str, set[str]] = {}
+    for path in package.rglob("*.py"):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+        found[str(path.relative_to(ROOT))] = {n for n in names if n.startswith("core.")}
+    return found
+
+
+def test_the_sandbox_and_the_azure_client_never_import_each_other() -> None:
+    # The sandbox is written from the references, not from our client: a misreading of the
+    # API must not hide by being made twice (DESIGN.md).
+    def offending(package: str, forbidden: tuple[str, ...]) -> list[str]:
+        return [
+            f"{file} imports {name}"
+            for file, names in _imports(ROOT / package).items()
+            for name in sorted(names)
+            if name.startswith(forbidden)
+        ]
+
+    assert offending("core/sandbox", ("core.backends", "core.azure")) == []
+    assert offending("core/backends", ("core.sandbox",)) == []
+    if (ROOT / "core" / "azure").is_dir():
+        assert offending("core/azure", ("core.sandbox",)) == []
+    # The check itself sees imports: the sandbox does import the model.
+    assert any("core.model" in names for names in _imports(ROOT / "core/sandbox").values())
