@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from argparse import Namespace
 from collections import Counter
@@ -45,6 +46,9 @@ async def _serve(fleet: FleetSpec, port: int, tls: bool) -> None:
         raise UsageError(f"--port: cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
     try:
         base = await server.start()
+        # SIGTERM (systemd, `timeout`, a supervisor) ends it as cleanly as Ctrl-C: scripts
+        # killed, the sandbox's directory removed.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, server.request_stop)
         print(describe(fleet, base, files.certificate if files else None), flush=True)
         await server.wait()
     finally:

@@ -94,6 +94,11 @@ class SandboxServer:
         if self._task is not None:
             await self._task
 
+    def request_stop(self) -> None:
+        """Ask the server to finish (safe from a signal handler); ``wait`` then returns."""
+        if self._server is not None:
+            self._server.should_exit = True
+
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:
             self._server.should_exit = True

@@ -110,8 +110,8 @@ def _serve(home: Home, *args: str) -> tuple[subprocess.Popen[str], str]:
     return process, "".join(lines)
 
 
-def _stop(process: subprocess.Popen[str]) -> str:
-    process.send_signal(signal.SIGINT)
+def _stop(process: subprocess.Popen[str], how: int = signal.SIGINT) -> str:
+    process.send_signal(how)
     _, stderr = process.communicate(timeout=15)
     assert process.returncode == 0, stderr
     return stderr
@@ -164,3 +164,34 @@ def test_serve_tls_uses_a_certificate_it_prints(home: Home) -> None:
             pass
     finally:
         _stop(process)
+
+
+def test_serve_stopped_by_sigterm_kills_running_scripts(home: Home) -> None:
+    process, banner = _serve(home)
+    try:
+        base = re.search(r"ARM base URL\s+(\S+)", banner)
+        assert base
+        run_command = (f"{base[1]}/subscriptions/11111111-1111-4111-8111-111111111111/"
+                       "resourceGroups/rg-prod-web/providers/Microsoft.Compute/"
+                       "virtualMachines/web-02/runCommands/long")
+        params = {"api-version": "2025-04-01"}
+        auth = {"Authorization": "Bearer x"}
+        body = {"location": "westeurope",
+                "properties": {"source": {"script": "echo pid $$; exec sleep 300"}}}
+        assert httpx.put(run_command, params=params, json=body, headers=auth,
+                         trust_env=False).status_code == 201
+        deadline = time.monotonic() + 10
+        while True:
+            view = httpx.get(run_command, params={**params, "$expand": "instanceView"},
+                             headers=auth, trust_env=False).json()["properties"]["instanceView"]
+            if found := re.search(r"pid (\d+)", view["output"]):
+                break
+            assert time.monotonic() < deadline, view
+            time.sleep(0.1)
+        pid = int(found[1])
+        assert Path(f"/proc/{pid}").exists()
+    finally:
+        stderr = _stop(process, signal.SIGTERM)
+    assert "sandbox stopped" in stderr
+    assert not Path(f"/proc/{pid}/cmdline").exists() or b"sleep" not in Path(
+        f"/proc/{pid}/cmdline").read_bytes()
