@@ -34,6 +34,8 @@ _ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
 _CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_RESERVED_ACCOUNTS = frozenset({"subscriptions", "providers"})
+"""The sandbox serves ARM and blobs on one host: these first path segments are ARM's."""
 
 
 class FleetFileError(ValueError):
@@ -66,6 +68,14 @@ class Faults:
     """Seconds before the agent creates the output blobs (they appear late)."""
     disconnect_after: float | None = None
     """Seconds into a run after which the machine's agent drops off (Not Ready/Disconnected)."""
+    given: frozenset[str] = frozenset()
+    """The keys the fleet file set here: a machine's ``error_rate = 0`` must still win."""
+
+    def over(self, fleet_wide: Faults) -> Faults:
+        """These faults where set, the fleet-wide ones elsewhere (field by field)."""
+        return replace(fleet_wide, given=fleet_wide.given | self.given, **{
+            name: getattr(self, name) for name in self.given
+        })
 
     @property
     def any_request_fault(self) -> bool:
@@ -177,22 +187,32 @@ def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
     if not isinstance(raw_machines, list) or not raw_machines:
         raise FleetFileError("machines: at least one [[machines]] entry is required")
     machines: list[MachineSpec] = []
+    seen: dict[tuple[str, str, str], int] = {}
     for index, raw in enumerate(raw_machines):
         if not isinstance(raw, dict):
             raise FleetFileError(f"machines[{index}]: must be a table")
-        machines.extend(_machines(f"machines[{index}].", {**defaults, **raw}))
-    seen: dict[tuple[str, str, str], str] = {}
-    for spec in machines:
-        key = (spec.subscription.lower(), spec.resource_group.lower(), spec.name.lower())
-        if key in seen:
-            raise FleetFileError(
-                f"machines: name {spec.name!r} is used twice in one resource group"
-            )
-        seen[key] = spec.name
+        for spec in _machines(f"machines[{index}].", {**defaults, **raw}):
+            key = (spec.subscription.lower(), spec.resource_group.lower(), spec.name.lower())
+            if key in seen:
+                raise FleetFileError(
+                    f"machines[{index}].name: {spec.name!r} is already used by "
+                    f"machines[{seen[key]}] in resource group {spec.resource_group!r}; "
+                    "names must be unique per resource group (case-insensitive)"
+                )
+            seen[key] = index
+            machines.append(spec)
 
     account = _str(storage, "account", "storage.", "fleetrunsandbox")
     if not _ACCOUNT.match(account):
-        raise FleetFileError("storage.account: 3-24 lowercase letters and digits")
+        raise FleetFileError(
+            f"storage.account: {account!r} is not allowed; 3-24 lowercase letters and digits"
+        )
+    if account in _RESERVED_ACCOUNTS:
+        raise FleetFileError(
+            f"storage.account: {account!r} is not allowed; ARM paths begin with "
+            f"/{account}, so the blob account cannot be named "
+            f"{' or '.join(sorted(_RESERVED_ACCOUNTS))}"
+        )
     containers = storage.get("containers", ["fleetrun"])
     if not isinstance(containers, list) or not all(isinstance(c, str) for c in containers):
         raise FleetFileError("storage.containers: a list of container names")
@@ -254,8 +274,9 @@ def _machines(where: str, raw: Mapping[str, Any]) -> list[MachineSpec]:
         simulate=_simulation(_table(raw, "simulate", where), where + "simulate."),
         faults=_faults(_table(raw, "faults", where), where + "faults.", machine=True),
     )
-    if kind == "arc" and ("agent" in raw or "power" in raw):
-        raise FleetFileError(f"{where}: agent and power are for VMs; Arc machines use status")
+    for key in ("agent", "power"):
+        if kind == "arc" and key in raw:
+            raise FleetFileError(f"{where}{key}: is for VMs; Arc machines use status")
     if kind == "vm" and "status" in raw:
         raise FleetFileError(f"{where}status: is for Arc machines; VMs use agent and power")
     specs = []
@@ -328,6 +349,7 @@ def _faults(raw: Mapping[str, Any], where: str, *, machine: bool) -> Faults:
         blob_delay=_duration(raw, "blob_delay", where, 0.0),
         disconnect_after=None if disconnect is None else _parse_duration(
             disconnect, where + "disconnect_after"),
+        given=frozenset(raw),
     )
 
 

@@ -47,7 +47,9 @@ class SandboxServer:
     ) -> None:
         self.service = service
         self._tls = tls
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP so that asyncio sets TCP_NODELAY on accepted connections (it
+        # checks sock.proto); without it Nagle and delayed ACKs add ~40 ms per keep-alive call.
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._socket.bind((LOOPBACK, port))

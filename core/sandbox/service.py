@@ -289,13 +289,7 @@ class SandboxService:
 
 def _merge(fleet: Faults, machine: Faults) -> Faults:
     """A machine's own faults win field by field over the fleet-wide ones."""
-    default = Faults()
-    values = {
-        name: getattr(machine, name) if getattr(machine, name) != getattr(default, name)
-        else getattr(fleet, name)
-        for name in Faults.__dataclass_fields__
-    }
-    return Faults(**values)
+    return machine.over(fleet)
 
 
 def _key(subscription: str, group: str, kind: str, name: str) -> tuple[str, str, str, str]:
