@@ -114,7 +114,9 @@ def sandbox_target() -> Iterator[SandboxTarget]:
     store = BlobStore(clock=clock)
     store.add_account(SANDBOX_ACCOUNT, SANDBOX_KEY)
     store.create_container(SANDBOX_ACCOUNT, CONTAINER)
-    sock = socket.socket()
+    # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only then, and without it every
+    # keep-alive request waits ~40 ms on Nagle and delayed ACKs.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
