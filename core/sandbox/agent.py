@@ -315,6 +315,7 @@ class Execution:
                 if deadline is not None and loop.time() >= deadline and not timed_out:
                     timed_out = True
                     executor.kill()
+                    deadline = None  # else every later wait has a zero timeout: a busy loop
                     continue
                 self._refresh_tails(executor)
                 await self._flush(executor, sinks, offsets)

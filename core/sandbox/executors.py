@@ -104,6 +104,16 @@ class ProcessExecutor:
         except OSError as exc:
             raise ExecutionFailure(-203, f"failed to save the script: {exc}") from None
         user = _run_as(script.run_as_user) if script.run_as_user else None
+        if user is not None:
+            # The user must be able to enter the directory and run the script, as the handler
+            # chowns its runas copy; done before the start, or the script races the chown.
+            try:
+                os.chown(self._dir, user.pw_uid, -1)
+                os.chown(script_path, user.pw_uid, -1)
+            except OSError as exc:
+                raise ExecutionFailure(
+                    -213, f"failed to give the script to {script.run_as_user!r}: {exc}"
+                ) from None
         env = self._environment(user)
         argv = self._argv(script_path)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
@@ -126,10 +136,6 @@ class ProcessExecutor:
         finally:
             os.close(out)
             os.close(err)
-        if user is not None:
-            # The runas copy must be readable by the user, as the handler chowns its copy.
-            with contextlib.suppress(OSError):
-                os.chown(self._dir, user.pw_uid, -1)
 
     def _argv(self, script_path: Path) -> list[str]:
         if self._script.windows:
@@ -188,7 +194,8 @@ class ProcessExecutor:
 
     def tail(self, stream: str) -> bytes:
         size = self.size(stream)
-        return self.read(stream, max(0, size - TAIL_BYTES))
+        # The script may write between the stat and the read: never more than 4096 bytes.
+        return self.read(stream, max(0, size - TAIL_BYTES))[:TAIL_BYTES]
 
     async def wait(self) -> int:
         if self._process is None:
