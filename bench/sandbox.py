@@ -1,14 +1,14 @@
 """The sandbox at fleet scale: simulated machines (no processes) behind its ARM API.
 
-Two measurements per fleet size:
+One measurement per fleet size:
 
-- **api**: an ARM client over loopback HTTP (uvicorn, keep-alive, 16 requests in flight)
+- **api**: a bare ARM client over loopback HTTP (uvicorn, keep-alive, 16 requests in flight)
   PUTs a run command on every machine, then polls ``$expand=instanceView`` until every run
   is terminal. Reported: PUTs and GETs per second, wall time over the ideal (the slowest
   machine's simulated duration) and CPU per machine (client and server share the process,
   so this is an upper bound for the server).
-- **embedded**: the fan-out engine drives the same fleet through the in-process sandbox
-  backend (what ``--fleet sandbox`` uses); wall over ideal, CPU per machine.
+
+fleetrun's own client (the fan-out through the Compute backend) is measured in ``bench/azure``.
 
 Throttle budgets are set out of reach: this measures the emulator, not ARM's limits.
 """
@@ -24,10 +24,6 @@ from typing import Any
 
 import httpx
 
-from core.fanout import FanOut, plan_run
-from core.model import Command, CommandId
-from core.output import OutputStore
-from core.sandbox.embedded import EmbeddedBackend, machines_of
 from core.sandbox.fleet import FleetSpec, parse_fleet
 from core.sandbox.server import SandboxServer
 from core.sandbox.service import SandboxService
@@ -101,23 +97,6 @@ async def _api(n: int, root: Path) -> dict[str, float]:
             "wall": wall, "cpu": cpu}
 
 
-async def _embedded(n: int, root: Path) -> dict[str, float]:
-    service = SandboxService(_fleet(n), root=root)
-    backend = EmbeddedBackend(service)
-    command = Command(CommandId.SHELL, "simulated", timeout=60)
-    run = plan_run([(m, command) for m in machines_of(service)])
-    gc.collect()
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    try:
-        run = await FanOut(run, lambda _m: backend, OutputStore(root / "out")).execute()
-    finally:
-        await service.aclose()
-    wall = time.perf_counter() - wall0
-    assert run.summary() == {"Succeeded": n}, run.summary()
-    assert all(mr.stdout_bytes == len("line 1\nline 2\nline 3\n") for mr in run.machines.values())
-    return {"wall": wall, "cpu": time.process_time() - cpu0}
-
-
 def main(quick: bool = False) -> None:
     sizes = SIZES[:2] if quick else SIZES
     ideal = DURATION[1]
@@ -127,7 +106,7 @@ def main(quick: bool = False) -> None:
     print(f"{'N':>7} {'mode':<9} {'PUT/s':>8} {'x ARM':>6} {'GET/s':>8} {'wall s':>8} "
           f"{'wall/ideal':>10} {'CPU s':>7} {'CPU/machine':>12}")
     for n in sizes:
-        for mode, measure in (("api", _api), ("embedded", _embedded)):
+        for mode, measure in (("api", _api),):
             with tempfile.TemporaryDirectory() as tmp:
                 result = asyncio.run(measure(n, Path(tmp)))
             puts = f"{'-':>8} {'-':>6}"

@@ -331,11 +331,20 @@ class FanOut:
         mr = slot.machine_run
         command, machine = mr.command, mr.machine
         deadline = command.timeout + self.options.grace if command.timeout > 0 else None
+        loop = asyncio.get_running_loop()
+        rearmed = False
         try:
-            async with asyncio.timeout(deadline):
+            async with asyncio.timeout(deadline) as scope:
                 events = slot.backend.run(machine, command, run_id=self.run.run_id)
                 try:
                     async for event in events:
+                        if not rearmed and deadline is not None and isinstance(
+                            event, StateChanged
+                        ):
+                            # The clock starts when the command reached the machine: a wait
+                            # for the service's throttle budget before that is not its time.
+                            rearmed = True
+                            scope.reschedule(loop.time() + deadline)
                         self._apply(slot, event)
                         if slot.finished:
                             break

@@ -38,21 +38,34 @@ def dispatch(args: Namespace) -> int:
         raise UsageError(describe_problems(exc)) from None
 
 
-def _select(args: Namespace) -> tuple[Fleet, list[Machine]]:
-    """The fleets (--fleet, the sandbox when none is given) and the machines --target picks."""
+async def _open(args: Namespace) -> tuple[Fleet, list[Machine]]:
+    """The fleets (--fleet, the sandbox when none is given) and the machines --target picks.
+
+    The caller closes the fleet, in this event loop.
+    """
     if not args.fleet:
         args.fleet = [DEFAULT_FLEET]
-    fleet = open_fleet(args.fleet)
-    return fleet, filter_machines(fleet.machines, args.target)
+    fleet = await open_fleet(args.fleet)
+    try:
+        return fleet, filter_machines(fleet.machines, args.target)
+    except BaseException:
+        await fleet.aclose()
+        raise
 
 
-def _with_health(backends: Backends, machines: list[Machine]) -> list[Machine]:
-    return asyncio.run(backends.refresh_health(machines)) if machines else []
+async def _with_health(backends: Backends, machines: list[Machine]) -> list[Machine]:
+    return await backends.refresh_health(machines) if machines else []
 
 
 def cmd_machines(args: Namespace) -> int:
-    fleet, selected = _select(args)
-    machines = _with_health(Backends(fleet.backends), selected)
+    async def listing() -> list[Machine]:
+        fleet, selected = await _open(args)
+        try:
+            return await _with_health(Backends(fleet.backends), selected)
+        finally:
+            await fleet.aclose()
+
+    machines = asyncio.run(listing())
     if args.output == "json":
         render.print_json([render.machine_json(m) for m in machines])
     else:
@@ -91,7 +104,43 @@ def cmd_run(args: Namespace) -> int:
         max_errors=limit_from(args.max_errors, "max_errors"),
         canary=args.canary,
     )
-    fleet, selected = _select(args)
+    output = args.output or "table"
+    sessions: list[RunSession] = []
+
+    async def run() -> None:
+        fleet, selected = await _open(args)
+        try:
+            session = await _plan(args, fleet, selected, commands, options)
+            sessions.append(session)
+            await render.follow_run(session, output)
+        finally:
+            await fleet.aclose()
+
+    interrupted = False
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        interrupted = True
+    if not sessions:
+        return EXIT_INTERRUPTED
+    session = sessions[0]
+    if output == "json":
+        render.print_json(render.run_json(session.run, session.output))
+    elif output == "table":
+        render.run_report(session.run, session.output)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return run_exit_code(session.run)
+
+
+async def _plan(
+    args: Namespace,
+    fleet: Fleet,
+    selected: list[Machine],
+    commands: dict[CommandId, Command],
+    options: FanoutOptions,
+) -> RunSession:
+    """Check the selection and the commands, then the machines' health, and plan the run."""
     backends = Backends(fleet.backends)
     if not selected:
         where = f" match --target {args.target!r}" if args.target else " are in the fleet"
@@ -104,9 +153,9 @@ def cmd_run(args: Namespace) -> int:
         print(describe_problems(ValidationError(problems)), file=sys.stderr)
 
     # Health is checked only once the input is known good: on Azure it costs API calls.
-    checked = {m.id: m for m in _with_health(backends, [m for m, _ in pairs])}
+    checked = {m.id: m for m in await _with_health(backends, [m for m, _ in pairs])}
     pairs = [(checked[m.id], c) for m, c in pairs]
-    session = RunSession.plan(
+    return RunSession.plan(
         pairs,
         backends.for_machine,
         fleet=",".join(args.fleet),
@@ -114,27 +163,6 @@ def cmd_run(args: Namespace) -> int:
         options=options,
         journal=Journal(config.journal_path()),
     )
-    output = args.output or "table"
-    interrupted = False
-
-    async def follow() -> None:
-        try:
-            await render.follow_run(session, output)
-        finally:
-            await fleet.aclose()
-
-    try:
-        asyncio.run(follow())
-    except KeyboardInterrupt:
-        interrupted = True
-    run = session.run
-    if output == "json":
-        render.print_json(render.run_json(run, session.output))
-    elif output == "table":
-        render.run_report(run, session.output)
-    if interrupted:
-        return EXIT_INTERRUPTED
-    return run_exit_code(run)
 
 
 def run_exit_code(run: Run) -> int:

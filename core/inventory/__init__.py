@@ -5,7 +5,6 @@ from core.inventory.sources import (
     Fleet,
     FleetError,
     FleetSource,
-    load_fleets,
     open_fleet,
     resolve_fleet,
 )
@@ -15,7 +14,6 @@ __all__ = [
     "Fleet",
     "FleetError",
     "FleetSource",
-    "load_fleets",
     "open_fleet",
     "resolve_fleet",
 ]

@@ -1,14 +1,43 @@
-"""The ``sandbox`` fleet source: the emulated Azure fleet, run inside this process."""
+"""The ``sandbox`` fleet source: the emulated Azure fleet, reached like the real one.
+
+The sandbox is served on loopback from a thread of its own, and fleetrun talks to it with
+the very ARM client, blob client and backends it uses for Azure: only the base URL, a fixed
+bearer token and the sandbox's own container SAS differ.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import httpx
+
+from core.azure.arm import ArmClient
+from core.azure.auth import StaticToken
+from core.azure.blob import AppendBlobClient
+from core.azure.budget import ArmBudget, BucketLimit, BudgetLimits
+from core.azure.session import AzureSession, OutputContainer, Pacing
+from core.inventory.azure_source import azure_fleet_source
 from core.inventory.sources import FleetError, FleetSource
-from core.model import MachineKind
-from core.sandbox.embedded import EmbeddedBackend, machines_of
-from core.sandbox.fleet import FleetFileError, default_fleet, load_fleet
-from core.sandbox.service import SandboxService
+from core.sandbox.background import BackgroundSandbox
+from core.sandbox.fleet import FleetFileError, FleetSpec, default_fleet, load_fleet
+
+
+def sandbox_pacing(fleet: FleetSpec) -> Pacing:
+    """Poll about as often as the sandbox's agents report (its flush interval)."""
+    flush = fleet.flush_interval
+    return Pacing(poll_interval=max(0.2, min(flush, 5.0)), blob_interval=max(0.1, min(flush, 2.0)),
+                  drain_grace=max(3.0, 3 * flush))
+
+
+def sandbox_budget(fleet: FleetSpec) -> ArmBudget:
+    """The client's budget mirrors the buckets the sandbox enforces, as it would ARM's."""
+    limits = fleet.throttle
+    return ArmBudget(BudgetLimits(
+        reads=BucketLimit(limits.reads.capacity, limits.reads.refill_per_second),
+        writes=BucketLimit(limits.writes.capacity, limits.writes.refill_per_second),
+        deletes=BucketLimit(limits.deletes.capacity, limits.deletes.refill_per_second),
+    ))
 
 
 def sandbox_source(spec: str) -> FleetSource:
@@ -18,11 +47,19 @@ def sandbox_source(spec: str) -> FleetSource:
         fleet = load_fleet(Path(path).expanduser()) if path.strip() else default_fleet()
     except FleetFileError as exc:
         raise FleetError(f"fleet {spec!r}: {exc}") from None
-    service = SandboxService(fleet)
-    backend = EmbeddedBackend(service)
-    return FleetSource(
-        spec,
-        lambda: machines_of(service),
-        backends={MachineKind.VM: backend, MachineKind.ARC: backend},
-        aclose=service.aclose,
+    sandbox = BackgroundSandbox(fleet)
+    base_url = sandbox.start()
+    arm = ArmClient(base_url, StaticToken(), budget=sandbox_budget(fleet))
+    blob_http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+    session = AzureSession(
+        arm=arm,
+        blobs=AppendBlobClient(blob_http),
+        output=OutputContainer(sandbox.container_url()),
+        pacing=sandbox_pacing(fleet),
     )
+
+    async def stop() -> None:
+        await blob_http.aclose()
+        await asyncio.to_thread(sandbox.stop)
+
+    return azure_fleet_source(spec, session, fleet.subscriptions, on_close=stop)

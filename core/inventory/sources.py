@@ -1,8 +1,9 @@
 """``--fleet`` values: parse one, load its machines and the backends they need.
 
-Each source names where machines come from: ``local`` (this machine) and ``sandbox`` (the
-built-in emulated Azure fleet, or ``sandbox:FILE`` for a fleet file). Azure, ssh-config and
-inventory files plug in here as they arrive.
+Each source names where machines come from: ``local`` (this machine), ``azure`` (the VMs and
+Arc servers of the configured subscriptions) and ``sandbox`` (the built-in emulated Azure
+fleet, or ``sandbox:FILE`` for a fleet file, reached through the same Azure clients).
+ssh-config and inventory files plug in here as they arrive.
 """
 
 from __future__ import annotations
@@ -26,10 +27,14 @@ async def _nothing_to_close() -> None:
     return None
 
 
+async def _no_machines() -> list[Machine]:
+    return []
+
+
 @dataclass(frozen=True, slots=True)
 class FleetSource:
     spec: str
-    load: Callable[[], list[Machine]]
+    load: Callable[[], Awaitable[list[Machine]]] = _no_machines
     backends: dict[MachineKind, Backend] = field(default_factory=dict)
     """Backends this source's machines need beyond the built-in ones."""
     aclose: Callable[[], Awaitable[None]] = _nothing_to_close
@@ -55,8 +60,22 @@ def _sandbox(spec: str) -> FleetSource:
     return sandbox_source(spec)
 
 
+def _azure(spec: str) -> FleetSource:
+    from core.inventory.azure import azure_source
+
+    return azure_source(spec)
+
+
+def _local(spec: str) -> FleetSource:
+    async def load() -> list[Machine]:
+        return [local_machine()]
+
+    return FleetSource(spec, load)
+
+
 _SOURCES: dict[str, Callable[[str], FleetSource]] = {
-    "local": lambda spec: FleetSource(spec, lambda: [local_machine()]),
+    "local": _local,
+    "azure": _azure,
     "sandbox": _sandbox,
 }
 
@@ -71,23 +90,27 @@ def resolve_fleet(spec: str) -> FleetSource:
     return factory(spec)
 
 
-def open_fleet(specs: Sequence[str]) -> Fleet:
-    """Machines of every source, in order (a machine listed twice is kept once)."""
-    sources = [resolve_fleet(spec) for spec in specs]
-    seen: dict[str, Machine] = {}
-    backends: dict[MachineKind, Backend] = {}
-    for source in sources:
-        for machine in source.load():
-            seen.setdefault(machine.id, machine)
-        for kind, backend in source.backends.items():
-            if backends.setdefault(kind, backend) is not backend:
-                raise FleetError(
-                    f"fleet: {source.spec!r} and another source both bring {kind.value} "
-                    "machines; use one of them per run"
-                )
+async def open_fleet(specs: Sequence[str]) -> Fleet:
+    """Machines of every source, in order (a machine listed twice is kept once).
+
+    The fleet must be closed (``aclose``) in the same event loop, even when this fails.
+    """
+    sources: list[FleetSource] = []
+    try:
+        for spec in specs:
+            sources.append(resolve_fleet(spec))
+        seen: dict[str, Machine] = {}
+        backends: dict[MachineKind, Backend] = {}
+        for source in sources:
+            for kind, backend in source.backends.items():
+                if backends.setdefault(kind, backend) is not backend:
+                    raise FleetError(
+                        f"fleet: {source.spec!r} and another source both bring {kind.value} "
+                        "machines; use one of them per run"
+                    )
+            for machine in await source.load():
+                seen.setdefault(machine.id, machine)
+    except BaseException:
+        await Fleet([], {}, sources).aclose()
+        raise
     return Fleet(list(seen.values()), backends, sources)
-
-
-def load_fleets(specs: Sequence[str]) -> list[Machine]:
-    """Just the machines of some ``--fleet`` values."""
-    return open_fleet(specs).machines

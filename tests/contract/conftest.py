@@ -14,9 +14,7 @@ from contextlib import AbstractAsyncContextManager
 import pytest
 
 from core.backends.local import LocalBackend, local_machine
-from core.sandbox.embedded import EmbeddedBackend, machines_of
-from core.sandbox.fleet import parse_fleet
-from core.sandbox.service import SandboxService
+from tests.azure.sandboxed import azure_bed, fleet_of, machine_of
 from tests.contract.harness import BackendHarness
 
 HarnessFactory = Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[BackendHarness]]
@@ -28,28 +26,22 @@ async def local(request: pytest.FixtureRequest) -> AsyncIterator[BackendHarness]
     yield BackendHarness("local", LocalBackend(work_dir=work_dir), local_machine())
 
 
-def _sandbox(kind: str) -> HarnessFactory:
+def _azure(kind: str) -> HarnessFactory:
+    """A Compute or Arc backend talking to a sandbox served on loopback, over real HTTP."""
+
     @contextlib.asynccontextmanager
     async def factory(request: pytest.FixtureRequest) -> AsyncIterator[BackendHarness]:
-        fleet = parse_fleet({
-            "sandbox": {"flush_interval": 0.1, "pickup_delay": 0},
-            "machines": [{"name": f"contract-{kind}", "kind": kind, "os": "linux",
-                          "subscription": "sub", "resource_group": "rg",
-                          "location": "westeurope"}],
-        })
-        service = SandboxService(fleet, root=request.getfixturevalue("tmp_path"))
-        try:
-            [machine] = machines_of(service)
-            yield BackendHarness(f"sandbox-{kind}", EmbeddedBackend(service), machine,
+        name = f"contract-{kind}"
+        fleet = fleet_of({"name": name, "kind": kind, "os": "linux"})
+        async with azure_bed(fleet, request.getfixturevalue("tmp_path")) as bed:
+            yield BackendHarness(f"azure-{kind}", bed.backend(kind), machine_of(name, kind),
                                  unnamed_values_unquoted=True, tails_are_text=True)
-        finally:
-            await service.aclose()
 
-    factory.__name__ = f"sandbox_{kind}"
+    factory.__name__ = "compute" if kind == "vm" else "arc"
     return factory
 
 
-HARNESSES: list[HarnessFactory] = [local, _sandbox("vm"), _sandbox("arc")]
+HARNESSES: list[HarnessFactory] = [local, _azure("vm"), _azure("arc")]
 
 
 @pytest.fixture(params=HARNESSES, ids=lambda factory: factory.__name__)

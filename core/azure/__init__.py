@@ -1,0 +1,1 @@
+"""The Azure client side: ARM, append blobs, credentials."""

@@ -1,0 +1,295 @@
+"""Managed run commands on Azure VMs and Arc servers: the part both backends share.
+
+Per machine: ``PUT .../runCommands/fleetrun-<run id>`` (asyncExecution, timeout, parameters,
+output blobs) → poll the run command's instance view for state, exit code and the 4 KB
+tails, as often as the ARM read budget allows → tail the output blobs for the full output
+(Storage, outside the ARM budget) → on the end, read the blobs until they hold everything
+the tail shows → delete the run command (a VM holds at most 25; deleting one that still
+runs kills its script).
+
+The PUT's long-running operation is not followed: the instance view says everything it
+would, and following it would spend a read per machine per poll. Only when provisioning
+fails without an execution result is the operation read once, for its error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.azure.arm import ArmError
+from core.azure.blob import BlobError
+from core.azure.blob_tail import BlobTailer
+from core.azure.run_commands import InstanceView, InvalidView, put_body, run_command_path
+from core.azure.session import AzureSession
+from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
+from core.model import TAIL_BYTES, Command, Health, Machine, MachineId, RunState, Stream
+
+log = logging.getLogger(__name__)
+
+AGENT_UNAVAILABLE_CODES = frozenset({"vmagentstatuscommunicationerror"})
+"""Provisioning errors that mean the agent cannot take commands: skipped, not failed."""
+GONE = 404
+
+
+@dataclass(slots=True)
+class _Watch:
+    """One machine's run as the client sees it."""
+
+    machine: Machine
+    run_id: str
+    path: str
+    operation_url: str = ""
+    tailers: dict[Stream, BlobTailer] = field(default_factory=dict)
+    tails: dict[Stream, str] = field(default_factory=dict)
+    ends: dict[Stream, bytes] = field(default_factory=dict)
+    """The last bytes read from each blob, to compare with the instance view's tail."""
+    running: bool = False
+    view: InstanceView | None = None
+
+
+class ManagedRunCommands:
+    """The Backend protocol over a provider's managed run commands.
+
+    Subclasses name the provider and how its machines' health is read.
+
+    Args:
+        session: The ARM client, blob access and settings of the fleet.
+    """
+
+    expand_instance_view: bool = True
+    """Whether GET needs ``$expand=instanceView`` (Compute does; Arc answers with it anyway)."""
+
+    def __init__(self, session: AzureSession) -> None:
+        self.session = session
+        self._canceled: set[tuple[MachineId, str]] = set()
+
+    # -- health ---------------------------------------------------------------------------
+
+    async def check_health(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
+        """Per-machine agent checks for small selections; the inventory's word for large ones
+        (each check is an ARM read, and a large fan-out needs its reads for polling)."""
+        if len(machines) > self.session.pacing.health_check_limit:
+            return {m.id: m.health for m in machines}
+        from core.inventory.azure_graph import refine_health
+
+        return await refine_health(self.session.arm, machines)
+
+    # -- run ------------------------------------------------------------------------------
+
+    async def run(
+        self, machine: Machine, command: Command, *, run_id: str
+    ) -> AsyncIterator[MachineEvent]:
+        watch = _Watch(machine, run_id, run_command_path(machine.id, run_id))
+        output = self.session.output
+        targets = output.targets(run_id, machine) if output is not None else None
+        body = put_body(command, machine.location, targets)
+        try:
+            answer = await self.session.arm.request("PUT", watch.path, json_body=body)
+        except ArmError as error:
+            yield Finished(machine.id, RunState.FAILED, error=f"run command not created: {error}")
+            return
+        watch.operation_url = answer.headers.get("azure-asyncoperation", "")
+        if targets is not None and self.session.blobs is not None:
+            for stream, url in ((Stream.STDOUT, targets.output_uri),
+                                (Stream.STDERR, targets.error_uri)):
+                watch.tailers[stream] = BlobTailer(self.session.blobs, url)
+        yield StateChanged(machine.id, RunState.PENDING, "submitted; waiting for the agent")
+        finished = False
+        try:
+            async for event in self._follow(watch, command):
+                finished = finished or isinstance(event, Finished)
+                yield event
+        finally:
+            if not finished:
+                # Cancelled or failed half-way: deleting the run command stops the script.
+                await self._delete(machine, run_id, wait=False)
+            elif self.session.delete_finished:
+                await self._delete(machine, run_id, wait=False)
+
+    async def _follow(self, watch: _Watch, command: Command) -> AsyncIterator[MachineEvent]:
+        views: asyncio.Queue[InstanceView | ArmError | InvalidView] = asyncio.Queue()
+        poller = asyncio.create_task(self._poll(watch, views), name=f"poll:{watch.machine.name}")
+        pacing = self.session.pacing
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(pacing.blob_interval if watch.tailers else None):
+                        item = await views.get()
+                except TimeoutError:
+                    item = None
+                async for appended in self._read_blobs(watch):
+                    yield appended
+                if item is None:
+                    continue
+                if isinstance(item, ArmError | InvalidView):
+                    async for event in self._ended_without_view(watch, item):
+                        yield event
+                    return
+                watch.view = item
+                if (item.running or item.terminal) and not watch.running:
+                    watch.running = True
+                    yield StateChanged(watch.machine.id, RunState.RUNNING,
+                                       item.message or "running",
+                                       **({"at": item.started} if item.started else {}))
+                for tail in self._tail_events(watch, item):
+                    yield tail
+                if item.terminal:
+                    async for event in self._finish(watch, item, command):
+                        yield event
+                    return
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+
+    async def _poll(self, watch: _Watch, views: asyncio.Queue[Any]) -> None:
+        """GET the run command until it is over; each answer (or the error) goes to ``views``."""
+        params = {"$expand": "instanceView"} if self.expand_instance_view else None
+        interval = self.session.pacing.poll_interval
+        while True:
+            try:
+                view = InstanceView.parse(await self.session.arm.get(watch.path, params))
+            except (ArmError, InvalidView) as error:
+                await views.put(error)
+                return
+            await views.put(view)
+            if view.terminal:
+                return
+            await asyncio.sleep(interval)
+
+    def _tail_events(self, watch: _Watch, view: InstanceView) -> list[TailUpdated]:
+        events = []
+        for stream, text in ((Stream.STDOUT, view.output), (Stream.STDERR, view.error)):
+            if watch.tails.get(stream) != text and (watch.running or text):
+                watch.tails[stream] = text
+                events.append(TailUpdated(watch.machine.id, stream, text.encode("utf-8")))
+        return events
+
+    async def _read_blobs(self, watch: _Watch) -> AsyncIterator[OutputAppended]:
+        for stream, tailer in watch.tailers.items():
+            while True:
+                try:
+                    chunk = await tailer.poll()
+                except BlobError as error:
+                    log.warning("%s: reading the %s blob failed: %s", watch.machine.name,
+                                stream.value, error)
+                    break
+                if chunk.reset:
+                    log.warning("%s: the %s blob was re-created; its new content starts over",
+                                watch.machine.name, stream.value)
+                if chunk.data and not chunk.reset:
+                    end = watch.ends.get(stream, b"") + chunk.data
+                    watch.ends[stream] = end[-2 * TAIL_BYTES:]
+                    yield OutputAppended(watch.machine.id, stream, chunk.offset, chunk.data)
+                if not chunk.more:
+                    break
+
+    async def _finish(
+        self, watch: _Watch, view: InstanceView, command: Command
+    ) -> AsyncIterator[MachineEvent]:
+        """The run is over: drain the blobs until they match the tails, then the result."""
+        async for drained in self._drain(watch, view):
+            yield drained
+        if not watch.tails:
+            for tail in self._tail_events(watch, view):
+                yield tail
+        if view.execution_state.lower() == "unknown" and watch.operation_url:
+            reason = await self._operation_error(watch)
+            state = RunState.FAILED
+            if reason.split(":", 1)[0].strip().lower() in AGENT_UNAVAILABLE_CODES:
+                state = RunState.SKIPPED
+                reason = f"skipped: the agent cannot take commands ({reason})"
+            yield Finished(watch.machine.id, state, view.exit_code, view.started, view.ended,
+                           reason or view.provisioning_error or "provisioning failed")
+            return
+        elapsed = (view.ended - view.started).total_seconds() if (
+            view.started and view.ended) else 0.0
+        state, reason = view.outcome(command.timeout, elapsed)
+        yield Finished(watch.machine.id, state, view.exit_code, view.started, view.ended, reason)
+
+    async def _drain(self, watch: _Watch, view: InstanceView) -> AsyncIterator[MachineEvent]:
+        if not watch.tailers:
+            # No blobs configured: the 4 KB tails are all the output there is.
+            for stream, text in ((Stream.STDOUT, view.output), (Stream.STDERR, view.error)):
+                if text:
+                    yield OutputAppended(watch.machine.id, stream, 0, text.encode("utf-8"))
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.session.pacing.drain_grace
+        pending = dict(watch.tailers)
+        while True:
+            async for event in self._read_blobs(watch):
+                yield event
+            for stream in list(pending):
+                text = view.output if stream is Stream.STDOUT else view.error
+                if _blob_holds_tail(pending[stream].offset, watch.ends.get(stream, b""), text):
+                    del pending[stream]
+            if not pending or loop.time() >= deadline:
+                break
+            await asyncio.sleep(min(self.session.pacing.blob_interval, 0.5))
+        for stream in pending:
+            log.warning("%s: the %s blob still lacks the end of the output after %g s",
+                        watch.machine.name, stream.value, self.session.pacing.drain_grace)
+
+    async def _ended_without_view(
+        self, watch: _Watch, error: ArmError | InvalidView
+    ) -> AsyncIterator[MachineEvent]:
+        async for event in self._read_blobs(watch):
+            yield event
+        machine = watch.machine
+        if isinstance(error, ArmError) and error.status == GONE:
+            if (machine.id, watch.run_id) in self._canceled:
+                yield Finished(machine.id, RunState.CANCELED, error="canceled: the run command "
+                               "was deleted, which stopped the script")
+            else:
+                yield Finished(machine.id, RunState.CANCELED, error="the run command was deleted "
+                               "outside fleetrun, which stopped the script")
+            return
+        yield Finished(machine.id, RunState.FAILED, error=f"lost track of the run: {error}")
+
+    async def _operation_error(self, watch: _Watch) -> str:
+        try:
+            answer = await self.session.arm.request("GET", watch.operation_url)
+            body = answer.json()
+        except (ArmError, ValueError) as error:
+            return f"provisioning failed (its reason could not be read: {error})"
+        error_body = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error_body, dict):
+            return f"{error_body.get('code', '')}: {error_body.get('message', '')}"
+        return ""
+
+    # -- cancel ---------------------------------------------------------------------------
+
+    async def cancel(self, machine: Machine, run_id: str) -> None:
+        """Delete the run command, which stops its script, and wait until it is gone."""
+        self._canceled.add((machine.id, run_id))
+        await self._delete(machine, run_id, wait=True)
+
+    async def _delete(self, machine: Machine, run_id: str, *, wait: bool) -> None:
+        path = run_command_path(machine.id, run_id)
+        try:
+            answer = await self.session.arm.request("DELETE", path)
+            if wait:
+                await self.session.arm.wait(answer, within=60)
+        except ArmError as error:
+            if error.status != GONE:
+                log.warning("%s: deleting %s failed: %s", machine.name, path, error)
+                if wait:
+                    raise
+
+
+def _blob_holds_tail(size: int, blob_end: bytes, tail: str) -> bool:
+    """Whether a blob of ``size`` bytes ending in ``blob_end`` holds all the tail shows.
+
+    The instance view's tail is text: invalid UTF-8 (a character cut at the 4096-byte edge)
+    became U+FFFD, so both sides are compared as decoded text, minus the first character.
+    """
+    if not tail:
+        return True
+    shown = tail[1:] if len(tail) > 1 else tail
+    return size > 0 and blob_end.decode("utf-8", "replace").endswith(shown)
