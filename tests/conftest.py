@@ -1,0 +1,3 @@
+"""Fixtures shared across test folders: the blob endpoints (sandbox and Azurite)."""
+
+pytest_plugins = ["tests.blob_targets"]
