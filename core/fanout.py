@@ -17,10 +17,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
-from core.backends.base import Backend
+from core.backends.base import Backend, ReattachableBackend
 from core.events import (
     Event,
     Finished,
+    MachineEvent,
     OutputAppended,
     RunFinished,
     RunStarted,
@@ -165,8 +166,12 @@ class FanOut:
         backend_for: Callable[[Machine], Backend],
         output: OutputStore,
         options: FanoutOptions | None = None,
+        *,
+        reattach: bool = False,
     ) -> None:
         self.run = run
+        self.reattach = reattach
+        """Follow runs started by an earlier process instead of starting them."""
         self.output = output
         self.options = options or FanoutOptions()
         self._slots = {mid: _Slot(mr, backend_for(mr.machine)) for mid, mr in run.machines.items()}
@@ -184,7 +189,7 @@ class FanOut:
         self._wave_started = 0
         self._wave_done = 0
         for mr in run.machines.values():
-            output.attach(mr)
+            output.attach(mr, resume=reattach)
 
     @staticmethod
     def _resolve(limit: Limit | None, total: int) -> int | None:
@@ -335,7 +340,7 @@ class FanOut:
         rearmed = False
         try:
             async with asyncio.timeout(deadline) as scope:
-                events = slot.backend.run(machine, command, run_id=self.run.run_id)
+                events = self._events(slot.backend, machine, command)
                 try:
                     async for event in events:
                         if not rearmed and deadline is not None and isinstance(
@@ -389,6 +394,16 @@ class FanOut:
             self._finish(
                 slot, Finished(machine.id, RunState.FAILED, error="backend ended without a result")
             )
+
+    def _events(
+        self, backend: Backend, machine: Machine, command: Command
+    ) -> AsyncIterator[MachineEvent]:
+        if not self.reattach:
+            return backend.run(machine, command, run_id=self.run.run_id)
+        if not isinstance(backend, ReattachableBackend):
+            raise TypeError(f"{machine.kind.value} machines cannot be re-attached: their runs "
+                            "ended with the process that started them")
+        return backend.attach(machine, command, run_id=self.run.run_id)
 
     async def _stop_remote(self, slot: _Slot) -> None:
         machine = slot.machine_run.machine

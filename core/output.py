@@ -82,8 +82,12 @@ class OutputStore:
         self._fds: OrderedDict[str, int] = OrderedDict()
         self._created_dir = False
 
-    def attach(self, machine_run: MachineRun) -> None:
-        """Register a machine: decide its file paths and write them into the MachineRun."""
+    def attach(self, machine_run: MachineRun, *, resume: bool = False) -> None:
+        """Register a machine: decide its file paths and write them into the MachineRun.
+
+        With ``resume``, what an earlier process stored for it counts as received (``fleetrun
+        attach``): new bytes are appended after it, and re-read bytes are skipped.
+        """
         # Plain strings, not Path objects: this runs once per machine before anything starts.
         base = os.path.join(
             self._run_dir_text, file_stem(machine_run.machine_id, machine_run.machine.name)
@@ -94,6 +98,18 @@ class OutputStore:
         self._streams[(machine_run.machine_id, Stream.STDERR)] = stderr
         machine_run.stdout_file = stdout.path
         machine_run.stderr_file = stderr.path
+        if resume:
+            for out in (stdout, stderr):
+                try:
+                    with open(out.path, "rb") as kept:
+                        while block := kept.read(1 << 20):
+                            out.size += len(block)
+                            out.digest.update(block)
+                            out.received_tail += block[-TAIL_BYTES:]
+                            del out.received_tail[:-TAIL_BYTES]
+                except FileNotFoundError:
+                    continue
+            machine_run.stdout_bytes, machine_run.stderr_bytes = stdout.size, stderr.size
 
     def stream(self, machine_id: MachineId, stream: Stream) -> StreamOutput:
         return self._streams[(machine_id, stream)]

@@ -10,12 +10,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from core import config
 from core.backends.base import Backend
 from core.fanout import FanOut, FanoutOptions, Subscription, plan_run
-from core.journal import Journal, JournalWriter
-from core.model import Command, Machine, Run
+from core.journal import Journal, JournalWriter, RunRecord
+from core.model import Command, CommandId, Machine, MachineRun, Parameter, Run, RunState
 from core.output import OutputStore
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,12 @@ class RunSession:
         options: FanoutOptions | None = None,
         journal: Journal | None = None,
         runs_root: Path | None = None,
+        reattach: bool = False,
     ) -> None:
         self.run = run
         root = runs_root if runs_root is not None else config.runs_dir()
         self.output = OutputStore(root / run.run_id)
-        self.fanout = FanOut(run, backend_for, self.output, options)
+        self.fanout = FanOut(run, backend_for, self.output, options, reattach=reattach)
         self.journal = journal
         self._journal_events: Subscription | None = None
         if journal is not None:
@@ -60,6 +62,39 @@ class RunSession:
         run = plan_run(assignments, fleet=fleet, target=target, parent_run_id=parent_run_id)
         return cls(run, backend_for, options=options, journal=journal, runs_root=runs_root)
 
+    @classmethod
+    def resume(
+        cls,
+        record: RunRecord,
+        machines: Sequence[Machine],
+        backend_for: Callable[[Machine], Backend],
+        *,
+        journal: Journal | None = None,
+        runs_root: Path | None = None,
+    ) -> RunSession:
+        """Follow again the unfinished ``machines`` of a recorded run (``fleetrun attach``).
+
+        Their commands are rebuilt from the journal, where secrets were never stored: they
+        are not needed, as nothing is sent again.
+        """
+        wanted = {m.id: m for m in machines}
+        by_id = {mr.machine_id: mr for mr in record.machines}
+        commands: dict[int, Command] = {}
+        machine_runs = {}
+        for machine_id, machine in wanted.items():
+            kept = by_id[machine_id]
+            command = commands.get(kept.command_index)
+            if command is None:
+                command = commands[kept.command_index] = command_from_record(
+                    record.command_for(kept))
+            machine_runs[machine_id] = MachineRun(
+                machine=machine, command=command, state=RunState.PENDING, started=kept.started)
+        run = Run(
+            run_id=record.run_id, machines=machine_runs, created=record.created,
+            parent_run_id=record.parent_run_id, fleet=record.fleet, target=record.target,
+        )
+        return cls(run, backend_for, journal=journal, runs_root=runs_root, reattach=True)
+
     def subscribe(self, max_pending: int = 10_000) -> Subscription:
         return self.fanout.subscribe(max_pending)
 
@@ -78,3 +113,19 @@ class RunSession:
                 await asyncio.shield(writer)
             log.info("run %s finished: %s", self.run.run_id, self.run.summary())
         return self.run
+
+
+def command_from_record(recorded: dict[str, Any]) -> Command:
+    """A command as the journal kept it (protected values replaced: never stored)."""
+    return Command(
+        command_id=CommandId(recorded["command_id"]),
+        script=recorded["script"],
+        parameters=tuple(
+            Parameter(p["name"], p["value"], bool(p.get("protected"))) for p in
+            recorded.get("parameters", [])
+        ),
+        timeout=int(recorded.get("timeout", 0)),
+        run_as_user=recorded.get("run_as_user", ""),
+        async_execution=bool(recorded.get("async_execution", True)),
+        script_path=recorded.get("script_path", ""),
+    )

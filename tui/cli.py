@@ -125,6 +125,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="table (default on a terminal), json, or jsonl events",
     )
 
+    attach = sub.add_parser(
+        "attach",
+        help="follow an Azure run again after fleetrun stopped (crash, kill, reboot)",
+        description="Follow the machines of RUN that had not finished when the process "
+        "following it stopped: their run commands kept running on Azure. The run is "
+        "completed in the history with all of their output.",
+    )
+    attach.add_argument("run_id", metavar="RUN", help="run id (or a unique prefix)")
+    attach.add_argument(
+        "-o",
+        "--output",
+        choices=OUTPUT_FORMATS,
+        default=None,
+        help="table (default on a terminal), json, or jsonl events",
+    )
+
     hist = sub.add_parser("history", help="list past runs")
     hist.add_argument("--limit", type=int, default=50, metavar="N")
     hist.add_argument("-o", "--output", choices=("table", "json"), default="table")
@@ -174,6 +190,8 @@ def _setup_logging() -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # httpx logs every URL at INFO, query included: blob SAS signatures must not reach a log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _open_on_sandbox(parser: argparse.ArgumentParser) -> int:

@@ -25,6 +25,7 @@ def dispatch(args: Namespace) -> int:
 
     handlers = {
         "run": cmd_run,
+        "attach": cmd_attach,
         "history": cmd_history,
         "show": cmd_show,
         "machines": cmd_machines,
@@ -47,7 +48,12 @@ async def _open(args: Namespace) -> tuple[Fleet, list[Machine]]:
         args.fleet = [DEFAULT_FLEET]
     fleet = await open_fleet(args.fleet)
     try:
-        return fleet, filter_machines(fleet.machines, args.target)
+        machines = fleet.machines
+        if "health:" in args.target.lower():
+            # The inventory does not know every agent's state (a VM's needs a call of its
+            # own): a query about health gets it checked first.
+            machines = await _with_health(Backends(fleet.backends), machines)
+        return fleet, filter_machines(machines, args.target)
     except BaseException:
         await fleet.aclose()
         raise
@@ -163,6 +169,53 @@ async def _plan(
         options=options,
         journal=Journal(config.journal_path()),
     )
+
+
+def cmd_attach(args: Namespace) -> int:
+    journal = Journal(config.journal_path())
+    record = journal.get_run(args.run_id)
+    if record.status == "running":
+        raise InputError(f"RUN: run {record.run_id} is still followed by process {record.pid}; "
+                         "attach once it has stopped")
+    unfinished = [m for m in record.machines if not m.state.terminal]
+    if not unfinished:
+        raise InputError(f"RUN: every machine of run {record.run_id} has ended; "
+                         f"'fleetrun show {record.run_id}' shows the results")
+    output = args.output or "table"
+    sessions: list[RunSession] = []
+
+    async def follow() -> None:
+        fleet = await open_fleet(record.fleet.split(",") if record.fleet else [DEFAULT_FLEET])
+        try:
+            known = {m.id: m for m in fleet.machines}
+            missing = [m.name for m in unfinished if m.machine_id not in known]
+            if missing:
+                raise InputError(f"RUN: {len(missing)} machine(s) of run {record.run_id} are "
+                                 f"not in fleet {record.fleet!r} now: {', '.join(missing[:5])}")
+            backends = Backends(fleet.backends)
+            session = RunSession.resume(record, [known[m.machine_id] for m in unfinished],
+                                        backends.for_machine, journal=journal)
+            sessions.append(session)
+            await render.follow_run(session, output)
+        finally:
+            await fleet.aclose()
+
+    interrupted = False
+    try:
+        asyncio.run(follow())
+    except KeyboardInterrupt:
+        interrupted = True
+    if not sessions:
+        return EXIT_INTERRUPTED
+    # The whole run as recorded: the machines that had ended before, and the ones followed now.
+    final = journal.get_run(record.run_id)
+    if output == "json":
+        render.print_json(render.run_record_json(final, with_machines=True))
+    elif output == "table":
+        render.show_run(final)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if all(m.state is RunState.SUCCEEDED for m in final.machines) else EXIT_FAILED
 
 
 def run_exit_code(run: Run) -> int:

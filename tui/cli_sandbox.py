@@ -84,6 +84,12 @@ def describe(fleet: FleetSpec, base: str, certificate: Path | None) -> str:
         lines.append(f"  TLS certificate  {certificate}  (self-signed; trust it in your client)")
     lines += [
         "",
+        "Point fleetrun (another process, --fleet azure) at it with this in config.toml:",
+        "  [azure]",
+        f'  arm_endpoint = "{base}"',
+        '  credential = "sandbox"',
+        f'  output_container = "{base}/{fleet.account}/{container}?{sas}"',
+        "",
         "Point an ARM client at the base URL instead of https://management.azure.com;",
         "api-versions: Compute 2020-06-01 .. 2026-04-01, HybridCompute 2024-07-10 .. 2026-09-01,",
         "Resource Graph 2019-04-01 .. 2024-04-01.",

@@ -223,6 +223,11 @@ class ArmClient:
             if version is not None:
                 query["api-version"] = version
         target = f"{method} {urlsplit(path).path}"
+        host, ours = urlsplit(path).netloc.lower(), urlsplit(self.base_url).netloc.lower()
+        if not relative and host != ours:
+            # Operation URLs come from answer headers: the bearer token goes to ARM only.
+            raise ArmError(0, "UntrustedUrl", f"refusing to send the ARM token to {host}, "
+                           f"which is not {ours}", target=target)
         subscription = subscription_of(path)
         kind = kind_of(method)
         budgeted = budgeted and bool(subscription)

@@ -147,7 +147,8 @@ class ArmBudget:
         bucket = self._buckets.get(key)
         if bucket is None:
             limit = self.limits.for_kind(kind)
-            floor = limit.capacity * self.limits.reserve
+            # Never reserve the last token: a bucket of one must still let calls through.
+            floor = min(limit.capacity * self.limits.reserve, limit.capacity - 1.0)
             bucket = self._buckets[key] = _Bucket(limit, floor, self._clock)
         return bucket
 

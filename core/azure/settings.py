@@ -11,6 +11,9 @@ is optional; ``config.example.toml`` beside this module is a commented example.
 - ``arm_endpoint``: the Azure Resource Manager URL, scheme and host only. Default
   ``https://management.azure.com``; ``http://`` is allowed for loopback hosts only (the sandbox
   served by ``fleetrun sandbox serve``).
+- ``credential``: ``default`` (azure-identity's chain: environment service principal,
+  workload identity, managed identity, ``az login``) or ``sandbox`` (a fixed bearer token,
+  which ``fleetrun sandbox serve`` accepts; allowed only with a loopback ``arm_endpoint``).
 - ``output_container``: the blob container run commands write their output to, as a
   container SAS URL with ``racwl`` permissions (read, add, create, write, list), for example
   ``https://ACCOUNT.blob.core.windows.net/CONTAINER?sv=...&sr=c&sp=racwl&se=...&sig=...``
@@ -72,8 +75,10 @@ REDACTED = "REDACTED"
 
 Cleanup = Literal["delete", "keep"]
 CLEANUP_CHOICES: tuple[Cleanup, ...] = ("delete", "keep")
-KEYS = ("subscriptions", "arm_endpoint", "output_container", "output_identity", "cleanup",
-        "poll_interval", "api_versions", "throttle")
+KEYS = ("subscriptions", "arm_endpoint", "credential", "output_container", "output_identity",
+        "cleanup", "poll_interval", "api_versions", "throttle")
+Credential = Literal["default", "sandbox"]
+CREDENTIAL_CHOICES: tuple[Credential, ...] = ("default", "sandbox")
 API_VERSION_KEYS = ("compute", "hybridcompute", "resourcegraph")
 THROTTLE_KEYS = ("reads", "writes", "deletes", "reserve")
 BUCKET_KEYS = ("capacity", "refill_per_second")
@@ -103,6 +108,7 @@ class AzureSettings:
     """Whether config.toml has an ``[azure]`` table at all."""
     subscriptions: tuple[str, ...] = ()
     arm_endpoint: str = PUBLIC_CLOUD
+    credential: Credential = "default"
     output_container: str = ""
     output_identity: str = ""
     cleanup: Cleanup = "delete"
@@ -179,10 +185,12 @@ def parse_azure_settings(
     if override.strip():
         container_where = f"azure.output_container (from {OUTPUT_CONTAINER_ENV})"
         container = override
+    endpoint = _endpoint(table.get("arm_endpoint", PUBLIC_CLOUD))
     return AzureSettings(
         configured=configured,
         subscriptions=_subscriptions(table.get("subscriptions", [])),
-        arm_endpoint=_endpoint(table.get("arm_endpoint", PUBLIC_CLOUD)),
+        arm_endpoint=endpoint,
+        credential=_credential(table.get("credential", "default"), endpoint),
         output_container=_output_container(container, container_where, identity),
         output_identity=identity,
         cleanup=_cleanup(table.get("cleanup", "delete")),
@@ -193,6 +201,19 @@ def parse_azure_settings(
 
 
 # ----------------------------------------------------------------------------- keys
+
+
+def _credential(value: object, endpoint: str) -> Credential:
+    where = "azure.credential"
+    for choice in CREDENTIAL_CHOICES:
+        if value == choice:
+            host = (urlsplit(endpoint).hostname or "").lower()
+            if choice == "sandbox" and not (host in _LOOPBACK_NAMES or _is_loopback(host)):
+                raise SettingsError(f"{where}: 'sandbox' is allowed only with a loopback "
+                                    f"arm_endpoint (fleetrun sandbox serve), not {endpoint!r}")
+            return choice
+    raise SettingsError(f"{where}: {_shown(value)} is not allowed; use one of "
+                        f"{', '.join(CREDENTIAL_CHOICES)}")
 
 
 def _subscriptions(value: object) -> tuple[str, ...]:

@@ -27,3 +27,17 @@ class Backend(Protocol):
     ) -> AsyncIterator[MachineEvent]: ...
 
     async def cancel(self, machine: Machine, run_id: str) -> None: ...
+
+
+@runtime_checkable
+class ReattachableBackend(Backend, Protocol):
+    """A backend whose runs outlive fleetrun (a service keeps them): it can follow one again.
+
+    ``attach`` yields the same events as ``run`` for a run that was started earlier (by a
+    process that has since died), without starting anything. Output comes again from its
+    start; the output store skips what it already holds.
+    """
+
+    def attach(
+        self, machine: Machine, command: Command, *, run_id: str
+    ) -> AsyncIterator[MachineEvent]: ...

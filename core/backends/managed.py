@@ -94,22 +94,50 @@ class ManagedRunCommands:
             yield Finished(machine.id, RunState.FAILED, error=f"run command not created: {error}")
             return
         watch.operation_url = answer.headers.get("azure-asyncoperation", "")
-        if targets is not None and self.session.blobs is not None:
+        yield StateChanged(machine.id, RunState.PENDING, "submitted; waiting for the agent")
+        async for event in self._watch(watch, command):
+            yield event
+
+    async def attach(
+        self, machine: Machine, command: Command, *, run_id: str
+    ) -> AsyncIterator[MachineEvent]:
+        """Follow a run command created earlier (``fleetrun attach`` after a crash)."""
+        watch = _Watch(machine, run_id, run_command_path(machine.id, run_id))
+        params = {"$expand": "instanceView"} if self.expand_instance_view else None
+        try:
+            InstanceView.parse(await self.session.arm.get(watch.path, params))
+        except ArmError as error:
+            if error.status == GONE:
+                yield Finished(machine.id, RunState.NOT_STARTED, error="not started: its run "
+                               "command does not exist (fleetrun stopped before creating it, "
+                               "or it was deleted)")
+            else:
+                yield Finished(machine.id, RunState.FAILED, error=f"cannot attach: {error}")
+            return
+        except InvalidView as error:
+            yield Finished(machine.id, RunState.FAILED, error=f"cannot attach: {error}")
+            return
+        yield StateChanged(machine.id, RunState.PENDING, "attached; reading its state")
+        async for event in self._watch(watch, command):
+            yield event
+
+    async def _watch(self, watch: _Watch, command: Command) -> AsyncIterator[MachineEvent]:
+        output = self.session.output
+        if output is not None and self.session.blobs is not None:
+            targets = output.targets(watch.run_id, watch.machine)
             for stream, url in ((Stream.STDOUT, targets.output_uri),
                                 (Stream.STDERR, targets.error_uri)):
                 watch.tailers[stream] = BlobTailer(self.session.blobs, url)
-        yield StateChanged(machine.id, RunState.PENDING, "submitted; waiting for the agent")
         finished = False
         try:
             async for event in self._follow(watch, command):
                 finished = finished or isinstance(event, Finished)
                 yield event
         finally:
-            if not finished:
-                # Cancelled or failed half-way: deleting the run command stops the script.
-                await self._delete(machine, run_id, wait=False)
-            elif self.session.delete_finished:
-                await self._delete(machine, run_id, wait=False)
+            # Cancelled or failed half-way, deleting the run command stops the script; once
+            # finished, it frees one of the VM's 25 run command slots.
+            if not finished or self.session.delete_finished:
+                await self._delete(watch.machine, watch.run_id, wait=False)
 
     async def _follow(self, watch: _Watch, command: Command) -> AsyncIterator[MachineEvent]:
         views: asyncio.Queue[InstanceView | ArmError | InvalidView] = asyncio.Queue()
@@ -171,7 +199,7 @@ class ManagedRunCommands:
         return events
 
     async def _read_blobs(self, watch: _Watch) -> AsyncIterator[OutputAppended]:
-        for stream, tailer in watch.tailers.items():
+        for stream, tailer in list(watch.tailers.items()):
             while True:
                 try:
                     chunk = await tailer.poll()
@@ -180,9 +208,13 @@ class ManagedRunCommands:
                                 stream.value, error)
                     break
                 if chunk.reset:
-                    log.warning("%s: the %s blob was re-created; its new content starts over",
-                                watch.machine.name, stream.value)
-                if chunk.data and not chunk.reset:
+                    # Someone re-created the blob (another PUT of this name): its bytes belong
+                    # to another run, so this stream's full output stops here.
+                    log.warning("%s: the %s blob was re-created by another run; no more of it "
+                                "is read", watch.machine.name, stream.value)
+                    del watch.tailers[stream]
+                    break
+                if chunk.data:
                     end = watch.ends.get(stream, b"") + chunk.data
                     watch.ends[stream] = end[-2 * TAIL_BYTES:]
                     yield OutputAppended(watch.machine.id, stream, chunk.offset, chunk.data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from core.azure.arm import ArmClient
-from core.azure.auth import STORAGE_SCOPE, IdentityTokens
+from core.azure.auth import STORAGE_SCOPE, IdentityTokens, StaticToken, TokenSource
 from core.azure.blob import AppendBlobClient
 from core.azure.budget import ArmBudget
 from core.azure.session import AzureSession, OutputContainer, Pacing
@@ -25,7 +25,8 @@ def azure_source(spec: str) -> FleetSource:
             f"fleet {spec!r}: Azure is not configured; add an [azure] table to config.toml "
             "(see core/azure/config.example.toml) or use --fleet sandbox"
         )
-    credential = IdentityTokens()
+    credential: TokenSource = (
+        StaticToken() if settings.credential == "sandbox" else IdentityTokens())
     arm = ArmClient(settings.arm_endpoint, credential, api_versions=settings.api_versions,
                     budget=ArmBudget(settings.throttle))
     blob_http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
