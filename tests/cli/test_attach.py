@@ -1,0 +1,121 @@
+"""Crash and re-attach: the run commands keep running on the service while fleetrun is dead.
+
+The sandbox runs as its own process (``fleetrun sandbox serve``), the way Azure outlives
+the client; ``fleetrun run --fleet azure`` points at it through config.toml, is killed with
+SIGKILL mid-run, and ``fleetrun attach`` must complete the run with all of its output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import FLEETRUN, CliRunner, Home
+
+MACHINES = 50
+LINES = 12
+FLEET = f"""
+[sandbox]
+flush_interval = "0.5s"
+seed = 11
+
+[defaults]
+subscription = "33333333-3333-4333-8333-333333333333"
+resource_group = "rg-crash"
+location = "westeurope"
+
+[[machines]]
+name = "crash-{{n:02}}"
+count = {MACHINES}
+kind = "vm"
+os = "linux"
+executor = "simulated"
+simulate = {{ duration = ["3s", "6s"], lines = {LINES}, output = "{{machine}} line {{line}}\\n" }}
+"""
+
+
+def expected_output(name: str) -> bytes:
+    return "".join(f"{name} line {i}\n" for i in range(1, LINES + 1)).encode()
+
+
+@pytest.fixture
+def served_sandbox(home: Home, tmp_path: Path) -> Iterator[str]:
+    """``fleetrun sandbox serve`` in its own process; yields the [azure] config it printed."""
+    fleet = tmp_path / "crash-fleet.toml"
+    fleet.write_text(FLEET)
+    log = (tmp_path / "serve.log").open("w+")
+    proc = subprocess.Popen([FLEETRUN, "sandbox", "serve", "--fleet", str(fleet)],
+                            stdout=log, stderr=subprocess.STDOUT, env=home.env(),
+                            stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while "Ctrl-C stops" not in (printed := Path(log.name).read_text()):
+            assert proc.poll() is None, printed
+            assert time.monotonic() < deadline, printed
+            time.sleep(0.05)
+        found = re.search(r"^  \[azure\]\n((?:  .+\n)+)", printed, re.MULTILINE)
+        assert found, printed
+        yield "[azure]\n" + "\n".join(line.strip() for line in found.group(1).splitlines())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_attach_completes_a_run_whose_cli_was_killed(
+    cli: CliRunner, home: Home, served_sandbox: str
+) -> None:
+    home.config.mkdir(parents=True, exist_ok=True)
+    (home.config / "config.toml").write_text(served_sandbox + "\npoll_interval = 0.5\n")
+    runner = subprocess.Popen(
+        [FLEETRUN, "run", "--fleet", "azure", "--shell", "simulated", "-o", "jsonl"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=home.env(), text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert runner.stdout is not None
+    run_id, outputs = "", 0
+    deadline = time.monotonic() + 60
+    try:
+        # Kill it once output flows and before every machine is done.
+        for line in runner.stdout:
+            event = json.loads(line)
+            run_id = run_id or event.get("run_id", "")
+            outputs += event["event"] == "output"
+            if outputs >= 20:
+                break
+            assert time.monotonic() < deadline, "no output within 60 s"
+    finally:
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait(timeout=10)
+    assert run_id
+
+    before = json.loads(cli("show", run_id, "-o", "json").stdout)
+    assert before["status"] == "interrupted"
+    unfinished = [m for m in before["machines"] if m["state"] == "Unknown"]
+    assert unfinished, "the kill came too late: every machine had finished"
+
+    result = cli("attach", run_id[:10], "-o", "json", timeout=120)
+    assert result.returncode == 0, result.stderr
+    after = json.loads(result.stdout)
+    assert after["run_id"] == run_id
+    assert after["status"] == "finished"
+    assert len(after["machines"]) == MACHINES
+    for machine in after["machines"]:
+        assert machine["state"] == "Succeeded", machine
+        kept = Path(machine["stdout_file"]).read_bytes()
+        assert kept == expected_output(machine["machine"]), machine["machine"]
+
+    again = cli("attach", run_id, "-o", "json")
+    assert again.returncode == 2
+    assert "every machine" in again.stderr
