@@ -154,6 +154,8 @@ class _Slot:
     task: asyncio.Task[None] | None = None
     cancel_requested: bool = False
     finished: bool = False
+    last_report: str = ""
+    """The message of the machine's last state change, for a timeout's reason."""
     offsets: dict[Stream, int] = field(default_factory=dict)
 
 
@@ -366,7 +368,8 @@ class FanOut:
                     RunState.TIMED_OUT,
                     exit_code=-1,
                     error=f"no result within the {command.timeout} s "
-                    f"timeout (+{self.options.grace:g} s grace)",
+                    f"timeout (+{self.options.grace:g} s grace)"
+                    + (f"; last report: {slot.last_report}" if slot.last_report else ""),
                 ),
             )
         except asyncio.CancelledError:
@@ -429,6 +432,7 @@ class FanOut:
             self.output.report_tail(mr.machine_id, event.stream, event.tail)
             self._publish(event)
         elif isinstance(event, StateChanged):
+            slot.last_report = event.message
             if event.state is RunState.RUNNING and mr.started is None:
                 mr.started = event.at
             mr.state = event.state

@@ -28,12 +28,15 @@ class Pacing:
             what the instance view's tail shows.
         health_check_limit: Up to this many machines get a per-machine agent check (one
             ARM read each) before a run; larger selections rely on the inventory.
+        stall_after: Seconds without any change in a run's instance view after which its
+            machine's agent is checked (one ARM read), and again every as many seconds.
     """
 
     poll_interval: float = 5.0
     blob_interval: float = 2.0
     drain_grace: float = 30.0
     health_check_limit: int = 64
+    stall_after: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)

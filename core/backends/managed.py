@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,16 @@ from core.azure.blob_tail import BlobTailer
 from core.azure.run_commands import InstanceView, InvalidView, put_body, run_command_path
 from core.azure.session import AzureSession
 from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
-from core.model import TAIL_BYTES, Command, Health, Machine, MachineId, RunState, Stream
+from core.model import (
+    TAIL_BYTES,
+    Command,
+    Health,
+    HealthStatus,
+    Machine,
+    MachineId,
+    RunState,
+    Stream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +59,8 @@ class _Watch:
     """The last bytes read from each blob, to compare with the instance view's tail."""
     running: bool = False
     view: InstanceView | None = None
+    away: str = ""
+    """Why the machine's agent is not there, while it is not (empty otherwise)."""
 
 
 class ManagedRunCommands:
@@ -95,8 +106,11 @@ class ManagedRunCommands:
             return
         watch.operation_url = answer.headers.get("azure-asyncoperation", "")
         yield StateChanged(machine.id, RunState.PENDING, "submitted; waiting for the agent")
-        async for event in self._watch(watch, command):
-            yield event
+        # aclosing: when our consumer stops early, the inner generator's clean-up (delete the
+        # run command, stop the poller) must run now, not whenever it is garbage-collected.
+        async with contextlib.aclosing(self._watch(watch, command)) as events:
+            async for event in events:
+                yield event
 
     async def attach(
         self, machine: Machine, command: Command, *, run_id: str
@@ -118,10 +132,13 @@ class ManagedRunCommands:
             yield Finished(machine.id, RunState.FAILED, error=f"cannot attach: {error}")
             return
         yield StateChanged(machine.id, RunState.PENDING, "attached; reading its state")
-        async for event in self._watch(watch, command):
-            yield event
+        async with contextlib.aclosing(self._watch(watch, command)) as events:
+            async for event in events:
+                yield event
 
-    async def _watch(self, watch: _Watch, command: Command) -> AsyncIterator[MachineEvent]:
+    async def _watch(
+        self, watch: _Watch, command: Command
+    ) -> AsyncGenerator[MachineEvent, None]:
         output = self.session.output
         if output is not None and self.session.blobs is not None:
             targets = output.targets(watch.run_id, watch.machine)
@@ -130,19 +147,24 @@ class ManagedRunCommands:
                 watch.tailers[stream] = BlobTailer(self.session.blobs, url)
         finished = False
         try:
-            async for event in self._follow(watch, command):
-                finished = finished or isinstance(event, Finished)
-                yield event
+            async with contextlib.aclosing(self._follow(watch, command)) as events:
+                async for event in events:
+                    finished = finished or isinstance(event, Finished)
+                    yield event
         finally:
             # Cancelled or failed half-way, deleting the run command stops the script; once
             # finished, it frees one of the VM's 25 run command slots.
             if not finished or self.session.delete_finished:
                 await self._delete(watch.machine, watch.run_id, wait=False)
 
-    async def _follow(self, watch: _Watch, command: Command) -> AsyncIterator[MachineEvent]:
+    async def _follow(
+        self, watch: _Watch, command: Command
+    ) -> AsyncGenerator[MachineEvent, None]:
         views: asyncio.Queue[InstanceView | ArmError | InvalidView] = asyncio.Queue()
         poller = asyncio.create_task(self._poll(watch, views), name=f"poll:{watch.machine.name}")
         pacing = self.session.pacing
+        loop = asyncio.get_running_loop()
+        quiet_since = checked_at = loop.time()
         try:
             while True:
                 try:
@@ -152,8 +174,16 @@ class ManagedRunCommands:
                     item = None
                 async for appended in self._read_blobs(watch):
                     yield appended
-                if item is None:
-                    continue
+                now = loop.time()
+                if item is None or item == watch.view:
+                    if min(now - quiet_since, now - checked_at) >= pacing.stall_after:
+                        checked_at = now
+                        async for change in self._check_agent(watch):
+                            yield change
+                    if item is None:
+                        continue
+                else:
+                    quiet_since = now
                 if isinstance(item, ArmError | InvalidView):
                     async for event in self._ended_without_view(watch, item):
                         yield event
@@ -174,6 +204,29 @@ class ManagedRunCommands:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
+
+    async def _check_agent(self, watch: _Watch) -> AsyncIterator[StateChanged]:
+        """The run went quiet: is the machine's agent still there? (one ARM read)
+
+        A machine that drops off mid-run (VM agent Not Ready, Arc Disconnected) leaves its
+        run command frozen, with no error. Its state becomes Unknown with the reason, and
+        the run waits for the agent to come back (or for the engine's deadline).
+        """
+        from core.inventory.azure_graph import refine_health
+
+        health = (await refine_health(self.session.arm, [watch.machine]))[watch.machine.id]
+        if health.status in (HealthStatus.READY, HealthStatus.UNKNOWN):
+            if watch.away:
+                watch.away = ""
+                state = RunState.RUNNING if watch.running else RunState.PENDING
+                yield StateChanged(watch.machine.id, state, "the agent is back")
+            return
+        detail = f" ({health.detail})" if health.detail else ""
+        message = (f"agent {health.status.value}{detail} while the run was going; waiting "
+                   "for it to come back")
+        if message != watch.away:
+            watch.away = message
+            yield StateChanged(watch.machine.id, RunState.UNKNOWN, message)
 
     async def _poll(self, watch: _Watch, views: asyncio.Queue[Any]) -> None:
         """GET the run command until it is over; each answer (or the error) goes to ``views``."""

@@ -27,7 +27,7 @@ def sandbox_pacing(fleet: FleetSpec) -> Pacing:
     """Poll about as often as the sandbox's agents report (its flush interval)."""
     flush = fleet.flush_interval
     return Pacing(poll_interval=max(0.2, min(flush, 5.0)), blob_interval=max(0.1, min(flush, 2.0)),
-                  drain_grace=max(3.0, 3 * flush))
+                  drain_grace=max(3.0, 3 * flush), stall_after=max(2.0, 4 * flush))
 
 
 def sandbox_budget(fleet: FleetSpec) -> ArmBudget:
