@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -49,3 +53,42 @@ def cli(home: Home) -> CliRunner:
         )
 
     return run
+
+
+ServedSandbox = Callable[[str], str]
+
+
+@pytest.fixture
+def serve_sandbox(home: Home, tmp_path: Path) -> Iterator[ServedSandbox]:
+    """Start ``fleetrun sandbox serve`` on a fleet file's text in its own process.
+
+    Returns the ``[azure]`` table it printed, which points another fleetrun at it. Every
+    sandbox started is stopped (SIGTERM) at the end of the test.
+    """
+    started: list[tuple[subprocess.Popen[bytes], IO[str]]] = []
+
+    def serve(fleet_text: str) -> str:
+        fleet = tmp_path / f"served-fleet-{len(started)}.toml"
+        fleet.write_text(fleet_text)
+        log = (tmp_path / f"serve-{len(started)}.log").open("w+")
+        proc = subprocess.Popen([FLEETRUN, "sandbox", "serve", "--fleet", str(fleet)],
+                                stdout=log, stderr=subprocess.STDOUT, env=home.env(),
+                                stdin=subprocess.DEVNULL)
+        started.append((proc, log))
+        deadline = time.monotonic() + 30
+        while "Ctrl-C stops" not in (printed := Path(log.name).read_text()):
+            assert proc.poll() is None, printed
+            assert time.monotonic() < deadline, printed
+            time.sleep(0.05)
+        found = re.search(r"^  \[azure\]\n((?:  .+\n)+)", printed, re.MULTILINE)
+        assert found, printed
+        return "[azure]\n" + "\n".join(line.strip() for line in found.group(1).splitlines())
+
+    yield serve
+    for proc, log in started:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.cli.conftest import FLEETRUN, CliRunner, Home
+from tests.cli.conftest import FLEETRUN, CliRunner, Home, ServedSandbox
 
 MACHINES = 50
 LINES = 12
@@ -46,38 +42,11 @@ def expected_output(name: str) -> bytes:
     return "".join(f"{name} line {i}\n" for i in range(1, LINES + 1)).encode()
 
 
-@pytest.fixture
-def served_sandbox(home: Home, tmp_path: Path) -> Iterator[str]:
-    """``fleetrun sandbox serve`` in its own process; yields the [azure] config it printed."""
-    fleet = tmp_path / "crash-fleet.toml"
-    fleet.write_text(FLEET)
-    log = (tmp_path / "serve.log").open("w+")
-    proc = subprocess.Popen([FLEETRUN, "sandbox", "serve", "--fleet", str(fleet)],
-                            stdout=log, stderr=subprocess.STDOUT, env=home.env(),
-                            stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while "Ctrl-C stops" not in (printed := Path(log.name).read_text()):
-            assert proc.poll() is None, printed
-            assert time.monotonic() < deadline, printed
-            time.sleep(0.05)
-        found = re.search(r"^  \[azure\]\n((?:  .+\n)+)", printed, re.MULTILINE)
-        assert found, printed
-        yield "[azure]\n" + "\n".join(line.strip() for line in found.group(1).splitlines())
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
 def test_attach_completes_a_run_whose_cli_was_killed(
-    cli: CliRunner, home: Home, served_sandbox: str
+    cli: CliRunner, home: Home, serve_sandbox: ServedSandbox
 ) -> None:
     home.config.mkdir(parents=True, exist_ok=True)
-    (home.config / "config.toml").write_text(served_sandbox + "\npoll_interval = 0.5\n")
+    (home.config / "config.toml").write_text(serve_sandbox(FLEET) + "\npoll_interval = 0.5\n")
     runner = subprocess.Popen(
         [FLEETRUN, "run", "--fleet", "azure", "--shell", "simulated", "-o", "jsonl"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=home.env(), text=True,

@@ -1,0 +1,95 @@
+"""``--fleet azure`` through the CLI: configuration errors, ARM ids, cleanup, secrets."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+
+from tests.cli.conftest import CliRunner, Home, ServedSandbox
+
+FLEET = """
+[sandbox]
+flush_interval = "0.2s"
+
+[defaults]
+subscription = "44444444-4444-4444-8444-444444444444"
+resource_group = "rg-cli"
+location = "northeurope"
+
+[[machines]]
+name = "cli-vm"
+kind = "vm"
+os = "linux"
+
+[[machines]]
+name = "cli-arc"
+kind = "arc"
+os = "linux"
+agent_version = "1.45.02800.0"
+"""
+CANARY = "canary-7f3c9a1e-never-written"
+
+
+def configure(home: Home, text: str) -> None:
+    home.config.mkdir(parents=True, exist_ok=True)
+    (home.config / "config.toml").write_text(text)
+
+
+def test_machine_ids_are_full_arm_resource_ids(cli: CliRunner) -> None:
+    result = cli("machines", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    ids = {m["name"]: m["id"] for m in json.loads(result.stdout)}
+    assert ids["web-01"] == (
+        "/subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/rg-prod-web"
+        "/providers/Microsoft.Compute/virtualMachines/web-01")
+    assert "/providers/Microsoft.HybridCompute/machines/stg-web-01" in ids["stg-web-01"]
+
+
+def test_azure_without_configuration_says_how_to_configure_it(cli: CliRunner) -> None:
+    result = cli("machines", "--fleet", "azure")
+    assert result.returncode == 2
+    assert "[azure]" in result.stderr and "config.toml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_setting_is_named(cli: CliRunner, home: Home) -> None:
+    configure(home, '[azure]\ncleanup = "sometimes"\n')
+    result = cli("machines", "--fleet", "azure")
+    assert result.returncode == 2
+    assert "azure.cleanup" in result.stderr and "delete" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_sandbox_credential_is_refused_for_a_real_endpoint(cli: CliRunner, home: Home) -> None:
+    configure(home, '[azure]\ncredential = "sandbox"\n')
+    result = cli("machines", "--fleet", "azure")
+    assert result.returncode == 2
+    assert "azure.credential" in result.stderr
+
+
+def test_run_through_a_served_sandbox_keeps_or_deletes_run_commands(
+    cli: CliRunner, home: Home, serve_sandbox: ServedSandbox
+) -> None:
+    table = serve_sandbox(FLEET)
+    base = re.search(r'arm_endpoint = "([^"]+)"', table)
+    assert base
+    for cleanup, remaining in (("keep", 1), ("delete", 0)):
+        configure(home, f'{table}\npoll_interval = 0.2\ncleanup = "{cleanup}"\n')
+        result = cli("run", "--fleet", "azure", "--shell", 'echo "$TOKEN" | wc -c; echo done',
+                     "-P", "TOKEN", "-o", "json", env={"FLEETRUN_SECRET_TOKEN": CANARY})
+        assert result.returncode == 0, result.stderr
+        run = json.loads(result.stdout)
+        assert {m["state"] for m in run["machines"]} == {"Succeeded"}
+        assert all(m["stdout"] == f"{len(CANARY) + 1}\ndone\n" for m in run["machines"])
+        vm = next(m for m in run["machines"] if m["machine"] == "cli-vm")
+        listed = httpx.get(f"{base.group(1)}{vm['machine_id']}/runCommands",
+                           params={"api-version": "2025-04-01"},
+                           headers={"Authorization": "Bearer x"}, timeout=10)
+        names = [c["name"] for c in listed.json()["value"]]
+        assert names.count(f"fleetrun-{run['run_id']}") == remaining, (cleanup, names)
+        assert CANARY not in result.stdout + result.stderr
+    for path in [*home.data.rglob("*"), *home.config.rglob("*")]:
+        if path.is_file():
+            assert CANARY.encode() not in path.read_bytes(), path
