@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import sys
 from argparse import Namespace
+from collections.abc import Awaitable, Callable
 
 from core import config
+from core.azure.arm import ArmError
+from core.azure.auth import AuthError
+from core.azure.blob import BlobError
 from core.backends.registry import Backends
 from core.fanout import FanoutOptions
 from core.inventory import DEFAULT_FLEET, Fleet, FleetError, open_fleet
@@ -37,26 +41,55 @@ def dispatch(args: Namespace) -> int:
         raise UsageError(str(exc)) from None
     except ValidationError as exc:
         raise UsageError(describe_problems(exc)) from None
+    except (ArmError, AuthError, BlobError) as exc:
+        # The service refused or could not be reached while listing or planning: say what
+        # it said (codes, messages; never a token or a SAS signature), not a traceback.
+        raise UsageError(f"azure: {exc}") from None
 
 
-async def _open(args: Namespace) -> tuple[Fleet, list[Machine]]:
-    """The fleets (--fleet, the sandbox when none is given) and the machines --target picks.
-
-    The caller closes the fleet, in this event loop.
-    """
+async def _open(args: Namespace) -> Fleet:
+    """The fleets --fleet names (the sandbox when none is given); the caller closes them."""
     if not args.fleet:
         args.fleet = [DEFAULT_FLEET]
-    fleet = await open_fleet(args.fleet)
+    return await open_fleet(args.fleet)
+
+
+async def _select(args: Namespace, fleet: Fleet) -> list[Machine]:
+    """The machines --target picks."""
+    machines = fleet.machines
+    if "health:" in args.target.lower():
+        # The inventory does not know every agent's state (a VM's needs a call of its own):
+        # a query about health gets it checked first.
+        machines = await _with_health(Backends(fleet.backends), machines)
+    return filter_machines(machines, args.target)
+
+
+def _follow(
+    opener: Callable[[], Awaitable[Fleet]],
+    plan: Callable[[Fleet], Awaitable[RunSession]],
+    output: str,
+) -> tuple[RunSession | None, bool]:
+    """Open a fleet, plan a run on it and follow it to the end, all in one event loop.
+
+    Returns the session (None when interrupted before it existed) and whether Ctrl-C
+    interrupted it.
+    """
+    sessions: list[RunSession] = []
+
+    async def main() -> None:
+        fleet = await opener()
+        try:
+            session = await plan(fleet)
+            sessions.append(session)
+            await render.follow_run(session, output)
+        finally:
+            await fleet.aclose()
+
     try:
-        machines = fleet.machines
-        if "health:" in args.target.lower():
-            # The inventory does not know every agent's state (a VM's needs a call of its
-            # own): a query about health gets it checked first.
-            machines = await _with_health(Backends(fleet.backends), machines)
-        return fleet, filter_machines(machines, args.target)
-    except BaseException:
-        await fleet.aclose()
-        raise
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        return (sessions[0] if sessions else None), True
+    return sessions[0], False
 
 
 async def _with_health(backends: Backends, machines: list[Machine]) -> list[Machine]:
@@ -65,9 +98,9 @@ async def _with_health(backends: Backends, machines: list[Machine]) -> list[Mach
 
 def cmd_machines(args: Namespace) -> int:
     async def listing() -> list[Machine]:
-        fleet, selected = await _open(args)
+        fleet = await _open(args)
         try:
-            return await _with_health(Backends(fleet.backends), selected)
+            return await _with_health(Backends(fleet.backends), await _select(args, fleet))
         finally:
             await fleet.aclose()
 
@@ -111,25 +144,13 @@ def cmd_run(args: Namespace) -> int:
         canary=args.canary,
     )
     output = args.output or "table"
-    sessions: list[RunSession] = []
 
-    async def run() -> None:
-        fleet, selected = await _open(args)
-        try:
-            session = await _plan(args, fleet, selected, commands, options)
-            sessions.append(session)
-            await render.follow_run(session, output)
-        finally:
-            await fleet.aclose()
+    async def plan(fleet: Fleet) -> RunSession:
+        return await _plan(args, fleet, await _select(args, fleet), commands, options)
 
-    interrupted = False
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        interrupted = True
-    if not sessions:
+    session, interrupted = _follow(lambda: _open(args), plan, output)
+    if session is None:
         return EXIT_INTERRUPTED
-    session = sessions[0]
     if output == "json":
         render.print_json(render.run_json(session.run, session.output))
     elif output == "table":
@@ -182,30 +203,20 @@ def cmd_attach(args: Namespace) -> int:
         raise InputError(f"RUN: every machine of run {record.run_id} has ended; "
                          f"'fleetrun show {record.run_id}' shows the results")
     output = args.output or "table"
-    sessions: list[RunSession] = []
 
-    async def follow() -> None:
-        fleet = await open_fleet(record.fleet.split(",") if record.fleet else [DEFAULT_FLEET])
-        try:
-            known = {m.id: m for m in fleet.machines}
-            missing = [m.name for m in unfinished if m.machine_id not in known]
-            if missing:
-                raise InputError(f"RUN: {len(missing)} machine(s) of run {record.run_id} are "
-                                 f"not in fleet {record.fleet!r} now: {', '.join(missing[:5])}")
-            backends = Backends(fleet.backends)
-            session = RunSession.resume(record, [known[m.machine_id] for m in unfinished],
-                                        backends.for_machine, journal=journal)
-            sessions.append(session)
-            await render.follow_run(session, output)
-        finally:
-            await fleet.aclose()
+    async def plan(fleet: Fleet) -> RunSession:
+        known = {m.id: m for m in fleet.machines}
+        missing = [m.name for m in unfinished if m.machine_id not in known]
+        if missing:
+            raise InputError(f"RUN: {len(missing)} machine(s) of run {record.run_id} are "
+                             f"not in fleet {record.fleet!r} now: {', '.join(missing[:5])}")
+        return RunSession.resume(record, [known[m.machine_id] for m in unfinished],
+                                 Backends(fleet.backends).for_machine, journal=journal)
 
-    interrupted = False
-    try:
-        asyncio.run(follow())
-    except KeyboardInterrupt:
-        interrupted = True
-    if not sessions:
+    session, interrupted = _follow(
+        lambda: open_fleet(record.fleet.split(",") if record.fleet else [DEFAULT_FLEET]),
+        plan, output)
+    if session is None:
         return EXIT_INTERRUPTED
     # The whole run as recorded: the machines that had ended before, and the ones followed now.
     final = journal.get_run(record.run_id)

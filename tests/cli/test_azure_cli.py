@@ -93,3 +93,13 @@ def test_run_through_a_served_sandbox_keeps_or_deletes_run_commands(
     for path in [*home.data.rglob("*"), *home.config.rglob("*")]:
         if path.is_file():
             assert CANARY.encode() not in path.read_bytes(), path
+
+
+def test_an_unreachable_endpoint_is_an_error_not_a_traceback(cli: CliRunner, home: Home) -> None:
+    # A loopback port nobody listens on: the connection is refused at once.
+    configure(home, '[azure]\narm_endpoint = "http://127.0.0.1:9"\ncredential = "sandbox"\n')
+    result = cli("machines", "--fleet", "azure", timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: azure:"), result.stderr
+    assert "ConnectionFailed" in result.stderr
+    assert "Traceback" not in result.stderr
