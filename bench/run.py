@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-BENCHMARKS = ("fanout", "sandbox")
+BENCHMARKS = ("fanout", "sandbox", "azure")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,436 @@
+"""fleetrun's Azure path at fleet scale, under ARM's throttle budget.
+
+N simulated VMs (1-3 s each, 3 lines of output, 1 s flush, no pickup delay) behind the
+sandbox's default throttle buckets, which are ARM's per subscription: writes and deletes
+200 at once then 10/s, reads 250 then 25/s. fleetrun's own client drives them: the machines
+come from its Resource Graph query, then the fan-out runs them through the Compute backend
+(PUT, instance-view polls, output blob tails, DELETE) with the ARM client's throttle budget
+(default limits) and the pacing fleetrun uses for a sandbox with this flush interval.
+
+The sandbox is a separate process (``fleetrun sandbox serve``), so this process's CPU time
+is the client's alone; the server's CPU (read from /proc) is shown beside it.
+
+Measured from the fan-out's start to its end:
+
+- **wall time against the throttle-bound ideal**. The write bucket lets 200 PUTs through at
+  once and then 10/s, so the last PUT cannot go out before (N - 200) / 10 s, and its machine
+  is done at most 3 s (the longest simulated run) later: ideal = max(N - 200, 0) / 10 + 3 s.
+  Deletes have their own bucket of the same size and go out as machines finish.
+- **429s**: every 429 the client received, whatever the bucket.
+- requests sent by kind (ARM, and Storage reads of the output blobs), and **client CPU per
+  machine**.
+
+Goal: wall <= 1.10 x ideal with zero 429s. Below the table, where the time went: when the
+last PUT left, the reads the read budget had to let out (and how long that takes at best),
+how long after a script ended the client knew, the blob reads that found nothing new, and
+the DELETEs still on their way when the fan-out returned (waited for, else reported).
+
+Every machine must end Succeeded with exactly the simulated output in its stdout file; a
+run that does not is reported WRONG and the benchmark exits non-zero.
+
+Health is not checked before the run: a per-machine check costs one ARM read each (1,000
+reads spent before the first PUT), and fleetrun itself skips it past 64 machines. Every
+machine is taken as the graph lists it (a running VM is Unknown, which is tried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import re
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import tomllib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from core.azure.arm import ArmClient
+from core.azure.auth import StaticToken
+from core.azure.blob import AppendBlobClient
+from core.azure.budget import KINDS, ArmBudget, BudgetLimits
+from core.azure.session import AzureSession, OutputContainer
+from core.backends.compute import ComputeBackend
+from core.events import Finished
+from core.fanout import FanOut, Subscription, plan_run
+from core.inventory.azure_graph import query_machines
+from core.inventory.sandbox import sandbox_pacing
+from core.model import Command, CommandId, MachineRun, RunState
+from core.output import OutputStore
+from core.sandbox.fleet import FleetSpec, load_fleet, parse_fleet
+
+SIZES = (200, 1_000)
+SUB = "00000000-0000-4000-8000-0000000000a2"
+RESOURCE_GROUP = "rg-bench"
+LOCATION = "westeurope"
+DURATION = (1.0, 3.0)
+LINES = 3
+EXPECTED = "".join(f"line {n}\n" for n in range(1, LINES + 1)).encode()
+GOAL = 1.10
+STARTUP_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+DELETE_GRACE = 30.0
+"""Seconds to wait after the fan-out for DELETEs still on their way (then they leaked)."""
+SAMPLE_EVERY = 0.25
+"""Seconds between looks at the client's budget queues (how far behind each bucket is)."""
+REPO = Path(__file__).resolve().parent.parent
+_BASE = re.compile(r"^\s*ARM base URL\s+(\S+)")
+_CONTAINER = re.compile(r"^\s*container SAS\s+(\S+)")
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (the sandbox did not start, the inventory is wrong)."""
+
+
+def ideal_seconds(n: int, fleet: FleetSpec) -> float:
+    """The throttle-bound ideal: the last PUT's earliest start plus the longest run."""
+    writes = fleet.throttle.writes
+    return max(n - writes.capacity, 0) / writes.refill_per_second + DURATION[1]
+
+
+def fleet_toml(n: int) -> str:
+    """A fleet of ``n`` simulated Linux VMs; default ``[throttle]`` (ARM's buckets)."""
+    simulate = (f'{{ duration = [{DURATION[0]}, {DURATION[1]}], lines = {LINES}, '
+                f'output = "line {{line}}\\n" }}')
+    return "\n".join([
+        "[sandbox]",
+        "flush_interval = 1",
+        "pickup_delay = 0",
+        f"seed = {n}",
+        "",
+        "[[machines]]",
+        f"count = {n}",
+        'name = "sim-{n:04}"',
+        'kind = "vm"',
+        'os = "linux"',
+        'executor = "simulated"',
+        f'subscription = "{SUB}"',
+        f'resource_group = "{RESOURCE_GROUP}"',
+        f'location = "{LOCATION}"',
+        f"simulate = {simulate}",
+        "",
+    ])
+
+
+def fleet_spec(n: int) -> FleetSpec:
+    """The fleet :func:`fleet_toml` describes, as the sandbox will read it."""
+    return parse_fleet(tomllib.loads(fleet_toml(n)))
+
+
+# ----------------------------------------------------------------------------- the server
+
+
+@dataclass
+class Sandbox:
+    process: asyncio.subprocess.Process
+    base: str
+    container: str
+    log: Path
+
+
+async def start_sandbox(fleet_file: Path, root: Path) -> Sandbox:
+    """``fleetrun sandbox serve`` on a free loopback port, in a process of its own."""
+    env = {**os.environ, "FLEETRUN_DATA_DIR": str(root / "data"),
+           "FLEETRUN_CONFIG_DIR": str(root / "config")}
+    log = root / "sandbox.log"
+    with log.open("wb") as errors:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tui.cli", "sandbox", "serve", "--fleet", str(fleet_file),
+            "--port", "0", stdout=asyncio.subprocess.PIPE, stderr=errors, env=env, cwd=REPO)
+    assert process.stdout is not None
+    base = container = ""
+    try:
+        async with asyncio.timeout(STARTUP_TIMEOUT):
+            while not (base and container):
+                line = (await process.stdout.readline()).decode("utf-8", "replace")
+                if not line:
+                    await process.wait()
+                    raise BenchError(f"sandbox serve exited ({process.returncode}) before "
+                                     f"it printed its URLs: {_tail(log)}")
+                if found := _BASE.match(line):
+                    base = found.group(1)
+                if found := _CONTAINER.match(line):
+                    container = found.group(1)
+    except TimeoutError:
+        await _end(process)
+        raise BenchError(f"sandbox serve printed no URLs within {STARTUP_TIMEOUT:g} s: "
+                         f"{_tail(log)}") from None
+    except BaseException:
+        await _end(process)
+        raise
+    return Sandbox(process, base, container, log)
+
+
+async def stop_sandbox(sandbox: Sandbox) -> None:
+    """SIGTERM (it stops cleanly on it), then a kill if it does not."""
+    code = await _end(sandbox.process)
+    if code != 0:
+        print(f"bench/azure: sandbox serve ended with {code}: {_tail(sandbox.log)}",
+              file=sys.stderr)
+
+
+async def _end(process: asyncio.subprocess.Process) -> int | None:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+    return process.returncode
+
+
+def _tail(log: Path) -> str:
+    text = log.read_text("utf-8", "replace").strip() if log.exists() else ""
+    return text[-2000:] or "(nothing on stderr)"
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of a process, from /proc (None where there is no /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    # After the ")" that ends the command name: field 3 is the state, 14 and 15 the times.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ----------------------------------------------------------------------------- counters
+
+
+@dataclass
+class Probe:
+    """What the client did and when, for the diagnosis below the table."""
+
+    start: float = 0.0
+    last_sent: dict[str, float] = field(default_factory=dict)
+    """Seconds from the start to the last request of each HTTP method."""
+    queued: Counter[str] = field(default_factory=Counter)
+    """The most requests seen waiting for a token of each bucket at once."""
+    lags: list[float] = field(default_factory=list)
+    """Per machine: seconds from the agent's end time to the client's result."""
+    last_finished: float = 0.0
+    blob_answers: Counter[int] = field(default_factory=Counter)
+    """Storage answers by HTTP status (416: nothing new yet)."""
+    deletes_pending: int = 0
+    """DELETEs not yet answered when the fan-out returned."""
+    cleanup: float = 0.0
+    """Seconds from the start until the last DELETE was answered."""
+
+    async def on_blob_answer(self, response: httpx.Response) -> None:
+        self.blob_answers[response.status_code] += 1
+
+    async def on_request(self, request: httpx.Request) -> None:
+        self.last_sent[request.method] = time.perf_counter() - self.start
+
+    async def watch(self, events: Subscription) -> None:
+        async for event in events:
+            if isinstance(event, Finished):
+                self.last_finished = time.perf_counter() - self.start
+                if event.ended is not None:
+                    self.lags.append(time.time() - event.ended.timestamp())
+
+    async def sample(self, budget: ArmBudget) -> None:
+        while True:
+            for kind in KINDS:
+                self.queued[kind] = max(self.queued[kind], budget.waiting(SUB, kind))
+            await asyncio.sleep(SAMPLE_EVERY)
+
+
+@dataclass
+class Result:
+    n: int
+    wall: float
+    ideal: float
+    cpu: float
+    server_cpu: float | None
+    throttled: int
+    sent: dict[str, int]
+    probe: Probe
+    wrong: list[str]
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+async def measure(n: int, root: Path) -> Result:
+    fleet_file = root / "fleet.toml"
+    fleet_file.write_text(fleet_toml(n), encoding="utf-8")
+    fleet = load_fleet(fleet_file)
+    sandbox = await start_sandbox(fleet_file, root)
+    try:
+        return await _client_run(n, fleet, sandbox, root)
+    finally:
+        await stop_sandbox(sandbox)
+
+
+async def _client_run(n: int, fleet: FleetSpec, sandbox: Sandbox, root: Path) -> Result:
+    probe = Probe()
+    arm = ArmClient(sandbox.base, StaticToken(), budget=ArmBudget())
+    arm.http.event_hooks = {"request": [probe.on_request]}
+    # The blob client as fleetrun's fleet sources make it, plus a counting hook.
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0),
+                                 event_hooks={"response": [probe.on_blob_answer]}) as blob_http:
+        session = AzureSession(arm=arm, blobs=AppendBlobClient(blob_http),
+                               output=OutputContainer(sandbox.container),
+                               pacing=sandbox_pacing(fleet))
+        try:
+            machines = await query_machines(arm, [SUB])
+            if len(machines) != n or not all(m.health.runnable for m in machines):
+                raise BenchError(f"the inventory lists {len(machines)} machines "
+                                 f"({sum(m.health.runnable for m in machines)} runnable); "
+                                 f"expected {n}, all runnable")
+            backend = ComputeBackend(session)
+            command = Command(CommandId.SHELL, "simulated", timeout=600)
+            run = plan_run([(m, command) for m in machines])
+            fanout = FanOut(run, lambda _m: backend, OutputStore(root / "out" / run.run_id))
+            watcher = asyncio.create_task(probe.watch(fanout.subscribe()))
+            sampler = asyncio.create_task(probe.sample(arm.budget))
+            sent0, throttled0 = dict(arm.sent), arm.budget.throttled_count
+            server0 = cpu_seconds(sandbox.process.pid)
+            gc.collect()
+            probe.start = wall0 = time.perf_counter()
+            cpu0 = time.process_time()
+            run = await fanout.execute()
+            wall = time.perf_counter() - wall0
+            cpu = time.process_time() - cpu0
+            server1 = cpu_seconds(sandbox.process.pid)
+            sent = {kind: arm.sent[kind] - sent0[kind] for kind in arm.sent}
+            probe.deletes_pending = n - sent["deletes"]
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+            await watcher
+            # Closing the client now would drop DELETEs still on their way: wait for them.
+            deleted = await _deletes_done(arm, sent0["deletes"], n)
+            probe.cleanup = time.perf_counter() - wall0
+        finally:
+            await session.aclose()
+    server_cpu = None if server0 is None or server1 is None else server1 - server0
+    wrong = check(run.machines.values())
+    if deleted < n:
+        wrong.append(f"{n - deleted} run commands were not deleted within {DELETE_GRACE:g} s "
+                     "of the run's end (they stay on the VMs, which hold at most 25)")
+    return Result(n, wall, ideal_seconds(n, fleet), cpu, server_cpu,
+                  arm.budget.throttled_count - throttled0, sent, probe, wrong)
+
+
+async def _deletes_done(arm: ArmClient, before: int, n: int) -> int:
+    """Wait until ``n`` DELETEs were answered since ``before`` (or the grace ran out)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DELETE_GRACE
+    while arm.sent["deletes"] - before < n and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    return arm.sent["deletes"] - before
+
+
+def check(machine_runs: Iterable[MachineRun]) -> list[str]:
+    """What is wrong with the results: a state other than Succeeded, or other output."""
+    wrong: list[str] = []
+    for mr in machine_runs:
+        name = mr.machine.name
+        if mr.state is not RunState.SUCCEEDED:
+            wrong.append(f"{name}: {mr.state} ({mr.error or 'no error given'})")
+            continue
+        stdout = _read(mr.stdout_file)
+        if stdout != EXPECTED:
+            wrong.append(f"{name}: stdout is {stdout!r}, expected {EXPECTED!r}")
+        if stderr := _read(mr.stderr_file):
+            wrong.append(f"{name}: stderr is {stderr[:80]!r}, expected nothing")
+    return wrong
+
+
+def _read(path: str) -> bytes:
+    # A stream that printed nothing has no file.
+    return Path(path).read_bytes() if path and Path(path).exists() else b""
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _row(r: Result) -> str:
+    ratio = r.wall / r.ideal
+    verdict = "ok" if ratio <= GOAL and r.throttled == 0 else "MISS"
+    if r.wrong:
+        verdict = f"WRONG ({len(r.wrong)})"
+    server = f"{r.server_cpu:>8.2f}" if r.server_cpu is not None else f"{'-':>8}"
+    blob = r.probe.blob_answers.total()
+    return (f"{r.n:>6} {r.wall:>7.2f} {r.ideal:>7.2f} {ratio:>6.2f} {r.throttled:>5} "
+            f"{r.sent['writes']:>5} {r.sent['reads']:>5} {r.sent['deletes']:>6} {blob:>6} "
+            f"{r.cpu:>6.2f} {r.cpu / r.n * 1e3:>8.1f} ms {server} {verdict:>7}")
+
+
+def read_seconds(reads: int) -> float:
+    """The earliest the client's read budget lets ``reads`` GETs out: its first bucket
+    (less the share it leaves to other clients), then the refill rate."""
+    limits = BudgetLimits()
+    burst = limits.reads.capacity * (1 - limits.reserve)
+    return max(0.0, reads - burst) / limits.reads.refill_per_second
+
+
+def _diagnosis(r: Result, fleet: FleetSpec) -> list[str]:
+    writes = fleet.throttle.writes
+    p = r.probe
+    lags = sorted(p.lags) or [0.0]
+    nothing_new = p.blob_answers[416] + p.blob_answers[304]
+    return [
+        f"{r.n:>6}  last PUT sent at {p.last_sent.get('PUT', 0.0):.1f} s (earliest "
+        f"{max(r.n - writes.capacity, 0) / writes.refill_per_second:.1f} s), last result at "
+        f"{p.last_finished:.1f} s; {p.deletes_pending} DELETEs still pending at the end, "
+        f"the last answered by {p.cleanup:.1f} s",
+        f"{'':>6}  ARM GETs/machine {r.sent['reads'] / r.n:.2f}, which the read budget "
+        f"lets out no sooner than {read_seconds(r.sent['reads']):.1f} s; most waiting for a token: "
+        f"{p.queued['writes']} writes, {p.queued['reads']} reads, {p.queued['deletes']} "
+        f"deletes; result after the agent's end: median {statistics.median(lags):.1f} s, "
+        f"max {lags[-1]:.1f} s",
+        f"{'':>6}  blob GETs/machine {p.blob_answers.total() / r.n:.1f} ({nothing_new} "
+        f"answered 'nothing new'); client CPU {r.cpu / r.wall:.0%} of a core, sandbox "
+        + (f"{r.server_cpu / r.wall:.0%}" if r.server_cpu is not None else "unknown"),
+    ]
+
+
+def main(quick: bool = False) -> None:
+    sizes = SIZES[:1] if quick else SIZES
+    fleet = fleet_spec(sizes[0])
+    writes, pacing = fleet.throttle.writes, sandbox_pacing(fleet)
+    print(f"bench/azure: N simulated VMs ({DURATION[0]:g}-{DURATION[1]:g} s, {LINES} lines, "
+          f"flush {fleet.flush_interval:g} s) behind `fleetrun sandbox serve` with ARM's "
+          f"default throttle buckets; fleetrun's Compute backend, polls every "
+          f"{pacing.poll_interval:g} s, blobs every {pacing.blob_interval:g} s")
+    print(f"ideal = max(N - {writes.capacity}, 0) / {writes.refill_per_second:g} + "
+          f"{DURATION[1]:g} s (writes: {writes.capacity} at once, then "
+          f"{writes.refill_per_second:g}/s; + the longest run); "
+          f"goal: ratio <= {GOAL:.2f} and 0 429s")
+    print(f"{'N':>6} {'wall s':>7} {'ideal s':>7} {'ratio':>6} {'429s':>5} {'PUT':>5} "
+          f"{'GET':>5} {'DELETE':>6} {'blob':>6} {'CPU s':>6} {'CPU/machine':>11} "
+          f"{'server s':>8} {'result':>7}")
+    results: list[Result] = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory(prefix="fleetrun-bench-azure-") as tmp:
+            try:
+                results.append(asyncio.run(measure(n, Path(tmp))))
+            except BenchError as exc:
+                raise SystemExit(f"bench/azure: N={n}: {exc}") from None
+        print(_row(results[-1]), flush=True)
+    print("where the time went:")
+    for r in results:
+        print("\n".join(_diagnosis(r, fleet)))
+    wrong = [(r.n, line) for r in results for line in r.wrong]
+    if wrong:
+        for n, line in wrong[:20]:
+            print(f"WRONG N={n}: {line}", file=sys.stderr)
+        raise SystemExit(f"bench/azure: WRONG RESULTS ({len(wrong)} problems); the timings "
+                         "above do not count")
+
+
+if __name__ == "__main__":
+    main()
