@@ -31,6 +31,7 @@ import httpx
 
 from core.azure.auth import ARM_SCOPE, TokenSource
 from core.azure.budget import ArmBudget, kind_of
+from core.azure.http import pooled_client
 
 log = logging.getLogger(__name__)
 
@@ -174,11 +175,7 @@ class ArmClient:
         self.budget = budget or ArmBudget()
         self.retry = retry or RetryPolicy()
         self._own_http = http is None
-        self.http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(30.0, connect=10.0),
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
-            verify=verify,
-        )
+        self.http = http or pooled_client(verify=verify)
         self.sent: dict[str, int] = {"reads": 0, "writes": 0, "deletes": 0, "other": 0}
         """Requests that reached the service, by bucket (``other`` is not ARM-budgeted)."""
 

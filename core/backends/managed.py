@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 AGENT_UNAVAILABLE_CODES = frozenset({"vmagentstatuscommunicationerror"})
 """Provisioning errors that mean the agent cannot take commands: skipped, not failed."""
 GONE = 404
+QUIET_BACKOFF = 8
+"""A quiet blob is read at least every this many blob intervals."""
 
 
 @dataclass(slots=True)
@@ -54,6 +56,10 @@ class _Watch:
     path: str
     operation_url: str = ""
     tailers: dict[Stream, BlobTailer] = field(default_factory=dict)
+    due: dict[Stream, float] = field(default_factory=dict)
+    """When each blob is read next (loop time): soon after output, less often when quiet."""
+    idle: dict[Stream, int] = field(default_factory=dict)
+    """Reads in a row that found nothing new, per blob."""
     tails: dict[Stream, str] = field(default_factory=dict)
     ends: dict[Stream, bytes] = field(default_factory=dict)
     """The last bytes read from each blob, to compare with the instance view's tail."""
@@ -167,11 +173,19 @@ class ManagedRunCommands:
         quiet_since = checked_at = loop.time()
         try:
             while True:
+                wait = (max(0.0, min(watch.due.values(), default=0.0) - loop.time())
+                        if watch.tailers else None)
                 try:
-                    async with asyncio.timeout(pacing.blob_interval if watch.tailers else None):
+                    async with asyncio.timeout(wait):
                         item = await views.get()
                 except TimeoutError:
                     item = None
+                if isinstance(item, InstanceView):
+                    for stream, text in ((Stream.STDOUT, item.output),
+                                         (Stream.STDERR, item.error)):
+                        if stream in watch.tailers and watch.tails.get(stream, "") != text:
+                            # The agent reported new output: its blob has it too, or soon.
+                            watch.due[stream], watch.idle[stream] = 0.0, 0
                 async for appended in self._read_blobs(watch):
                     yield appended
                 now = loop.time()
@@ -233,6 +247,9 @@ class ManagedRunCommands:
         params = {"$expand": "instanceView"} if self.expand_instance_view else None
         interval = self.session.pacing.poll_interval
         while True:
+            # A GET right after the PUT (or the attach's own GET) would find nothing new:
+            # the budget's reads are worth more one interval later.
+            await asyncio.sleep(interval)
             try:
                 view = InstanceView.parse(await self.session.arm.get(watch.path, params))
             except (ArmError, InvalidView) as error:
@@ -241,7 +258,6 @@ class ManagedRunCommands:
             await views.put(view)
             if view.terminal:
                 return
-            await asyncio.sleep(interval)
 
     def _tail_events(self, watch: _Watch, view: InstanceView) -> list[TailUpdated]:
         events = []
@@ -251,8 +267,22 @@ class ManagedRunCommands:
                 events.append(TailUpdated(watch.machine.id, stream, text.encode("utf-8")))
         return events
 
-    async def _read_blobs(self, watch: _Watch) -> AsyncIterator[OutputAppended]:
+    async def _read_blobs(
+        self, watch: _Watch, *, every: bool = False
+    ) -> AsyncIterator[OutputAppended]:
+        """New bytes of the blobs that are due (``every``: of all of them).
+
+        A blob that had nothing new is read half as often the next time, down to one read
+        every ``QUIET_BACKOFF`` blob intervals: most streams are quiet most of the time
+        (stderr nearly always), and each read costs the client CPU and the account a
+        transaction.
+        """
+        loop = asyncio.get_running_loop()
+        interval = self.session.pacing.blob_interval
         for stream, tailer in list(watch.tailers.items()):
+            if not every and watch.due.get(stream, 0.0) > loop.time():
+                continue
+            found = False
             while True:
                 try:
                     chunk = await tailer.poll()
@@ -268,11 +298,15 @@ class ManagedRunCommands:
                     del watch.tailers[stream]
                     break
                 if chunk.data:
+                    found = True
                     end = watch.ends.get(stream, b"") + chunk.data
                     watch.ends[stream] = end[-2 * TAIL_BYTES:]
                     yield OutputAppended(watch.machine.id, stream, chunk.offset, chunk.data)
                 if not chunk.more:
                     break
+            idle = 0 if found else watch.idle.get(stream, 0) + 1
+            watch.idle[stream] = idle
+            watch.due[stream] = loop.time() + interval * min(2 ** idle, QUIET_BACKOFF)
 
     async def _finish(
         self, watch: _Watch, view: InstanceView, command: Command
@@ -308,7 +342,7 @@ class ManagedRunCommands:
         deadline = loop.time() + self.session.pacing.drain_grace
         pending = dict(watch.tailers)
         while True:
-            async for event in self._read_blobs(watch):
+            async for event in self._read_blobs(watch, every=True):
                 yield event
             for stream in list(pending):
                 text = view.output if stream is Stream.STDOUT else view.error
@@ -324,7 +358,7 @@ class ManagedRunCommands:
     async def _ended_without_view(
         self, watch: _Watch, error: ArmError | InvalidView
     ) -> AsyncIterator[MachineEvent]:
-        async for event in self._read_blobs(watch):
+        async for event in self._read_blobs(watch, every=True):
             yield event
         machine = watch.machine
         if isinstance(error, ArmError) and error.status == GONE:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import httpx
-
 from core.azure.arm import ArmClient
 from core.azure.auth import STORAGE_SCOPE, IdentityTokens, StaticToken, TokenSource
 from core.azure.blob import AppendBlobClient
 from core.azure.budget import ArmBudget
+from core.azure.http import pooled_client
 from core.azure.session import AzureSession, OutputContainer, Pacing
 from core.azure.settings import SettingsError, load_azure_settings
 from core.inventory.azure_source import azure_fleet_source
@@ -29,7 +28,7 @@ def azure_source(spec: str) -> FleetSource:
         StaticToken() if settings.credential == "sandbox" else IdentityTokens())
     arm = ArmClient(settings.arm_endpoint, credential, api_versions=settings.api_versions,
                     budget=ArmBudget(settings.throttle))
-    blob_http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+    blob_http = pooled_client()
     output = None
     blobs = None
     if settings.output_container:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import httpx
-
 from core.azure.arm import ArmClient
 from core.azure.auth import StaticToken
 from core.azure.blob import AppendBlobClient
 from core.azure.budget import ArmBudget, BucketLimit, BudgetLimits
+from core.azure.http import pooled_client
 from core.azure.session import AzureSession, OutputContainer, Pacing
 from core.inventory.azure_source import azure_fleet_source
 from core.inventory.sources import FleetError, FleetSource
@@ -50,7 +49,7 @@ def sandbox_source(spec: str) -> FleetSource:
     sandbox = BackgroundSandbox(fleet)
     base_url = sandbox.start()
     arm = ArmClient(base_url, StaticToken(), budget=sandbox_budget(fleet))
-    blob_http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+    blob_http = pooled_client()
     session = AzureSession(
         arm=arm,
         blobs=AppendBlobClient(blob_http),
