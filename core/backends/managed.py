@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.azure.arm import ArmError
-from core.azure.blob import BlobError
 from core.azure.blob_tail import BlobTailer
 from core.azure.run_commands import InstanceView, InvalidView, put_body, run_command_path
 from core.azure.session import AzureSession
+from core.backends.blob_output import BlobOutput
 from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
 from core.model import (
-    TAIL_BYTES,
     Command,
     Health,
     HealthStatus,
@@ -43,8 +42,6 @@ log = logging.getLogger(__name__)
 AGENT_UNAVAILABLE_CODES = frozenset({"vmagentstatuscommunicationerror"})
 """Provisioning errors that mean the agent cannot take commands: skipped, not failed."""
 GONE = 404
-QUIET_BACKOFF = 8
-"""A quiet blob is read at least every this many blob intervals."""
 
 
 @dataclass(slots=True)
@@ -55,14 +52,8 @@ class _Watch:
     run_id: str
     path: str
     operation_url: str = ""
-    tailers: dict[Stream, BlobTailer] = field(default_factory=dict)
-    due: dict[Stream, float] = field(default_factory=dict)
-    """When each blob is read next (loop time): soon after output, less often when quiet."""
-    idle: dict[Stream, int] = field(default_factory=dict)
-    """Reads in a row that found nothing new, per blob."""
+    output: BlobOutput | None = None
     tails: dict[Stream, str] = field(default_factory=dict)
-    ends: dict[Stream, bytes] = field(default_factory=dict)
-    """The last bytes read from each blob, to compare with the instance view's tail."""
     running: bool = False
     view: InstanceView | None = None
     away: str = ""
@@ -145,12 +136,13 @@ class ManagedRunCommands:
     async def _watch(
         self, watch: _Watch, command: Command
     ) -> AsyncGenerator[MachineEvent, None]:
-        output = self.session.output
-        if output is not None and self.session.blobs is not None:
+        output, blobs = self.session.output, self.session.blobs
+        if output is not None and blobs is not None:
             targets = output.targets(watch.run_id, watch.machine)
-            for stream, url in ((Stream.STDOUT, targets.output_uri),
-                                (Stream.STDERR, targets.error_uri)):
-                watch.tailers[stream] = BlobTailer(self.session.blobs, url)
+            watch.output = BlobOutput(watch.machine.id, watch.machine.name, {
+                Stream.STDOUT: BlobTailer(blobs, targets.output_uri),
+                Stream.STDERR: BlobTailer(blobs, targets.error_uri),
+            }, self.session.pacing.blob_interval)
         finished = False
         try:
             async with contextlib.aclosing(self._follow(watch, command)) as events:
@@ -173,21 +165,19 @@ class ManagedRunCommands:
         quiet_since = checked_at = loop.time()
         try:
             while True:
-                wait = (max(0.0, min(watch.due.values(), default=0.0) - loop.time())
-                        if watch.tailers else None)
+                blobs = watch.output
                 try:
-                    async with asyncio.timeout(wait):
+                    async with asyncio.timeout(blobs.next_read_in() if blobs else None):
                         item = await views.get()
                 except TimeoutError:
                     item = None
-                if isinstance(item, InstanceView):
-                    for stream, text in ((Stream.STDOUT, item.output),
-                                         (Stream.STDERR, item.error)):
-                        if stream in watch.tailers and watch.tails.get(stream, "") != text:
-                            # The agent reported new output: its blob has it too, or soon.
-                            watch.due[stream], watch.idle[stream] = 0.0, 0
-                async for appended in self._read_blobs(watch):
-                    yield appended
+                if blobs is not None:
+                    if isinstance(item, InstanceView):
+                        for stream, text in _tails(item).items():
+                            if watch.tails.get(stream, "") != text:
+                                blobs.news(stream)
+                    async for appended in blobs.read():
+                        yield appended
                 now = loop.time()
                 if item is None or item == watch.view:
                     if min(now - quiet_since, now - checked_at) >= pacing.stall_after:
@@ -261,52 +251,11 @@ class ManagedRunCommands:
 
     def _tail_events(self, watch: _Watch, view: InstanceView) -> list[TailUpdated]:
         events = []
-        for stream, text in ((Stream.STDOUT, view.output), (Stream.STDERR, view.error)):
+        for stream, text in _tails(view).items():
             if watch.tails.get(stream) != text and (watch.running or text):
                 watch.tails[stream] = text
                 events.append(TailUpdated(watch.machine.id, stream, text.encode("utf-8")))
         return events
-
-    async def _read_blobs(
-        self, watch: _Watch, *, every: bool = False
-    ) -> AsyncIterator[OutputAppended]:
-        """New bytes of the blobs that are due (``every``: of all of them).
-
-        A blob that had nothing new is read half as often the next time, down to one read
-        every ``QUIET_BACKOFF`` blob intervals: most streams are quiet most of the time
-        (stderr nearly always), and each read costs the client CPU and the account a
-        transaction.
-        """
-        loop = asyncio.get_running_loop()
-        interval = self.session.pacing.blob_interval
-        for stream, tailer in list(watch.tailers.items()):
-            if not every and watch.due.get(stream, 0.0) > loop.time():
-                continue
-            found = False
-            while True:
-                try:
-                    chunk = await tailer.poll()
-                except BlobError as error:
-                    log.warning("%s: reading the %s blob failed: %s", watch.machine.name,
-                                stream.value, error)
-                    break
-                if chunk.reset:
-                    # Someone re-created the blob (another PUT of this name): its bytes belong
-                    # to another run, so this stream's full output stops here.
-                    log.warning("%s: the %s blob was re-created by another run; no more of it "
-                                "is read", watch.machine.name, stream.value)
-                    del watch.tailers[stream]
-                    break
-                if chunk.data:
-                    found = True
-                    end = watch.ends.get(stream, b"") + chunk.data
-                    watch.ends[stream] = end[-2 * TAIL_BYTES:]
-                    yield OutputAppended(watch.machine.id, stream, chunk.offset, chunk.data)
-                if not chunk.more:
-                    break
-            idle = 0 if found else watch.idle.get(stream, 0) + 1
-            watch.idle[stream] = idle
-            watch.due[stream] = loop.time() + interval * min(2 ** idle, QUIET_BACKOFF)
 
     async def _finish(
         self, watch: _Watch, view: InstanceView, command: Command
@@ -332,34 +281,21 @@ class ManagedRunCommands:
         yield Finished(watch.machine.id, state, view.exit_code, view.started, view.ended, reason)
 
     async def _drain(self, watch: _Watch, view: InstanceView) -> AsyncIterator[MachineEvent]:
-        if not watch.tailers:
+        if watch.output is None:
             # No blobs configured: the 4 KB tails are all the output there is.
-            for stream, text in ((Stream.STDOUT, view.output), (Stream.STDERR, view.error)):
+            for stream, text in _tails(view).items():
                 if text:
                     yield OutputAppended(watch.machine.id, stream, 0, text.encode("utf-8"))
             return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.session.pacing.drain_grace
-        pending = dict(watch.tailers)
-        while True:
-            async for event in self._read_blobs(watch, every=True):
-                yield event
-            for stream in list(pending):
-                text = view.output if stream is Stream.STDOUT else view.error
-                if _blob_holds_tail(pending[stream].offset, watch.ends.get(stream, b""), text):
-                    del pending[stream]
-            if not pending or loop.time() >= deadline:
-                break
-            await asyncio.sleep(min(self.session.pacing.blob_interval, 0.5))
-        for stream in pending:
-            log.warning("%s: the %s blob still lacks the end of the output after %g s",
-                        watch.machine.name, stream.value, self.session.pacing.drain_grace)
+        async for event in watch.output.drain(_tails(view), self.session.pacing.drain_grace):
+            yield event
 
     async def _ended_without_view(
         self, watch: _Watch, error: ArmError | InvalidView
     ) -> AsyncIterator[MachineEvent]:
-        async for event in self._read_blobs(watch, every=True):
-            yield event
+        if watch.output is not None:
+            async for event in watch.output.read(every=True):
+                yield event
         machine = watch.machine
         if isinstance(error, ArmError) and error.status == GONE:
             if (machine.id, watch.run_id) in self._canceled:
@@ -402,13 +338,5 @@ class ManagedRunCommands:
                     raise
 
 
-def _blob_holds_tail(size: int, blob_end: bytes, tail: str) -> bool:
-    """Whether a blob of ``size`` bytes ending in ``blob_end`` holds all the tail shows.
-
-    The instance view's tail is text: invalid UTF-8 (a character cut at the 4096-byte edge)
-    became U+FFFD, so both sides are compared as decoded text, minus the first character.
-    """
-    if not tail:
-        return True
-    shown = tail[1:] if len(tail) > 1 else tail
-    return size > 0 and blob_end.decode("utf-8", "replace").endswith(shown)
+def _tails(view: InstanceView) -> dict[Stream, str]:
+    return {Stream.STDOUT: view.output, Stream.STDERR: view.error}
