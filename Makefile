@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean azurite
+.PHONY: run test lint bench clean azurite sshd
 
 # Microsoft's Azure Storage emulator; the shared append-blob suite runs against it too.
 AZURITE_BLOB := .cache/azurite/node_modules/.bin/azurite-blob
@@ -39,7 +39,12 @@ $(AZURITE_BLOB):
 
 azurite: $(AZURITE_BLOB)
 
-test: $(VENV)/.test lint azurite
+# OpenSSH's server: the SSH backend's contract suite logs in to a private sshd on loopback.
+sshd:
+	test -x /usr/sbin/sshd || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; }
+
+test: $(VENV)/.test lint azurite sshd
 	$(BIN)/pytest
 
 bench: $(VENV)/.app

@@ -85,6 +85,20 @@ class Health:
 
 
 @dataclass(frozen=True, slots=True)
+class SshEndpoint:
+    """Where and as whom an SSH host is reached.
+
+    Empty fields fall back to what the SSH config says for ``host`` (which may be an alias
+    there), then to ssh's own defaults.
+    """
+
+    host: str
+    port: int | None = None
+    user: str = ""
+    identity_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Machine:
     """One target. ``id`` is unique within a fleet (the ARM resource id on Azure)."""
 
@@ -97,7 +111,9 @@ class Machine:
     tags: Mapping[str, str] = field(default_factory=dict)
     health: Health = field(default_factory=Health)
     address: str = ""
-    """How the backend reaches it: host name for SSH, empty where the id is enough."""
+    """Where it is, for people: the host name for SSH, empty where the id is enough."""
+    ssh: SshEndpoint | None = None
+    """How the SSH backend reaches it (None for machines of other kinds)."""
 
     def with_health(self, health: Health) -> Machine:
         return replace(self, health=health)

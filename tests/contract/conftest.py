@@ -14,8 +14,10 @@ from contextlib import AbstractAsyncContextManager
 import pytest
 
 from core.backends.local import LocalBackend, local_machine
+from core.backends.ssh import SshBackend, SshSettings
 from tests.azure.sandboxed import azure_bed, fleet_of, machine_of
 from tests.contract.harness import BackendHarness
+from tests.sshd import Sshd
 
 HarnessFactory = Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[BackendHarness]]
 
@@ -41,7 +43,18 @@ def _azure(kind: str) -> HarnessFactory:
     return factory
 
 
-HARNESSES: list[HarnessFactory] = [local, _azure("vm"), _azure("arc")]
+@contextlib.asynccontextmanager
+async def ssh(request: pytest.FixtureRequest) -> AsyncIterator[BackendHarness]:
+    """The SSH backend against a real OpenSSH sshd on loopback."""
+    server: Sshd = request.getfixturevalue("sshd")
+    backend = SshBackend(SshSettings(known_hosts=server.known_hosts))
+    try:
+        yield BackendHarness("ssh", backend, server.machine())
+    finally:
+        await backend.aclose()
+
+
+HARNESSES: list[HarnessFactory] = [local, _azure("vm"), _azure("arc"), ssh]
 
 
 @pytest.fixture(params=HARNESSES, ids=lambda factory: factory.__name__)

@@ -1,0 +1,409 @@
+"""Plain hosts over SSH (asyncssh), with the Linux managed run-command handler's semantics.
+
+One connection per host, opened on first use (a health check or a run) and reused for the
+rest of the fleet's life; ``~/.ssh/config`` and ssh-agent are honoured by asyncssh. Host
+keys are checked against known_hosts (:mod:`core.backends.ssh_hostkeys`). The script and
+every parameter travel over stdin (:mod:`core.backends.ssh_bootstrap`); the host runs the
+script as the Linux handler would, and kills its whole process group when it ends, times
+out or is cancelled.
+
+Output is treated as on the Azure path: every byte of both streams as it arrives, and the
+4096-byte tails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import asyncssh
+
+from core.backends.ssh_bootstrap import (
+    BOOTSTRAP_FAILURE,
+    FrameError,
+    frame,
+    kill_command_line,
+    run_command_line,
+)
+from core.backends.ssh_hostkeys import (
+    CheckingClient,
+    HostKeyError,
+    HostKeyPolicy,
+    HostKeyProblem,
+    KnownHosts,
+)
+from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
+from core.model import (
+    TAIL_BYTES,
+    Command,
+    CommandId,
+    Health,
+    HealthStatus,
+    Machine,
+    MachineId,
+    RunState,
+    SshEndpoint,
+    Stream,
+    utc_now,
+)
+
+log = logging.getLogger(__name__)
+
+PROBE = "exec bash --noprofile --norc -c 'echo fleetrun-ok'"
+READ_SIZE = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class SshSettings:
+    """How the SSH backend connects.
+
+    Attributes:
+        known_hosts: The known_hosts file to enforce (``~/.ssh/known_hosts`` by default).
+        accept_new_host_keys: Trust and record keys of hosts known_hosts does not know.
+        config: SSH client config files; asyncssh's default (``~/.ssh/config``) when None.
+        connect_timeout: Seconds for TCP connect plus the SSH handshake and login.
+        keepalive_interval: Seconds between keepalives on an idle connection.
+        keepalive_count_max: Unanswered keepalives after which the host is taken for dead.
+        tail_interval: Seconds between tail reports of a running script.
+        kill_grace: Seconds past a command's timeout before the client kills it itself
+            (the host's own reaper should have done it on time).
+    """
+
+    known_hosts: Path | None = None
+    accept_new_host_keys: bool = False
+    config: tuple[Path, ...] | None = None
+    connect_timeout: float = 15.0
+    keepalive_interval: float = 3.0
+    keepalive_count_max: int = 3
+    tail_interval: float = 0.5
+    kill_grace: float = 3.0
+
+
+class SshError(Exception):
+    """A host could not be reached or logged into; the message says why, for a person."""
+
+
+@dataclass(slots=True)
+class _Host:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    connection: asyncssh.SSHClientConnection | None = None
+
+
+class SshBackend:
+    """Runs commands on SSH hosts (the Backend protocol)."""
+
+    def __init__(self, settings: SshSettings | None = None) -> None:
+        self.settings = settings or SshSettings()
+        self.host_keys = HostKeyPolicy(KnownHosts(self.settings.known_hosts),
+                                       accept_new=self.settings.accept_new_host_keys)
+        self._hosts: dict[MachineId, _Host] = {}
+        self._runs: dict[tuple[MachineId, str], str] = {}
+        """The remote token of each live run, to kill it from another channel."""
+        self._canceled: set[tuple[MachineId, str]] = set()
+
+    # -- connections ----------------------------------------------------------------------
+
+    async def connection(self, machine: Machine) -> asyncssh.SSHClientConnection:
+        """The host's connection, opened if it is not open yet.
+
+        Raises:
+            HostKeyError: known_hosts does not vouch for the host's key.
+            SshError: The host cannot be reached or refuses the login.
+        """
+        host = self._hosts.setdefault(machine.id, _Host())
+        async with host.lock:
+            if host.connection is not None and not host.connection.is_closed():
+                return host.connection
+            host.connection = await self._connect(machine)
+            return host.connection
+
+    async def _connect(self, machine: Machine) -> asyncssh.SSHClientConnection:
+        endpoint = machine.ssh
+        if endpoint is None:
+            raise SshError(f"{machine.name}: no SSH address")
+        s = self.settings
+        client = CheckingClient(self.host_keys)
+        options = self._options(endpoint, client)
+        where = f"{machine.name} ({endpoint.host}{f':{endpoint.port}' if endpoint.port else ''})"
+        try:
+            return await asyncssh.connect(endpoint.host, **options)
+        except asyncssh.HostKeyNotVerifiable as exc:
+            if client.problem is not None:
+                raise HostKeyError(client.problem) from None
+            raise SshError(f"{where}: host key not verifiable: {exc}") from None
+        except asyncssh.PermissionDenied as exc:
+            raise SshError(f"{where}: authentication failed ({exc.reason})") from None
+        except asyncssh.DisconnectError as exc:
+            raise SshError(f"{where}: the server closed the connection ({exc.reason})") from None
+        except TimeoutError:
+            raise SshError(f"{where}: no answer within {s.connect_timeout:g} s") from None
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise SshError(f"{where}: cannot connect: {reason}") from None
+
+    def _options(self, endpoint: SshEndpoint, client: CheckingClient) -> dict[str, object]:
+        """asyncssh options: ours, then the endpoint's; the ssh config fills in the rest."""
+        s = self.settings
+        options: dict[str, object] = {
+            "known_hosts": self.host_keys.known_hosts.load(),
+            "connect_timeout": s.connect_timeout,
+            "login_timeout": s.connect_timeout,
+            "keepalive_interval": s.keepalive_interval,
+            "keepalive_count_max": s.keepalive_count_max,
+            "client_factory": lambda: client,
+        }
+        if endpoint.port:
+            options["port"] = endpoint.port
+        if endpoint.user:
+            options["username"] = endpoint.user
+        if endpoint.identity_file:
+            options["client_keys"] = [os.path.expanduser(endpoint.identity_file)]
+        if s.config is not None:
+            options["config"] = [str(p) for p in s.config]
+        return options
+
+    async def aclose(self) -> None:
+        """Close every connection (the fleet is done)."""
+        for host in self._hosts.values():
+            if host.connection is not None:
+                host.connection.close()
+                with contextlib.suppress(Exception):
+                    await host.connection.wait_closed()
+                host.connection = None
+
+    def pending_host_keys(self) -> list[HostKeyProblem]:
+        """Unknown host keys refused so far, for the user to review in one batch."""
+        return list(self.host_keys.pending.values())
+
+    # -- health ---------------------------------------------------------------------------
+
+    async def check_health(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
+        results = await asyncio.gather(*(self._health(m) for m in machines))
+        return {m.id: h for m, h in zip(machines, results, strict=True)}
+
+    async def _health(self, machine: Machine) -> Health:
+        began = time.monotonic()
+        try:
+            connection = await self.connection(machine)
+            result = await asyncio.wait_for(connection.run(PROBE, check=False),
+                                            self.settings.connect_timeout)
+        except HostKeyError as exc:
+            return Health(HealthStatus.NOT_READY, str(exc), checked_at=utc_now())
+        except SshError as exc:
+            text = str(exc)
+            status = (HealthStatus.NOT_READY if "authentication failed" in text
+                      else HealthStatus.UNREACHABLE)
+            return Health(status, text.split(": ", 1)[-1], checked_at=utc_now())
+        except (asyncssh.Error, OSError, TimeoutError) as exc:
+            return Health(HealthStatus.UNREACHABLE, f"lost while checking: {exc}",
+                          checked_at=utc_now())
+        version = str(connection.get_extra_info("server_version") or "") or None
+        if result.exit_status != 0 or "fleetrun-ok" not in str(result.stdout):
+            why = str(result.stderr).strip().splitlines()[-1:] or [f"exit {result.exit_status}"]
+            return Health(HealthStatus.NOT_READY, f"bash does not run: {why[0]}", version,
+                          utc_now())
+        latency = (time.monotonic() - began) * 1000
+        return Health(HealthStatus.READY, f"bash, {latency:.0f} ms", version, utc_now())
+
+    # -- run ------------------------------------------------------------------------------
+
+    async def run(
+        self, machine: Machine, command: Command, *, run_id: str
+    ) -> AsyncIterator[MachineEvent]:
+        if command.command_id is not CommandId.SHELL:
+            yield Finished(machine.id, RunState.FAILED, error="RunPowerShellScript over SSH is "
+                           "not supported yet; Windows hosts need an Azure agent (Arc)")
+            return
+        try:
+            payload = frame(command)
+        except FrameError as exc:
+            yield Finished(machine.id, RunState.FAILED, error=str(exc))
+            return
+        if command.run_as_user:
+            yield Finished(machine.id, RunState.FAILED, error="run-as is not available over "
+                           "SSH: log in as that user instead (ssh config or inventory)")
+            return
+        try:
+            connection = await self.connection(machine)
+        except (HostKeyError, SshError) as exc:
+            yield Finished(machine.id, RunState.FAILED, error=str(exc))
+            return
+        token = f"{run_id}-{secrets.token_hex(4)}"
+        key = (machine.id, run_id)
+        self._runs[key] = token
+        try:
+            async for event in self._run(machine, connection, command, payload, token, key):
+                yield event
+        finally:
+            self._runs.pop(key, None)
+            self._canceled.discard(key)
+
+    async def _run(
+        self,
+        machine: Machine,
+        connection: asyncssh.SSHClientConnection,
+        command: Command,
+        payload: bytes,
+        token: str,
+        key: tuple[MachineId, str],
+    ) -> AsyncIterator[MachineEvent]:
+        try:
+            process = await connection.create_process(
+                run_command_line(token, command.timeout), encoding=None)
+        except (asyncssh.Error, OSError) as exc:
+            yield Finished(machine.id, RunState.FAILED, error=f"cannot start the command: {exc}")
+            return
+        started = utc_now()
+        began = time.monotonic()
+        finished = False
+        try:
+            process.stdin.write(payload)
+            process.stdin.write_eof()
+            yield StateChanged(machine.id, RunState.RUNNING, "running", at=started)
+            try:
+                async for event in self._follow(machine, process, command.timeout):
+                    yield event
+            except _ClientTimeout:
+                await asyncio.shield(self._kill(machine, token))
+                finished = True
+                yield Finished(machine.id, RunState.TIMED_OUT, -1, started, utc_now(),
+                               f"timed out after {command.timeout} s: the host did not stop "
+                               "it, so fleetrun killed its process group")
+                return
+            except (asyncssh.Error, OSError) as exc:
+                yield Finished(machine.id, RunState.FAILED, None, started, utc_now(),
+                               f"connection lost mid-run ({exc}); the script may still be "
+                               "running on the host until its timeout")
+                finished = True
+                return
+            elapsed = time.monotonic() - began
+            yield self._result(machine, process, command, key, started, elapsed)
+            finished = True
+        finally:
+            if not finished:
+                # Cancelled, timed out on our side, or a failure half-way: the host must
+                # not keep running it.
+                await asyncio.shield(self._kill(machine, token))
+            process.close()
+
+    async def _follow(
+        self, machine: Machine, process: asyncssh.SSHClientProcess[bytes], limit: int
+    ) -> AsyncIterator[MachineEvent]:
+        """Every byte of both streams, tails every ``tail_interval``, until both end."""
+        chunks: asyncio.Queue[tuple[Stream, bytes]] = asyncio.Queue()
+        offsets = dict.fromkeys(Stream, 0)
+        tails = dict.fromkeys(Stream, b"")
+        reported: dict[Stream, bytes] = {}
+
+        async def pump(stream: Stream, reader: asyncssh.SSHReader[bytes]) -> None:
+            while data := await reader.read(READ_SIZE):
+                await chunks.put((stream, data))
+            await chunks.put((stream, b""))
+
+        readers = [asyncio.create_task(pump(Stream.STDOUT, process.stdout)),
+                   asyncio.create_task(pump(Stream.STDERR, process.stderr))]
+        loop = asyncio.get_running_loop()
+        deadline = (loop.time() + limit + self.settings.kill_grace) if limit > 0 else None
+        next_tail = loop.time() + self.settings.tail_interval
+        open_streams = 2
+        try:
+            while open_streams:
+                wait = next_tail - loop.time()
+                if deadline is not None:
+                    wait = min(wait, deadline - loop.time())
+                data: bytes | None
+                try:
+                    async with asyncio.timeout(max(0.0, wait)):
+                        stream, data = await chunks.get()
+                except TimeoutError:
+                    if deadline is not None and loop.time() >= deadline:
+                        raise _ClientTimeout from None
+                    stream, data = Stream.STDOUT, None
+                if data is not None:
+                    if not data:
+                        open_streams -= 1
+                    else:
+                        yield OutputAppended(machine.id, stream, offsets[stream], data)
+                        offsets[stream] += len(data)
+                        tails[stream] = (tails[stream] + data)[-TAIL_BYTES:]
+                if loop.time() >= next_tail or not open_streams:
+                    next_tail = loop.time() + self.settings.tail_interval
+                    for name in Stream:
+                        if reported.get(name) != tails[name] or not open_streams:
+                            reported[name] = tails[name]
+                            yield TailUpdated(machine.id, name, tails[name])
+            await process.wait_closed()
+        finally:
+            for reader in readers:
+                reader.cancel()
+
+    def _result(
+        self,
+        machine: Machine,
+        process: asyncssh.SSHClientProcess[bytes],
+        command: Command,
+        key: tuple[MachineId, str],
+        started: datetime,
+        elapsed: float,
+    ) -> Finished:
+        state, code, error = self._outcome(process, command, key, elapsed)
+        return Finished(machine.id, state, code, started, utc_now(), error)
+
+    def _outcome(
+        self,
+        process: asyncssh.SSHClientProcess[bytes],
+        command: Command,
+        key: tuple[MachineId, str],
+        elapsed: float,
+    ) -> tuple[RunState, int | None, str]:
+        signal, status = process.exit_signal, process.exit_status
+        if key in self._canceled:
+            return RunState.CANCELED, None, "canceled by the user"
+        if signal is not None:
+            name = f"SIG{signal[0]}"
+            if command.timeout > 0 and elapsed >= command.timeout - 0.5:
+                return RunState.TIMED_OUT, -1, (f"timed out after {command.timeout} s: the "
+                                                f"host killed the script and its process "
+                                                f"group ({name})")
+            return RunState.FAILED, -1, f"killed by {name}"
+        if status is None or status < 0:
+            return RunState.FAILED, None, ("the connection ended before the command reported "
+                                           "its exit status")
+        if status == 0:
+            return RunState.SUCCEEDED, 0, ""
+        error = f"exit status {status}"
+        if status == BOOTSTRAP_FAILURE:
+            error += (" (unless the script exited 203 itself, fleetrun could not set it up on "
+                      "the host: see stderr)")
+        return RunState.FAILED, status, error
+
+    # -- cancel ---------------------------------------------------------------------------
+
+    async def cancel(self, machine: Machine, run_id: str) -> None:
+        """Kill the run's process group on the host (a run not going is left alone)."""
+        key = (machine.id, run_id)
+        token = self._runs.get(key)
+        if token is None:
+            return
+        self._canceled.add(key)
+        await self._kill(machine, token)
+
+    async def _kill(self, machine: Machine, token: str) -> None:
+        try:
+            connection = await self.connection(machine)
+            await asyncio.wait_for(connection.run(kill_command_line(token), check=False),
+                                   self.settings.connect_timeout)
+        except (HostKeyError, SshError, asyncssh.Error, OSError, TimeoutError) as exc:
+            log.warning("%s: could not kill run %s: %s", machine.name, token, exc)
+
+
+class _ClientTimeout(Exception):
+    """The host did not end the script by its timeout (plus grace): the client steps in."""

@@ -1,0 +1,122 @@
+"""A real OpenSSH sshd on 127.0.0.1 for the tests (``make test`` installs openssh-server).
+
+It logs in a dedicated user (``fleetrun-ssh``, created when missing: the tests run as root
+in CI) with a key made for the session; the host key is made too, and a known_hosts file
+that trusts it. Settings follow shared/reference/test-tooling.md.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from core.model import Machine, MachineKind, OsType, SshEndpoint
+
+SSHD = Path("/usr/sbin/sshd")
+USER = "fleetrun-ssh"
+
+
+@dataclass(frozen=True)
+class Sshd:
+    port: int
+    user: str
+    client_key: Path
+    known_hosts: Path
+    host_key: asyncssh.SSHKey
+    root: Path
+
+    def machine(self, name: str = "ssh-host", *, host: str = "127.0.0.1") -> Machine:
+        return Machine(
+            id=f"ssh:{name}", name=name, kind=MachineKind.SSH, os=OsType.LINUX,
+            address=host, ssh=SshEndpoint(host, self.port, self.user, str(self.client_key)),
+        )
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; `make test` installs and sets up what the sshd tests need")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _ensure_user() -> None:
+    try:
+        pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(["useradd", "-m", "-s", "/bin/bash", USER], check=True,
+                       capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[Sshd]:
+    if not SSHD.exists():
+        _unavailable(f"{SSHD} is not installed")
+    if os.geteuid() != 0:
+        _unavailable("the sshd tests log in as a test user, which needs root to set up")
+    _ensure_user()
+    # sshd reads authorized_keys as the user: the folder must be open to it (not 0700).
+    root = Path(tempfile.mkdtemp(prefix="fleetrun-sshd-"))
+    root.chmod(0o755)
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    host_key.write_private_key(str(root / "host_key"))
+    (root / "host_key").chmod(0o600)
+    client_key.write_private_key(str(root / "client_key"))
+    (root / "client_key").chmod(0o600)
+    authorized = root / "authorized_keys"
+    authorized.write_bytes(client_key.export_public_key())
+    authorized.chmod(0o644)
+    port = _free_port()
+    (root / "known_hosts").write_text(
+        f"[127.0.0.1]:{port} {host_key.export_public_key().decode().strip()}\n")
+    config = root / "sshd_config"
+    config.write_text("\n".join([
+        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {root / 'host_key'}",
+        f"PidFile {root / 'sshd.pid'}", f"AuthorizedKeysFile {authorized}",
+        "PubkeyAuthentication yes", "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no", "UsePAM yes", "StrictModes no", "UseDNS no",
+        "PrintMotd no", "PrintLastLog no", "MaxStartups 1000:30:2000", "MaxSessions 64",
+        f"AllowUsers {USER}", "",
+    ]))
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    subprocess.run([str(SSHD), "-t", "-f", str(config)], check=True, capture_output=True)
+    log = (root / "sshd.log").open("wb")
+    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log_text = (root / "sshd.log").read_text()
+                    raise RuntimeError(f"sshd did not start: {log_text}") from None
+                time.sleep(0.05)
+        yield Sshd(port, USER, root / "client_key", root / "known_hosts", host_key, root)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
