@@ -146,7 +146,7 @@ class SshBackend:
         except TimeoutError:
             raise SshError(f"{where}: no answer within {s.connect_timeout:g} s") from None
         except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
+            reason = os.strerror(exc.errno) if exc.errno else (str(exc) or type(exc).__name__)
             raise SshError(f"{where}: cannot connect: {reason}") from None
 
     def _options(self, endpoint: SshEndpoint, client: CheckingClient) -> dict[str, object]:
@@ -193,7 +193,7 @@ class SshBackend:
         began = time.monotonic()
         try:
             connection = await self.connection(machine)
-            result = await asyncio.wait_for(connection.run(PROBE, check=False),
+            result = await asyncio.wait_for(connection.run(PROBE, input="", check=False),
                                             self.settings.connect_timeout)
         except HostKeyError as exc:
             return Health(HealthStatus.NOT_READY, str(exc), checked_at=utc_now())
@@ -202,8 +202,12 @@ class SshBackend:
             status = (HealthStatus.NOT_READY if "authentication failed" in text
                       else HealthStatus.UNREACHABLE)
             return Health(status, text.split(": ", 1)[-1], checked_at=utc_now())
-        except (asyncssh.Error, OSError, TimeoutError) as exc:
-            return Health(HealthStatus.UNREACHABLE, f"lost while checking: {exc}",
+        except TimeoutError:
+            return Health(HealthStatus.NOT_READY, "logged in, but the probe (bash) did not "
+                          f"answer within {self.settings.connect_timeout:g} s",
+                          checked_at=utc_now())
+        except (asyncssh.Error, OSError) as exc:
+            return Health(HealthStatus.UNREACHABLE, f"connection lost while checking: {exc}",
                           checked_at=utc_now())
         version = str(connection.get_extra_info("server_version") or "") or None
         if result.exit_status != 0 or "fleetrun-ok" not in str(result.stdout):
@@ -298,14 +302,18 @@ class SshBackend:
         self, machine: Machine, process: asyncssh.SSHClientProcess[bytes], limit: int
     ) -> AsyncIterator[MachineEvent]:
         """Every byte of both streams, tails every ``tail_interval``, until both end."""
-        chunks: asyncio.Queue[tuple[Stream, bytes]] = asyncio.Queue()
+        chunks: asyncio.Queue[tuple[Stream, bytes | Exception]] = asyncio.Queue()
         offsets = dict.fromkeys(Stream, 0)
         tails = dict.fromkeys(Stream, b"")
         reported: dict[Stream, bytes] = {}
 
         async def pump(stream: Stream, reader: asyncssh.SSHReader[bytes]) -> None:
-            while data := await reader.read(READ_SIZE):
-                await chunks.put((stream, data))
+            try:
+                while data := await reader.read(READ_SIZE):
+                    await chunks.put((stream, data))
+            except (asyncssh.Error, OSError) as exc:  # the connection died (keepalives)
+                await chunks.put((stream, exc))
+                return
             await chunks.put((stream, b""))
 
         readers = [asyncio.create_task(pump(Stream.STDOUT, process.stdout)),
@@ -319,7 +327,7 @@ class SshBackend:
                 wait = next_tail - loop.time()
                 if deadline is not None:
                     wait = min(wait, deadline - loop.time())
-                data: bytes | None
+                data: bytes | Exception | None
                 try:
                     async with asyncio.timeout(max(0.0, wait)):
                         stream, data = await chunks.get()
@@ -327,6 +335,8 @@ class SshBackend:
                     if deadline is not None and loop.time() >= deadline:
                         raise _ClientTimeout from None
                     stream, data = Stream.STDOUT, None
+                if isinstance(data, Exception):
+                    raise data
                 if data is not None:
                     if not data:
                         open_streams -= 1

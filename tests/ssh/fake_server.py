@@ -1,0 +1,111 @@
+"""An in-process asyncssh server and a TCP proxy that can misbehave, for SSH fault tests.
+
+The server runs no real shell: every command prints ``started``, then a line every 50 ms
+until its stdin closes and a few more, and exits 0. That is enough to see a connection die
+mid-run; real script semantics are the contract suite's business (against OpenSSH).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from core.model import Machine, MachineKind, OsType, SshEndpoint
+
+
+async def _handler(process: asyncssh.SSHServerProcess[bytes]) -> None:
+    process.stdout.write(b"started\n")
+    with contextlib.suppress(asyncssh.Error, OSError):
+        await process.stdin.read()
+        for i in range(40):
+            process.stdout.write(f"tick {i}\n".encode())
+            await asyncio.sleep(0.05)
+    process.exit(0)
+
+
+@dataclass
+class FakeHost:
+    port: int
+    host_key: asyncssh.SSHKey
+    client_key_path: Path
+    known_hosts: Path
+
+    def machine(self, name: str = "fake", *, port: int | None = None) -> Machine:
+        return Machine(
+            id=f"ssh:{name}", name=name, kind=MachineKind.SSH, os=OsType.LINUX,
+            address="127.0.0.1",
+            ssh=SshEndpoint("127.0.0.1", port or self.port, "tester", str(self.client_key_path)),
+        )
+
+    def trust(self, key: asyncssh.SSHKey | None = None, port: int | None = None) -> None:
+        """Write a known_hosts that trusts ``key`` (the real host key by default)."""
+        public = (key or self.host_key).export_public_key().decode().strip()
+        self.known_hosts.write_text(f"[127.0.0.1]:{port or self.port} {public}\n")
+
+
+@contextlib.asynccontextmanager
+async def fake_host(root: Path, *, authorize: bool = True) -> AsyncIterator[FakeHost]:
+    """A loopback SSH server; ``authorize=False`` refuses our client key."""
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    other = asyncssh.generate_private_key("ssh-ed25519")
+    key_path = root / "client_key"
+    client_key.write_private_key(str(key_path))
+    allowed = client_key if authorize else other
+    server = await asyncssh.listen(
+        "127.0.0.1", 0, server_host_keys=[host_key],
+        authorized_client_keys=asyncssh.import_authorized_keys(
+            allowed.export_public_key().decode()),
+        process_factory=_handler, encoding=None,
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield FakeHost(port, host_key, key_path, root / "known_hosts")
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+class Proxy:
+    """Forwards a loopback port to another; ``blackhole()`` silently stops forwarding."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.dark = False
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    def blackhole(self) -> None:
+        self.dark = True
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await source.read(65536):
+                if not self.dark:
+                    sink.write(data)
+                    await sink.drain()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
