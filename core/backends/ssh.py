@@ -7,8 +7,9 @@ every parameter travel over stdin (:mod:`core.backends.ssh_bootstrap`); the host
 script as the Linux handler would, and kills its whole process group when it ends, times
 out or is cancelled.
 
-Output is treated as on the Azure path: every byte of both streams as it arrives, and the
-4096-byte tails.
+``RunPowerShellScript`` goes to ``powershell.exe`` (or ``pwsh``) the same way, through
+:mod:`core.backends.ssh_powershell`. Output is treated as on the Azure path: every byte of
+both streams as it arrives, and the 4096-byte tails.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import asyncssh
 
+from core.backends import ssh_powershell as powershell
 from core.backends.ssh_bootstrap import (
     BOOTSTRAP_FAILURE,
     FrameError,
@@ -73,6 +75,7 @@ class SshSettings:
         keepalive_interval: Seconds between keepalives on an idle connection.
         keepalive_count_max: Unanswered keepalives after which the host is taken for dead.
         tail_interval: Seconds between tail reports of a running script.
+        powershell: The PowerShell that runs RunPowerShellScript (``pwsh`` for 7).
         kill_grace: Seconds past a command's timeout before the client kills it itself
             (the host's own reaper should have done it on time).
     """
@@ -85,6 +88,7 @@ class SshSettings:
     keepalive_count_max: int = 3
     tail_interval: float = 0.5
     kill_grace: float = 3.0
+    powershell: str = "powershell.exe"
 
 
 class SshError(Exception):
@@ -106,7 +110,7 @@ class SshBackend:
                                        accept_new=self.settings.accept_new_host_keys)
         self._hosts: dict[MachineId, _Host] = {}
         self._runs: dict[tuple[MachineId, str], str] = {}
-        """The remote token of each live run, to kill it from another channel."""
+        """The kill command line of each live run, to stop it from another channel."""
         self._canceled: set[tuple[MachineId, str]] = set()
 
     # -- connections ----------------------------------------------------------------------
@@ -193,8 +197,8 @@ class SshBackend:
         began = time.monotonic()
         try:
             connection = await self.connection(machine)
-            result = await asyncio.wait_for(connection.run(PROBE, input="", check=False),
-                                            self.settings.connect_timeout)
+            probe = connection.run(PROBE, stdin=asyncssh.DEVNULL, check=False)
+            result = await asyncio.wait_for(probe, self.settings.connect_timeout)
         except HostKeyError as exc:
             return Health(HealthStatus.NOT_READY, str(exc), checked_at=utc_now())
         except SshError as exc:
@@ -222,12 +226,16 @@ class SshBackend:
     async def run(
         self, machine: Machine, command: Command, *, run_id: str
     ) -> AsyncIterator[MachineEvent]:
-        if command.command_id is not CommandId.SHELL:
-            yield Finished(machine.id, RunState.FAILED, error="RunPowerShellScript over SSH is "
-                           "not supported yet; Windows hosts need an Azure agent (Arc)")
-            return
+        token = f"{run_id}-{secrets.token_hex(4)}"
+        shell = self.settings.powershell
         try:
-            payload = frame(command)
+            if command.command_id is CommandId.SHELL:
+                launch = _Launch(run_command_line(token, command.timeout), frame(command),
+                                 kill_command_line(token))
+            else:
+                launch = _Launch(powershell.run_command_line(shell),
+                                 powershell.payload(command, token),
+                                 powershell.kill_command_line(token, shell))
         except FrameError as exc:
             yield Finished(machine.id, RunState.FAILED, error=str(exc))
             return
@@ -240,11 +248,10 @@ class SshBackend:
         except (HostKeyError, SshError) as exc:
             yield Finished(machine.id, RunState.FAILED, error=str(exc))
             return
-        token = f"{run_id}-{secrets.token_hex(4)}"
         key = (machine.id, run_id)
-        self._runs[key] = token
+        self._runs[key] = launch.kill
         try:
-            async for event in self._run(machine, connection, command, payload, token, key):
+            async for event in self._run(machine, connection, command, launch, key):
                 yield event
         finally:
             self._runs.pop(key, None)
@@ -255,13 +262,11 @@ class SshBackend:
         machine: Machine,
         connection: asyncssh.SSHClientConnection,
         command: Command,
-        payload: bytes,
-        token: str,
+        launch: _Launch,
         key: tuple[MachineId, str],
     ) -> AsyncIterator[MachineEvent]:
         try:
-            process = await connection.create_process(
-                run_command_line(token, command.timeout), encoding=None)
+            process = await connection.create_process(launch.command_line, encoding=None)
         except (asyncssh.Error, OSError) as exc:
             yield Finished(machine.id, RunState.FAILED, error=f"cannot start the command: {exc}")
             return
@@ -269,14 +274,14 @@ class SshBackend:
         began = time.monotonic()
         finished = False
         try:
-            process.stdin.write(payload)
+            process.stdin.write(launch.payload)
             process.stdin.write_eof()
             yield StateChanged(machine.id, RunState.RUNNING, "running", at=started)
             try:
                 async for event in self._follow(machine, process, command.timeout):
                     yield event
             except _ClientTimeout:
-                await asyncio.shield(self._kill(machine, token))
+                await asyncio.shield(self._kill(machine, launch.kill))
                 finished = True
                 yield Finished(machine.id, RunState.TIMED_OUT, -1, started, utc_now(),
                                f"timed out after {command.timeout} s: the host did not stop "
@@ -295,7 +300,7 @@ class SshBackend:
             if not finished:
                 # Cancelled, timed out on our side, or a failure half-way: the host must
                 # not keep running it.
-                await asyncio.shield(self._kill(machine, token))
+                await asyncio.shield(self._kill(machine, launch.kill))
             process.close()
 
     async def _follow(
@@ -377,9 +382,14 @@ class SshBackend:
         signal, status = process.exit_signal, process.exit_status
         if key in self._canceled:
             return RunState.CANCELED, None, "canceled by the user"
+        timed_out = command.timeout > 0 and elapsed >= command.timeout - 0.5
+        if timed_out and command.command_id is CommandId.POWERSHELL and status != 0:
+            # Windows has no exit signal: the watchdog's taskkill leaves exit status 1.
+            return RunState.TIMED_OUT, -1, (f"timed out after {command.timeout} s: the host "
+                                            "killed the script's process tree")
         if signal is not None:
             name = f"SIG{signal[0]}"
-            if command.timeout > 0 and elapsed >= command.timeout - 0.5:
+            if timed_out:
                 return RunState.TIMED_OUT, -1, (f"timed out after {command.timeout} s: the "
                                                 f"host killed the script and its process "
                                                 f"group ({name})")
@@ -400,19 +410,29 @@ class SshBackend:
     async def cancel(self, machine: Machine, run_id: str) -> None:
         """Kill the run's process group on the host (a run not going is left alone)."""
         key = (machine.id, run_id)
-        token = self._runs.get(key)
-        if token is None:
+        kill = self._runs.get(key)
+        if kill is None:
             return
         self._canceled.add(key)
-        await self._kill(machine, token)
+        await self._kill(machine, kill)
 
-    async def _kill(self, machine: Machine, token: str) -> None:
+    async def _kill(self, machine: Machine, kill: str) -> None:
+        """Run ``kill`` (a run's kill command line) on the host, on its own channel."""
         try:
             connection = await self.connection(machine)
-            await asyncio.wait_for(connection.run(kill_command_line(token), check=False),
-                                   self.settings.connect_timeout)
+            stop = connection.run(kill, stdin=asyncssh.DEVNULL, check=False)
+            await asyncio.wait_for(stop, self.settings.connect_timeout)
         except (HostKeyError, SshError, asyncssh.Error, OSError, TimeoutError) as exc:
-            log.warning("%s: could not kill run %s: %s", machine.name, token, exc)
+            log.warning("%s: could not stop a run: %r", machine.name, exc)
+
+
+@dataclass(frozen=True, slots=True)
+class _Launch:
+    """What starts one run on a host: its command line, its stdin, and how to kill it."""
+
+    command_line: str
+    payload: bytes = field(repr=False)
+    kill: str
 
 
 class _ClientTimeout(Exception):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,15 +17,22 @@ import asyncssh
 
 from core.model import Machine, MachineKind, OsType, SshEndpoint
 
+Received = list[tuple[str, bytes]]
 
-async def _handler(process: asyncssh.SSHServerProcess[bytes]) -> None:
-    process.stdout.write(b"started\n")
-    with contextlib.suppress(asyncssh.Error, OSError):
-        await process.stdin.read()
-        for i in range(40):
-            process.stdout.write(f"tick {i}\n".encode())
-            await asyncio.sleep(0.05)
-    process.exit(0)
+
+def _handler(received: Received) -> Callable[[asyncssh.SSHServerProcess[bytes]], Awaitable[None]]:
+    async def handle(process: asyncssh.SSHServerProcess[bytes]) -> None:
+        process.stdout.write(b"started\n")
+        data = b""
+        with contextlib.suppress(asyncssh.Error, OSError):
+            data = await process.stdin.read()
+            received.append((process.command or "", data))
+            for i in range(40):
+                process.stdout.write(f"tick {i}\n".encode())
+                await asyncio.sleep(0.05)
+        process.exit(0)
+
+    return handle
 
 
 @dataclass
@@ -34,6 +41,8 @@ class FakeHost:
     host_key: asyncssh.SSHKey
     client_key_path: Path
     known_hosts: Path
+    received: Received
+    """Each command line the server was asked to run, with what came on its stdin."""
 
     def machine(self, name: str = "fake", *, port: int | None = None) -> Machine:
         return Machine(
@@ -57,15 +66,16 @@ async def fake_host(root: Path, *, authorize: bool = True) -> AsyncIterator[Fake
     key_path = root / "client_key"
     client_key.write_private_key(str(key_path))
     allowed = client_key if authorize else other
+    received: Received = []
     server = await asyncssh.listen(
         "127.0.0.1", 0, server_host_keys=[host_key],
         authorized_client_keys=asyncssh.import_authorized_keys(
             allowed.export_public_key().decode()),
-        process_factory=_handler, encoding=None,
+        process_factory=_handler(received), encoding=None,
     )
     port = server.sockets[0].getsockname()[1]
     try:
-        yield FakeHost(port, host_key, key_path, root / "known_hosts")
+        yield FakeHost(port, host_key, key_path, root / "known_hosts", received)
     finally:
         server.close()
         await server.wait_closed()
