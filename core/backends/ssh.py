@@ -27,7 +27,10 @@ from pathlib import Path
 
 import asyncssh
 
+from core.azure.blob import AppendBlobClient
+from core.azure.session import OutputContainer
 from core.backends import ssh_powershell as powershell
+from core.backends.blob_mirror import BlobMirror
 from core.backends.ssh_bootstrap import (
     BOOTSTRAP_FAILURE,
     FrameError,
@@ -104,8 +107,17 @@ class _Host:
 class SshBackend:
     """Runs commands on SSH hosts (the Backend protocol)."""
 
-    def __init__(self, settings: SshSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: SshSettings | None = None,
+        *,
+        blobs: AppendBlobClient | None = None,
+        output: OutputContainer | None = None,
+    ) -> None:
         self.settings = settings or SshSettings()
+        self._blobs = blobs
+        self._output = output
+        """Where to copy each run's output as append blobs, as the Azure agents do."""
         self.host_keys = HostKeyPolicy(KnownHosts(self.settings.known_hosts),
                                        accept_new=self.settings.accept_new_host_keys)
         self._hosts: dict[MachineId, _Host] = {}
@@ -273,12 +285,18 @@ class SshBackend:
         started = utc_now()
         began = time.monotonic()
         finished = False
+        mirror = None
+        if self._blobs is not None and self._output is not None:
+            mirror = BlobMirror(self._blobs, self._output.targets(key[1], machine), machine.name)
+            await mirror.start()
         try:
             process.stdin.write(launch.payload)
             process.stdin.write_eof()
             yield StateChanged(machine.id, RunState.RUNNING, "running", at=started)
             try:
                 async for event in self._follow(machine, process, command.timeout):
+                    if mirror is not None and isinstance(event, OutputAppended):
+                        mirror.add(event.stream, event.data)
                     yield event
             except _ClientTimeout:
                 await asyncio.shield(self._kill(machine, launch.kill))
@@ -294,9 +312,14 @@ class SshBackend:
                 finished = True
                 return
             elapsed = time.monotonic() - began
+            if mirror is not None:
+                await mirror.close()
+                mirror = None
             yield self._result(machine, process, command, key, started, elapsed)
             finished = True
         finally:
+            if mirror is not None:
+                await asyncio.shield(mirror.close())
             if not finished:
                 # Cancelled, timed out on our side, or a failure half-way: the host must
                 # not keep running it.
