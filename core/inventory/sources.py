@@ -1,9 +1,11 @@
 """``--fleet`` values: parse one, load its machines and the backends they need.
 
 Each source names where machines come from: ``local`` (this machine), ``azure`` (the VMs and
-Arc servers of the configured subscriptions) and ``sandbox`` (the built-in emulated Azure
-fleet, or ``sandbox:FILE`` for a fleet file, reached through the same Azure clients).
-ssh-config and inventory files plug in here as they arrive.
+Arc servers of the configured subscriptions), ``sandbox`` (the built-in emulated Azure
+fleet, or ``sandbox:FILE`` for a fleet file, reached through the same Azure clients),
+``ssh-config`` (the hosts of ``~/.ssh/config``, or ``ssh-config:PATH``) and any other value
+that is a file path: an SSH inventory (fleetrun TOML, Ansible INI or YAML, or an ssh
+config), its format picked by ``core.inventory.inventory_files``.
 """
 
 from __future__ import annotations
@@ -73,21 +75,35 @@ def _local(spec: str) -> FleetSource:
     return FleetSource(spec, load)
 
 
+def _ssh_config(spec: str) -> FleetSource:
+    from core.inventory.ssh_config import ssh_config_source
+
+    return ssh_config_source(spec)
+
+
 _SOURCES: dict[str, Callable[[str], FleetSource]] = {
     "local": _local,
     "azure": _azure,
     "sandbox": _sandbox,
+    "ssh-config": _ssh_config,
 }
 
 
 def resolve_fleet(spec: str) -> FleetSource:
-    """The source a ``--fleet`` value names."""
+    """The source a ``--fleet`` value names: a source's name first, else a file path."""
+    from core.inventory.inventory_files import file_source, looks_like_path
+
     name = spec.split(":", 1)[0].strip().lower()
     factory = _SOURCES.get(name)
-    if factory is None:
-        allowed = ", ".join(sorted(_SOURCES))
-        raise FleetError(f"fleet: unknown source {spec!r}; allowed: {allowed}, sandbox:FILE")
-    return factory(spec)
+    if factory is not None:
+        return factory(spec)
+    if looks_like_path(spec):
+        return file_source(spec)
+    allowed = ", ".join(sorted(_SOURCES))
+    raise FleetError(
+        f"fleet: unknown source {spec!r}; allowed: {allowed}, sandbox:FILE, "
+        "ssh-config:FILE, or an inventory file (.toml, Ansible .ini/.yml, an ssh config)"
+    )
 
 
 async def open_fleet(specs: Sequence[str]) -> Fleet:

@@ -1,0 +1,192 @@
+"""``--fleet ssh-config[:PATH]``: the hosts of an OpenSSH client config, as SSH machines.
+
+Each concrete alias of a ``Host`` line (no ``*`` or ``?``, not negated with ``!``) is one
+machine, named by the alias; wildcard patterns only carry options and list nothing.
+``Include`` is followed (globs; relative paths are under ``~/.ssh``, as OpenSSH and asyncssh
+read them); ``Match`` blocks list nothing.
+
+Only listing happens here. The machine's endpoint is the alias itself, so at connect time
+asyncssh applies the config for it (``HostName``, ``Port``, ``User``, ``IdentityFile``,
+``ProxyJump`` ...) with its own, complete semantics: nothing is interpreted twice. The one
+option read here is ``HostName``, for the address people see (``%h`` expanded).
+
+Neither asyncssh nor the standard library has a public way to list a config's hosts
+(asyncssh evaluates a config for one given host), hence this small reader. It tokenizes
+lines as asyncssh does (shell-like quoting, ``Keyword=value`` accepted, patterns separated
+by spaces or commas) and, like OpenSSH, ignores arguments from one starting with ``#``.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.inventory.sources import FleetError, FleetSource
+from core.inventory.ssh_source import (
+    inventory_error,
+    no_hosts_error,
+    read_text,
+    ssh_fleet_source,
+    ssh_machine,
+)
+from core.model import Machine
+
+DEFAULT_CONFIG = "~/.ssh/config"
+MAX_INCLUDE_DEPTH = 16
+"""OpenSSH's limit on nested Include (READCONF_MAX_DEPTH): a file including itself stops."""
+
+_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9]*)(?:\s*=\s*|\s+)(.*)$")
+_WILDCARDS = frozenset("*?")
+
+
+@dataclass(slots=True)
+class _Block:
+    """One ``Host`` block (or the global options before the first one)."""
+
+    patterns: tuple[str, ...]
+    """As written, negated ones with their ``!``; empty for a Match block (never applies)."""
+    hostname: str = ""
+    aliases: list[str] = field(default_factory=list)
+    """The concrete aliases it names, in order."""
+
+    def applies_to(self, alias: str) -> bool:
+        """OpenSSH's rule: some pattern matches and no negated one does."""
+        matched = False
+        for pattern in self.patterns:
+            negated = pattern.startswith("!")
+            if _pattern_regex(pattern.lstrip("!")).fullmatch(alias):
+                if negated:
+                    return False
+                matched = True
+        return matched
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    parts = (".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    return re.compile("".join(parts), re.IGNORECASE)
+
+
+def _concrete(pattern: str) -> bool:
+    return bool(pattern) and not pattern.startswith("!") and not _WILDCARDS & set(pattern)
+
+
+class _Reader:
+    """Reads a config and the files it includes into blocks, in the order ssh sees them."""
+
+    def __init__(self, ssh_dir: Path) -> None:
+        self._ssh_dir = ssh_dir
+        self.blocks: list[_Block] = [_Block(("*",))]
+
+    def read(self, path: Path, depth: int = 0) -> None:
+        text = read_text(path)
+        for number, raw in enumerate(text.splitlines(), 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            found = _LINE.match(line)
+            if found is None:
+                keyword = line.split("=", 1)[0].strip()
+                if keyword.lower() in ("host", "match", "include", "hostname"):
+                    raise inventory_error(path, number, keyword, "needs a value")
+                continue  # other options: checked by ssh/asyncssh when connecting
+            keyword, rest = found.group(1), found.group(2)
+            args = self._arguments(path, number, keyword, rest)
+            self._apply(path, number, keyword, args, depth)
+
+    @staticmethod
+    def _arguments(path: Path, number: int, keyword: str, rest: str) -> list[str]:
+        try:
+            args = shlex.split(rest)
+        except ValueError as exc:
+            raise inventory_error(
+                path, number, keyword, f"{exc}; close the quote or remove it"
+            ) from None
+        for index, arg in enumerate(args):
+            if arg.startswith("#"):
+                return args[:index]
+        return args
+
+    def _apply(self, path: Path, number: int, keyword: str, args: list[str], depth: int) -> None:
+        option = keyword.lower()
+        if option == "host":
+            patterns = tuple(p for arg in args for p in arg.split(",") if p and p != "!")
+            if not patterns:
+                raise inventory_error(path, number, keyword, "needs at least one host pattern")
+            block = _Block(patterns)
+            block.aliases = [p for p in patterns if _concrete(p)]
+            self.blocks.append(block)
+        elif option == "match":
+            self.blocks.append(_Block(()))
+        elif option == "hostname" and args:
+            block = self.blocks[-1]
+            block.hostname = block.hostname or args[0]  # ssh: the first value obtained wins
+        elif option == "include":
+            if not args:
+                raise inventory_error(path, number, keyword, "needs a file name or glob")
+            if depth >= MAX_INCLUDE_DEPTH:
+                raise inventory_error(
+                    path, number, keyword,
+                    f"nested more than {MAX_INCLUDE_DEPTH} deep; does a file include itself?",
+                )
+            for included in self._included(args):
+                self.read(included, depth + 1)
+
+    def _included(self, patterns: list[str]) -> list[Path]:
+        """The files of Include's globs, each glob's matches sorted (as glob(3) gives them)."""
+        files: list[Path] = []
+        for pattern in patterns:
+            expanded = Path(pattern).expanduser()
+            if not expanded.is_absolute():
+                expanded = self._ssh_dir / expanded
+            matches = sorted(glob.glob(str(expanded)))
+            files.extend(Path(m) for m in matches if Path(m).is_file())
+        return files
+
+
+def _expand_hostname(hostname: str, alias: str) -> str:
+    """``%h`` is the alias and ``%%`` a percent sign; other tokens are left for ssh."""
+    return re.sub(r"%[%h]", lambda m: "%" if m.group() == "%%" else alias, hostname)
+
+
+def load_ssh_config(path: Path, *, ssh_dir: Path | None = None) -> list[Machine]:
+    """The machines of an ssh config: one per concrete Host alias, in order of appearance.
+
+    Args:
+        path: The config file.
+        ssh_dir: Where relative Include paths are; ``~/.ssh`` by default.
+
+    Raises:
+        FleetError: the file cannot be read, a line is malformed, or no alias is concrete.
+    """
+    reader = _Reader(ssh_dir if ssh_dir is not None else Path("~/.ssh").expanduser())
+    reader.read(path)
+    aliases = list(dict.fromkeys(a for block in reader.blocks for a in block.aliases))
+    if not aliases:
+        raise no_hosts_error(
+            path, "no Host line names a concrete alias (patterns with * or ? list nothing)"
+        )
+    machines: list[Machine] = []
+    for alias in aliases:
+        hostname = next(
+            (b.hostname for b in reader.blocks if b.hostname and b.applies_to(alias)), ""
+        )
+        address = _expand_hostname(hostname, alias) if hostname else alias
+        machines.append(ssh_machine(alias, host=alias, address=address))
+    return machines
+
+
+def ssh_config_source(spec: str) -> FleetSource:
+    """``ssh-config`` (``~/.ssh/config``) or ``ssh-config:PATH``."""
+    _, _, raw = spec.partition(":")
+    path = Path(raw.strip() or DEFAULT_CONFIG).expanduser()
+
+    def load() -> list[Machine]:
+        if not path.exists():
+            hint = "" if raw.strip() else "; name another file with --fleet ssh-config:PATH"
+            raise FleetError(f"fleet {spec!r}: {path}: no such file{hint}")
+        return load_ssh_config(path)
+
+    return ssh_fleet_source(spec, load)

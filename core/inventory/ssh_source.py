@@ -1,0 +1,143 @@
+"""What every SSH inventory shares: the machines it makes, its errors, its fleet source.
+
+The SSH inventories (``ssh_config``, ``toml_inventory``, ``ansible``) only read files; the
+backend that reaches the hosts is plugged in here, in one place: set
+:data:`SSH_BACKEND_FACTORY` and every SSH fleet source brings that backend.
+
+Groups become tags: each group a host belongs to is a tag whose name is the group and whose
+value is empty, so ``--target tag:web`` selects the members of ``web`` and
+``tag:web,db`` the members of either. A tag written out for the host with the same name
+keeps its value (the tag still exists, so the group query still matches).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from core.backends.base import Backend
+from core.inventory.sources import FleetError, FleetSource
+from core.model import Machine, MachineKind, OsType, SshEndpoint
+
+SSH_BACKEND_FACTORY: Callable[[], Backend] | None = None
+"""The SSH backend's plug: when set, every SSH fleet source brings ``factory()``.
+
+``open_fleet`` refuses two different backend objects for one machine kind, so a factory
+that should allow ``--fleet ssh-config --fleet hosts.toml`` together returns one shared
+instance (for example, memoized per event loop). None until the backend exists: SSH
+machines are then listed (health Unknown) but cannot be run on.
+"""
+
+MAX_PORT = 65535
+PORT_ALLOWED = f"use 1 to {MAX_PORT}"
+
+
+def ssh_backends() -> dict[MachineKind, Backend]:
+    """The backends an SSH fleet source brings: the plugged-in one, if any."""
+    factory = SSH_BACKEND_FACTORY
+    return {} if factory is None else {MachineKind.SSH: factory()}
+
+
+def ssh_fleet_source(spec: str, machines_loader: Callable[[], list[Machine]]) -> FleetSource:
+    """The fleet source of an SSH inventory.
+
+    Args:
+        spec: The ``--fleet`` value, for messages.
+        machines_loader: Reads the inventory (blocking file I/O: it runs in a thread).
+            Raises :class:`FleetError` for bad input.
+    """
+
+    async def load() -> list[Machine]:
+        return await asyncio.to_thread(machines_loader)
+
+    return FleetSource(spec, load, backends=ssh_backends())
+
+
+def ssh_machine(
+    name: str,
+    *,
+    host: str = "",
+    port: int | None = None,
+    user: str = "",
+    identity_file: str = "",
+    os_type: OsType = OsType.LINUX,
+    tags: Mapping[str, str] | None = None,
+    groups: Iterable[str] = (),
+    address: str = "",
+) -> Machine:
+    """One SSH host as fleetrun lists it.
+
+    Args:
+        name: The inventory's name for the host; the machine id is ``ssh:NAME``.
+        host: What the backend connects to (an ssh config alias or a host name);
+            defaults to ``name``.
+        port: None leaves it to the ssh config, then 22.
+        user: Empty leaves it to the ssh config, then the local user.
+        identity_file: Empty leaves it to the ssh config and the agent.
+        os_type: Decides which command type the host gets.
+        tags: Tags written out for the host.
+        groups: Groups the host belongs to; each becomes a tag with an empty value.
+        address: Where the host is, for people; defaults to ``host``.
+    """
+    target = host or name
+    return Machine(
+        id=f"ssh:{name}",
+        name=name,
+        kind=MachineKind.SSH,
+        os=os_type,
+        tags=tags_with_groups(tags or {}, groups),
+        address=address or target,
+        ssh=SshEndpoint(host=target, port=port, user=user, identity_file=identity_file),
+    )
+
+
+def tags_with_groups(tags: Mapping[str, str], groups: Iterable[str]) -> dict[str, str]:
+    """``tags`` plus one empty-valued tag per group (a written tag keeps its value)."""
+    merged = {group: "" for group in groups}
+    merged.update(tags)
+    return merged
+
+
+def where(path: Path | str, line: int | None, field: str) -> str:
+    """The prefix of an inventory error: ``FILE:LINE: FIELD``, without what is missing."""
+    place = f"{path}:{line}" if line is not None else str(path)
+    return f"{place}: {field}" if field else place
+
+
+def inventory_error(path: Path | str, line: int | None, field: str, message: str) -> FleetError:
+    """An error about one field of an inventory file, shown to the user as is."""
+    return FleetError(f"{where(path, line, field)}: {message}")
+
+
+def parse_port(value: object) -> int | None:
+    """A port from an inventory value (an integer, or digits), or None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    else:
+        return None
+    return number if 1 <= number <= MAX_PORT else None
+
+
+
+def no_hosts_error(path: Path | str, what: str) -> FleetError:
+    """The error for an inventory that lists no host at all (almost surely a mistake)."""
+    return FleetError(f"{path}: no hosts: {what}")
+
+
+def read_text(path: Path) -> str:
+    """An inventory file's text, or a :class:`FleetError` saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FleetError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FleetError(f"{path}: is a directory, not an inventory file") from None
+    except UnicodeDecodeError as exc:
+        raise FleetError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise FleetError(f"{path}: cannot read: {exc.strerror}") from None
