@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ramp up 1, 2, 4, ... machines, each wave after the last finished",
     )
+    run.add_argument(
+        "--accept-new-host-keys",
+        action="store_true",
+        help="trust SSH host keys known_hosts does not have yet, and record them "
+        "(a changed key is always refused)",
+    )
     run.add_argument("--run-as", default="", metavar="USER", help="run the script as USER")
     run.add_argument(
         "--run-as-password",
@@ -133,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
         "completed in the history with all of their output.",
     )
     attach.add_argument("run_id", metavar="RUN", help="run id (or a unique prefix)")
+    attach.add_argument(
+        "--accept-new-host-keys",
+        action="store_true",
+        help="trust SSH host keys known_hosts does not have yet, and record them "
+        "(a changed key is always refused)",
+    )
     attach.add_argument(
         "-o",
         "--output",
@@ -162,6 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="sandbox (the default), sandbox:FILE, local (repeatable)",
     )
     mach.add_argument("--target", default="", metavar="QUERY")
+    mach.add_argument(
+        "--accept-new-host-keys",
+        action="store_true",
+        help="trust SSH host keys known_hosts does not have yet, and record them "
+        "(a changed key is always refused)",
+    )
+    mach.add_argument(
+        "--no-check",
+        action="store_true",
+        help="list what the inventory says without contacting any machine (no health checks)",
+    )
     mach.add_argument("-o", "--output", choices=("table", "json"), default="table")
 
     sandbox = sub.add_parser("sandbox", help="the built-in emulated Azure fleet")

@@ -12,10 +12,12 @@ from core.azure.arm import ArmError
 from core.azure.auth import AuthError
 from core.azure.blob import BlobError
 from core.backends.registry import Backends
+from core.backends.ssh import SshBackend
+from core.backends.ssh_hostkeys import host_pattern
 from core.fanout import FanoutOptions
-from core.inventory import DEFAULT_FLEET, Fleet, FleetError, open_fleet
+from core.inventory import DEFAULT_FLEET, Fleet, FleetError, FleetOptions, open_fleet
 from core.journal import Journal, JournalError
-from core.model import Command, CommandId, Machine, Run, RunState
+from core.model import Command, CommandId, Machine, MachineKind, Run, RunState
 from core.query import QueryError, filter_machines
 from core.runner import RunSession
 from core.validate import ValidationError, raise_if_errors, validate_selection
@@ -51,7 +53,25 @@ async def _open(args: Namespace) -> Fleet:
     """The fleets --fleet names (the sandbox when none is given); the caller closes them."""
     if not args.fleet:
         args.fleet = [DEFAULT_FLEET]
-    return await open_fleet(args.fleet)
+    return await open_fleet(args.fleet, _fleet_options(args))
+
+
+def _fleet_options(args: Namespace) -> FleetOptions:
+    return FleetOptions(accept_new_host_keys=getattr(args, "accept_new_host_keys", False))
+
+
+def _report_host_keys(fleet: Fleet) -> None:
+    """SSH hosts skipped for keys known_hosts does not know: say which, with fingerprints."""
+    backend = fleet.backends.get(MachineKind.SSH)
+    pending = backend.pending_host_keys() if isinstance(backend, SshBackend) else []
+    if not pending:
+        return
+    lines = [f"{len(pending)} SSH host(s) presented keys that known_hosts does not have; "
+             "they were left out:"]
+    lines += [f"  {host_pattern(p.host, p.port)}  {p.fingerprint}" for p in pending]
+    lines.append("Check these fingerprints, then run again with --accept-new-host-keys to "
+                 "trust them and record them in known_hosts.")
+    print("\n".join(lines), file=sys.stderr)
 
 
 async def _select(args: Namespace, fleet: Fleet) -> list[Machine]:
@@ -100,7 +120,12 @@ def cmd_machines(args: Namespace) -> int:
     async def listing() -> list[Machine]:
         fleet = await _open(args)
         try:
-            return await _with_health(Backends(fleet.backends), await _select(args, fleet))
+            selected = await _select(args, fleet)
+            if args.no_check:
+                return selected
+            checked = await _with_health(Backends(fleet.backends), selected)
+            _report_host_keys(fleet)
+            return checked
         finally:
             await fleet.aclose()
 
@@ -181,6 +206,7 @@ async def _plan(
 
     # Health is checked only once the input is known good: on Azure it costs API calls.
     checked = {m.id: m for m in await _with_health(backends, [m for m, _ in pairs])}
+    _report_host_keys(fleet)
     pairs = [(checked[m.id], c) for m, c in pairs]
     return RunSession.plan(
         pairs,
@@ -214,7 +240,8 @@ def cmd_attach(args: Namespace) -> int:
                                  Backends(fleet.backends).for_machine, journal=journal)
 
     session, interrupted = _follow(
-        lambda: open_fleet(record.fleet.split(",") if record.fleet else [DEFAULT_FLEET]),
+        lambda: open_fleet(record.fleet.split(",") if record.fleet else [DEFAULT_FLEET],
+                           _fleet_options(args)),
         plan, output)
     if session is None:
         return EXIT_INTERRUPTED

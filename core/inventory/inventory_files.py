@@ -112,7 +112,7 @@ def file_source(spec: str) -> FleetSource:
     if kind is InventoryFormat.SSH_CONFIG:
         from core.inventory.ssh_config import load_ssh_config
 
-        return ssh_fleet_source(spec, lambda: load_ssh_config(path))
+        return ssh_fleet_source(spec, lambda: load_ssh_config(path), ssh_config=path)
     if kind is InventoryFormat.TOML:
         from core.inventory.toml_inventory import load_toml_inventory
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from core.backends.base import Backend
 from core.backends.local import local_machine
@@ -41,6 +42,22 @@ class FleetSource:
     """Backends this source's machines need beyond the built-in ones."""
     aclose: Callable[[], Awaitable[None]] = _nothing_to_close
     """Releases what the source started (inside the event loop that used it)."""
+    ssh_hosts: bool = False
+    """Its machines are SSH hosts: the fleet brings one SSH backend for all such sources."""
+    ssh_config: str = ""
+    """An ssh config the SSH backend must read too (``ssh-config:PATH``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FleetOptions:
+    """Choices the user makes for a whole fleet, whatever its sources.
+
+    Attributes:
+        accept_new_host_keys: Trust (and record in known_hosts) SSH host keys not seen
+            before; changed keys are refused regardless.
+    """
+
+    accept_new_host_keys: bool = False
 
 
 @dataclass(slots=True)
@@ -50,10 +67,14 @@ class Fleet:
     machines: list[Machine]
     backends: dict[MachineKind, Backend]
     sources: list[FleetSource]
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """What the fleet itself opened (the SSH backend's connections)."""
 
     async def aclose(self) -> None:
         for source in self.sources:
             await source.aclose()
+        for close in self.closers:
+            await close()
 
 
 def _sandbox(spec: str) -> FleetSource:
@@ -106,17 +127,25 @@ def resolve_fleet(spec: str) -> FleetSource:
     )
 
 
-async def open_fleet(specs: Sequence[str]) -> Fleet:
+async def open_fleet(specs: Sequence[str], options: FleetOptions | None = None) -> Fleet:
     """Machines of every source, in order (a machine listed twice is kept once).
 
     The fleet must be closed (``aclose``) in the same event loop, even when this fails.
     """
     sources: list[FleetSource] = []
+    closers: list[Callable[[], Awaitable[None]]] = []
     try:
         for spec in specs:
             sources.append(resolve_fleet(spec))
         seen: dict[str, Machine] = {}
         backends: dict[MachineKind, Backend] = {}
+        if any(source.ssh_hosts for source in sources):
+            from core.inventory.ssh_source import open_ssh_backend
+
+            configs = [Path(s.ssh_config) for s in sources if s.ssh_config]
+            backends[MachineKind.SSH], close = open_ssh_backend(options or FleetOptions(),
+                                                                configs)
+            closers.append(close)
         for source in sources:
             for kind, backend in source.backends.items():
                 if backends.setdefault(kind, backend) is not backend:
@@ -127,6 +156,6 @@ async def open_fleet(specs: Sequence[str]) -> Fleet:
             for machine in await source.load():
                 seen.setdefault(machine.id, machine)
     except BaseException:
-        await Fleet([], {}, sources).aclose()
+        await Fleet([], {}, sources, closers).aclose()
         raise
-    return Fleet(list(seen.values()), backends, sources)
+    return Fleet(list(seen.values()), backends, sources, closers)

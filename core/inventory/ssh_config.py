@@ -189,4 +189,4 @@ def ssh_config_source(spec: str) -> FleetSource:
             raise FleetError(f"fleet {spec!r}: {path}: no such file{hint}")
         return load_ssh_config(path)
 
-    return ssh_fleet_source(spec, load)
+    return ssh_fleet_source(spec, load, ssh_config=path if raw.strip() else None)

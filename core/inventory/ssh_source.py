@@ -1,8 +1,8 @@
 """What every SSH inventory shares: the machines it makes, its errors, its fleet source.
 
 The SSH inventories (``ssh_config``, ``toml_inventory``, ``ansible``) only read files; the
-backend that reaches the hosts is plugged in here, in one place: set
-:data:`SSH_BACKEND_FACTORY` and every SSH fleet source brings that backend.
+one SSH backend of a fleet, shared by all its SSH sources, is made here
+(:func:`open_ssh_backend`, called by ``open_fleet``).
 
 Groups become tags: each group a host belongs to is a tag whose name is the group and whose
 value is empty, so ``--target tag:web`` selects the members of ``web`` and
@@ -13,45 +13,74 @@ keeps its value (the tag still exists, so the group query still matches).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from core.backends.base import Backend
-from core.inventory.sources import FleetError, FleetSource
+from core.azure.blob import AppendBlobClient
+from core.azure.http import pooled_client
+from core.azure.session import OutputContainer
+from core.backends.ssh import SshBackend, SshSettings
+from core.inventory.sources import FleetError, FleetOptions, FleetSource
 from core.model import Machine, MachineKind, OsType, SshEndpoint
-
-SSH_BACKEND_FACTORY: Callable[[], Backend] | None = None
-"""The SSH backend's plug: when set, every SSH fleet source brings ``factory()``.
-
-``open_fleet`` refuses two different backend objects for one machine kind, so a factory
-that should allow ``--fleet ssh-config --fleet hosts.toml`` together returns one shared
-instance (for example, memoized per event loop). None until the backend exists: SSH
-machines are then listed (health Unknown) but cannot be run on.
-"""
 
 MAX_PORT = 65535
 PORT_ALLOWED = f"use 1 to {MAX_PORT}"
 
 
-def ssh_backends() -> dict[MachineKind, Backend]:
-    """The backends an SSH fleet source brings: the plugged-in one, if any."""
-    factory = SSH_BACKEND_FACTORY
-    return {} if factory is None else {MachineKind.SSH: factory()}
-
-
-def ssh_fleet_source(spec: str, machines_loader: Callable[[], list[Machine]]) -> FleetSource:
+def ssh_fleet_source(
+    spec: str, machines_loader: Callable[[], list[Machine]], *, ssh_config: Path | None = None
+) -> FleetSource:
     """The fleet source of an SSH inventory.
 
     Args:
         spec: The ``--fleet`` value, for messages.
         machines_loader: Reads the inventory (blocking file I/O: it runs in a thread).
             Raises :class:`FleetError` for bad input.
+        ssh_config: An ssh config the backend must read to reach these hosts.
     """
 
     async def load() -> list[Machine]:
         return await asyncio.to_thread(machines_loader)
 
-    return FleetSource(spec, load, backends=ssh_backends())
+    return FleetSource(spec, load, ssh_hosts=True,
+                       ssh_config=str(ssh_config) if ssh_config else "")
+
+
+def open_ssh_backend(
+    options: FleetOptions, configs: Sequence[Path]
+) -> tuple[SshBackend, Callable[[], Awaitable[None]]]:
+    """The one SSH backend of a fleet, and what closes it.
+
+    It reads the given ssh configs (the default one when there are none), enforces
+    known_hosts as the options say, and copies each run's output to the append blobs of
+    ``[azure] output_container`` when that is a SAS URL (the same blobs as the Azure path).
+    """
+    settings = SshSettings(accept_new_host_keys=options.accept_new_host_keys,
+                           config=tuple(configs) or None)
+    container = _output_container()
+    if not container:
+        backend = SshBackend(settings)
+        return backend, backend.aclose
+    http = pooled_client()
+    backend = SshBackend(settings, blobs=AppendBlobClient(http),
+                         output=OutputContainer(container))
+
+    async def close() -> None:
+        await backend.aclose()
+        await http.aclose()
+
+    return backend, close
+
+
+def _output_container() -> str:
+    """``[azure] output_container`` when it is a SAS URL; '' otherwise (or unreadable)."""
+    from core.azure.settings import SettingsError, load_azure_settings
+
+    try:
+        settings = load_azure_settings()
+    except SettingsError:
+        return ""  # --fleet azure reports the error; SSH runs need no blobs
+    return "" if settings.output_identity else settings.output_container
 
 
 def ssh_machine(

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from core.backends.registry import Backends
-from core.events import MachineEvent
-from core.inventory import ssh_source
+from core.backends.ssh import SshBackend
 from core.inventory.inventory_files import InventoryFormat, looks_like_path, sniff_format
-from core.inventory.sources import FleetError, open_fleet, resolve_fleet
+from core.inventory.sources import FleetError, FleetOptions, open_fleet, resolve_fleet
 from core.model import (
-    Command,
-    Health,
-    HealthStatus,
-    Machine,
-    MachineId,
     MachineKind,
 )
 
@@ -118,45 +110,25 @@ async def test_a_bad_file_fails_when_loaded_with_its_line(tmp_path: Path) -> Non
         await open_fleet([str(path)])
 
 
-class _StubSsh:
-    """Stands in for the SSH backend: reports every host Ready."""
-
-    async def check_health(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
-        return {m.id: Health(HealthStatus.READY) for m in machines}
-
-    async def run(
-        self, machine: Machine, command: Command, *, run_id: str
-    ) -> AsyncIterator[MachineEvent]:
-        nothing: tuple[MachineEvent, ...] = ()  # never run here: only health is asked
-        for event in nothing:
-            yield event
-
-    async def cancel(self, machine: Machine, run_id: str) -> None:
-        return None
-
-
-async def test_the_backend_factory_is_the_one_plug_for_every_ssh_source(
-    fixtures: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    stub = _StubSsh()
-    monkeypatch.setattr(ssh_source, "SSH_BACKEND_FACTORY", lambda: stub)
-    for spec in (str(fixtures / "hosts.toml"), str(fixtures / "hosts.ini"),
-                 f"ssh-config:{fixtures / 'ssh' / 'config'}"):
-        assert resolve_fleet(spec).backends == {MachineKind.SSH: stub}
-    fleet = await open_fleet([str(fixtures / "hosts.toml")])
-    checked = await Backends(fleet.backends).refresh_health(fleet.machines)
-    assert {m.health.status for m in checked} == {HealthStatus.READY}
+async def test_every_ssh_source_shares_the_fleets_one_ssh_backend(fixtures: Path) -> None:
+    config = fixtures / "ssh" / "config"
+    specs = (str(fixtures / "hosts.toml"), str(fixtures / "hosts.ini"), f"ssh-config:{config}")
+    for spec in specs:
+        source = resolve_fleet(spec)
+        assert source.ssh_hosts and source.backends == {}
+    assert resolve_fleet(f"ssh-config:{config}").ssh_config == str(config)
+    fleet = await open_fleet(list(specs), FleetOptions(accept_new_host_keys=True))
+    try:
+        backend = fleet.backends[MachineKind.SSH]
+        assert isinstance(backend, SshBackend)
+        assert backend.settings.accept_new_host_keys
+        assert backend.settings.config == (config,)
+        assert {m.kind for m in fleet.machines} == {MachineKind.SSH}
+    finally:
+        await fleet.aclose()
 
 
-async def test_without_a_backend_ssh_hosts_are_listed_with_their_inventory_health(
-    fixtures: Path,
-) -> None:
-    fleet = await open_fleet(["local", str(fixtures / "hosts.toml")])
-    assert fleet.backends == {}
-    checked = await Backends(fleet.backends).refresh_health(fleet.machines)
-    by_kind = {m.kind: m.health.status for m in checked}
-    assert by_kind[MachineKind.SSH] is HealthStatus.UNKNOWN
-    # the local machine is still checked by its backend
-    assert by_kind[MachineKind.LOCAL] is not HealthStatus.UNKNOWN
-    with pytest.raises(LookupError, match="no backend for ssh machines"):
-        Backends(fleet.backends).for_machine(checked[-1])
+async def test_a_fleet_without_ssh_sources_has_no_ssh_backend(fixtures: Path) -> None:
+    fleet = await open_fleet(["local"])
+    assert MachineKind.SSH not in fleet.backends
+    await fleet.aclose()
