@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean azurite sshd
+.PHONY: run test lint bench clean azurite sshd ssh-client
 
 # Microsoft's Azure Storage emulator; the shared append-blob suite runs against it too.
 AZURITE_BLOB := .cache/azurite/node_modules/.bin/azurite-blob
@@ -47,7 +47,17 @@ sshd:
 test: $(VENV)/.test lint azurite sshd
 	$(BIN)/pytest
 
-bench: $(VENV)/.app
+# bench/ssh imports the test sshd (tests/sshd.py, hence the test extra) and runs
+# parallel-ssh and Ansible beside fleetrun; Ansible drives OpenSSH's ssh client.
+$(VENV)/.bench: $(VENV)/.test
+	$(BIN)/python -m pip install -q parallel-ssh ansible-core
+	touch $@
+
+ssh-client:
+	command -v ssh >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client; }
+
+bench: $(VENV)/.bench sshd ssh-client
 	$(BIN)/python -m bench.run
 
 clean:

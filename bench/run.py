@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-BENCHMARKS = ("fanout", "sandbox", "azure")
+BENCHMARKS = ("fanout", "sandbox", "azure", "ssh")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,16 @@
-"""A real OpenSSH sshd on 127.0.0.1 for the tests (``make test`` installs openssh-server).
+"""A real OpenSSH sshd on 127.0.0.1 for the tests and bench/ssh (``make test`` installs it).
 
 It logs in a dedicated user (``fleetrun-ssh``, created when missing: the tests run as root
 in CI) with a key made for the session; the host key is made too, and a known_hosts file
 that trusts it. Settings follow shared/reference/test-tooling.md.
+
+:func:`running_sshd` is the server as a plain context manager (bench/ssh starts one too);
+the ``sshd`` fixture wraps it for the tests, skipping (or failing on CI) where it cannot run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -25,6 +29,7 @@ from core.model import Machine, MachineKind, OsType, SshEndpoint
 
 SSHD = Path("/usr/sbin/sshd")
 USER = "fleetrun-ssh"
+START_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -35,12 +40,23 @@ class Sshd:
     known_hosts: Path
     host_key: asyncssh.SSHKey
     root: Path
+    pid: int = 0
+    """The listening sshd (``-D``): every connection's processes are its descendants."""
 
     def machine(self, name: str = "ssh-host", *, host: str = "127.0.0.1") -> Machine:
         return Machine(
             id=f"ssh:{name}", name=name, kind=MachineKind.SSH, os=OsType.LINUX,
             address=host, ssh=SshEndpoint(host, self.port, self.user, str(self.client_key)),
         )
+
+
+def unavailable_reason() -> str | None:
+    """Why a private sshd cannot run here, or None when it can."""
+    if not SSHD.exists():
+        return f"{SSHD} is not installed"
+    if os.geteuid() != 0:
+        return "the sshd tests log in as a test user, which needs root to set up"
+    return None
 
 
 def _unavailable(reason: str) -> None:
@@ -64,15 +80,18 @@ def _ensure_user() -> None:
                        capture_output=True)
 
 
-@pytest.fixture(scope="session")
-def sshd() -> Iterator[Sshd]:
-    if not SSHD.exists():
-        _unavailable(f"{SSHD} is not installed")
-    if os.geteuid() != 0:
-        _unavailable("the sshd tests log in as a test user, which needs root to set up")
+@contextlib.contextmanager
+def running_sshd(root: Path) -> Iterator[Sshd]:
+    """A private sshd on 127.0.0.1 with its keys and files in ``root``, stopped on exit.
+
+    Needs root and /usr/sbin/sshd (see :func:`unavailable_reason`); creates the test user
+    when missing. ``root`` is the caller's to remove.
+
+    Raises:
+        RuntimeError: sshd rejected its config or did not start listening in time.
+    """
     _ensure_user()
     # sshd reads authorized_keys as the user: the folder must be open to it (not 0700).
-    root = Path(tempfile.mkdtemp(prefix="fleetrun-sshd-"))
     root.chmod(0o755)
     host_key = asyncssh.generate_private_key("ssh-ed25519")
     client_key = asyncssh.generate_private_key("ssh-ed25519")
@@ -96,27 +115,42 @@ def sshd() -> Iterator[Sshd]:
         f"AllowUsers {USER}", "",
     ]))
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    subprocess.run([str(SSHD), "-t", "-f", str(config)], check=True, capture_output=True)
-    log = (root / "sshd.log").open("wb")
-    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=log,
-                            stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log_text = (root / "sshd.log").read_text()
-                    raise RuntimeError(f"sshd did not start: {log_text}") from None
-                time.sleep(0.05)
-        yield Sshd(port, USER, root / "client_key", root / "known_hosts", host_key, root)
-    finally:
-        proc.terminate()
+    checked = subprocess.run([str(SSHD), "-t", "-f", str(config)], capture_output=True)
+    if checked.returncode != 0:
+        raise RuntimeError(f"sshd rejected its config: {checked.stderr.decode().strip()}")
+    with (root / "sshd.log").open("wb") as log:
+        proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=log,
+                                stderr=subprocess.STDOUT)
         try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            deadline = time.monotonic() + START_TIMEOUT
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        log_text = (root / "sshd.log").read_text()
+                        raise RuntimeError(f"sshd did not start: {log_text}") from None
+                    time.sleep(0.05)
+            yield Sshd(port, USER, root / "client_key", root / "known_hosts", host_key, root,
+                       proc.pid)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[Sshd]:
+    reason = unavailable_reason()
+    if reason is not None:
+        _unavailable(reason)
+    root = Path(tempfile.mkdtemp(prefix="fleetrun-sshd-"))
+    try:
+        with running_sshd(root) as server:
+            yield server
+    finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,438 @@
+"""fleetrun's SSH path against parallel-ssh and Ansible: one loopback sshd, N host aliases.
+
+One private OpenSSH sshd on 127.0.0.1 (:func:`tests.sshd.running_sshd`: a test user with a
+trivial shell, ``MaxStartups 1000:30:2000``) serves N host aliases ``h0001``.. ``hNNNN``,
+each its own connection. Every tool runs ``echo hi`` on all of them at once and must get
+``hi`` back from each:
+
+- **fleetrun**: the real path, :class:`~core.fanout.FanOut` through
+  :class:`~core.backends.ssh.SshBackend` (asyncssh). The aliases come from a private ssh
+  config file (``HostName 127.0.0.1``, ``Port``, ``User``, ``IdentityFile`` per alias) and
+  host keys are checked against a known_hosts file (one ``[127.0.0.1]:port`` line serves
+  every alias). Timed in this process from the fan-out's start, connection set-up included,
+  to every machine finished (Succeeded with stdout ``hi\\n``); closing the connections comes
+  after the clock stops.
+- **parallel-ssh** (libssh2): ``ParallelSSHClient`` over N host entries, one connection each,
+  ``pool_size`` N (all at once, as the others), ``run_command`` + ``join``, then reading
+  every output; in a process of its own (gevent), timed inside it, so its interpreter start
+  and imports are not counted; disconnecting is not timed either. It does not check host
+  keys.
+- **Ansible** ``-m raw`` with ``-f N`` forks and an INI inventory of the N aliases; OpenSSH's
+  ``ssh`` with ``ControlMaster=no`` (otherwise every alias of one address would share one
+  connection) and ``StrictHostKeyChecking=yes`` against the same known_hosts. Timed from
+  the ``ansible`` command's start to its exit: its own start-up is part of what it costs.
+
+Columns: wall seconds (best of :data:`ROUNDS` rounds, the tools taking turns, because the
+machine has 2 cores that the client and sshd share, and other work may run on it), client
+CPU and sshd CPU per host for that round. Client CPU is fleetrun's process time, the
+parallel-ssh worker's process time while timed, Ansible's whole process tree (its forks and
+their ``ssh`` processes). sshd CPU is that of the listening sshd and all its descendants,
+from /proc, read once the connections are gone (processes a script leaves behind on the
+host, orphaned to init, are not counted). Goals: fleetrun/parallel-ssh <= 1.0 and
+Ansible/fleetrun >= 5.0. Below the table, fleetrun's time split in two: opening every
+connection, then the run over open connections (an extra run, not the timed one).
+
+A tool that does not bring back ``hi`` from every host is reported WRONG and the benchmark
+exits non-zero. ``make bench`` installs parallel-ssh and ansible-core into the venv.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import importlib
+import importlib.util
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.backends.ssh import SshBackend, SshSettings
+from core.fanout import FanOut, plan_run
+from core.model import (
+    Command,
+    CommandId,
+    Machine,
+    MachineKind,
+    OsType,
+    Run,
+    RunState,
+    SshEndpoint,
+)
+from core.output import OutputStore
+from tests.sshd import Sshd, running_sshd, unavailable_reason
+
+SIZES = (50, 200)
+ROUNDS = 2
+SCRIPT = "echo hi"
+PSSH_GOAL = 1.0
+"""fleetrun's wall time over parallel-ssh's: at most this."""
+ANSIBLE_GOAL = 5.0
+"""Ansible's wall time over fleetrun's: at least this."""
+TIMEOUT = 120.0
+"""Seconds any one tool gets for one run before the benchmark gives up on it."""
+SETTLE_TIMEOUT = 15.0
+REPO = Path(__file__).resolve().parent.parent
+TICKS = os.sysconf("SC_CLK_TCK")
+_ANSIBLE_RESULT = re.compile(r"^(\S+) \| (\S+)(?: \| rc=(-?\d+) >>\n(.*))?", re.MULTILINE)
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (a tool missing, the sshd not starting)."""
+
+
+@dataclass(frozen=True)
+class Hosts:
+    """N aliases of the one sshd, and the files each tool reads them from."""
+
+    sshd: Sshd
+    aliases: tuple[str, ...]
+    ssh_config: Path
+    inventory: Path
+    root: Path
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One tool's run over all hosts."""
+
+    wall: float
+    client_cpu: float
+    server_cpu: float
+    wrong: tuple[str, ...] = ()
+
+
+# ----------------------------------------------------------------------------- the hosts
+
+
+def make_hosts(server: Sshd, n: int, root: Path) -> Hosts:
+    """``n`` aliases of ``server``: an ssh config for fleetrun, an inventory for Ansible."""
+    root.mkdir()
+    aliases = tuple(f"h{i:04d}" for i in range(1, n + 1))
+    ssh_config = root / "ssh_config"
+    ssh_config.write_text("".join(
+        f"Host {alias}\n    HostName 127.0.0.1\n    Port {server.port}\n"
+        f"    User {server.user}\n    IdentityFile {server.client_key}\n\n"
+        for alias in aliases))
+    inventory = root / "inventory.ini"
+    inventory.write_text("\n".join([
+        "[bench]", *(f"{alias} ansible_host=127.0.0.1" for alias in aliases), "",
+        "[bench:vars]", f"ansible_port={server.port}", f"ansible_user={server.user}",
+        f"ansible_ssh_private_key_file={server.client_key}", "",
+    ]))
+    return Hosts(server, aliases, ssh_config, inventory, root)
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of process ``pid`` and its descendants, living or reaped by them."""
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat.rpartition(")")[2].split()
+        parent[int(entry.name)] = int(fields[1])
+        ticks[int(entry.name)] = sum(int(f) for f in fields[11:15])  # utime..cstime
+    children: dict[int, list[int]] = {}
+    for child, ppid in parent.items():
+        children.setdefault(ppid, []).append(child)
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += ticks.get(current, 0)
+        todo.extend(children.get(current, ()))
+    return total / TICKS
+
+
+def settle(pid: int) -> None:
+    """Wait until the sshd has no connection left (so their CPU is in its own count)."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while time.monotonic() < deadline:
+        if not any(_ppid(entry.path) == pid for entry in os.scandir("/proc")
+                   if entry.name.isdigit()):
+            return
+        time.sleep(0.05)
+    raise BenchError(f"sshd still had connections {SETTLE_TIMEOUT:g} s after a tool ended")
+
+
+def _ppid(proc_dir: str) -> int:
+    try:
+        return int(Path(proc_dir, "stat").read_text().rpartition(")")[2].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+# ----------------------------------------------------------------------------- fleetrun
+
+
+def _machines(hosts: Hosts) -> list[Machine]:
+    return [Machine(id=f"ssh:{alias}", name=alias, kind=MachineKind.SSH, os=OsType.LINUX,
+                    ssh=SshEndpoint(alias)) for alias in hosts.aliases]
+
+
+def _backend(hosts: Hosts) -> SshBackend:
+    return SshBackend(SshSettings(known_hosts=hosts.sshd.known_hosts,
+                                  config=(hosts.ssh_config,)))
+
+
+async def _fan_out(backend: SshBackend, machines: Sequence[Machine], out: Path) -> list[str]:
+    """Run :data:`SCRIPT` on every machine through the fan-out; what came back wrong."""
+    command = Command(CommandId.SHELL, SCRIPT, timeout=60)
+    run = plan_run([(m, command) for m in machines])
+    async with asyncio.timeout(TIMEOUT):
+        run = await FanOut(run, lambda _m: backend, OutputStore(out / run.run_id)).execute()
+    return _wrong(run)
+
+
+def _wrong(run: Run) -> list[str]:
+    wrong = []
+    for mr in run.machines.values():
+        if mr.state is not RunState.SUCCEEDED:
+            wrong.append(f"{mr.machine.name}: {mr.state} ({mr.error or 'no error given'})")
+            continue
+        # A stream that printed nothing has no file.
+        stdout = Path(mr.stdout_file).read_bytes() if Path(mr.stdout_file).exists() else b""
+        if stdout != b"hi\n":
+            wrong.append(f"{mr.machine.name}: stdout {stdout[:80]!r}, expected b'hi\\n'")
+    return wrong
+
+
+async def _fleetrun(hosts: Hosts) -> Sample:
+    backend, machines = _backend(hosts), _machines(hosts)
+    gc.collect()
+    server0, cpu0, wall0 = tree_cpu(hosts.sshd.pid), time.process_time(), time.perf_counter()
+    try:
+        wrong = await _fan_out(backend, machines, hosts.root / "fleetrun")
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    finally:
+        await backend.aclose()
+    settle(hosts.sshd.pid)
+    return Sample(wall, cpu, tree_cpu(hosts.sshd.pid) - server0, tuple(wrong))
+
+
+async def _fleetrun_phases(hosts: Hosts) -> tuple[Sample, Sample]:
+    """Where fleetrun's time goes: every connection opened first, then the run over them."""
+    backend, machines = _backend(hosts), _machines(hosts)
+    pid = hosts.sshd.pid
+    gc.collect()
+    try:
+        server0, cpu0, wall0 = tree_cpu(pid), time.process_time(), time.perf_counter()
+        async with asyncio.timeout(TIMEOUT):
+            opened = await asyncio.gather(*(backend.connection(m) for m in machines),
+                                          return_exceptions=True)
+        connect = Sample(time.perf_counter() - wall0, time.process_time() - cpu0,
+                         tree_cpu(pid) - server0,
+                         tuple(f"{m.name}: {e}" for m, e in zip(machines, opened, strict=True)
+                               if isinstance(e, BaseException)))
+        server0, cpu0, wall0 = tree_cpu(pid), time.process_time(), time.perf_counter()
+        wrong = await _fan_out(backend, machines, hosts.root / "fleetrun-phases")
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    finally:
+        await backend.aclose()
+    settle(pid)
+    return connect, Sample(wall, cpu, tree_cpu(pid) - server0, tuple(wrong))
+
+
+# ----------------------------------------------------------------------------- parallel-ssh
+
+
+def _pssh(hosts: Hosts) -> Sample:
+    spec = {"port": hosts.sshd.port, "user": hosts.sshd.user,
+            "key": str(hosts.sshd.client_key), "aliases": list(hosts.aliases)}
+    server0 = tree_cpu(hosts.sshd.pid)
+    worker = subprocess.run([sys.executable, "-m", "bench.ssh", "--pssh-worker"],
+                            input=json.dumps(spec), capture_output=True, text=True,
+                            cwd=REPO, timeout=TIMEOUT + 30)
+    if worker.returncode != 0:
+        raise BenchError(f"the parallel-ssh worker failed: {worker.stderr.strip()[-2000:]}")
+    report = json.loads(worker.stdout)
+    settle(hosts.sshd.pid)
+    wrong: list[str] = []
+    seen = set()
+    for alias, exit_code, lines, error in report["results"]:
+        seen.add(alias)
+        if error or exit_code != 0 or lines != ["hi"]:
+            wrong.append(f"{alias}: exit {exit_code}, stdout {lines!r}, error {error!r}")
+    wrong.extend(f"{alias}: no result" for alias in sorted(set(hosts.aliases) - seen))
+    return Sample(report["wall"], report["cpu"], tree_cpu(hosts.sshd.pid) - server0,
+                  tuple(wrong))
+
+
+def pssh_worker() -> None:
+    """Runs in its own process: parallel-ssh over the hosts on stdin, a JSON report out."""
+    spec = json.load(sys.stdin)
+    # Imported by name: parallel-ssh is a benchmark dependency without type information.
+    clients = importlib.import_module("pssh.clients")
+    config = importlib.import_module("pssh.config")
+    aliases: list[str] = spec["aliases"]
+    host_config = [config.HostConfig(port=spec["port"], user=spec["user"],
+                                     private_key=spec["key"], alias=alias)
+                   for alias in aliases]
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    client = clients.ParallelSSHClient(
+        ["127.0.0.1"] * len(aliases), host_config=host_config, num_retries=1,
+        pool_size=len(aliases), allow_agent=False, identity_auth=False, timeout=TIMEOUT)
+    output = client.run_command(SCRIPT, stop_on_errors=False)
+    client.join(output, timeout=TIMEOUT)
+    # Output first, then the exit code: libssh2 may not have the exit status yet at join.
+    lines = [list(o.stdout or ()) for o in output]
+    results = [(o.alias, o.exit_code, out, repr(o.exception) if o.exception else "")
+               for o, out in zip(output, lines, strict=True)]
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    json.dump({"wall": wall, "cpu": cpu, "results": results}, sys.stdout)
+
+
+# ----------------------------------------------------------------------------- Ansible
+
+
+def _ansible(hosts: Hosts) -> Sample:
+    sshd, home = hosts.sshd, hosts.root / "ansible"
+    home.mkdir(exist_ok=True)
+    (home / "ansible.cfg").write_text("")  # nothing from ~/.ansible.cfg or /etc/ansible
+    env = {
+        **os.environ, "LC_ALL": "C.UTF-8", "ANSIBLE_CONFIG": str(home / "ansible.cfg"),
+        "ANSIBLE_HOME": str(home), "ANSIBLE_LOCAL_TEMP": str(home / "tmp"),
+        "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_TIMEOUT": "60", "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_SSH_ARGS": (f"-F /dev/null -o ControlMaster=no -o StrictHostKeyChecking=yes "
+                             f"-o UserKnownHostsFile={sshd.known_hosts} "
+                             "-o GlobalKnownHostsFile=/dev/null"),
+    }
+    command = [str(_ansible_binary()), "all", "-i", str(hosts.inventory), "-m", "raw",
+               "-a", SCRIPT, "-f", str(len(hosts.aliases))]
+    server0 = tree_cpu(sshd.pid)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall0 = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=home, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+    wall = time.perf_counter() - wall0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    settle(sshd.pid)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    wrong: list[str] = []
+    seen = set()
+    for alias, status, rc, output in _ANSIBLE_RESULT.findall(done.stdout):
+        seen.add(alias)
+        if status not in ("CHANGED", "SUCCESS") or rc != "0" or output.strip() != "hi":
+            wrong.append(f"{alias}: {status} rc={rc or '-'} first line {output!r}")
+    wrong.extend(f"{alias}: no result" for alias in sorted(set(hosts.aliases) - seen))
+    if done.returncode != 0 and not wrong:
+        wrong.append(f"ansible exited {done.returncode}: {done.stderr.strip()[-500:]}")
+    return Sample(wall, cpu, tree_cpu(sshd.pid) - server0, tuple(wrong))
+
+
+def _ansible_binary() -> Path:
+    return Path(sys.executable).parent / "ansible"
+
+
+def _missing_tools() -> list[str]:
+    missing = []
+    if importlib.util.find_spec("pssh") is None:
+        missing.append("parallel-ssh")
+    if not _ansible_binary().exists():
+        missing.append("ansible-core")
+    if shutil.which("ssh") is None:
+        missing.append("OpenSSH's ssh client (openssh-client)")
+    return missing
+
+
+# ----------------------------------------------------------------------------- report
+
+
+TOOLS: dict[str, Callable[[Hosts], Sample]] = {
+    "fleetrun": lambda hosts: asyncio.run(_fleetrun(hosts)),
+    "parallel-ssh": _pssh,
+    "ansible": _ansible,
+}
+
+
+def measure(hosts: Hosts) -> dict[str, Sample]:
+    """Each tool :data:`ROUNDS` times, taking turns; the fastest round of each."""
+    samples: dict[str, list[Sample]] = {name: [] for name in TOOLS}
+    for _ in range(ROUNDS):
+        for name, tool in TOOLS.items():
+            samples[name].append(tool(hosts))
+    best = {}
+    for name, runs in samples.items():
+        wrong = tuple(line for s in runs for line in s.wrong)
+        fastest = min(runs, key=lambda s: s.wall)
+        best[name] = Sample(fastest.wall, fastest.client_cpu, fastest.server_cpu, wrong)
+    return best
+
+
+def _row(n: int, name: str, s: Sample) -> str:
+    verdict = f"  WRONG ({len(s.wrong)})" if s.wrong else ""
+    return (f"{n:>5} {name:<13} {s.wall:>7.2f} {s.client_cpu / n * 1e3:>16.1f} "
+            f"{s.server_cpu / n * 1e3:>14.1f}{verdict}")
+
+
+def _ratios(n: int, best: dict[str, Sample]) -> str:
+    mine = best["fleetrun"].wall / best["parallel-ssh"].wall
+    theirs = best["ansible"].wall / best["fleetrun"].wall
+    return (f"{n:>5} fleetrun/parallel-ssh {mine:>5.2f} (goal <= {PSSH_GOAL:.1f}: "
+            f"{'ok' if mine <= PSSH_GOAL else 'MISS'})   Ansible/fleetrun {theirs:>5.2f} "
+            f"(goal >= {ANSIBLE_GOAL:.1f}: {'ok' if theirs >= ANSIBLE_GOAL else 'MISS'})")
+
+
+def _phases(n: int, connect: Sample, command: Sample) -> list[str]:
+    return [f"{n:>5} {label:<28} {s.wall:>6.2f} s  client {s.client_cpu / n * 1e3:>5.1f} ms/host"
+            f"  sshd {s.server_cpu / n * 1e3:>5.1f} ms/host"
+            for label, s in (("open every connection", connect),
+                             ("run over open connections", command))]
+
+
+def main(quick: bool = False) -> None:
+    sizes = SIZES[:1] if quick else SIZES
+    if (reason := unavailable_reason()) is not None:
+        raise SystemExit(f"bench/ssh: {reason}; `make bench` installs what it needs")
+    if missing := _missing_tools():
+        raise SystemExit(f"bench/ssh: {', '.join(missing)} not installed; `make bench` "
+                         "installs them")
+    print(f"bench/ssh: N host aliases on one loopback sshd, `{SCRIPT}`, one connection per "
+          f"host, all at once; best of {ROUNDS} rounds")
+    print(f"{'N':>5} {'tool':<13} {'wall s':>7} {'client ms/host':>16} {'sshd ms/host':>14}")
+    ratios: list[str] = []
+    phases: list[str] = []
+    wrong: list[tuple[int, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="fleetrun-bench-ssh-") as tmp:
+        try:
+            with running_sshd(Path(tmp)) as server:
+                for n in sizes:
+                    hosts = make_hosts(server, n, Path(tmp) / f"n{n}")
+                    best = measure(hosts)
+                    for name, sample in best.items():
+                        print(_row(n, name, sample), flush=True)
+                        wrong.extend((n, name, line) for line in sample.wrong)
+                    connect, command = asyncio.run(_fleetrun_phases(hosts))
+                    wrong.extend((n, "fleetrun (split run)", line)
+                                 for line in connect.wrong + command.wrong)
+                    ratios.append(_ratios(n, best))
+                    phases.extend(_phases(n, connect, command))
+        except (RuntimeError, subprocess.TimeoutExpired, TimeoutError) as exc:  # BenchError too
+            raise SystemExit(f"bench/ssh: {exc or 'timed out'}") from None
+    print("\n".join(ratios))
+    print("fleetrun's time, split (an extra run: every connection first, then the run):")
+    print("\n".join(phases))
+    if wrong:
+        for n, name, line in wrong[:20]:
+            print(f"WRONG N={n} {name}: {line}", file=sys.stderr)
+        raise SystemExit(f"bench/ssh: WRONG RESULTS ({len(wrong)} problems); the timings "
+                         "above do not count")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--pssh-worker"]:
+        pssh_worker()
+    else:
+        main(quick="--quick" in sys.argv[1:])
