@@ -20,7 +20,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +38,7 @@ from core.backends.ssh_bootstrap import (
     kill_command_line,
     run_command_line,
 )
+from core.backends.ssh_config_files import ConfigFiles
 from core.backends.ssh_hostkeys import (
     CheckingClient,
     HostKeyError,
@@ -64,6 +65,8 @@ log = logging.getLogger(__name__)
 
 PROBE = "exec bash --noprofile --norc -c 'echo fleetrun-ok'"
 READ_SIZE = 1 << 16
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+                     "chacha20-poly1305@openssh.com", "aes256-ctr", "aes192-ctr", "aes128-ctr")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ class SshBackend:
         output: OutputContainer | None = None,
     ) -> None:
         self.settings = settings or SshSettings()
+        self._configs = ConfigFiles(self.settings.config)
         self._blobs = blobs
         self._output = output
         """Where to copy each run's output as append blobs, as the Azure agents do."""
@@ -148,6 +152,8 @@ class SshBackend:
         s = self.settings
         client = CheckingClient(self.host_keys)
         options = self._options(endpoint, client)
+        configs = await asyncio.to_thread(self._configs.for_host, endpoint.host)
+        options["config"] = configs or None
         where = f"{machine.name} ({endpoint.host}{f':{endpoint.port}' if endpoint.port else ''})"
         try:
             return await asyncssh.connect(endpoint.host, **options)
@@ -175,6 +181,9 @@ class SshBackend:
             "keepalive_interval": s.keepalive_interval,
             "keepalive_count_max": s.keepalive_count_max,
             "client_factory": lambda: client,
+            # AES-GCM first: one call into OpenSSL per packet, where asyncssh's
+            # ChaCha20-Poly1305 (its default first choice) does more per packet in Python.
+            "encryption_algs": PREFERRED_CIPHERS,
         }
         if endpoint.port:
             options["port"] = endpoint.port
@@ -182,8 +191,6 @@ class SshBackend:
             options["username"] = endpoint.user
         if endpoint.identity_file:
             options["client_keys"] = [os.path.expanduser(endpoint.identity_file)]
-        if s.config is not None:
-            options["config"] = [str(p) for p in s.config]
         return options
 
     async def aclose(self) -> None:
@@ -194,6 +201,7 @@ class SshBackend:
                 with contextlib.suppress(Exception):
                     await host.connection.wait_closed()
                 host.connection = None
+        await asyncio.to_thread(self._configs.close)
 
     def pending_host_keys(self) -> list[HostKeyProblem]:
         """Unknown host keys refused so far, for the user to review in one batch."""
@@ -263,8 +271,13 @@ class SshBackend:
         key = (machine.id, run_id)
         self._runs[key] = launch.kill
         try:
-            async for event in self._run(machine, connection, command, launch, key):
-                yield event
+            # aclosing: when the consumer stops at Finished, the inner generator's clean-up
+            # runs now, not at garbage collection (after the connection may be gone).
+            async with contextlib.aclosing(
+                self._run(machine, connection, command, launch, key)
+            ) as events:
+                async for event in events:
+                    yield event
         finally:
             self._runs.pop(key, None)
             self._canceled.discard(key)
@@ -276,7 +289,7 @@ class SshBackend:
         command: Command,
         launch: _Launch,
         key: tuple[MachineId, str],
-    ) -> AsyncIterator[MachineEvent]:
+    ) -> AsyncGenerator[MachineEvent, None]:
         try:
             process = await connection.create_process(launch.command_line, encoding=None)
         except (asyncssh.Error, OSError) as exc:
@@ -306,17 +319,18 @@ class SshBackend:
                                "it, so fleetrun killed its process group")
                 return
             except (asyncssh.Error, OSError) as exc:
+                finished = True
                 yield Finished(machine.id, RunState.FAILED, None, started, utc_now(),
                                f"connection lost mid-run ({exc}); the script may still be "
                                "running on the host until its timeout")
-                finished = True
                 return
             elapsed = time.monotonic() - began
             if mirror is not None:
                 await mirror.close()
                 mirror = None
-            yield self._result(machine, process, command, key, started, elapsed)
-            finished = True
+            result = self._result(machine, process, command, key, started, elapsed)
+            finished = True  # before the yield: the consumer may stop right after it
+            yield result
         finally:
             if mirror is not None:
                 await asyncio.shield(mirror.close())

@@ -10,8 +10,8 @@ then the script itself up to EOF:
 and then does what the Linux managed handler does: writes the script verbatim as
 ``script.sh`` (0500) in a private 0700 directory that is also the working directory, exports
 the named parameters, and executes the file (a shebang is honoured; without one, bash runs
-it, as it does for the handler's ``bash -c <path>``) with the positional values as exact
-arguments. Before that it starts a reaper, detached from the
+it, as it does for the handler's ``bash -c <path>``, without the ``chmod`` a shebang needs)
+with the positional values as exact arguments. Before that it starts a reaper, detached from the
 output streams, that kills the whole process group and removes the directory as soon as
 the script ends, or when the timeout passes: nothing the script started outlives it.
 
@@ -46,6 +46,7 @@ __fleetrun_fail() {
 umask 077
 __fleetrun_dir="${TMPDIR:-/tmp}/fleetrun-$1"
 __fleetrun_timeout="$2"
+__fleetrun_bash="$BASH"
 mkdir -m 700 -- "$__fleetrun_dir" || __fleetrun_fail "cannot create $__fleetrun_dir"
 __fleetrun_made=1
 IFS= read -r -d "" __fleetrun_magic || __fleetrun_fail "bad frame"
@@ -63,7 +64,8 @@ for ((__fleetrun_i = 0; __fleetrun_i < __fleetrun_n; __fleetrun_i++)); do
   __fleetrun_args+=("$__fleetrun_a")
 done
 cat > "$__fleetrun_dir/script.sh" || __fleetrun_fail "cannot save the script"
-chmod 500 "$__fleetrun_dir/script.sh"
+IFS= read -r -n 2 __fleetrun_head < "$__fleetrun_dir/script.sh"
+if [ "$__fleetrun_head" = "#!" ]; then chmod 500 "$__fleetrun_dir/script.sh"; fi
 read -r _ _ _ _ __fleetrun_pg _ < /proc/$$/stat || __fleetrun_fail "no /proc"
 echo "$__fleetrun_pg" > "$__fleetrun_dir/pgid"
 (
@@ -86,7 +88,8 @@ echo "$__fleetrun_pg" > "$__fleetrun_dir/pgid"
 ) &
 cd -- "$__fleetrun_dir" || __fleetrun_fail "cannot enter $__fleetrun_dir"
 for __fleetrun_kv in "${__fleetrun_env[@]}"; do export -- "$__fleetrun_kv"; done
-exec ./script.sh "${__fleetrun_args[@]}" < /dev/null
+if [ "$__fleetrun_head" = "#!" ]; then exec ./script.sh "${__fleetrun_args[@]}" < /dev/null; fi
+exec "$__fleetrun_bash" ./script.sh "${__fleetrun_args[@]}" < /dev/null
 """.strip()
 
 _KILL = r"""

@@ -73,13 +73,25 @@ class KnownHosts:
     def __init__(self, path: Path | None = None) -> None:
         self.path = (path or DEFAULT_KNOWN_HOSTS).expanduser()
         self._lock = threading.Lock()
+        self._cached: tuple[tuple[int, int], asyncssh.SSHKnownHosts] | None = None
 
     def load(self) -> asyncssh.SSHKnownHosts:
+        """The file's trusted keys, parsed again only when the file has changed."""
+        try:
+            stat = self.path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            stamp = (0, -1)
+        cached = self._cached
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         try:
             text = self.path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             text = ""
-        return asyncssh.import_known_hosts(text)
+        parsed = asyncssh.import_known_hosts(text)
+        self._cached = (stamp, parsed)
+        return parsed
 
     def known_keys(self, host: str, addr: str, port: int) -> list[asyncssh.SSHKey]:
         trusted, *_ = self.load().match(host, addr, port)
@@ -94,6 +106,7 @@ class KnownHosts:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             with os.fdopen(fd, "a", encoding="utf-8") as out:
                 out.writelines(line + "\n" for line in lines)
+            self._cached = None
 
 
 class HostKeyPolicy:

@@ -51,6 +51,21 @@ class _Block:
     hostname: str = ""
     aliases: list[str] = field(default_factory=list)
     """The concrete aliases it names, in order."""
+    lines: list[str] = field(default_factory=list)
+    """Its lines as written (the Host or Match line first), Includes read in place."""
+    match: bool = False
+    loose: tuple[str, ...] = ()
+    """Every word of its Host line, as asyncssh reads them (comments included)."""
+
+    def may_apply_to(self, alias: str) -> bool:
+        """Whether any reading of its Host line could apply it to ``alias`` (a superset)."""
+        return any(_pattern_regex(p.lstrip("!")).fullmatch(alias)
+                   for p in self.loose or self.patterns)
+
+    @property
+    def always(self) -> bool:
+        """Whether it applies to every host (the global part, ``Host *``)."""
+        return self.patterns == ("*",)
 
     def applies_to(self, alias: str) -> bool:
         """OpenSSH's rule: some pattern matches and no negated one does."""
@@ -73,28 +88,53 @@ def _concrete(pattern: str) -> bool:
     return bool(pattern) and not pattern.startswith("!") and not _WILDCARDS & set(pattern)
 
 
-class _Reader:
+class SshConfigReader:
     """Reads a config and the files it includes into blocks, in the order ssh sees them."""
 
     def __init__(self, ssh_dir: Path) -> None:
         self._ssh_dir = ssh_dir
         self.blocks: list[_Block] = [_Block(("*",))]
+        self.reducible = True
+        """Whether each host's part can be cut out faithfully (see :func:`config_for`)."""
 
     def read(self, path: Path, depth: int = 0) -> None:
         text = read_text(path)
+        after_include = 0
         for number, raw in enumerate(text.splitlines(), 1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
+            first = line.split(None, 1)[0].split("=", 1)[0].lower()
+            if after_include and first not in ("host", "match", "include"):
+                # ssh goes back to the global state after an Include; the blocks it
+                # brought would swallow these lines if cut by block: keep the whole file.
+                self.reducible = self.reducible and after_include == len(self.blocks)
+            if first in ("host", "match"):
+                after_include = 0
+            if first == "include":
+                after_include = len(self.blocks)
             found = _LINE.match(line)
             if found is None:
                 keyword = line.split("=", 1)[0].strip()
                 if keyword.lower() in ("host", "match", "include", "hostname"):
                     raise inventory_error(path, number, keyword, "needs a value")
+                self.blocks[-1].lines.append(line)
                 continue  # other options: checked by ssh/asyncssh when connecting
             keyword, rest = found.group(1), found.group(2)
             args = self._arguments(path, number, keyword, rest)
+            option = keyword.lower()
+            if option == "include" and not self.blocks[-1].always:
+                self.reducible = False  # included under a Host or Match: its own condition
+            if option == "canonicalizehostname":
+                self.reducible = False  # asyncssh reads the config again for the new name
             self._apply(path, number, keyword, args, depth)
+            if option != "include":
+                self.blocks[-1].lines.append(line)
+            if option == "host":
+                # asyncssh takes every word of a Host line as a pattern, comments too: a cut
+                # keeps every block it might apply (asyncssh still judges the Host lines).
+                self.blocks[-1].loose = tuple(
+                    p for arg in shlex.split(rest) for p in arg.split(",") if p)
 
     @staticmethod
     def _arguments(path: Path, number: int, keyword: str, rest: str) -> list[str]:
@@ -119,7 +159,7 @@ class _Reader:
             block.aliases = [p for p in patterns if _concrete(p)]
             self.blocks.append(block)
         elif option == "match":
-            self.blocks.append(_Block(()))
+            self.blocks.append(_Block((), match=True))
         elif option == "hostname" and args:
             block = self.blocks[-1]
             block.hostname = block.hostname or args[0]  # ssh: the first value obtained wins
@@ -146,6 +186,31 @@ class _Reader:
         return files
 
 
+def read_ssh_config(path: Path, *, ssh_dir: Path | None = None) -> SshConfigReader:
+    """A config and what it includes, read once (for :func:`config_for`)."""
+    reader = SshConfigReader(ssh_dir if ssh_dir is not None else Path("~/.ssh").expanduser())
+    reader.read(path)
+    return reader
+
+
+def config_for(reader: SshConfigReader, alias: str) -> str | None:
+    """The lines of a config that can apply to ``alias``, in order; None if it can't be cut.
+
+    ssh reads its config top to bottom for each connection; asyncssh does too, splitting
+    every line of every block, so a config of N hosts costs N on each of N connections.
+    What can apply to one alias is the global part, the Host blocks any of whose patterns
+    (negated or not) match it, and every Match block: a superset of the blocks that apply,
+    in the same order, whose Host and Match lines asyncssh still judges, so the result is
+    the same. Includes under a Host or Match line and
+    ``CanonicalizeHostname`` (a second pass under another name) are not cut: None.
+    """
+    if not reader.reducible:
+        return None
+    kept = [b.lines for b in reader.blocks
+            if b is reader.blocks[0] or b.match or b.may_apply_to(alias)]
+    return "\n".join(line for lines in kept for line in lines) + "\n"
+
+
 def _expand_hostname(hostname: str, alias: str) -> str:
     """``%h`` is the alias and ``%%`` a percent sign; other tokens are left for ssh."""
     return re.sub(r"%[%h]", lambda m: "%" if m.group() == "%%" else alias, hostname)
@@ -161,8 +226,7 @@ def load_ssh_config(path: Path, *, ssh_dir: Path | None = None) -> list[Machine]
     Raises:
         FleetError: the file cannot be read, a line is malformed, or no alias is concrete.
     """
-    reader = _Reader(ssh_dir if ssh_dir is not None else Path("~/.ssh").expanduser())
-    reader.read(path)
+    reader = read_ssh_config(path, ssh_dir=ssh_dir)
     aliases = list(dict.fromkeys(a for block in reader.blocks for a in block.aliases))
     if not aliases:
         raise no_hosts_error(

@@ -19,7 +19,7 @@ from pathlib import Path
 from core.azure.blob import AppendBlobClient
 from core.azure.http import pooled_client
 from core.azure.session import OutputContainer
-from core.backends.ssh import SshBackend, SshSettings
+from core.backends.base import Backend
 from core.inventory.sources import FleetError, FleetOptions, FleetSource
 from core.model import Machine, MachineKind, OsType, SshEndpoint
 
@@ -48,13 +48,16 @@ def ssh_fleet_source(
 
 def open_ssh_backend(
     options: FleetOptions, configs: Sequence[Path]
-) -> tuple[SshBackend, Callable[[], Awaitable[None]]]:
+) -> tuple[Backend, Callable[[], Awaitable[None]]]:
     """The one SSH backend of a fleet, and what closes it.
 
     It reads the given ssh configs (the default one when there are none), enforces
     known_hosts as the options say, and copies each run's output to the append blobs of
     ``[azure] output_container`` when that is a SAS URL (the same blobs as the Azure path).
     """
+    # Imported here: the backend reads ssh configs with this package's reader.
+    from core.backends.ssh import SshBackend, SshSettings
+
     settings = SshSettings(accept_new_host_keys=options.accept_new_host_keys,
                            config=tuple(configs) or None)
     container = _output_container()

@@ -1,0 +1,76 @@
+"""The ssh config files asyncssh reads for each host, cut down to what applies to it.
+
+asyncssh reads and splits every line of its config files on every connection: with one
+``Host`` block per machine, N connections cost N² lines. The files are read once here and
+each host gets its own copy holding only the lines that can apply to it
+(:func:`core.inventory.ssh_config.config_for`); a file that cannot be cut faithfully is
+passed whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from core.inventory.sources import FleetError
+from core.inventory.ssh_config import SshConfigReader, config_for, read_ssh_config
+
+DEFAULT_CONFIG = Path("~/.ssh/config")
+
+
+class ConfigFiles:
+    """Per-host ssh config files.
+
+    Args:
+        paths: The configs to honour; None for ssh's default (``~/.ssh/config``, if any).
+    """
+
+    def __init__(self, paths: tuple[Path, ...] | None) -> None:
+        self._explicit = paths is not None
+        self._paths = paths if paths is not None else (DEFAULT_CONFIG,)
+        self._lock = threading.Lock()
+        self._readers: list[tuple[Path, SshConfigReader | None]] | None = None
+        self._dir: Path | None = None
+        self._written: dict[str, list[str]] = {}
+
+    def for_host(self, alias: str) -> list[str]:
+        """The config files to give asyncssh for ``alias`` (blocking: call in a thread)."""
+        with self._lock:
+            if alias in self._written:
+                return self._written[alias]
+            files = [self._file_for(path, reader, alias) for path, reader in self._read()]
+            self._written[alias] = files
+            return files
+
+    def close(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+        self._written.clear()
+
+    def _read(self) -> list[tuple[Path, SshConfigReader | None]]:
+        if self._readers is None:
+            readers: list[tuple[Path, SshConfigReader | None]] = []
+            for path in (p.expanduser() for p in self._paths):
+                if not path.exists() and not self._explicit:
+                    continue
+                try:
+                    readers.append((path, read_ssh_config(path)))
+                except FleetError:
+                    readers.append((path, None))  # asyncssh reports its own errors
+            self._readers = readers
+        return self._readers
+
+    def _file_for(self, path: Path, reader: SshConfigReader | None, alias: str) -> str:
+        text = config_for(reader, alias) if reader is not None else None
+        if text is None:
+            return str(path)
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="fleetrun-sshconfig-"))
+        digest = hashlib.sha256(f"{path}\0{alias}".encode()).hexdigest()[:16]
+        target = self._dir / f"{digest}.conf"
+        target.write_text(text, encoding="utf-8")
+        return str(target)

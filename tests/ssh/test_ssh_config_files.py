@@ -1,0 +1,109 @@
+"""Per-host cuts of an ssh config give asyncssh exactly the options the whole file gives."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import pytest
+from asyncssh.config import SSHClientConfig
+
+from core.backends.ssh_config_files import ConfigFiles
+from core.inventory.ssh_config import config_for, read_ssh_config
+
+CONFIG = """
+Host *
+    ServerAliveInterval 30
+    IdentitiesOnly yes
+
+Include {included}
+
+Host bastion
+    HostName bastion.example.com
+    User ops
+    Port 2222
+    IdentityFile ~/.ssh/id_ops
+
+Host web-1 web-2   # the web tier, through the bastion
+    HostName %h.prod.example.com
+    ProxyJump bastion
+
+Host db-primary db-replica,!db-old
+    User postgres
+
+Host *.internal ?ackup
+    User backup
+
+Host web-1
+    HostName ignored.example.com
+    Port 2200
+
+Match host db-*
+    HostName maintenance.example.com
+
+Host=legacy
+    HostName "legacy.example.com"
+"""
+INCLUDED = """
+Host lab-*
+    User lab
+    Port 2022
+"""
+ALIASES = ("bastion", "web-1", "web-2", "db-primary", "db-old", "x.internal", "backup",
+           "lab-7", "legacy", "elsewhere")
+
+
+def options(path: Path, alias: str) -> dict[str, object]:
+    config = SSHClientConfig.load(None, [path], False, False, False, getpass.getuser(), (),
+                                  alias, ())
+    return {key: config.get(key) for key in (
+        "Hostname", "Port", "User", "IdentityFile", "ProxyJump", "ServerAliveInterval",
+        "IdentitiesOnly")}
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    (tmp_path / "included.conf").write_text(INCLUDED)
+    path = tmp_path / "config"
+    path.write_text(CONFIG.format(included=tmp_path / "included.conf"))
+    return path
+
+
+def test_each_hosts_cut_gives_the_same_options_as_the_whole_file(
+    config: Path, tmp_path: Path
+) -> None:
+    reader = read_ssh_config(config)
+    for alias in ALIASES:
+        cut = config_for(reader, alias)
+        assert cut is not None
+        piece = tmp_path / f"{alias}.conf"
+        piece.write_text(cut)
+        assert options(piece, alias) == options(config, alias), alias
+    # and it is a cut: other hosts' blocks are not in it
+    assert "bastion.example.com" not in (config_for(reader, "web-2") or "")
+
+
+def test_an_include_under_a_host_line_is_passed_whole(tmp_path: Path) -> None:
+    (tmp_path / "more.conf").write_text("User someone\n")
+    path = tmp_path / "config"
+    path.write_text(f"Host a\n    Include {tmp_path / 'more.conf'}\nHost b\n    User b\n")
+    assert config_for(read_ssh_config(path), "a") is None
+    files = ConfigFiles((path,))
+    assert files.for_host("a") == [str(path)]
+    files.close()
+
+
+def test_lines_after_an_include_that_brought_blocks_keep_the_file_whole(tmp_path: Path) -> None:
+    (tmp_path / "more.conf").write_text("Host x\n    User x\n")
+    path = tmp_path / "config"
+    path.write_text(f"Include {tmp_path / 'more.conf'}\nUser everyone\nHost b\n    Port 2\n")
+    assert config_for(read_ssh_config(path), "b") is None
+
+
+def test_config_files_are_cut_once_per_host_and_removed_on_close(config: Path) -> None:
+    files = ConfigFiles((config,))
+    [first] = files.for_host("web-1")
+    assert files.for_host("web-1") == [first]
+    assert Path(first).read_text() == config_for(read_ssh_config(config), "web-1")
+    files.close()
+    assert not Path(first).exists()
