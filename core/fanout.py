@@ -226,7 +226,7 @@ class FanOut:
             if health.runnable:
                 self._queue.append(mid)
             else:
-                reason = f"skipped: agent {health.status.value}"
+                reason = f"skipped: {health.status.value}"
                 if health.detail:
                     reason += f" ({health.detail})"
                 self._finish(slot, Finished(mid, RunState.SKIPPED, error=reason))

@@ -102,6 +102,15 @@ class KnownHosts:
         if not lines:
             return
         with self._lock:
+            try:
+                present = set(self.path.read_text(encoding="utf-8", errors="replace")
+                              .splitlines())
+            except FileNotFoundError:
+                present = set()
+            # Several connections to one host may accept its key at once: record it once.
+            lines = [line for line in dict.fromkeys(lines) if line not in present]
+            if not lines:
+                return
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             with os.fdopen(fd, "a", encoding="utf-8") as out:
@@ -123,13 +132,20 @@ class HostKeyPolicy:
         self.pending: dict[tuple[str, int], HostKeyProblem] = {}
         """Unknown keys refused so far, for one batch review."""
 
-    def judge(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> HostKeyProblem:
+    def judge(
+        self, host: str, addr: str, port: int, key: asyncssh.SSHKey
+    ) -> HostKeyProblem | None:
+        """What is wrong with ``key`` for this host; None if known_hosts trusts it by now
+        (another connection to the same host may have just recorded it)."""
         known = self.known_keys_for(host, addr, port)
         fingerprint = key.get_fingerprint()
+        known_fingerprints = tuple(dict.fromkeys(k.get_fingerprint() for k in known))
+        if fingerprint in known_fingerprints:
+            return None
         line = f"{host_pattern(host, port)} {key.export_public_key().decode().strip()}"
         if known:
             return HostKeyProblem(host, port, KeyVerdict.CHANGED, fingerprint, line,
-                                  tuple(k.get_fingerprint() for k in known))
+                                  known_fingerprints)
         return HostKeyProblem(host, port, KeyVerdict.UNKNOWN, fingerprint, line)
 
     def known_keys_for(self, host: str, addr: str, port: int) -> list[asyncssh.SSHKey]:
@@ -163,7 +179,7 @@ class CheckingClient(asyncssh.SSHClient):
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey
     ) -> bool:
         problem = self.policy.judge(host, addr, port, key)
-        if self.policy.decide(problem):
+        if problem is None or self.policy.decide(problem):
             return True
         self.problem = problem
         return False

@@ -165,3 +165,17 @@ async def test_a_changed_host_key_is_refused_even_when_accepting_new_ones(
         assert impostor_known.get_fingerprint() in result.error
         assert host.known_hosts.read_text() == before
         assert ssh.pending_host_keys() == []  # nothing to accept in a review either
+
+
+async def test_aliases_of_one_host_accept_its_new_key_once_and_all_connect(
+    tmp_path: Path
+) -> None:
+    async with fake_host(tmp_path) as host:
+        ssh = backend(host, accept_new_host_keys=True)
+        machines = [host.machine(f"alias-{i}") for i in range(6)]
+        health = await ssh.check_health(machines)
+        # The fake runs no bash, so NotReady for that, but never for a key
+        assert all("host key" not in h.detail for h in health.values()), health
+        lines = host.known_hosts.read_text().splitlines()
+        assert len(lines) == 1
+        await ssh.aclose()

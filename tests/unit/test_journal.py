@@ -172,7 +172,7 @@ def test_round_trip_with_a_linux_and_a_windows_command(journal: Journal) -> None
 
     finish(running, RunState.TIMED_OUT, -1, "no result within the 60 s timeout")
     finish(win_ok, RunState.SUCCEEDED, 0)
-    skipped.state, skipped.error = RunState.SKIPPED, "skipped: agent NotReady"
+    skipped.state, skipped.error = RunState.SKIPPED, "skipped: NotReady"
     run.ended, run.stop_reason = T0 + timedelta(minutes=1), "error budget spent"
     journal.finish_run(run)
 
