@@ -387,7 +387,7 @@ def machines_table(machines: Iterable[Machine]) -> None:
         health = Text(m.health.status.value, style=style)
         if m.health.detail:
             health.append(f" {m.health.detail}", style="dim")
-        tags = " ".join(f"{k}={v}" for k, v in sorted(m.tags.items()))
+        tags = " ".join(f"{k}={v}" if v else k for k, v in sorted(m.tags.items()))
         table.add_row(
             m.name, m.kind.value, m.os.value, health, m.health.agent_version or "", m.location, tags
         )
