@@ -70,6 +70,7 @@ read -r _ _ _ _ __fleetrun_pg _ < /proc/$$/stat || __fleetrun_fail "no /proc"
 echo "$__fleetrun_pg" > "$__fleetrun_dir/pgid"
 (
   exec < /dev/null > /dev/null 2>&1
+  exec {__fleetrun_tick}<> <(:)
   if [ -n "${EPOCHREALTIME:-}" ]; then
     __fleetrun_end=$(( ${EPOCHREALTIME//[!0-9]/} + __fleetrun_timeout * 1000000 ))
   else
@@ -81,7 +82,7 @@ echo "$__fleetrun_pg" > "$__fleetrun_dir/pgid"
       else __fleetrun_now=$SECONDS; fi
       [ "$__fleetrun_now" -ge "$__fleetrun_end" ] && break
     fi
-    sleep 0.1 || sleep 1
+    read -r -t 0.1 -u "$__fleetrun_tick" || :
   done
   rm -rf -- "$__fleetrun_dir"
   kill -KILL -- "-$__fleetrun_pg"
