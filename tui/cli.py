@@ -232,10 +232,24 @@ def _open_on_sandbox(parser: argparse.ArgumentParser) -> int:
     return code
 
 
+def _raise_open_file_limit() -> None:
+    """Allow as many open files as the system lets this user: a connection per SSH host."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = max(soft, 1 << 16) if hard == resource.RLIM_INFINITY else hard
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ImportError, ValueError, OSError):
+        pass  # not on this platform, or not allowed: the default will do for most fleets
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fleetrun`` console script."""
     from tui import cli_commands  # deferred: keeps `fleetrun --help` fast
 
+    _raise_open_file_limit()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -82,6 +82,8 @@ class SshSettings:
         keepalive_count_max: Unanswered keepalives after which the host is taken for dead.
         tail_interval: Seconds between tail reports of a running script.
         powershell: The PowerShell that runs RunPowerShellScript (``pwsh`` for 7).
+        max_handshakes: Connections being set up at once; more wait their turn (a
+            5,000-host fleet must not open 5,000 sockets in one instant).
         kill_grace: Seconds past a command's timeout before the client kills it itself
             (the host's own reaper should have done it on time).
     """
@@ -95,6 +97,7 @@ class SshSettings:
     tail_interval: float = 0.5
     kill_grace: float = 3.0
     powershell: str = "powershell.exe"
+    max_handshakes: int = 128
 
 
 class SshError(Exception):
@@ -119,6 +122,7 @@ class SshBackend:
     ) -> None:
         self.settings = settings or SshSettings()
         self._configs = ConfigFiles(self.settings.config)
+        self._handshakes = asyncio.Semaphore(self.settings.max_handshakes)
         self._blobs = blobs
         self._output = output
         """Where to copy each run's output as append blobs, as the Azure agents do."""
@@ -142,7 +146,8 @@ class SshBackend:
         async with host.lock:
             if host.connection is not None and not host.connection.is_closed():
                 return host.connection
-            host.connection = await self._connect(machine)
+            async with self._handshakes:
+                host.connection = await self._connect(machine)
             return host.connection
 
     async def _connect(self, machine: Machine) -> asyncssh.SSHClientConnection:
