@@ -13,7 +13,9 @@ the named parameters, and executes the file (a shebang is honoured; without one,
 it, as it does for the handler's ``bash -c <path>``, without the ``chmod`` a shebang needs)
 with the positional values as exact arguments. Before that it starts a reaper, detached from the
 output streams, that kills the whole process group and removes the directory as soon as
-the script ends, or when the timeout passes: nothing the script started outlives it.
+the script ends, when the timeout passes, or when the SSH session that started it is gone
+(fleetrun died or the network dropped: nobody is left to read the output or cancel it):
+nothing the script started outlives it.
 
 The script is the session's main process (``exec``), so the SSH exit status is its exit
 status, and a death by signal arrives as an SSH exit signal: exit codes need no guessing.
@@ -66,7 +68,7 @@ done
 cat > "$__fleetrun_dir/script.sh" || __fleetrun_fail "cannot save the script"
 IFS= read -r -n 2 __fleetrun_head < "$__fleetrun_dir/script.sh"
 if [ "$__fleetrun_head" = "#!" ]; then chmod 500 "$__fleetrun_dir/script.sh"; fi
-read -r _ _ _ _ __fleetrun_pg _ < /proc/$$/stat || __fleetrun_fail "no /proc"
+read -r _ _ _ __fleetrun_parent __fleetrun_pg _ < /proc/$$/stat || __fleetrun_fail "no /proc"
 echo "$__fleetrun_pg" > "$__fleetrun_dir/pgid"
 (
   exec < /dev/null > /dev/null 2>&1
@@ -77,6 +79,10 @@ echo "$__fleetrun_pg" > "$__fleetrun_dir/pgid"
     __fleetrun_end=$(( SECONDS + __fleetrun_timeout + 1 ))
   fi
   while kill -0 $$; do
+    # When the sshd process of the session is gone, so is the client: nobody will read the
+    # output, cancel or time it out, so the script goes too.
+    read -r _ _ _ __fleetrun_ppid _ < /proc/$$/stat || break
+    [ "$__fleetrun_ppid" = "$__fleetrun_parent" ] || break
     if [ "$__fleetrun_timeout" -gt 0 ]; then
       if [ -n "${EPOCHREALTIME:-}" ]; then __fleetrun_now=${EPOCHREALTIME//[!0-9]/}
       else __fleetrun_now=$SECONDS; fi

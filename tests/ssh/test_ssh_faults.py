@@ -12,7 +12,9 @@ from core.backends.ssh import SshBackend, SshSettings
 from core.backends.ssh_hostkeys import KeyVerdict
 from core.events import Finished, MachineEvent, OutputAppended
 from core.model import Command, CommandId, HealthStatus, Machine, RunState
+from tests.contract.harness import survivors
 from tests.ssh.fake_server import FakeHost, Proxy, fake_host
+from tests.sshd import Sshd
 
 QUICK = dict(connect_timeout=3.0, keepalive_interval=0.3, keepalive_count_max=2)
 
@@ -179,3 +181,22 @@ async def test_aliases_of_one_host_accept_its_new_key_once_and_all_connect(
         lines = host.known_hosts.read_text().splitlines()
         assert len(lines) == 1
         await ssh.aclose()
+
+
+async def test_a_vanished_client_leaves_nothing_running_on_the_host(sshd: Sshd) -> None:
+    ssh = SshBackend(SshSettings(known_hosts=sshd.known_hosts))
+    machine = sshd.machine()
+    command = Command(CommandId.SHELL, 'sleep 300 & echo "pids $$ $!"; sleep 300', timeout=0)
+    pids: list[int] = []
+
+    async def run() -> None:
+        async for event in ssh.run(machine, command, run_id="gone1"):
+            if isinstance(event, OutputAppended) and b"pids" in event.data:
+                pids.extend(int(p) for p in event.data.split()[1:3])
+                # The client dies without a word: no cancel, no kill channel.
+                (await ssh.connection(machine)).abort()
+
+    await asyncio.wait_for(run(), 20)
+    assert len(pids) == 2
+    assert await survivors(pids, within=5) == []
+    await ssh.aclose()
