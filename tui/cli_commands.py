@@ -11,6 +11,7 @@ from core import config
 from core.azure.arm import ArmError
 from core.azure.auth import AuthError
 from core.azure.blob import BlobError
+from core.backends.base import ReattachableBackend
 from core.backends.registry import Backends
 from core.backends.ssh import SshBackend
 from core.backends.ssh_hostkeys import host_pattern
@@ -236,8 +237,21 @@ def cmd_attach(args: Namespace) -> int:
         if missing:
             raise InputError(f"RUN: {len(missing)} machine(s) of run {record.run_id} are "
                              f"not in fleet {record.fleet!r} now: {', '.join(missing[:5])}")
-        return RunSession.resume(record, [known[m.machine_id] for m in unfinished],
-                                 Backends(fleet.backends).for_machine, journal=journal)
+        backends = Backends(fleet.backends)
+        machines = [known[m.machine_id] for m in unfinished]
+        followable = [m for m in machines
+                      if isinstance(backends.for_machine(m), ReattachableBackend)]
+        lost = [m.name for m in machines if m not in followable]
+        if lost:
+            # SSH and local runs end with the process that followed them (the host kills
+            # what nobody follows): there is nothing left to attach to.
+            print(f"{len(lost)} machine(s) ran over SSH or locally and ended with the process "
+                  f"that followed them; they stay Unknown: {', '.join(lost[:5])}",
+                  file=sys.stderr)
+        if not followable:
+            raise InputError(f"RUN: nothing to attach to in run {record.run_id}: only Azure "
+                             "runs outlive fleetrun; rerun the others")
+        return RunSession.resume(record, followable, backends.for_machine, journal=journal)
 
     session, interrupted = _follow(
         lambda: open_fleet(record.fleet.split(",") if record.fleet else [DEFAULT_FLEET],

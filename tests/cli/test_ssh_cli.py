@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
 import asyncssh
 
-from tests.cli.conftest import CliRunner, Home
+from tests.cli.conftest import FLEETRUN, CliRunner, Home
+from tests.contract.harness import command_lines
 from tests.sshd import Sshd
 
 CANARY = "canary-5d1e0c77-ssh-never-written"
@@ -83,3 +85,35 @@ def test_host_keys_are_reviewed_then_accepted_and_secrets_stay_secret(
                         if p.is_dir() and p.owner() == sshd.user]:
         assert time.monotonic() < deadline, leftovers
         time.sleep(0.1)
+
+
+def test_a_killed_ssh_run_leaves_nothing_on_the_host_and_nothing_to_attach(
+    cli: CliRunner, home: Home, sshd: Sshd
+) -> None:
+    fake_home = home.config.parent / "home"
+    fake_home.mkdir()
+    env = home.env(HOME=str(fake_home))
+    hosts = str(inventory(home, sshd))
+    marker = f"fleetrun-killed-{os.getpid()}"
+    runner = subprocess.Popen(
+        [FLEETRUN, "run", "--fleet", hosts, "--accept-new-host-keys", "-o", "jsonl",
+         "--shell", f'echo started; exec -a {marker} sleep 300'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert runner.stdout is not None
+    run_id = ""
+    for line in runner.stdout:
+        event = json.loads(line)
+        run_id = run_id or event.get("run_id", "")
+        if event["event"] == "output":
+            break
+    runner.kill()
+    runner.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while any(marker.encode() in line for line in command_lines()):
+        assert time.monotonic() < deadline, "the script outlived the client"
+        time.sleep(0.1)
+    result = cli("attach", run_id, env={"HOME": str(fake_home)})
+    assert result.returncode == 2
+    assert "nothing to attach to" in result.stderr and "Traceback" not in result.stderr
