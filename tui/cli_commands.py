@@ -243,11 +243,10 @@ def cmd_attach(args: Namespace) -> int:
                       if isinstance(backends.for_machine(m), ReattachableBackend)]
         lost = [m.name for m in machines if m not in followable]
         if lost:
-            # SSH and local runs end with the process that followed them (the host kills
-            # what nobody follows): there is nothing left to attach to.
-            print(f"{len(lost)} machine(s) ran over SSH or locally and ended with the process "
-                  f"that followed them; they stay Unknown: {', '.join(lost[:5])}",
-                  file=sys.stderr)
+            # Only a service keeps a run (and its output) for a later client: an SSH host
+            # kills what nobody follows, and a local run's output went to the dead process.
+            print(f"{len(lost)} machine(s) ran over SSH or locally and cannot be followed "
+                  f"again; they stay Unknown: {', '.join(lost[:5])}", file=sys.stderr)
         if not followable:
             raise InputError(f"RUN: nothing to attach to in run {record.run_id}: only Azure "
                              "runs outlive fleetrun; rerun the others")
