@@ -217,6 +217,19 @@ def _setup_logging() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+def _open_app() -> int:
+    """The TUI, on the configured Azure fleet, else on the built-in sandbox."""
+    from core.azure.settings import SettingsError, load_azure_settings
+    from tui.app import FleetrunApp
+
+    try:
+        fleet = ["azure"] if load_azure_settings().configured else []
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
+    FleetrunApp(fleet).run()
+    return EXIT_OK
+
+
 def _open_on_sandbox(parser: argparse.ArgumentParser) -> int:
     """Nothing configured and no command: show the built-in sandbox fleet and what to try."""
     from tui import cli_commands
@@ -255,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         _setup_logging()
         if args.command is None:
+            if sys.stdout.isatty() and sys.stdin.isatty():
+                return _open_app()
             return _open_on_sandbox(parser)
         return cli_commands.dispatch(args)
     except UsageError as exc:

@@ -1,0 +1,116 @@
+"""The fleet screen, driven with Textual's Pilot on a small sandbox fleet."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input
+
+from core.inventory import FleetOptions
+from core.model import HealthStatus
+from tui.app import FleetrunApp
+from tui.screens.fleet import FleetScreen
+from tui.widgets.fleet.machine_details import MachineDetails
+from tui.widgets.fleet.machine_table import MARK, MachineTable
+
+FLEET = """
+[sandbox]
+flush_interval = "0.2s"
+
+[defaults]
+subscription = "55555555-5555-4555-8555-555555555555"
+resource_group = "rg-tui"
+location = "westeurope"
+
+[[machines]]
+name = "web-{n}"
+count = 3
+kind = "vm"
+os = "linux"
+tags = { role = "web" }
+
+[[machines]]
+name = "db-1"
+kind = "vm"
+os = "linux"
+agent = "not-ready"
+tags = { role = "db" }
+
+[[machines]]
+name = "win-1"
+kind = "arc"
+os = "windows"
+agent_version = "1.45.02800.0"
+"""
+
+
+@pytest.fixture
+async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FleetrunApp]:
+    monkeypatch.setenv("FLEETRUN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FLEETRUN_CONFIG_DIR", str(tmp_path / "config"))
+    path = tmp_path / "fleet.toml"
+    path.write_text(FLEET)
+    yield FleetrunApp([f"sandbox:{path}"], FleetOptions())
+
+
+async def fleet_screen(pilot: object, app: FleetrunApp) -> FleetScreen:
+    for _ in range(200):
+        if isinstance(app.screen, FleetScreen):
+            return app.screen
+        await pilot.pause(0.05)  # type: ignore[attr-defined]
+    raise AssertionError("the fleet screen did not open")
+
+
+async def test_filter_marks_and_status(app: FleetrunApp) -> None:
+    async with app.run_test(size=(140, 30)) as pilot:
+        screen = await fleet_screen(pilot, app)
+        table = screen.query_one(MachineTable)
+        assert sorted(m.name for m in table.shown) == ["db-1", "web-1", "web-2", "web-3", "win-1"]
+        await pilot.press("slash", *"tag:role=web", "enter")
+        assert sorted(m.name for m in table.shown) == ["web-1", "web-2", "web-3"]
+        await pilot.press("space")
+        assert len(table.marked) == 1
+        await pilot.press("a")
+        assert len(table.marked) == 3
+        await pilot.press("asterisk")
+        assert table.marked == frozenset()
+        await pilot.press("a", "escape")  # esc clears the filter; marks stay
+        assert len(table.shown) == 5 and len(table.marked) == 3
+        status = str(screen.query_one("#status").render())
+        assert "5 machines · 5 shown · 3 marked" in status
+        marked_cells = [table.get_cell(m.id, "mark") for m in table.shown]
+        assert marked_cells.count(MARK) == 3
+
+
+async def test_a_bad_filter_says_why_and_keeps_the_view(app: FleetrunApp) -> None:
+    async with app.run_test(size=(140, 30)) as pilot:
+        screen = await fleet_screen(pilot, app)
+        table = screen.query_one(MachineTable)
+        await pilot.press("slash")
+        box = screen.query_one("#filter", Input)
+        box.value = "tag:role=web"  # as pasted: one change each
+        await pilot.pause()
+        box.value = "tag:role=web health:purple"
+        await pilot.pause()
+        status = str(screen.query_one("#status").render())
+        assert "purple" in status  # the error names what is wrong
+        assert len(table.shown) == 3  # the last query that parsed still shows
+
+
+async def test_health_is_checked_and_details_open(app: FleetrunApp) -> None:
+    async with app.run_test(size=(140, 30)) as pilot:
+        screen = await fleet_screen(pilot, app)
+        for _ in range(100):  # the health check on open runs in a worker
+            health = {m.name: m.health.status for m in screen.machines}
+            if health["db-1"] is not HealthStatus.UNKNOWN:
+                break
+            await pilot.pause(0.05)
+        assert health["db-1"] is HealthStatus.NOT_READY
+        assert health["web-1"] is HealthStatus.READY
+        await pilot.press("slash", *"name:db-1", "enter", "enter")
+        assert isinstance(app.screen, MachineDetails)
+        assert app.screen.machine.name == "db-1"
+        await pilot.press("escape")
+        assert isinstance(app.screen, FleetScreen)

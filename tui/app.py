@@ -1,0 +1,75 @@
+"""The fleetrun app: opens a fleet and shows it (more screens join in issue 6)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.widgets import Footer, Header, LoadingIndicator
+
+from core import config
+from core.backends.registry import Backends
+from core.inventory import DEFAULT_FLEET, Fleet, FleetOptions, open_fleet
+from tui import keymap
+from tui.screens.fleet import FleetScreen
+
+SANDBOX_HINT = ("the built-in sandbox: an emulated Azure fleet (add [azure] to config.toml "
+                "or pass --fleet for a real one)")
+
+
+class FleetrunApp(App[None]):
+    """The TUI.
+
+    Args:
+        fleet_specs: ``--fleet`` values; the sandbox when empty.
+        options: Fleet-wide choices (host-key acceptance).
+    """
+
+    TITLE = "fleetrun"
+    BINDINGS = keymap.APP
+
+    def __init__(self, fleet_specs: Sequence[str] = (), options: FleetOptions | None = None
+                 ) -> None:
+        super().__init__()
+        self.fleet_specs = list(fleet_specs) or [DEFAULT_FLEET]
+        self.options = options or FleetOptions()
+        self.fleet: Fleet | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield LoadingIndicator()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        try:
+            self.set_keymap(keymap.load_keymap(config.config_dir() / "config.toml"))
+        except keymap.KeymapError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+        self.sub_title = "opening " + ", ".join(self.fleet_specs)
+        self._open()
+
+    @work(exclusive=True, group="fleet")
+    async def _open(self) -> None:
+        try:
+            self.fleet = await open_fleet(self.fleet_specs, self.options)
+        except Exception as exc:  # any failure to load is shown, never a traceback
+            self.sub_title = "no fleet"
+            self.notify(f"{exc}", title="Cannot open the fleet", severity="error", timeout=30)
+            return
+        name = ", ".join(self.fleet_specs)
+        if self.fleet_specs == [DEFAULT_FLEET]:
+            name = SANDBOX_HINT
+        await self.push_screen(FleetScreen(self.fleet.machines, Backends(self.fleet.backends),
+                                           name))
+
+    def action_help(self) -> None:
+        """Show (or hide) every key of the current screen, with its description."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    async def on_unmount(self) -> None:
+        if self.fleet is not None:
+            await self.fleet.aclose()

@@ -1,0 +1,74 @@
+"""Every key binding of the app, as data: an id per binding so users can remap it.
+
+Bindings are declared here, grouped by where they act, and screens take theirs from this
+module. ``[keymap]`` in config.toml maps binding ids to other keys (Textual's keymap:
+``"fleet.mark" = "m"``); :func:`load_keymap` reads and checks it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from textual.binding import Binding, BindingType
+
+APP: list[BindingType] = [
+    Binding("question_mark", "help", "Keys", id="app.help", tooltip="List every key"),
+    Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+]
+
+FLEET: list[BindingType] = [
+    Binding("slash", "filter", "Filter", id="fleet.filter",
+            tooltip="Filter machines with the --target query language"),
+    Binding("escape", "clear_filter", "Clear filter", id="fleet.clear_filter", show=False),
+    Binding("space", "mark", "Mark", id="fleet.mark", tooltip="Mark or unmark this machine"),
+    Binding("a", "mark_shown", "Mark shown", id="fleet.mark_shown",
+            tooltip="Mark every machine the filter shows"),
+    Binding("asterisk", "invert_marks", "Invert", id="fleet.invert_marks",
+            tooltip="Invert the marks of the machines shown"),
+    Binding("r", "refresh_health", "Refresh health", id="fleet.refresh_health",
+            tooltip="Check the agents (or hosts) of the machines shown again"),
+    Binding("enter", "details", "Details", id="fleet.details", show=False),
+]
+
+DETAILS: list[BindingType] = [
+    Binding("escape,q", "dismiss", "Close", id="details.close"),
+]
+
+
+def all_binding_ids() -> list[str]:
+    """Every binding id, for the help screen and for checking a user's keymap."""
+    return [b.id for group in (APP, FLEET, DETAILS) for b in group
+            if isinstance(b, Binding) and b.id]
+
+
+class KeymapError(ValueError):
+    """A ``[keymap]`` entry that names no binding, or gives no key."""
+
+
+def load_keymap(path: Path) -> dict[str, str]:
+    """The ``[keymap]`` table of ``path`` (binding id → keys); empty if there is none.
+
+    Raises:
+        KeymapError: an unknown binding id or a value that is not a key string.
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise KeymapError(f"{path}: not valid TOML: {exc}") from None
+    table = data.get("keymap", {})
+    if not isinstance(table, dict):
+        raise KeymapError(f"{path}: keymap: must be a table of binding id = \"keys\"")
+    known = set(all_binding_ids())
+    keymap: dict[str, str] = {}
+    for binding_id, keys in table.items():
+        if binding_id not in known:
+            raise KeymapError(f"{path}: keymap.{binding_id}: no such binding; known: "
+                              f"{', '.join(sorted(known))}")
+        if not isinstance(keys, str) or not keys.strip():
+            raise KeymapError(f"{path}: keymap.{binding_id}: give the keys as a string, "
+                              "e.g. \"m\" or \"ctrl+m,m\"")
+        keymap[binding_id] = keys
+    return keymap

@@ -1,0 +1,148 @@
+"""The fleet screen: every machine, filtered with the ``--target`` language, marked for a run."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static
+
+from core.backends.registry import Backends
+from core.model import Machine
+from core.query import QueryError, filter_machines, parse_query
+from tui import keymap
+from tui.widgets.fleet.machine_details import MachineDetails
+from tui.widgets.fleet.machine_table import MachineTable
+
+
+class FleetScreen(Screen[None]):
+    """The machines of the open fleet.
+
+    Args:
+        machines: The fleet's machines, health as the inventory knows it.
+        backends: What reaches them (for health checks).
+        fleet_name: Shown in the header: which fleet this is.
+    """
+
+    BINDINGS = keymap.FLEET
+    DEFAULT_CSS = """
+    FleetScreen #filter { display: none; }
+    FleetScreen #filter.-open { display: block; }
+    FleetScreen #status-bar { height: 1; }
+    FleetScreen #status { height: 1; padding: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, machines: list[Machine], backends: Backends, fleet_name: str) -> None:
+        super().__init__()
+        self._machines = machines
+        self._backends = backends
+        self.fleet_name = fleet_name
+        self._query = ""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder="filter: text name:web-* tag:env=prod os:linux health:bad "
+                    "!kind:arc (enter keeps it, esc clears)", id="filter")
+        yield MachineTable(id="machines")
+        with Horizontal(id="status-bar"):
+            yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.fleet_name
+        self._apply("")
+        self.query_one(MachineTable).focus()
+        # The inventory does not know every agent's state; the backends decide what a check
+        # costs (Azure checks large fleets from the inventory alone).
+        self._refresh_health()
+
+    # -- filter ---------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("-open")
+        box.value = self._query
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.remove_class("-open")
+        box.value = ""
+        self._apply("")
+        self.query_one(MachineTable).focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._apply(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_kept(self, event: Input.Submitted) -> None:
+        box = self.query_one("#filter", Input)
+        if not event.value.strip():
+            box.remove_class("-open")
+        self.query_one(MachineTable).focus()
+
+    def _apply(self, text: str) -> None:
+        """Show what ``text`` selects; a query still being typed keeps the last good view."""
+        try:
+            query = parse_query(text)
+        except QueryError as exc:
+            self._status(error=str(exc))
+            return
+        self._query = text
+        self.query_one(MachineTable).show(filter_machines(self._machines, query))
+        self._status()
+
+    def _status(self, *, error: str = "") -> None:
+        table = self.query_one(MachineTable)
+        text = (f"{len(self._machines)} machines · {len(table.shown)} shown · "
+                f"{len(table.marked)} marked")
+        if self._query:
+            text += f" · filter: {self._query}"
+        if error:
+            text += f" · [red]{error}[/]"
+        self.query_one("#status", Static).update(text)
+
+    # -- marks ----------------------------------------------------------------------------
+
+    def action_mark(self) -> None:
+        self.query_one(MachineTable).toggle_mark()
+
+    def action_mark_shown(self) -> None:
+        self.query_one(MachineTable).mark_shown()
+
+    def action_invert_marks(self) -> None:
+        self.query_one(MachineTable).invert_shown()
+
+    @on(MachineTable.MarksChanged)
+    def _marks_changed(self) -> None:
+        self._status()
+
+    # -- health and details ---------------------------------------------------------------
+
+    def action_refresh_health(self) -> None:
+        self.notify(f"Checking {len(self.query_one(MachineTable).shown)} machines…")
+        self._refresh_health()
+
+    @work(exclusive=True, group="health")
+    async def _refresh_health(self) -> None:
+        shown = list(self.query_one(MachineTable).shown)
+        checked = {m.id: m for m in await self._backends.refresh_health(shown)}
+        self._machines = [checked.get(m.id, m) for m in self._machines]
+        self._apply(self._query)
+        bad = sum(1 for m in checked.values() if not m.health.runnable)
+        self.notify(f"Health checked: {len(checked) - bad} ready, {bad} not")
+
+    def action_details(self) -> None:
+        machine = self.query_one(MachineTable).current_machine()
+        if machine is not None:
+            self.app.push_screen(MachineDetails(machine))
+
+    @on(MachineTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_details()
+
+    @property
+    def machines(self) -> list[Machine]:
+        return list(self._machines)

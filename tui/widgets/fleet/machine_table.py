@@ -1,0 +1,123 @@
+"""The fleet's machine table: one row per machine, marks, health as glyph and colour."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import DataTable
+
+from core.model import HealthStatus, Machine, MachineId
+
+HEALTH_STYLE: dict[HealthStatus, tuple[str, str]] = {
+    HealthStatus.READY: ("✓", "green"),
+    HealthStatus.NOT_READY: ("✗", "red"),
+    HealthStatus.DISCONNECTED: ("⊘", "red"),
+    HealthStatus.UNREACHABLE: ("✗", "red"),
+    HealthStatus.AGENT_TOO_OLD: ("⚠", "yellow"),
+    HealthStatus.DEALLOCATED: ("⏻", "dim"),
+    HealthStatus.UNKNOWN: ("?", "dim"),
+}
+"""Glyphs as well as colours, so health reads without colour too (NO_COLOR, colour blindness)."""
+
+MARK = "●"
+
+
+def health_text(status: HealthStatus) -> Text:
+    glyph, style = HEALTH_STYLE[status]
+    return Text(f"{glyph} {status.value}", style=style)
+
+
+def tags_text(tags: dict[str, str] | Iterable[tuple[str, str]]) -> str:
+    items = tags.items() if isinstance(tags, dict) else tags
+    return " ".join(f"{k}={v}" if v else k for k, v in sorted(items))
+
+
+class MachineTable(DataTable[Text | str]):
+    """Machines, one per row, keyed by machine id; marked rows carry a ``●``.
+
+    Marks belong to machines, not rows: a machine hidden by the filter keeps its mark.
+    """
+
+    DEFAULT_CSS = """
+    MachineTable { height: 1fr; }
+    """
+
+    class MarksChanged(Message):
+        """The set of marked machines changed."""
+
+        def __init__(self, marked: frozenset[MachineId]) -> None:
+            self.marked = marked
+            super().__init__()
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+        self._marked: set[MachineId] = set()
+        self._shown: list[Machine] = []
+
+    def on_mount(self) -> None:
+        self.add_column("", key="mark", width=1)
+        for label, key in (("name", "name"), ("kind", "kind"), ("os", "os"),
+                           ("health", "health"), ("agent", "agent"), ("where", "where"),
+                           ("tags", "tags")):
+            self.add_column(label, key=key)
+
+    @property
+    def marked(self) -> frozenset[MachineId]:
+        return frozenset(self._marked)
+
+    @property
+    def shown(self) -> Sequence[Machine]:
+        return tuple(self._shown)
+
+    def show(self, machines: Sequence[Machine]) -> None:
+        """Show these machines (in this order), keeping the cursor on the same machine."""
+        current = self.current_machine()
+        self._shown = list(machines)
+        self.clear()
+        for machine in machines:
+            self.add_row(*self._cells(machine), key=machine.id)
+        if current is not None and current.id in self.rows:
+            self.move_cursor(row=self.get_row_index(current.id))
+
+    def current_machine(self) -> Machine | None:
+        if not self._shown or self.cursor_row >= len(self._shown):
+            return None
+        return self._shown[self.cursor_row]
+
+    def toggle_mark(self) -> None:
+        machine = self.current_machine()
+        if machine is None:
+            return
+        self._set_marks(self._marked ^ {machine.id})
+        if self.cursor_row < len(self._shown) - 1:
+            self.move_cursor(row=self.cursor_row + 1)
+
+    def mark_shown(self) -> None:
+        self._set_marks(self._marked | {m.id for m in self._shown})
+
+    def invert_shown(self) -> None:
+        self._set_marks(self._marked ^ {m.id for m in self._shown})
+
+    def _set_marks(self, marked: set[MachineId]) -> None:
+        changed = marked ^ self._marked
+        self._marked = marked
+        for machine_id in changed:
+            if machine_id in self.rows:
+                self.update_cell(machine_id, "mark", MARK if machine_id in marked else "")
+        self.post_message(self.MarksChanged(self.marked))
+
+    def _cells(self, machine: Machine) -> tuple[Text | str, ...]:
+        health = machine.health
+        where = machine.location or machine.address
+        return (
+            MARK if machine.id in self._marked else "",
+            machine.name,
+            machine.kind.value,
+            machine.os.value,
+            health_text(health.status),
+            health.agent_version or "",
+            where,
+            tags_text(dict(machine.tags)),
+        )
