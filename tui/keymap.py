@@ -35,10 +35,26 @@ DETAILS: list[BindingType] = [
     Binding("escape,q", "dismiss", "Close", id="details.close"),
 ]
 
+RUN: list[BindingType] = [
+    Binding("x", "cancel_machine", "Cancel machine", id="run.cancel_machine",
+            tooltip="Cancel the machine under the cursor"),
+    Binding("X", "cancel_run", "Cancel run", id="run.cancel_run",
+            tooltip="Cancel the whole run (asks first)"),
+    Binding("R", "rerun", "Rerun failed", id="run.rerun",
+            tooltip="Run again the failed, timed-out and not-started machines"),
+    Binding("escape", "back", "Back", id="run.back",
+            tooltip="Leave this screen; the run goes on"),
+]
+
+ASK: list[BindingType] = [
+    Binding("y", "confirm", "Yes", id="ask.yes"),
+    Binding("n,escape", "refuse", "No", id="ask.no"),
+]
+
 
 def all_binding_ids() -> list[str]:
     """Every binding id, for the help screen and for checking a user's keymap."""
-    return [b.id for group in (APP, FLEET, DETAILS) for b in group
+    return [b.id for group in (APP, FLEET, DETAILS, RUN, ASK) for b in group
             if isinstance(b, Binding) and b.id]
 
 

@@ -1,0 +1,182 @@
+"""The run screen: a run as it happens (or as it ended), machine by machine.
+
+Everything on it is drawn from the run state (:class:`core.model.Run`, mutated by the
+fan-out engine) on a timer, never per event: a thousand machines streaming output cost the
+screen the same few redraws a second as one machine does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header
+
+from core.fanout import rerun_assignments
+from core.model import Command, Machine, utc_now
+from core.runner import RunSession
+from tui import keymap
+from tui.widgets.run.confirm import Confirm
+from tui.widgets.run.output_panes import OutputPanes
+from tui.widgets.run.run_summary import RunSummary
+from tui.widgets.run.run_table import RunTable
+
+REFRESH_SECONDS = 0.1
+"""How often the screen redraws from the run state."""
+
+
+def worker_name(run_id: str) -> str:
+    """The app worker that executes run ``run_id`` (one per run, whoever shows it)."""
+    return f"run:{run_id}"
+
+
+async def execute_session(session: RunSession, app: App[object]) -> None:
+    """Run ``session`` to its end; a failure of the engine is shown, never a traceback."""
+    try:
+        await session.execute()
+    except Exception as exc:  # the run's own failures live in its state; this is the engine's
+        app.notify(f"{exc}", title=f"Run {session.run.run_id} stopped", severity="error",
+                   timeout=30)
+
+
+class RunScreen(Screen[None]):
+    """One run: counts, progress, the machine table and the selected machine's output.
+
+    A run that has not ended is executed in an app worker (so leaving the screen leaves it
+    running); a run that has ended opens read-only.
+
+    Args:
+        session: The run, its output store and its engine.
+        fleet_name: Shown in the header: which fleet this is.
+    """
+
+    BINDINGS = keymap.RUN
+    DEFAULT_CSS = """
+    RunScreen RunTable { height: 1fr; }
+    RunScreen OutputPanes { height: 1fr; }
+    """
+
+    class RerunRequested(Message):
+        """Run these machines again (the failed, timed-out and not-started of a run).
+
+        Attributes:
+            assignments: Each machine with the command it ran (secrets included: in memory).
+            parent_run_id: The run they come from.
+        """
+
+        def __init__(self, assignments: Sequence[tuple[Machine, Command]],
+                     parent_run_id: str) -> None:
+            self.assignments = list(assignments)
+            self.parent_run_id = parent_run_id
+            super().__init__()
+
+    def __init__(self, session: RunSession, fleet_name: str) -> None:
+        super().__init__()
+        self.session = session
+        self.fleet_name = fleet_name
+        self.read_only = session.run.finished
+        """Opened on a run that had already ended: nothing to execute or cancel."""
+        self._ended_drawn = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield RunSummary(id="summary")
+        yield RunTable(id="machines")
+        yield OutputPanes(id="output")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        run = self.session.run
+        self.sub_title = f"{self.fleet_name} · run {run.run_id}" + (
+            " · read-only" if self.read_only else "")
+        self.query_one(RunTable).load(run)
+        if not self.read_only and not self.executing:
+            self.app.run_worker(execute_session(self.session, self.app),
+                                name=worker_name(run.run_id), group="runs",
+                                exit_on_error=False)
+        self.query_one(RunTable).focus()
+        self._draw()
+        self.set_interval(REFRESH_SECONDS, self._draw)
+
+    @property
+    def executing(self) -> bool:
+        """Whether an app worker is executing this run (started here or by an earlier view)."""
+        name = worker_name(self.session.run.run_id)
+        return any(w.name == name and not w.is_finished for w in self.app.workers)
+
+    # -- drawing --------------------------------------------------------------------------
+
+    def _draw(self) -> None:
+        run = self.session.run
+        now = utc_now()
+        self.query_one(RunSummary).refresh_from(run, now)
+        self.query_one(RunTable).refresh_from(run, now)
+        self._show_current()
+        if run.finished and not self._ended_drawn:
+            self._ended_drawn = True
+            self.refresh_bindings()
+            if not self.read_only:
+                counts = ", ".join(f"{n} {state}" for state, n in run.summary().items())
+                self.notify(f"Run ended: {counts}")
+
+    def _show_current(self) -> None:
+        machine_id = self.query_one(RunTable).current_machine_id()
+        mr = self.session.run.machines.get(machine_id) if machine_id else None
+        self.query_one(OutputPanes).show(mr, self.session.output)
+
+    @on(DataTable.RowHighlighted, "#machines")
+    def _cursor_moved(self) -> None:
+        self._show_current()
+
+    # -- actions --------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("cancel_machine", "cancel_run") and self.session.run.finished:
+            return None  # shown, disabled: there is nothing left to cancel
+        if action == "rerun" and not self.session.run.finished:
+            return None
+        return True
+
+    def action_cancel_machine(self) -> None:
+        machine_id = self.query_one(RunTable).current_machine_id()
+        if machine_id is None or self.session.run.finished:
+            return
+        mr = self.session.run.machines[machine_id]
+        if mr.state.terminal:
+            self.notify(f"{mr.machine.name} has already ended ({mr.state.value})")
+            return
+        self.session.fanout.cancel(machine_id)
+        self.notify(f"Canceling {mr.machine.name}…")
+
+    def action_cancel_run(self) -> None:
+        run = self.session.run
+        if run.finished:
+            return
+        left = sum(1 for mr in run.machines.values() if not mr.state.terminal)
+        question = (f"Cancel run {run.run_id}? The {left} machines still pending or running "
+                    "are stopped; the ones not started never start.")
+        self.app.push_screen(Confirm(question, yes="Cancel the run"), self._cancel_confirmed)
+
+    def _cancel_confirmed(self, confirmed: bool | None) -> None:
+        if confirmed and not self.session.run.finished:
+            self.session.fanout.cancel_all("run canceled")
+            self.notify("Canceling the run…")
+
+    def action_rerun(self) -> None:
+        run = self.session.run
+        if not run.finished:
+            self.notify("The run is still going: rerun once it ends (X cancels it)",
+                        severity="warning")
+            return
+        assignments = rerun_assignments(run)
+        if not assignments:
+            self.notify("Nothing to rerun: no machine failed, timed out or was left unstarted")
+            return
+        self.post_message(self.RerunRequested(assignments, run.run_id))
+        self.notify(f"Rerunning {len(assignments)} machines…")
+
+    def action_back(self) -> None:
+        self.dismiss()
