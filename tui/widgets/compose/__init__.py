@@ -1,0 +1,1 @@
+"""Widgets of the compose screen: script editors, the parameter table, options, confirmation."""

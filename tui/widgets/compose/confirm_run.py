@@ -1,0 +1,117 @@
+"""The confirmation before a run: targets per OS, skipped machines, masked parameters."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from rich.console import Group
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from core.model import REDACTED, Command, OsType
+from core.validate import Problem, split_runnable
+from tui import keymap
+from tui.run_request import RunRequest
+
+FIELD_LABELS = {
+    "script": "script",
+    "timeout": "timeout",
+    "concurrency": "concurrency",
+    "max_errors": "error budget",
+    "run_as_user": "run-as user",
+    "run_as_password": "run-as password",
+    "selection": "selection",
+}
+_PARAM_FIELD = re.compile(r"parameters\[(\d+)\]\.(\w+)")
+
+
+def field_label(field: str) -> str:
+    """The form's name for a Problem's field: ``parameters[1].name`` is parameter 2's name."""
+    match = _PARAM_FIELD.fullmatch(field)
+    if match:
+        return f"parameter {int(match.group(1)) + 1} {match.group(2)}"
+    return FIELD_LABELS.get(field, field)
+
+
+def problem_text(problem: Problem) -> Text:
+    """One line per problem; messages never hold secrets (core/validate.py sees to it)."""
+    style = "red" if problem.is_error else "yellow"
+    kind = "error" if problem.is_error else "warning"
+    return Text.assemble((f"{field_label(problem.field)}: {kind}: ", f"bold {style}"),
+                         problem.message)
+
+
+def parameter_text(command: Command) -> Text:
+    if not command.parameters:
+        return Text("parameters: none", style="dim")
+    text = Text("parameters:")
+    for index, param in enumerate(command.parameters, 1):
+        shown = param.redacted()["value"]
+        name = param.name or "(positional)"
+        lock = " (protected)" if param.protected else ""
+        text.append(f"\n  {index}. {name} = {shown}{lock}")
+    return text
+
+
+def summary(request: RunRequest, warnings: Sequence[Problem]) -> Group:
+    """What is about to happen, with every secret replaced by ``***``."""
+    machines = [m for m, _ in request.assignments]
+    runnable, skipped = split_runnable(machines)
+    lines: list[Text] = []
+    for os_type in OsType:
+        on_os = [m for m in runnable if m.os is os_type]
+        if any(m.os is os_type for m in machines):
+            lines.append(Text(f"{len(on_os)} {os_type} machine(s) will run "
+                              f"{_command_for(request, os_type).command_id}", style="bold"))
+    if skipped:
+        lines.append(Text(f"{len(skipped)} unhealthy machine(s) will be skipped:", style="yellow"))
+        lines += [Text(f"  {m.name} ({m.health.status})") for m in skipped]
+    command = request.assignments[0][1]
+    lines.append(parameter_text(command))
+    timeout = f"{command.timeout} s" if command.timeout else "no limit"
+    options = request.options
+    lines.append(Text(f"timeout: {timeout} · concurrency: {options.concurrency or 'all'} · "
+                      f"error budget: {options.max_errors or 'none'}"))
+    if command.run_as_user:
+        password = f" (password {REDACTED})" if command.run_as_password else ""
+        lines.append(Text(f"run as: {command.run_as_user}{password}"))
+    lines += [problem_text(p) for p in warnings]
+    lines.append(Text("enter runs · esc goes back", style="dim"))
+    return Group(*lines)
+
+
+def _command_for(request: RunRequest, os_type: OsType) -> Command:
+    return next(c for m, c in request.assignments if m.os is os_type)
+
+
+class ConfirmRun(ModalScreen[bool]):
+    """Asks before running; dismisses True on enter, False on esc."""
+
+    BINDINGS = keymap.COMPOSE_CONFIRM
+    DEFAULT_CSS = """
+    ConfirmRun { align: center middle; }
+    ConfirmRun > VerticalScroll {
+        width: 100; height: auto; max-height: 80%;
+        border: thick $warning; background: $surface; padding: 1 2;
+    }
+    """
+
+    def __init__(self, request: RunRequest, warnings: Sequence[Problem]) -> None:
+        super().__init__()
+        self.request = request
+        self.warnings = list(warnings)
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(summary(self.request, self.warnings), id="summary")
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+

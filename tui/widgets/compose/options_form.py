@@ -1,0 +1,75 @@
+"""Run options: timeout, concurrency, error budget, run-as user and password."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, Label
+
+from core.fanout import FanoutOptions
+from core.validate import Limit, Problem, ValidationError, parse_limit
+
+DEFAULT_TIMEOUT = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class OptionValues:
+    """What the options form holds, parsed."""
+
+    timeout: int
+    fanout: FanoutOptions
+    run_as_user: str = ""
+    run_as_password: str = field(default="", repr=False)
+
+
+class OptionsForm(Horizontal):
+    """The option fields, side by side, each under its label."""
+
+    DEFAULT_CSS = """
+    OptionsForm { height: 4; }
+    OptionsForm > Vertical { width: 1fr; height: 4; }
+    OptionsForm Label { padding: 0 1; color: $text-muted; }
+    """
+
+    FIELDS = (
+        ("timeout", "timeout (s, 0 = none)", str(DEFAULT_TIMEOUT), "3600", False),
+        ("concurrency", "concurrency (N or N%)", "", "all at once", False),
+        ("max_errors", "error budget (N or N%)", "", "no limit", False),
+        ("run_as_user", "run-as user", "", "the agent's account", False),
+        ("run_as_password", "run-as password", "", "none", True),
+    )
+
+    def compose(self) -> ComposeResult:
+        for key, label, value, placeholder, secret in self.FIELDS:
+            with Vertical():
+                yield Label(label)
+                yield Input(value, placeholder=placeholder, password=secret, id=key)
+
+    def _text(self, key: str) -> str:
+        return self.query_one(f"#{key}", Input).value
+
+    def read(self) -> tuple[OptionValues | None, list[Problem]]:
+        """The parsed options, or None and the problems, each naming its field."""
+        problems: list[Problem] = []
+        timeout = DEFAULT_TIMEOUT
+        text = self._text("timeout").strip()
+        try:
+            timeout = int(text) if text else DEFAULT_TIMEOUT
+        except ValueError:
+            problems.append(Problem("timeout", f"{text!r} is not a whole number of seconds; "
+                                    "use 0 (no limit) or more"))
+        limits: dict[str, Limit | None] = {}
+        for key in ("concurrency", "max_errors"):
+            text = self._text(key)
+            try:
+                # The CLI's own parser, so --concurrency and this field take the same values.
+                limits[key] = parse_limit(text, field=key) if text.strip() else None
+            except ValidationError as exc:
+                problems += exc.problems
+        if problems:
+            return None, problems
+        fanout = FanoutOptions(concurrency=limits["concurrency"], max_errors=limits["max_errors"])
+        return OptionValues(timeout, fanout, self._text("run_as_user").strip(),
+                            self._text("run_as_password")), []
