@@ -51,10 +51,28 @@ ASK: list[BindingType] = [
     Binding("n,escape", "refuse", "No", id="ask.no"),
 ]
 
+COMPOSE: list[BindingType] = [
+    # ctrl+r too: many terminals cannot send ctrl+enter.
+    Binding("ctrl+enter,ctrl+r", "run", "Run", id="compose.run", priority=True,
+            tooltip="Check the command and ask to confirm the run"),
+    Binding("escape", "cancel", "Cancel", id="compose.cancel",
+            tooltip="Leave without running (in the script editor, esc first leaves it)"),
+    Binding("ctrl+n", "add_parameter", "Add parameter", id="compose.add_parameter",
+            priority=True),
+    Binding("ctrl+o", "remove_parameter", "Remove parameter", id="compose.remove_parameter",
+            priority=True, tooltip="Remove the parameter row that has focus"),
+]
+
+COMPOSE_CONFIRM: list[BindingType] = [
+    Binding("enter", "confirm", "Run", id="compose.confirm_run"),
+    Binding("escape", "cancel", "Back", id="compose.confirm_back"),
+]
+
 
 def all_binding_ids() -> list[str]:
     """Every binding id, for the help screen and for checking a user's keymap."""
-    return [b.id for group in (APP, FLEET, DETAILS, RUN, ASK) for b in group
+    groups = (APP, FLEET, DETAILS, RUN, ASK, COMPOSE, COMPOSE_CONFIRM)
+    return [b.id for group in groups for b in group
             if isinstance(b, Binding) and b.id]
 
 
