@@ -1,4 +1,4 @@
-"""The fleetrun app: opens a fleet and shows it (more screens join in issue 6)."""
+"""The fleetrun app: opens a fleet, and runs what is composed on it (issue 6 in progress)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,14 @@ from textual.widgets import Footer, Header, LoadingIndicator
 
 from core import config
 from core.backends.registry import Backends
+from core.fanout import FanoutOptions
 from core.inventory import DEFAULT_FLEET, Fleet, FleetOptions, open_fleet
+from core.journal import Journal
+from core.model import Command, Machine
+from core.runner import RunSession
 from tui import keymap
 from tui.screens.fleet import FleetScreen
+from tui.screens.run import RunScreen
 
 SANDBOX_HINT = ("the built-in sandbox: an emulated Azure fleet (add [azure] to config.toml "
                 "or pass --fleet for a real one)")
@@ -62,6 +67,31 @@ class FleetrunApp(App[None]):
             name = SANDBOX_HINT
         await self.push_screen(FleetScreen(self.fleet.machines, Backends(self.fleet.backends),
                                            name))
+
+    def on_fleet_screen_run_requested(self, message: FleetScreen.RunRequested) -> None:
+        self.start_run(message.request.assignments, message.request.options)
+
+    def on_run_screen_rerun_requested(self, message: RunScreen.RerunRequested) -> None:
+        self.start_run(message.assignments, FanoutOptions(),
+                       parent_run_id=message.parent_run_id)
+
+    def start_run(
+        self,
+        assignments: Sequence[tuple[Machine, Command]],
+        options: FanoutOptions,
+        *,
+        parent_run_id: str = "",
+    ) -> None:
+        """Plan a run, record it in the journal, and show it on a run screen."""
+        if self.fleet is None:
+            return
+        backends = Backends(self.fleet.backends)
+        session = RunSession.plan(
+            list(assignments), backends.for_machine, fleet=",".join(self.fleet_specs),
+            parent_run_id=parent_run_id, options=options,
+            journal=Journal(config.journal_path()),
+        )
+        self.push_screen(RunScreen(session, ", ".join(self.fleet_specs)))
 
     def action_help(self) -> None:
         """Show (or hide) every key of the current screen, with its description."""

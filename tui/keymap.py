@@ -29,6 +29,8 @@ FLEET: list[BindingType] = [
     Binding("r", "refresh_health", "Refresh health", id="fleet.refresh_health",
             tooltip="Check the agents (or hosts) of the machines shown again"),
     Binding("enter", "details", "Details", id="fleet.details", show=False),
+    Binding("c", "compose", "Compose", id="fleet.compose",
+            tooltip="Write a command for the marked machines (or the one under the cursor)"),
 ]
 
 DETAILS: list[BindingType] = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
@@ -12,6 +13,8 @@ from core.backends.registry import Backends
 from core.model import Machine
 from core.query import QueryError, filter_machines, parse_query
 from tui import keymap
+from tui.run_request import RunRequest
+from tui.screens.compose import ComposeScreen
 from tui.widgets.fleet.machine_details import MachineDetails
 from tui.widgets.fleet.machine_table import MachineTable
 
@@ -133,6 +136,28 @@ class FleetScreen(Screen[None]):
         self._apply(self._query)
         bad = sum(1 for m in checked.values() if not m.health.runnable)
         self.notify(f"Health checked: {len(checked) - bad} ready, {bad} not")
+
+    def action_compose(self) -> None:
+        """Compose a command for the marked machines, else the one under the cursor."""
+        table = self.query_one(MachineTable)
+        marked = [m for m in self._machines if m.id in table.marked]
+        current = table.current_machine()
+        machines = marked or ([current] if current is not None else [])
+        if not machines:
+            self.notify("No machine to run on: mark some with space", severity="warning")
+            return
+        self.app.push_screen(ComposeScreen(machines), self._composed)
+
+    def _composed(self, request: RunRequest | None) -> None:
+        if request is not None:
+            self.post_message(self.RunRequested(request))
+
+    class RunRequested(Message):
+        """The user composed and confirmed a run."""
+
+        def __init__(self, request: RunRequest) -> None:
+            self.request = request
+            super().__init__()
 
     def action_details(self) -> None:
         machine = self.query_one(MachineTable).current_machine()

@@ -73,8 +73,11 @@ class RunTable(DataTable[Text | str]):
         self._order: list[MachineId] = []
 
     def on_mount(self) -> None:
+        # Columns whose values change get room for their widest value up front: widths are
+        # set when the first rows are drawn, and a later "✓ Succeeded" must not be cut.
+        widths = {"state": 12, "elapsed": 8, "exit": 5}
         for label, key in COLUMNS:
-            self.add_column(label, key=key)
+            self.add_column(label, key=key, width=widths.get(key))
 
     def load(self, run: Run, now: datetime | None = None) -> None:
         """Draw every machine of ``run`` (once, when the screen opens)."""

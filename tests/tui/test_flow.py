@@ -1,0 +1,50 @@
+"""The whole flow in the app, on a sandbox fleet: filter → mark → compose → run → output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import TextArea
+
+from core.model import RunState
+from tests.tui.test_fleet_screen import FLEET, fleet_screen
+from tui.app import FleetrunApp
+from tui.screens.compose import ComposeScreen
+from tui.screens.run import RunScreen
+
+
+async def test_filter_mark_compose_run_and_read_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLEETRUN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FLEETRUN_CONFIG_DIR", str(tmp_path / "config"))
+    path = tmp_path / "fleet.toml"
+    path.write_text(FLEET)
+    app = FleetrunApp([f"sandbox:{path}"])
+    async with app.run_test(size=(160, 45)) as pilot:
+        await fleet_screen(pilot, app)
+        await pilot.press("slash", *"tag:role=web", "enter", "a", "c")
+        await pilot.pause()
+        assert isinstance(app.screen, ComposeScreen)
+        editor = app.screen.query_one(TextArea)
+        editor.text = 'echo "$HOSTNAME says hi"'
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        await pilot.press("enter")
+        for _ in range(100):
+            if isinstance(app.screen, RunScreen):
+                break
+            await pilot.pause(0.05)
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        run = screen.session.run
+        for _ in range(200):
+            if run.finished:
+                break
+            await pilot.pause(0.05)
+        assert sorted(mr.machine.name for mr in run.machines.values()) == [
+            "web-1", "web-2", "web-3"]
+        assert {mr.state for mr in run.machines.values()} == {RunState.SUCCEEDED}
+        for mr in run.machines.values():
+            assert Path(mr.stdout_file).read_text() == f"{mr.machine.name} says hi\n"
