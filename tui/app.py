@@ -18,6 +18,7 @@ from core.runner import RunSession
 from tui import keymap
 from tui.screens.fleet import FleetScreen
 from tui.screens.run import RunScreen
+from tui.widgets.run.confirm import Confirm
 
 SANDBOX_HINT = ("the built-in sandbox: an emulated Azure fleet (add [azure] to config.toml "
                 "or pass --fleet for a real one)")
@@ -92,6 +93,21 @@ class FleetrunApp(App[None]):
             journal=Journal(config.journal_path()),
         )
         self.push_screen(RunScreen(session, ", ".join(self.fleet_specs)))
+
+    async def action_quit(self) -> None:
+        """Quit; while a run is going, only once the user says its machines may be canceled."""
+        running = [w for w in self.workers
+                   if w.name.startswith("run:") and not w.is_finished]
+        if not running:
+            self.exit()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()  # the run's worker is cancelled: its machines are stopped
+
+        self.push_screen(Confirm(f"{len(running)} run(s) still going: quit and cancel "
+                                 "their machines?", yes="Quit"), answered)
 
     def action_help(self) -> None:
         """Show (or hide) every key of the current screen, with its description."""

@@ -12,6 +12,7 @@ from tests.tui.test_fleet_screen import FLEET, fleet_screen
 from tui.app import FleetrunApp
 from tui.screens.compose import ComposeScreen
 from tui.screens.run import RunScreen
+from tui.widgets.run.confirm import Confirm
 
 
 async def test_filter_mark_compose_run_and_read_the_output(
@@ -48,3 +49,32 @@ async def test_filter_mark_compose_run_and_read_the_output(
         assert {mr.state for mr in run.machines.values()} == {RunState.SUCCEEDED}
         for mr in run.machines.values():
             assert Path(mr.stdout_file).read_text() == f"{mr.machine.name} says hi\n"
+
+
+async def test_quitting_during_a_run_asks_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLEETRUN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FLEETRUN_CONFIG_DIR", str(tmp_path / "config"))
+    path = tmp_path / "fleet.toml"
+    path.write_text(FLEET)
+    app = FleetrunApp([f"sandbox:{path}"])
+    async with app.run_test(size=(160, 45)) as pilot:
+        await fleet_screen(pilot, app)
+        await pilot.press("slash", *"name:web-1", "enter", "c")
+        await pilot.pause()
+        app.screen.query_one(TextArea).text = "sleep 30"
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        await pilot.press("enter")
+        for _ in range(100):
+            if isinstance(app.screen, RunScreen):
+                break
+            await pilot.pause(0.05)
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm)  # asked, not gone
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, RunScreen)
+        assert app.is_running
