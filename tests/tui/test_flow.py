@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import TextArea
 
 from core.model import RunState
@@ -15,30 +17,35 @@ from tui.screens.run import RunScreen
 from tui.widgets.run.confirm import Confirm
 
 
-async def test_filter_mark_compose_run_and_read_the_output(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FleetrunApp]:
     monkeypatch.setenv("FLEETRUN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("FLEETRUN_CONFIG_DIR", str(tmp_path / "config"))
     path = tmp_path / "fleet.toml"
     path.write_text(FLEET)
-    app = FleetrunApp([f"sandbox:{path}"])
+    yield FleetrunApp([f"sandbox:{path}"])
+
+
+async def run_on(pilot: Pilot[None], app: FleetrunApp, target: str, script: str) -> RunScreen:
+    """Filter with ``target``, mark what it shows, compose ``script``, confirm: the run screen."""
+    await fleet_screen(pilot, app)
+    await pilot.press("slash", *target, "enter", "a", "c")
+    await pilot.pause()
+    assert isinstance(app.screen, ComposeScreen)
+    app.screen.query_one(TextArea).text = script
+    await pilot.press("ctrl+r")
+    await pilot.pause()
+    await pilot.press("enter")
+    for _ in range(100):
+        if isinstance(app.screen, RunScreen):
+            return app.screen
+        await pilot.pause(0.05)
+    raise AssertionError(f"no run screen; on {app.screen!r}")
+
+
+async def test_filter_mark_compose_run_and_read_the_output(app: FleetrunApp) -> None:
     async with app.run_test(size=(160, 45)) as pilot:
-        await fleet_screen(pilot, app)
-        await pilot.press("slash", *"tag:role=web", "enter", "a", "c")
-        await pilot.pause()
-        assert isinstance(app.screen, ComposeScreen)
-        editor = app.screen.query_one(TextArea)
-        editor.text = 'echo "$HOSTNAME says hi"'
-        await pilot.press("ctrl+r")
-        await pilot.pause()
-        await pilot.press("enter")
-        for _ in range(100):
-            if isinstance(app.screen, RunScreen):
-                break
-            await pilot.pause(0.05)
-        screen = app.screen
-        assert isinstance(screen, RunScreen)
+        screen = await run_on(pilot, app, "tag:role=web", 'echo "$HOSTNAME says hi"')
         run = screen.session.run
         for _ in range(200):
             if run.finished:
@@ -51,26 +58,9 @@ async def test_filter_mark_compose_run_and_read_the_output(
             assert Path(mr.stdout_file).read_text() == f"{mr.machine.name} says hi\n"
 
 
-async def test_quitting_during_a_run_asks_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("FLEETRUN_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("FLEETRUN_CONFIG_DIR", str(tmp_path / "config"))
-    path = tmp_path / "fleet.toml"
-    path.write_text(FLEET)
-    app = FleetrunApp([f"sandbox:{path}"])
+async def test_quitting_during_a_run_asks_first(app: FleetrunApp) -> None:
     async with app.run_test(size=(160, 45)) as pilot:
-        await fleet_screen(pilot, app)
-        await pilot.press("slash", *"name:web-1", "enter", "c")
-        await pilot.pause()
-        app.screen.query_one(TextArea).text = "sleep 30"
-        await pilot.press("ctrl+r")
-        await pilot.pause()
-        await pilot.press("enter")
-        for _ in range(100):
-            if isinstance(app.screen, RunScreen):
-                break
-            await pilot.pause(0.05)
+        await run_on(pilot, app, "name:web-1", "sleep 30")
         await pilot.press("ctrl+q")
         await pilot.pause()
         assert isinstance(app.screen, Confirm)  # asked, not gone
