@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean azurite sshd ssh-client
+.PHONY: run test lint bench clean azurite sshd tmux ssh-client
 
 # Microsoft's Azure Storage emulator; the shared append-blob suite runs against it too.
 AZURITE_BLOB := .cache/azurite/node_modules/.bin/azurite-blob
@@ -44,7 +44,12 @@ sshd:
 	test -x /usr/sbin/sshd || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; }
 
-test: $(VENV)/.test lint azurite sshd
+# tmux drives the installed app in the end-to-end test, as a person at a terminal would.
+tmux:
+	command -v tmux >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux; }
+
+test: $(VENV)/.test lint azurite sshd tmux
 	$(BIN)/pytest
 
 # bench/ssh imports the test sshd (tests/sshd.py, hence the test extra) and runs
