@@ -138,6 +138,23 @@ class OutputStore:
     def tail(self, machine_id: MachineId, stream: Stream) -> bytes:
         return self._streams[(machine_id, stream)].tail
 
+    def load_recorded(self, machine_id: MachineId) -> None:
+        """Take a finished machine's size and tail from its files (a run opened from history).
+
+        Only the last 4096 bytes of each file are read, so a recorded run of any size opens
+        at once; its digests stay empty (grouping needs the whole output).
+        """
+        for stream in Stream:
+            out = self._streams[(machine_id, stream)]
+            try:
+                with open(out.path, "rb") as kept:
+                    size = kept.seek(0, os.SEEK_END)
+                    kept.seek(max(0, size - TAIL_BYTES))
+                    out.received_tail = bytearray(kept.read(TAIL_BYTES))
+                    out.size = size
+            except FileNotFoundError:
+                continue
+
     def finish(self, machine_id: MachineId) -> None:
         """Close the machine's files.
 

@@ -8,15 +8,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from core import config
 from core.backends.base import Backend
+from core.events import MachineEvent
 from core.fanout import FanOut, FanoutOptions, Subscription, plan_run
 from core.journal import Journal, JournalWriter, RunRecord
-from core.model import Command, CommandId, Machine, MachineRun, Parameter, Run, RunState
+from core.model import (
+    Command,
+    CommandId,
+    Health,
+    Machine,
+    MachineId,
+    MachineKind,
+    MachineRun,
+    OsType,
+    Parameter,
+    Run,
+    RunState,
+    Stream,
+)
 from core.output import OutputStore
 
 log = logging.getLogger(__name__)
@@ -95,6 +109,41 @@ class RunSession:
         )
         return cls(run, backend_for, journal=journal, runs_root=runs_root, reattach=True)
 
+    @classmethod
+    def recorded(cls, record: RunRecord, *, runs_root: Path | None = None) -> RunSession:
+        """A finished (or interrupted) run from the journal, to look at: nothing can run.
+
+        Machines that never reached an end keep the state the journal has (Unknown for an
+        interrupted run).
+        """
+        commands: dict[int, Command] = {}
+        machine_runs: dict[str, MachineRun] = {}
+        for kept in record.machines:
+            command = commands.get(kept.command_index)
+            if command is None:
+                command = commands[kept.command_index] = command_from_record(
+                    record.command_for(kept))
+            machine = Machine(
+                id=kept.machine_id, name=kept.name, kind=MachineKind(kept.kind),
+                os=OsType(kept.os), location=kept.location, subscription=kept.subscription,
+                tags=dict(kept.tags),
+            )
+            machine_runs[kept.machine_id] = MachineRun(
+                machine=machine, command=command, state=kept.state, exit_code=kept.exit_code,
+                started=kept.started, ended=kept.ended, error=kept.error,
+            )
+        run = Run(
+            run_id=record.run_id, machines=machine_runs, created=record.created,
+            ended=record.ended or record.created, parent_run_id=record.parent_run_id,
+            fleet=record.fleet, target=record.target, stop_reason=record.stop_reason,
+        )
+        session = cls(run, lambda _machine: _NOTHING_RUNS, runs_root=runs_root)
+        for machine_id, mr in machine_runs.items():
+            session.output.load_recorded(machine_id)
+            mr.stdout_bytes = session.output.stream(machine_id, Stream.STDOUT).size
+            mr.stderr_bytes = session.output.stream(machine_id, Stream.STDERR).size
+        return session
+
     def subscribe(self, max_pending: int = 10_000) -> Subscription:
         return self.fanout.subscribe(max_pending)
 
@@ -129,3 +178,20 @@ def command_from_record(recorded: dict[str, Any]) -> Command:
         async_execution=bool(recorded.get("async_execution", True)),
         script_path=recorded.get("script_path", ""),
     )
+
+
+class _RecordedOnly:
+    """Stands in for a backend in a session opened from history: nothing may run there."""
+
+    async def check_health(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
+        raise RuntimeError("a recorded run checks no health")
+
+    def run(self, machine: Machine, command: Command, *, run_id: str
+            ) -> AsyncIterator[MachineEvent]:
+        raise RuntimeError(f"run {run_id} is a record: it cannot run again; rerun it")
+
+    async def cancel(self, machine: Machine, run_id: str) -> None:
+        return None
+
+
+_NOTHING_RUNS = _RecordedOnly()

@@ -31,6 +31,12 @@ FLEET: list[BindingType] = [
     Binding("enter", "details", "Details", id="fleet.details", show=False),
     Binding("c", "compose", "Compose", id="fleet.compose",
             tooltip="Write a command for the marked machines (or the one under the cursor)"),
+    Binding("H", "history", "History", id="fleet.history", tooltip="Past runs"),
+]
+
+HISTORY: list[BindingType] = [
+    Binding("escape", "back", "Back", id="history.back"),
+    Binding("ctrl+l", "reload", "Reload", id="history.reload", tooltip="Read the journal again"),
 ]
 
 DETAILS: list[BindingType] = [
@@ -73,7 +79,7 @@ COMPOSE_CONFIRM: list[BindingType] = [
 
 def all_binding_ids() -> list[str]:
     """Every binding id, for the help screen and for checking a user's keymap."""
-    groups = (APP, FLEET, DETAILS, RUN, ASK, COMPOSE, COMPOSE_CONFIRM)
+    groups = (APP, FLEET, DETAILS, RUN, ASK, COMPOSE, COMPOSE_CONFIRM, HISTORY)
     return [b.id for group in groups for b in group
             if isinstance(b, Binding) and b.id]
 

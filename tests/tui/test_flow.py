@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import TextArea
+from textual.widgets import DataTable, TextArea
 
-from core.model import RunState
+from core.model import RunState, Stream
 from tests.tui.test_fleet_screen import FLEET, fleet_screen
 from tui.app import FleetrunApp
 from tui.screens.compose import ComposeScreen
+from tui.screens.history import HistoryScreen
 from tui.screens.run import RunScreen
 from tui.widgets.run.confirm import Confirm
 
@@ -68,3 +69,29 @@ async def test_quitting_during_a_run_asks_first(app: FleetrunApp) -> None:
         await pilot.pause()
         assert isinstance(app.screen, RunScreen)
         assert app.is_running
+
+
+async def test_history_lists_the_run_and_opens_it_read_only(app: FleetrunApp) -> None:
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await run_on(pilot, app, "name:web-2", "echo recorded; echo oops >&2; exit 3")
+        run = screen.session.run
+        for _ in range(200):
+            if run.finished:
+                break
+            await pilot.pause(0.05)
+        await pilot.press("escape", "H")
+        await pilot.pause()
+        history = app.screen
+        assert isinstance(history, HistoryScreen)
+        table = history.query_one(DataTable)
+        assert table.row_count == 1
+        assert table.get_cell(run.run_id, "status").plain == "finished"
+        await pilot.press("enter")
+        await pilot.pause()
+        opened = app.screen
+        assert isinstance(opened, RunScreen) and opened is not screen
+        assert opened.read_only
+        [machine] = opened.session.run.machines.values()
+        assert machine.state is RunState.FAILED and machine.exit_code == 3
+        assert opened.session.output.tail(machine.machine_id, Stream.STDOUT) == b"recorded\n"
+        assert opened.session.output.tail(machine.machine_id, Stream.STDERR) == b"oops\n"

@@ -159,6 +159,11 @@ class FleetScreen(Screen[None]):
             self.request = request
             super().__init__()
 
+    def action_history(self) -> None:
+        from tui.screens.history import HistoryScreen  # the journal opens only when asked
+
+        self.app.push_screen(HistoryScreen())
+
     def action_details(self) -> None:
         machine = self.query_one(MachineTable).current_machine()
         if machine is not None:
