@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-BENCHMARKS = ("fanout", "sandbox", "azure", "ssh")
+BENCHMARKS = ("fanout", "sandbox", "azure", "ssh", "tui")
 
 
 def main(argv: list[str] | None = None) -> int:
