@@ -129,6 +129,8 @@ class SshBackend:
         self.host_keys = HostKeyPolicy(KnownHosts(self.settings.known_hosts),
                                        accept_new=self.settings.accept_new_host_keys)
         self._hosts: dict[MachineId, _Host] = {}
+        self._key_problems: dict[MachineId, HostKeyProblem] = {}
+        """Why each machine's last connection attempt was refused for its host key."""
         self._runs: dict[tuple[MachineId, str], str] = {}
         """The kill command line of each live run, to stop it from another channel."""
         self._canceled: set[tuple[MachineId, str]] = set()
@@ -147,7 +149,16 @@ class SshBackend:
             if host.connection is not None and not host.connection.is_closed():
                 return host.connection
             async with self._handshakes:
-                host.connection = await self._connect(machine)
+                try:
+                    host.connection = await self._connect(machine)
+                except HostKeyError as exc:
+                    self._key_problems[machine.id] = exc.problem
+                    raise
+                except BaseException:
+                    # Unreachable now (or cancelled): its key is no longer known to be wrong.
+                    self._key_problems.pop(machine.id, None)
+                    raise
+            self._key_problems.pop(machine.id, None)
             return host.connection
 
     async def _connect(self, machine: Machine) -> asyncssh.SSHClientConnection:
@@ -211,6 +222,14 @@ class SshBackend:
     def pending_host_keys(self) -> list[HostKeyProblem]:
         """Unknown host keys refused so far, for the user to review in one batch."""
         return list(self.host_keys.pending.values())
+
+    def host_key_problems(self) -> dict[MachineId, HostKeyProblem]:
+        """Each machine whose last connection attempt was refused for its host key, and why.
+
+        Unlike :meth:`pending_host_keys` this names the machines (several may share a host)
+        and holds changed keys too, which are refused whatever the user says.
+        """
+        return dict(self._key_problems)
 
     # -- health ---------------------------------------------------------------------------
 
