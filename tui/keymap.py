@@ -32,6 +32,20 @@ FLEET: list[BindingType] = [
     Binding("c", "compose", "Compose", id="fleet.compose",
             tooltip="Write a command for the marked machines (or the one under the cursor)"),
     Binding("H", "history", "History", id="fleet.history", tooltip="Past runs"),
+    Binding("K", "review_host_keys", "Host keys", id="fleet.review_host_keys",
+            tooltip="Review the SSH host keys known_hosts does not vouch for"),
+]
+
+HOST_KEYS: list[BindingType] = [
+    Binding("space", "toggle_mark", "Mark", id="hostkeys.mark",
+            tooltip="Mark or unmark the key under the cursor for trusting"),
+    Binding("a", "mark_all", "Mark all", id="hostkeys.mark_all",
+            tooltip="Mark every unknown key (again: unmark them all)"),
+    # priority: the key table would take enter for itself.
+    Binding("enter", "trust_marked", "Trust marked", id="hostkeys.trust", priority=True,
+            tooltip="Record the marked keys in known_hosts and check those hosts again"),
+    Binding("escape", "leave", "Leave untrusted", id="hostkeys.leave",
+            tooltip="Close; the hosts stay unhealthy and are skipped by runs"),
 ]
 
 HISTORY: list[BindingType] = [
@@ -79,7 +93,7 @@ COMPOSE_CONFIRM: list[BindingType] = [
 
 def all_binding_ids() -> list[str]:
     """Every binding id, for the help screen and for checking a user's keymap."""
-    groups = (APP, FLEET, DETAILS, RUN, ASK, COMPOSE, COMPOSE_CONFIRM, HISTORY)
+    groups = (APP, FLEET, DETAILS, RUN, ASK, COMPOSE, COMPOSE_CONFIRM, HISTORY, HOST_KEYS)
     return [b.id for group in groups for b in group
             if isinstance(b, Binding) and b.id]
 
