@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class StreamOutput:
     received_tail: bytearray = field(default_factory=bytearray)
     reported_tail: bytes | None = None
     digest: hashlib._Hash = field(default_factory=hashlib.sha256)
+    digest_pending: bool = False
+    """The file holds bytes the digest has not seen yet (a run opened from history)."""
 
     @property
     def tail(self) -> bytes:
@@ -81,6 +84,10 @@ class OutputStore:
         self._streams: dict[tuple[MachineId, Stream], StreamOutput] = {}
         self._fds: OrderedDict[str, int] = OrderedDict()
         self._created_dir = False
+        # Digests of recorded runs are completed from the files, maybe in a worker thread
+        # (the TUI) while another asks for groups: one completion at a time.
+        self._digest_lock = threading.Lock()
+        self._pending_digests = 0
 
     def attach(self, machine_run: MachineRun, *, resume: bool = False) -> None:
         """Register a machine: decide its file paths and write them into the MachineRun.
@@ -142,7 +149,8 @@ class OutputStore:
         """Take a finished machine's size and tail from its files (a run opened from history).
 
         Only the last 4096 bytes of each file are read, so a recorded run of any size opens
-        at once; its digests stay empty (grouping needs the whole output).
+        at once; the digests grouping needs are computed from the whole files later, when
+        first asked for (:meth:`complete_digests`).
         """
         for stream in Stream:
             out = self._streams[(machine_id, stream)]
@@ -152,8 +160,39 @@ class OutputStore:
                     kept.seek(max(0, size - TAIL_BYTES))
                     out.received_tail = bytearray(kept.read(TAIL_BYTES))
                     out.size = size
+                    if size and not out.digest_pending:
+                        out.digest_pending = True
+                        self._pending_digests += 1
             except FileNotFoundError:
                 continue
+
+    def pending_digests(self) -> int:
+        """How many streams still need their file read before grouping is exact."""
+        return self._pending_digests
+
+    def complete_digests(self) -> int:
+        """Read the files of recorded streams whose digests are pending; returns how many.
+
+        Blocking file I/O proportional to the output kept: a front end with an event loop
+        calls it in a thread first. Safe to call from several threads.
+        """
+        done = 0
+        with self._digest_lock:
+            for out in self._streams.values():
+                if not out.digest_pending:
+                    continue
+                digest = hashlib.sha256()
+                try:
+                    with open(out.path, "rb") as kept:
+                        while block := kept.read(1 << 20):
+                            digest.update(block)
+                except FileNotFoundError:
+                    pass  # deleted since it was opened: it groups as empty output
+                out.digest = digest
+                out.digest_pending = False
+                done += 1
+            self._pending_digests = 0
+        return done
 
     def finish(self, machine_id: MachineId) -> None:
         """Close the machine's files.
@@ -175,8 +214,11 @@ class OutputStore:
         """Identical outputs grouped, largest group first; live while the run goes on.
 
         Like ClusterShell's ``-b``, machines group only when their exit codes are equal too.
-        Machines that never ran (pending, skipped, not started) are left out.
+        Machines that never ran (pending, skipped, not started) are left out. A recorded
+        run's files are read here first if :meth:`complete_digests` was not called.
         """
+        if self.pending_digests():
+            self.complete_digests()
         buckets: dict[tuple[int | None, bytes, bytes], list[MachineId]] = {}
         for mr in machine_runs:
             if mr.state in (RunState.PENDING, RunState.SKIPPED, RunState.NOT_STARTED):
