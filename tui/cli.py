@@ -166,6 +166,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("-o", "--output", choices=("table", "json"), default="table")
 
+    export = sub.add_parser(
+        "export",
+        help="write a past run as JSON, CSV or a Markdown incident report",
+        description="Write RUN out for others: JSON (the run and every machine with its "
+        "output tails), CSV (a row per machine) or a Markdown incident report (what ran, "
+        "when, where, counts, groups of identical output, the machines that failed). "
+        "Protected parameter values are never written.",
+    )
+    export.add_argument("run_id", metavar="RUN", help="run id (or a unique prefix)")
+    export.add_argument(
+        "--format", choices=("json", "csv", "md"), default="md", help="default md"
+    )
+    export.add_argument(
+        "-o", "--output", default=None, metavar="FILE", help="write to FILE (default: stdout)"
+    )
+
     mach = sub.add_parser("machines", help="list machines and their health")
     mach.add_argument(
         "--fleet",

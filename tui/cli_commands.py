@@ -6,6 +6,7 @@ import asyncio
 import sys
 from argparse import Namespace
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from core import config
 from core.azure.arm import ArmError
@@ -20,6 +21,9 @@ from core.inventory import DEFAULT_FLEET, Fleet, FleetError, FleetOptions, open_
 from core.journal import Journal, JournalError
 from core.model import Command, CommandId, Machine, MachineKind, Run, RunState
 from core.query import QueryError, filter_machines
+from core.run_export import ExportError, parse_format
+from core.run_export import render as render_export
+from core.run_export import write as write_export
 from core.runner import RunSession
 from core.validate import ValidationError, raise_if_errors, validate_selection
 from tui import cli_render as render
@@ -35,12 +39,13 @@ def dispatch(args: Namespace) -> int:
         "attach": cmd_attach,
         "history": cmd_history,
         "show": cmd_show,
+        "export": cmd_export,
         "machines": cmd_machines,
         "sandbox": cmd_sandbox,
     }
     try:
         return handlers[args.command](args)
-    except (InputError, FleetError, QueryError, JournalError) as exc:
+    except (InputError, FleetError, QueryError, JournalError, ExportError) as exc:
         raise UsageError(str(exc)) from None
     except ValidationError as exc:
         raise UsageError(describe_problems(exc)) from None
@@ -302,4 +307,19 @@ def cmd_show(args: Namespace) -> int:
         render.print_full_output(machine, args.stream)
     else:
         render.show_machine(record, machine)
+    return EXIT_OK
+
+
+def cmd_export(args: Namespace) -> int:
+    record = Journal(config.journal_path()).get_run(args.run_id)
+    session = RunSession.recorded(record)
+    fmt = parse_format(args.format)
+    if args.output is None:
+        sys.stdout.write(render_export(session.run, session.output, fmt))
+        return EXIT_OK
+    try:
+        path = write_export(session.run, session.output, fmt, Path(args.output))
+    except ExportError as exc:
+        raise InputError(f"-o: {exc}") from None
+    print(f"wrote {path}", file=sys.stderr)
     return EXIT_OK
