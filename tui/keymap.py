@@ -68,6 +68,29 @@ RUN: list[BindingType] = [
             tooltip="Leave this screen; the run goes on"),
 ]
 
+# The full-output pane of the run screen, while it has focus (tab into it); keys as in less.
+OUTPUT: list[BindingType] = [
+    Binding("slash", "search", "Search", id="output.search",
+            tooltip="Find a text in this output (n next, N previous)"),
+    Binding("n", "next_match", "Next match", id="output.next_match", show=False),
+    Binding("N", "previous_match", "Previous match", id="output.previous_match", show=False),
+    Binding("f", "toggle_follow", "Follow", id="output.follow",
+            tooltip="Follow new output, or stop following"),
+    Binding("g,home", "top", "Top", id="output.top", show=False),
+    Binding("G,end", "bottom", "End", id="output.bottom", show=False,
+            tooltip="Go to the end and follow new output"),
+    Binding("s", "switch_stream", "stdout/stderr", id="output.stream",
+            tooltip="Show the other stream of this machine"),
+    Binding("j", "scroll_down", "Down", id="output.down", show=False),
+    Binding("k", "scroll_up", "Up", id="output.up", show=False),
+]
+
+OUTPUT_SEARCH: list[BindingType] = [
+    Binding("escape", "close", "Close", id="output.search_close"),
+    Binding("ctrl+r", "toggle_regex", "Regex/plain", id="output.search_regex",
+            tooltip="Search with a regular expression, or plain text"),
+]
+
 ASK: list[BindingType] = [
     Binding("y", "confirm", "Yes", id="ask.yes"),
     Binding("n,escape", "refuse", "No", id="ask.no"),
@@ -91,11 +114,25 @@ COMPOSE_CONFIRM: list[BindingType] = [
 ]
 
 
+KEY_SHEET: list[BindingType] = [
+    Binding("escape,q,question_mark", "dismiss", "Close", id="keys.close"),
+]
+
+
+def contexts() -> list[tuple[str, list[Binding]]]:
+    """Every group of bindings declared in this module (``FLEET``, ``RUN``…), in order.
+
+    Read from the module itself: a group added here is on the key sheet and accepted in a
+    user's keymap without being listed anywhere else.
+    """
+    return [(name, value) for name, value in globals().items()
+            if name.isupper() and isinstance(value, list) and value
+            and all(isinstance(b, Binding) for b in value)]
+
+
 def all_binding_ids() -> list[str]:
-    """Every binding id, for the help screen and for checking a user's keymap."""
-    groups = (APP, FLEET, DETAILS, RUN, ASK, COMPOSE, COMPOSE_CONFIRM, HISTORY, HOST_KEYS)
-    return [b.id for group in groups for b in group
-            if isinstance(b, Binding) and b.id]
+    """Every binding id, for the key sheet and for checking a user's keymap."""
+    return [b.id for _, group in contexts() for b in group if b.id]
 
 
 class KeymapError(ValueError):
