@@ -275,7 +275,7 @@ class SshBackend:
         try:
             if command.command_id is CommandId.SHELL:
                 launch = _Launch(run_command_line(token, command.timeout), frame(command),
-                                 kill_command_line(token))
+                                 kill_command_line(token), holds_stdin=True)
             else:
                 launch = _Launch(powershell.run_command_line(shell),
                                  powershell.payload(command, token),
@@ -328,7 +328,8 @@ class SshBackend:
             await mirror.start()
         try:
             process.stdin.write(launch.payload)
-            process.stdin.write_eof()
+            if not launch.holds_stdin:
+                process.stdin.write_eof()
             yield StateChanged(machine.id, RunState.RUNNING, "running", at=started)
             try:
                 async for event in self._follow(machine, process, command.timeout):
@@ -494,6 +495,8 @@ class _Launch:
     command_line: str
     payload: bytes = field(repr=False)
     kill: str
+    holds_stdin: bool = False
+    """Keep stdin open until the run ends: the host's reaper reads its end as "stop"."""
 
 
 class _ClientTimeout(Exception):

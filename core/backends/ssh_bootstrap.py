@@ -2,20 +2,25 @@
 
 The remote command line holds only constant code and a run token (``exec bash ... -c
 '<BOOTSTRAP>' fleetrun <token> <timeout>``): no script text and no parameter value ever
-appears in the host's process list. The bootstrap reads from stdin a NUL-separated frame,
-then the script itself up to EOF:
+appears in the host's process list. The bootstrap reads from stdin a NUL-separated frame
+ending with the script, its length given first:
 
-    FLEETRUN1 \\0 <n> \\0 (NAME=value \\0){n} <m> \\0 (positional \\0){m} <script bytes> EOF
+    FLEETRUN2 \\0 <n> \\0 (NAME=value \\0){n} <m> \\0 (positional \\0){m}
+        (inline|file) \\0 <length> \\0 <script bytes>
 
 and then does what the Linux managed handler does: writes the script verbatim as
-``script.sh`` (0500) in a private 0700 directory that is also the working directory, exports
+``script.sh`` in a private 0700 directory that is also the working directory, exports
 the named parameters, and executes the file (a shebang is honoured; without one, bash runs
 it, as it does for the handler's ``bash -c <path>``, without the ``chmod`` a shebang needs)
-with the positional values as exact arguments. Before that it starts a reaper, detached from the
-output streams, that kills the whole process group and removes the directory as soon as
-the script ends, when the timeout passes, or when the SSH session that started it is gone
-(fleetrun died or the network dropped: nobody is left to read the output or cancel it):
-nothing the script started outlives it.
+with the positional values as exact arguments. A script shorter than its length (the
+channel closed early) never runs: a cut-off ``rm -rf /tmp/x`` must not become ``rm -rf /``.
+
+The client never closes stdin while the run lasts. A reaper, detached from the output
+streams, reads it: it kills the whole process group and removes the directory as soon as
+the script ends, when the timeout passes, when a byte arrives (cancel), or when stdin ends
+(the session closed: fleetrun died or the network dropped, and nobody is left to read the
+output or cancel it): nothing the script started outlives it. Waiting on that read is also
+the reaper's tick, so a run costs the host no sleep process.
 
 The script is the session's main process (``exec``), so the SSH exit status is its exit
 status, and a death by signal arrives as an SSH exit signal: exit codes need no guessing.
@@ -30,11 +35,14 @@ import shlex
 
 from core.model import Command, Parameter
 
-MAGIC = b"FLEETRUN1"
+MAGIC = b"FLEETRUN2"
 RESERVED_PREFIX = "__fleetrun_"
 """Parameter names starting with this would collide with the bootstrap's own variables."""
 BOOTSTRAP_FAILURE = 203
 """Exit status of a bootstrap that could not set the run up (its message is on stderr)."""
+INLINE_MAX = 64 * 1024
+"""Scripts up to this size (without NUL bytes) are read by a bash builtin, not a process:
+bash reads a pipe a byte at a time, which costs more than a ``head`` process beyond this."""
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # No single quote anywhere: it travels inside one. Every variable has the reserved prefix.
@@ -46,13 +54,16 @@ __fleetrun_fail() {
   exit 203
 }
 umask 077
+# Bytes, not characters, while the frame is read: restored before the script starts.
+__fleetrun_lc_all=${LC_ALL-__fleetrun_unset}
+LC_ALL=C
 __fleetrun_dir="${TMPDIR:-/tmp}/fleetrun-$1"
 __fleetrun_timeout="$2"
 __fleetrun_bash="$BASH"
 mkdir -m 700 -- "$__fleetrun_dir" || __fleetrun_fail "cannot create $__fleetrun_dir"
 __fleetrun_made=1
 IFS= read -r -d "" __fleetrun_magic || __fleetrun_fail "bad frame"
-[ "$__fleetrun_magic" = FLEETRUN1 ] || __fleetrun_fail "bad frame"
+[ "$__fleetrun_magic" = FLEETRUN2 ] || __fleetrun_fail "bad frame"
 IFS= read -r -d "" __fleetrun_n || __fleetrun_fail "bad frame"
 __fleetrun_env=()
 for ((__fleetrun_i = 0; __fleetrun_i < __fleetrun_n; __fleetrun_i++)); do
@@ -65,35 +76,55 @@ for ((__fleetrun_i = 0; __fleetrun_i < __fleetrun_n; __fleetrun_i++)); do
   IFS= read -r -d "" __fleetrun_a || __fleetrun_fail "bad frame"
   __fleetrun_args+=("$__fleetrun_a")
 done
-cat > "$__fleetrun_dir/script.sh" || __fleetrun_fail "cannot save the script"
-IFS= read -r -n 2 __fleetrun_head < "$__fleetrun_dir/script.sh"
-if [ "$__fleetrun_head" = "#!" ]; then chmod 500 "$__fleetrun_dir/script.sh"; fi
-read -r _ _ _ __fleetrun_parent __fleetrun_pg _ < /proc/$$/stat || __fleetrun_fail "no /proc"
+IFS= read -r -d "" __fleetrun_how || __fleetrun_fail "bad frame"
+IFS= read -r -d "" __fleetrun_len || __fleetrun_fail "bad frame"
+[[ "$__fleetrun_len" =~ ^[0-9]+$ ]] || __fleetrun_fail "bad frame"
+__fleetrun_file="$__fleetrun_dir/script.sh"
+if [ "$__fleetrun_how" = inline ]; then
+  # A builtin, not a process: small scripts without NUL bytes (the client checks).
+  __fleetrun_script=
+  [ "$__fleetrun_len" -eq 0 ] || IFS= read -r -N "$__fleetrun_len" __fleetrun_script
+  [ "${#__fleetrun_script}" -eq "$__fleetrun_len" ] ||
+    __fleetrun_fail "the script arrived cut short"
+  printf "%s" "$__fleetrun_script" > "$__fleetrun_file" || __fleetrun_fail "cannot save the script"
+  __fleetrun_head=${__fleetrun_script:0:2}
+  unset __fleetrun_script
+else
+  head -c "$__fleetrun_len" > "$__fleetrun_file" || __fleetrun_fail "cannot save the script"
+  __fleetrun_size=$(wc -c < "$__fleetrun_file")
+  [ "$__fleetrun_size" -eq "$__fleetrun_len" ] || __fleetrun_fail "the script arrived cut short"
+  IFS= read -r -n 2 __fleetrun_head < "$__fleetrun_file"
+fi
+if [ "$__fleetrun_head" = "#!" ]; then chmod 500 "$__fleetrun_file"; fi
+read -r _ _ _ _ __fleetrun_pg _ < /proc/$$/stat || __fleetrun_fail "no /proc"
 echo "$__fleetrun_pg" > "$__fleetrun_dir/pgid"
 (
-  exec < /dev/null > /dev/null 2>&1
-  exec {__fleetrun_tick}<> <(:)
+  # stdin stays: the SSH channel, which the client holds open, writing nothing, until the
+  # run ends. A byte on it (a cancel) or its end (the session closed, or fleetrun and its
+  # connection gone: nobody left to read the output) stops the script. Reading it with a
+  # timeout is also the tick, without a sleep process. (`<&0` below: without it, bash
+  # gives a background job /dev/null.)
+  exec > /dev/null 2>&1
   if [ -n "${EPOCHREALTIME:-}" ]; then
     __fleetrun_end=$(( ${EPOCHREALTIME//[!0-9]/} + __fleetrun_timeout * 1000000 ))
   else
     __fleetrun_end=$(( SECONDS + __fleetrun_timeout + 1 ))
   fi
   while kill -0 $$; do
-    # When the sshd process of the session is gone, so is the client: nobody will read the
-    # output, cancel or time it out, so the script goes too.
-    read -r _ _ _ __fleetrun_ppid _ < /proc/$$/stat || break
-    [ "$__fleetrun_ppid" = "$__fleetrun_parent" ] || break
     if [ "$__fleetrun_timeout" -gt 0 ]; then
       if [ -n "${EPOCHREALTIME:-}" ]; then __fleetrun_now=${EPOCHREALTIME//[!0-9]/}
       else __fleetrun_now=$SECONDS; fi
       [ "$__fleetrun_now" -ge "$__fleetrun_end" ] && break
     fi
-    read -r -t 0.1 -u "$__fleetrun_tick" || :
+    IFS= read -r -t 0.1 -n 1 _
+    [ "$?" -gt 128 ] || break
   done
   rm -rf -- "$__fleetrun_dir"
   kill -KILL -- "-$__fleetrun_pg"
-) &
+) <&0 &
 cd -- "$__fleetrun_dir" || __fleetrun_fail "cannot enter $__fleetrun_dir"
+if [ "$__fleetrun_lc_all" = __fleetrun_unset ]; then unset LC_ALL
+else LC_ALL=$__fleetrun_lc_all; fi
 for __fleetrun_kv in "${__fleetrun_env[@]}"; do export -- "$__fleetrun_kv"; done
 if [ "$__fleetrun_head" = "#!" ]; then exec ./script.sh "${__fleetrun_args[@]}" < /dev/null; fi
 exec "$__fleetrun_bash" ./script.sh "${__fleetrun_args[@]}" < /dev/null
@@ -159,8 +190,11 @@ def frame(command: Command) -> bytes:
             named.append(parameter.name.encode() + b"=" + value)
         else:
             positional.append(value)
-    parts = [MAGIC, str(len(named)).encode(), *named, str(len(positional)).encode(), *positional]
-    return b"\0".join(parts) + b"\0" + command.script.encode("utf-8", "surrogateescape")
+    script = command.script.encode("utf-8", "surrogateescape")
+    how = b"inline" if len(script) <= INLINE_MAX and b"\0" not in script else b"file"
+    parts = [MAGIC, str(len(named)).encode(), *named, str(len(positional)).encode(), *positional,
+             how, str(len(script)).encode()]
+    return b"\0".join(parts) + b"\0" + script
 
 
 def _bytes(parameter: Parameter) -> bytes:

@@ -1,7 +1,8 @@
 """An in-process asyncssh server and a TCP proxy that can misbehave, for SSH fault tests.
 
 The server runs no real shell: every command prints ``started``, then a line every 50 ms
-until its stdin closes and a few more, and exits 0. That is enough to see a connection die
+once it has read its stdin (the bootstrap's whole frame, or up to EOF for other payloads),
+and exits 0. That is enough to see a connection die
 mid-run; real script semantics are the contract suite's business (against OpenSSH).
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import asyncssh
 
+from core.backends.ssh_bootstrap import MAGIC
 from core.model import Machine, MachineKind, OsType, SshEndpoint
 
 Received = list[tuple[str, bytes]]
@@ -25,7 +27,7 @@ def _handler(received: Received) -> Callable[[asyncssh.SSHServerProcess[bytes]],
         process.stdout.write(b"started\n")
         data = b""
         with contextlib.suppress(asyncssh.Error, OSError):
-            data = await process.stdin.read()
+            data = await _read_payload(process.stdin)
             received.append((process.command or "", data))
             for i in range(40):
                 process.stdout.write(f"tick {i}\n".encode())
@@ -33,6 +35,32 @@ def _handler(received: Received) -> Callable[[asyncssh.SSHServerProcess[bytes]],
         process.exit(0)
 
     return handle
+
+
+async def _read_payload(stdin: asyncssh.SSHReader[bytes]) -> bytes:
+    """A bootstrap frame up to its script's last byte (the client keeps stdin open), or
+    everything up to EOF for any other payload."""
+    data = b""
+    while chunk := await stdin.read(65536):
+        data += chunk
+        if _frame_complete(data):
+            break
+    return data
+
+
+def _frame_complete(data: bytes) -> bool:
+    if not data.startswith(MAGIC + b"\0"):
+        return False
+    fields = data.split(b"\0")
+    try:
+        named = int(fields[1])
+        positional = int(fields[2 + named])
+        length_at = 2 + named + 1 + positional + 1
+        length = int(fields[length_at])
+    except (IndexError, ValueError):
+        return False
+    header = len(b"\0".join(fields[:length_at + 1])) + 1
+    return len(data) >= header + length
 
 
 @dataclass
