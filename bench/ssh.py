@@ -32,6 +32,16 @@ host, orphaned to init, are not counted). Goals: fleetrun/parallel-ssh <= 1.0 an
 Ansible/fleetrun >= 5.0. Below the table, fleetrun's time split in two: opening every
 connection, then the run over open connections (an extra run, not the timed one).
 
+**Two rigs, one after the other.** N hosts would each run their own sshd: the cost of
+accepting a connection lands on N machines, in parallel, and the client sees only latency.
+Here one sshd stands in for all of them on the 2 cores the client uses, so its
+per-connection cost is charged to every tool's wall time; a stock sshd also re-executes
+itself for every connection (4-5 ms of CPU each: compare the sshd columns). The first
+rig starts sshd with ``-r`` (OpenSSH before 9.8): connections are forked, everything else
+(privilege separation, PAM sessions, the user's shell) is as in the second, stock rig. The
+goals are judged on the first, the rig in which the client tools, not the stand-in host,
+set the pace; the stock rig is printed beside it so the difference stays visible.
+
 A tool that does not bring back ``hi`` from every host is reported WRONG and the benchmark
 exits non-zero. ``make bench`` installs parallel-ssh and ansible-core into the venv.
 """
@@ -77,6 +87,9 @@ PSSH_GOAL = 1.0
 """fleetrun's wall time over parallel-ssh's: at most this."""
 ANSIBLE_GOAL = 5.0
 """Ansible's wall time over fleetrun's: at least this."""
+RIGS = (("sshd -r: connections forked, as N hosts' own sshds would be", False),
+        ("stock sshd: re-executed for every connection", True))
+"""The two ways the one sshd runs; the goals are judged on the first (see the module doc)."""
 TIMEOUT = 120.0
 """Seconds any one tool gets for one run before the benchmark gives up on it."""
 SETTLE_TIMEOUT = 15.0
@@ -399,15 +412,27 @@ def main(quick: bool = False) -> None:
     if missing := _missing_tools():
         raise SystemExit(f"bench/ssh: {', '.join(missing)} not installed; `make bench` "
                          "installs them")
-    print(f"bench/ssh: N host aliases on one loopback sshd, `{SCRIPT}`, one connection per "
-          f"host, all at once; best of {ROUNDS} rounds")
+    wrong: list[tuple[int, str, str]] = []
+    for rig, reexec in RIGS:
+        print(f"bench/ssh: N host aliases on one loopback sshd ({rig}), `{SCRIPT}`, one "
+              f"connection per host, all at once; best of {ROUNDS} rounds")
+        wrong.extend(_one_rig(sizes, reexec=reexec))
+        print()
+    if wrong:
+        for n, name, line in wrong[:20]:
+            print(f"WRONG N={n} {name}: {line}", file=sys.stderr)
+        raise SystemExit(f"bench/ssh: WRONG RESULTS ({len(wrong)} problems); the timings "
+                         "above do not count")
+
+
+def _one_rig(sizes: Sequence[int], *, reexec: bool) -> list[tuple[int, str, str]]:
     print(f"{'N':>5} {'tool':<13} {'wall s':>7} {'client ms/host':>16} {'sshd ms/host':>14}")
     ratios: list[str] = []
     phases: list[str] = []
     wrong: list[tuple[int, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="fleetrun-bench-ssh-") as tmp:
         try:
-            with running_sshd(Path(tmp)) as server:
+            with running_sshd(Path(tmp), reexec=reexec) as server:
                 for n in sizes:
                     hosts = make_hosts(server, n, Path(tmp) / f"n{n}")
                     best = measure(hosts)
@@ -424,11 +449,7 @@ def main(quick: bool = False) -> None:
     print("\n".join(ratios))
     print("fleetrun's time, split (an extra run: every connection first, then the run):")
     print("\n".join(phases))
-    if wrong:
-        for n, name, line in wrong[:20]:
-            print(f"WRONG N={n} {name}: {line}", file=sys.stderr)
-        raise SystemExit(f"bench/ssh: WRONG RESULTS ({len(wrong)} problems); the timings "
-                         "above do not count")
+    return wrong
 
 
 if __name__ == "__main__":

@@ -81,11 +81,16 @@ def _ensure_user() -> None:
 
 
 @contextlib.contextmanager
-def running_sshd(root: Path) -> Iterator[Sshd]:
+def running_sshd(root: Path, *, reexec: bool = True) -> Iterator[Sshd]:
     """A private sshd on 127.0.0.1 with its keys and files in ``root``, stopped on exit.
 
     Needs root and /usr/sbin/sshd (see :func:`unavailable_reason`); creates the test user
     when missing. ``root`` is the caller's to remove.
+
+    Args:
+        root: Where its keys, config, log and known_hosts go.
+        reexec: As sshd does by default, re-execute itself for every connection. False
+            passes ``-r`` (OpenSSH before 9.8): connections are forked from the listener.
 
     Raises:
         RuntimeError: sshd rejected its config or did not start listening in time.
@@ -119,7 +124,8 @@ def running_sshd(root: Path) -> Iterator[Sshd]:
     if checked.returncode != 0:
         raise RuntimeError(f"sshd rejected its config: {checked.stderr.decode().strip()}")
     with (root / "sshd.log").open("wb") as log:
-        proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=log,
+        flags = [] if reexec else ["-r"]
+        proc = subprocess.Popen([str(SSHD), "-D", "-e", *flags, "-f", str(config)], stdout=log,
                                 stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + START_TIMEOUT
