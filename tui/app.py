@@ -13,7 +13,7 @@ from core.backends.registry import Backends
 from core.fanout import FanoutOptions
 from core.inventory import DEFAULT_FLEET, Fleet, FleetOptions, open_fleet
 from core.journal import Journal
-from core.model import Command, Machine
+from core.model import Command, Machine, MachineKind
 from core.runner import RunSession
 from tui import keymap
 from tui.screens.fleet import FleetScreen
@@ -66,8 +66,14 @@ class FleetrunApp(App[None]):
         name = ", ".join(self.fleet_specs)
         if self.fleet_specs == [DEFAULT_FLEET]:
             name = SANDBOX_HINT
+        # Imported here: asyncssh loads only for fleets with SSH hosts.
+        ssh = self.fleet.backends.get(MachineKind.SSH)
+        if ssh is not None:
+            from core.backends.ssh import SshBackend
+
+            ssh = ssh if isinstance(ssh, SshBackend) else None
         await self.push_screen(FleetScreen(self.fleet.machines, Backends(self.fleet.backends),
-                                           name))
+                                           name, ssh=ssh))
 
     def on_fleet_screen_run_requested(self, message: FleetScreen.RunRequested) -> None:
         self.start_run(message.request.assignments, message.request.options)

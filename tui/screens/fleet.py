@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import TYPE_CHECKING
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -18,6 +21,11 @@ from tui.screens.compose import ComposeScreen
 from tui.widgets.fleet.machine_details import MachineDetails
 from tui.widgets.fleet.machine_table import MachineTable
 
+if TYPE_CHECKING:
+    # Host-key modules are imported where used: asyncssh loads only for fleets with SSH hosts.
+    from core.backends.ssh import SshBackend
+    from core.backends.ssh_hostkeys import HostKeyProblem
+
 
 class FleetScreen(Screen[None]):
     """The machines of the open fleet.
@@ -26,6 +34,7 @@ class FleetScreen(Screen[None]):
         machines: The fleet's machines, health as the inventory knows it.
         backends: What reaches them (for health checks).
         fleet_name: Shown in the header: which fleet this is.
+        ssh: The fleet's SSH backend, if it has SSH hosts (their host keys get reviewed).
     """
 
     BINDINGS = keymap.FLEET
@@ -36,10 +45,12 @@ class FleetScreen(Screen[None]):
     FleetScreen #status { height: 1; padding: 0 1; color: $text-muted; }
     """
 
-    def __init__(self, machines: list[Machine], backends: Backends, fleet_name: str) -> None:
+    def __init__(self, machines: list[Machine], backends: Backends, fleet_name: str, *,
+                 ssh: SshBackend | None = None) -> None:
         super().__init__()
         self._machines = machines
         self._backends = backends
+        self._ssh = ssh
         self.fleet_name = fleet_name
         self._query = ""
 
@@ -130,12 +141,90 @@ class FleetScreen(Screen[None]):
 
     @work(exclusive=True, group="health")
     async def _refresh_health(self) -> None:
-        shown = list(self.query_one(MachineTable).shown)
-        checked = {m.id: m for m in await self._backends.refresh_health(shown)}
-        self._machines = [checked.get(m.id, m) for m in self._machines]
-        self._apply(self._query)
-        bad = sum(1 for m in checked.values() if not m.health.runnable)
+        checked = await self._check(list(self.query_one(MachineTable).shown))
+        bad = sum(1 for m in checked if not m.health.runnable)
         self.notify(f"Health checked: {len(checked) - bad} ready, {bad} not")
+        self._report_host_keys()
+
+    async def _check(self, machines: list[Machine]) -> list[Machine]:
+        """Check these machines' health and show it; the machines as checked."""
+        checked = {m.id: m for m in await self._backends.refresh_health(machines)}
+        self._machines = [checked.get(m.id, m) for m in self._machines]
+        if self._ssh is not None:
+            from tui.screens.host_key_review import health_notes
+
+            self.query_one(MachineTable).set_health_notes(
+                health_notes(self._ssh.host_key_problems(), self._machines))
+        self._apply(self._query)
+        return list(checked.values())
+
+    # -- SSH host keys --------------------------------------------------------------------
+
+    def _report_host_keys(self) -> None:
+        """Say which hosts were refused for their keys; offer the review of unknown ones."""
+        if self._ssh is None:
+            return
+        from core.backends.ssh_hostkeys import KeyVerdict
+
+        verdicts = [p.verdict for p in self._ssh.host_key_problems().values()]
+        changed = verdicts.count(KeyVerdict.CHANGED)
+        unknown = verdicts.count(KeyVerdict.UNKNOWN)
+        if changed:
+            self.notify(f"{changed} SSH host(s) refused: the host key CHANGED since known_hosts "
+                        "recorded it (K shows both fingerprints)", severity="error", timeout=20)
+        if unknown:
+            self.notify(f"{unknown} SSH host(s) held back: known_hosts has no key for them "
+                        "(K reviews them)", severity="warning", timeout=10)
+            if self.is_current:  # once per check, and never over another screen
+                self.action_review_host_keys()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "review_host_keys":
+            return self._ssh is not None  # hidden on fleets without SSH hosts
+        return True
+
+    def action_review_host_keys(self) -> None:
+        """Review, in one batch, the keys of hosts refused because of them."""
+        if self._ssh is None:
+            return
+        from tui.screens.host_key_review import HostKeyReview, review_items
+
+        names = {m.id: m.name for m in self._machines}
+        items = review_items(self._ssh.host_key_problems(), names)
+        if not items:
+            self.notify("No host keys to review: known_hosts vouches for every SSH host "
+                        "checked")
+            return
+        self.app.push_screen(HostKeyReview(items, self._ssh.host_keys.known_hosts.path),
+                             self._reviewed)
+
+    def _reviewed(self, trusted: list[HostKeyProblem] | None) -> None:
+        if trusted:
+            self._trust(trusted)
+
+    @work(group="host-keys")
+    async def _trust(self, trusted: list[HostKeyProblem]) -> None:
+        """Record the trusted keys in known_hosts, then check their hosts again."""
+        if self._ssh is None:
+            return
+        path = self._ssh.host_keys.known_hosts.path
+        try:
+            # A file write: off the event loop.
+            await asyncio.to_thread(self._ssh.host_keys.accept, trusted)
+        except OSError as exc:
+            self.notify(f"Cannot record the keys in {path}: {exc.strerror or exc}",
+                        severity="error", timeout=20)
+            return
+        hosts = {(p.host, p.port) for p in trusted}
+        problems = self._ssh.host_key_problems()
+        again = [m for m in self._machines
+                 if (p := problems.get(m.id)) is not None and (p.host, p.port) in hosts]
+        self.notify(f"Trusted {len(trusted)} host key(s), recorded in {path}; checking "
+                    f"{len(again)} machine(s) again")
+        checked = await self._check(again)
+        ready = sum(1 for m in checked if m.health.runnable)
+        self.notify(f"Checked again: {ready} ready, {len(checked) - ready} not",
+                    severity="information" if ready == len(checked) else "warning")
 
     def action_compose(self) -> None:
         """Compose a command for the marked machines, else the one under the cursor."""

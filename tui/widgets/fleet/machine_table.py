@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from rich.text import Text
 from textual.message import Message
@@ -24,9 +24,10 @@ HEALTH_STYLE: dict[HealthStatus, tuple[str, str]] = {
 MARK = "●"
 
 
-def health_text(status: HealthStatus) -> Text:
+def health_text(status: HealthStatus, note: str = "") -> Text:
+    """The status as glyph and colour; ``note`` says why in its place (e.g. a host key)."""
     glyph, style = HEALTH_STYLE[status]
-    return Text(f"{glyph} {status.value}", style=style)
+    return Text(f"{glyph} {note or status.value}", style=style)
 
 
 def tags_text(tags: dict[str, str] | Iterable[tuple[str, str]]) -> str:
@@ -55,6 +56,7 @@ class MachineTable(DataTable[Text | str]):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
         self._marked: set[MachineId] = set()
         self._shown: list[Machine] = []
+        self._health_notes: dict[MachineId, str] = {}
 
     def on_mount(self) -> None:
         self.add_column("", key="mark", width=1)
@@ -70,6 +72,10 @@ class MachineTable(DataTable[Text | str]):
     @property
     def shown(self) -> Sequence[Machine]:
         return tuple(self._shown)
+
+    def set_health_notes(self, notes: Mapping[MachineId, str]) -> None:
+        """Short reasons shown instead of some machines' health status, from the next show."""
+        self._health_notes = dict(notes)
 
     def show(self, machines: Sequence[Machine]) -> None:
         """Show these machines (in this order), keeping the cursor on the same machine."""
@@ -116,7 +122,7 @@ class MachineTable(DataTable[Text | str]):
             machine.name,
             machine.kind.value,
             machine.os.value,
-            health_text(health.status),
+            health_text(health.status, self._health_notes.get(machine.id, "")),
             health.agent_version or "",
             where,
             tags_text(dict(machine.tags)),
