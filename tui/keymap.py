@@ -64,8 +64,41 @@ RUN: list[BindingType] = [
             tooltip="Cancel the whole run (asks first)"),
     Binding("R", "rerun", "Rerun failed", id="run.rerun",
             tooltip="Run again the failed, timed-out and not-started machines"),
+    Binding("g", "groups", "Groups", id="run.groups",
+            tooltip="Group the machines whose outputs and exit codes are identical"),
+    Binding("d", "diff", "Diff", id="run.diff",
+            tooltip="Diff the output of this machine's group against the largest group's"),
+    Binding("e", "export", "Export", id="run.export",
+            tooltip="Write the run as JSON, CSV or a Markdown incident report"),
     Binding("escape", "back", "Back", id="run.back",
             tooltip="Leave this screen; the run goes on"),
+]
+
+# The groups of identical output (g on the run screen).
+GROUPS: list[BindingType] = [
+    Binding("enter", "open_group", "Machines", id="groups.open",
+            tooltip="The machines of this group and their output"),
+    Binding("d", "diff", "Diff", id="groups.diff",
+            tooltip="Diff this group's output against the largest group's"),
+    Binding("e", "export", "Export", id="groups.export",
+            tooltip="Write the run as JSON, CSV or a Markdown incident report"),
+    Binding("escape,g", "back", "Back", id="groups.back", tooltip="Back to the machines"),
+]
+
+GROUP: list[BindingType] = [
+    Binding("d", "diff", "Diff", id="group.diff",
+            tooltip="Diff this group's output against the largest group's"),
+    Binding("escape", "back", "Back", id="group.back", tooltip="Back to the groups"),
+]
+
+DIFF: list[BindingType] = [
+    Binding("escape,q", "back", "Back", id="diff.back"),
+]
+
+EXPORT: list[BindingType] = [
+    Binding("ctrl+s", "write", "Write", id="export.write", priority=True,
+            tooltip="Write the file (enter in the file name does too)"),
+    Binding("escape", "cancel", "Cancel", id="export.cancel"),
 ]
 
 # The full-output pane of the run screen, while it has focus (tab into it); keys as in less.

@@ -19,6 +19,9 @@ from core.fanout import rerun_assignments
 from core.model import Command, Machine, utc_now
 from core.runner import RunSession
 from tui import keymap
+from tui.screens.diff import open_diff_for_machine
+from tui.screens.export import ExportDialog
+from tui.screens.groups import GroupsScreen
 from tui.widgets.run.confirm import Confirm
 from tui.widgets.run.output_panes import OutputPanes
 from tui.widgets.run.run_summary import RunSummary
@@ -177,6 +180,16 @@ class RunScreen(Screen[None]):
             return
         self.post_message(self.RerunRequested(assignments, run.run_id))
         self.notify(f"Rerunning {len(assignments)} machines…")
+
+    def action_groups(self) -> None:
+        self.app.push_screen(GroupsScreen(self.session))
+
+    async def action_diff(self) -> None:
+        machine_id = self.query_one(RunTable).current_machine_id()
+        await open_diff_for_machine(self.app, self.session, machine_id)
+
+    def action_export(self) -> None:
+        self.app.push_screen(ExportDialog(self.session))
 
     def action_back(self) -> None:
         self.dismiss()
