@@ -19,10 +19,11 @@ from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
+from core.backends.ssh_hostkeys import HostKeyProblem, KeyVerdict
 from core.model import HealthStatus
 from tui.app import FleetrunApp
 from tui.screens.fleet import FleetScreen
-from tui.screens.host_key_review import HostKeyReview
+from tui.screens.host_key_review import HostKeyReview, review_items
 from tui.widgets.fleet.machine_table import MachineTable
 
 
@@ -207,3 +208,19 @@ async def test_a_changed_key_is_shown_refused_with_both_fingerprints_and_never_t
         assert trusted_fingerprints(known_hosts, moved) == {impostor.get_fingerprint()}
         assert trusted_fingerprints(known_hosts, fresh) == {fresh.fingerprint}
         assert known_hosts.read_text().startswith(recorded)
+
+
+def test_aliases_of_one_host_share_one_row_and_rows_follow_machine_names() -> None:
+    key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+
+    def unknown(port: int) -> HostKeyProblem:
+        return HostKeyProblem("127.0.0.1", port, KeyVerdict.UNKNOWN, f"SHA256:{port}",
+                              f"[127.0.0.1]:{port} {key}")
+
+    items = review_items({"ssh:b": unknown(2201), "ssh:c": unknown(2200),
+                          "ssh:a": unknown(2201)},
+                         {"ssh:a": "web-a", "ssh:b": "web-b", "ssh:c": "web-c"})
+    assert [(i.machines, i.address, i.key_type) for i in items] == [
+        (("web-a", "web-b"), "127.0.0.1:2201", "ssh-ed25519"),
+        (("web-c",), "127.0.0.1:2200", "ssh-ed25519"),
+    ]

@@ -51,13 +51,15 @@ class KeyReviewItem:
 def review_items(
     problems: Mapping[MachineId, HostKeyProblem], names: Mapping[MachineId, str]
 ) -> list[KeyReviewItem]:
-    """The problems to show, one per key presented (aliases of a host share one row)."""
+    """The problems to show, one per key presented (aliases of a host share one row), in
+    the order of their machines' names."""
     grouped: dict[tuple[str, int, KeyVerdict, str], tuple[HostKeyProblem, list[str]]] = {}
     for machine_id, problem in problems.items():
         key = (problem.host, problem.port, problem.verdict, problem.fingerprint)
         grouped.setdefault(key, (problem, []))[1].append(names.get(machine_id, machine_id))
-    return [KeyReviewItem(problem, tuple(sorted(machines)))
-            for _, (problem, machines) in sorted(grouped.items())]
+    items = [KeyReviewItem(problem, tuple(sorted(machines)))
+             for problem, machines in grouped.values()]
+    return sorted(items, key=lambda item: (item.machines, item.address))
 
 
 def health_notes(
