@@ -17,6 +17,7 @@ from core.model import Command, Machine, MachineKind
 from core.runner import RunSession
 from tui import keymap
 from tui.screens.fleet import FleetScreen
+from tui.screens.key_sheet import KeySheet
 from tui.screens.run import RunScreen
 from tui.widgets.run.confirm import Confirm
 
@@ -41,6 +42,8 @@ class FleetrunApp(App[None]):
         self.fleet_specs = list(fleet_specs) or [DEFAULT_FLEET]
         self.options = options or FleetOptions()
         self.fleet: Fleet | None = None
+        self.user_keymap: dict[str, str] = {}
+        """The ``[keymap]`` overrides of config.toml, as applied (binding id → keys)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -49,9 +52,10 @@ class FleetrunApp(App[None]):
 
     def on_mount(self) -> None:
         try:
-            self.set_keymap(keymap.load_keymap(config.config_dir() / "config.toml"))
+            self.user_keymap = keymap.load_keymap(config.config_dir() / "config.toml")
         except keymap.KeymapError as exc:
             self.notify(str(exc), severity="error", timeout=10)
+        self.set_keymap(self.user_keymap)
         self.sub_title = "opening " + ", ".join(self.fleet_specs)
         self._open()
 
@@ -116,11 +120,11 @@ class FleetrunApp(App[None]):
                                  "their machines?", yes="Quit"), answered)
 
     def action_help(self) -> None:
-        """Show (or hide) every key of the current screen, with its description."""
-        if self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
+        """Open the key sheet (every key, the current screen's first), or close it."""
+        if isinstance(self.screen, KeySheet):
+            self.screen.dismiss()
         else:
-            self.action_show_help_panel()
+            self.push_screen(KeySheet(self.user_keymap, self.screen))
 
     async def on_unmount(self) -> None:
         if self.fleet is not None:
