@@ -125,7 +125,7 @@ class LineIndex:
         self._next_checkpoint = stride
         self._state = threading.Lock()
         self._extending = threading.Lock()
-        self._blocks: OrderedDict[int, tuple[int, list[Line]]] = OrderedDict()
+        self._blocks: OrderedDict[int, tuple[int, list[bytes], int]] = OrderedDict()
 
     # -- state ----------------------------------------------------------------------------
 
@@ -234,23 +234,29 @@ class LineIndex:
         number = max(0, first)
         while number < end:
             block = bisect_right(self._cp_lines, number, 0, snap.checkpoints) - 1
-            block_lines = self._block(block, snap)
+            pieces, last_length = self._block(block, snap)
             start = self._cp_lines[block]
-            take = block_lines[number - start: end - start]
-            if not take:  # a block must hold the lines its checkpoints say it holds
+            upto = min(end - start, len(pieces))
+            if upto <= number - start:  # a block holds the lines its checkpoints say
                 raise RuntimeError(f"{self.path}: line {number} not where indexed")
-            lines.extend(take)
-            number += len(take)
+            for at in range(number - start, upto):
+                raw = pieces[at]
+                lines.append(self._line(raw, last_length if at == len(pieces) - 1
+                                        else len(raw)))
+            number = start + upto
         return lines
 
-    def _block(self, block: int, snap: IndexState) -> list[Line]:
-        """The lines of checkpoint ``block`` up to the next one (or the indexed end)."""
+    def _block(self, block: int, snap: IndexState) -> tuple[list[bytes], int]:
+        """The lines of checkpoint ``block`` up to the next one (or the indexed end).
+
+        Returns their bytes (the last one maybe only its start) and the last one's length.
+        """
         closed = block + 1 < snap.checkpoints
         cached = self._blocks.get(block)
         # A closed block never changes (the file only grows); the last one grows with it.
         if cached is not None and (closed or cached[0] == snap.indexed):
             self._blocks.move_to_end(block)
-            return cached[1]
+            return cached[1], cached[2]
         start = self._cp_offsets[block]
         if closed:
             end, count = self._cp_offsets[block + 1], self._cp_lines[block + 1]
@@ -263,16 +269,16 @@ class LineIndex:
         # last may run on for megabytes, and only its first max_line bytes are needed.
         data = self._read(start, min(end, start + self.stride + self.max_line) - start)
         pieces = data.split(b"\n", count)[:count]
-        lines = [self._line(p, len(p)) for p in pieces[:-1]]
+        last_length = 0
         if pieces:
-            last_start = start + sum(len(p) + 1 for p in pieces[:-1])
-            lines.append(self._line(pieces[-1], end - terminated - last_start))
-        self._blocks[block] = (snap.indexed, lines)
+            last_start = start + sum(map(len, pieces[:-1])) + len(pieces) - 1
+            last_length = end - terminated - last_start
+        self._blocks[block] = (snap.indexed, pieces, last_length)
         self._blocks.move_to_end(block)
-        cached_lines = sum(len(kept) for _, kept in self._blocks.values())
+        cached_lines = sum(len(kept[1]) for kept in self._blocks.values())
         while cached_lines > _CACHED_LINES and len(self._blocks) > 1:
             cached_lines -= len(self._blocks.popitem(last=False)[1][1])
-        return lines
+        return pieces, last_length
 
     def _line(self, raw: bytes, length: int) -> Line:
         if length <= self.max_line:
