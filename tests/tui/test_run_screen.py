@@ -9,14 +9,15 @@ from textual.app import App, ComposeResult
 from textual.widgets import Static
 
 from core.fanout import FanoutOptions
-from core.model import Command, CommandId, Machine, RunState
+from core.model import Command, CommandId, Machine, RunState, Stream
 from core.runner import RunSession
 from core.validate import Limit
 from tests.fakes import FakeBackend, Scenario, machines
 from tui import keymap
 from tui.screens.run import RunScreen, worker_name
 from tui.widgets.run.confirm import Confirm
-from tui.widgets.run.output_panes import WINDOW_BYTES, FullOutput, TailPane
+from tui.widgets.run.file_view import FileView
+from tui.widgets.run.output_panes import TailPane
 from tui.widgets.run.run_summary import RunSummary
 from tui.widgets.run.run_table import RunTable
 
@@ -123,54 +124,25 @@ async def test_panes_show_the_tail_and_file_of_the_machine_under_the_cursor(
         screen = app.screen
         assert isinstance(screen, RunScreen)
         await until(pilot, lambda: session.run.finished, "the run ended")
-        tail, full = screen.query_one(TailPane), screen.query_one(FullOutput)
-        await until(pilot, lambda: list(full.lines) == ["first machine", ""],
+        tail, full = screen.query_one(TailPane), screen.query_one(FileView)
+        await until(pilot, lambda: full.visible_lines() == ["first machine"],
                     "full pane shows m000's file")
         assert tail.lines[0] == "first machine"
 
         await pilot.press("down")
-        await until(pilot, lambda: full.lines[:2] == ["line one", "line two"],
+        await until(pilot, lambda: full.visible_lines() == ["line one", "line two"],
                     "full pane shows m001's file")
         assert list(tail.lines) == ["line one", "line two", "── stderr ──", "a warning", ""]
         assert Path(session.run.machines["m001"].stdout_file).read_text() == (
             "line one\nline two\n")
 
         await pilot.press("down")  # printed nothing: no file at all
-        await until(pilot, lambda: full.path == session.run.machines["m002"].stdout_file,
+        m002 = session.run.machines["m002"]
+        await until(pilot, lambda: full.paths.get(Stream.STDOUT) == m002.stdout_file,
                     "full pane follows m002")
-        assert not Path(full.path).exists()
-        assert "".join(full.lines) == ""
+        assert not Path(m002.stdout_file).exists()
+        assert full.visible_lines() == []
         assert "".join(tail.lines) == ""
-
-
-async def test_full_pane_reads_the_end_of_a_big_file_and_follows_what_is_appended(
-        tmp_path: Path) -> None:
-    path = tmp_path / "big.stdout"
-    lines = [f"line {i:07d}\n".encode() for i in range(60_000)]  # ~780 KB
-    path.write_bytes(b"".join(lines))
-
-    class Pane(App[None]):
-        def compose(self) -> ComposeResult:
-            yield FullOutput()
-
-    app = Pane()
-    async with app.run_test(size=SIZE) as pilot:
-        full = app.query_one(FullOutput)
-        full.follow(str(path))
-        await pilot.pause()
-        assert full.read_offset == path.stat().st_size
-        shown = list(full.lines)
-        assert shown[0].startswith("… ") and "bytes not shown" in shown[0]
-        assert shown[-2] == "line 0059999"
-        assert sum(len(line) + 1 for line in shown[1:-1]) <= WINDOW_BYTES
-        with path.open("ab") as grow:
-            grow.write(b"appended\npart")
-        assert full.poll() == len(b"appended\npart")
-        assert list(full.lines)[-2:] == ["appended", "part"]
-        with path.open("ab") as grow:
-            grow.write(b"ial line\n")
-        full.poll()
-        assert list(full.lines)[-2:] == ["partial line", ""]
 
 
 async def test_shift_x_cancels_the_rest_of_the_run_after_confirmation(tmp_path: Path) -> None:

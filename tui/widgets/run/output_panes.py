@@ -1,31 +1,31 @@
 """The output of the machine under the cursor: its 4 KB tail beside its full output.
 
-The full output is read from the machine's stdout file, lazily: the last
-:data:`WINDOW_BYTES` when a machine is chosen, then only what was appended since (the file
-only grows), so a 100 MB output costs no more than a small one.
+The full output is a :class:`~tui.widgets.run.file_view.FileView` over the machine's
+stdout file (``s`` switches to stderr): it reads only the lines on screen, follows the
+file as it grows and searches it with ``/``, so a 100 MB output costs no more than a small
+one. The screen calls :meth:`OutputPanes.show` on every redraw; that costs a ``stat`` of
+the file and the reading of what it gained, never the whole file.
 """
 
 from __future__ import annotations
 
-import codecs
-import os
-
+from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal
-from textual.widgets import Log
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, Log
 
+from core.file_search import Matcher, QueryError
 from core.model import MachineRun, Stream
 from core.output import OutputStore, decode_tail
-
-WINDOW_BYTES = 64 * 1024
-"""The most read from a file at once: on opening, and per refresh when it grows fast."""
-
-MAX_LINES = 20_000
-"""Lines the full pane keeps while following; older ones scroll away."""
+from tui.widgets.run.file_view import FileView
+from tui.widgets.run.search_bar import SearchBar
 
 
 class TailPane(Log):
     """The machine's last 4 KB of stdout, then of stderr (as the instance view reports)."""
+
+    # Tab goes from the machine table straight to the full output: this pane is short.
+    can_focus = False
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -43,53 +43,69 @@ class TailPane(Log):
             self.write("── stderr ──\n" + decode_tail(stderr))
 
 
-class FullOutput(Log):
-    """A machine's whole stdout, followed as its file grows."""
+class FullOutput(Vertical):
+    """The full-output pane: the file view, its title, and its search bar."""
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(max_lines=MAX_LINES, **kwargs)  # type: ignore[arg-type]
-        self.path = ""
-        self.read_offset = 0
-        """Bytes of the file read so far (or skipped over)."""
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    DEFAULT_CSS = """
+    FullOutput {
+        width: 1fr;
+        border: round $primary-darken-2;
+        border-subtitle-align: left;
+        &:focus-within { border: round $accent; }
+    }
+    """
 
-    def follow(self, path: str) -> None:
-        """Show the file at ``path`` (empty if it does not exist yet) and follow it."""
-        if path == self.path:
-            return
-        self.path = path
-        self.read_offset = 0
-        self._decoder.reset()
-        self.clear()
-        self.poll()
+    def compose(self) -> ComposeResult:
+        yield FileView(id="full-view")
+        yield SearchBar(id="full-search")
 
-    def poll(self) -> int:
-        """Append what the file gained since the last read; returns the bytes read."""
-        if not self.path:
-            return 0
+    @property
+    def view(self) -> FileView:
+        return self.query_one(FileView)
+
+    def show(self, mr: MachineRun | None) -> None:
+        """Show ``mr``'s output files (and keep up with them); None shows nothing."""
+        if mr is None:
+            self.show_files("", "", "")
+        else:
+            self.show_files(mr.machine.name, mr.stdout_file, mr.stderr_file)
+
+    def show_files(self, name: str, stdout: str, stderr: str) -> None:
+        """Show these files of machine ``name``, from what was shown or, if new, following."""
+        view = self.view
+        view.open(name, stdout, stderr)
+        view.poll()
+        self._retitle()
+
+    def _retitle(self) -> None:
+        view = self.view
+        self.border_title = view.status()
+        self.border_subtitle = view.search_status
+
+    @on(FileView.StatusChanged)
+    def _status_changed(self) -> None:
+        self._retitle()
+
+    @on(FileView.SearchAsked)
+    def _ask(self) -> None:
+        self.query_one(SearchBar).open()
+
+    @on(Input.Submitted, "#full-search Input")
+    def _search(self, event: Input.Submitted) -> None:
+        event.stop()
+        bar = self.query_one(SearchBar)
         try:
-            with open(self.path, "rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                if size <= self.read_offset:
-                    return 0
-                start = max(self.read_offset, size - WINDOW_BYTES)
-                handle.seek(start)
-                data = handle.read(size - start)
-        except FileNotFoundError:
-            return 0
-        if start > self.read_offset:
-            # Too much to show it all: jump to the end, from a line start, and say so.
-            cut = data.find(b"\n")
-            if 0 <= cut < len(data) - 1:
-                data = data[cut + 1:]
-            skipped = size - len(data) - self.read_offset
-            self._decoder.reset()
-            if self.line_count and self.lines[-1]:
-                self.write("\n")
-            self.write(f"… {skipped:,} bytes not shown …\n")
-        self.read_offset = size
-        self.write(self._decoder.decode(data))
-        return len(data)
+            matcher = Matcher(event.value, regex=bar.regex)
+        except QueryError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        bar.close()
+        self.view.focus()
+        self.view.find(matcher)
+
+    @on(SearchBar.Closed)
+    def _search_closed(self) -> None:
+        self.view.focus()
 
 
 class OutputPanes(Horizontal):
@@ -97,7 +113,7 @@ class OutputPanes(Horizontal):
 
     DEFAULT_CSS = """
     OutputPanes { height: 1fr; }
-    OutputPanes > Log { width: 1fr; border: round $primary-darken-2; }
+    OutputPanes > TailPane { width: 1fr; border: round $primary-darken-2; }
     """
 
     def __init__(self, **kwargs: object) -> None:
@@ -114,12 +130,10 @@ class OutputPanes(Horizontal):
         if mr is None:
             self.machine_id = ""
             tail.show(b"", b"")
-            full.follow("")
+            full.show(None)
             return
         self.machine_id = mr.machine_id
         tail.show(output.tail(mr.machine_id, Stream.STDOUT),
                   output.tail(mr.machine_id, Stream.STDERR))
         tail.border_title = f"tail · {mr.machine.name}"
-        full.follow(mr.stdout_file)
-        full.poll()
-        full.border_title = f"stdout · {mr.machine.name} · {full.read_offset:,} bytes"
+        full.show(mr)

@@ -1,0 +1,240 @@
+"""The full-output pane: a big file read lazily, followed as it grows, searched with /."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import App, ComposeResult
+
+from core.model import MachineRun, Stream
+from tests.fakes import Scenario
+from tests.tui.test_run_screen import RunApp, make_session, until
+from tui import keymap
+from tui.screens.run import RunScreen
+from tui.widgets.run.file_view import FileView
+from tui.widgets.run.output_panes import FullOutput
+from tui.widgets.run.run_table import RunTable
+from tui.widgets.run.search_bar import SearchBar
+
+SIZE = (120, 30)
+LINE = 64
+"""Bytes per line of the big file."""
+LINES = 20 * 1024 * 1024 // LINE  # 20 MB
+
+
+def numbered(number: int) -> bytes:
+    return f"line {number:07d} ".ljust(LINE - 1, "-").encode() + b"\n"
+
+
+def write_big(path: Path, count: int = LINES) -> None:
+    with path.open("wb") as out:
+        for first in range(0, count, 50_000):
+            out.write(b"".join(numbered(n) for n in range(first, min(count, first + 50_000))))
+
+
+class Pane(App[None]):
+    """The full-output pane alone, polled as the run screen polls it."""
+
+    def __init__(self, stdout: Path, stderr: Path | None = None) -> None:
+        super().__init__()
+        self.stdout, self.stderr = stdout, stderr
+
+    def compose(self) -> ComposeResult:
+        yield FullOutput()
+
+    def on_mount(self) -> None:
+        self.set_interval(0.05, self.poll)
+        self.poll()
+        self.query_one(FileView).focus()
+
+    def poll(self) -> None:
+        self.query_one(FullOutput).show_files("web-01", str(self.stdout),
+                                              str(self.stderr or ""))
+
+
+def shown(view: FileView) -> list[str]:
+    """What the pane draws, row by row (the real drawing, cut to its width)."""
+    return [view.render_line(y).text.rstrip()
+            for y in range(view.scrollable_content_region.height)]
+
+
+def following(view: FileView) -> bool:
+    return view.following
+
+
+def title(app: App[None]) -> str:
+    return str(app.screen.query_one(FullOutput).border_title)
+
+
+async def test_a_20_mb_output_shows_its_end_then_its_start(tmp_path: Path) -> None:
+    path = tmp_path / "big.stdout"
+    write_big(path)
+    app = Pane(path)
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(FileView)
+        await until(pilot, lambda: view.index is not None and not view.indexing
+                    and view.index.indexed == path.stat().st_size, "the file indexed")
+        await pilot.pause()
+        rows = shown(view)
+        assert rows[-1].startswith(f"line {LINES - 1:07d} ")  # following: the end
+        assert rows[0].startswith(f"line {LINES - len(rows):07d} ")
+        assert "following" in title(app)
+        assert f"{LINES:,} lines" in title(app) and "20.0 MB" in title(app)
+
+        await pilot.press("g")
+        await pilot.pause()
+        assert shown(view)[:2] == [numbered(0).decode().strip(), numbered(1).decode().strip()]
+        assert "paused at line 1 " in title(app)
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert shown(view)[0].startswith(f"line {len(rows):07d} ")
+        await pilot.press("G")
+        await pilot.pause()
+        assert shown(view)[-1].startswith(f"line {LINES - 1:07d} ")
+        assert "following" in title(app)
+
+
+async def test_slash_finds_a_line_deep_in_the_file_and_n_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "big.stdout"
+    write_big(path)
+    with path.open("ab") as out:  # a second match near the end, a third at the very end
+        out.write(b"here is the NEEDLE again\nneedle last\n")
+    target = LINES // 3
+    app = Pane(path)
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(FileView)
+        await until(pilot, lambda: view.index is not None and not view.indexing
+                    and view.index.indexed == path.stat().st_size, "the file indexed")
+        await pilot.press("g")
+        await pilot.press("slash")
+        bar = app.query_one(SearchBar)
+        assert bar.has_class("-open")
+        await pilot.press(*f"LINE {target:07d}")
+        await pilot.press("enter")
+        await until(pilot, lambda: view.match_line == target, "the match found")
+        await pilot.pause()
+        assert not bar.has_class("-open") and view.has_focus
+        rows = shown(view)
+        assert any(row.startswith(f"line {target:07d} ") for row in rows)
+        assert f"line {target + 1:,}" in str(app.query_one(FullOutput).border_subtitle)
+        assert "paused" in title(app)
+
+        await pilot.press("slash")
+        await pilot.press("ctrl+a", "ctrl+k", *"needle", "enter")
+        await until(pilot, lambda: view.match_line == LINES, "the first needle")
+        await pilot.press("n")
+        await until(pilot, lambda: view.match_line == LINES + 1, "the next needle")
+        await pilot.press("n")  # past the end: from the top again, and no other needle
+        await until(pilot, lambda: "(wrapped)" in view.search_status, "the search wrapped")
+        assert view.match_line == LINES
+        await pilot.press("N")
+        await until(pilot, lambda: view.match_line == LINES + 1, "the previous needle")
+
+        await pilot.press("slash")
+        await pilot.press("ctrl+a", "ctrl+k", *"zzz", "enter")
+        await until(pilot, lambda: "no match" in view.search_status, "nothing found")
+        assert any("Nothing matches" in str(n.message) for n in app._notifications)
+
+        await pilot.press("slash", "x", "escape")  # esc closes the bar without searching
+        assert not bar.has_class("-open") and view.has_focus
+
+
+async def test_follow_shows_appended_lines_and_pauses_when_scrolled_up(tmp_path: Path) -> None:
+    path = tmp_path / "grow.stdout"
+    path.write_bytes(b"".join(numbered(n) for n in range(100)))
+    app = Pane(path)
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(FileView)
+        await until(pilot, lambda: shown(view)[-1].startswith("line 0000099"), "the end")
+
+        with path.open("ab") as out:
+            out.write(numbered(100) + b"half a li")
+        await until(pilot, lambda: shown(view)[-1] == "half a li", "the appended lines")
+        assert shown(view)[-2].startswith("line 0000100")
+        with path.open("ab") as out:
+            out.write(b"ne\n")
+        await until(pilot, lambda: shown(view)[-1] == "half a line", "the line completed")
+
+        await pilot.press("up")
+        await pilot.pause()
+        assert not following(view) and "paused" in title(app)
+        frozen = shown(view)
+        with path.open("ab") as out:
+            out.write(b"".join(numbered(n) for n in range(200, 210)))
+        await until(pilot, lambda: "112 lines" in title(app), "the new lines counted")
+        assert shown(view) == frozen  # paused: nothing moves
+
+        await pilot.press("f")
+        await pilot.pause()
+        assert following(view) and "following" in title(app)
+        assert shown(view)[-1].startswith("line 0000209")
+        with path.open("ab") as out:
+            out.write(numbered(210))
+        await until(pilot, lambda: shown(view)[-1].startswith("line 0000210"), "following")
+
+
+async def test_s_shows_stderr_and_odd_bytes_are_drawn_safely(tmp_path: Path) -> None:
+    out, err = tmp_path / "m.stdout", tmp_path / "m.stderr"
+    out.write_bytes(b"\x1b]0;evil title\x07\x1b[31mred\x1b[0m text\tcol\r\n\xff bad\n"
+                    + b"wide " * 100 + b"\n")
+    err.write_bytes(b"an error\n")
+    app = Pane(out, err)
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(FileView)
+        await until(pilot, lambda: view.index is not None and view.index.line_count == 3,
+                    "stdout read")
+        await pilot.pause()
+        rows = shown(view)
+        assert rows[:2] == ["red text        col", "\ufffd bad"]
+        assert rows[2].endswith("\u203a")  # a line that goes on past the edge says so
+        await pilot.press("right")  # long lines scroll sideways, as in less
+        width = view.scrollable_content_region.width
+        assert view.h_offset > 0
+        assert shown(view)[2] == ("wide " * 100)[view.h_offset:][:width - 1] + "\u203a"
+        assert shown(view)[0] == ""  # a short line scrolled out of sight
+        await pilot.press("s")
+        await pilot.pause()
+        assert shown(view)[0] == "an error" and title(app).startswith("stderr · web-01")
+        await pilot.press("s")
+        await pilot.pause()
+        assert title(app).startswith("stdout · web-01")
+
+
+async def test_run_screen_full_pane_follows_the_machine_under_the_cursor(
+        tmp_path: Path) -> None:
+    session, _, _ = make_session(tmp_path, {
+        "m000": Scenario(stdout=b"first machine\n"),
+        "m001": Scenario(stdout=b"line one\nline two\n", stderr=b"a warning\n"),
+        "m002": Scenario(stdout=b""),
+    }, count=3)
+    app = RunApp(session)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        await until(pilot, lambda: session.run.finished, "the run ended")
+        view = screen.query_one(FileView)
+        await until(pilot, lambda: shown(view)[0] == "first machine", "m000's file")
+
+        await pilot.press("down")
+        await until(pilot, lambda: shown(view)[:2] == ["line one", "line two"], "m001's file")
+        machine: MachineRun = session.run.machines["m001"]
+        assert view.paths[Stream.STDOUT] == machine.stdout_file
+        await pilot.press("tab")  # from the machine table straight to the full output
+        assert view.has_focus
+        await pilot.press("s")
+        await until(pilot, lambda: shown(view)[0] == "a warning", "m001's stderr")
+
+        screen.query_one(RunTable).move_cursor(row=2)  # printed nothing: no file at all
+        await until(pilot, lambda: view.name_shown == session.run.machines["m002"]
+                    .machine.name, "m002 shown")
+        assert view.stream is Stream.STDOUT and view.following
+        assert not Path(view.paths[Stream.STDOUT]).exists()
+        assert shown(view)[0] == "" and "0 lines" in title(app)
+
+
+def test_output_bindings_have_ids_and_are_listed() -> None:
+    ids = keymap.all_binding_ids()
+    assert {"output.search", "output.next_match", "output.previous_match", "output.follow",
+            "output.top", "output.bottom", "output.stream", "output.search_close",
+            "output.search_regex"} <= set(ids)
+    assert len(ids) == len(set(ids))
