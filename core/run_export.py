@@ -331,7 +331,8 @@ class _RunView:
         shown = ", ".join(_inline(m) for m in members[:MEMBERS_SHOWN])
         if len(members) > MEMBERS_SHOWN:
             shown += f" and {len(members) - MEMBERS_SHOWN} more"
-        lines = [f"### Group {number}: {group.size} machine(s), {exit_text} ({state_text})",
+        machines = f"{group.size} machine{'s' if group.size != 1 else ''}"
+        lines = [f"### Group {number}: {machines}, {exit_text} ({state_text})",
                  "", f"Machines: {shown}", ""]
         first = self.run.machines[group.machine_ids[0]]
         for label, tail, size in (("stdout", group.stdout_tail, first.stdout_bytes),

@@ -76,7 +76,8 @@ RUN: list[BindingType] = [
 
 # The groups of identical output (g on the run screen).
 GROUPS: list[BindingType] = [
-    Binding("enter", "open_group", "Machines", id="groups.open",
+    # priority: the group table would take enter for itself (and hide it from the footer).
+    Binding("enter", "open_group", "Machines", id="groups.open", priority=True,
             tooltip="The machines of this group and their output"),
     Binding("d", "diff", "Diff", id="groups.diff",
             tooltip="Diff this group's output against the largest group's"),

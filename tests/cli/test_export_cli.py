@@ -43,7 +43,7 @@ def test_export_writes_each_format_without_the_secret(
     report = cli("export", run_id[:10])
     assert report.returncode == 0, report.stderr
     assert report.stdout.startswith(f"# fleetrun run {run_id}: 1 failed of 3 machines")
-    assert "### Group 1: 2 machine(s), exit 0 (2 Succeeded)" in report.stdout
+    assert "### Group 1: 2 machines, exit 0 (2 Succeeded)" in report.stdout
     assert "Machines: web-1, web-3" in report.stdout
     assert "| web-2 | Failed | 4 |" in report.stdout and "disk full" in report.stdout
 

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Input, Log, RichLog, Static
 
 from core.journal import Journal
 from core.model import Command, CommandId, Parameter, RunState
+from core.output import OutputGroup
 from core.runner import RunSession
 from tests.fakes import FakeBackend, Scenario, machines
 from tests.tui.test_run_screen import SIZE, RunApp, make_session, until
@@ -20,7 +21,7 @@ from tui.screens.diff import DiffScreen
 from tui.screens.export import ExportDialog
 from tui.screens.groups import GroupScreen, GroupsScreen
 from tui.screens.run import RunScreen
-from tui.widgets.run.group_table import GroupTable
+from tui.widgets.run.group_table import GroupTable, first_line_text, members_text
 from tui.widgets.run.run_table import RunTable
 
 CANARY = "CANARY-93c1d0aa-tui-export"
@@ -207,7 +208,7 @@ async def test_e_writes_the_chosen_format_to_the_chosen_file(
         await until(pilot, lambda: not isinstance(app.screen, ExportDialog), "replaced")
         report = written.read_text()
         assert report.startswith(f"# fleetrun run {run_id}: 2 failed of 5 machines")
-        assert "### Group 2: 2 machine(s), exit 1 (2 Failed)" in report
+        assert "### Group 2: 2 machines, exit 1 (2 Failed)" in report
         assert CANARY not in report
 
         await pilot.press("e", "escape")  # canceled: nothing written
@@ -220,3 +221,27 @@ def test_new_bindings_have_ids() -> None:
     ids = set(keymap.all_binding_ids())
     assert {"run.groups", "run.diff", "run.export", "groups.open", "groups.diff",
             "groups.back", "group.diff", "diff.back", "export.write", "export.cancel"} <= ids
+
+
+def test_a_group_row_shows_what_sets_its_output_apart() -> None:
+    def group(stdout: bytes, stderr: bytes = b"", size: int = 1) -> OutputGroup:
+        ids = tuple(f"m{i:03d}" for i in range(size))
+        return OutputGroup(0, ids, stdout, stderr, (0, stdout, stderr))
+
+    largest = group(b"disk check\n/ 41% used\n", size=5)
+    assert str(first_line_text(largest, largest)) == "disk check"
+    assert str(first_line_text(group(b"disk check\n/ 97% full\n"), largest)) == "… / 97% full"
+    only_stderr = first_line_text(group(b"disk check\n/ 41% used\n", b"warning\n"), largest)
+    assert str(only_stderr) == "warning" and only_stderr.style == "red"
+    assert str(first_line_text(group(b""), largest)) == "(no output)"
+
+
+async def test_member_names_are_cut_to_fit_with_a_count(tmp_path: Path) -> None:
+    session, _, _ = make_session(tmp_path, {}, count=12)
+    await session.execute()
+    (everyone,) = session.output.groups(session.run.machines.values())
+    assert members_text(everyone, session.run, width=30) == "m000, m001, m002, m003 +8"
+    assert members_text(everyone, session.run, width=40) == (
+        "m000, m001, m002, m003, m004, m005 +6")
+    assert members_text(everyone, session.run, width=100) == ", ".join(
+        f"m{i:03d}" for i in range(12))

@@ -90,9 +90,9 @@ async def test_markdown_report_has_what_ran_the_groups_and_the_failures(
     assert report.startswith(f"# fleetrun run {session.run.run_id}: 1 failed of 5 machines")
     assert "df -h /" in report and "| TOKEN | `***` |" in report
     assert "| Succeeded | 4 |" in report and "| Failed | 1 |" in report
-    assert "### Group 1: 3 machine(s), exit 0 (3 Succeeded)" in report
+    assert "### Group 1: 3 machines, exit 0 (3 Succeeded)" in report
     assert "Machines: m000, m001, m002" in report
-    assert "### Group 3: 1 machine(s), exit 2 (1 Failed)" in report
+    assert "### Group 3: 1 machine, exit 2 (1 Failed)" in report
     assert "/dev/sda1 100% /" in report and "/dev/sda1 81% /" in report
     failures = report.split("## Machines that did not succeed")[1]
     assert "| m003 | Failed | 2 | 3 | exit status=2 | token *** rejected |" in failures

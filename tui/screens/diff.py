@@ -143,7 +143,9 @@ class DiffScreen(Screen[None]):
             log.write(Text(""))
         if not any(d.lines for d in self.diffs):
             log.write(Text("(no difference within what was compared)", style="dim"))
-        self.query_one("#diff-notes", Static).update("\n".join(notes))
+        shown = self.query_one("#diff-notes", Static)
+        shown.update("\n".join(notes))
+        shown.display = bool(notes)
         log.scroll_home(animate=False)
 
     def action_back(self) -> None:

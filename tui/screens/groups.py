@@ -13,6 +13,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Log, Static
 
+from core.model import RunState
 from core.output import OutputGroup, decode_tail
 from core.runner import RunSession
 from tui import keymap
@@ -113,11 +114,14 @@ class GroupsScreen(Screen[None]):
         table = self.query_one(GroupTable)
         table.show(groups, run)
         grouped = sum(g.size for g in groups)
-        waiting = len(run.machines) - grouped
         status = (f"{len(groups)} group{'s' if len(groups) != 1 else ''} of identical output "
                   f"across {grouped} machine{'s' if grouped != 1 else ''}")
-        if waiting:
-            status += f" · {waiting} not run (yet)"
+        pending = sum(1 for mr in run.machines.values() if mr.state is RunState.PENDING)
+        never = len(run.machines) - grouped - pending
+        if pending:
+            status += f" · {pending} pending"
+        if never:
+            status += f" · {never} skipped or not started"
         status += " · final" if run.finished else f" · live, every {REFRESH_SECONDS:g} s"
         status += " · enter: machines and output · d: diff against group 1"
         self.query_one("#groups-status", Static).update(status)

@@ -13,8 +13,8 @@ from core.output import OutputGroup, decode_tail
 from core.runner import RunSession
 from tui.widgets.run.run_table import STATE_STYLE
 
-MEMBERS_SHOWN = 4
-"""Member names in a group's row before ``+N``."""
+MEMBERS_WIDTH = 44
+"""Characters of member names in a group's row before ``+N``."""
 
 COLUMNS = (("#", "number"), ("machines", "size"), ("exit", "exit"), ("states", "states"),
            ("members", "members"), ("output", "output"))
@@ -47,19 +47,44 @@ def state_counts_text(group: OutputGroup, run: Run) -> Text:
     return text
 
 
-def members_text(group: OutputGroup, run: Run, shown: int = MEMBERS_SHOWN) -> str:
-    names = [run.machines[mid].machine.name for mid in group.machine_ids[:shown]]
+def members_text(group: OutputGroup, run: Run, width: int = MEMBERS_WIDTH) -> str:
+    """As many member names as fit in ``width`` characters, then ``+N``."""
+    names: list[str] = []
+    used = 0
+    for machine_id in group.machine_ids:
+        name = run.machines[machine_id].machine.name
+        left = group.size - len(names) - 1
+        room = width - (len(f" +{left}") if left else 0)
+        if names and used + 2 + len(name) > room:
+            break
+        names.append(name)
+        used += len(name) + (2 if len(names) > 1 else 0)
     more = group.size - len(names)
     return ", ".join(names) + (f" +{more}" if more else "")
 
 
-def first_line_text(group: OutputGroup) -> Text:
-    """The group's first line of output (stdout, else stderr in red), or ``(no output)``."""
-    for tail, style in ((group.stdout_tail, ""), (group.stderr_tail, "red")):
-        line = next((ln.strip() for ln in decode_tail(tail).splitlines() if ln.strip()), "")
-        if line:
-            return Text(line[:200], style=style)
-    return Text("(no output)", style="dim")
+def first_line_text(group: OutputGroup, reference: OutputGroup | None = None) -> Text:
+    """What tells the group's output apart: its first line that the largest group
+    (``reference``) does not have at the same place, from stdout then stderr (in red).
+
+    The largest group itself, and one whose output only differs past what the tails hold,
+    shows its first line. ``(no output)`` when it printed nothing.
+    """
+    streams = ((group.stdout_tail, reference.stdout_tail if reference else None, ""),
+               (group.stderr_tail, reference.stderr_tail if reference else None, "red"))
+    first: Text | None = None
+    for tail, other, style in streams:
+        lines = decode_tail(tail).splitlines()
+        if first is None and any(ln.strip() for ln in lines):
+            first = Text(next(ln.strip() for ln in lines if ln.strip())[:200], style=style)
+        if other is None or reference is group:
+            continue
+        theirs = decode_tail(other).splitlines()
+        for number, line in enumerate(lines):
+            if line.strip() and (number >= len(theirs) or theirs[number] != line):
+                prefix = "… " if number else ""
+                return Text(prefix + line.strip()[:200], style=style)
+    return first or Text("(no output)", style="dim")
 
 
 def exit_text(group: OutputGroup) -> Text:
@@ -105,14 +130,15 @@ class GroupTable(DataTable[Text | str]):
         self._drawn: list[tuple[str, ...]] = []
 
     def on_mount(self) -> None:
-        widths = {"number": 3, "size": 8, "exit": 5, "states": 24, "members": 36}
+        widths = {"number": 3, "size": 8, "exit": 5, "states": 22, "members": MEMBERS_WIDTH}
         for label, key in COLUMNS:
             self.add_column(label, key=key, width=widths.get(key))
 
     def show(self, groups: list[OutputGroup], run: Run) -> bool:
         """Draw ``groups`` of ``run``; returns whether anything changed."""
         keys = [group_id(g) for g in groups]
-        rows = [self._cells(n, g, run) for n, g in enumerate(groups, start=1)]
+        largest = groups[0] if groups else None
+        rows = [self._cells(n, g, run, largest) for n, g in enumerate(groups, start=1)]
         signature = [(key, *(str(cell) for cell in row)) for key, row in zip(keys, rows,
                                                                             strict=True)]
         keep = self.current_key()
@@ -144,6 +170,7 @@ class GroupTable(DataTable[Text | str]):
         return self.cursor_row + 1 if self.current_group() is not None else 0
 
     @staticmethod
-    def _cells(number: int, group: OutputGroup, run: Run) -> tuple[Text | str, ...]:
+    def _cells(number: int, group: OutputGroup, run: Run, largest: OutputGroup | None
+               ) -> tuple[Text | str, ...]:
         return (str(number), str(group.size), exit_text(group), state_counts_text(group, run),
-                members_text(group, run), first_line_text(group))
+                members_text(group, run), first_line_text(group, largest))
