@@ -20,6 +20,7 @@ from tui import keymap
 from tui.screens.diff import open_diff
 from tui.screens.export import ExportDialog
 from tui.widgets.run.group_table import (
+    MAX_ROWS,
     GroupTable,
     current_groups,
     group_id,
@@ -116,6 +117,8 @@ class GroupsScreen(Screen[None]):
         grouped = sum(g.size for g in groups)
         status = (f"{len(groups)} group{'s' if len(groups) != 1 else ''} of identical output "
                   f"across {grouped} machine{'s' if grouped != 1 else ''}")
+        if len(groups) > MAX_ROWS:
+            status += f" · the largest {MAX_ROWS:,} shown"
         pending = sum(1 for mr in run.machines.values() if mr.state is RunState.PENDING)
         never = len(run.machines) - grouped - pending
         if pending:

@@ -16,6 +16,10 @@ from tui.widgets.run.run_table import STATE_STYLE
 MEMBERS_WIDTH = 44
 """Characters of member names in a group's row before ``+N``."""
 
+MAX_ROWS = 1000
+"""Groups drawn at most: when every machine printed something of its own (a host name, a
+time), thousands of one-machine groups would make a table too slow to redraw live."""
+
 COLUMNS = (("#", "number"), ("machines", "size"), ("exit", "exit"), ("states", "states"),
            ("members", "members"), ("output", "output"))
 
@@ -127,7 +131,7 @@ class GroupTable(DataTable[Text | str]):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
         self.groups: list[OutputGroup] = []
-        self._drawn: list[tuple[str, ...]] = []
+        self._drawn: list[tuple[str, bytes, bytes, tuple[str, ...], tuple[RunState, ...]]] = []
 
     def on_mount(self) -> None:
         widths = {"number": 3, "size": 8, "exit": 5, "states": 22, "members": MEMBERS_WIDTH}
@@ -135,25 +139,29 @@ class GroupTable(DataTable[Text | str]):
             self.add_column(label, key=key, width=widths.get(key))
 
     def show(self, groups: list[OutputGroup], run: Run) -> bool:
-        """Draw ``groups`` of ``run``; returns whether anything changed."""
+        """Draw ``groups`` of ``run`` (the largest :data:`MAX_ROWS`); returns whether
+        anything changed."""
+        groups = groups[:MAX_ROWS]
         keys = [group_id(g) for g in groups]
-        largest = groups[0] if groups else None
-        rows = [self._cells(n, g, run, largest) for n, g in enumerate(groups, start=1)]
-        signature = [(key, *(str(cell) for cell in row)) for key, row in zip(keys, rows,
-                                                                            strict=True)]
+        # A row shows its group's output (key and tails), machines and their states, and how
+        # it differs from the first row's output: compared before any cell is made.
+        signature = [(key, g.stdout_tail, g.stderr_tail, g.machine_ids,
+                      tuple(run.machines[m].state for m in g.machine_ids))
+                     for key, g in zip(keys, groups, strict=True)]
         keep = self.current_key()
         self.groups = groups
         if signature == self._drawn:
             return False
         self._drawn = signature
+        largest = groups[0] if groups else None
         row_index = self.cursor_row
         self.clear()
-        for key, cells in zip(keys, rows, strict=True):
-            self.add_row(*cells, key=key)
+        for number, (key, group) in enumerate(zip(keys, groups, strict=True), start=1):
+            self.add_row(*self._cells(number, group, run, largest), key=key)
         if keep in keys:
             self.move_cursor(row=keys.index(keep), scroll=False)
-        elif rows:
-            self.move_cursor(row=min(row_index, len(rows) - 1), scroll=False)
+        elif groups:
+            self.move_cursor(row=min(row_index, len(groups) - 1), scroll=False)
         return True
 
     def current_key(self) -> str | None:
