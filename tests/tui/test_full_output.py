@@ -84,7 +84,7 @@ async def test_a_20_mb_output_shows_its_end_then_its_start(tmp_path: Path) -> No
         await pilot.press("g")
         await pilot.pause()
         assert shown(view)[:2] == [numbered(0).decode().strip(), numbered(1).decode().strip()]
-        assert "paused at line 1 " in title(app)
+        assert f"paused · line 1 of {LINES:,}" in title(app)
         await pilot.press("pagedown")
         await pilot.pause()
         assert shown(view)[0].startswith(f"line {len(rows):07d} ")
@@ -115,7 +115,17 @@ async def test_slash_finds_a_line_deep_in_the_file_and_n_goes_on(tmp_path: Path)
         await pilot.pause()
         assert not bar.has_class("-open") and view.has_focus
         rows = shown(view)
-        assert any(row.startswith(f"line {target:07d} ") for row in rows)
+        row = next(y for y, text in enumerate(rows) if text.startswith(f"line {target:07d} "))
+        drawn = list(view.render_line(row))
+        match_bg = view.get_component_rich_style("file-view--match").bgcolor
+        assert [s.text for s in drawn if s.style and s.style.bgcolor == match_bg] == [
+            f"line {target:07d}"]  # the match is highlighted
+        current_bg = view.get_component_rich_style("file-view--current").bgcolor
+        assert drawn[1].text.startswith(" ---") and drawn[1].style is not None
+        assert drawn[1].style.bgcolor == current_bg != view.rich_style.bgcolor  # its line too
+        other = next(iter(view.render_line(row + 1)))
+        assert other.text.startswith("line") and other.style is not None
+        assert other.style.bgcolor == view.rich_style.bgcolor
         assert f"line {target + 1:,}" in str(app.query_one(FullOutput).border_subtitle)
         assert "paused" in title(app)
 
@@ -161,7 +171,7 @@ async def test_follow_shows_appended_lines_and_pauses_when_scrolled_up(tmp_path:
         frozen = shown(view)
         with path.open("ab") as out:
             out.write(b"".join(numbered(n) for n in range(200, 210)))
-        await until(pilot, lambda: "112 lines" in title(app), "the new lines counted")
+        await until(pilot, lambda: "of 112" in title(app), "the new lines counted")
         assert shown(view) == frozen  # paused: nothing moves
 
         await pilot.press("f")
@@ -171,6 +181,10 @@ async def test_follow_shows_appended_lines_and_pauses_when_scrolled_up(tmp_path:
         with path.open("ab") as out:
             out.write(numbered(210))
         await until(pilot, lambda: shown(view)[-1].startswith("line 0000210"), "following")
+        await pilot.press("slash")  # the search bar takes a row: the end stays in view
+        await until(pilot, lambda: shown(view)[-1].startswith("line 0000210"), "still the end")
+        await pilot.press("escape")
+        assert following(view) and view.has_focus
 
 
 async def test_s_shows_stderr_and_odd_bytes_are_drawn_safely(tmp_path: Path) -> None:

@@ -51,8 +51,8 @@ class FileView(ScrollView, can_focus=True):
         overflow-x: hidden;
         overflow-y: scroll;
         &:focus { background-tint: $foreground 5%; }
-        & > .file-view--match { background: $warning 70%; color: $text; }
-        & > .file-view--current { background: $accent 25%; }
+        & > .file-view--match { background: $warning 80%; color: $text; text-style: bold; }
+        & > .file-view--current { background: $primary 35%; }
         & > .file-view--cut { color: $text-muted; }
     }
     """
@@ -173,8 +173,13 @@ class FileView(ScrollView, can_focus=True):
         self.virtual_size = Size(0, self._line_count)
         if self.following:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
-        # The last line shown may have been unfinished: draw it again with the new ones.
-        self.refresh_lines(max(0, before - 1), self._line_count - before + 1)
+        # Draw what changed on screen: the last line (it may have been unfinished) and the
+        # new ones, but only those in view (a million new lines are not a million refreshes).
+        top = self.scroll_offset.y
+        first = max(before - 1, top, 0)
+        last = min(self._line_count, top + self.scrollable_content_region.height)
+        if first < last:
+            self.refresh_lines(first, last - first)
 
     @property
     def indexing(self) -> bool:
@@ -188,6 +193,11 @@ class FileView(ScrollView, can_focus=True):
         # Up means pause; a clamp to a shorter file or a taller pane lands at the end.
         if self.following and new_value < old_value and round(new_value) < self.max_scroll_y:
             self.following = False
+
+    def on_resize(self) -> None:
+        if self.following:  # a shorter pane (the search bar opened) still shows the end
+            self.call_after_refresh(self.scroll_end, animate=False, immediate=True,
+                                    x_axis=False)
 
     def watch_following(self) -> None:
         self.post_message(self.StatusChanged())
@@ -303,17 +313,23 @@ class FileView(ScrollView, can_focus=True):
     def status(self) -> str:
         """The pane title: stream, machine, following or paused, lines and bytes."""
         parts = [str(self.stream), self.name_shown]
-        if self.following:
-            parts.append("following")
-        else:
-            parts.append(f"paused at line {self.scroll_offset.y + 1:,} (G follows)")
         indexed = self.index.indexed if self.index else 0
-        parts.append(f"{self._line_count:,} lines")
+        if self.following:
+            parts += ["following", f"{self._line_count:,} lines"]
+        else:
+            top = min(self.scroll_offset.y + 1, self._line_count)
+            parts += ["paused", f"line {top:,} of {self._line_count:,}"]
         parts.append(size_text(indexed))
         if self.index is not None and self._indexing is self.index:
             size = self.index.file_size()
             parts.append(f"indexing {100 * indexed // max(1, size)}%")
         return " · ".join(part for part in parts if part)
+
+    def hint(self) -> str:
+        """The pane's subtitle: the search's state, or how to follow again."""
+        if self.search_status:
+            return self.search_status
+        return "" if self.following else "G or f follows"
 
     def visible_lines(self) -> list[str]:
         """The text of the lines on screen (as shown, before cutting to the pane's width)."""
@@ -354,14 +370,15 @@ class FileView(ScrollView, can_focus=True):
         return fitted
 
     def _render_text(self, number: int, line: Line) -> Strip:
-        text = Text(line.text, style=self.rich_style, no_wrap=True, end="")
+        text = Text(line.text, no_wrap=True, end="")
+        text.stylize(self.rich_style)  # as a span: Text.render ignores a base style
         if number == self.match_line:
-            text.stylize(self.get_component_rich_style("file-view--current", partial=True))
+            text.stylize(self.get_component_rich_style("file-view--current"))
         if self.matcher is not None:
-            match_style = self.get_component_rich_style("file-view--match", partial=True)
+            match_style = self.get_component_rich_style("file-view--match")
             for start, end in self.matcher.spans(line.text):
                 text.stylize(match_style, start, end)
         if line.cut:
             text.append(f" … {line.cut:,} more bytes",
-                        self.get_component_rich_style("file-view--cut", partial=True))
+                        self.get_component_rich_style("file-view--cut"))
         return Strip(text.render(self.app.console), text.cell_len)

@@ -80,7 +80,7 @@ class FullOutput(Vertical):
     def _retitle(self) -> None:
         view = self.view
         self.border_title = view.status()
-        self.border_subtitle = view.search_status
+        self.border_subtitle = view.hint()
 
     @on(FileView.StatusChanged)
     def _status_changed(self) -> None:

@@ -28,7 +28,7 @@ class SearchBar(Horizontal):
         background: $panel;
         &.-open { display: block; }
         & > Label { width: auto; padding: 0 1; color: $accent; text-style: bold; }
-        & > Input { width: 1fr; height: 1; border: none; padding: 0; }
+        & > Input { width: 1fr; }
     }
     """
 
@@ -40,7 +40,7 @@ class SearchBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label("/", id="search-mode")
-        yield Input(placeholder=HINT.format(other="regex"), id="search-text")
+        yield Input(placeholder=HINT.format(other="regex"), id="search-text", compact=True)
 
     @property
     def text(self) -> str:
