@@ -74,6 +74,16 @@ RUN: list[BindingType] = [
             tooltip="Leave this screen; the run goes on"),
 ]
 
+# Moving through the run's machine table.
+TABLE: list[BindingType] = [
+    Binding("up", "cursor_up", "Up", id="table.up", show=False),
+    Binding("down", "cursor_down", "Down", id="table.down", show=False),
+    Binding("pageup", "page_up", "Page up", id="table.page_up", show=False),
+    Binding("pagedown", "page_down", "Page down", id="table.page_down", show=False),
+    Binding("home", "first", "First machine", id="table.first", show=False),
+    Binding("end", "last", "Last machine", id="table.last", show=False),
+]
+
 # The groups of identical output (g on the run screen).
 GROUPS: list[BindingType] = [
     # priority: the group table would take enter for itself (and hide it from the footer).

@@ -13,7 +13,7 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header
+from textual.widgets import Footer, Header
 
 from core.fanout import rerun_assignments
 from core.model import Command, Machine, utc_now
@@ -130,7 +130,7 @@ class RunScreen(Screen[None]):
         mr = self.session.run.machines.get(machine_id) if machine_id else None
         self.query_one(OutputPanes).show(mr, self.session.output)
 
-    @on(DataTable.RowHighlighted, "#machines")
+    @on(RunTable.RowHighlighted, "#machines")
     def _cursor_moved(self) -> None:
         self._show_current()
 

@@ -55,6 +55,7 @@ class RunSummary(Horizontal):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._drawn: tuple[object, ...] = ()
         self.counts: dict[RunState, int] = {}
+        self._clock_text = ""
 
     def compose(self) -> ComposeResult:
         yield Static(id="counts")
@@ -81,6 +82,10 @@ class RunSummary(Horizontal):
             return
         self._drawn = drawn
         self.counts = counts
-        self.query_one("#counts", Static).update(counts_text(counts))
+        # A layout pass costs the whole screen a reflow: only when a width really changes.
+        self.query_one("#counts", Static).update(counts_text(counts), layout=False)
         self.query_one(ProgressBar).update(total=max(total, 1), progress=done)
-        self.query_one("#clock", Static).update(f"{done}/{total} · {clock}")
+        clock_text = f"{done}/{total} · {clock}"
+        resized = len(clock_text) != len(self._clock_text)
+        self._clock_text = clock_text
+        self.query_one("#clock", Static).update(clock_text, layout=resized)

@@ -1,0 +1,66 @@
+"""How a machine's part of a run reads in a table cell: state glyphs, durations, sizes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+
+from core.model import MachineRun, RunState
+
+STATE_STYLE: dict[RunState, tuple[str, str]] = {
+    RunState.PENDING: ("·", "dim"),
+    RunState.RUNNING: ("▶", "cyan"),
+    RunState.SUCCEEDED: ("✓", "green"),
+    RunState.FAILED: ("✗", "red"),
+    RunState.TIMED_OUT: ("⌛", "red"),
+    RunState.CANCELED: ("⊘", "yellow"),
+    RunState.SKIPPED: ("↷", "dim"),
+    RunState.NOT_STARTED: ("○", "yellow"),
+    RunState.UNKNOWN: ("?", "magenta"),
+}
+"""Glyphs as well as colours, so states read without colour too."""
+
+COLUMNS = (("state", "state"), ("machine", "machine"), ("elapsed", "elapsed"),
+           ("exit", "exit"), ("out", "out"), ("err", "err"), ("error", "error"))
+
+
+def state_text(state: RunState) -> Text:
+    glyph, style = STATE_STYLE[state]
+    return Text(f"{glyph} {state.value}", style=style)
+
+
+def duration_text(seconds: float | None) -> str:
+    """``42s``, ``3m07s``, ``1h02m``; empty before the machine started."""
+    if seconds is None:
+        return ""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def size_text(count: int) -> str:
+    """Bytes for people: ``0``, ``812 B``, ``4.0 KB``, ``1.5 MB``."""
+    if count == 0:
+        return "0"
+    size = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def row_cells(mr: MachineRun, now: datetime | None = None) -> tuple[Text | str, ...]:
+    return (
+        state_text(mr.state),
+        mr.machine.name,
+        duration_text(mr.elapsed(now)),
+        "" if mr.exit_code is None else str(mr.exit_code),
+        size_text(mr.stdout_bytes),
+        size_text(mr.stderr_bytes),
+        mr.error,
+    )
