@@ -36,6 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run shell and PowerShell commands across a fleet of machines.",
         epilog="Run 'fleetrun COMMAND --help' for a command's options.",
     )
+    parser.add_argument(
+        "--fleet",
+        action="append",
+        metavar="SOURCE",
+        help="with no COMMAND: open the app on these machines (repeatable; as 'run --fleet'); "
+        "default: config.toml's fleet, else azure when [azure] is set, else the sandbox",
+    )
+    parser.add_argument(
+        "--accept-new-host-keys",
+        action="store_true",
+        help="with no COMMAND: trust SSH host keys known_hosts does not have yet (written to it)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser(
@@ -233,24 +245,41 @@ def _setup_logging() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def _open_app() -> int:
-    """The TUI, on the configured Azure fleet, else on the built-in sandbox."""
-    from core.azure.settings import SettingsError, load_azure_settings
+def _fleet_or_default(fleet: list[str] | None) -> list[str]:
+    """``--fleet`` as given, else the configured default (see core.inventory.default_fleet)."""
+    from core.azure.settings import SettingsError
+    from core.inventory.default_fleet import DefaultFleetError, default_fleet
+
+    if fleet:
+        return fleet
+    try:
+        return default_fleet(config.config_dir() / "config.toml")
+    except (DefaultFleetError, SettingsError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _open_app(args: argparse.Namespace) -> int:
+    """The TUI, on --fleet, else on the configured fleet, else on the built-in sandbox."""
+    from core.inventory import FleetOptions
     from tui.app import FleetrunApp
 
-    try:
-        fleet = ["azure"] if load_azure_settings().configured else []
-    except SettingsError as exc:
-        raise UsageError(str(exc)) from None
-    FleetrunApp(fleet).run()
+    fleet = _fleet_or_default(args.fleet)
+    FleetrunApp(fleet, FleetOptions(accept_new_host_keys=args.accept_new_host_keys)).run()
     return EXIT_OK
 
 
-def _open_on_sandbox(parser: argparse.ArgumentParser) -> int:
-    """Nothing configured and no command: show the built-in sandbox fleet and what to try."""
+def _list_instead(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """No command and no terminal: list the fleet (and, on the sandbox, what to try)."""
+    from core.inventory import DEFAULT_FLEET
     from tui import cli_commands
 
-    code = cli_commands.dispatch(parser.parse_args(["machines"]))
+    fleet = _fleet_or_default(args.fleet)
+    argv = ["machines", *(f"--fleet={source}" for source in fleet)]
+    if args.accept_new_host_keys:
+        argv.append("--accept-new-host-keys")
+    code = cli_commands.dispatch(parser.parse_args(argv))
+    if fleet != [DEFAULT_FLEET]:
+        return code
     print(
         "\nThis is fleetrun's built-in sandbox: emulated Azure VMs and Arc servers that run\n"
         "scripts on this machine. Try:\n"
@@ -285,8 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _setup_logging()
         if args.command is None:
             if sys.stdout.isatty() and sys.stdin.isatty():
-                return _open_app()
-            return _open_on_sandbox(parser)
+                return _open_app(args)
+            return _list_instead(parser, args)
         return cli_commands.dispatch(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

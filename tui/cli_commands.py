@@ -12,12 +12,14 @@ from core import config
 from core.azure.arm import ArmError
 from core.azure.auth import AuthError
 from core.azure.blob import BlobError
+from core.azure.settings import SettingsError
 from core.backends.base import ReattachableBackend
 from core.backends.registry import Backends
 from core.backends.ssh import SshBackend
 from core.backends.ssh_hostkeys import host_pattern
 from core.fanout import FanoutOptions
 from core.inventory import DEFAULT_FLEET, Fleet, FleetError, FleetOptions, open_fleet
+from core.inventory.default_fleet import DefaultFleetError, default_fleet
 from core.journal import Journal, JournalError
 from core.model import Command, CommandId, Machine, MachineKind, Run, RunState
 from core.query import QueryError, filter_machines
@@ -58,7 +60,10 @@ def dispatch(args: Namespace) -> int:
 async def _open(args: Namespace) -> Fleet:
     """The fleets --fleet names (the sandbox when none is given); the caller closes them."""
     if not args.fleet:
-        args.fleet = [DEFAULT_FLEET]
+        try:
+            args.fleet = default_fleet(config.config_dir() / "config.toml")
+        except (DefaultFleetError, SettingsError) as exc:
+            raise InputError(str(exc)) from None
     return await open_fleet(args.fleet, _fleet_options(args))
 
 

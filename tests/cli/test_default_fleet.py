@@ -1,0 +1,62 @@
+"""Which machines a command works on without --fleet: config.toml's ``fleet``, else the sandbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.conftest import CliRunner, Home
+
+
+def configure(home: Home, text: str) -> None:
+    home.config.mkdir(parents=True, exist_ok=True)
+    (home.config / "config.toml").write_text(text)
+
+
+def names(stdout: str) -> list[str]:
+    return sorted(m["name"] for m in json.loads(stdout))
+
+
+def inventory(tmp_path: Path) -> Path:
+    path = tmp_path / "hosts.toml"
+    path.write_text('[[hosts]]\nname = "web-1"\nhost = "192.0.2.10"\n\n'
+                    '[[hosts]]\nname = "web-2"\nhost = "192.0.2.11"\n')
+    return path
+
+
+def test_config_fleet_is_the_default_for_commands_and_for_fleetrun_alone(
+        cli: CliRunner, home: Home, tmp_path: Path) -> None:
+    configure(home, f'fleet = ["{inventory(tmp_path)}", "local"]\n')
+    listed = cli("machines", "--no-check", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert names(listed.stdout) == ["vm", "web-1", "web-2"]
+    # --fleet still wins over the configured default.
+    only_local = cli("machines", "--no-check", "--fleet", "local", "-o", "json")
+    assert names(only_local.stdout) == ["vm"]
+
+
+def test_fleetrun_alone_off_a_terminal_lists_the_fleet_it_would_open(
+        cli: CliRunner, home: Home) -> None:
+    configure(home, 'fleet = "local"\n')
+    alone = cli()
+    assert alone.returncode == 0, alone.stderr
+    assert "vm" in alone.stdout and "sandbox" not in alone.stdout
+    given = cli("--fleet", "local")
+    assert given.returncode == 0, given.stderr
+    assert "local" in given.stdout
+
+
+def test_nothing_configured_means_the_sandbox(cli: CliRunner) -> None:
+    listed = cli("machines", "--no-check", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert len(names(listed.stdout)) == 16  # the sandbox's default fleet
+
+
+def test_a_malformed_fleet_setting_is_named(cli: CliRunner, home: Home) -> None:
+    for text in ("fleet = 3\n", "fleet = []\n", 'fleet = ["ok", ""]\n'):
+        configure(home, text)
+        for args in (("machines", "--no-check"), ()):
+            result = cli(*args)
+            assert result.returncode == 2, (text, result.stdout)
+            assert "config.toml: fleet: give a source or a list of sources" in result.stderr
+            assert "Traceback" not in result.stderr
