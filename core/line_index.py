@@ -227,7 +227,10 @@ class LineIndex:
         return offset
 
     def read_lines(self, first: int, count: int) -> list[Line]:
-        """Lines ``first`` to ``first + count`` (fewer past the end), from the file."""
+        """Lines ``first`` to ``first + count`` (fewer past the end), from the file.
+
+        Fewer, too, if the file lost bytes it had when indexed (replaced or truncated).
+        """
         snap = self.state()
         end = min(first + count, snap.line_count)
         lines: list[Line] = []
@@ -237,8 +240,8 @@ class LineIndex:
             pieces, last_length = self._block(block, snap)
             start = self._cp_lines[block]
             upto = min(end - start, len(pieces))
-            if upto <= number - start:  # a block holds the lines its checkpoints say
-                raise RuntimeError(f"{self.path}: line {number} not where indexed")
+            if upto <= number - start:  # the file shrank under us (it should only grow)
+                break
             for at in range(number - start, upto):
                 raw = pieces[at]
                 lines.append(self._line(raw, last_length if at == len(pieces) - 1
@@ -253,8 +256,9 @@ class LineIndex:
         """
         closed = block + 1 < snap.checkpoints
         cached = self._blocks.get(block)
-        # A closed block never changes (the file only grows); the last one grows with it.
-        if cached is not None and (closed or cached[0] == snap.indexed):
+        # A block read once closed never changes (the file only grows); one read while it
+        # was the last is good only for as long as nothing was indexed since.
+        if cached is not None and cached[0] == (-1 if closed else snap.indexed):
             self._blocks.move_to_end(block)
             return cached[1], cached[2]
         start = self._cp_offsets[block]
@@ -273,7 +277,7 @@ class LineIndex:
         if pieces:
             last_start = start + sum(map(len, pieces[:-1])) + len(pieces) - 1
             last_length = end - terminated - last_start
-        self._blocks[block] = (snap.indexed, pieces, last_length)
+        self._blocks[block] = (-1 if closed else snap.indexed, pieces, last_length)
         self._blocks.move_to_end(block)
         cached_lines = sum(len(kept[1]) for kept in self._blocks.values())
         while cached_lines > _CACHED_LINES and len(self._blocks) > 1:

@@ -7,6 +7,8 @@ import threading
 import tracemalloc
 from pathlib import Path
 
+import pytest
+
 from core.line_index import LineIndex, display_text
 from tests.big_output import BIG_LINE, BIG_LINES, big_file, big_line
 
@@ -46,6 +48,32 @@ def test_a_growing_file_is_indexed_by_what_it_gained(tmp_path: Path) -> None:
     index.extend()
     assert texts(index, 2) == ["three", "four"]
     assert index.state().indexed == path.stat().st_size
+
+
+def test_a_file_that_shrinks_or_vanishes_reads_as_fewer_lines(tmp_path: Path) -> None:
+    path = tmp_path / "out"
+    path.write_bytes(b"".join(f"line {n}\n".encode() for n in range(1000)))
+    index = LineIndex(str(path), stride=256)
+    index.extend()
+    path.write_bytes(b"line 0\nline 1\n")  # replaced by something shorter
+    assert texts(index, 0, 3)[:2] == ["line 0", "line 1"]  # and no error
+    assert texts(index, 500, 3) == []
+    path.unlink()
+    with pytest.raises(FileNotFoundError):  # the pane shows nothing then (FileView._read)
+        index.read_lines(900, 3)
+    assert index.extend() == 0
+
+
+def test_lines_read_while_a_block_was_open_are_read_again_once_it_closes(
+        tmp_path: Path) -> None:
+    path = tmp_path / "out"
+    lines = [f"line {n:04d}" for n in range(200)]
+    path.write_bytes(("\n".join(lines) + "\n").encode())
+    index = LineIndex(str(path), stride=100)
+    index.extend(max_bytes=145)  # the second block (from line 10) is open, line 14 cut
+    assert texts(index, 10, 5) == [*lines[10:14], "line "]
+    index.extend()  # now it is closed (line 20 starts the third), line 14 whole
+    assert texts(index, 10, 10) == lines[10:20]
 
 
 def test_line_ends_crlf_and_no_final_newline(tmp_path: Path) -> None:
@@ -128,7 +156,8 @@ def test_reads_while_another_thread_extends_see_whole_lines(tmp_path: Path) -> N
     reads = 0
     while worker.is_alive() or reads == 0:
         count = index.line_count
-        shown = texts(index, max(0, count - 5), 5)
+        shown = texts(index, max(0, count - 5), min(5, count))
+        assert len(shown) == min(5, count)
         if shown:  # lines before the last are whole; the last may still be arriving
             assert shown[:-1] == expected[count - len(shown):count - 1]
             assert expected[count - 1].startswith(shown[-1])
