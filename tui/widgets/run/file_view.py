@@ -28,7 +28,7 @@ from core.file_search import Found, Matcher, search
 from core.line_index import MAX_LINE_BYTES, Line, LineIndex
 from core.model import Stream
 from tui import keymap
-from tui.widgets.run.run_table import size_text
+from tui.widgets.run.cells import size_text
 
 SYNC_BYTES = 1 << 20
 """New bytes indexed right away on a refresh; more go to a thread."""
