@@ -1,0 +1,75 @@
+"""Snapshot of the history screen on a fixture journal: three past runs at fixed times."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from core.fanout import plan_run
+from core.journal import Journal
+from core.model import Command, CommandId, RunState
+from tests.tui.snapshots.conftest import (
+    DB1,
+    NOW,
+    WEB1,
+    WEB2,
+    WIN1,
+    ScreenApp,
+    SnapCompare,
+    until,
+)
+from tui.screens.history import HistoryScreen
+
+SIZE = (150, 16)
+DEAD_PID = 2**22 + 1
+"""Above Linux's largest pid: the run's owner is gone, so the journal calls it interrupted."""
+
+
+def fixture_journal(path: Path) -> Journal:
+    """A finished run with a failure, a clean one after it, and one whose owner died."""
+    journal = Journal(path)
+    uptime = Command(CommandId.SHELL, "uptime\n")
+    restart = Command(CommandId.SHELL, "\n# restart it\nsystemctl restart nginx\n")
+    windows = Command(CommandId.POWERSHELL, "Get-Service -Name W3SVC | Restart-Service")
+    runs = [
+        ([(WEB1, restart, RunState.SUCCEEDED), (WEB2, restart, RunState.FAILED),
+          (DB1, restart, RunState.SKIPPED), (WIN1, windows, RunState.SUCCEEDED)],
+         "tag:role=web,app"),
+        ([(WEB1, uptime, RunState.SUCCEEDED), (WEB2, uptime, RunState.SUCCEEDED)], ""),
+        ([(WEB1, uptime, RunState.RUNNING)], "name:web-01"),
+    ]
+    for index, (machines, target) in enumerate(runs):
+        created = NOW - timedelta(hours=3 - index, minutes=17 * index)
+        run = plan_run([(m, command) for m, command, _ in machines], fleet="sandbox",
+                       target=target, run_id=f"{int(created.timestamp()):08x}{index:06x}")
+        run.created = created
+        for (_, _, state), mr in zip(machines, run.machines.values(), strict=True):
+            mr.state = state
+            mr.started = created + timedelta(seconds=2)
+            if state.terminal:
+                mr.ended = created + timedelta(seconds=9)
+                mr.exit_code = 0 if state is RunState.SUCCEEDED else 3
+        if all(mr.state.terminal for mr in run.machines.values()):
+            run.ended = created + timedelta(seconds=9)
+            journal.finish_run(run)
+        else:
+            run.pid = DEAD_PID
+            journal.record_run(run)
+    return journal
+
+
+class TestHistory:
+    def test_history_lists_past_runs_newest_first(self, snap_compare: SnapCompare,
+                                                  tmp_path: Path) -> None:
+        """Start times in local time (UTC here), status, state counts, the command's line."""
+        journal = fixture_journal(tmp_path / "journal.sqlite")
+
+        async def run_before(pilot: Pilot[None]) -> None:
+            await until(pilot, lambda: isinstance(pilot.app.screen, HistoryScreen),
+                        "the history screen")
+            await pilot.pause()
+
+        assert snap_compare(ScreenApp(lambda: HistoryScreen(journal)), terminal_size=SIZE,
+                            run_before=run_before)

@@ -1,0 +1,81 @@
+"""Snapshot of the run screen once a run has ended (a scripted backend with fixed times)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from core.fanout import plan_run
+from core.model import Command, CommandId, Machine, OsType, Parameter, RunState
+from core.runner import RunSession
+from tests.tui.snapshots.conftest import (
+    DB1,
+    NOW,
+    WEB1,
+    WEB2,
+    WIN1,
+    ScreenApp,
+    Script,
+    ScriptedBackend,
+    SnapCompare,
+    machine,
+    until,
+)
+from tui.screens.run import RunScreen
+from tui.widgets.run.run_table import RunTable
+
+SIZE = (150, 40)
+RUN_ID = f"{int(NOW.timestamp()):08x}c0ffee"
+WEB3 = machine("web-03")
+
+SHELL = Command(CommandId.SHELL, 'systemctl restart "$SERVICE" && echo "restarted on $HOSTNAME"',
+                parameters=(Parameter("SERVICE", "nginx"), Parameter("TOKEN", "x", True)),
+                timeout=600)
+POWERSHELL = Command(CommandId.POWERSHELL, "Restart-Service -Name $env:SERVICE -Force",
+                     parameters=(Parameter("SERVICE", "nginx"),), timeout=600)
+
+SCRIPTS = {
+    WEB1.id: Script(stdout=b"stopping nginx\nstarting nginx\nrestarted on web-01\n",
+                    seconds=2.4),
+    WEB2.id: Script(stdout=b"stopping nginx\n", stderr=b"Job for nginx.service failed.\n",
+                    exit_code=3, state=RunState.FAILED, started_after=0.2, seconds=5.1,
+                    error="exit status=3"),
+    WEB3.id: Script(stdout=b"stopping nginx\n", exit_code=-1, state=RunState.TIMED_OUT,
+                    started_after=0.1, seconds=600, error="timed out after 600 s"),
+    WIN1.id: Script(stdout=b"restarted nginx on WIN-APP-01\r\n", started_after=1.0,
+                    seconds=11.7),
+}
+
+
+def ended_run(runs_root: Path) -> RunSession:
+    machines: list[Machine] = [WEB1, WEB2, WEB3, DB1, WIN1]
+    assignments = [(m, POWERSHELL if m.os is OsType.WINDOWS else SHELL) for m in machines]
+    run = plan_run(assignments, fleet="sandbox", target="tag:role=web,app", run_id=RUN_ID)
+    backend = ScriptedBackend(SCRIPTS)
+    return RunSession(run, lambda _m: backend, runs_root=runs_root)
+
+
+class TestRun:
+    def test_run_screen_after_the_run_ended(self, snap_compare: SnapCompare, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+        """Counts per state, every machine's end, the first machine's tail and output."""
+        monkeypatch.chdir(tmp_path)  # output files under ./runs: no temporary path shown
+        session = ended_run(Path("runs"))
+
+        async def run_before(pilot: Pilot[None]) -> None:
+            await until(pilot, lambda: session.run.finished, "the run's end")
+            screen = pilot.app.screen
+            assert isinstance(screen, RunScreen)
+            table = screen.query_one(RunTable)
+
+            def every_end_drawn() -> bool:
+                return all(str(table.get_cell(mid, "state")).endswith(mr.state.value)
+                           for mid, mr in session.run.machines.items())
+
+            await until(pilot, every_end_drawn, "the table drawing every machine's end")
+            await pilot.pause()
+
+        assert snap_compare(ScreenApp(lambda: RunScreen(session, "sandbox")),
+                            terminal_size=SIZE, run_before=run_before)
