@@ -56,8 +56,9 @@ async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
 
 
 async def fleet_screen(pilot: object, app: FleetrunApp) -> FleetScreen:
+    """The fleet screen once it is ready for keys (its table has focus: mounted)."""
     for _ in range(200):
-        if isinstance(app.screen, FleetScreen):
+        if isinstance(app.screen, FleetScreen) and isinstance(app.focused, MachineTable):
             return app.screen
         await pilot.pause(0.05)  # type: ignore[attr-defined]
     raise AssertionError("the fleet screen did not open")
