@@ -1,11 +1,11 @@
-"""What the snapshot tests share: a frozen clock, a private home, and small apps per screen.
+"""The snapshot tests' fixture: a frozen clock and a home of their own (apps: harness.py).
 
 Every snapshot must come out the same on every run and every machine, so everything that
 depends on when or where it runs is fixed here: the wall clock (time-machine freezes
 ``datetime.now`` and ``time.time`` everywhere, ``core.model.utc_now`` included; the
 monotonic clocks that drive asyncio and Textual's timers keep running), the local time zone
 (the history screen shows local times), run ids (given, never drawn), the data and config
-directories, and the cursor blink.
+directories, NO_COLOR, the cursor blink and how long toasts stay.
 
 Regenerate the SVGs after a deliberate change to a screen with
 ``.venv/bin/pytest tests/tui/snapshots --snapshot-update``; look at them before committing
@@ -15,41 +15,13 @@ Regenerate the SVGs after a deliberate change to a screen with
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import time_machine
-from textual.app import App, ComposeResult
-from textual.pilot import Pilot
-from textual.widgets import Input, Static, TextArea
 
-from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
-from core.model import (
-    Command,
-    Health,
-    HealthStatus,
-    Machine,
-    MachineId,
-    MachineKind,
-    OsType,
-    RunState,
-    Stream,
-)
-from tui.app import FleetrunApp
-from tui.run_request import RunRequest
-from tui.screens.compose import ComposeScreen
-from tui.screens.fleet import FleetScreen
-
-NOW = datetime(2026, 3, 14, 9, 26, 53, tzinfo=UTC)
-"""The instant every snapshot is taken at."""
-
-SnapCompare = Callable[..., bool]
-"""pytest-textual-snapshot's ``snap_compare`` fixture: app, press, terminal_size, run_before."""
-
-RunBefore = Callable[[Pilot[None]], object]
+from tests.tui.snapshots.harness import NOW
 
 
 @pytest.fixture(autouse=True)
@@ -58,6 +30,7 @@ def frozen(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     monkeypatch.setenv("FLEETRUN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("FLEETRUN_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.delenv("NO_COLOR", raising=False)
     time.tzset()
     try:
         with time_machine.travel(NOW, tick=False):
@@ -65,128 +38,3 @@ def frozen(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     finally:
         monkeypatch.undo()
         time.tzset()
-
-
-async def steady_cursors(pilot: Pilot[None]) -> None:
-    """Stop every text cursor blinking (shown steadily where focused): a blink is a coin toss."""
-    for widget in pilot.app.screen.query("Input, TextArea"):
-        if isinstance(widget, Input | TextArea):
-            widget.cursor_blink = False
-    await pilot.pause()
-
-
-async def until(pilot: Pilot[None], condition: Callable[[], bool], what: str) -> None:
-    for _ in range(400):
-        if condition():
-            return
-        await pilot.pause(0.025)
-    raise AssertionError(f"timed out waiting for: {what}")
-
-
-# -- the fleet screen, on the built-in sandbox fleet -------------------------------------------
-
-
-TOAST_SECONDS = 600
-"""Toasts expire on a monotonic timer: kept up, a toast is on every run's screenshot or none."""
-
-
-def sandbox_app() -> FleetrunApp:
-    """The app as ``fleetrun`` opens it with nothing configured: the default sandbox fleet."""
-    app = FleetrunApp()
-    app.NOTIFICATION_TIMEOUT = TOAST_SECONDS
-    return app
-
-
-async def settled_fleet(pilot: Pilot[None]) -> FleetScreen:
-    """The fleet screen once the health check it starts on opening has ended."""
-    app = pilot.app
-    await until(pilot, lambda: isinstance(app.screen, FleetScreen), "the fleet screen")
-    screen = app.screen
-    assert isinstance(screen, FleetScreen)
-    await until(pilot, lambda: not any(w.group == "health" and not w.is_finished
-                                       for w in app.workers)
-                and any(m.health.checked_at for m in screen.machines), "the health check")
-    await pilot.pause()
-    return screen
-
-
-# -- single screens, in a bare app -----------------------------------------------------------
-
-
-class ScreenApp(App[None]):
-    """An app that opens on one screen, titled as fleetrun is."""
-
-    TITLE = "fleetrun"
-    NOTIFICATION_TIMEOUT = TOAST_SECONDS
-
-    def __init__(self, make_screen: Callable[[], object]) -> None:
-        super().__init__()
-        self._make_screen = make_screen
-        self.results: list[object] = []
-
-    def compose(self) -> ComposeResult:
-        yield Static("")
-
-    def on_mount(self) -> None:
-        self.push_screen(self._make_screen(), self.results.append)  # type: ignore[arg-type]
-
-
-def machine(name: str, os_type: OsType = OsType.LINUX, *, kind: MachineKind = MachineKind.VM,
-            health: HealthStatus = HealthStatus.READY) -> Machine:
-    return Machine(f"{kind}/{name}", name, kind, os_type, location="westeurope",
-                   health=Health(health, checked_at=NOW))
-
-
-WEB1 = machine("web-01")
-WEB2 = machine("web-02")
-DB1 = machine("db-01", health=HealthStatus.NOT_READY)
-WIN1 = machine("win-app-01", OsType.WINDOWS, kind=MachineKind.ARC)
-
-
-def compose_app(machines: Sequence[Machine]) -> ScreenApp:
-    return ScreenApp(lambda: ComposeScreen(machines))
-
-
-def compose_results(app: ScreenApp) -> list[RunRequest | None]:
-    return [r for r in app.results if r is None or isinstance(r, RunRequest)]
-
-
-# -- a scripted run with fixed times ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Script:
-    """What one machine does in a scripted run: its output, exit code and times."""
-
-    stdout: bytes = b""
-    stderr: bytes = b""
-    exit_code: int | None = 0
-    state: RunState = RunState.SUCCEEDED
-    started_after: float = 0.0
-    seconds: float = 1.0
-    error: str = ""
-
-
-class ScriptedBackend:
-    """Plays each machine's :class:`Script`, stamped with times relative to :data:`NOW`."""
-
-    def __init__(self, scripts: dict[MachineId, Script]) -> None:
-        self.scripts = scripts
-
-    async def check_health(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
-        return {m.id: m.health for m in machines}
-
-    async def run(self, machine: Machine, command: Command, *, run_id: str
-                  ) -> AsyncIterator[MachineEvent]:
-        script = self.scripts[machine.id]
-        started = NOW + timedelta(seconds=script.started_after)
-        yield StateChanged(machine.id, RunState.RUNNING, at=started)
-        for stream, data in ((Stream.STDOUT, script.stdout), (Stream.STDERR, script.stderr)):
-            if data:
-                yield OutputAppended(machine.id, stream, 0, data)
-            yield TailUpdated(machine.id, stream, data[-4096:])
-        yield Finished(machine.id, script.state, script.exit_code, started,
-                       started + timedelta(seconds=script.seconds), script.error)
-
-    async def cancel(self, machine: Machine, run_id: str) -> None:
-        return None

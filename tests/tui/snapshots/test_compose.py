@@ -6,7 +6,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, TabbedContent
 
 from core.model import OsType, Parameter
-from tests.tui.snapshots.conftest import (
+from tests.tui.snapshots.harness import (
     DB1,
     WEB1,
     WEB2,

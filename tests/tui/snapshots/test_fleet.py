@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.pilot import Pilot
 
-from tests.tui.snapshots.conftest import SnapCompare, sandbox_app, settled_fleet, steady_cursors
+from tests.tui.snapshots.harness import SnapCompare, sandbox_app, settled_fleet, steady_cursors
 from tui.screens.key_sheet import KeySheet
 from tui.widgets.fleet.machine_details import MachineDetails
 

@@ -10,7 +10,7 @@ from textual.pilot import Pilot
 from core.fanout import plan_run
 from core.model import Command, CommandId, Machine, OsType, Parameter, RunState
 from core.runner import RunSession
-from tests.tui.snapshots.conftest import (
+from tests.tui.snapshots.harness import (
     DB1,
     NOW,
     WEB1,
