@@ -13,7 +13,7 @@ STATE_STYLE: dict[RunState, tuple[str, str]] = {
     RunState.RUNNING: ("▶", "cyan"),
     RunState.SUCCEEDED: ("✓", "green"),
     RunState.FAILED: ("✗", "red"),
-    RunState.TIMED_OUT: ("⌛", "red"),
+    RunState.TIMED_OUT: ("⧗", "red"),
     RunState.CANCELED: ("⊘", "yellow"),
     RunState.SKIPPED: ("↷", "dim"),
     RunState.NOT_STARTED: ("○", "yellow"),
