@@ -95,3 +95,95 @@ async def test_history_lists_the_run_and_opens_it_read_only(app: FleetrunApp) ->
         assert machine.state is RunState.FAILED and machine.exit_code == 3
         assert opened.session.output.tail(machine.machine_id, Stream.STDOUT) == b"recorded\n"
         assert opened.session.output.tail(machine.machine_id, Stream.STDERR) == b"oops\n"
+
+
+CANARY = "Flow-canary-1c9e-secret"
+
+
+def notified(app: FleetrunApp, text: str) -> bool:
+    return any(text in str(n.message) for n in app._notifications)
+
+
+async def until_finished(pilot: Pilot[None], screen: RunScreen) -> None:
+    for _ in range(300):
+        if screen.session.run.finished:
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("the run did not end")
+
+
+async def test_parameters_cancel_rerun_failed_and_history(app: FleetrunApp,
+                                                          tmp_path: Path) -> None:
+    script = ('echo "$GREETING from $HOSTNAME, $1 (${#TOKEN} secret chars)"\n'
+              'case "$HOSTNAME" in web-2) exit 4;; web-3) sleep 60;; esac\n')
+    async with app.run_test(size=(160, 45)) as pilot:
+        await fleet_screen(pilot, app)
+        await pilot.press("slash", *"tag:role=web", "enter", "a", "c")
+        await pilot.pause()
+        assert isinstance(app.screen, ComposeScreen)
+        app.screen.query_one(TextArea).text = script
+        app.screen.query_one(TextArea).focus()
+        await pilot.press("ctrl+n", *"GREETING", "tab", "tab", *"hello")
+        await pilot.press("ctrl+n", "tab", "tab", *"world")  # no name: positional
+        await pilot.press("ctrl+n", *"TOKEN", "tab", "space", "tab", *CANARY)
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        await pilot.press("enter")
+        for _ in range(100):
+            if isinstance(app.screen, RunScreen):
+                break
+            await pilot.pause(0.05)
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        run = screen.session.run
+        by_name = {mr.machine.name: mr for mr in run.machines.values()}
+        for _ in range(200):  # web-3 sleeps; the other two end
+            if by_name["web-1"].state.terminal and by_name["web-2"].state.terminal:
+                break
+            await pilot.pause(0.05)
+        assert Path(by_name["web-1"].stdout_file).read_text() == (
+            f"hello from web-1, world ({len(CANARY)} secret chars)\n")
+        assert (by_name["web-2"].state, by_name["web-2"].exit_code) == (RunState.FAILED, 4)
+
+        # x on web-3 (the table keeps the run's order: web-1, web-2, web-3).
+        await pilot.press("down", "down", "x")
+        await until_finished(pilot, screen)
+        assert by_name["web-3"].state is RunState.CANCELED
+        assert notified(app, "Canceling web-3")
+        for _ in range(40):  # said on the screen's next redraw
+            if notified(app, "Run ended: 1 Succeeded, 1 Failed, 1 Canceled"):
+                break
+            await pilot.pause(0.05)
+        else:
+            raise AssertionError("the end of the run was not announced")
+
+        await pilot.press("R")  # the failed one only: canceled is not "failed"
+        for _ in range(100):
+            if isinstance(app.screen, RunScreen) and app.screen is not screen:
+                break
+            await pilot.pause(0.05)
+        rerun_screen = app.screen
+        assert isinstance(rerun_screen, RunScreen) and rerun_screen is not screen
+        rerun = rerun_screen.session.run
+        assert rerun.parent_run_id == run.run_id
+        assert [mr.machine.name for mr in rerun.machines.values()] == ["web-2"]
+        await until_finished(pilot, rerun_screen)
+        [again] = rerun.machines.values()
+        assert (again.state, again.exit_code) == (RunState.FAILED, 4)
+        # The rerun sent the same parameters, secret included, from memory.
+        assert Path(again.stdout_file).read_text() == (
+            f"hello from web-2, world ({len(CANARY)} secret chars)\n")
+
+        while not isinstance(app.screen, HistoryScreen):
+            await pilot.press("escape")
+            await pilot.pause()
+            if app.screen.__class__.__name__ == "FleetScreen":
+                await pilot.press("H")
+                await pilot.pause()
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 2
+        assert {str(k.value) for k in table.rows} == {run.run_id, rerun.run_id}
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".sqlite3" for p in written)  # the journal is among them
+    for path in written:
+        assert CANARY.encode() not in path.read_bytes(), path
