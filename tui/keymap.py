@@ -15,6 +15,9 @@ from textual.binding import Binding, BindingType
 APP: list[BindingType] = [
     Binding("question_mark", "help", "Keys", id="app.help", tooltip="List every key"),
     Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+    # Declared here, not left to Textual, so that it has an id like every other key.
+    Binding("ctrl+p", "command_palette", "Palette", id="app.palette", priority=True, show=False,
+            tooltip="Open the command palette"),
 ]
 
 FLEET: list[BindingType] = [

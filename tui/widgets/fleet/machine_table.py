@@ -16,7 +16,7 @@ HEALTH_STYLE: dict[HealthStatus, tuple[str, str]] = {
     HealthStatus.DISCONNECTED: ("⊘", "red"),
     HealthStatus.UNREACHABLE: ("✗", "red"),
     HealthStatus.AGENT_TOO_OLD: ("⚠", "yellow"),
-    HealthStatus.DEALLOCATED: ("⏻", "dim"),
+    HealthStatus.DEALLOCATED: ("■", "dim"),
     HealthStatus.UNKNOWN: ("?", "dim"),
 }
 """Glyphs as well as colours, so health reads without colour too (NO_COLOR, colour blindness)."""
