@@ -182,10 +182,10 @@ async def test_e_writes_the_chosen_format_to_the_chosen_file(
         assert isinstance(dialog, ExportDialog)
         path_input = dialog.query_one("#export-path", Input)
         run_id = session.run.run_id
-        assert path_input.value == str(tmp_path / f"fleetrun-{run_id}.md")
+        assert path_input.value == f"fleetrun-{run_id}.md"  # in the current directory
 
         await pilot.press("down", "enter")  # Markdown (the default) → JSON, chosen
-        assert path_input.value == str(tmp_path / f"fleetrun-{run_id}.json")
+        assert path_input.value == f"fleetrun-{run_id}.json"
         await pilot.press("ctrl+s")
         await until(pilot, lambda: not isinstance(app.screen, ExportDialog), "written")
         written = tmp_path / f"fleetrun-{run_id}.json"

@@ -74,7 +74,9 @@ class ExportDialog(ModalScreen[Path | None]):
         self.query_one(RadioSet).focus()
 
     def _default(self, fmt: ExportFormat) -> Path:
-        return default_path(self.session.run.run_id, fmt, self.directory)
+        # Relative to where fleetrun was started, as a shell user would write it.
+        directory = self.directory if self.directory is not None else Path()
+        return default_path(self.session.run.run_id, fmt, directory)
 
     @on(RadioSet.Changed, "#export-format")
     def _format_chosen(self, event: RadioSet.Changed) -> None:

@@ -79,3 +79,37 @@ class TestRun:
 
         assert snap_compare(ScreenApp(lambda: RunScreen(session, "sandbox")),
                             terminal_size=SIZE, run_before=run_before)
+
+
+async def ended_run_screen(pilot: Pilot[None], session: RunSession) -> RunScreen:
+    """The run screen once the run has ended and every end is drawn."""
+    await until(pilot, lambda: session.run.finished, "the run's end")
+    screen = pilot.app.screen
+    assert isinstance(screen, RunScreen)
+    table = screen.query_one(RunTable)
+    await until(pilot, lambda: all(str(table.get_cell(mid, "state")).endswith(mr.state.value)
+                                   for mid, mr in session.run.machines.items()),
+                "the table drawing every machine's end")
+    return screen
+
+
+class TestRunTools:
+    """The run screen's g (groups), d (diff) and e (export) views of the same ended run."""
+
+    @pytest.mark.parametrize("keys", [("g",), ("g", "down", "d"), ("e",)],
+                             ids=["groups", "diff", "export"])
+    def test_run_tool(self, snap_compare: SnapCompare, tmp_path: Path,
+                      monkeypatch: pytest.MonkeyPatch, keys: tuple[str, ...]) -> None:
+        monkeypatch.chdir(tmp_path)
+        session = ended_run(Path("runs"))
+
+        async def run_before(pilot: Pilot[None]) -> None:
+            screen = await ended_run_screen(pilot, session)
+            for key in keys:
+                await pilot.press(key)
+                await pilot.pause()
+            await until(pilot, lambda: pilot.app.screen is not screen, "the view to open")
+            await pilot.pause()
+
+        assert snap_compare(ScreenApp(lambda: RunScreen(session, "sandbox")),
+                            terminal_size=SIZE, run_before=run_before)
