@@ -49,7 +49,6 @@ from core.sandbox.blobstore import (
     condition_not_met,
     etag_matches,
     invalid_header,
-    max_append_block_size,
     parse_query,
 )
 
@@ -259,7 +258,7 @@ class _BlobEndpoint:
         if length_text is None:
             raise _length_required()
         length = _int_header("Content-Length", length_text)
-        limit = max_append_block_size(version)
+        limit = self.store.block_limit(version)
         # Refuse an oversized block before reading it: it may be a hundred megabytes.
         if length > limit:
             raise body_too_large(limit)

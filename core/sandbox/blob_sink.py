@@ -18,7 +18,12 @@ from core.sandbox.blobstore import BlobOperation, BlobStore, StorageError, parse
 
 STORAGE_VERSION = "2022-11-02"
 """The first version that takes 100 MiB blocks: the handler appends a whole tick's output
-in one block, and 4 MiB (older versions) is easy to exceed in 15 s."""
+in one block, and 4 MiB (older versions) is easy to exceed in 15 s. A tick over 100 MiB is
+refused (413 RequestBodyTooLarge) and its bytes never reach the blob, as with the real
+handler, which does not split its appends (and only logs a refusal). Given a SAS token,
+that handler appends through the legacy Go storage SDK, whose default x-ms-version
+(2018-03-28) caps blocks at 4 MiB (how CRP hands the SAS over is UNCONFIRMED);
+``[storage] max_append_block = "4MiB"`` in a fleet file reproduces that."""
 INTERNAL_SUFFIX = ".blob.sandbox.invalid"
 """Host style URLs ``https://<account>.blob.sandbox.invalid/...`` name the sandbox's own
 storage without a server (``.invalid`` can never resolve)."""

@@ -216,10 +216,21 @@ class BlobStore:
 
     Args:
         clock: The service's notion of now (aware, UTC): timestamps and SAS validity.
+        max_block: A lower Append Block limit than the service's (see
+            :meth:`block_limit`); None keeps the service's. Lets tests and fleet files
+            meet the limit with a few megabytes of output instead of 100 MiB.
+
+    Raises:
+        ValueError: ``max_block`` is below 1.
     """
 
-    def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, *, clock: Callable[[], datetime] | None = None, max_block: int | None = None
+    ) -> None:
+        if max_block is not None and max_block < 1:
+            raise ValueError(f"max_block {max_block}: at least 1 byte")
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._max_block = max_block
         self._accounts: dict[str, _Account] = {}
         self._lock = threading.Lock()
         self._last_tick = 0
@@ -227,6 +238,11 @@ class BlobStore:
     def now(self) -> datetime:
         """The service's current time (the injected clock)."""
         return self._clock()
+
+    def block_limit(self, version: str) -> int:
+        """The largest Append Block body taken at this x-ms-version (413 above it)."""
+        limit = max_append_block_size(version)
+        return limit if self._max_block is None else min(limit, self._max_block)
 
     # ------------------------------------------------------------------ accounts, containers
 
@@ -402,7 +418,8 @@ class BlobStore:
             container: Container.
             blob: Blob name.
             data: The block; 1 byte up to the version's limit.
-            version: x-ms-version; decides the block size limit (4 MiB or 100 MiB).
+            version: x-ms-version; decides the block size limit (4 MiB or 100 MiB, or
+                the store's lower ``max_block``).
             append_position: ``x-ms-blob-condition-appendpos``: the size the blob must have.
             max_size: ``x-ms-blob-condition-maxsize``: the size it must not pass.
             if_match: ``If-Match``.
@@ -418,7 +435,7 @@ class BlobStore:
                 ``AppendPositionConditionNotMet``/``MaxBlobSizeConditionNotMet``/
                 ``ConditionNotMet``.
         """
-        limit = max_append_block_size(version)
+        limit = self.block_limit(version)
         if not data:
             raise invalid_header("Content-Length", "0")
         if len(data) > limit:

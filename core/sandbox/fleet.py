@@ -34,6 +34,10 @@ _ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
 _CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB)?\s*$")
+_SIZE_UNIT = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}
+MAX_APPEND_BLOCK_CEILING = 100 * 1024 * 1024
+"""Azure's own Append Block limit (x-ms-version 2022-11-02 on): the most a fleet may allow."""
 _RESERVED_ACCOUNTS = frozenset({"subscriptions", "providers"})
 """The sandbox serves ARM and blobs on one host: these first path segments are ARM's."""
 
@@ -146,6 +150,10 @@ class FleetSpec:
     account: str = "fleetrunsandbox"
     account_key: str = DEFAULT_ACCOUNT_KEY
     containers: tuple[str, ...] = ("fleetrun",)
+    max_append_block: int | None = None
+    """The largest Append Block the storage takes, below the service's own limits (4 MiB,
+    100 MiB from x-ms-version 2022-11-02); None keeps those. The agent uploads each flush's
+    output as one block, so a burst over it never reaches the blob, as on Azure."""
     throttle: Throttle = Throttle()
     faults: Faults = Faults()
 
@@ -181,7 +189,7 @@ def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
     _only(sandbox, "sandbox.", {"flush_interval", "pickup_delay", "agent_timeout",
                                 "timeouts_report_as", "seed", "tenant"})
     storage = _table(data, "storage")
-    _only(storage, "storage.", {"account", "key", "containers"})
+    _only(storage, "storage.", {"account", "key", "containers", "max_append_block"})
     defaults = _table(data, "defaults")
     raw_machines = data.get("machines", [])
     if not isinstance(raw_machines, list) or not raw_machines:
@@ -238,6 +246,8 @@ def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
         account=account,
         account_key=_str(storage, "key", "storage.", DEFAULT_ACCOUNT_KEY),
         containers=tuple(containers),
+        max_append_block=_size(storage, "max_append_block", "storage.",
+                               MAX_APPEND_BLOCK_CEILING),
         throttle=_throttle(_table(data, "throttle")),
         faults=_faults(_table(data, "faults"), "faults.", machine=False),
     )
@@ -437,6 +447,24 @@ def _duration(
     if value < minimum:
         raise FleetFileError(f"{where}{key}: at least {minimum:g} s")
     return value
+
+
+def _size(raw: Mapping[str, Any], key: str, where: str, ceiling: int) -> int | None:
+    """A byte count from 1 to ``ceiling``: an integer or a string like '64KiB', '4MiB'."""
+    if key not in raw:
+        return None
+    value = raw[key]
+    size: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.match(value)):
+        size = int(match.group(1)) * _SIZE_UNIT[match.group(2)]
+    if size is None or not 1 <= size <= ceiling:
+        raise FleetFileError(
+            f"{where}{key}: {value!r} is not allowed; a size from 1 byte to "
+            f"{ceiling // (1024 * 1024)}MiB, in bytes or a string like '64KiB', '4MiB'"
+        )
+    return size
 
 
 def _parse_duration(value: object, where: str) -> float:

@@ -83,7 +83,7 @@ class SandboxService:
         # Created by the first run that needs it, so listing machines leaves nothing behind.
         self.root = root or Path(tempfile.gettempdir()) / f"fleetrun-sandbox-{secrets.token_hex(6)}"
         self.rng = random.Random(fleet.seed)
-        self.blobs = BlobStore()
+        self.blobs = BlobStore(max_block=fleet.max_append_block)
         self.blobs.add_account(fleet.account, fleet.account_key)
         for container in fleet.containers:
             self.blobs.create_container(fleet.account, container)
