@@ -4,8 +4,9 @@ Per machine: ``PUT .../runCommands/fleetrun-<run id>`` (asyncExecution, timeout,
 output blobs) → poll the run command's instance view for state, exit code and the 4 KB
 tails, as often as the ARM read budget allows → tail the output blobs for the full output
 (Storage, outside the ARM budget) → on the end, read the blobs until they hold everything
-the tail shows → delete the run command (a VM holds at most 25; deleting one that still
-runs kills its script).
+the tail shows (a blob that never does is named in the machine's result: its state stays
+the instance view's, but it is not passed off as the whole output) → delete the run command
+(a VM holds at most 25; deleting one that still runs kills its script).
 
 The PUT's long-running operation is not followed: the instance view says everything it
 would, and following it would spend a read per machine per poll. Only when provisioning
@@ -263,6 +264,7 @@ class ManagedRunCommands:
         """The run is over: drain the blobs until they match the tails, then the result."""
         async for drained in self._drain(watch, view):
             yield drained
+        shortfall = watch.output.shortfall() if watch.output is not None else ""
         if not watch.tails:
             for tail in self._tail_events(watch, view):
                 yield tail
@@ -272,13 +274,15 @@ class ManagedRunCommands:
             if reason.split(":", 1)[0].strip().lower() in AGENT_UNAVAILABLE_CODES:
                 state = RunState.SKIPPED
                 reason = f"skipped: the agent cannot take commands ({reason})"
+            reason = reason or view.provisioning_error or "provisioning failed"
             yield Finished(watch.machine.id, state, view.exit_code, view.started, view.ended,
-                           reason or view.provisioning_error or "provisioning failed")
+                           _joined(reason, shortfall))
             return
         elapsed = (view.ended - view.started).total_seconds() if (
             view.started and view.ended) else 0.0
         state, reason = view.outcome(command.timeout, elapsed)
-        yield Finished(watch.machine.id, state, view.exit_code, view.started, view.ended, reason)
+        yield Finished(watch.machine.id, state, view.exit_code, view.started, view.ended,
+                       _joined(reason, shortfall))
 
     async def _drain(self, watch: _Watch, view: InstanceView) -> AsyncIterator[MachineEvent]:
         if watch.output is None:
@@ -336,6 +340,11 @@ class ManagedRunCommands:
                 log.warning("%s: deleting %s failed: %s", machine.name, path, error)
                 if wait:
                     raise
+
+
+def _joined(*reasons: str) -> str:
+    """Reasons for one result, in order, the empty ones left out."""
+    return "; ".join(reason for reason in reasons if reason)
 
 
 def _tails(view: InstanceView) -> dict[Stream, str]:
