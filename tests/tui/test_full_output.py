@@ -48,8 +48,9 @@ class Pane(App[None]):
         self.query_one(FileView).focus()
 
     def poll(self) -> None:
-        self.query_one(FullOutput).show_files("web-01", str(self.stdout),
-                                              str(self.stderr or ""))
+        # query, not query_one: the timer may fire once more while the app shuts down.
+        for pane in self.query(FullOutput):
+            pane.show_files("web-01", str(self.stdout), str(self.stderr or ""))
 
 
 def shown(view: FileView) -> list[str]:
@@ -81,7 +82,7 @@ async def test_a_20_mb_output_shows_its_end_then_its_start(tmp_path: Path) -> No
         assert "following" in title(app)
         assert f"{LINES:,} lines" in title(app) and "20.0 MB" in title(app)
 
-        await pilot.press("g")
+        await pilot.press("home")
         await pilot.pause()
         assert shown(view)[:2] == [numbered(0).decode().strip(), numbered(1).decode().strip()]
         assert f"paused · line 1 of {LINES:,}" in title(app)
@@ -105,7 +106,7 @@ async def test_slash_finds_a_line_deep_in_the_file_and_n_goes_on(tmp_path: Path)
         view = app.query_one(FileView)
         await until(pilot, lambda: view.index is not None and not view.indexing
                     and view.index.indexed == path.stat().st_size, "the file indexed")
-        await pilot.press("g")
+        await pilot.press("home")
         await pilot.press("slash")
         bar = app.query_one(SearchBar)
         assert bar.has_class("-open")
