@@ -30,18 +30,13 @@ from core.model import TAIL_BYTES, Machine, MachineRun, Run, RunState, Stream
 from core.output import OutputStore, decode_tail
 from core.runner import RunSession
 from tui.cli_input import InputError
+from tui.states import RUN_STATES
 
 GLYPHS: dict[RunState, tuple[str, str]] = {
-    RunState.PENDING: ("…", "dim"),
-    RunState.RUNNING: ("▶", "cyan"),
-    RunState.SUCCEEDED: ("✓", "green"),
-    RunState.FAILED: ("✗", "red"),
-    RunState.TIMED_OUT: ("⏱", "yellow"),
-    RunState.CANCELED: ("⊘", "magenta"),
-    RunState.SKIPPED: ("↷", "dim"),
-    RunState.NOT_STARTED: ("·", "yellow"),
-    RunState.UNKNOWN: ("?", "dim"),
+    state: (look.glyph, look.tone.value) for state, look in RUN_STATES.items()
 }
+"""Each state's glyph and style: the TUI's (:data:`tui.states.RUN_STATES`)."""
+
 REFRESH_HZ = 10
 TAIL_LINES = 20
 

@@ -9,17 +9,12 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from core.model import HealthStatus, Machine, MachineId
+from tui.states import HEALTH
 
 HEALTH_STYLE: dict[HealthStatus, tuple[str, str]] = {
-    HealthStatus.READY: ("✓", "green"),
-    HealthStatus.NOT_READY: ("✗", "red"),
-    HealthStatus.DISCONNECTED: ("⊘", "red"),
-    HealthStatus.UNREACHABLE: ("✗", "red"),
-    HealthStatus.AGENT_TOO_OLD: ("⚠", "yellow"),
-    HealthStatus.DEALLOCATED: ("■", "dim"),
-    HealthStatus.UNKNOWN: ("?", "dim"),
+    status: (look.glyph, look.tone.value) for status, look in HEALTH.items()
 }
-"""Glyphs as well as colours, so health reads without colour too (NO_COLOR, colour blindness)."""
+"""Each status's glyph and style (:data:`tui.states.HEALTH`, the one table of them)."""
 
 MARK = "●"
 

@@ -7,27 +7,25 @@ from datetime import datetime
 from rich.text import Text
 
 from core.model import MachineRun, RunState
+from tui.states import RUN_STATES
 
 STATE_STYLE: dict[RunState, tuple[str, str]] = {
-    RunState.PENDING: ("·", "dim"),
-    RunState.RUNNING: ("▶", "cyan"),
-    RunState.SUCCEEDED: ("✓", "green"),
-    RunState.FAILED: ("✗", "red"),
-    RunState.TIMED_OUT: ("⧗", "red"),
-    RunState.CANCELED: ("⊘", "yellow"),
-    RunState.SKIPPED: ("↷", "dim"),
-    RunState.NOT_STARTED: ("○", "yellow"),
-    RunState.UNKNOWN: ("?", "magenta"),
+    state: (look.glyph, look.tone.value) for state, look in RUN_STATES.items()
 }
-"""Glyphs as well as colours, so states read without colour too."""
+"""Each state's glyph and style (:data:`tui.states.RUN_STATES`, the one table of them)."""
 
 COLUMNS = (("state", "state"), ("machine", "machine"), ("elapsed", "elapsed"),
            ("exit", "exit"), ("out", "out"), ("err", "err"), ("error", "error"))
 
 
 def state_text(state: RunState) -> Text:
+    """The state as glyph and name, in its colour.
+
+    The colour is a span, not the Text's base style: the run table draws cells with
+    ``Text.render``, which leaves a Text's base style out.
+    """
     glyph, style = STATE_STYLE[state]
-    return Text(f"{glyph} {state.value}", style=style)
+    return Text.assemble((f"{glyph} {state.value}", style))
 
 
 def duration_text(seconds: float | None) -> str:
