@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
+from rich.terminal_theme import TerminalTheme
 from textual import work
 from textual.app import App, ComposeResult
 from textual.widgets import Footer, Header, LoadingIndicator
@@ -15,7 +17,7 @@ from core.inventory import DEFAULT_FLEET, Fleet, FleetOptions, open_fleet
 from core.journal import Journal
 from core.model import Command, Machine, MachineKind
 from core.runner import RunSession
-from tui import keymap
+from tui import keymap, themes
 from tui.screens.fleet import FleetScreen
 from tui.screens.key_sheet import KeySheet
 from tui.screens.run import RunScreen
@@ -38,7 +40,16 @@ class FleetrunApp(App[None]):
 
     def __init__(self, fleet_specs: Sequence[str] = (), options: FleetOptions | None = None
                  ) -> None:
-        super().__init__()
+        # no-color.org: an empty NO_COLOR asks for nothing, but Textual would go monochrome.
+        empty_no_color = os.environ.get("NO_COLOR") == ""
+        if empty_no_color:
+            del os.environ["NO_COLOR"]
+        try:
+            super().__init__()
+        finally:
+            if empty_no_color:
+                os.environ["NO_COLOR"] = ""
+        self._palettes = themes.AnsiPalettes()
         self.fleet_specs = list(fleet_specs) or [DEFAULT_FLEET]
         self.options = options or FleetOptions()
         self.fleet: Fleet | None = None
@@ -56,8 +67,20 @@ class FleetrunApp(App[None]):
         except keymap.KeymapError as exc:
             self.notify(str(exc), severity="error", timeout=10)
         self.set_keymap(self.user_keymap)
+        for theme_problem in themes.set_up(self, config.config_dir()):
+            self.notify(str(theme_problem), title="Theme", severity="error", timeout=10)
+        # Textual made its ANSI filter before this app's palette existed, and remakes it only
+        # when the theme changes: with the default theme kept, states would keep its colours.
+        self._refresh_truecolor_filter(self.ansi_theme)
         self.sub_title = "opening " + ", ".join(self.fleet_specs)
         self._open()
+
+    @property
+    def ansi_theme(self) -> TerminalTheme:
+        """Textual's ANSI palette, with the colours states are drawn in from the theme."""
+        base = super().ansi_theme
+        palettes = getattr(self, "_palettes", None)  # asked for while App.__init__ runs
+        return base if palettes is None else palettes.get(self.current_theme, base)
 
     @work(exclusive=True, group="fleet")
     async def _open(self) -> None:
