@@ -79,6 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="RunPowerShellScript for the Windows machines (inline, or @path)",
     )
     run.add_argument(
+        "--command",
+        dest="saved_command",
+        metavar="NAME",
+        help="a saved command ('fleetrun commands list'): its scripts, parameter table and "
+        "timeout; -p/-a/-P give its parameters",
+    )
+    run.add_argument(
+        "--yes",
+        action="store_true",
+        help="run a dangerous saved command without typing the target count to confirm",
+    )
+    run.add_argument(
         "-p",
         "--param",
         action="append",
@@ -92,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="VALUE",
-        help="unnamed parameter (a positional argument on Linux)",
+        help="unnamed parameter (a positional argument on Linux); with --command, fills the "
+        "parameters -p did not name, in order",
     )
     run.add_argument(
         "-P",
@@ -105,9 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--timeout",
-        default="3600",
+        default=None,
         metavar="S",
-        help="seconds per machine, 0 for no limit (default 3600)",
+        help="seconds per machine, 0 for no limit (default 3600, or the saved command's)",
     )
     run.add_argument(
         "--concurrency", default="50", metavar="N|N%", help="machines running at once (default 50)"
@@ -193,6 +206,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "-o", "--output", default=None, metavar="FILE", help="write to FILE (default: stdout)"
     )
+
+    saved = sub.add_parser(
+        "commands",
+        help="the saved-command library: list, show",
+        description="Saved commands: the starter library shipped with fleetrun and your own "
+        "TOML files in the config dir's commands/ folder (yours replace a starter command of "
+        "the same name). Run one with 'fleetrun run --command NAME'.",
+    )
+    saved_sub = saved.add_subparsers(
+        dest="commands_action", metavar="ACTION", parser_class=_Parser, required=True
+    )
+    saved_list = saved_sub.add_parser("list", help="every saved command, one line each")
+    saved_list.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    saved_show = saved_sub.add_parser(
+        "show", help="one saved command in full: parameters and scripts"
+    )
+    saved_show.add_argument("name", metavar="NAME")
+    saved_show.add_argument("-o", "--output", choices=("table", "json"), default="table")
 
     mach = sub.add_parser("machines", help="list machines and their health")
     mach.add_argument(

@@ -21,6 +21,7 @@ from core.fanout import FanoutOptions
 from core.inventory import DEFAULT_FLEET, Fleet, FleetError, FleetOptions, open_fleet
 from core.inventory.default_fleet import DefaultFleetError, default_fleet
 from core.journal import Journal, JournalError
+from core.library import LibraryError, SavedCommand
 from core.model import Command, CommandId, Machine, MachineKind, Run, RunState
 from core.query import QueryError, filter_machines
 from core.run_export import ExportError, parse_format
@@ -31,6 +32,7 @@ from core.validate import ValidationError, raise_if_errors, validate_selection
 from tui import cli_render as render
 from tui.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from tui.cli_input import InputError, commands_from, describe_problems, limit_from
+from tui.cli_library import cmd_commands, commands_from_library, confirm_dangerous
 
 
 def dispatch(args: Namespace) -> int:
@@ -44,10 +46,11 @@ def dispatch(args: Namespace) -> int:
         "export": cmd_export,
         "machines": cmd_machines,
         "sandbox": cmd_sandbox,
+        "commands": cmd_commands,
     }
     try:
         return handlers[args.command](args)
-    except (InputError, FleetError, QueryError, JournalError, ExportError) as exc:
+    except (InputError, FleetError, QueryError, JournalError, ExportError, LibraryError) as exc:
         raise UsageError(str(exc)) from None
     except ValidationError as exc:
         raise UsageError(describe_problems(exc)) from None
@@ -149,7 +152,7 @@ def cmd_machines(args: Namespace) -> int:
 
 
 def _assign(
-    machines: list[Machine], commands: dict[CommandId, Command]
+    machines: list[Machine], commands: dict[CommandId, Command], saved: SavedCommand | None = None
 ) -> list[tuple[Machine, Command]]:
     """Each machine gets the command for its OS; a missing script type is bad input."""
     pairs: list[tuple[Machine, Command]] = []
@@ -165,6 +168,12 @@ def _assign(
         flag = "--shell" if command_id is CommandId.SHELL else "--powershell"
         os_name = command_id.os.value
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        if saved is not None:
+            raise InputError(
+                f"--command {saved.name}: {len(names)} {os_name} machine(s) selected but it has "
+                f"no {flag.lstrip('-')} script: {shown}; leave them out with --target "
+                f"'!os:{os_name}'"
+            )
         raise InputError(
             f"{flag}: {len(names)} {os_name} machine(s) selected but no {flag} script: {shown}; "
             f"give {flag}, or leave them out with --target '!os:{os_name}'"
@@ -173,7 +182,11 @@ def _assign(
 
 
 def cmd_run(args: Namespace) -> int:
-    commands = commands_from(args)
+    saved: SavedCommand | None = None
+    if args.saved_command:
+        commands, saved = commands_from_library(args)
+    else:
+        commands = commands_from(args)
     options = FanoutOptions(
         concurrency=limit_from(args.concurrency, "concurrency"),
         max_errors=limit_from(args.max_errors, "max_errors"),
@@ -182,7 +195,7 @@ def cmd_run(args: Namespace) -> int:
     output = args.output or "table"
 
     async def plan(fleet: Fleet) -> RunSession:
-        return await _plan(args, fleet, await _select(args, fleet), commands, options)
+        return await _plan(args, fleet, await _select(args, fleet), commands, options, saved)
 
     session, interrupted = _follow(lambda: _open(args), plan, output)
     if session is None:
@@ -202,14 +215,19 @@ async def _plan(
     selected: list[Machine],
     commands: dict[CommandId, Command],
     options: FanoutOptions,
+    saved: SavedCommand | None = None,
 ) -> RunSession:
-    """Check the selection and the commands, then the machines' health, and plan the run."""
+    """Check the selection and the commands, then the machines' health, and plan the run.
+
+    A dangerous saved command is confirmed (``--yes`` or the target count typed) once the
+    machines that will really run it are known.
+    """
     backends = Backends(fleet.backends)
     if not selected:
         where = f" match --target {args.target!r}" if args.target else " are in the fleet"
         total = len(fleet.machines)
         raise InputError(f"--target: no machines{where} ({total} in {', '.join(args.fleet)})")
-    pairs = _assign(selected, commands)
+    pairs = _assign(selected, commands, saved)
     problems = validate_selection(pairs)
     raise_if_errors(problems)
     if problems:
@@ -219,6 +237,8 @@ async def _plan(
     checked = {m.id: m for m in await _with_health(backends, [m for m, _ in pairs])}
     _report_host_keys(fleet)
     pairs = [(checked[m.id], c) for m, c in pairs]
+    if saved is not None and saved.dangerous:
+        await confirm_dangerous(saved, pairs, yes=args.yes)
     return RunSession.plan(
         pairs,
         backends.for_machine,

@@ -13,10 +13,11 @@ from core.validate import Limit, ValidationError, parse_limit
 
 SECRET_ENV_PREFIX = "FLEETRUN_SECRET_"
 RUN_AS_PASSWORD_ENV = "FLEETRUN_SECRET_RUN_AS_PASSWORD"
+DEFAULT_TIMEOUT = "3600"
 
 # Core names fields by what they are; the user typed flags.
 FLAG_FOR_FIELD = {
-    "script": "--shell/--powershell",
+    "script": "--shell/--powershell/--command",
     "timeout": "--timeout",
     "concurrency": "--concurrency",
     "max_errors": "--max-errors",
@@ -74,18 +75,17 @@ def parameters_from(args: Namespace, *, interactive: bool) -> tuple[Parameter, .
     return tuple(params)
 
 
-def commands_from(args: Namespace) -> dict[CommandId, Command]:
-    """One command per script type given (shell for Linux, PowerShell for Windows)."""
-    if not args.shell and not args.powershell:
-        raise InputError("give a script: --shell SCRIPT|@FILE and/or --powershell SCRIPT|@FILE")
-    interactive = sys.stdin.isatty()
+def timeout_from(text: str) -> int:
     try:
-        timeout = int(args.timeout)
+        return int(text)
     except ValueError:
         raise InputError(
-            f"--timeout: {args.timeout!r} is not a whole number of seconds (0 = no limit)"
+            f"--timeout: {text!r} is not a whole number of seconds (0 = no limit)"
         ) from None
-    parameters = parameters_from(args, interactive=interactive)
+
+
+def run_as_from(args: Namespace, *, interactive: bool) -> tuple[str, str]:
+    """The --run-as user and, with --run-as-password, the password read without echo."""
     password = ""
     if args.run_as_password:
         if not args.run_as:
@@ -93,6 +93,18 @@ def commands_from(args: Namespace) -> dict[CommandId, Command]:
         password = read_secret(
             f"password for {args.run_as}", RUN_AS_PASSWORD_ENV, interactive=interactive
         )
+    return args.run_as, password
+
+
+def commands_from(args: Namespace) -> dict[CommandId, Command]:
+    """One command per script type given (shell for Linux, PowerShell for Windows)."""
+    if not args.shell and not args.powershell:
+        raise InputError("give a script: --shell SCRIPT|@FILE and/or --powershell SCRIPT|@FILE, "
+                         "or a saved one: --command NAME")
+    interactive = sys.stdin.isatty()
+    timeout = timeout_from(args.timeout if args.timeout is not None else DEFAULT_TIMEOUT)
+    parameters = parameters_from(args, interactive=interactive)
+    _, password = run_as_from(args, interactive=interactive)
     commands: dict[CommandId, Command] = {}
     for command_id, flag, value in (
         (CommandId.SHELL, "--shell", args.shell),

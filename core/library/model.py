@@ -225,11 +225,10 @@ class Library:
             return folded[0]
         import difflib
 
-        close = difflib.get_close_matches(name, list(self.commands), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        broken = [p for p in self.problems if p.path.stem == name]
-        if broken:
-            hint += f" ({broken[0].path} did not load: see the warning above)"
+        close = difflib.get_close_matches(name, list(self.commands), n=3, cutoff=0.75)
+        hints = [f"did you mean {' or '.join(close)}?"] if close else []
+        hints += [f"{p.path} did not load" for p in self.problems if p.path.stem == name]
+        hint = f" ({'; '.join(hints)})" if hints else ""
         raise LibraryError(f"no saved command {name!r}{hint}; "
                            "'fleetrun commands list' shows them all")
 
