@@ -63,9 +63,13 @@ class FleetrunApp(App[None]):
 
     def on_mount(self) -> None:
         try:
-            self.user_keymap = keymap.load_keymap(config.config_dir() / "config.toml")
+            user_keymap = keymap.load_keymap(config.config_dir() / "config.toml")
         except keymap.KeymapError as exc:
             self.notify(str(exc), severity="error", timeout=10)
+        else:
+            self.user_keymap = user_keymap.overrides
+            for problem in user_keymap.problems:
+                self.notify(problem, title="Keymap", severity="error", timeout=10)
         self.set_keymap(self.user_keymap)
         for theme_problem in themes.set_up(self, config.config_dir()):
             self.notify(str(theme_problem), title="Theme", severity="error", timeout=10)

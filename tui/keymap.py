@@ -8,7 +8,9 @@ module. ``[keymap]`` in config.toml maps binding ids to other keys (Textual's ke
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from textual.binding import Binding, BindingType
 
@@ -123,8 +125,9 @@ OUTPUT: list[BindingType] = [
     Binding("N", "previous_match", "Previous match", id="output.previous_match", show=False),
     Binding("f", "toggle_follow", "Follow", id="output.follow",
             tooltip="Follow new output, or stop following"),
-    Binding("g,home", "top", "Top", id="output.top", show=False),
-    Binding("G,end", "bottom", "End", id="output.bottom", show=False,
+    # Not g, as in less: on the run screen g groups the outputs, whatever has focus.
+    Binding("home,less_than_sign", "top", "Top", id="output.top", show=False),
+    Binding("G,end,greater_than_sign", "bottom", "End", id="output.bottom", show=False,
             tooltip="Go to the end and follow new output"),
     Binding("s", "switch_stream", "stdout/stderr", id="output.stream",
             tooltip="Show the other stream of this machine"),
@@ -182,33 +185,148 @@ def all_binding_ids() -> list[str]:
     return [b.id for _, group in contexts() for b in group if b.id]
 
 
+class Chain(NamedTuple):
+    """Groups of bindings active at once: a focused widget's, those of its ancestors, its
+    screen's. The app's own bindings (``APP``) come last in every chain, all of them, or on
+    a modal screen only those with priority (Textual stops the others at a modal screen).
+
+    Attributes:
+        where: Where this is, for messages ("the run screen's full output").
+        groups: Names of groups in this module, the innermost (focused) first.
+        modal: The screen is modal.
+    """
+
+    where: str
+    groups: tuple[str, ...]
+    modal: bool = False
+
+
+CHAINS: tuple[Chain, ...] = (
+    Chain("fleet screen", ("FLEET",)),
+    Chain("host key review", ("HOST_KEYS",), modal=True),
+    Chain("machine details", ("DETAILS",), modal=True),
+    Chain("compose screen", ("COMPOSE",)),
+    Chain("run confirmation", ("COMPOSE_CONFIRM",), modal=True),
+    Chain("run screen's machine table", ("TABLE", "RUN")),
+    Chain("run screen's full output", ("OUTPUT", "RUN")),
+    Chain("run screen's output search", ("OUTPUT_SEARCH", "RUN")),
+    Chain("question", ("ASK",), modal=True),
+    Chain("groups screen", ("GROUPS",)),
+    Chain("group screen", ("GROUP",)),
+    Chain("diff screen", ("DIFF",)),
+    Chain("export dialog", ("EXPORT",), modal=True),
+    Chain("history screen", ("HISTORY",)),
+    Chain("key sheet", ("KEY_SHEET",), modal=True),
+)
+"""Every place keys are taken, with the groups of bindings active there together. Within
+one chain no key may trigger two bindings (a test checks every group is in one)."""
+
+SHADOWS: frozenset[tuple[str, str]] = frozenset({
+    # esc closes the innermost thing first: the search bar, then the screen.
+    ("output.search_close", "run.back"),
+})
+"""(inner, outer) bindings of one chain that share a key on purpose: the focused widget's
+takes it first. Any other shared key is a collision."""
+
+
+class Collision(NamedTuple):
+    """Two bindings of one chain that one key would trigger."""
+
+    key: str
+    first: str
+    second: str
+    where: str
+
+    def __str__(self) -> str:
+        return f"{self.key} is the key of both {self.first} and {self.second} ({self.where})"
+
+
+def binding_keys(binding: Binding, user_keymap: Mapping[str, str] | None = None
+                 ) -> tuple[str, ...]:
+    """The keys that trigger ``binding``, after the user's override, as Textual names them
+    (``?`` is ``question_mark``)."""
+    keys = (user_keymap or {}).get(binding.id or "") or binding.key
+    return tuple(b.key for b in Binding.make_bindings([Binding(keys, binding.action)]))
+
+
+def chain_bindings(chain: Chain) -> list[Binding]:
+    """The bindings of ``chain``, innermost first, the app's last."""
+    groups = dict(contexts())
+    bindings = [b for name in chain.groups for b in groups[name]]
+    return bindings + [b for b in APP if isinstance(b, Binding)
+                       and (b.priority or not chain.modal)]
+
+
+def collisions(user_keymap: Mapping[str, str] | None = None) -> list[Collision]:
+    """Every key that would trigger two bindings of one chain (see :data:`CHAINS`), each
+    pair once, with the user's overrides applied; none is the goal."""
+    found: dict[tuple[str, str], Collision] = {}
+    for chain in CHAINS:
+        taken: dict[str, str] = {}
+        for binding in chain_bindings(chain):
+            binding_id = binding.id or binding.action
+            for key in binding_keys(binding, user_keymap):
+                other = taken.setdefault(key, binding_id)
+                pair = (other, binding_id)
+                if other != binding_id and pair not in SHADOWS and pair not in found:
+                    found[pair] = Collision(key, other, binding_id, chain.where)
+    return list(found.values())
+
+
 class KeymapError(ValueError):
-    """A ``[keymap]`` entry that names no binding, or gives no key."""
+    """A config file whose ``[keymap]`` cannot be read at all."""
 
 
-def load_keymap(path: Path) -> dict[str, str]:
+class Keymap(NamedTuple):
+    """A user's ``[keymap]`` as applied, and what in it was not.
+
+    Attributes:
+        overrides: Binding id → keys, for every entry that is applied.
+        problems: One message per entry that is not (its binding id, and why).
+    """
+
+    overrides: dict[str, str]
+    problems: list[str]
+
+
+def load_keymap(path: Path) -> Keymap:
     """The ``[keymap]`` table of ``path`` (binding id → keys); empty if there is none.
 
+    An entry that names no binding, gives no key, or makes a key trigger two bindings in one
+    place (:func:`collisions`) is left out with a problem naming it; the others apply.
+
     Raises:
-        KeymapError: an unknown binding id or a value that is not a key string.
+        KeymapError: The file is not TOML, or its ``keymap`` is not a table.
     """
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {}
+        return Keymap({}, [])
     except tomllib.TOMLDecodeError as exc:
         raise KeymapError(f"{path}: not valid TOML: {exc}") from None
     table = data.get("keymap", {})
     if not isinstance(table, dict):
         raise KeymapError(f"{path}: keymap: must be a table of binding id = \"keys\"")
     known = set(all_binding_ids())
-    keymap: dict[str, str] = {}
+    overrides: dict[str, str] = {}
+    problems: dict[str, str] = {}  # binding id → why its entry is left out
     for binding_id, keys in table.items():
         if binding_id not in known:
-            raise KeymapError(f"{path}: keymap.{binding_id}: no such binding; known: "
-                              f"{', '.join(sorted(known))}")
-        if not isinstance(keys, str) or not keys.strip():
-            raise KeymapError(f"{path}: keymap.{binding_id}: give the keys as a string, "
-                              "e.g. \"m\" or \"ctrl+m,m\"")
-        keymap[binding_id] = keys
-    return keymap
+            problems[binding_id] = f"no such binding; known: {', '.join(sorted(known))}"
+        elif not isinstance(keys, str) or any(not k.strip() for k in keys.split(",")):
+            problems[binding_id] = "give the keys as a string, e.g. \"m\" or \"ctrl+m,m\""
+        else:
+            overrides[binding_id] = keys
+    order = list(table)
+    while clashes := [c for c in collisions(overrides)
+                      if c.first in overrides or c.second in overrides]:
+        clash = clashes[0]
+        # The later of the two entries goes (the earlier may be one of a swap of keys).
+        dropped = max((i for i in (clash.first, clash.second) if i in overrides),
+                      key=order.index)
+        kept = clash.second if dropped == clash.first else clash.first
+        problems[dropped] = (f"not applied: {clash.key} would trigger both {dropped} and "
+                             f"{kept} ({clash.where})")
+        del overrides[dropped]
+    return Keymap(overrides, [f"{path}: keymap.{binding_id}: {problems[binding_id]}"
+                              for binding_id in order if binding_id in problems])
