@@ -22,6 +22,7 @@ from tui import themes
 from tui.app import FleetrunApp
 from tui.screens.run import RunScreen
 from tui.themes import ThemeError
+from tui.widgets.run.run_table import RunTable
 
 SIZE = (140, 30)
 STATE_VARIABLES = ("text-success", "text-error", "text-warning", "text-primary")
@@ -293,6 +294,14 @@ async def test_run_states_are_drawn_in_the_theme_colours(
         states = {mr.state for mr in run_screen.session.run.machines.values()}
         assert states == {RunState.SUCCEEDED, RunState.FAILED}
         palette = variables(app.current_theme)
+        # Off the cursor row (on it, the cursor's colours win, as in Textual's DataTable).
+        table = run_screen.query_one(RunTable)
+        assert table.cursor_row == 0 and table.current_machine_id() == web[0].id
+        assert colours_of(app.export_screenshot(), "✗ Failed") == \
+            {palette["text-error"].lower()}
+        table.move_cursor(row=1)
+        await pilot.pause(0.1)
         svg = app.export_screenshot()
         assert colours_of(svg, "✓ Succeeded") == {palette["text-success"].lower()}
-        assert colours_of(svg, "✗ Failed") == {palette["text-error"].lower()}
+        on_cursor = colours_of(svg, "✗ Failed") - {palette["text-error"].lower()}
+        assert len(on_cursor) == 1  # the table's cursor row; the summary keeps text-error

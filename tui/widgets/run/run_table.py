@@ -295,11 +295,14 @@ class RunTable(ScrollView, can_focus=True):
             base = self.get_component_rich_style("run-table--even-row")
         else:
             base = self.rich_style
-        strip = self._row_strip(self._cells[row], base)
+        strip = self._row_strip(self._cells[row], base, over=row == self.cursor_row)
         self._strips[row] = strip
         return strip
 
-    def _row_strip(self, cells: tuple[Cell, ...] | list[str], base: Style) -> Strip:
+    def _row_strip(self, cells: tuple[Cell, ...] | list[str], base: Style, *,
+                   over: bool = False) -> Strip:
+        """A row drawn on ``base``; ``over``: ``base``'s colours win over the cells' (the
+        cursor, as in Textual's DataTable: a state's colour on it may not read)."""
         segments: list[Segment] = []
         for column, (cell, width) in enumerate(zip(cells, self._widths, strict=True)):
             text = cell if isinstance(cell, Text) else Text(cell)
@@ -307,8 +310,10 @@ class RunTable(ScrollView, can_focus=True):
             text.truncate(width, overflow="ellipsis", pad=True)
             for segment in text.render(self.app.console, end=""):
                 if segment.text:
-                    segments.append(Segment(segment.text, base + segment.style
-                                            if segment.style else base))
+                    style = segment.style
+                    if style:
+                        style = style + base if over else base + style
+                    segments.append(Segment(segment.text, style or base))
             if column < len(self._widths) - 1:
                 segments.append(Segment(" " * GAP, base))
         return Strip(segments)
