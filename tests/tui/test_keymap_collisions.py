@@ -15,8 +15,9 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input
 
-from tests.tui.test_fleet_screen import FLEET, fleet_screen
+from tests.tui.test_fleet_screen import FLEET
 from tests.tui.test_groups_diff_export import finished_run
+from tests.tui.test_key_sheet import settled_fleet_screen
 from tests.tui.test_run_screen import SIZE, RunApp, until
 from tui import keymap
 from tui.app import FleetrunApp
@@ -140,7 +141,7 @@ async def test_the_app_says_which_override_it_refused_and_applies_the_rest(
     (tmp_path / "fleet.toml").write_text(FLEET)
     app = FleetrunApp([f"sandbox:{tmp_path / 'fleet.toml'}"])
     async with app.run_test(size=SIZE) as pilot:
-        screen = await fleet_screen(pilot, app)
+        screen = await settled_fleet_screen(pilot, app)
         assert app.user_keymap == {"fleet.mark": "m"}
         assert any("keymap.fleet.compose: not applied: slash would trigger both "
                    "fleet.compose and fleet.filter (fleet screen)" in str(n.message)
@@ -216,7 +217,7 @@ async def test_every_place_the_fleet_screen_and_its_views_take_keys_is_declared(
     seen: set[tuple[str, ...]] = set()
     app = FleetrunApp([f"sandbox:{tmp_path / 'fleet.toml'}"])
     async with app.run_test(size=SIZE) as pilot:
-        await fleet_screen(pilot, app)
+        await settled_fleet_screen(pilot, app)
         assert_declared(app.screen, seen)
         views: list[tuple[str, type[Screen[Any]]]] = [
             ("enter", MachineDetails), ("question_mark", KeySheet), ("H", HistoryScreen)]

@@ -12,7 +12,8 @@ from textual.pilot import Pilot
 from core.fanout import FanoutOptions
 from core.model import Command, CommandId
 from tests.tui.svg_colours import drawn_colours, is_grey, screen_text
-from tests.tui.test_fleet_screen import FLEET, fleet_screen
+from tests.tui.test_fleet_screen import FLEET
+from tests.tui.test_key_sheet import settled_fleet_screen
 from tui.app import FleetrunApp
 from tui.screens.run import RunScreen
 
@@ -34,9 +35,7 @@ async def screenshots(tmp_path: Path) -> tuple[str, str]:
     path.write_text(FLEET)
     app = FleetrunApp([f"sandbox:{path}"])
     async with app.run_test(size=SIZE) as pilot:
-        screen = await fleet_screen(pilot, app)
-        await until(pilot, lambda: all(m.health.checked_at for m in screen.machines),
-                    "the health check")
+        screen = await settled_fleet_screen(pilot, app)
         await pilot.pause(0.2)
         fleet = app.export_screenshot()
         web = [m for m in screen.machines if m.name in ("web-1", "web-2")]

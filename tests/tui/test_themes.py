@@ -17,7 +17,8 @@ from textual.theme import BUILTIN_THEMES, Theme
 from core.fanout import FanoutOptions
 from core.model import Command, CommandId, RunState
 from tests.tui.svg_colours import colours_of
-from tests.tui.test_fleet_screen import FLEET, fleet_screen
+from tests.tui.test_fleet_screen import FLEET
+from tests.tui.test_key_sheet import settled_fleet_screen
 from tui import themes
 from tui.app import FleetrunApp
 from tui.screens.run import RunScreen
@@ -219,7 +220,7 @@ async def test_config_theme_is_the_theme_the_app_opens_in(
         app: FleetrunApp, config_dir: Path) -> None:
     (config_dir / "config.toml").write_text('theme = "fleetrun-night"\n')
     async with app.run_test(size=SIZE) as pilot:
-        await fleet_screen(pilot, app)
+        await settled_fleet_screen(pilot, app)
         assert app.theme == "fleetrun-night"
         assert app.current_theme.background == "#17120E"
         assert not [n for n in notes(app) if "theme" in n.lower()]
@@ -232,7 +233,7 @@ async def test_a_user_theme_loads_and_a_bad_one_is_reported_and_skipped(
     bad.write_text('name = "broken"\nprimary = "#123456"\nsuccess = "greenish"\n')
     (config_dir / "config.toml").write_text('theme = "ops-dusk"\n')
     async with app.run_test(size=SIZE) as pilot:
-        await fleet_screen(pilot, app)
+        await settled_fleet_screen(pilot, app)
         assert app.theme == "ops-dusk"
         assert "broken" not in app.available_themes
         assert {"fleetrun-dark", "fleetrun-light", "textual-dark"} <= set(app.available_themes)
@@ -244,7 +245,7 @@ async def test_an_unknown_configured_theme_is_reported_and_the_default_kept(
         app: FleetrunApp, config_dir: Path) -> None:
     (config_dir / "config.toml").write_text('theme = "solarised"\n')
     async with app.run_test(size=SIZE) as pilot:
-        await fleet_screen(pilot, app)
+        await settled_fleet_screen(pilot, app)
         assert app.theme == "textual-dark"
         (problem,) = [n for n in notes(app) if "solarised" in n]
         assert "the themes are: fleetrun-colorblind, fleetrun-dark" in problem
@@ -252,7 +253,7 @@ async def test_an_unknown_configured_theme_is_reported_and_the_default_kept(
 
 async def test_textual_theme_picker_lists_and_switches_to_ours(app: FleetrunApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
-        await fleet_screen(pilot, app)
+        await settled_fleet_screen(pilot, app)
         await pilot.press("ctrl+p")
         assert isinstance(app.screen, CommandPalette)
         await pilot.press(*"theme")
@@ -281,7 +282,7 @@ async def test_run_states_are_drawn_in_the_theme_colours(
     """On the run screen's own line-rendered table, as on Textual's tables."""
     (config_dir / "config.toml").write_text(f'theme = "{name}"\n')
     async with app.run_test(size=SIZE) as pilot:
-        screen = await fleet_screen(pilot, app)
+        screen = await settled_fleet_screen(pilot, app)
         web = [m for m in screen.machines if m.name in ("web-1", "web-2")]
         app.start_run([(web[0], Command(CommandId.SHELL, "true", timeout=0)),
                        (web[1], Command(CommandId.SHELL, "exit 3", timeout=0))],
