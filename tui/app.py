@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 from rich.terminal_theme import TerminalTheme
 from textual import work
 from textual.app import App, ComposeResult
+from textual.command import Provider
 from textual.widgets import Footer, Header, LoadingIndicator
 
 from core import config
@@ -18,7 +20,12 @@ from core.journal import Journal
 from core.model import Command, Machine, MachineKind
 from core.runner import RunSession
 from tui import keymap, themes
+from tui.colon_commands import Action, ColonCommands
+from tui.library_store import SavedCommands
+from tui.palette import SavedCommandsProvider
+from tui.screens.command_line import CommandLine
 from tui.screens.fleet import FleetScreen
+from tui.screens.history import HistoryScreen
 from tui.screens.key_sheet import KeySheet
 from tui.screens.run import RunScreen
 from tui.widgets.run.confirm import Confirm
@@ -37,6 +44,9 @@ class FleetrunApp(App[None]):
 
     TITLE = "fleetrun"
     BINDINGS = keymap.APP
+    # Saved commands beside Textual's system commands (theme, keys, quit...).
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = (
+        App.COMMANDS | {SavedCommandsProvider})
 
     def __init__(self, fleet_specs: Sequence[str] = (), options: FleetOptions | None = None
                  ) -> None:
@@ -55,6 +65,10 @@ class FleetrunApp(App[None]):
         self.fleet: Fleet | None = None
         self.user_keymap: dict[str, str] = {}
         """The ``[keymap]`` overrides of config.toml, as applied (binding id → keys)."""
+        self.saved_commands = SavedCommands(self.notify)
+        """The saved-command library (palette, ``:run``, the composer's ctrl+s)."""
+        self.last_session: RunSession | None = None
+        """The run started last in this session (``:rerun failed`` off the run screen)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -76,6 +90,7 @@ class FleetrunApp(App[None]):
         # Textual made its ANSI filter before this app's palette existed, and remakes it only
         # when the theme changes: with the default theme kept, states would keep its colours.
         self._refresh_truecolor_filter(self.ansi_theme)
+        self.saved_commands.reload()  # a bad file is reported now, once
         self.sub_title = "opening " + ", ".join(self.fleet_specs)
         self._open()
 
@@ -129,6 +144,7 @@ class FleetrunApp(App[None]):
             parent_run_id=parent_run_id, options=options,
             journal=Journal(config.journal_path()),
         )
+        self.last_session = session
         self.push_screen(RunScreen(session, ", ".join(self.fleet_specs)))
 
     async def action_quit(self) -> None:
@@ -145,6 +161,19 @@ class FleetrunApp(App[None]):
 
         self.push_screen(Confirm(f"{len(running)} run(s) still going: quit and cancel "
                                  "their machines?", yes="Quit"), answered)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "command_line":  # the text fields of other screens take ':' as typed
+            return isinstance(self.screen, FleetScreen | RunScreen | HistoryScreen)
+        return True
+
+    def action_command_line(self) -> None:
+        """Open the ``:`` command line (:run, :target, :rerun failed, :history, :theme)."""
+        self.push_screen(CommandLine(ColonCommands(self, self.screen)), self._command_chosen)
+
+    async def _command_chosen(self, action: Action | None) -> None:
+        if action is not None:
+            await action()
 
     def action_help(self) -> None:
         """Open the key sheet (every key, the current screen's first), or close it."""

@@ -20,6 +20,9 @@ APP: list[BindingType] = [
     # Declared here, not left to Textual, so that it has an id like every other key.
     Binding("ctrl+p", "command_palette", "Palette", id="app.palette", priority=True, show=False,
             tooltip="Open the command palette"),
+    # Acts on the fleet, run and history screens only (FleetrunApp.check_action).
+    Binding("colon", "command_line", "Command line", id="app.command_line", show=False,
+            tooltip=":run NAME, :target QUERY, :rerun failed, :history, :theme NAME"),
 ]
 
 FLEET: list[BindingType] = [
@@ -156,6 +159,21 @@ COMPOSE: list[BindingType] = [
             priority=True),
     Binding("ctrl+o", "remove_parameter", "Remove parameter", id="compose.remove_parameter",
             priority=True, tooltip="Remove the parameter row that has focus"),
+    Binding("ctrl+s", "save", "Save", id="compose.save", priority=True,
+            tooltip="Save the scripts and parameters as a saved command (ctrl+p finds it)"),
+]
+
+SAVE_COMMAND: list[BindingType] = [
+    Binding("ctrl+s", "save", "Save", id="save_command.save", priority=True,
+            tooltip="Save (enter in a field does too)"),
+    Binding("escape", "cancel", "Cancel", id="save_command.cancel"),
+]
+
+COMMAND_LINE: list[BindingType] = [
+    # Not priority: keys typed just before tab must reach the line first.
+    Binding("tab", "complete", "Complete", id="command_line.complete",
+            tooltip="Complete the command or name typed"),
+    Binding("escape", "close", "Close", id="command_line.close"),
 ]
 
 COMPOSE_CONFIRM: list[BindingType] = [
@@ -217,6 +235,8 @@ CHAINS: tuple[Chain, ...] = (
     Chain("export dialog", ("EXPORT",), modal=True),
     Chain("history screen", ("HISTORY",)),
     Chain("key sheet", ("KEY_SHEET",), modal=True),
+    Chain("save command dialog", ("SAVE_COMMAND",), modal=True),
+    Chain("command line", ("COMMAND_LINE",), modal=True),
 )
 """Every place keys are taken, with the groups of bindings active there together. Within
 one chain no key may trigger two bindings (a test checks every group is in one)."""

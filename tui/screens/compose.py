@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from rich.console import Group
+from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Static, TabbedContent, TabPane, TextArea
 
-from core.model import Command, CommandId, Machine, OsType
+from core.library import SavedCommand
+from core.model import Command, CommandId, Machine, OsType, Parameter
 from core.validate import Problem, validate_selection
 from tui import keymap
+from tui.library_store import saved_commands
 from tui.run_request import RunRequest
+from tui.screens.save_command import SaveCommandDialog, suggested_name
 from tui.widgets.compose.confirm_run import ConfirmRun, problem_text
 from tui.widgets.compose.options_form import OptionsForm, OptionValues
 from tui.widgets.compose.parameter_table import ParameterTable
 from tui.widgets.compose.script_editor import script_editor
+from tui.widgets.compose.typed_parameter import TypedParameterRow
+from tui.widgets.run.confirm import Confirm
+
+SCRIPT_KIND = {CommandId.SHELL: "shell (RunShellScript)",
+               CommandId.POWERSHELL: "PowerShell (RunPowerShellScript)"}
+
+State = tuple[tuple[str, ...], tuple[Parameter, ...]]
+"""What loading a saved command would replace: the scripts and the parameters."""
 
 
 class ComposeScreen(Screen[RunRequest | None]):
@@ -26,31 +40,46 @@ class ComposeScreen(Screen[RunRequest | None]):
     editor per OS present in the selection. ctrl+enter (or ctrl+r) checks everything with
     the rules the CLI uses and asks for confirmation; errors block the run.
 
+    A saved command (``saved``, or later from the palette) fills the editors, the
+    parameter table (typed rows: checked as typed) and the timeout. An OS it has no script
+    for says so on its tab, and its machines are left out of the run unless a script is
+    written there. ctrl+s saves what the composer holds as a saved command.
+
     Args:
         machines: The marked machines, in the order they are shown.
+        saved: A saved command to start with.
     """
 
     BINDINGS = keymap.COMPOSE
     DEFAULT_CSS = """
+    ComposeScreen #saved-command { height: auto; padding: 0 1; display: none; }
+    ComposeScreen #saved-command.-loaded { display: block; }
     ComposeScreen #scripts { height: 1fr; }
     ComposeScreen TabPane { padding: 0; }
     ComposeScreen TextArea { height: 1fr; }
+    ComposeScreen .missing { height: auto; padding: 0 1; color: $text-warning;
+                             display: none; }
+    ComposeScreen .missing.-shown { display: block; }
     ComposeScreen .section { padding: 0 1; text-style: bold; }
     ComposeScreen #problems { height: auto; max-height: 8; padding: 0 1; }
     """
 
-    def __init__(self, machines: Sequence[Machine]) -> None:
+    def __init__(self, machines: Sequence[Machine], saved: SavedCommand | None = None) -> None:
         super().__init__()
         self.machines = list(machines)
         self.oses = [os for os in OsType if any(m.os is os for m in self.machines)]
+        self.loaded: SavedCommand | None = None
+        """The saved command loaded last (or saved as), if any."""
+        self._start_with = saved
+        self._pristine: State = ((), ())
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Static(id="saved-command")
         with TabbedContent(id="scripts"):
             for os_type in self.oses:
-                count = sum(1 for m in self.machines if m.os is os_type)
-                with TabPane(f"{CommandId.for_os(os_type)} · {count} {os_type}",
-                             id=f"tab-{os_type}"):
+                with TabPane(self._tab_label(os_type), id=f"tab-{os_type}"):
+                    yield Static(id=f"missing-{os_type}", classes="missing")
                     yield script_editor(os_type)
         yield Label("Parameters (ctrl+n adds, ctrl+o removes; empty name = positional)",
                     classes="section")
@@ -59,9 +88,12 @@ class ComposeScreen(Screen[RunRequest | None]):
         yield Static(id="problems")
         yield Footer()
 
-    def on_mount(self) -> None:
-        by_os = ", ".join(f"{sum(1 for m in self.machines if m.os is o)} {o}" for o in self.oses)
+    async def on_mount(self) -> None:
+        by_os = ", ".join(f"{self._count(o)} {o}" for o in self.oses)
         self.sub_title = f"compose for {len(self.machines)} machines ({by_os or 'none'})"
+        self._pristine = self._state()
+        if self._start_with is not None:
+            await self._load(self._start_with)
         editors = self.query(TextArea)
         if editors:
             editors.first().focus()
@@ -69,25 +101,174 @@ class ComposeScreen(Screen[RunRequest | None]):
     def editor(self, os_type: OsType) -> TextArea:
         return self.query_one(f"#script-{os_type}", TextArea)
 
+    def _count(self, os_type: OsType) -> int:
+        return sum(1 for m in self.machines if m.os is os_type)
+
+    def _tab_label(self, os_type: OsType) -> str:
+        label = f"{CommandId.for_os(os_type)} · {self._count(os_type)} {os_type}"
+        return label + (" · no script: left out" if self._missing(os_type) else "")
+
+    # -- saved commands -------------------------------------------------------------------
+
+    def _state(self) -> State:
+        return (tuple(self.editor(os).text for os in self.oses),
+                self.query_one(ParameterTable).parameters)
+
+    @property
+    def edited(self) -> bool:
+        """Whether the scripts or parameters changed since the composer opened or loaded."""
+        return self._state() != self._pristine
+
+    def load_saved(self, saved: SavedCommand) -> None:
+        """Load ``saved`` into this composer, asking first if that would lose edits."""
+        if not self.edited:
+            self._load_in_worker(saved)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._load_in_worker(saved)
+
+        self.app.push_screen(Confirm(f"Replace the scripts and parameters in the composer "
+                                     f"with the saved command {saved.name}? What you wrote "
+                                     "here is lost.", yes="Replace"), answered)
+
+    @work(exclusive=True, group="load-saved")
+    async def _load_in_worker(self, saved: SavedCommand) -> None:
+        await self._load(saved)
+
+    async def _load(self, saved: SavedCommand) -> None:
+        self.loaded = saved
+        for os_type in self.oses:
+            self.editor(os_type).text = saved.scripts.get(CommandId.for_os(os_type), "")
+            self._show_missing(os_type)
+        await self.query_one(ParameterTable).load(saved.parameters)
+        self.query_one(OptionsForm).set_timeout(saved.timeout)
+        self.query_one("#problems", Static).update("")
+        self._show_loaded()
+        self._pristine = self._state()
+        self.notify(f"Loaded {saved.name}", markup=False)
+
+    def _show_loaded(self) -> None:
+        saved = self.loaded
+        box = self.query_one("#saved-command", Static)
+        box.set_class(saved is not None, "-loaded")
+        if saved is None:
+            return
+        text = Text.assemble(("saved command ", "dim"), (saved.name, "bold"))
+        if saved.description:
+            text.append(f" · {saved.description}")
+        if saved.dangerous:
+            text.append("\n⚠ dangerous: it changes state; the run asks you to type the "
+                        "number of machines", style="bold red")
+        box.update(text)
+
+    def _missing(self, os_type: OsType) -> bool:
+        """A loaded command has no script for ``os_type`` and none was written here."""
+        saved = self.loaded
+        if saved is None or CommandId.for_os(os_type) in saved.scripts:
+            return False
+        return not self.editor(os_type).text.strip()
+
+    def _show_missing(self, os_type: OsType) -> None:
+        missing = self._missing(os_type)
+        notice = self.query_one(f"#missing-{os_type}", Static)
+        notice.set_class(missing, "-shown")
+        if missing and self.loaded is not None:
+            command_id = CommandId.for_os(os_type)
+            notice.update(Text(
+                f"⊘ {self.loaded.name} has no {SCRIPT_KIND[command_id]} script: the "
+                f"{self._count(os_type)} {os_type} machine(s) are left out of the run. "
+                "Write a script here to run them too."))
+        tabs = self.query_one(TabbedContent)
+        tabs.get_tab(f"tab-{os_type}").label = self._tab_label(os_type)
+
+    @on(TextArea.Changed)
+    def _script_changed(self, event: TextArea.Changed) -> None:
+        for os_type in self.oses:
+            if event.text_area is self.editor(os_type):
+                self._show_missing(os_type)
+
+    def action_save(self) -> None:
+        """Save the composer's scripts and parameters as a saved command (asks a name)."""
+        timeout, problems = self.query_one(OptionsForm).timeout()
+        if problems:
+            self.notify(str(problems[0]), severity="error", markup=False)
+            return
+        params = self.query_one(ParameterTable).parameters_to_save
+        commands = {CommandId.for_os(os): Command(CommandId.for_os(os), self.editor(os).text,
+                                                  params, timeout)
+                    for os in self.oses if self.editor(os).text.strip()}
+        if self.loaded is not None:
+            # Scripts for machines not selected here stay in the saved command.
+            for command_id, script in self.loaded.scripts.items():
+                if command_id.os not in self.oses:
+                    commands[command_id] = Command(command_id, script, params, timeout)
+        if not commands:
+            self.notify("Nothing to save: write a script first", severity="warning")
+            return
+        name = suggested_name([self.editor(os).text for os in self.oses])
+        self.app.push_screen(SaveCommandDialog(commands, saved_commands(self.app), self.loaded,
+                                               name), self._saved)
+
+    def _saved(self, saved: SavedCommand | None) -> None:
+        if saved is None:
+            return
+        self.loaded = saved
+        self._show_loaded()
+        self._pristine = self._state()
+
     # -- parameters -----------------------------------------------------------------------
 
     async def action_add_parameter(self) -> None:
         await self.query_one(ParameterTable).add_row()
 
     def action_remove_parameter(self) -> None:
-        if not self.query_one(ParameterTable).remove_row(self.focused):
+        table = self.query_one(ParameterTable)
+        row = table.row_of(self.focused)
+        if isinstance(row, TypedParameterRow):
+            self.notify(f"{row.spec.name} is a parameter of the saved command: clear its "
+                        "value instead (empty: the default, or not sent)", severity="warning",
+                        markup=False)
+        elif not table.remove_row(self.focused):
             self.notify("Move to a parameter row to remove it", severity="warning")
 
+    def _parameter_problems(self) -> list[Problem]:
+        """The typed rows' values checked by the core, each naming its parameter."""
+        if self.loaded is None:
+            return []
+        rows = self.query_one(ParameterTable).typed_rows
+        typed = replace(self.loaded, parameters=tuple(row.spec for row in rows))
+        return [Problem(f"parameter {p.parameter}", p.message)
+                for p in typed.check_values({row.spec.name: row.value for row in rows})]
+
     # -- run ------------------------------------------------------------------------------
+
+    def left_out(self) -> list[str]:
+        """Why machines of the selection are not in the run, one line per OS."""
+        lines = []
+        for os_type in self.oses:
+            if self._missing(os_type) and self.loaded is not None:
+                names = ", ".join(m.name for m in self.machines if m.os is os_type)
+                lines.append(f"⊘ {self._count(os_type)} {os_type} machine(s) left out: "
+                             f"{self.loaded.name} has no "
+                             f"{SCRIPT_KIND[CommandId.for_os(os_type)]} script ({names})")
+        return lines
 
     def build(self) -> tuple[RunRequest | None, list[Problem]]:
         """The request the form describes and every problem with it (errors and warnings)."""
         values, problems = self.query_one(OptionsForm).read()
         if values is None:
             return None, problems
-        commands = {os_type: self._command(os_type, values) for os_type in self.oses}
-        assignments = tuple((m, commands[m.os]) for m in self.machines)
-        problems = validate_selection(assignments)
+        oses = [os for os in self.oses if not self._missing(os)]
+        if not oses and self.loaded is not None:
+            kinds = " or ".join(SCRIPT_KIND[CommandId.for_os(os)] for os in self.oses)
+            return None, [Problem("script", f"{self.loaded.name} has no {kinds} script for "
+                                  "the selected machines: write one on their tab, or choose "
+                                  "machines it has a script for")]
+        commands = {os_type: self._command(os_type, values) for os_type in oses}
+        assignments = tuple((m, commands[m.os]) for m in self.machines if m.os in commands)
+        problems = self._parameter_problems() + validate_selection(assignments)
         return RunRequest(assignments, values.fanout), problems
 
     def _command(self, os_type: OsType, values: OptionValues) -> Command:
@@ -114,7 +295,10 @@ class ComposeScreen(Screen[RunRequest | None]):
             if ok:
                 self.dismiss(request)
 
-        self.app.push_screen(ConfirmRun(request, problems), confirmed)
+        dangerous = self.loaded.name if self.loaded is not None and self.loaded.dangerous \
+            else ""
+        self.app.push_screen(ConfirmRun(request, problems, self.left_out(),
+                                        dangerous=dangerous), confirmed)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

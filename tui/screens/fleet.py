@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from core.backends.registry import Backends
+from core.library import SavedCommand
 from core.model import Machine
 from core.query import QueryError, filter_machines, parse_query
 from tui import keymap
@@ -226,16 +227,43 @@ class FleetScreen(Screen[None]):
         self.notify(f"Checked again: {ready} ready, {len(checked) - ready} not",
                     severity="information" if ready == len(checked) else "warning")
 
-    def action_compose(self) -> None:
-        """Compose a command for the marked machines, else the one under the cursor."""
+    def targets(self) -> list[Machine]:
+        """What a run is composed for: the marked machines, else the one under the cursor."""
         table = self.query_one(MachineTable)
         marked = [m for m in self._machines if m.id in table.marked]
         current = table.current_machine()
-        machines = marked or ([current] if current is not None else [])
+        return marked or ([current] if current is not None else [])
+
+    def action_compose(self) -> None:
+        """Compose a command for the marked machines, else the one under the cursor."""
+        why = self.compose_saved(None)
+        if why is not None:
+            self.notify(why, severity="warning")
+
+    def compose_saved(self, saved: SavedCommand | None) -> str | None:
+        """Open the composer for :meth:`targets`, with ``saved`` loaded; why not, or None.
+
+        The composer opens over whatever screen is current (the palette and ``:run`` work
+        from the run and history screens too); the run it asks for starts from here.
+        """
+        machines = self.targets()
         if not machines:
-            self.notify("No machine to run on: mark some with space", severity="warning")
-            return
-        self.app.push_screen(ComposeScreen(machines), self._composed)
+            return "No machine to run on: mark some with space"
+        self.app.push_screen(ComposeScreen(machines, saved), self._composed)
+        return None
+
+    def set_filter(self, text: str) -> str | None:
+        """Filter the machines with ``text`` (``:target``); the error, or None when shown."""
+        try:
+            parse_query(text)
+        except QueryError as exc:
+            return str(exc)
+        box = self.query_one("#filter", Input)
+        box.value = text  # its Changed event applies it
+        box.set_class(bool(text.strip()), "-open")
+        self._apply(text)
+        self.query_one(MachineTable).focus()
+        return None
 
     def _composed(self, request: RunRequest | None) -> None:
         if request is not None:

@@ -1,4 +1,8 @@
-"""The confirmation before a run: targets per OS, skipped machines, masked parameters."""
+"""The confirmation before a run: targets per OS, skipped machines, masked parameters.
+
+A saved command marked ``dangerous`` (it changes state) is not confirmed by enter alone: the
+number of machines it will run on has to be typed first.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,11 @@ from collections.abc import Sequence
 
 from rich.console import Group
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from core.model import REDACTED, Command, OsType
 from core.validate import Problem, split_runnable
@@ -57,11 +62,19 @@ def parameter_text(command: Command) -> Text:
     return text
 
 
-def summary(request: RunRequest, warnings: Sequence[Problem]) -> Group:
-    """What is about to happen, with every secret replaced by ``***``."""
+def summary(request: RunRequest, warnings: Sequence[Problem], left_out: Sequence[str] = (),
+            *, dangerous: bool = False) -> Group:
+    """What is about to happen, with every secret replaced by ``***``.
+
+    Args:
+        request: The run.
+        warnings: Problems that do not block it.
+        left_out: Why some selected machines are not in the run (one line each).
+        dangerous: The run needs a typed confirmation (the last line says so).
+    """
     machines = [m for m, _ in request.assignments]
     runnable, skipped = split_runnable(machines)
-    lines: list[Text] = []
+    lines: list[Text] = [Text(line, style="yellow") for line in left_out]
     for os_type in OsType:
         on_os = [m for m in runnable if m.os is os_type]
         if any(m.os is os_type for m in machines):
@@ -80,7 +93,8 @@ def summary(request: RunRequest, warnings: Sequence[Problem]) -> Group:
         password = f" (password {REDACTED})" if command.run_as_password else ""
         lines.append(Text(f"run as: {command.run_as_user}{password}"))
     lines += [problem_text(p) for p in warnings]
-    lines.append(Text("enter runs · esc goes back", style="dim"))
+    if not dangerous:
+        lines.append(Text("enter runs · esc goes back", style="dim"))
     return Group(*lines)
 
 
@@ -89,7 +103,15 @@ def _command_for(request: RunRequest, os_type: OsType) -> Command:
 
 
 class ConfirmRun(ModalScreen[bool]):
-    """Asks before running; dismisses True on enter, False on esc."""
+    """Asks before running; dismisses True on enter, False on esc.
+
+    Args:
+        request: The run.
+        warnings: Problems that do not block it.
+        left_out: Why some selected machines are not in the run (one line each).
+        dangerous: The saved command's name when it is marked dangerous: enter runs only
+            once the number of machines it will run on is typed.
+    """
 
     BINDINGS = keymap.COMPOSE_CONFIRM
     DEFAULT_CSS = """
@@ -98,20 +120,62 @@ class ConfirmRun(ModalScreen[bool]):
         width: 100; height: auto; max-height: 80%;
         border: thick $warning; background: $surface; padding: 1 2;
     }
+    ConfirmRun.-dangerous > VerticalScroll { border: thick $error; }
+    ConfirmRun #danger { margin-top: 1; color: $text-error; text-style: bold; }
+    ConfirmRun #typed-error { color: $text-error; height: auto; }
+    ConfirmRun #typed-error.-empty { display: none; }
     """
 
-    def __init__(self, request: RunRequest, warnings: Sequence[Problem]) -> None:
-        super().__init__()
+    def __init__(self, request: RunRequest, warnings: Sequence[Problem],
+                 left_out: Sequence[str] = (), *, dangerous: str = "") -> None:
+        super().__init__(classes="-dangerous" if dangerous else "")
         self.request = request
         self.warnings = list(warnings)
+        self.left_out = list(left_out)
+        self.dangerous = dangerous
+        runnable, _ = split_runnable(m for m, _ in request.assignments)
+        self.target_count = len(runnable)
+        """What a dangerous run asks to be typed: the number of machines it will run on."""
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Static(summary(self.request, self.warnings), id="summary")
+            yield Static(summary(self.request, self.warnings, self.left_out,
+                                 dangerous=bool(self.dangerous)), id="summary")
+            if self.dangerous:
+                yield Static(f"⚠ {self.dangerous} is marked dangerous: it changes state on "
+                             f"{self.target_count} machine(s). Type {self.target_count} "
+                             "and press enter to run it; esc goes back.", id="danger",
+                             markup=False)
+                yield Input(placeholder=f"type {self.target_count} to run", id="typed",
+                            restrict=r"[0-9]*")
+                yield Static(id="typed-error", classes="-empty", markup=False)
+
+    def on_mount(self) -> None:
+        if self.dangerous:
+            self.query_one("#typed", Input).focus()
+
+    @on(Input.Submitted, "#typed")
+    def _typed(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_confirm()
 
     def action_confirm(self) -> None:
-        self.dismiss(True)
+        if not self.dangerous:
+            self.dismiss(True)
+            return
+        typed = self.query_one("#typed", Input)
+        if typed.value.strip() == str(self.target_count):
+            self.dismiss(True)
+            return
+        said = f"{typed.value.strip()!r} is not {self.target_count}" if typed.value.strip() \
+            else "Nothing typed"
+        error = self.query_one("#typed-error", Static)
+        error.remove_class("-empty")
+        error.update(
+            f"{said}: type {self.target_count}, the number of machines it will run on, "
+            "to run it (esc goes back)")
+        typed.value = ""
+        typed.focus()
 
     def action_cancel(self) -> None:
         self.dismiss(False)
-

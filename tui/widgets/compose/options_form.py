@@ -50,16 +50,23 @@ class OptionsForm(Horizontal):
     def _text(self, key: str) -> str:
         return self.query_one(f"#{key}", Input).value
 
-    def read(self) -> tuple[OptionValues | None, list[Problem]]:
-        """The parsed options, or None and the problems, each naming its field."""
-        problems: list[Problem] = []
-        timeout = DEFAULT_TIMEOUT
+    def set_timeout(self, seconds: int | None) -> None:
+        """Show ``seconds`` as the timeout (None: the default)."""
+        self.query_one("#timeout", Input).value = str(
+            DEFAULT_TIMEOUT if seconds is None else seconds)
+
+    def timeout(self) -> tuple[int, list[Problem]]:
+        """The timeout in seconds, or the default and the problem with what is typed."""
         text = self._text("timeout").strip()
         try:
-            timeout = int(text) if text else DEFAULT_TIMEOUT
+            return (int(text) if text else DEFAULT_TIMEOUT), []
         except ValueError:
-            problems.append(Problem("timeout", f"{text!r} is not a whole number of seconds; "
-                                    "use 0 (no limit) or more"))
+            return DEFAULT_TIMEOUT, [Problem("timeout", f"{text!r} is not a whole number of "
+                                             "seconds; use 0 (no limit) or more")]
+
+    def read(self) -> tuple[OptionValues | None, list[Problem]]:
+        """The parsed options, or None and the problems, each naming its field."""
+        timeout, problems = self.timeout()
         limits: dict[str, Limit | None] = {}
         for key in ("concurrency", "max_errors"):
             text = self._text(key)

@@ -1,6 +1,12 @@
-"""The parameter table: one row per parameter (name, protected, value), in the given order."""
+"""The parameter table: one row per parameter (name, protected, value), in the given order.
+
+Rows are free (any name, or none for a positional argument) or typed: loaded from a saved
+command's parameter table, with a fixed name and a checked value (:mod:`.typed_parameter`).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from textual import on
 from textual.app import ComposeResult
@@ -8,7 +14,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input
 
+from core.library import CommandParameter
 from core.model import Parameter
+from tui.widgets.compose.typed_parameter import TypedParameterRow
 
 
 class ParameterRow(Horizontal):
@@ -68,22 +76,57 @@ class ParameterTable(VerticalScroll):
         self.call_after_refresh(self.scroll_end, animate=False)
         return row
 
+    async def load(self, specs: Sequence[CommandParameter]) -> None:
+        """Replace every row with the typed rows of a saved command's parameter table."""
+        await self.remove_children()
+        await self.mount_all([TypedParameterRow(spec) for spec in specs])
+
+    def row_of(self, focused: Widget | None) -> ParameterRow | TypedParameterRow | None:
+        """The row holding ``focused``, if any."""
+        return next((w for w in (focused.ancestors_with_self if focused else [])
+                     if isinstance(w, ParameterRow | TypedParameterRow)), None)
+
     def remove_row(self, focused: Widget | None) -> bool:
         """Remove the row holding ``focused``; False when focus is in no row."""
-        row = next((w for w in (focused.ancestors_with_self if focused else [])
-                    if isinstance(w, ParameterRow)), None)
+        row = self.row_of(focused)
         if row is None:
             return False
-        rows = list(self.query(ParameterRow))
+        rows = list(self.query("ParameterRow, TypedParameterRow"))
         index = rows.index(row)
         row.remove()
         rest = rows[:index] + rows[index + 1:]
         if rest:
-            self.call_after_refresh(rest[min(index, len(rest) - 1)].query_one(".name").focus)
+            self.call_after_refresh(rest[min(index, len(rest) - 1)].query_one(Input).focus)
         return True
 
     @property
+    def typed_rows(self) -> list[TypedParameterRow]:
+        return list(self.query(TypedParameterRow))
+
+    @property
+    def parameters_to_save(self) -> tuple[Parameter, ...]:
+        """Every row's parameter for a saved command: a typed row is kept even when empty
+        (it is part of the table), with its value, else its default, as the new default."""
+        params: list[Parameter] = []
+        for row in self.query("ParameterRow, TypedParameterRow"):
+            if isinstance(row, TypedParameterRow):
+                params.append(row.parameter or Parameter(row.spec.name, "",
+                                                         row.spec.protected))
+            elif isinstance(row, ParameterRow):
+                if (free := row.parameter).name or free.value:
+                    params.append(free)
+        return tuple(params)
+
+    @property
     def parameters(self) -> tuple[Parameter, ...]:
-        """Rows left entirely empty are ignored."""
-        params = (row.parameter for row in self.query(ParameterRow))
-        return tuple(p for p in params if p.name or p.value)
+        """Every row's parameter, in order. Free rows left entirely empty are ignored; a
+        typed row sends its value, else its default, else nothing."""
+        params: list[Parameter] = []
+        for row in self.query("ParameterRow, TypedParameterRow"):
+            if isinstance(row, TypedParameterRow):
+                if (typed := row.parameter) is not None:
+                    params.append(typed)
+            elif isinstance(row, ParameterRow):
+                if (free := row.parameter).name or free.value:
+                    params.append(free)
+        return tuple(params)
