@@ -14,11 +14,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
+from textual.widgets import Button, Input, Label, RadioSet, Static
 
 from core.run_export import FORMATS, ExportError, ExportFormat, default_path, write
 from core.runner import RunSession
 from tui import keymap
+from tui.widgets.toggles import StateRadioButton
 
 DEFAULT_FORMAT: ExportFormat = "md"
 
@@ -61,7 +62,7 @@ class ExportDialog(ModalScreen[Path | None]):
             with RadioSet(id="export-format"):
                 # The chosen format first: the set highlights its first button on opening.
                 for fmt in sorted(FORMATS, key=lambda f: f != self.format):
-                    yield RadioButton(FORMATS[fmt], value=fmt == self.format,
+                    yield StateRadioButton(FORMATS[fmt], value=fmt == self.format,
                                       id=f"format-{fmt}")
             yield Label("File")
             yield Input(str(self._default(self.format)), id="export-path")

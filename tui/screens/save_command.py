@@ -30,6 +30,7 @@ from core.library import (
 from core.model import Command, CommandId
 from tui import keymap
 from tui.library_store import SavedCommands
+from tui.widgets.toggles import StateCheckbox
 
 
 def split_tags(text: str) -> list[str]:
@@ -111,7 +112,7 @@ class SaveCommandDialog(ModalScreen[SavedCommand | None]):
             yield Input(loaded.description if loaded else "", id="save-description")
             yield Label("Tags (separated by spaces or commas)")
             yield Input(" ".join(loaded.tags) if loaded else "", id="save-tags")
-            yield Checkbox("dangerous: it changes state (a run asks to type the machine "
+            yield StateCheckbox("dangerous: it changes state (a run asks to type the machine "
                            "count)", loaded.dangerous if loaded else False, id="save-dangerous")
             yield Static("Protected values are not saved: the file keeps their names only.",
                          id="save-message")

@@ -17,6 +17,7 @@ from textual.widgets import Checkbox, Input
 from core.library import CommandParameter
 from core.model import Parameter
 from tui.widgets.compose.typed_parameter import TypedParameterRow
+from tui.widgets.toggles import StateCheckbox
 
 
 class ParameterRow(Horizontal):
@@ -40,7 +41,7 @@ class ParameterRow(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Input(self._start.name, placeholder="name (empty: positional)", classes="name")
-        yield Checkbox("protected", self._start.protected, classes="protected")
+        yield StateCheckbox("protected", self._start.protected, classes="protected")
         yield Input(self._start.value, placeholder="value", password=self._start.protected,
                     classes="value")
 
