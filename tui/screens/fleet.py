@@ -143,6 +143,8 @@ class FleetScreen(Screen[None]):
     @work(exclusive=True, group="health")
     async def _refresh_health(self) -> None:
         checked = await self._check(list(self.query_one(MachineTable).shown))
+        if not self.is_attached:
+            return
         bad = sum(1 for m in checked if not m.health.runnable)
         self.notify(f"Health checked: {len(checked) - bad} ready, {bad} not")
         self._report_host_keys()
@@ -151,6 +153,8 @@ class FleetScreen(Screen[None]):
         """Check these machines' health and show it; the machines as checked."""
         checked = {m.id: m for m in await self._backends.refresh_health(machines)}
         self._machines = [checked.get(m.id, m) for m in self._machines]
+        if not self.is_attached:  # the app closed while the check ran: nothing to draw on
+            return list(checked.values())
         if self._ssh is not None:
             from tui.screens.host_key_review import health_notes
 

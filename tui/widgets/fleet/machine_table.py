@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
@@ -77,10 +78,21 @@ class MachineTable(DataTable[Text | str]):
         current = self.current_machine()
         self._shown = list(machines)
         self.clear()
-        for machine in machines:
-            self.add_row(*self._cells(machine), key=machine.id)
+        rows = [self._cells(machine) for machine in machines]
+        self._fit_columns(rows)
+        for machine, cells in zip(machines, rows, strict=True):
+            self.add_row(*cells, key=machine.id)
         if current is not None and current.id in self.rows:
             self.move_cursor(row=self.get_row_index(current.id))
+
+    def _fit_columns(self, rows: Sequence[tuple[Text | str, ...]]) -> None:
+        # Widths set here, with the rows: a DataTable left to size its columns does so on a
+        # later idle, and draws the rows in between with the widths of the rows before.
+        for index, column in enumerate(self.ordered_columns[1:], start=1):
+            widest = max((cell_len(str(row[index])) for row in rows), default=0)
+            column.auto_width = False
+            column.width = max(widest, cell_len(column.label.plain))
+        self.refresh()
 
     def current_machine(self) -> Machine | None:
         if not self._shown or self.cursor_row >= len(self._shown):
