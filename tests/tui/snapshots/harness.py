@@ -27,7 +27,6 @@ from core.model import (
 from tui.app import FleetrunApp
 from tui.screens.compose import ComposeScreen
 from tui.screens.fleet import FleetScreen
-from tui.widgets.fleet.machine_table import MachineTable
 
 NOW = datetime(2026, 3, 14, 9, 26, 53, tzinfo=UTC)
 """The instant every snapshot is taken at."""
@@ -75,18 +74,6 @@ async def settled_fleet(pilot: Pilot[None]) -> FleetScreen:
     await until(pilot, lambda: not any(w.group == "health" and not w.is_finished
                                        for w in app.workers)
                 and any(m.health.checked_at for m in screen.machines), "the health check")
-    # A DataTable widens its columns for new rows on a later idle (and may draw from lines it
-    # rendered before): under load the screenshot could come first, with versions cut short.
-    table = screen.query_one(MachineTable)
-    longest = max((m.health.agent_version or "" for m in screen.machines), key=len)
-
-    def drawn_whole() -> bool:
-        lines = [table.render_line(y).text for y in range(table.size.height)]
-        row = next((line for line in lines if longest in line), None)
-        # The header is cached apart from the rows: it must have moved "where" along too.
-        return row is not None and lines[0].find("where") >= row.find(longest) + len(longest)
-
-    await until(pilot, drawn_whole, "the longest agent version and its header drawn whole")
     await pilot.pause()
     return screen
 

@@ -22,7 +22,7 @@ class TestThemes:
         app = sandbox_app()
 
         async def run_before(pilot: Pilot[None]) -> None:
-            await settled_fleet(pilot)  # agent column widened too
+            await settled_fleet(pilot)
             await steady_cursors(pilot)
             assert app.theme == "fleetrun-colorblind"
 

@@ -92,7 +92,6 @@ class MachineTable(DataTable[Text | str]):
             widest = max((cell_len(str(row[index])) for row in rows), default=0)
             column.auto_width = False
             column.width = max(widest, cell_len(column.label.plain))
-        self.refresh()
 
     def current_machine(self) -> Machine | None:
         if not self._shown or self.cursor_row >= len(self._shown):
