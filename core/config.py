@@ -7,22 +7,28 @@ from pathlib import Path
 
 import platformdirs
 
+from core.trusted_files import make_private
+
 APP_NAME = "fleetrun"
 
 
 def data_dir() -> Path:
     """Journal, run outputs and logs. ``FLEETRUN_DATA_DIR`` overrides the platform default."""
     override = os.environ.get("FLEETRUN_DATA_DIR")
-    path = Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME))
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+    return _private_dir(Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME)))
 
 
 def config_dir() -> Path:
     """Settings, saved commands, themes. ``FLEETRUN_CONFIG_DIR`` overrides the default."""
     override = os.environ.get("FLEETRUN_CONFIG_DIR")
-    path = Path(override) if override else Path(platformdirs.user_config_dir(APP_NAME))
+    return _private_dir(Path(override) if override else Path(platformdirs.user_config_dir(
+        APP_NAME)))
+
+
+def _private_dir(path: Path) -> Path:
+    """``path``, made owner-only: created 0700, or tightened to it if it was there before."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private(path, 0o700)
     return path
 
 
@@ -38,4 +44,9 @@ def runs_dir() -> Path:
 
 
 def log_path() -> Path:
-    return data_dir() / "fleetrun.log"
+    """fleetrun's log, owner-only (0600) like everything else it keeps: it is created so,
+    and tightened if an older fleetrun or another umask left it readable by others."""
+    path = data_dir() / "fleetrun.log"
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    make_private(path, 0o600)
+    return path

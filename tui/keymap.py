@@ -7,12 +7,14 @@ module. ``[keymap]`` in config.toml maps binding ids to other keys (Textual's ke
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 from textual.binding import Binding, BindingType
+
+from core.config_file import ConfigFileError, read_config
+from core.field_names import shown_key
 
 APP: list[BindingType] = [
     Binding("question_mark", "help", "Keys", id="app.help", tooltip="List every key"),
@@ -316,14 +318,13 @@ def load_keymap(path: Path) -> Keymap:
     place (:func:`collisions`) is left out with a problem naming it; the others apply.
 
     Raises:
-        KeymapError: The file is not TOML, or its ``keymap`` is not a table.
+        KeymapError: The file cannot be used (unreadable, not yours, not TOML), or its
+            ``keymap`` is not a table.
     """
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return Keymap({}, [])
-    except tomllib.TOMLDecodeError as exc:
-        raise KeymapError(f"{path}: not valid TOML: {exc}") from None
+        data = read_config(path)
+    except ConfigFileError as exc:
+        raise KeymapError(str(exc)) from None
     table = data.get("keymap", {})
     if not isinstance(table, dict):
         raise KeymapError(f"{path}: keymap: must be a table of binding id = \"keys\"")
@@ -348,5 +349,5 @@ def load_keymap(path: Path) -> Keymap:
         problems[dropped] = (f"not applied: {clash.key} would trigger both {dropped} and "
                              f"{kept} ({clash.where})")
         del overrides[dropped]
-    return Keymap(overrides, [f"{path}: keymap.{binding_id}: {problems[binding_id]}"
+    return Keymap(overrides, [f"{path}: keymap.{shown_key(binding_id)}: {problems[binding_id]}"
                               for binding_id in order if binding_id in problems])

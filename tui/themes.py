@@ -27,6 +27,11 @@ from textual.color import Color, ColorParseError
 from textual.css.constants import VALID_STYLE_FLAGS
 from textual.theme import BUILTIN_THEMES, Theme
 
+from core.config_file import ConfigFileError, read_config
+from core.field_names import shown_key
+from core.toml_text import parse_toml
+from core.trusted_files import UntrustedFileError, check_trusted
+
 COLOUR_FIELDS = ("primary", "secondary", "accent", "warning", "error", "success",
                  "foreground", "background", "surface", "panel", "boost")
 NUMBER_FIELDS = ("luminosity_spread", "text_alpha")
@@ -78,7 +83,7 @@ def parse_theme(data: Mapping[str, Any], source: str) -> Theme:
 
     for key in data:
         if key not in FIELDS:
-            raise fail(key, f"not a theme field; the fields are {', '.join(FIELDS)}")
+            raise fail(shown_key(key), f"not a theme field; the fields are {', '.join(FIELDS)}")
     name = data.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise fail("name", "required: letters, digits, '-', '_' or '.', e.g. \"my-night\"")
@@ -104,7 +109,7 @@ def parse_theme(data: Mapping[str, Any], source: str) -> Theme:
         raise fail("variables", "a table of Textual theme variables, e.g. "
                    "[variables] \"text-success\" = \"#79E1A7\"")
     fields["variables"] = {
-        key: _checked(source, f"variables.{key}", partial(_variable, key), value)
+        key: _checked(source, f"variables.{shown_key(key)}", partial(_variable, key), value)
         for key, value in variables.items()
     }
     theme = Theme(**fields)
@@ -177,7 +182,7 @@ def load_theme_file(path: Path | Traversable) -> Theme:
         ThemeError: The file cannot be read, is not TOML, or describes no valid theme.
     """
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = parse_toml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ThemeError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
@@ -202,9 +207,14 @@ def user_themes(folder: Path) -> tuple[list[Theme], list[ThemeError]]:
         return loaded, problems
     for path in sorted(folder.glob("*.toml")):
         try:
+            check_trusted(path)  # a theme can hide what a screen shows: it must be yours
             loaded.append(load_theme_file(path))
         except ThemeError as exc:
             problems.append(exc)
+        except UntrustedFileError as exc:
+            problems.append(ThemeError(str(exc)))
+        except OSError as exc:
+            problems.append(ThemeError(f"{path}: cannot be read: {exc.strerror or exc}"))
     return loaded, problems
 
 
@@ -232,8 +242,8 @@ def configured_theme(config_path: Path) -> str | None:
         ThemeError: ``theme`` is not a string.
     """
     try:
-        data = tomllib.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = read_config(config_path)
+    except ConfigFileError:
         return None
     name = data.get("theme")
     if name is None:

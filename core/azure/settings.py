@@ -12,8 +12,9 @@ is optional; ``config.example.toml`` beside this module is a commented example.
   ``https://management.azure.com``; ``http://`` is allowed for loopback hosts only (the sandbox
   served by ``fleetrun sandbox serve``).
 - ``credential``: ``default`` (azure-identity's chain: environment service principal,
-  workload identity, managed identity, ``az login``) or ``sandbox`` (a fixed bearer token,
-  which ``fleetrun sandbox serve`` accepts; allowed only with a loopback ``arm_endpoint``).
+  workload identity, managed identity, ``az login``) or ``sandbox`` (the bearer token of a
+  ``fleetrun sandbox serve``, read from ``$FLEETRUN_SANDBOX_TOKEN``, never from a file;
+  allowed only with a loopback ``arm_endpoint``).
 - ``output_container``: the blob container run commands write their output to, as a
   container SAS URL with ``racwl`` permissions (read, add, create, write, list), for example
   ``https://ACCOUNT.blob.core.windows.net/CONTAINER?sv=...&sr=c&sp=racwl&se=...&sig=...``
@@ -55,7 +56,6 @@ import ipaddress
 import math
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -66,8 +66,12 @@ from urllib.parse import SplitResult, parse_qs, urlsplit, urlunsplit
 from core.azure.arm import PUBLIC_CLOUD, ApiVersions
 from core.azure.budget import BucketLimit, BudgetLimits
 from core.config import config_dir
+from core.config_file import ConfigFileError, read_config
+from core.field_names import shown_key
 
 OUTPUT_CONTAINER_ENV = "FLEETRUN_AZURE_OUTPUT_CONTAINER"
+SANDBOX_TOKEN_ENV = "FLEETRUN_SANDBOX_TOKEN"
+MIN_SANDBOX_TOKEN = 16
 CONFIG_FILE = "config.toml"
 SAS_PERMISSIONS = "racwl"
 """Read (tail), add (append blocks), create, write (put blob), list (find a run's blobs)."""
@@ -86,6 +90,8 @@ BUCKET_KEYS = ("capacity", "refill_per_second")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(?:-preview)?$")
 _CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+_B64TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+"""RFC 6750's ``b64token``: what may follow ``Bearer`` in an Authorization header."""
 _SIG = re.compile(r"(\bsig=)[^&#\s]*", re.IGNORECASE)
 _LOOPBACK_NAMES = frozenset({"localhost"})
 _MAX_CAPACITY = 1_000_000
@@ -145,23 +151,20 @@ def load_azure_settings(path: Path | None = None) -> AzureSettings:
     """
     path = config_dir() / CONFIG_FILE if path is None else path
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise SettingsError(f"{path.name}: cannot read {path}: {why}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        # tomllib's message carries "(at line L, column C)" and never the offending text.
-        raise SettingsError(f"{path.name}: not valid TOML: {exc} (file {path})") from None
+        data = read_config(path)
+    except ConfigFileError as exc:
+        raise SettingsError(str(exc)) from None
     configured = "azure" in data
     table = data.get("azure", {})
-    if not isinstance(table, dict):
-        raise SettingsError("azure: must be a table ([azure]), got "
-                            f"{_type_name(table)}; allowed keys: {', '.join(KEYS)}")
-    return parse_azure_settings(table, configured=configured, environ=os.environ)
+    try:
+        if not isinstance(table, dict):
+            raise SettingsError("azure: must be a table ([azure]), got "
+                                f"{_type_name(table)}; allowed keys: {', '.join(KEYS)}")
+        return parse_azure_settings(table, configured=configured, environ=os.environ)
+    except SettingsError as exc:
+        if f"(from {OUTPUT_CONTAINER_ENV})" in str(exc):
+            raise  # the value came from the environment, not from the file
+        raise SettingsError(f"{path}: {exc}") from None
 
 
 def parse_azure_settings(
@@ -198,6 +201,36 @@ def parse_azure_settings(
         api_versions=_api_versions(_table(table, "api_versions")),
         throttle=_throttle(_table(table, "throttle")),
     )
+
+
+def sandbox_token(environ: Mapping[str, str]) -> str:
+    """The bearer token ``credential = "sandbox"`` presents: ``$FLEETRUN_SANDBOX_TOKEN``.
+
+    Raises:
+        SettingsError: The variable is unset or empty, or does not hold a usable token.
+    """
+    value = environ.get(SANDBOX_TOKEN_ENV, "")
+    if not value.strip():
+        raise SettingsError(
+            f"azure.credential: 'sandbox' needs the sandbox's token in ${SANDBOX_TOKEN_ENV}, "
+            "which is not set; `fleetrun sandbox serve` prints the export line to use (or "
+            "set the variable for both processes)")
+    return checked_sandbox_token(value)
+
+
+def checked_sandbox_token(value: str) -> str:
+    """``value`` as a bearer token, or a SettingsError naming the variable (never the value).
+
+    Raises:
+        SettingsError: Shorter than :data:`MIN_SANDBOX_TOKEN`, or characters a bearer
+            token cannot hold.
+    """
+    token = value.strip()
+    if len(token) < MIN_SANDBOX_TOKEN or not _B64TOKEN.fullmatch(token):
+        raise SettingsError(
+            f"{SANDBOX_TOKEN_ENV}: not a usable token; allowed: at least {MIN_SANDBOX_TOKEN} "
+            "characters of letters, digits and - . _ ~ + / (with = only at the end)")
+    return token
 
 
 # ----------------------------------------------------------------------------- keys
@@ -390,7 +423,7 @@ def _bucket(table: Mapping[str, Any], where: str, default: BucketLimit,
 
 
 def _only(table: Mapping[str, Any], where: str, allowed: tuple[str, ...]) -> None:
-    unknown = sorted(str(key) for key in table if key not in allowed)
+    unknown = sorted(shown_key(key) for key in table if key not in allowed)
     if unknown:
         raise SettingsError(f"{where}.{unknown[0]}: unknown key; allowed in [{where}]: "
                             f"{', '.join(allowed)}")

@@ -36,6 +36,7 @@ from core.inventory.ssh_source import (
     parse_port,
     read_text,
     ssh_machine,
+    user_path,
 )
 from core.model import Machine, OsType
 
@@ -176,7 +177,10 @@ class AnsibleInventory:
                     port_var.line, port_var.field,
                     f"{port_var.value!r} is not allowed; {PORT_ALLOWED}",
                 )
-        key = self._text(merged, "ansible_ssh_private_key_file", "ansible_private_key_file")
+        key_names = ("ansible_ssh_private_key_file", "ansible_private_key_file")
+        key, key_var = self._text(merged, *key_names), _first(merged, *key_names)
+        identity_file = "" if not key or key_var is None else str(
+            user_path(key, self.path, key_var.line, key_var.field))
         windows = (
             self._text(merged, "ansible_connection").lower() in _WINDOWS_CONNECTIONS
             or self._text(merged, "ansible_shell_type").lower() in _WINDOWS_SHELLS
@@ -187,28 +191,32 @@ class AnsibleInventory:
             host=host or name,
             port=port,
             user=self._text(merged, "ansible_user", "ansible_ssh_user"),
-            identity_file=str(Path(key).expanduser()) if key else "",
+            identity_file=identity_file,
             os_type=OsType.WINDOWS if windows else OsType.LINUX,
             groups=groups,
         )
 
     def _text(self, merged: Mapping[str, Var], *names: str) -> str:
         """The first of ``names`` that is set, as text ("" when none is)."""
-        for name in names:
-            var = merged.get(name)
-            if var is None or var.value is None:
-                continue
-            value = var.value
-            if isinstance(value, bool) or not isinstance(value, str | int):
-                raise self.error(var.line, var.field, f"{value!r} is not allowed; use a string")
-            text = str(value).strip()
-            if "{{" in text or "{%" in text:
-                raise self.error(
-                    var.line, var.field,
-                    f"{text!r}: templates are not evaluated by fleetrun; write the value",
-                )
-            return text
-        return ""
+        var = _first(merged, *names)
+        if var is None:
+            return ""
+        value = var.value
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise self.error(var.line, var.field, f"{value!r} is not allowed; use a string")
+        text = str(value).strip()
+        if "{{" in text or "{%" in text:
+            raise self.error(
+                var.line, var.field,
+                f"{text!r}: templates are not evaluated by fleetrun; write the value",
+            )
+        return text
+
+
+def _first(merged: Mapping[str, Var], *names: str) -> Var | None:
+    """The first of ``names`` that is set to something (YAML's ``~`` is not set)."""
+    return next((var for name in names
+                 if (var := merged.get(name)) is not None and var.value is not None), None)
 
 
 def expand_ranges(pattern: str) -> list[str]:

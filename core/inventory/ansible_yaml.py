@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.field_names import shown_key
 from core.inventory.ansible import AnsibleInventory, Var, host_names
 from core.inventory.sources import FleetError
 
@@ -63,10 +64,12 @@ def _load(text: str, path: Path) -> object:
         ) from None
     try:
         return yaml.load(text, Loader=_loader())  # a SafeLoader subclass: no arbitrary objects
+    except RecursionError:
+        raise FleetError(f"{path}: not valid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line
         raise FleetError(f"{path}{line}: not valid YAML: {problem}") from None
 
 
@@ -82,7 +85,7 @@ class _YamlReader:
                 1, "top level", "a mapping of group names, e.g. 'all:' with hosts and children"
             )
         for name, body in data.items():
-            self._group(name, body, None, str(name), data.line_of(name))
+            self._group(name, body, None, shown_key(name), data.line_of(name))
         return self.inventory
 
     def _group(self, name: object, body: object, parent: str | None, where: str, line: int) -> None:
@@ -100,14 +103,14 @@ class _YamlReader:
         for key in body:
             if key not in _GROUP_KEYS:
                 raise self.inventory.error(
-                    body.line_of(key), f"{where}.{key}",
+                    body.line_of(key), f"{where}.{shown_key(key)}",
                     f"unknown key; allowed: {', '.join(_GROUP_KEYS)}",
                 )
         self._vars(name, body, where)
         self._hosts(name, body, where)
         children = self._mapping(body, "children", where)
         for child, child_body in children.items():
-            self._group(child, child_body, name, f"{where}.children.{child}",
+            self._group(child, child_body, name, f"{where}.children.{shown_key(child)}",
                         children.line_of(child))
 
     def _mapping(self, body: _Map, key: str, where: str) -> _Map:
@@ -125,13 +128,14 @@ class _YamlReader:
         variables = self._mapping(body, "vars", where)
         target = self.inventory.group(group).vars
         for key, value in variables.items():
-            target[str(key)] = Var(value, variables.line_of(key), f"{where}.vars.{key}")
+            target[str(key)] = Var(value, variables.line_of(key),
+                                   f"{where}.vars.{shown_key(key)}")
 
     def _hosts(self, group: str, body: _Map, where: str) -> None:
         hosts = self._mapping(body, "hosts", where)
         for pattern, host_vars in hosts.items():
             line = hosts.line_of(pattern)
-            field = f"{where}.hosts.{pattern}"
+            field = f"{where}.hosts.{shown_key(pattern)}"
             if isinstance(pattern, bool) or not isinstance(pattern, str | int | float):
                 raise self.inventory.error(line, field, "not allowed as a host name")
             try:
@@ -149,7 +153,7 @@ class _YamlReader:
                 )
             for key, value in (host_vars or {}).items():
                 at = host_vars.line_of(key) if isinstance(host_vars, _Map) else line
-                variables[str(key)] = Var(value, at, f"{field}.{key}")
+                variables[str(key)] = Var(value, at, f"{field}.{shown_key(key)}")
             for name in names:
                 self.inventory.add_host(group, name, variables)
 

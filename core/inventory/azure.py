@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 from core.azure.arm import ArmClient
 from core.azure.auth import STORAGE_SCOPE, IdentityTokens, StaticToken, TokenSource
 from core.azure.blob import AppendBlobClient
 from core.azure.budget import ArmBudget
 from core.azure.http import pooled_client
 from core.azure.session import AzureSession, OutputContainer, Pacing
-from core.azure.settings import SettingsError, load_azure_settings
+from core.azure.settings import SettingsError, load_azure_settings, sandbox_token
 from core.inventory.azure_source import azure_fleet_source
 from core.inventory.sources import FleetError, FleetSource
 
@@ -24,8 +26,14 @@ def azure_source(spec: str) -> FleetSource:
             f"fleet {spec!r}: Azure is not configured; add an [azure] table to config.toml "
             "(see core/azure/config.example.toml) or use --fleet sandbox"
         )
-    credential: TokenSource = (
-        StaticToken() if settings.credential == "sandbox" else IdentityTokens())
+    credential: TokenSource
+    if settings.credential == "sandbox":
+        try:
+            credential = StaticToken(sandbox_token(os.environ))
+        except SettingsError as exc:
+            raise FleetError(f"fleet {spec!r}: {exc}") from None
+    else:
+        credential = IdentityTokens()
     arm = ArmClient(settings.arm_endpoint, credential, api_versions=settings.api_versions,
                     budget=ArmBudget(settings.throttle))
     blob_http = pooled_client()

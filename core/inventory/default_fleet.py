@@ -8,10 +8,10 @@ when an ``[azure]`` table is configured; else the built-in sandbox.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
 from core.azure.settings import load_azure_settings
+from core.config_file import ConfigFileError, read_config
 from core.inventory.sources import DEFAULT_FLEET
 
 
@@ -23,15 +23,13 @@ def configured_fleet(config_file: Path) -> list[str]:
     """The fleet sources ``config_file`` names, in order; empty when it names none.
 
     Raises:
-        DefaultFleetError: the file is not TOML, or ``fleet`` is not a string or a list of
-            non-empty strings.
+        DefaultFleetError: the file cannot be used (unreadable, not yours, not TOML), or
+            ``fleet`` is not a string or a list of non-empty strings.
     """
     try:
-        data = tomllib.loads(config_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return []
-    except tomllib.TOMLDecodeError as exc:
-        raise DefaultFleetError(f"{config_file}: not valid TOML: {exc}") from None
+        data = read_config(config_file)
+    except ConfigFileError as exc:
+        raise DefaultFleetError(str(exc)) from None
     value = data.get("fleet")
     if value is None:
         return []

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from core.inventory.sources import FleetError, FleetSource
 from core.inventory.ssh_source import read_text, ssh_fleet_source
+from core.toml_text import parse_toml
+from core.user_paths import UnknownUserError, expand_user
 
 INVENTORY_SUFFIXES = frozenset({".toml", ".ini", ".yml", ".yaml", ".cfg", ".conf"})
 
@@ -72,7 +74,7 @@ def sniff_format(text: str) -> InventoryFormat:
 def _is_fleetrun_toml(text: str) -> bool:
     """TOML with hosts, or a sandbox fleet file (the TOML reader points it elsewhere)."""
     try:
-        data = tomllib.loads(text)
+        data = parse_toml(text)
     except tomllib.TOMLDecodeError:
         return False
     return "hosts" in data or "machines" in data
@@ -100,7 +102,10 @@ def file_source(spec: str) -> FleetSource:
     Raises:
         FleetError: the file does not exist or cannot be read.
     """
-    path = Path(spec.strip()).expanduser()
+    try:
+        path = expand_user(spec.strip())
+    except UnknownUserError as exc:
+        raise FleetError(f"fleet: {spec}: {exc}") from None
     if not path.exists():
         raise FleetError(
             f"fleet: {spec}: no such file; --fleet takes an inventory file or one of the "

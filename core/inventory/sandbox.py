@@ -1,8 +1,8 @@
 """The ``sandbox`` fleet source: the emulated Azure fleet, reached like the real one.
 
 The sandbox is served on loopback from a thread of its own, and fleetrun talks to it with
-the very ARM client, blob client and backends it uses for Azure: only the base URL, a fixed
-bearer token and the sandbox's own container SAS differ.
+the very ARM client, blob client and backends it uses for Azure: only the base URL, the
+sandbox's bearer token (random, handed over in memory) and its own container SAS differ.
 """
 
 from __future__ import annotations
@@ -43,12 +43,12 @@ def sandbox_source(spec: str) -> FleetSource:
     """``sandbox`` (the built-in demo fleet) or ``sandbox:FILE`` (a fleet file)."""
     _, _, path = spec.partition(":")
     try:
-        fleet = load_fleet(Path(path).expanduser()) if path.strip() else default_fleet()
+        fleet = load_fleet(Path(path)) if path.strip() else default_fleet()
     except FleetFileError as exc:
         raise FleetError(f"fleet {spec!r}: {exc}") from None
     sandbox = BackgroundSandbox(fleet)
     base_url = sandbox.start()
-    arm = ArmClient(base_url, StaticToken(), budget=sandbox_budget(fleet))
+    arm = ArmClient(base_url, StaticToken(sandbox.token), budget=sandbox_budget(fleet))
     blob_http = pooled_client()
     session = AzureSession(
         arm=arm,

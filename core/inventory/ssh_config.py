@@ -31,8 +31,10 @@ from core.inventory.ssh_source import (
     read_text,
     ssh_fleet_source,
     ssh_machine,
+    user_path,
 )
 from core.model import Machine
+from core.user_paths import UnknownUserError, expand_user
 
 DEFAULT_CONFIG = "~/.ssh/config"
 MAX_INCLUDE_DEPTH = 16
@@ -171,14 +173,15 @@ class SshConfigReader:
                     path, number, keyword,
                     f"nested more than {MAX_INCLUDE_DEPTH} deep; does a file include itself?",
                 )
-            for included in self._included(args):
+            for included in self._included(args, path, number, keyword):
                 self.read(included, depth + 1)
 
-    def _included(self, patterns: list[str]) -> list[Path]:
+    def _included(self, patterns: list[str], path: Path, number: int,
+                  keyword: str) -> list[Path]:
         """The files of Include's globs, each glob's matches sorted (as glob(3) gives them)."""
         files: list[Path] = []
         for pattern in patterns:
-            expanded = Path(pattern).expanduser()
+            expanded = user_path(pattern, path, number, keyword)
             if not expanded.is_absolute():
                 expanded = self._ssh_dir / expanded
             matches = sorted(glob.glob(str(expanded)))
@@ -245,7 +248,10 @@ def load_ssh_config(path: Path, *, ssh_dir: Path | None = None) -> list[Machine]
 def ssh_config_source(spec: str) -> FleetSource:
     """``ssh-config`` (``~/.ssh/config``) or ``ssh-config:PATH``."""
     _, _, raw = spec.partition(":")
-    path = Path(raw.strip() or DEFAULT_CONFIG).expanduser()
+    try:
+        path = expand_user(raw.strip() or DEFAULT_CONFIG)
+    except UnknownUserError as exc:
+        raise FleetError(f"fleet {spec!r}: {exc}") from None
 
     def load() -> list[Machine]:
         if not path.exists():

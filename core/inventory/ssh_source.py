@@ -22,6 +22,8 @@ from core.azure.session import OutputContainer
 from core.backends.base import Backend
 from core.inventory.sources import FleetError, FleetOptions, FleetSource
 from core.model import Machine, MachineKind, OsType, SshEndpoint
+from core.trusted_files import UntrustedFileError, check_trusted
+from core.user_paths import UnknownUserError, expand_user
 
 MAX_PORT = 65535
 PORT_ALLOWED = f"use 1 to {MAX_PORT}"
@@ -155,6 +157,17 @@ def parse_port(value: object) -> int | None:
     return number if 1 <= number <= MAX_PORT else None
 
 
+def user_path(text: str, path: Path | str, line: int | None, field: str) -> Path:
+    """A path written in an inventory, ``~`` and ``~user`` expanded.
+
+    Raises:
+        FleetError: ``~user`` names no user; the error names the file, line and field.
+    """
+    try:
+        return expand_user(text)
+    except UnknownUserError as exc:
+        raise inventory_error(path, line, field, str(exc)) from None
+
 
 def no_hosts_error(path: Path | str, what: str) -> FleetError:
     """The error for an inventory that lists no host at all (almost surely a mistake)."""
@@ -162,14 +175,23 @@ def no_hosts_error(path: Path | str, what: str) -> FleetError:
 
 
 def read_text(path: Path) -> str:
-    """An inventory file's text, or a :class:`FleetError` saying why it cannot be read."""
+    """An inventory file's text, or a :class:`FleetError` saying why it cannot be read.
+
+    It must be the user's own and writable by no one else: it says where fleetrun logs in
+    and with which key, as ``~/.ssh/config`` does for ssh (:mod:`core.trusted_files`).
+    """
     try:
+        check_trusted(path)
         return path.read_text(encoding="utf-8")
+    except UntrustedFileError as exc:
+        raise FleetError(str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise FleetError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except ValueError:  # a NUL in the name: no file can have it
+        raise FleetError(f"{path!r}: not a valid file name") from None
     except FileNotFoundError:
         raise FleetError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise FleetError(f"{path}: is a directory, not an inventory file") from None
-    except UnicodeDecodeError as exc:
-        raise FleetError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise FleetError(f"{path}: cannot read: {exc.strerror}") from None

@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from core.field_names import shown_key
 from core.inventory.sources import FleetError
 from core.inventory.ssh_source import (
     PORT_ALLOWED,
@@ -41,8 +42,10 @@ from core.inventory.ssh_source import (
     no_hosts_error,
     read_text,
     ssh_machine,
+    user_path,
 )
 from core.model import Machine, OsType
+from core.toml_text import parse_toml
 
 HOST_KEYS = ("name", "host", "port", "user", "identity_file", "os", "tags", "groups")
 DEFAULT_KEYS = ("user", "port", "identity_file", "os", "tags", "groups")
@@ -108,7 +111,7 @@ class _Checker:
     def only(self, allowed: tuple[str, ...]) -> None:
         for key in self.table:
             if key not in allowed:
-                raise self.error(key, f"unknown key; allowed: {', '.join(allowed)}")
+                raise self.error(shown_key(key), f"unknown key; allowed: {', '.join(allowed)}")
 
     def text(self, key: str, *, required: bool = False) -> str:
         value = self.table.get(key)
@@ -135,7 +138,9 @@ class _Checker:
             return ""
         if not isinstance(value, str) or not value.strip():
             raise self.error("identity_file", f"{value!r} is not allowed; use a file path")
-        return os.path.abspath(self.path.parent / Path(value).expanduser())
+        line = self.lines.line(self.index, "identity_file")
+        where = f"{self.prefix}.identity_file"
+        return os.path.abspath(self.path.parent / user_path(value, self.path, line, where))
 
     def os_type(self) -> OsType | None:
         value = self.table.get("os")
@@ -155,7 +160,8 @@ class _Checker:
             raise self.error("tags", "a table of strings, e.g. tags = { env = \"prod\" }")
         for name, tag in value.items():
             if not name or not isinstance(tag, str):
-                raise self.error(f"tags.{name}", f"{tag!r} is not allowed; use a string")
+                raise self.error(f"tags.{shown_key(name)}", f"{tag!r} is not allowed; use a "
+                                 "string")
         return dict(value)
 
     def groups(self) -> list[str]:
@@ -178,7 +184,7 @@ def parse_toml_inventory(text: str, path: Path) -> list[Machine]:
         FleetError: the text is not TOML, or a key is unknown, missing or not allowed.
     """
     try:
-        data = tomllib.loads(text)
+        data = parse_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise FleetError(f"{path}: not valid TOML: {exc}") from None
     if "machines" in data and "hosts" not in data:
@@ -186,7 +192,8 @@ def parse_toml_inventory(text: str, path: Path) -> list[Machine]:
                          f"use --fleet sandbox:{path}")
     for key in data:
         if key not in TOP_KEYS:
-            raise FleetError(f"{path}: {key}: unknown key; allowed: {', '.join(TOP_KEYS)}")
+            raise FleetError(f"{path}: {shown_key(key)}: unknown key; allowed: "
+                             f"{', '.join(TOP_KEYS)}")
     hosts = data.get("hosts")
     if hosts is None or hosts == []:
         raise no_hosts_error(path, "add a [[hosts]] table for each host (name = \"...\")")

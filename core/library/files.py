@@ -8,8 +8,6 @@ load. The format is described in :mod:`core.library`.
 from __future__ import annotations
 
 import os
-import re
-import stat
 import tempfile
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -20,6 +18,7 @@ from typing import Any
 import tomli_w
 
 from core import config
+from core.field_names import shown_key
 from core.library.model import (
     NAME_PATTERN,
     NAME_RULE,
@@ -34,6 +33,9 @@ from core.library.model import (
     SavedCommand,
 )
 from core.model import Command, CommandId
+from core.safe_regex import PatternError, compile_pattern
+from core.toml_text import parse_toml
+from core.trusted_files import UntrustedFileError, check_trusted
 from core.validate import MAX_TIMEOUT
 
 STARTER_PACKAGE = "core.starter_commands"
@@ -188,8 +190,8 @@ def _parameter(entry: Mapping[str, Any], where: str) -> CommandParameter:
         raise _FieldError(f"{where}choices", "must be distinct, non-empty values")
     if pattern:
         try:
-            re.compile(pattern)
-        except re.error as exc:
+            compile_pattern(pattern)
+        except PatternError as exc:
             raise _FieldError(f"{where}pattern",
                               f"{pattern!r} is not a valid regular expression ({exc})") from None
     param = CommandParameter(
@@ -214,7 +216,8 @@ def _only(data: Mapping[str, Any], where: str, allowed: Iterable[str]) -> None:
     allowed = tuple(allowed)
     for key in data:
         if key not in allowed:
-            raise _FieldError(f"{where}{key}", f"unknown field; allowed: {', '.join(allowed)}")
+            raise _FieldError(f"{where}{shown_key(key)}",
+                              f"unknown field; allowed: {', '.join(allowed)}")
 
 
 def _string(data: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> str:
@@ -256,16 +259,17 @@ def read_command(path: Path, *, builtin: bool = False) -> SavedCommand:
         if info.st_size > MAX_FILE_BYTES:
             raise LibraryError(f"{path}: {info.st_size:,} bytes is too big for a saved "
                                f"command (at most {MAX_FILE_BYTES:,})")
-        if not builtin and os.name == "posix" and info.st_mode & stat.S_IWOTH:
-            raise LibraryError(f"{path}: every user may change this file and so what it "
-                               f"runs on your fleet; skipped (chmod o-w {path})")
+        if not builtin:
+            check_trusted(path, info)  # what it runs on your fleet is for you to decide
         text = path.read_text(encoding="utf-8")
+    except UntrustedFileError as exc:
+        raise LibraryError(str(exc)) from None
     except UnicodeDecodeError:
         raise LibraryError(f"{path}: not UTF-8 text") from None
     except OSError as exc:
         raise LibraryError(f"{path}: cannot read it: {exc.strerror}") from None
     try:
-        data = tomllib.loads(text)
+        data = parse_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise LibraryError(f"{path}: not valid TOML: {exc}") from None
     try:

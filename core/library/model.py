@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.model import Command, CommandId, OsType, Parameter
+from core.safe_regex import PatternError, PatternTooComplex, full_match
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """What a saved command's name may be: it is typed after ``:run`` and ``--command`` and
@@ -94,8 +95,17 @@ class CommandParameter:
             return "is required; give a value" if self.required else None
         if self.choices and value not in self.choices:
             return f"{shown} is not allowed; use {self.allowed()}"
-        if self.pattern and re.fullmatch(self.pattern, value) is None:
-            return f"{shown} is not allowed; use {self.allowed()}"
+        if self.pattern:
+            try:
+                matched = full_match(self.pattern, value)
+            except PatternTooComplex as exc:
+                # Neither a match nor a mismatch: say so rather than guess either way.
+                return (f"pattern too complex to check {'the' if self.protected else 'this'} "
+                        f"value against ({exc}); simplify the saved command's pattern")
+            except PatternError as exc:
+                return f"pattern is not a valid regular expression ({exc})"
+            if not matched:
+                return f"{shown} is not allowed; use {self.allowed()}"
         return None
 
 

@@ -7,7 +7,10 @@ names the bad one (``machines[3].kind: 'foo' is not allowed; allowed: arc, vm``)
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -15,8 +18,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-DEFAULT_ACCOUNT_KEY = "ZmxlZXRydW4tc2FuZGJveC1rZXktbm90LWEtc2VjcmV0LWp1c3QtYS1kZW1vLWtleQ=="
-"""A fixed, public key: the sandbox guards nothing, but SAS checks must have a key to check."""
+from core.field_names import UNSAFE_CHARACTERS, shown_key
+from core.sandbox.access import new_account_key
+from core.toml_text import parse_toml
+from core.user_paths import UnknownUserError, expand_user
 
 DEFAULT_TENANT = "72f988bf-0000-4000-8000-00000000f1ee"
 DEFAULT_SIM_OUTPUT = "simulated output from {machine}\n"
@@ -38,6 +43,9 @@ _SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB)?\s*$")
 _SIZE_UNIT = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}
 MAX_APPEND_BLOCK_CEILING = 100 * 1024 * 1024
 """Azure's own Append Block limit (x-ms-version 2022-11-02 on): the most a fleet may allow."""
+_FREE_TEXT = frozenset({"output", "error"})
+"""A simulated machine's output and error text: what it prints may hold anything."""
+_TEMPLATE_SPEC = re.compile(r"^(0?[0-9]{0,2})[dxX]?$")
 _RESERVED_ACCOUNTS = frozenset({"subscriptions", "providers"})
 """The sandbox serves ARM and blobs on one host: these first path segments are ARM's."""
 
@@ -148,7 +156,9 @@ class FleetSpec:
     seed: int = 0
     tenant: str = DEFAULT_TENANT
     account: str = "fleetrunsandbox"
-    account_key: str = DEFAULT_ACCOUNT_KEY
+    account_key: str = field(default_factory=new_account_key, repr=False)
+    """``storage.key``, else random per fleet loaded: a key known to others would let any
+    local user sign a SAS and read or plant run output."""
     containers: tuple[str, ...] = ("fleetrun",)
     max_append_block: int | None = None
     """The largest Append Block the storage takes, below the service's own limits (4 MiB,
@@ -163,13 +173,20 @@ class FleetSpec:
 
 
 def load_fleet(path: Path) -> FleetSpec:
-    """Read and check a fleet file."""
+    """Read and check a fleet file (``~`` and ``~user`` in ``path`` are expanded)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise FleetFileError(f"{path}: cannot read the fleet file: {exc.strerror}") from None
+        path = expand_user(path)
+        data = parse_toml(path.read_text(encoding="utf-8"))
+    except UnknownUserError as exc:
+        raise FleetFileError(f"{path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FleetFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise FleetFileError(f"{path}: not valid TOML: {exc}") from None
+    except ValueError:  # a NUL in the name: no file can have it
+        raise FleetFileError(f"{str(path)!r}: not a valid file name") from None
+    except OSError as exc:
+        raise FleetFileError(f"{path}: cannot read the fleet file: {exc.strerror}") from None
     try:
         return parse_fleet(data)
     except FleetFileError as exc:
@@ -235,6 +252,8 @@ def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
     seed = sandbox.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise FleetFileError("sandbox.seed: an integer")
+    if "key" in storage:
+        _check_account_key(_str(storage, "key", "storage.", None))
     return FleetSpec(
         machines=tuple(machines),
         flush_interval=_duration(sandbox, "flush_interval", "sandbox.", 15.0, minimum=0.05),
@@ -244,7 +263,8 @@ def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
         seed=seed,
         tenant=_str(sandbox, "tenant", "sandbox.", DEFAULT_TENANT),
         account=account,
-        account_key=_str(storage, "key", "storage.", DEFAULT_ACCOUNT_KEY),
+        account_key=(_str(storage, "key", "storage.", None) if "key" in storage
+                     else new_account_key()),
         containers=tuple(containers),
         max_append_block=_size(storage, "max_append_block", "storage.",
                                MAX_APPEND_BLOCK_CEILING),
@@ -263,11 +283,14 @@ def _machines(where: str, raw: Mapping[str, Any]) -> list[MachineSpec]:
     tags = raw.get("tags", {})
     if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
         raise FleetFileError(f"{where}tags: a table of string values")
+    for tag, value in tags.items():
+        _printable(tag, f"{where}tags")
+        _printable(value, f"{where}tags.{shown_key(tag)}")
     count = raw.get("count", 1)
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 100_000:
         raise FleetFileError(f"{where}count: an integer from 1 to 100000")
-    if count > 1 and "{n" not in name:
-        raise FleetFileError(f"{where}name: with count > 1 the name needs a {{n}} placeholder")
+    if count > 1:
+        _check_template(name, f"{where}name")
     base = MachineSpec(
         name=name,
         kind=kind,
@@ -291,10 +314,7 @@ def _machines(where: str, raw: Mapping[str, Any]) -> list[MachineSpec]:
         raise FleetFileError(f"{where}status: is for Arc machines; VMs use agent and power")
     specs = []
     for n in range(1, count + 1):
-        try:
-            expanded = name.format(n=n) if count > 1 else name
-        except (KeyError, IndexError, ValueError):
-            raise FleetFileError(f"{where}name: only the {{n}} placeholder is allowed") from None
+        expanded = name.format(n=n) if count > 1 else name  # a template checked above
         if not _NAME.match(expanded):
             raise FleetFileError(
                 f"{where}name: {expanded!r} is not a valid machine name "
@@ -394,7 +414,8 @@ def _only(raw: Mapping[str, Any], where: str, allowed: set[str]) -> None:
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise FleetFileError(
-            f"{where}{unknown[0]}: unknown key; allowed here: {', '.join(sorted(allowed))}"
+            f"{where}{shown_key(unknown[0])}: unknown key; allowed here: "
+            f"{', '.join(sorted(allowed))}"
         )
 
 
@@ -413,7 +434,50 @@ def _str(raw: Mapping[str, Any], key: str, where: str, default: str | None) -> s
     value = raw[key]
     if not isinstance(value, str) or (default is None and not value.strip()):
         raise FleetFileError(f"{where}{key}: a non-empty string")
+    if key not in _FREE_TEXT:
+        _printable(value, where + key)
     return value
+
+
+def _printable(value: str, where: str) -> None:
+    """Names, ids and tags end up in URLs, headers and terminals: no control characters."""
+    found = UNSAFE_CHARACTERS.search(value)
+    if found is not None:
+        raise FleetFileError(f"{where}: control character {found.group()!r} at position "
+                             f"{found.start()} is not allowed; use printable text")
+
+
+def _check_template(name: str, where: str) -> None:
+    """A name with ``count``: ``{n}``, with at most a width or a base, before it is expanded.
+
+    ``str.format`` takes any format spec: ``{n:>999999999}`` is a gigabyte per name and
+    ``{n.real}`` or ``{n[0]}`` reach into the integer. Only the ``{n}`` forms that make a
+    machine name are let through, as Azure limits names before anything is made.
+    """
+    allowed = ("only the {n} placeholder is allowed, as {n}, {n:02} or {n:03d} (a width of "
+               "up to 2 digits; base d, x or X)")
+    try:
+        fields = [(field, spec, conversion)
+                  for _, field, spec, conversion in string.Formatter().parse(name)
+                  if field is not None]
+    except ValueError:
+        raise FleetFileError(f"{where}: unbalanced {{ or }}; {allowed}") from None
+    if not fields:
+        raise FleetFileError(f"{where}: with count > 1 the name needs a {{n}} placeholder")
+    if any(field != "n" or conversion is not None or not _TEMPLATE_SPEC.match(spec or "")
+           for field, spec, conversion in fields):
+        raise FleetFileError(f"{where}: {allowed}")
+
+
+def _check_account_key(key: str) -> None:
+    try:
+        decoded = base64.b64decode(key, validate=True)
+    except binascii.Error:
+        decoded = b""
+    if not decoded:
+        raise FleetFileError("storage.key: not base64; give the account key as Azure shows "
+                             "it (base64, e.g. from `openssl rand -base64 64`), or leave it "
+                             "out for a random one")
 
 
 def _choice(value: str, where: str, allowed: tuple[str, ...]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from dataclasses import replace
 from pathlib import Path
@@ -127,12 +128,25 @@ def test_a_duplicate_name_in_two_user_files_keeps_the_first(tmp_path: Path) -> N
     assert problem.path == second and "already defined in" in problem.message
 
 
-def test_a_world_writable_file_is_not_trusted(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("bits", "who"), [(0o666, "group and other"), (0o664, "group"),
+                                           (0o602, "other")])
+def test_a_file_others_may_write_is_not_trusted(tmp_path: Path, bits: int, who: str) -> None:
     path = write(tmp_path, "good.toml", GOOD)
-    path.chmod(0o666)
+    path.chmod(bits)
     library = load_library(tmp_path, include_starter=False)
     assert library.commands == {}
-    assert "every user may change" in library.problems[0].message
+    (problem,) = library.problems
+    assert problem.message == (f"{path}: writable by {who} (mode {bits:04o}); fleetrun uses "
+                               f"only files that are yours and private: chmod go-w {path}")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away needs root")
+def test_a_file_owned_by_another_user_is_not_trusted(tmp_path: Path) -> None:
+    path = write(tmp_path, "good.toml", GOOD)
+    os.chown(path, 4321, -1)
+    library = load_library(tmp_path, include_starter=False)
+    assert library.commands == {}
+    assert library.problems[0].message.startswith(f"{path}: owned by uid 4321, not by you")
 
 
 def test_a_user_file_overrides_the_starter_command_of_the_same_name(tmp_path: Path) -> None:

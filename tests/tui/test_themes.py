@@ -169,6 +169,16 @@ def test_a_good_theme_file_gives_the_theme_it_describes(tmp_path: Path) -> None:
     assert variables(theme)["text-success"] == "#66DD99"
 
 
+def test_a_user_theme_file_others_may_write_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "dusk.toml"
+    path.write_text(GOOD)
+    path.chmod(0o664)
+    loaded, (problem,) = themes.user_themes(tmp_path)
+    assert loaded == []
+    assert str(problem) == (f"{path}: writable by group (mode 0664); fleetrun uses only "
+                            f"files that are yours and private: chmod go-w {path}")
+
+
 class Themed:
     """What :func:`themes.apply_theme` needs of an app."""
 

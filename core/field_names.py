@@ -1,0 +1,24 @@
+"""Keys from people's files, as error messages name them.
+
+An error is one line, ``FILE:LINE: FIELD: what is wrong``, shown on a terminal. The field
+path is made of the file's own keys, and a key can hold anything: a newline would split
+the line, an escape sequence or a bidi override would change what the terminal shows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""Characters that would break an error's one line or rewrite what a terminal shows."""
+
+
+def shown_key(key: object) -> str:
+    """A key as it goes into a field path (``keymap.fleet.mark``): as written, unless it is
+    empty, padded or holds a character that would break the error's one line or play
+    tricks on a terminal (newlines, escapes, bidi overrides); then quoted, escaped."""
+    text = str(key)
+    if text and text == text.strip() and not UNSAFE_CHARACTERS.search(text):
+        return text
+    return json.dumps(text)  # \n, \u001b...: TOML's basic strings escape as JSON's do
