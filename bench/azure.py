@@ -58,6 +58,7 @@ from core.azure.auth import StaticToken
 from core.azure.blob import AppendBlobClient
 from core.azure.budget import KINDS, ArmBudget, BudgetLimits
 from core.azure.session import AzureSession, OutputContainer
+from core.azure.settings import SANDBOX_TOKEN_ENV
 from core.backends.compute import ComputeBackend
 from core.events import Finished
 from core.fanout import FanOut, Subscription, plan_run
@@ -65,6 +66,7 @@ from core.inventory.azure_graph import query_machines
 from core.inventory.sandbox import sandbox_pacing
 from core.model import Command, CommandId, MachineRun, RunState
 from core.output import OutputStore
+from core.sandbox.access import new_token
 from core.sandbox.fleet import FleetSpec, load_fleet, parse_fleet
 
 SIZES = (200, 1_000)
@@ -134,12 +136,14 @@ class Sandbox:
     base: str
     container: str
     log: Path
+    token: str
 
 
 async def start_sandbox(fleet_file: Path, root: Path) -> Sandbox:
     """``fleetrun sandbox serve`` on a free loopback port, in a process of its own."""
+    token = new_token()
     env = {**os.environ, "FLEETRUN_DATA_DIR": str(root / "data"),
-           "FLEETRUN_CONFIG_DIR": str(root / "config")}
+           "FLEETRUN_CONFIG_DIR": str(root / "config"), SANDBOX_TOKEN_ENV: token}
     log = root / "sandbox.log"
     with log.open("wb") as errors:
         process = await asyncio.create_subprocess_exec(
@@ -166,7 +170,7 @@ async def start_sandbox(fleet_file: Path, root: Path) -> Sandbox:
     except BaseException:
         await _end(process)
         raise
-    return Sandbox(process, base, container, log)
+    return Sandbox(process, base, container, log, token)
 
 
 async def stop_sandbox(sandbox: Sandbox) -> None:
@@ -275,7 +279,7 @@ async def measure(n: int, root: Path) -> Result:
 
 async def _client_run(n: int, fleet: FleetSpec, sandbox: Sandbox, root: Path) -> Result:
     probe = Probe()
-    arm = ArmClient(sandbox.base, StaticToken(), budget=ArmBudget())
+    arm = ArmClient(sandbox.base, StaticToken(sandbox.token), budget=ArmBudget())
     arm.http.event_hooks = {"request": [probe.on_request]}
     # The blob client as fleetrun's fleet sources make it, plus a counting hook.
     async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0),

@@ -62,7 +62,8 @@ async def _api(n: int, root: Path) -> dict[str, float]:
                             "properties": {"source": {"script": "simulated"}}}
     try:
         async with httpx.AsyncClient(base_url=base, limits=limits, trust_env=False,
-                                     headers={"Authorization": "Bearer bench"}) as client:
+                                     headers={"Authorization": f"Bearer {server.token}"}
+                                     ) as client:
 
             async def put(path: str) -> None:
                 async with gate:

@@ -1,4 +1,4 @@
-"""Bearer tokens for ARM and Storage: azure-identity for real tenants, a fixed one for the sandbox.
+"""Bearer tokens for ARM and Storage: azure-identity for real tenants, the sandbox's own for it.
 
 ``DefaultAzureCredential`` tries, in order, environment service principals, workload identity,
 managed identity and the Azure CLI's login (``az login``). Its synchronous flavour runs in a
@@ -32,9 +32,10 @@ class TokenSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class StaticToken:
-    """One token for every scope: the sandbox accepts any bearer token."""
+    """One token for every scope: the sandbox's secret (its own random one, or
+    ``$FLEETRUN_SANDBOX_TOKEN`` for ``fleetrun sandbox serve``); never shown in ``repr``."""
 
-    value: str = "fleetrun-sandbox"
+    value: str
 
     async def token(self, scope: str) -> str:
         return self.value

@@ -1,8 +1,10 @@
 """The ARM half of the sandbox: conventions first, then the operations.
 
-Every request goes through the same gate, in ARM's order: injected faults, the bearer
-token, the route, the api-version, the throttle budget. Every answer carries
-``x-ms-request-id``, ``x-ms-correlation-request-id`` and the remaining-budget headers.
+Every request goes through the same gate: the bearer token (the sandbox's own, before
+anything else, so that a stranger learns nothing, not even which machines have faults), the
+injected faults, the route, the api-version, the resource names, the throttle budget.
+Every answer carries ``x-ms-request-id``, ``x-ms-correlation-request-id`` and the
+remaining-budget headers.
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ import logging
 import math
 import uuid
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from core.sandbox import resources
+from core.sandbox.access import Access
 from core.sandbox.api_versions import ARC_PATCH
 from core.sandbox.arm_routes import Match, match
 from core.sandbox.errors import ArmError
 from core.sandbox.graph import GraphQueryError, execute_query
 from core.sandbox.machines import SimMachine
+from core.sandbox.names import check_machine_name, check_run_command_name
 from core.sandbox.runcommands import ARC, RunCommand
 from core.sandbox.service import Operation, SandboxService
 from core.sandbox.throttle import ArmThrottle, GraphQuota, Verdict
@@ -33,8 +38,9 @@ log = logging.getLogger(__name__)
 class ArmApp:
     """An ASGI app answering the Compute, HybridCompute and Resource Graph endpoints."""
 
-    def __init__(self, service: SandboxService) -> None:
+    def __init__(self, service: SandboxService, access: Access) -> None:
         self.service = service
+        self._access = access
         self.throttle = ArmThrottle(service.fleet.throttle)
         self.graph_quota = GraphQuota(service.fleet.throttle)
         self._dice = service.rng
@@ -67,11 +73,11 @@ class ArmApp:
         await response(scope, receive, send)
 
     async def _answer(self, request: Request, headers: dict[str, str]) -> Response:
-        segments = [s for s in request.url.path.split("/") if s]
+        _check_auth(request, self._access)
+        segments = _segments(request)
         found = match(segments)
         machine = self._machine_or_none(found)
         await self._inject_faults(machine)
-        _check_auth(request)
         if found is None:
             raise _unknown_path(segments)
         if request.method not in found.route.methods:
@@ -79,6 +85,7 @@ class ArmApp:
                            f"The requested method '{request.method}' is not allowed for "
                            f"'{request.url.path}'. Allowed: {', '.join(found.route.methods)}.")
         version = _check_api_version(request, found)
+        _check_names(found)
         if found.route.name == "resource_graph":
             return await self._resource_graph(request, headers)
         verdict = self.throttle.charge(found.params["sub"], request.method)
@@ -304,7 +311,15 @@ async def _drop_connection(send: Send) -> None:
     await send({"type": "http.response.body", "body": b'{"trunc', "more_body": True})
 
 
-def _check_auth(request: Request) -> None:
+def _segments(request: Request) -> list[str]:
+    # Split the path as sent, then decode each segment: an encoded '/' stays inside its
+    # name (to be refused there) instead of making up segments of its own.
+    raw = request.scope.get("raw_path") or request.scope["path"].encode("utf-8")
+    path = raw.split(b"?", 1)[0].decode("latin-1")
+    return [unquote(s, errors="replace") for s in path.split("/") if s]
+
+
+def _check_auth(request: Request, access: Access) -> None:
     value = request.headers.get("authorization")
     if value is None:
         raise ArmError(401, "AuthenticationFailed",
@@ -316,7 +331,23 @@ def _check_auth(request: Request) -> None:
     if scheme.lower() != "bearer" or not token.strip():
         raise ArmError(401, "InvalidAuthenticationToken",
                        "The access token is invalid: the 'Authorization' header must be "
-                       "'Bearer <token>' (the sandbox accepts any token).")
+                       "'Bearer <token>' with the sandbox's token.",
+                       headers={"WWW-Authenticate": _INVALID_TOKEN_CHALLENGE})
+    if not access.accepts_token(token.strip()):
+        raise ArmError(401, "InvalidAuthenticationToken", "The access token is invalid.",
+                       headers={"WWW-Authenticate": _INVALID_TOKEN_CHALLENGE})
+
+
+_INVALID_TOKEN_CHALLENGE = ('Bearer authorization_uri="sandbox", error="invalid_token", '
+                            'error_description="The access token is invalid."')
+
+
+def _check_names(found: Match) -> None:
+    kind = found.route.kind
+    if "machine" in found.params:
+        check_machine_name(found.params["machine"], kind)
+    if "name" in found.params:
+        check_run_command_name(found.params["name"], kind)
 
 
 def _check_api_version(request: Request, found: Match) -> str:

@@ -12,6 +12,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from core.sandbox.access import new_token
 from core.sandbox.fleet import FleetSpec
 from core.sandbox.sas import sign_container_sas
 from core.sandbox.server import SandboxServer
@@ -22,6 +23,9 @@ START_TIMEOUT = 30.0
 
 class BackgroundSandbox:
     """A sandbox fleet served on ``127.0.0.1`` from a daemon thread.
+
+    Its ARM half answers only ``token`` (fresh per instance); its blobs need a SAS signed
+    with the fleet's account key (random per process unless the fleet file sets one).
 
     Args:
         fleet: The fleet to emulate.
@@ -40,6 +44,9 @@ class BackgroundSandbox:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self.base_url = ""
+        self.token = new_token()
+        """The bearer token this sandbox accepts: handed to fleetrun's own client in memory,
+        never written anywhere, so no other process on the machine can call it."""
 
     def start(self) -> str:
         """Start serving and return the base URL (ARM and blob endpoints share it)."""
@@ -85,7 +92,7 @@ class BackgroundSandbox:
         self._stop = asyncio.Event()
         service = SandboxService(self.fleet, root=self._root)
         try:
-            server = SandboxServer(service, port=self._port)
+            server = SandboxServer(service, token=self.token, port=self._port)
             try:
                 self.base_url = await server.start()
                 self._ready.set()

@@ -325,22 +325,28 @@ class _BlobEndpoint:
                         headers=response_headers)
 
     def _error(self, error: StorageError, request_id: str, *, head: bool) -> Response:
-        headers = {"x-ms-error-code": error.code, **error.headers}
-        if head:
-            return Response(status_code=error.status, headers=headers)
-        now = self.store.now()
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond:06d}0Z"
-        extra = "".join(
-            f"<{name}>{escape(value)}</{name}>" for name, value in error.details.items()
-        )
-        body = (
-            '<?xml version="1.0" encoding="utf-8"?><Error>'
-            f"<Code>{escape(error.code)}</Code>"
-            f"<Message>{escape(error.message)}\nRequestId:{request_id}\nTime:{stamp}</Message>"
-            f"{extra}</Error>"
-        )
-        return Response(body.encode("utf-8"), status_code=error.status, headers=headers,
-                        media_type="application/xml")
+        return storage_error_response(error, request_id, self.store.now(), head=head)
+
+
+def storage_error_response(
+    error: StorageError, request_id: str, now: datetime, *, head: bool
+) -> Response:
+    """Azure Storage's error answer: XML body (none for HEAD) and ``x-ms-error-code``."""
+    headers = {"x-ms-error-code": error.code, **error.headers}
+    if head:
+        return Response(status_code=error.status, headers=headers)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond:06d}0Z"
+    extra = "".join(
+        f"<{name}>{escape(value)}</{name}>" for name, value in error.details.items()
+    )
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><Error>'
+        f"<Code>{escape(error.code)}</Code>"
+        f"<Message>{escape(error.message)}\nRequestId:{request_id}\nTime:{stamp}</Message>"
+        f"{extra}</Error>"
+    )
+    return Response(body.encode("utf-8"), status_code=error.status, headers=headers,
+                    media_type="application/xml")
 
 
 def _length_required() -> StorageError:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.sandbox.fleet import MachineSpec
+from core.sandbox.names import is_safe_name
 
 MIN_ARC_AGENT = (1, 33)
 """Run commands are built into the Connected Machine agent from 1.33 on."""
@@ -96,6 +97,10 @@ class SimMachine:
         self.last_status_change = datetime.now(UTC)
 
     def run_dir(self, run_command: str, seq: int) -> Path:
+        # The ARM gate refuses such names; checked again here because the directory's
+        # parent is emptied on every run.
+        if not is_safe_name(run_command):
+            raise ValueError(f"run command name {run_command!r} cannot name a directory")
         return self.root / "download" / run_command / str(seq)
 
     @property

@@ -11,6 +11,7 @@ from typing import Any
 
 import uvicorn
 
+from core.sandbox.access import Access, loopback_hosts, new_token
 from core.sandbox.app import SandboxApp
 from core.sandbox.service import SandboxService
 from core.sandbox.tls import TlsFiles
@@ -38,14 +39,18 @@ class SandboxServer:
 
     Args:
         service: The sandbox state to serve.
+        token: The bearer token ARM callers must present; a fresh random one when None
+            (read it back from ``token``, in memory only).
         port: The port to bind; 0 picks a free one.
         tls: Certificate and key for HTTPS, or None for plain HTTP.
     """
 
     def __init__(
-        self, service: SandboxService, *, port: int = 0, tls: TlsFiles | None = None
+        self, service: SandboxService, *, token: str | None = None, port: int = 0,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.service = service
+        self.token = new_token() if token is None else token
         self._tls = tls
         # proto=IPPROTO_TCP so that asyncio sets TCP_NODELAY on accepted connections (it
         # checks sock.proto); without it Nagle and delayed ACKs add ~40 ms per keep-alive call.
@@ -71,8 +76,9 @@ class SandboxServer:
         if self._tls is not None:
             options = {"ssl_certfile": str(self._tls.certificate),
                        "ssl_keyfile": str(self._tls.private_key)}
+        access = Access(self.token, loopback_hosts(self.port))
         config = uvicorn.Config(
-            SandboxApp(self.service),
+            SandboxApp(self.service, access),
             lifespan="off",
             log_level="warning",
             access_log=False,

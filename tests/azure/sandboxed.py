@@ -96,7 +96,7 @@ async def azure_bed(
         expiry = datetime.now(UTC) + timedelta(hours=1)
         sas = sign_container_sas(fleet.account, fleet.account_key, container, "racwl", expiry)
         session = AzureSession(
-            arm=ArmClient(base, StaticToken(), budget=budget, retry=retry),
+            arm=ArmClient(base, StaticToken(server.token), budget=budget, retry=retry),
             blobs=AppendBlobClient(http) if output else None,
             output=OutputContainer(f"{base}/{fleet.account}/{container}?{sas}")
             if output else None,

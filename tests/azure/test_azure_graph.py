@@ -77,7 +77,7 @@ async def served(
     fleet: FleetSpec, root: Path, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[Served]:
     service = SandboxService(fleet, root=root)
-    server = SandboxServer(service, port=0)
+    server = SandboxServer(service, token=TOKEN, port=0)
     answers: list[tuple[str, str, int]] = []
 
     async def record(response: httpx.Response) -> None:

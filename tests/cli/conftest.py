@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import pytest
+
+from core.azure.settings import SANDBOX_TOKEN_ENV
 
 FLEETRUN = str(Path(sys.executable).with_name("fleetrun"))
 
@@ -22,10 +24,13 @@ FLEETRUN = str(Path(sys.executable).with_name("fleetrun"))
 class Home:
     data: Path
     config: Path
+    exported: dict[str, str] = field(default_factory=dict)
+    """Variables the user has exported in their shell, e.g. a served sandbox's token."""
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETRUN_")}
         env.update(FLEETRUN_DATA_DIR=str(self.data), FLEETRUN_CONFIG_DIR=str(self.config))
+        env.update(self.exported)
         env.update(extra)
         return env
 
@@ -62,8 +67,9 @@ ServedSandbox = Callable[[str], str]
 def serve_sandbox(home: Home, tmp_path: Path) -> Iterator[ServedSandbox]:
     """Start ``fleetrun sandbox serve`` on a fleet file's text in its own process.
 
-    Returns the ``[azure]`` table it printed, which points another fleetrun at it. Every
-    sandbox started is stopped (SIGTERM) at the end of the test.
+    Returns the ``[azure]`` table it printed, which points another fleetrun at it, and
+    exports the bearer token it printed into ``home`` as its banner says to. Every sandbox
+    started is stopped (SIGTERM) at the end of the test.
     """
     started: list[tuple[subprocess.Popen[bytes], IO[str]]] = []
 
@@ -82,6 +88,10 @@ def serve_sandbox(home: Home, tmp_path: Path) -> Iterator[ServedSandbox]:
             time.sleep(0.05)
         found = re.search(r"^  \[azure\]\n((?:  .+\n)+)", printed, re.MULTILINE)
         assert found, printed
+        token = re.search(rf"export {SANDBOX_TOKEN_ENV}=(\S+)", printed)
+        if token is not None:
+            home.exported[SANDBOX_TOKEN_ENV] = token.group(1)
+        assert SANDBOX_TOKEN_ENV in home.exported, printed
         return "[azure]\n" + "\n".join(line.strip() for line in found.group(1).splitlines())
 
     yield serve

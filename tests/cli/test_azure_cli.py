@@ -7,6 +7,7 @@ import re
 
 import httpx
 
+from core.azure.settings import SANDBOX_TOKEN_ENV
 from tests.cli.conftest import CliRunner, Home, ServedSandbox
 
 FLEET = """
@@ -86,7 +87,9 @@ def test_run_through_a_served_sandbox_keeps_or_deletes_run_commands(
         vm = next(m for m in run["machines"] if m["machine"] == "cli-vm")
         listed = httpx.get(f"{base.group(1)}{vm['machine_id']}/runCommands",
                            params={"api-version": "2025-04-01"},
-                           headers={"Authorization": "Bearer x"}, timeout=10)
+                           headers={"Authorization":
+                                    f"Bearer {home.exported[SANDBOX_TOKEN_ENV]}"},
+                           timeout=10)
         names = [c["name"] for c in listed.json()["value"]]
         assert names.count(f"fleetrun-{run['run_id']}") == remaining, (cleanup, names)
         assert CANARY not in result.stdout + result.stderr
@@ -95,10 +98,26 @@ def test_run_through_a_served_sandbox_keeps_or_deletes_run_commands(
             assert CANARY.encode() not in path.read_bytes(), path
 
 
+def test_a_sandbox_credential_without_its_token_names_the_variable(
+    cli: CliRunner, home: Home
+) -> None:
+    configure(home, '[azure]\narm_endpoint = "http://127.0.0.1:9"\ncredential = "sandbox"\n')
+    for env in ({}, {SANDBOX_TOKEN_ENV: "  "}):
+        result = cli("machines", "--fleet", "azure", env=env)
+        assert result.returncode == 2
+        assert f"${SANDBOX_TOKEN_ENV}" in result.stderr and "not set" in result.stderr
+        assert "Traceback" not in result.stderr
+    result = cli("machines", "--fleet", "azure", env={SANDBOX_TOKEN_ENV: "short\ttoken"})
+    assert result.returncode == 2
+    assert f"{SANDBOX_TOKEN_ENV}: not a usable token" in result.stderr
+    assert "short" not in result.stderr
+
+
 def test_an_unreachable_endpoint_is_an_error_not_a_traceback(cli: CliRunner, home: Home) -> None:
     # A loopback port nobody listens on: the connection is refused at once.
     configure(home, '[azure]\narm_endpoint = "http://127.0.0.1:9"\ncredential = "sandbox"\n')
-    result = cli("machines", "--fleet", "azure", timeout=120)
+    result = cli("machines", "--fleet", "azure", timeout=120,
+                 env={SANDBOX_TOKEN_ENV: "a-token-for-a-sandbox-that-is-not-there"})
     assert result.returncode == 2
     assert result.stderr.startswith("error: azure:"), result.stderr
     assert "ConnectionFailed" in result.stderr

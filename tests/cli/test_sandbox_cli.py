@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import selectors
 import signal
 import ssl
 import subprocess
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from core.azure.settings import SANDBOX_TOKEN_ENV
 from tests.cli.conftest import FLEETRUN, CliRunner, Home
 
 FLEET_FILE = """
@@ -93,28 +96,53 @@ def test_no_command_opens_on_the_sandbox(cli: CliRunner) -> None:
     assert "fleetrun sandbox serve" in result.stdout
 
 
-def _serve(home: Home, *args: str) -> tuple[subprocess.Popen[str], str]:
+def _serve(home: Home, *args: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``sandbox serve`` in a process of its own, and its banner once printed in full."""
     process = subprocess.Popen(
         [FLEETRUN, "sandbox", "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=home.env(),
-        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=home.env(**env),
+        stdin=subprocess.DEVNULL, bufsize=0,
     )
+    try:
+        return process, _read_until(process, "Ctrl-C stops", within=30)
+    except BaseException:
+        process.kill()
+        process.wait(timeout=10)
+        raise
+
+
+def _read_until(process: subprocess.Popen[bytes], marker: str, *, within: float) -> str:
+    """What the process printed up to ``marker``; fails past the deadline or if it exits."""
     assert process.stdout is not None
-    lines = []
-    deadline = time.monotonic() + 20
-    while not any("Ctrl-C" in line for line in lines):
-        assert time.monotonic() < deadline, "".join(lines)
-        line = process.stdout.readline()
-        assert line, f"serve exited early: {process.stderr.read() if process.stderr else ''}"
-        lines.append(line)
-    return process, "".join(lines)
+    fd = process.stdout.fileno()
+    printed = b""
+    deadline = time.monotonic() + within
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while marker.encode() not in printed:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {marker!r} within {within} s: {printed.decode()}"
+            if not selector.select(timeout=left):
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                errors = process.stderr.read() if process.stderr else b""
+                raise AssertionError(f"serve exited early: {printed.decode()}{errors.decode()}")
+            printed += chunk
+    return printed.decode()
 
 
-def _stop(process: subprocess.Popen[str], how: int = signal.SIGINT) -> str:
+def _token(banner: str) -> str:
+    found = re.search(rf"export {SANDBOX_TOKEN_ENV}=(\S+)", banner)
+    assert found, banner
+    return found.group(1)
+
+
+def _stop(process: subprocess.Popen[bytes], how: int = signal.SIGINT) -> str:
     process.send_signal(how)
     _, stderr = process.communicate(timeout=15)
     assert process.returncode == 0, stderr
-    return stderr
+    return stderr.decode()
 
 
 def test_serve_prints_how_to_reach_it_and_answers_arm_calls(home: Home) -> None:
@@ -126,7 +154,7 @@ def test_serve_prints_how_to_reach_it_and_answers_arm_calls(home: Home) -> None:
         assert "11111111-1111-4111-8111-111111111111" in banner
         vm = (f"{base[1]}/subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/"
               "rg-prod-web/providers/Microsoft.Compute/virtualMachines/web-01")
-        auth = {"Authorization": "Bearer anything"}
+        auth = {"Authorization": f"Bearer {_token(banner)}"}
         got = httpx.get(vm, params={"api-version": "2025-04-01", "$expand": "instanceView"},
                         headers=auth, trust_env=False)
         assert got.status_code == 200
@@ -154,7 +182,8 @@ def test_serve_tls_uses_a_certificate_it_prints(home: Home) -> None:
               "rg-onprem/providers/Microsoft.HybridCompute/machines/onprem-batch-02"
         trusted = ssl.create_default_context(cafile=certificate[1])
         got = httpx.get(url, params={"api-version": "2025-01-13"}, verify=trusted,
-                        headers={"Authorization": "Bearer x"}, trust_env=False)
+                        headers={"Authorization": f"Bearer {_token(banner)}"},
+                        trust_env=False)
         assert got.status_code == 200
         assert got.json()["properties"]["status"] == "Disconnected"
         try:
@@ -175,7 +204,7 @@ def test_serve_stopped_by_sigterm_kills_running_scripts(home: Home) -> None:
                        "resourceGroups/rg-prod-web/providers/Microsoft.Compute/"
                        "virtualMachines/web-02/runCommands/long")
         params = {"api-version": "2025-04-01"}
-        auth = {"Authorization": "Bearer x"}
+        auth = {"Authorization": f"Bearer {_token(banner)}"}
         body = {"location": "westeurope",
                 "properties": {"source": {"script": "echo pid $$; exec sleep 300"}}}
         assert httpx.put(run_command, params=params, json=body, headers=auth,
@@ -195,3 +224,56 @@ def test_serve_stopped_by_sigterm_kills_running_scripts(home: Home) -> None:
     assert "sandbox stopped" in stderr
     assert not Path(f"/proc/{pid}/cmdline").exists() or b"sleep" not in Path(
         f"/proc/{pid}/cmdline").read_bytes()
+
+
+# ---------------------------------------------------------------------------- its token
+
+
+def test_serve_prints_a_generated_token_once_and_wants_it(home: Home) -> None:
+    process, banner = _serve(home)
+    try:
+        token = _token(banner)
+        assert len(token) >= 32 and banner.count(token) == 1
+        base = re.search(r"ARM base URL\s+(\S+)", banner)
+        assert base
+        vm = (f"{base[1]}/subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/"
+              "rg-prod-web/providers/Microsoft.Compute/virtualMachines/web-01")
+        params = {"api-version": "2025-04-01"}
+        for guess in ("anything", "x", "fleetrun-sandbox", token[:-1]):
+            refused = httpx.get(vm, params=params, trust_env=False,
+                                headers={"Authorization": f"Bearer {guess}"})
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["error"]["code"] == "InvalidAuthenticationToken"
+        assert httpx.get(vm, params=params, trust_env=False,
+                         headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    finally:
+        _stop(process)
+
+
+def test_serve_uses_the_token_in_the_environment_and_never_prints_it(home: Home) -> None:
+    chosen = "my-own-sandbox-token-0123456789"
+    process, banner = _serve(home, **{SANDBOX_TOKEN_ENV: chosen})
+    try:
+        assert chosen not in banner
+        assert f"export {SANDBOX_TOKEN_ENV}=" not in banner
+        assert f"from ${SANDBOX_TOKEN_ENV}" in banner
+        base = re.search(r"ARM base URL\s+(\S+)", banner)
+        assert base
+        vm = (f"{base[1]}/subscriptions/11111111-1111-4111-8111-111111111111/resourceGroups/"
+              "rg-prod-web/providers/Microsoft.Compute/virtualMachines/web-01")
+        params = {"api-version": "2025-04-01"}
+        assert httpx.get(vm, params=params, trust_env=False,
+                         headers={"Authorization": f"Bearer {chosen}"}).status_code == 200
+        assert httpx.get(vm, params=params, trust_env=False,
+                         headers={"Authorization": "Bearer anything"}).status_code == 401
+    finally:
+        stderr = _stop(process)
+    assert chosen not in stderr
+
+
+def test_serve_refuses_an_unusable_token_in_the_environment(cli: CliRunner) -> None:
+    result = cli("sandbox", "serve", "--port", "0", env={SANDBOX_TOKEN_ENV: "short"})
+    assert result.returncode == 2
+    assert f"{SANDBOX_TOKEN_ENV}: not a usable token" in result.stderr
+    assert "short" not in result.stderr
+    assert "Traceback" not in result.stderr

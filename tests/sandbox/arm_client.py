@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from core.sandbox.access import Access, new_token
 from core.sandbox.app import SandboxApp
 from core.sandbox.fleet import FleetSpec, parse_fleet
 from core.sandbox.sas import sign_blob_sas
@@ -29,7 +30,8 @@ SUB = "00000000-0000-4000-8000-000000000001"
 RG = "rg-test"
 COMPUTE = "2025-04-01"
 ARC = "2025-01-13"
-IN_PROCESS = "http://sandbox.test"
+IN_PROCESS_HOST = "sandbox.test"
+IN_PROCESS = f"http://{IN_PROCESS_HOST}"
 
 
 def make_fleet(*machines: Mapping[str, Any], **sandbox: Any) -> FleetSpec:
@@ -55,6 +57,8 @@ class Api:
     service: SandboxService
     client: httpx.AsyncClient
     base_url: str
+    app: SandboxApp | None = None
+    """The app itself when it is called in process (None when served)."""
 
     @staticmethod
     def vm_path(name: str, group: str = RG, sub: str = SUB) -> str:
@@ -127,24 +131,28 @@ def _version(path: str) -> str:
 
 @asynccontextmanager
 async def sandbox_api(
-    fleet: FleetSpec, root: Path, *, served: bool = False, token: str | None = "test-token"
+    fleet: FleetSpec, root: Path, *, served: bool = False, authorized: bool = True
 ) -> AsyncIterator[Api]:
-    """A sandbox for ``fleet`` and a client pointed at it (bearer token set unless None)."""
+    """A sandbox for ``fleet`` and a client pointed at it, presenting the sandbox's own
+    token unless ``authorized`` is False (then no Authorization header at all)."""
     service = SandboxService(fleet, root=root)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    token = new_token()
+    headers = {"Authorization": f"Bearer {token}"} if authorized else {}
     server = None
+    app = None
     try:
         if served:
-            server = SandboxServer(service)
+            server = SandboxServer(service, token=token)
             base = await server.start()
             client = httpx.AsyncClient(base_url=base, headers=headers, trust_env=False)
         else:
             base = IN_PROCESS
-            service.sinks.own_netlocs.add("sandbox.test")
-            transport = httpx.ASGITransport(app=SandboxApp(service))
+            service.sinks.own_netlocs.add(IN_PROCESS_HOST)
+            app = SandboxApp(service, Access(token, frozenset({IN_PROCESS_HOST})))
+            transport = httpx.ASGITransport(app=app)
             client = httpx.AsyncClient(transport=transport, base_url=base, headers=headers)
         async with client:
-            yield Api(service, client, base)
+            yield Api(service, client, base, app)
     finally:
         if server is not None:
             await server.stop()

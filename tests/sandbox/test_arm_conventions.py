@@ -101,7 +101,7 @@ async def test_the_clients_correlation_id_is_echoed(api: Api) -> None:
 
 
 async def test_no_authorization_header_is_401_authentication_failed(tmp_path: Path) -> None:
-    async with sandbox_api(_fleet(), tmp_path, token=None) as api:
+    async with sandbox_api(_fleet(), tmp_path, authorized=False) as api:
         for path, version in ((vm_url(), "2025-04-01"), (arc_url(), "2025-01-13"),
                               ("/subscriptions/x/unknown", "2025-04-01")):
             answer = await api.client.get(path, params={"api-version": version})
@@ -128,11 +128,16 @@ async def test_a_non_bearer_authorization_is_401_invalid_token(api: Api, value: 
     "Bearer eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL21hbmFnZW1lbnQuYXp1cmUuY29tLyJ9.c2ln",
     "Bearer " + "a" * 4000,
 ])
-async def test_any_bearer_token_is_accepted(api: Api, value: str) -> None:
+async def test_only_the_sandboxs_own_bearer_token_is_accepted(api: Api, value: str) -> None:
     answer = await api.client.get(vm_url(), params={"api-version": "2025-04-01"},
                                   headers={"Authorization": value})
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["name"] == VM
+    assert arm_error(answer, 401, "InvalidAuthenticationToken") == "The access token is invalid."
+    own = api.client.headers["Authorization"].partition(" ")[2]
+    for scheme in ("Bearer", "bearer", "BEARER"):
+        answer = await api.client.get(vm_url(), params={"api-version": "2025-04-01"},
+                                      headers={"Authorization": f"{scheme} {own}"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["name"] == VM
 
 
 # --------------------------------------------------------------------- case-insensitive paths

@@ -273,7 +273,7 @@ def test_every_example_is_replayed_or_listed_as_not_emulated() -> None:
 
 @pytest.mark.parametrize("example", IN_SCOPE, ids=lambda e: e.name)
 async def test_example_replays_against_the_sandbox(example: Example, tmp_path: Path) -> None:
-    async with sandbox_api(_fleet(example), tmp_path, token="x") as api:
+    async with sandbox_api(_fleet(example), tmp_path) as api:
         await _seed(api, example)
         answers = await _replay(api, example)
         if example.request_body is not None and example.name not in REFUSED_REQUESTS:
@@ -292,7 +292,7 @@ async def test_example_replays_against_the_sandbox(example: Example, tmp_path: P
 async def test_not_emulated_operations_are_404(name: str, tmp_path: Path) -> None:
     example = EXAMPLES[name]
     fleet = make_fleet({"name": "vm", "kind": "vm", "os": "linux"})
-    async with sandbox_api(fleet, tmp_path, token="x") as api:
+    async with sandbox_api(fleet, tmp_path) as api:
         answer = await _send(api, example)
         assert answer.status_code == 404, answer.text
         assert answer.json()["error"]["code"] == "InvalidResourceType"
@@ -323,7 +323,7 @@ async def test_error_answers_validate_against_the_default_schema(
     example = EXAMPLES[name]  # the fleet has its machine, but no run command
     bent = Example(example.path, example.name, example.operation_id,
                    example.parameters | params, body or example.request_body, example.responses)
-    async with sandbox_api(_fleet(example), tmp_path, token="x") as api:
+    async with sandbox_api(_fleet(example), tmp_path) as api:
         answer = await _send(api, bent)
         assert answer.status_code == status, answer.text
         assert answer.json()["error"]["code"] == code

@@ -127,9 +127,15 @@ async def test_error_rate_one_answers_500_or_503_with_arm_bodies(tmp_path: Path)
         assert_fault_error(graph)
 
 
-async def test_faults_come_before_authentication(tmp_path: Path) -> None:
-    async with sandbox_api(_fleet({"error_rate": 1.0}), tmp_path, served=True,
-                           token=None) as api:
+async def test_authentication_comes_before_faults(tmp_path: Path) -> None:
+    # A stranger is turned away before any work, injected faults included: they would tell
+    # which machines exist (a machine's own faults) and hold the stranger's connection.
+    async with sandbox_api(_fleet({"error_rate": 1.0, "latency": "30s"}), tmp_path,
+                           served=True, authorized=False) as api:
+        answer = await get_vm(api)
+        assert answer.status_code == 401, answer.text
+        assert answer.json()["error"]["code"] == "AuthenticationFailed"
+    async with sandbox_api(_fleet({"error_rate": 1.0}), tmp_path, served=True) as api:
         assert_fault_error(await get_vm(api))
 
 

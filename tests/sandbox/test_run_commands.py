@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import re
 import tempfile
 import time
@@ -520,6 +521,48 @@ async def test_run_as_user(tmp_path: Path) -> None:
             assert view["executionState"] == "Succeeded", view
             assert view["output"].splitlines() == [
                 "nobody", str(run_dir(Path(root), "vm-1", "nobody"))]
+
+
+@pytest.mark.parametrize("user", ["", "nobody"])
+async def test_the_script_gets_a_minimal_environment_and_none_of_fleetruns(
+    monkeypatch: pytest.MonkeyPatch, user: str
+) -> None:
+    if user and os.geteuid() != 0:
+        pytest.skip("running as another user needs root")
+    for name in ("FLEETRUN_SECRET_TOKEN", "FLEETRUN_SECRET_RUN_AS_PASSWORD",
+                 "AZURE_CLIENT_SECRET"):
+        monkeypatch.setenv(name, "planted-secret")
+    fleet = make_fleet(LINUX_VM)
+    with tempfile.TemporaryDirectory(prefix="fleetrun-env-") as root:
+        Path(root).chmod(0o711)  # a run-as user must reach the run directory
+        async with sandbox_api(fleet, Path(root)) as api:
+            put = await api.put(VM, "env", {
+                "source": {"script": 'tr "\\0" "\\n" < /proc/$$/environ'},
+                "parameters": [{"name": "PUB", "value": "1"}],
+                "protectedParameters": [{"name": "PROT", "value": "2"}],
+                "runAsUser": user, "runAsPassword": "planted-secret" if user else "",
+            })
+            assert put.status_code == 201, put.text
+            view = (await api.wait_for(VM, "env"))["properties"]["instanceView"]
+    assert view["executionState"] == "Succeeded", view
+    env = dict(line.split("=", 1) for line in view["output"].splitlines())
+    account = pwd.getpwnam(user) if user else pwd.getpwuid(os.geteuid())
+    assert "planted-secret" not in view["output"]
+    assert re.fullmatch(r"[0-9a-f-]{16,80}", env.pop("FLEETRUN_RUN"))
+    assert env == {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": account.pw_dir if user else str(Path(root) / "machines" / "vm-1" / "home"),
+        "USER": account.pw_name,
+        "LOGNAME": account.pw_name,
+        "SHELL": account.pw_shell,
+        "LANG": "C.UTF-8",
+        "HOSTNAME": "vm-1",
+        "COMPUTERNAME": "vm-1",
+        "ConfigExtensionName": "env",
+        "ConfigSequenceNumber": "1",
+        "PUB": "1",
+        "PROT": "2",
+    }
 
 
 async def test_secrets_never_appear_in_responses(tmp_path: Path) -> None:
