@@ -119,8 +119,9 @@ def validate_command(command: Command, *, azure_targets: bool = True) -> list[Pr
     Args:
         command: the command to check.
         azure_targets: whether Azure's handler will run it. Only that handler appends
-            unnamed values unquoted; our local and SSH backends pass them intact, so the
-            warning about it is left out when no Azure machine gets the command.
+            unnamed values unquoted and starts a run-as script through sudo; our local and
+            SSH backends do neither, so the warnings about them are left out when no Azure
+            machine gets the command.
 
     Returns:
         The problems found, in field order (script, timeout, parameters, run-as); empty
@@ -130,7 +131,7 @@ def validate_command(command: Command, *, azure_targets: bool = True) -> list[Pr
     problems += _check_script(command.script)
     problems += _check_timeout(command.timeout)
     problems += _check_parameters(command, azure_targets)
-    problems += _check_run_as(command)
+    problems += _check_run_as(command, azure_targets)
     return problems
 
 
@@ -281,7 +282,7 @@ def _positional_shift_message(command: Command, index: int, label: str) -> str:
     )
 
 
-def _check_run_as(command: Command) -> list[Problem]:
+def _check_run_as(command: Command, azure_targets: bool) -> list[Problem]:
     problems: list[Problem] = []
     user = command.run_as_user
     if command.run_as_password and not user:
@@ -312,13 +313,17 @@ def _check_run_as(command: Command) -> list[Problem]:
         problems.append(
             Problem("run_as_user", f"{shown!r} is not a valid user name; use {allowed}")
         )
-    elif not windows and any(p.named for p in command.parameters):
+    elif not windows and azure_targets and any(p.named for p in command.parameters):
+        # Only Azure's handler uses sudo: fleetrun itself switches user on this machine and
+        # hands the script its named parameters (and nothing else of its environment).
         problems.append(
             Problem(
                 "run_as_user",
-                "with a run-as user the Linux handler starts the script through sudo, which "
-                "normally resets the environment: named parameters (environment variables) "
-                "may not reach the script; pass values as unnamed arguments if they do not",
+                "on Azure machines the Linux handler starts a run-as script through sudo, "
+                "which normally resets the environment: named parameters (environment "
+                "variables) may not reach the script. An unnamed value does, but on sudo's "
+                "command line, which the machine's process list shows and the handler logs: "
+                "keep protected values named",
                 "warning",
             )
         )

@@ -13,8 +13,14 @@ Deliberate departures:
   ``bash -c`` string, which word-splits, globs and runs ``$()``: a shell-injection surface.
 * The script's whole process group is SIGKILLed on timeout, on cancel and also once the script
   exits, so no background child outlives its run (the handler kills only the direct child on
-  timeout). A process that leaves the group (``setsid``) escapes; its hold on the output pipes
-  is dropped shortly after the script exits.
+  timeout). On timeout and cancel, processes that left the group (``setsid``, a double fork)
+  are found by the run cookie in their environment and killed too (:mod:`core.proctree`);
+  after a normal end they are left running, and their hold on the output pipes is dropped
+  shortly after the script exits. Should fleetrun die, the guardian (:mod:`core.guardian`)
+  kills the runs still going and removes their working dirs.
+* The environment is the script's alone (:mod:`core.script_env`): a fixed PATH, the
+  account's HOME, USER, LOGNAME and SHELL, LANG, the named parameters and the run cookie;
+  nothing of fleetrun's own (its secrets included), where the handler passes on its own.
 * A timeout is reported as TimedOut and a cancel as Canceled (the handler says Failed, -1).
 * Output streams through pipes rather than files, and nothing is kept after the run.
 * run-as switches user directly (fleetrun must be root), never via sudo with the password;
@@ -37,7 +43,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core import scratch
 from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
+from core.guardian import guardian
 from core.model import (
     TAIL_BYTES,
     Command,
@@ -52,6 +60,8 @@ from core.model import (
     Stream,
     utc_now,
 )
+from core.proctree import Tracked, kill_runs, new_cookie
+from core.script_env import script_environment
 
 BASH = "/bin/bash"
 CHUNK = 64 * 1024
@@ -94,15 +104,27 @@ class _Spawned:
     readers: dict[Stream, asyncio.StreamReader]
     transports: list[asyncio.BaseTransport]
     workdir: str
+    tracked: Tracked
     reads: dict[Stream, asyncio.Task[bytes]] = field(default_factory=dict)
     canceled: bool = False
 
     def read(self, stream: Stream) -> None:
         self.reads[stream] = asyncio.ensure_future(self.readers[stream].read(CHUNK))
 
-    async def close(self) -> None:
-        """Kill what is left, release the pipes, reap the script, delete its dir."""
-        _kill_group(self.proc.pid)
+    async def kill_tree(self) -> None:
+        """Kill the script's group and every process that left it (a /proc scan: a thread)."""
+        await asyncio.to_thread(kill_runs, [self.tracked])
+
+    async def close(self, *, whole_tree: bool) -> None:
+        """Kill what is left, release the pipes, reap the script, delete its dir.
+
+        ``whole_tree``: the run is being abandoned before the script ended, so what left its
+        group goes too (a timeout or a cancel has killed that already).
+        """
+        if whole_tree:
+            await self.kill_tree()
+        else:
+            _kill_group(self.proc.pid)
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()  # in case it left its group: wait() below must return
@@ -113,6 +135,7 @@ class _Spawned:
             transport.close()
         await self.proc.wait()
         shutil.rmtree(self.workdir, ignore_errors=True)
+        guardian().forget(self.tracked.cookie)
 
 
 class LocalBackend:
@@ -139,7 +162,7 @@ class LocalBackend:
         spawned = self._live.get((machine.id, run_id))
         if spawned is not None:
             spawned.canceled = True
-            _kill_group(spawned.proc.pid)
+            await spawned.kill_tree()
 
     async def run(
         self, machine: Machine, command: Command, *, run_id: str
@@ -163,12 +186,12 @@ class LocalBackend:
         shown = dict(tails)
         offsets = dict.fromkeys(Stream, 0)
         timed_out = False
+        exited_at: float | None = None
         try:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + command.timeout if command.timeout > 0 else None
             next_tick = loop.time() + TAIL_INTERVAL
             waiter = asyncio.ensure_future(spawned.proc.wait())
-            exited_at: float | None = None
             for stream in Stream:
                 spawned.read(stream)
             while exited_at is None or spawned.reads:
@@ -203,7 +226,7 @@ class LocalBackend:
                 now = loop.time()
                 if exited_at is None and deadline is not None and now >= deadline:
                     timed_out, deadline = True, None
-                    _kill_group(spawned.proc.pid)
+                    await spawned.kill_tree()
                 if exited_at is None and now >= next_tick:
                     next_tick = now + TAIL_INTERVAL
                     for stream in Stream:
@@ -212,7 +235,7 @@ class LocalBackend:
                             yield TailUpdated(mid, stream, tails[stream])
         finally:
             self._live.pop(key, None)
-            await spawned.close()
+            await spawned.close(whole_tree=exited_at is None)
         returncode = spawned.proc.returncode
         assert returncode is not None  # close() reaped it
         state, exit_code, error = _outcome(returncode, timed_out, spawned.canceled, command.timeout)
@@ -228,15 +251,19 @@ class LocalBackend:
             )
         account = _account(command.run_as_user)
         try:
-            workdir = tempfile.mkdtemp(prefix="fleetrun-", dir=self._work_dir)
-        except OSError as exc:
+            parent = self._work_dir or str(scratch.folder())
+            workdir = tempfile.mkdtemp(prefix="fleetrun-", dir=parent)
+        except (OSError, scratch.ScratchError) as exc:
             raise _Failure(f"Execution failed: no working dir: {exc}") from exc
+        # Watched from before the start: a fleetrun killed meanwhile leaves nothing running.
+        tracked = Tracked(new_cookie(), os.geteuid() if account is None else account.pw_uid)
+        guardian().watch(tracked)
         loop = asyncio.get_running_loop()
         readers: dict[Stream, asyncio.StreamReader] = {}
         writers: dict[Stream, int] = {}
         transports: list[asyncio.BaseTransport] = []
         try:
-            argv, env, extra = _prepare(workdir, command, account)
+            argv, env, extra = _prepare(workdir, command, account, tracked.cookie)
             for stream in Stream:
                 read_fd, writers[stream] = os.pipe()
                 pipe = os.fdopen(read_fd, "rb", buffering=0)
@@ -257,17 +284,20 @@ class LocalBackend:
             for opened in transports:
                 opened.close()
             shutil.rmtree(workdir, ignore_errors=True)
+            guardian().forget(tracked.cookie)
             if isinstance(exc, OSError | ValueError):
                 raise _Failure(f"Execution failed: could not start the script: {exc}") from exc
             raise
         finally:
             for write_fd in writers.values():
                 os.close(write_fd)  # the child has its own copies; ours would hide EOF
-        return _Spawned(proc, readers, transports, workdir)
+        tracked = Tracked(tracked.cookie, tracked.uid, proc.pid)  # its own group's leader
+        guardian().watch(tracked)
+        return _Spawned(proc, readers, transports, workdir, tracked)
 
 
 def _prepare(
-    workdir: str, command: Command, account: pwd.struct_passwd | None
+    workdir: str, command: Command, account: pwd.struct_passwd | None, cookie: str
 ) -> tuple[list[str], dict[str, str], dict[str, Any]]:
     """Write the script; return its argv, environment and user-switching arguments."""
     script = os.path.join(workdir, "script.sh")
@@ -275,17 +305,17 @@ def _prepare(
     with open(fd, "wb") as file:
         file.write(command.script.encode("utf-8", "surrogateescape"))
     argv = [BASH, "-c", _LAUNCH, script]
-    env = dict(os.environ)
+    named = []
     for param in command.ordered_parameters():
         if param.value and param.named:
-            env[param.name] = param.value
+            named.append((param.name, param.value))
         elif param.value:
             argv.append(param.value)
+    env = script_environment(account, named, cookie, lang=os.environ.get("LANG"))
     if account is None:
         return argv, env, {}
     for path in (workdir, script):
         os.chown(path, account.pw_uid, account.pw_gid)
-    env.update(HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
     groups = os.getgrouplist(account.pw_name, account.pw_gid)
     return argv, env, {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": groups}
 

@@ -22,6 +22,13 @@ the script ends, when the timeout passes, when a byte arrives (cancel), or when 
 output or cancel it): nothing the script started outlives it. Waiting on that read is also
 the reaper's tick, so a run costs the host no sleep process.
 
+The script also gets the run token as its run cookie, ``FLEETRUN_RUN=<token>``, which every
+process it starts inherits. On a timeout, a cancel or the end of stdin (never after a
+normal end: that costs nothing more than before), the reaper, and the kill command, also
+look through ``/proc`` for the user's processes whose environment holds it and kill them:
+those that left the group with ``setsid`` or a double fork. One that starts with a cleared
+environment (``env -i``) carries no cookie and escapes.
+
 The script is the session's main process (``exec``), so the SSH exit status is its exit
 status, and a death by signal arrives as an SSH exit signal: exit codes need no guessing.
 The reaper measures the timeout with bash's ``EPOCHREALTIME`` (bash 5); older bashes count
@@ -45,8 +52,31 @@ INLINE_MAX = 64 * 1024
 bash reads a pipe a byte at a time, which costs more than a ``head`` process beyond this."""
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+# Kills, as this user, every process started with the run cookie in its environment, again
+# until a pass over /proc finds none (a dying process may have forked) or 5 s have passed.
+# Bash alone, so it works on any Linux host; run only when a run is stopped, never after a
+# normal end.
+_SWEEP = r"""
+__fleetrun_sweep() {
+  local want="FLEETRUN_RUN=$1" end=$((SECONDS + 5)) hit p e
+  while :; do
+    hit=
+    for p in /proc/[0-9]*; do
+      [ -O "$p" ] || continue
+      while IFS= read -r -d "" e; do
+        [ "$e" = "$want" ] || continue
+        kill -KILL "${p#/proc/}"
+        hit=1
+        break
+      done < "$p/environ"
+    done 2> /dev/null
+    [ -n "$hit" ] && [ "$SECONDS" -lt "$end" ] || return 0
+  done
+}
+""".strip()
+
 # No single quote anywhere: it travels inside one. Every variable has the reserved prefix.
-_BOOTSTRAP = r"""
+_BOOTSTRAP = _SWEEP + "\n" + r"""
 __fleetrun_made=
 __fleetrun_fail() {
   echo "fleetrun: $1" >&2
@@ -120,21 +150,28 @@ echo "$__fleetrun_pg" > "$__fleetrun_dir/pgid"
     [ "$?" -gt 128 ] || break
   done
   rm -rf -- "$__fleetrun_dir"
+  # Stopped while the script still runs (timeout, cancel, the session gone), not ended:
+  # what left the group goes too. The client closing stdin after a normal end finds the
+  # script already reaped (sshd reports the exit status only then): no /proc scan. Before
+  # the group kill, which ends this reaper too; it carries no cookie (forked before export).
+  if kill -0 $$; then __fleetrun_sweep "$1"; fi
   kill -KILL -- "-$__fleetrun_pg"
 ) <&0 &
 cd -- "$__fleetrun_dir" || __fleetrun_fail "cannot enter $__fleetrun_dir"
 if [ "$__fleetrun_lc_all" = __fleetrun_unset ]; then unset LC_ALL
 else LC_ALL=$__fleetrun_lc_all; fi
 for __fleetrun_kv in "${__fleetrun_env[@]}"; do export -- "$__fleetrun_kv"; done
+export FLEETRUN_RUN="$1"
 if [ "$__fleetrun_head" = "#!" ]; then exec ./script.sh "${__fleetrun_args[@]}" < /dev/null; fi
 exec "$__fleetrun_bash" ./script.sh "${__fleetrun_args[@]}" < /dev/null
 """.strip()
 
-_KILL = r"""
+_KILL = _SWEEP + "\n" + r"""
 __fleetrun_dir="${TMPDIR:-/tmp}/fleetrun-$1"
 __fleetrun_pg=$(cat -- "$__fleetrun_dir/pgid" 2> /dev/null) || exit 0
 rm -rf -- "$__fleetrun_dir"
 kill -KILL -- "-$__fleetrun_pg" 2> /dev/null
+__fleetrun_sweep "$1"
 exit 0
 """.strip()
 

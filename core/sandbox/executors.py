@@ -21,14 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from core import scratch
+from core.guardian import guardian
+from core.proctree import Tracked, kill_runs, new_cookie
 from core.sandbox.fleet import Simulation
+from core.script_env import SAFE_PATH, script_environment
 
 TAIL_BYTES = 4096
 STREAMS = ("stdout", "stderr")
 SIGNALED_EXIT = -1
 """What Go's ``WaitStatus.ExitStatus()`` gives the Linux handler for a killed script."""
-
-_BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class ExecutionFailure(Exception):
@@ -71,12 +73,15 @@ class ProcessExecutor:
     """Runs the script as a local process with the managed handler's conventions.
 
     Linux: ``script.sh`` written verbatim (mode 0500) in a fresh 0700 directory, started as
-    ``/bin/bash -c "<path> v1 v2"`` with unnamed values appended unquoted (as the handler
-    does, shell injection included), named values as environment variables, cwd that
+    ``/bin/bash -c '"$0" v1 v2' <path>`` with unnamed values appended unquoted (as the
+    handler does, shell injection included), named values as environment variables, cwd that
     directory, stdout and stderr straight into files there. Windows: ``script.ps1`` run by
     ``pwsh -File`` with ``-name value`` arguments. Each run is its own process group so a
     kill reaches the script's children too (the handler's kill may not; we aim for the
-    documented effect).
+    documented effect), and carries a run cookie so that it reaches those that left the
+    group as well (:mod:`core.proctree`). The environment is :mod:`core.script_env`'s plus
+    the handler's own variables: nothing of the sandbox's. The guardian kills a script still
+    running when the sandbox's process dies.
     """
 
     def __init__(self, script: Script, workdir: Path, home: Path) -> None:
@@ -85,6 +90,8 @@ class ProcessExecutor:
         self._home = home
         self._process: asyncio.subprocess.Process | None = None
         self._killed = False
+        self._tracked = Tracked(new_cookie(), os.geteuid())
+        self._reaping: asyncio.Future[None] | None = None
 
     def _path(self, stream: str) -> Path:
         return self._dir / stream
@@ -92,9 +99,11 @@ class ProcessExecutor:
     async def start(self) -> None:
         script = self._script
         try:
+            if self._dir.is_relative_to(scratch.folder_path()):
+                scratch.folder()  # the sandbox's own root: made private and guarded first
             self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._home.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
+        except (OSError, scratch.ScratchError) as exc:
             raise ExecutionFailure(-203, f"failed to create the script directory: {exc}") from None
         name = "script.ps1" if script.windows else "script.sh"
         script_path = self._dir / name
@@ -119,6 +128,10 @@ class ProcessExecutor:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         out = os.open(self._path("stdout"), flags, 0o600)
         err = os.open(self._path("stderr"), flags, 0o600)
+        if user is not None:
+            self._tracked = Tracked(self._tracked.cookie, user.pw_uid)
+        # Watched from before the start: a sandbox killed meanwhile leaves nothing running.
+        guardian().watch(self._tracked)
         try:
             self._process = await asyncio.create_subprocess_exec(
                 *argv,
@@ -132,10 +145,13 @@ class ProcessExecutor:
                 group=user.pw_gid if user else None,
             )
         except OSError as exc:
+            guardian().forget(self._tracked.cookie)
             raise ExecutionFailure(-1, f"failed to start the script: {exc}") from None
         finally:
             os.close(out)
             os.close(err)
+        self._tracked = Tracked(self._tracked.cookie, self._tracked.uid, self._process.pid)
+        guardian().watch(self._tracked)
 
     def _argv(self, script_path: Path) -> list[str]:
         if self._script.windows:
@@ -155,28 +171,26 @@ class ProcessExecutor:
             return [pwsh, "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass",
                     "-File", str(script_path), *args]
         unnamed = [v for n, v in self._script.parameters if not n and v]
-        command = str(script_path) + "".join(" " + value for value in unnamed)
-        return ["/bin/bash", "-c", command]
+        # The handler's command line, with the script's path handed over as $0: the path
+        # holds the machine's and the run command's names, and no name may reach a shell.
+        command = '"$0"' + "".join(" " + value for value in unnamed)
+        return ["/bin/bash", "-c", command, str(script_path)]
 
     def _environment(self, user: pwd.struct_passwd | None) -> dict[str, str]:
         script = self._script
-        env = {
-            "PATH": _BASE_PATH,
-            "LANG": "C.UTF-8",
-            "HOME": user.pw_dir if user else str(self._home),
+        handler = {
             "HOSTNAME": script.machine_name,
             "COMPUTERNAME": script.machine_name,
             "ConfigExtensionName": script.run_command_name,
             "ConfigSequenceNumber": str(script.seq),
         }
         if script.windows:
-            env["PATH"] = os.environ.get("PATH", _BASE_PATH)
-        if not script.windows:
-            # The Linux handler sets named values with os.Setenv; empty ones are skipped.
-            for name, value in script.parameters:
-                if name and value:
-                    env[name] = value
-        return env
+            # pwsh is wherever this machine has it; values travel as arguments there.
+            handler["PATH"] = os.environ.get("PATH", SAFE_PATH)
+        # The Linux handler sets named values with os.Setenv; empty ones are skipped.
+        named = [] if script.windows else script.parameters
+        return script_environment(user, named, self._tracked.cookie,
+                                  home=None if user else str(self._home), extra=handler)
 
     def size(self, stream: str) -> int:
         try:
@@ -201,6 +215,10 @@ class ProcessExecutor:
         if self._process is None:
             raise RuntimeError("wait() before start()")
         code = await self._process.wait()
+        if self._reaping is not None:
+            await asyncio.shield(self._reaping)  # what left the group is gone too
+        else:
+            guardian().forget(self._tracked.cookie)
         return SIGNALED_EXIT if code < 0 or self._killed else code
 
     def kill(self) -> None:
@@ -210,6 +228,11 @@ class ProcessExecutor:
         self._killed = True
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
+        if self._reaping is None:
+            # The /proc scan for what left the group runs in a thread, off the event loop.
+            tracked = self._tracked
+            self._reaping = asyncio.get_running_loop().run_in_executor(None, kill_runs, [tracked])
+            self._reaping.add_done_callback(lambda _: guardian().forget(tracked.cookie))
 
 
 def _run_as(user_name: str) -> pwd.struct_passwd:

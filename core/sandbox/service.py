@@ -11,7 +11,6 @@ import asyncio
 import random
 import secrets
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -19,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core import scratch
 from core.sandbox.agent import AgentSettings, Execution
 from core.sandbox.blob_sink import BlobSinks
 from core.sandbox.blobstore import BlobStore
@@ -80,8 +80,9 @@ class SandboxService:
     def __init__(self, fleet: FleetSpec, *, root: Path | None = None) -> None:
         self.fleet = fleet
         self._own_root = root is None
-        # Created by the first run that needs it, so listing machines leaves nothing behind.
-        self.root = root or Path(tempfile.gettempdir()) / f"fleetrun-sandbox-{secrets.token_hex(6)}"
+        # Created by the first run that needs it, so listing machines leaves nothing behind;
+        # in fleetrun's temporary place, so it goes even if this process is killed.
+        self.root = root or scratch.folder_path() / f"sandbox-{secrets.token_hex(6)}"
         self.rng = random.Random(fleet.seed)
         self.blobs = BlobStore(max_block=fleet.max_append_block)
         self.blobs.add_account(fleet.account, fleet.account_key)

@@ -8,9 +8,12 @@ Canceled states. Each test runs against every harness in ``conftest.HARNESSES``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
 import re
 import secrets
+import signal
 
 import pytest
 
@@ -279,6 +282,30 @@ async def test_script_text_is_on_no_command_line(harness: BackendHarness) -> Non
     assert not [line for line in lines if marker.encode() in line]
 
 
+# --- what the script inherits ----------------------------------------------------------
+
+PLANTED = ("FLEETRUN_SECRET_TOKEN", "FLEETRUN_SECRET_RUN_AS_PASSWORD", "AZURE_CLIENT_SECRET",
+           "AZURE_STORAGE_KEY", "SSH_AUTH_SOCK")
+"""Variables fleetrun's own environment may hold that are none of a script's business."""
+
+
+async def test_the_script_sees_nothing_of_fleetruns_environment(
+    harness: BackendHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    canary = f"canary-{secrets.token_hex(8)}"
+    for name in PLANTED:
+        monkeypatch.setenv(name, canary)
+    # /proc/$$/environ is what the script was started with, before bash adds its own.
+    script = 'tr "\\0" "\\n" < /proc/$$/environ'
+    result = await harness.collect(harness.command(script, Parameter("GREETING", "hi")))
+    assert result.finished.state is RunState.SUCCEEDED, result.events
+    names = {line.split(b"=", 1)[0] for line in result.stdout.splitlines()}
+    assert canary.encode() not in result.stdout, sorted(names)
+    assert not names & {n.encode() for n in PLANTED}
+    assert b"GREETING=hi" in result.stdout.splitlines()
+    assert {b"PATH", b"HOME"} <= names
+
+
 # --- timeout and cancel ----------------------------------------------------------------
 
 # The PIDs a script prints are checked in this machine's /proc: for every harness the
@@ -325,6 +352,54 @@ async def test_cancel_from_outside_ends_the_run_as_canceled(harness: BackendHarn
     assert isinstance(result.events[-1], Finished)
     assert await survivors(pids) == []
     await harness.backend.cancel(harness.linux_machine(), running.run_id)  # twice is fine
+
+
+# A process that leaves the script's process group (setsid, or a double fork then setsid)
+# is still the run's: a timeout or a cancel must reach it too.
+ESCAPING_SCRIPT = (
+    'setsid sleep 300 & echo "child $!"\n'
+    '( setsid sleep 300 & echo "child $!" ) & wait "$!"\n'
+    'echo "main $$"; sleep 300\n'
+)
+
+
+async def _gone(pids: list[int]) -> list[int]:
+    """The PIDs still alive after a generous wait; those are killed, not left behind."""
+    alive = await survivors(pids, within=10.0)
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return alive
+
+
+async def test_timeout_kills_processes_that_left_the_group(harness: BackendHarness) -> None:
+    result = await harness.collect(harness.command(ESCAPING_SCRIPT, timeout=3))
+    pids = _pids(result.stdout)
+    alive = await _gone(pids)
+    assert len(pids) == 3, result.stdout
+    assert result.finished.state is RunState.TIMED_OUT
+    assert alive == []
+
+
+@pytest.mark.parametrize("how", ["cancel", "task"])
+async def test_cancel_kills_processes_that_left_the_group(
+    harness: BackendHarness, how: str
+) -> None:
+    running = harness.start(harness.command(ESCAPING_SCRIPT))
+    await running.wait_for(r"main \d+")
+    pids = _pids(running.result.stdout)
+    assert len(pids) == 3
+    try:
+        if how == "cancel":
+            await harness.backend.cancel(harness.linux_machine(), running.run_id)
+            assert (await running.finish()).finished.state is RunState.CANCELED
+        else:
+            running.task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await running.finish()
+    finally:
+        alive = await _gone(pids)
+    assert alive == []
 
 
 async def test_cancel_of_an_unknown_run_is_harmless(harness: BackendHarness) -> None:

@@ -8,6 +8,7 @@ of stdin closing mid-run, and the locale the frame is read in.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -24,7 +25,9 @@ SELF_PRINT = "cat ./script.sh\n"
 def start(tmp_path: Path, command: Command, *, env: dict[str, str] | None = None,
           timeout: int = 60) -> subprocess.Popen[bytes]:
     base = {"PATH": os.environ["PATH"], "TMPDIR": str(tmp_path), "HOME": str(tmp_path)}
-    return subprocess.Popen(["bash", "-c", run_command_line("t1", timeout)],
+    # A token of its own, as every run has: a stopped run's sweep must not reach the next.
+    token = f"t{secrets.token_hex(6)}"
+    return subprocess.Popen(["bash", "-c", run_command_line(token, timeout)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=base | (env or {}),
                             start_new_session=True)
@@ -128,6 +131,39 @@ def test_stdin_ending_or_a_byte_on_it_kills_the_whole_process_group(
         time.sleep(0.05)
     assert not _pid_alive(child), "a process the script started outlived it"
     assert not list(tmp_path.glob("fleetrun-*")), "the run folder is left behind"
+
+
+def _wait_gone(pids: list[int], within: float = 10.0) -> list[int]:
+    """The PIDs still alive after ``within`` seconds; they are killed, not left behind."""
+    deadline = time.monotonic() + within
+    while (alive := [p for p in pids if _pid_alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    return alive
+
+
+ESCAPING = ('setsid sleep 300 & echo $!\n( setsid sleep 300 & echo $! ) & wait "$!"\n'
+            'echo up\nsleep 300\n')
+
+
+@pytest.mark.parametrize("how", ["eof", "byte", "timeout"])
+def test_processes_that_left_the_group_are_killed_too(tmp_path: Path, how: str) -> None:
+    command = shell(ESCAPING)
+    process = start(tmp_path, command, timeout=2 if how == "timeout" else 60)
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(frame(command))
+    process.stdin.flush()
+    escaped = [int(process.stdout.readline()), int(process.stdout.readline())]
+    assert process.stdout.readline() == b"up\n"
+    if how == "byte":
+        process.stdin.write(b"k")
+        process.stdin.flush()
+    elif how == "eof":
+        process.stdin.close()
+    process.wait(timeout=30)
+    assert _wait_gone(escaped) == [], "a process that left the group outlived the run"
+    assert process.returncode == -signal.SIGKILL
 
 
 def test_while_stdin_stays_open_the_script_runs_to_its_end(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import re
 import signal
 import time
@@ -166,6 +167,59 @@ async def test_run_as_user() -> None:
     assert finished_of(events).state is RunState.SUCCEEDED, events
     home = Path("/nonexistent")
     assert stdout_of(events) == f"nobody\n{home}|hi|arg\nok\n".encode()
+
+
+PLANTED = {
+    "FLEETRUN_SECRET_TOKEN": "planted-secret",
+    "FLEETRUN_SECRET_RUN_AS_PASSWORD": "planted-password",
+    "AZURE_CLIENT_SECRET": "planted-azure",
+    "PATH": "/planted/bin:/usr/bin:/bin",
+    "LANG": "de_DE.UTF-8",
+    "TERM": "xterm-256color",
+}
+ENVIRONMENT_SCRIPT = 'tr "\\0" "\\n" < /proc/$$/environ | sort'
+
+
+def environment_of(events: list[MachineEvent]) -> dict[str, str]:
+    assert finished_of(events).state is RunState.SUCCEEDED, events
+    return dict(line.split("=", 1) for line in stdout_of(events).decode().splitlines())
+
+
+@pytest.mark.parametrize("user", ["", "nobody"])
+async def test_the_script_gets_a_minimal_environment_and_no_secret(
+    monkeypatch: pytest.MonkeyPatch, user: str
+) -> None:
+    if user and os.geteuid() != 0:
+        pytest.skip("switching user needs root")
+    for name, value in PLANTED.items():
+        monkeypatch.setenv(name, value)
+    backend = LocalBackend()  # a run-as user must reach the dir: pytest's tmp is 0700
+    command = shell(ENVIRONMENT_SCRIPT, Parameter("B_PUBLIC", "1"), Parameter("", "positional"),
+                    Parameter("A_PROTECTED", "2", protected=True), run_as_user=user,
+                    run_as_password="planted-password" if user else "")
+    env = environment_of(await events_of(backend, command))
+    account = pwd.getpwnam(user) if user else pwd.getpwuid(os.geteuid())
+    cookie = env.pop("FLEETRUN_RUN")
+    assert re.fullmatch(r"[0-9a-f-]{16,80}", cookie), cookie
+    assert env == {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": account.pw_dir,
+        "USER": account.pw_name,
+        "LOGNAME": account.pw_name,
+        "SHELL": account.pw_shell,
+        "LANG": "de_DE.UTF-8",
+        "B_PUBLIC": "1",
+        "A_PROTECTED": "2",
+    }
+
+
+@pytest.mark.parametrize("caller", ["", "() { :; }; echo pwned", "../../etc/passwd", "C.UTF-8"])
+async def test_a_locale_that_is_not_a_plain_name_becomes_c_utf8(
+    backend: LocalBackend, monkeypatch: pytest.MonkeyPatch, caller: str
+) -> None:
+    monkeypatch.setenv("LANG", caller)
+    env = environment_of(await events_of(backend, shell(ENVIRONMENT_SCRIPT)))
+    assert env["LANG"] == "C.UTF-8"
 
 
 async def test_bad_environment_name_fails_the_run(backend: LocalBackend, tmp_path: Path) -> None:

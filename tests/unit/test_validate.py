@@ -273,10 +273,22 @@ def test_invalid_windows_user_names_are_errors(user: str) -> None:
     assert problem.field == "run_as_user" and "DOMAIN\\USER" in problem.message
 
 
-def test_run_as_with_named_parameters_on_linux_warns_about_sudo() -> None:
-    problem = only(validate_command(cmd(run_as_user="deploy", parameters=(p("A"),))))
+def test_run_as_with_named_parameters_on_azure_warns_about_sudo() -> None:
+    command = cmd(run_as_user="deploy", parameters=(p("A"), p("T", protected=True)))
+    problem = only(validate_command(command, azure_targets=True))
     assert problem.field == "run_as_user" and problem.severity == "warning"
-    assert "sudo" in problem.message
+    assert "sudo" in problem.message and "Azure" in problem.message
+    # Moving a protected value to an unnamed one would put it on sudo's command line.
+    assert "keep protected values named" in problem.message
+
+
+@pytest.mark.parametrize("kind", [MachineKind.LOCAL, MachineKind.SSH])
+def test_run_as_with_named_parameters_off_azure_is_not_a_sudo_warning(kind: MachineKind) -> None:
+    # fleetrun switches user itself on this machine (no sudo): named parameters arrive.
+    command = cmd(run_as_user="nobody", parameters=(p("A"),))
+    machine = Machine("m", "m", kind, OsType.LINUX)
+    assert validate_command(command, azure_targets=False) == []
+    assert validate_selection([(machine, command)]) == []
 
 
 # -- secrets ------------------------------------------------------------------------------
