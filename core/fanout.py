@@ -13,9 +13,10 @@ import asyncio
 import contextlib
 import functools
 import logging
+import traceback
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from core.backends.base import Backend, ReattachableBackend
 from core.events import (
@@ -40,9 +41,12 @@ from core.model import (
     utc_now,
 )
 from core.output import OutputStore
+from core.redaction import LetThrough, MachineRedaction, SecretMask
 from core.validate import Limit
 
 log = logging.getLogger(__name__)
+
+_STREAMS = (Stream.STDOUT, Stream.STDERR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,12 +155,12 @@ class Subscription:
 class _Slot:
     machine_run: MachineRun
     backend: Backend
+    redaction: MachineRedaction
     task: asyncio.Task[None] | None = None
     cancel_requested: bool = False
     finished: bool = False
     last_report: str = ""
     """The message of the machine's last state change, for a timeout's reason."""
-    offsets: dict[Stream, int] = field(default_factory=dict)
 
 
 class FanOut:
@@ -176,7 +180,12 @@ class FanOut:
         """Follow runs started by an earlier process instead of starting them."""
         self.output = output
         self.options = options or FanoutOptions()
-        self._slots = {mid: _Slot(mr, backend_for(mr.machine)) for mid, mr in run.machines.items()}
+        masks: dict[int, SecretMask] = {}
+        self._slots: dict[MachineId, _Slot] = {}
+        for mid, mr in run.machines.items():
+            output.attach(mr, resume=reattach)
+            self._slots[mid] = _Slot(mr, backend_for(mr.machine),
+                                     self._redaction(mr, masks, reattach))
         self._queue: deque[MachineId] = deque()
         self._subscribers: list[Subscription] = []
         self._running = 0
@@ -190,8 +199,23 @@ class FanOut:
         self._wave_size = 1 if self.options.canary else self._limit
         self._wave_started = 0
         self._wave_done = 0
-        for mr in run.machines.values():
-            output.attach(mr, resume=reattach)
+
+    def _redaction(self, mr: MachineRun, masks: dict[int, SecretMask], reattach: bool
+                   ) -> MachineRedaction:
+        """Everything a machine says passes here first: its command's secrets are masked
+        before the store, the journal or any subscriber sees them (core.redaction)."""
+        mask = masks.get(id(mr.command))
+        if mask is None:
+            mask = masks[id(mr.command)] = SecretMask.of([mr.command])
+        if reattach:
+            # The count of what is stored comes from beside the files (a crash leaves the
+            # journal's behind): the streams count on from there.
+            redaction = MachineRedaction(
+                mask, {s: self.output.resume_point(mr.machine_id, s) for s in _STREAMS})
+        else:
+            redaction = MachineRedaction(mask, masked=mr.masked)
+        mr.masked = redaction.masked
+        return redaction
 
     @staticmethod
     def _resolve(limit: Limit | None, total: int) -> int | None:
@@ -386,7 +410,9 @@ class FanOut:
                 ),
             )
         except Exception as exc:  # a backend bug must fail one machine, not the run
-            log.exception("backend failed for %s", machine.name)
+            # The log is a file too: the message (and so the traceback) may quote a secret.
+            log.error("backend failed for %s\n%s", machine.name,
+                      slot.redaction.message("".join(traceback.format_exception(exc))).rstrip())
             self._finish(
                 slot,
                 Finished(
@@ -414,42 +440,72 @@ class FanOut:
             async with asyncio.timeout(self.options.cancel_timeout):
                 await slot.backend.cancel(machine, self.run.run_id)
         except Exception as exc:
-            log.warning("cancel on %s failed: %s", machine.name, exc)
-            slot.machine_run.error = f"cancel not confirmed: {exc}"
+            log.warning("cancel on %s failed: %s", machine.name,
+                        slot.redaction.message(str(exc)))
+            slot.machine_run.error = slot.redaction.error(f"cancel not confirmed: {exc}")
 
     def _apply(self, slot: _Slot, event: Event) -> None:
         mr = slot.machine_run
         if slot.finished:
             return
         if isinstance(event, OutputAppended):
-            written = self.output.append(mr.machine_id, event.stream, event.offset, event.data)
-            if event.stream is Stream.STDOUT:
-                mr.stdout_bytes += written
-            else:
-                mr.stderr_bytes += written
-            self._publish(event)
+            self._store(slot, event.stream,
+                        slot.redaction.output(event.stream, event.offset, event.data), event)
         elif isinstance(event, TailUpdated):
-            self.output.report_tail(mr.machine_id, event.stream, event.tail)
-            self._publish(event)
+            tail = slot.redaction.tail(event.tail)
+            self.output.report_tail(mr.machine_id, event.stream, tail)
+            self._publish(event if tail is event.tail else
+                          TailUpdated(event.machine_id, event.stream, tail))
         elif isinstance(event, StateChanged):
-            slot.last_report = event.message
+            message = slot.redaction.message(event.message)
+            slot.last_report = message
             if event.state is RunState.RUNNING and mr.started is None:
                 mr.started = event.at
             mr.state = event.state
-            self._publish(event)
+            self._publish(event if message == event.message else
+                          StateChanged(event.machine_id, event.state, message, event.at))
         elif isinstance(event, Finished):
             self._finish(slot, event)
+
+    def _store(self, slot: _Slot, stream: Stream, masked: LetThrough,
+               event: OutputAppended | None = None) -> None:
+        """Store bytes let through by the machine's redaction, and publish them.
+
+        Subscribers get the bytes stored, at their offset in the stored output.
+        """
+        mr = slot.machine_run
+        offset = self.output.stream(mr.machine_id, stream).size
+        data = masked.data
+        written = self.output.append(mr.machine_id, stream, data, before=masked.before,
+                                     after=masked.after)
+        if stream is Stream.STDOUT:
+            mr.stdout_bytes += written
+        else:
+            mr.stderr_bytes += written
+        mr.masked = slot.redaction.masked
+        if not written:
+            return
+        if event is not None and event.data is data and event.offset == offset:
+            self._publish(event)
+        else:
+            self._publish(OutputAppended(mr.machine_id, stream, offset, data))
 
     def _finish(self, slot: _Slot, event: Finished) -> None:
         mr = slot.machine_run
         slot.finished = True
+        for stream in _STREAMS:
+            # What was held back as a possible start of a secret was not one.
+            rest = slot.redaction.end(stream)
+            if rest.moved:
+                self._store(slot, stream, rest)
         mr.state = event.state
         mr.exit_code = event.exit_code
         if event.started is not None:
             mr.started = event.started
         if mr.state not in (RunState.SKIPPED, RunState.NOT_STARTED):
             mr.ended = event.ended or utc_now()
-        mr.error = event.error or mr.error
+        mr.error = slot.redaction.error(event.error) if event.error else mr.error
+        mr.masked = slot.redaction.masked
         self.output.finish(mr.machine_id)
         if event.state.counts_as_failure:
             self._failures += 1

@@ -2,6 +2,12 @@
 
 What ran (the command redacted), when and where, machines per state, each group of
 identical output with an excerpt, and every machine that did not succeed with its error.
+
+Everything from a machine or an inventory is placed so that it reads as the text it is,
+whatever viewer shows the report: control characters are made visible
+(:func:`core.terminal_text.inert`), output goes in code fences no line can close, and text
+in tables and lists has Markdown and HTML escaped (an HTML comment would hide what follows
+it, a link could disguise where it goes, an entity could spell a bidi override).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from datetime import UTC, datetime
 from core.model import REDACTED, Command, MachineId, MachineRun, RunState, Stream
 from core.output import OutputGroup, decode_tail
 from core.run_view import RunView, last_line
+from core.terminal_text import inert
 
 EXCERPT_LINES = 15
 """Lines of a group's output quoted (its last ones: where errors are)."""
@@ -67,8 +74,12 @@ class _Report:
         for number, group in enumerate(self.view.groups, start=1):
             parts += self._group_section(number, group, names)
         parts += self._failures_section(machines)
+        masked = self.view.masked()
+        masked_text = (f"; {masked} occurrence{'s' if masked != 1 else ''} of protected values "
+                       f"{'were' if masked != 1 else 'was'} masked in what the machines said"
+                       if masked else "")
         parts += [f"_Exported by fleetrun at {_when(self.view.now)}. Protected parameter values "
-                  f"are shown as `{REDACTED}`._", ""]
+                  f"are shown as `{REDACTED}`{masked_text}._", ""]
         return "\n".join(parts)
 
     def _headline(self) -> str:
@@ -105,9 +116,9 @@ class _Report:
             for param in shown["parameters"]:
                 name = param["name"] or "(positional)"
                 value = REDACTED if param["protected"] else param["value"]
-                lines.append(f"| {_cell_md(name)} | `{_inline(value)}` |")
+                lines.append(f"| {_text_md(name)} | `{_inline(value)}` |")
             lines.append("")
-        script = self.view.scrub(shown["script"]).splitlines()
+        script = inert(self.view.scrub(shown["script"])).splitlines()
         language = "powershell" if shown["command_id"] == "RunPowerShellScript" else "sh"
         excerpt = "\n".join(script[:SCRIPT_LINES])
         lines += _fenced(excerpt, language)
@@ -125,7 +136,7 @@ class _Report:
         exit_text = "no exit code" if group.exit_code is None else f"exit {group.exit_code}"
         state_text = ", ".join(f"{n} {state}" for state, n in states.items())
         members = [names[mid] for mid in group.machine_ids]
-        shown = ", ".join(_inline(m) for m in members[:MEMBERS_SHOWN])
+        shown = ", ".join(_text_md(m) for m in members[:MEMBERS_SHOWN])
         if len(members) > MEMBERS_SHOWN:
             shown += f" and {len(members) - MEMBERS_SHOWN} more"
         machines = f"{group.size} machine{'s' if group.size != 1 else ''}"
@@ -136,7 +147,8 @@ class _Report:
                                   ("stderr", group.stderr_tail, first.stderr_bytes)):
             if not tail:
                 continue
-            excerpt, more = _last_lines(self.view.scrub(decode_tail(tail)), EXCERPT_LINES)
+            excerpt, more = _last_lines(inert(self.view.scrub(decode_tail(tail))),
+                                        EXCERPT_LINES)
             if more or size > len(tail):
                 label += f" (the last {excerpt.count(chr(10)) + 1} lines of {size:,} bytes)"
             lines.append(f"{label}:")
@@ -160,10 +172,10 @@ class _Report:
                     or last_line(self.view.tail(mr, Stream.STDOUT)))
             group = self.view.group_of.get(mr.machine_id)
             lines.append(
-                f"| {_cell_md(mr.machine.name)} | {mr.state.value} | "
+                f"| {_text_md(mr.machine.name)} | {mr.state.value} | "
                 f"{'' if mr.exit_code is None else mr.exit_code} | "
-                f"{'' if group is None else group} | {_cell_md(self.view.scrub(mr.error))} | "
-                f"{_cell_md(last)} |")
+                f"{'' if group is None else group} | {_text_md(self.view.scrub(mr.error))} | "
+                f"{_text_md(last)} |")
         if len(failing) > FAILURES_SHOWN:
             lines.append(f"\n_… and {len(failing) - FAILURES_SHOWN} more; the JSON or CSV "
                          "export lists every machine._")
@@ -189,15 +201,19 @@ def _last_lines(text: str, count: int) -> tuple[str, bool]:
     return "\n".join(lines[-count:]), len(lines) > count
 
 
-def _cell_md(value: str) -> str:
-    """Text for a Markdown table cell: one line, pipes escaped."""
-    flat = " ".join(value.split())
-    return flat.replace("\\", "\\\\").replace("|", "\\|")
+_MARKDOWN = re.compile(r"([\\`\[\]<>|&])")
+"""What could hide or disguise text in running Markdown (HTML, links, entities, code spans,
+a cell's end), escaped with a backslash; emphasis only styles, and stays readable."""
+
+
+def _text_md(value: str) -> str:
+    """Text for running text or a table cell: one line, inert, Markdown and HTML escaped."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(inert(value).split()))
 
 
 def _inline(value: str) -> str:
-    """Text for inline code or a list item: one line, no backticks to end the span."""
-    return " ".join(value.split()).replace("`", "'")
+    """Text for inline code: one line, inert, no backticks to end the span."""
+    return " ".join(inert(value).split()).replace("`", "'")
 
 
 def _fenced(text: str, language: str) -> list[str]:

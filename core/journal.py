@@ -57,6 +57,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, machine_id)
     );
     """,
+    # Occurrences of protected values masked in each machine's output and error.
+    """
+    ALTER TABLE machine_runs ADD COLUMN masked INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 """Schema scripts in order; ``PRAGMA user_version`` counts how many were applied."""
 
@@ -66,7 +70,8 @@ _RUN_COLUMNS = (
 )
 _MACHINE_COLUMNS = (
     "machine_id, name, kind, os, location, subscription, tags_json, command_index, state, "
-    "exit_code, started, ended, error, stdout_bytes, stderr_bytes, stdout_file, stderr_file"
+    "exit_code, started, ended, error, stdout_bytes, stderr_bytes, stdout_file, stderr_file, "
+    "masked"
 )
 _UPSERT_RUN = """
     INSERT INTO runs (run_id, created, ended, parent_run_id, fleet, target, stop_reason,
@@ -77,12 +82,12 @@ _UPSERT_RUN = """
 """
 _UPSERT_MACHINE = f"""
     INSERT INTO machine_runs (run_id, {_MACHINE_COLUMNS})
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (run_id, machine_id) DO UPDATE SET
         state = excluded.state, exit_code = excluded.exit_code, started = excluded.started,
         ended = excluded.ended, error = excluded.error, stdout_bytes = excluded.stdout_bytes,
         stderr_bytes = excluded.stderr_bytes, stdout_file = excluded.stdout_file,
-        stderr_file = excluded.stderr_file
+        stderr_file = excluded.stderr_file, masked = excluded.masked
 """
 
 
@@ -114,6 +119,8 @@ class MachineRecord:
     stderr_bytes: int
     stdout_file: str
     stderr_file: str
+    masked: int = 0
+    """Occurrences of protected values masked in its output and error."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +272,7 @@ class Journal:
                 json.dumps(dict(m.tags), ensure_ascii=False, sort_keys=True),
                 index_of[id(mr.command)], str(mr.state), mr.exit_code, _ts(mr.started),
                 _ts(mr.ended), mr.error, mr.stdout_bytes, mr.stderr_bytes, mr.stdout_file,
-                mr.stderr_file,
+                mr.stderr_file, mr.masked,
             ))  # fmt: skip
         if len(commands) != known:
             conn.execute(
@@ -532,13 +539,13 @@ def _run_record(
 
 def _machine_record(row: tuple[Any, ...]) -> MachineRecord:
     (mid, name, kind, os_, location, subscription, tags, index, state, exit_code,
-     started, ended, error, out_bytes, err_bytes, out_file, err_file) = row  # fmt: skip
+     started, ended, error, out_bytes, err_bytes, out_file, err_file, masked) = row  # fmt: skip
     return MachineRecord(
         machine_id=mid, name=name, kind=kind, os=os_, location=location,
         subscription=subscription, tags=json.loads(tags), command_index=index,
         state=_state(state), exit_code=exit_code, started=_dt(started), ended=_dt(ended),
         error=error, stdout_bytes=out_bytes, stderr_bytes=err_bytes, stdout_file=out_file,
-        stderr_file=err_file,
+        stderr_file=err_file, masked=masked,
     )  # fmt: skip
 
 

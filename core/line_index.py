@@ -10,18 +10,20 @@ Reading any line then costs reading one stride of the file (:meth:`LineIndex.rea
 Lines end at ``\\n``; a ``\\r`` before it is dropped. A line longer than
 :data:`MAX_LINE_BYTES` is shown cut, saying how many bytes were left out.
 :func:`display_text` turns a line's bytes into text that is safe on a terminal: invalid
-UTF-8 becomes U+FFFD, escape sequences are removed (never interpreted) and tabs expanded.
+UTF-8 becomes U+FFFD, control characters are drawn visibly (never interpreted) and tabs
+expanded.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import threading
 from array import array
 from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
+
+from core.terminal_text import inert_bytes
 
 STRIDE = 64 * 1024
 """Bytes between checkpoints: the most read from the file to find any line start."""
@@ -35,31 +37,17 @@ CHUNK = 1 << 20
 _CACHED_LINES = 100_000
 """Lines kept decoded from recent reads (a block of empty lines holds one per byte)."""
 
-_ESCAPES = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, erases
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: titles, hyperlinks (BEL or ST ends it)
-    r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"  # DCS, SOS, PM, APC strings
-    r"|\x1b[ -/]*[0-~]?"  # other ESC sequences, or a lone ESC
-    r"|\x9b[0-?]*[ -/]*[@-~]"  # 8-bit CSI
-)
-_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-
-
 def display_text(raw: bytes) -> str:
-    """A line's bytes as text a terminal shows literally.
+    """A line's bytes as text a terminal shows literally (:func:`core.terminal_text.inert`).
 
-    Invalid UTF-8 becomes U+FFFD, ANSI escape sequences are dropped, tabs become spaces
-    (every 8 columns) and any other control character becomes U+FFFD: nothing in an
-    output can move the cursor, retitle the terminal or ring its bell.
+    Invalid UTF-8 becomes U+FFFD, tabs become spaces (every 8 columns) and every control
+    character, escape sequences' ESC included, is drawn as a visible picture (``␛[31m``):
+    nothing in an output can move the cursor, retitle the terminal or ring its bell.
     """
     if raw.endswith(b"\r"):
         raw = raw[:-1]
-    text = raw.decode("utf-8", errors="replace")
-    if "\x1b" in text or "\x9b" in text:
-        text = _ESCAPES.sub("", text)
-    if "\t" in text:
-        text = text.expandtabs(8)
-    return _CONTROLS.sub("\ufffd", text)
+    text = inert_bytes(raw)
+    return text.expandtabs(8) if "\t" in text else text
 
 
 @dataclass(frozen=True, slots=True)

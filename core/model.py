@@ -257,6 +257,8 @@ class MachineRun:
     stderr_bytes: int = 0
     stdout_file: str = ""
     stderr_file: str = ""
+    masked: int = 0
+    """Occurrences of protected values masked (``***``) in its output and error."""
 
     @property
     def machine_id(self) -> MachineId:

@@ -4,6 +4,12 @@ The full output is an append-only file that grows as ``OutputAppended`` events a
 memory stays flat however much a machine prints; a stream that printed nothing has no file
 (readers treat a missing file as empty output). The tail is what the instance view reports
 (``TailUpdated``) or, before a backend reports one, the last 4096 bytes received.
+
+What is stored has protected values masked already (:mod:`core.redaction`, applied by the
+fan-out engine), so a file can be shorter or longer than what the machine printed. Where a
+stream's file ends in the machine's own byte offsets is kept beside it (``.marks``) once
+they differ, so that ``fleetrun attach`` knows where to take up a stream read again from
+its start.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.model import TAIL_BYTES, MachineId, MachineRun, RunState, Stream
+from core.redaction import Mark
 
 _OPEN_FILES = 64
 """File descriptors kept open at once; a 10,000-machine run must not exhaust the limit."""
@@ -43,6 +50,8 @@ class StreamOutput:
 
     path: str
     size: int = 0
+    start: Mark = field(default_factory=Mark)
+    """Where the stored output ended, in the source's offsets, when this process took over."""
     received_tail: bytearray = field(default_factory=bytearray)
     reported_tail: bytes | None = None
     digest: hashlib._Hash = field(default_factory=hashlib.sha256)
@@ -74,8 +83,9 @@ class OutputGroup:
 class OutputStore:
     """The outputs of one run, under ``run_dir``.
 
-    Writes are idempotent by offset: bytes already stored are skipped, so a backend that
-    re-reads a range (a blob tailer after a retry) never duplicates output.
+    Bytes come already masked, each once (the redactor before it skips a re-read range);
+    every write says where it leaves the stream in the source's offsets, so that a later
+    process can take it up again (:meth:`attach` with ``resume``).
     """
 
     def __init__(self, run_dir: Path) -> None:
@@ -107,6 +117,7 @@ class OutputStore:
         machine_run.stderr_file = stderr.path
         if resume:
             for out in (stdout, stderr):
+                out.start = _resume_point(out.path)
                 try:
                     with open(out.path, "rb") as kept:
                         while block := kept.read(1 << 20):
@@ -121,13 +132,21 @@ class OutputStore:
     def stream(self, machine_id: MachineId, stream: Stream) -> StreamOutput:
         return self._streams[(machine_id, stream)]
 
-    def append(self, machine_id: MachineId, stream: Stream, offset: int, data: bytes) -> int:
-        """Store bytes that start at ``offset``; returns how many were new."""
+    def append(self, machine_id: MachineId, stream: Stream, data: bytes, *,
+               before: Mark | None = None, after: Mark | None = None) -> int:
+        """Store ``data`` at the end of the stream; returns how many bytes were written.
+
+        ``before`` and ``after`` say where the stream stood in the source's offsets before
+        and after these bytes; when the two no longer map byte for byte (something was
+        masked), they are recorded first, so a crash at any point leaves a file and a
+        record that agree (see :func:`_resume_point`).
+        """
         out = self._streams[(machine_id, stream)]
-        # Bytes past the end (a backend that lost some) are kept, not dropped: a gap cannot
-        # be repaired here, and losing the bytes that did arrive would be worse.
-        if offset < out.size:
-            data = data[out.size - offset :]
+        if before is not None and after is not None and (
+                after.source - before.source != len(data) or before.carry or after.carry
+                or after.masked != before.masked):
+            self._ensure_dir()
+            _write_marks(out.path, out.size, before, out.size + len(data), after)
         if not data:
             return 0
         os.write(self._fd(out.path), data)
@@ -141,6 +160,10 @@ class OutputStore:
 
     def report_tail(self, machine_id: MachineId, stream: Stream, tail: bytes) -> None:
         self._streams[(machine_id, stream)].reported_tail = tail[-TAIL_BYTES:]
+
+    def resume_point(self, machine_id: MachineId, stream: Stream) -> Mark:
+        """Where the stored output ended, in source offsets, when the machine was attached."""
+        return self._streams[(machine_id, stream)].start
 
     def tail(self, machine_id: MachineId, stream: Stream) -> bytes:
         return self._streams[(machine_id, stream)].tail
@@ -258,3 +281,60 @@ class OutputStore:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         self._fds[path] = fd
         return fd
+
+
+_MARK_FIELDS = 8
+_MARK_WIDTH = 20
+
+
+def marks_path(path: str) -> str:
+    """Where the offsets of a stream's file are kept beside it."""
+    return f"{path}.marks"
+
+
+def _write_marks(path: str, size_before: int, before: Mark, size_after: int,
+                 after: Mark) -> None:
+    """Record a write about to happen: the file's size and the source's mark before and after.
+
+    Fixed width and written in place, so the record is always whole.
+    """
+    fields = (size_before, before.source, before.carry, before.masked,
+              size_after, after.source, after.carry, after.masked)
+    line = " ".join(f"{value:0{_MARK_WIDTH}d}" for value in fields) + "\n"
+    fd = os.open(marks_path(path), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.pwrite(fd, line.encode(), 0)
+    finally:
+        os.close(fd)
+
+
+def _resume_point(path: str) -> Mark:
+    """Where a stream's stored file ends in the source's offsets, for a new process.
+
+    It counts the ``***`` stored up to there too. The last write's record came before the
+    write: a file that is longer than the record's
+    "after" has had unmasked bytes appended since (they map byte for byte); one that is
+    shorter than it was cut short by a crash and is cut back to the record's "before", so
+    the re-read brings those bytes again. No record means nothing was ever masked.
+    """
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        size = 0
+    try:
+        with open(marks_path(path), "rb") as kept:
+            fields = [int(field) for field in kept.read().split()]
+    except (FileNotFoundError, ValueError):
+        return Mark(size, 0)
+    if len(fields) != _MARK_FIELDS:
+        return Mark(size, 0)
+    (size_before, source_before, carry_before, masked_before,
+     size_after, source_after, carry_after, masked_after) = fields
+    if size >= size_after:
+        return Mark(source_after + size - size_after,
+                    carry_after if size == size_after else 0, masked_after)
+    if size >= size_before:
+        if size > size_before:
+            os.truncate(path, size_before)
+        return Mark(source_before, carry_before, masked_before)
+    return Mark(max(0, source_before - (size_before - size)), 0, masked_before)

@@ -1,8 +1,11 @@
 """A run written out for others: JSON, CSV (a row per machine), a Markdown incident report.
 
 What ran is always the command's redacted form (protected parameter values and run-as
-passwords are ``***``), and secret values are blanked out of what the machines said as far
-as they are known (:mod:`core.run_view`). The report itself is :mod:`core.incident_report`.
+passwords are ``***``), and what the machines said was masked as it arrived
+(:mod:`core.redaction`); each machine says how many occurrences were masked. Text that a
+person reads in a viewer (CSV cells, the Markdown report) has its control characters made
+visible (:mod:`core.terminal_text`); the JSON keeps the text as JSON strings, whose escaping
+already makes it inert. The report itself is :mod:`core.incident_report`.
 
 Exporting a live run writes what is known so far; a run opened from history has its
 output files read once to group identical outputs.
@@ -12,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +24,7 @@ from core.incident_report import markdown_report
 from core.model import MachineRun, Run, Stream, utc_now
 from core.output import OutputStore, decode_tail
 from core.run_view import RunView, last_line
+from core.terminal_text import inert, json_text
 
 ExportFormat = Literal["json", "csv", "md"]
 
@@ -35,7 +38,7 @@ FORMATS: dict[ExportFormat, str] = {
 CSV_COLUMNS = (
     "machine", "machine_id", "kind", "os", "state", "exit_code", "error", "started", "ended",
     "elapsed_seconds", "stdout_bytes", "stderr_bytes", "group", "stdout_last_line",
-    "stderr_last_line",
+    "stderr_last_line", "masked",
 )
 
 
@@ -70,7 +73,7 @@ def render(run: Run, output: OutputStore, fmt: ExportFormat, *,
     """
     view = RunView(run, output, now or utc_now())
     if fmt == "json":
-        return json.dumps(view.scrub.tree(_document(view)), indent=2, ensure_ascii=False) + "\n"
+        return json_text(view.scrub_tree(_document(view)), indent=2) + "\n"
     if fmt == "csv":
         return _csv(view)
     return markdown_report(view)
@@ -117,6 +120,7 @@ def _document(view: RunView) -> dict[str, Any]:
         "command": commands[0] if commands else None,
         "commands": commands,
         "summary": view.counts(),
+        "masked": view.masked(),
         "groups": [
             {
                 "group": number,
@@ -149,6 +153,7 @@ def _machine(view: RunView, mr: MachineRun) -> dict[str, Any]:
         "group": view.group_of.get(mr.machine_id),
         "stdout_tail": view.tail(mr, Stream.STDOUT),
         "stderr_tail": view.tail(mr, Stream.STDERR),
+        "masked": mr.masked,
     }
 
 
@@ -168,7 +173,7 @@ def _csv(view: RunView) -> str:
             "" if elapsed is None else elapsed, mr.stdout_bytes, mr.stderr_bytes,
             "" if group is None else group,
             _cell(last_line(view.tail(mr, Stream.STDOUT))),
-            _cell(last_line(view.tail(mr, Stream.STDERR))),
+            _cell(last_line(view.tail(mr, Stream.STDERR))), mr.masked,
         ])
     return buffer.getvalue()
 
@@ -178,9 +183,11 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _cell(value: str) -> str:
-    """A CSV text cell a spreadsheet shows as text, never runs as a formula.
+    """A CSV text cell a spreadsheet shows as text, never runs as a formula nor as controls.
 
     Machine output and names can start with ``=``, ``+``, ``-`` or ``@``, which Excel and
-    LibreOffice evaluate (CSV injection); such cells get a leading ``'``.
+    LibreOffice evaluate (CSV injection); such cells get a leading ``'``. Control characters
+    are made visible (a CSV is often looked at with ``cat``).
     """
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    value = inert(value)
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t") else value

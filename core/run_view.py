@@ -1,43 +1,20 @@
-"""A run read once for export: its groups, tails and counts, with secrets blanked out.
+"""A run read once for export: its groups, tails and counts.
 
-While the run is in memory, the values of its protected parameters (and run-as password)
-are blanked out of anything the machines said (tails, errors): a script that echoed its
-secret must not leak it into a file or a ticket. A run read back from history cannot do
-that (the journal never had the values), so what a machine printed is used as stored.
+Protected values never reach here: what the machines printed, their errors and messages
+were masked as they arrived (:mod:`core.redaction`). While the run is in memory its values
+are known, and every value an export places goes through the same mask once more, as
+defence in depth; a run read back from history has no values to mask (the journal never
+had them) and needs none.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from core.model import REDACTED, Command, MachineId, MachineRun, Run, RunState, Stream
+from core.model import MachineId, MachineRun, Run, RunState, Stream
 from core.output import OutputStore, decode_tail
-
-
-class Scrubber:
-    """Blanks a run's secret values out of text the machines produced."""
-
-    def __init__(self, commands: Iterable[Command]) -> None:
-        values = {v for c in commands for v in c.secret_values() if v and v != REDACTED}
-        # Longest first: a secret that contains another is replaced whole.
-        ordered = sorted(values, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-
-    def __call__(self, text: str) -> str:
-        return self._pattern.sub(REDACTED, text) if self._pattern is not None else text
-
-    def tree(self, value: Any) -> Any:
-        """Every string inside a JSON-ready value, scrubbed."""
-        if isinstance(value, str):
-            return self(value)
-        if isinstance(value, dict):
-            return {key: self.tree(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [self.tree(item) for item in value]
-        return value
+from core.redaction import SecretMask
 
 
 class RunView:
@@ -48,15 +25,33 @@ class RunView:
         self.output = output
         self.now = now
         self.end = run.ended or now
-        self.scrub = Scrubber(run.commands())
+        self.mask = SecretMask.of(run.commands())
         self.groups = output.groups(run.machines.values())
         self.group_of: dict[MachineId, int] = {
             mid: number for number, group in enumerate(self.groups, start=1)
             for mid in group.machine_ids}
 
+    def scrub(self, text: str) -> str:
+        """``text`` with the run's protected values masked (see the module's docstring)."""
+        return self.mask.text(text)
+
+    def scrub_tree(self, value: Any) -> Any:
+        """Every string inside a JSON-ready value, scrubbed."""
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {key: self.scrub_tree(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.scrub_tree(item) for item in value]
+        return value
+
     def tail(self, mr: MachineRun, stream: Stream) -> str:
-        """A machine's 4 KB tail of ``stream`` as text, secrets blanked out."""
+        """A machine's 4 KB tail of ``stream`` as text (as stored: masked)."""
         return self.scrub(decode_tail(self.output.tail(mr.machine_id, stream)))
+
+    def masked(self) -> int:
+        """Occurrences of protected values masked on every machine."""
+        return sum(mr.masked for mr in self.run.machines.values())
 
     def elapsed(self, mr: MachineRun) -> float | None:
         seconds = mr.elapsed(self.end)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +85,14 @@ class RunSession:
         *,
         journal: Journal | None = None,
         runs_root: Path | None = None,
+        secrets: Mapping[str, str] | None = None,
     ) -> RunSession:
         """Follow again the unfinished ``machines`` of a recorded run (``fleetrun attach``).
 
-        Their commands are rebuilt from the journal, where secrets were never stored: they
-        are not needed, as nothing is sent again.
+        Their commands are rebuilt from the journal, where secrets were never stored. Nothing
+        is sent again, but what the machines print still has to be masked: ``secrets`` gives
+        the values again, by protected parameter name (and :data:`RUN_AS_PASSWORD` for the
+        run-as password).
         """
         wanted = {m.id: m for m in machines}
         by_id = {mr.machine_id: mr for mr in record.machines}
@@ -100,7 +103,7 @@ class RunSession:
             command = commands.get(kept.command_index)
             if command is None:
                 command = commands[kept.command_index] = command_from_record(
-                    record.command_for(kept))
+                    record.command_for(kept), secrets)
             machine_runs[machine_id] = MachineRun(
                 machine=machine, command=command, state=RunState.PENDING, started=kept.started)
         run = Run(
@@ -130,7 +133,7 @@ class RunSession:
             )
             machine_runs[kept.machine_id] = MachineRun(
                 machine=machine, command=command, state=kept.state, exit_code=kept.exit_code,
-                started=kept.started, ended=kept.ended, error=kept.error,
+                started=kept.started, ended=kept.ended, error=kept.error, masked=kept.masked,
             )
         run = Run(
             run_id=record.run_id, machines=machine_runs, created=record.created,
@@ -164,17 +167,40 @@ class RunSession:
         return self.run
 
 
-def command_from_record(recorded: dict[str, Any]) -> Command:
-    """A command as the journal kept it (protected values replaced: never stored)."""
+RUN_AS_PASSWORD = ""
+"""The key of the run-as password in the ``secrets`` of :meth:`RunSession.resume` (no
+parameter has an empty name and is protected)."""
+
+
+def secret_names(recorded: dict[str, Any]) -> list[str]:
+    """The protected parameters of a recorded command, and :data:`RUN_AS_PASSWORD` if it
+    had a run-as password: the values the journal never had."""
+    names = [str(p["name"]) for p in recorded.get("parameters", []) if p.get("protected")]
+    if recorded.get("run_as_password"):
+        names.append(RUN_AS_PASSWORD)
+    return names
+
+
+def command_from_record(recorded: dict[str, Any],
+                        secrets: Mapping[str, str] | None = None) -> Command:
+    """A command as the journal kept it: protected values replaced (never stored), unless
+    ``secrets`` gives them again (see :meth:`RunSession.resume`)."""
+    given = secrets or {}
+
+    def value(p: dict[str, Any]) -> str:
+        return given.get(p["name"], p["value"]) if p.get("protected") else str(p["value"])
+
     return Command(
         command_id=CommandId(recorded["command_id"]),
         script=recorded["script"],
         parameters=tuple(
-            Parameter(p["name"], p["value"], bool(p.get("protected"))) for p in
+            Parameter(p["name"], value(p), bool(p.get("protected"))) for p in
             recorded.get("parameters", [])
         ),
         timeout=int(recorded.get("timeout", 0)),
         run_as_user=recorded.get("run_as_user", ""),
+        run_as_password=given.get(RUN_AS_PASSWORD, "") if recorded.get("run_as_password")
+        else "",
         async_execution=bool(recorded.get("async_execution", True)),
         script_path=recorded.get("script_path", ""),
     )

@@ -142,11 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="trust SSH host keys known_hosts does not have yet, and record them "
         "(a changed key is always refused)",
     )
-    run.add_argument("--run-as", default="", metavar="USER", help="run the script as USER")
+    run.add_argument(
+        "--run-as",
+        default="",
+        metavar="USER",
+        help="run the script as USER (on Azure the handler uses sudo; on this machine and "
+        "the sandbox fleetrun, as root, switches user itself; not over SSH)",
+    )
     run.add_argument(
         "--run-as-password",
         action="store_true",
-        help="ask for USER's password (or read $FLEETRUN_SECRET_RUN_AS_PASSWORD)",
+        help="ask for USER's password (or read $FLEETRUN_SECRET_RUN_AS_PASSWORD); only "
+        "Azure's handler uses it",
     )
     run.add_argument(
         "-o",
@@ -188,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--full", action="store_true", help="the full output, not the 4 KB tail")
     show.add_argument(
         "--stream", choices=("stdout", "stderr"), default=None, help="with --full: only this stream"
+    )
+    show.add_argument(
+        "--raw",
+        action="store_true",
+        help="with --full: the bytes as stored even on a terminal (escape sequences and all); "
+        "by default a terminal gets them shown, not obeyed",
     )
     show.add_argument("-o", "--output", choices=("table", "json"), default="table")
 
@@ -254,7 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="serve the Azure Run Command emulator on 127.0.0.1 for any ARM client",
         description="Serve the sandbox's ARM (Compute, HybridCompute, Resource Graph) and "
-        "append-blob endpoints on 127.0.0.1 until Ctrl-C.",
+        "append-blob endpoints on 127.0.0.1 until Ctrl-C. ARM calls must present the bearer "
+        "token in $FLEETRUN_SANDBOX_TOKEN, or, when it is unset, the one it generates and "
+        "prints.",
     )
     serve.add_argument("--fleet", metavar="FILE", help="a fleet file (default: the demo fleet)")
     serve.add_argument(
@@ -267,7 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging() -> None:
-    handler = logging.FileHandler(config.log_path(), encoding="utf-8")
+    try:
+        handler = logging.FileHandler(config.log_path(), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write the log in {config.data_dir()}: {exc.strerror}; set "
+                         "FLEETRUN_DATA_DIR to a folder of yours") from None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)

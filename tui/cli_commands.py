@@ -20,18 +20,26 @@ from core.backends.ssh_hostkeys import host_pattern
 from core.fanout import FanoutOptions
 from core.inventory import DEFAULT_FLEET, Fleet, FleetError, FleetOptions, open_fleet
 from core.inventory.default_fleet import DefaultFleetError, default_fleet
-from core.journal import Journal, JournalError
+from core.journal import Journal, JournalError, MachineRecord, RunRecord
 from core.library import LibraryError, SavedCommand
 from core.model import Command, CommandId, Machine, MachineKind, Run, RunState
 from core.query import QueryError, filter_machines
 from core.run_export import ExportError, parse_format
 from core.run_export import render as render_export
 from core.run_export import write as write_export
-from core.runner import RunSession
+from core.runner import RUN_AS_PASSWORD, RunSession, secret_names
 from core.validate import ValidationError, raise_if_errors, validate_selection
 from tui import cli_render as render
 from tui.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from tui.cli_input import InputError, commands_from, describe_problems, limit_from
+from tui.cli_input import (
+    RUN_AS_PASSWORD_ENV,
+    SECRET_ENV_PREFIX,
+    InputError,
+    commands_from,
+    describe_problems,
+    limit_from,
+    read_secret,
+)
 from tui.cli_library import cmd_commands, commands_from_library, confirm_dangerous
 
 
@@ -260,6 +268,7 @@ def cmd_attach(args: Namespace) -> int:
         raise InputError(f"RUN: every machine of run {record.run_id} has ended; "
                          f"'fleetrun show {record.run_id}' shows the results")
     output = args.output or "table"
+    secrets = _secrets_again(record, unfinished)
 
     async def plan(fleet: Fleet) -> RunSession:
         known = {m.id: m for m in fleet.machines}
@@ -280,7 +289,8 @@ def cmd_attach(args: Namespace) -> int:
         if not followable:
             raise InputError(f"RUN: nothing to attach to in run {record.run_id}: only Azure "
                              "runs outlive fleetrun; rerun the others")
-        return RunSession.resume(record, followable, backends.for_machine, journal=journal)
+        return RunSession.resume(record, followable, backends.for_machine, journal=journal,
+                                 secrets=secrets)
 
     session, interrupted = _follow(
         lambda: open_fleet(record.fleet.split(",") if record.fleet else [DEFAULT_FLEET],
@@ -299,14 +309,38 @@ def cmd_attach(args: Namespace) -> int:
     return EXIT_OK if all(m.state is RunState.SUCCEEDED for m in final.machines) else EXIT_FAILED
 
 
+def _secrets_again(record: RunRecord, machines: list[MachineRecord]) -> dict[str, str]:
+    """The protected values of the machines' commands, asked for again as ``run`` asks.
+
+    The journal never had them, and what the machines print from here on must be masked
+    like the rest: without them fleetrun does not attach.
+    """
+    names = dict.fromkeys(name for m in machines for name in secret_names(record.command_for(m)))
+    interactive = sys.stdin.isatty()
+    secrets: dict[str, str] = {}
+    for name in names:
+        if name == RUN_AS_PASSWORD:
+            label, variable = "run-as password", RUN_AS_PASSWORD_ENV
+        else:
+            label, variable = name, SECRET_ENV_PREFIX + name
+        try:
+            secrets[name] = read_secret(label, variable, interactive=interactive)
+        except InputError:
+            raise InputError(
+                f"RUN: run {record.run_id} had the protected value {label}; its output is "
+                f"masked with it, so it is needed again: set {variable} or attach from a "
+                "terminal") from None
+    return secrets
+
+
 def run_exit_code(run: Run) -> int:
     states = {mr.state for mr in run.machines.values()}
     return EXIT_OK if states == {RunState.SUCCEEDED} else EXIT_FAILED
 
 
 def cmd_history(args: Namespace) -> int:
-    if args.limit < 1:
-        raise InputError(f"--limit: {args.limit} is not allowed; use 1 or more")
+    if not 1 <= args.limit <= 1_000_000:  # SQLite takes 64-bit integers, no more
+        raise InputError(f"--limit: {args.limit} is not allowed; use 1 to 1000000")
     runs = Journal(config.journal_path()).list_runs(limit=args.limit)
     if args.output == "json":
         render.print_json([render.run_record_json(r, with_machines=False) for r in runs])
@@ -329,7 +363,7 @@ def cmd_show(args: Namespace) -> int:
     if args.output == "json":
         render.print_json(render.machine_record_json(machine, full=args.full))
     elif args.full:
-        render.print_full_output(machine, args.stream)
+        render.print_full_output(machine, args.stream, raw=args.raw)
     else:
         render.show_machine(record, machine)
     return EXIT_OK

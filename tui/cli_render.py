@@ -1,9 +1,14 @@
-"""How the headless CLI shows runs: rich progress and tables, JSON, JSON lines."""
+"""How the headless CLI shows runs: rich progress and tables, JSON, JSON lines.
+
+Text from machines is printed inert (:func:`core.terminal_text.inert`): their escape
+sequences are shown, never obeyed. JSON keeps the text, in JSON strings, whose escaping
+makes it inert already (:func:`core.terminal_text.json_text`). Protected values were masked
+before any of it was stored (:mod:`core.redaction`).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from collections.abc import Iterable
 from datetime import datetime
@@ -29,6 +34,7 @@ from core.journal import MachineRecord, RunRecord
 from core.model import TAIL_BYTES, Machine, MachineRun, Run, RunState, Stream
 from core.output import OutputStore, decode_tail
 from core.runner import RunSession
+from core.terminal_text import InertStream, inert, inert_bytes, json_text
 from tui.cli_input import InputError
 from tui.states import RUN_STATES
 
@@ -50,7 +56,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_text(obj, indent=2) + "\n")
 
 
 def state_text(state: RunState) -> Text:
@@ -106,6 +112,7 @@ def machine_run_json(mr: MachineRun, output: OutputStore) -> dict[str, Any]:
         "stdout_file": mr.stdout_file,
         "stderr_file": mr.stderr_file,
         "error": mr.error,
+        "masked": mr.masked,
     }
 
 
@@ -161,6 +168,7 @@ def machine_record_json(rec: MachineRecord, *, full: bool = False) -> dict[str, 
         "stdout_file": rec.stdout_file,
         "stderr_file": rec.stderr_file,
         "error": rec.error,
+        "masked": rec.masked,
     }
 
 
@@ -259,7 +267,7 @@ async def _follow_jsonl(session: RunSession) -> None:
     async def pump() -> None:
         batch: list[str] = []
         async for event in events:
-            batch.append(json.dumps(event_json(event, names), ensure_ascii=False))
+            batch.append(json_text(event_json(event, names)))
             if events.pending() == 0 or len(batch) >= 200:
                 # A slow reader must block a thread, never the event loop.
                 text = "\n".join(batch) + "\n"
@@ -271,7 +279,7 @@ async def _follow_jsonl(session: RunSession) -> None:
                 "output_events": events.dropped,
                 "hint": "the reader was slow; full output is in each machine's stdout_file",
             }
-            await asyncio.to_thread(_write_stdout, json.dumps(note) + "\n")
+            await asyncio.to_thread(_write_stdout, json_text(note) + "\n")
 
     writer = asyncio.create_task(pump())
     try:
@@ -324,7 +332,7 @@ def _elapsed(started: datetime | None, ended: datetime | None) -> str:
 
 
 def _last_lines(data: bytes, count: int = TAIL_LINES) -> str:
-    lines = decode_tail(data).rstrip("\n").split("\n")
+    lines = inert_bytes(data).rstrip("\n").split("\n")
     shown = "\n".join(lines[-count:])
     return shown if len(lines) <= count else f"… ({len(lines) - count} more lines)\n{shown}"
 
@@ -335,14 +343,17 @@ def results_table(rows: Iterable[tuple[str, MachineRun | MachineRecord]], title:
     for col in ("machine", "state", "exit", "elapsed", "out", "err", "note"):
         table.add_column(col, justify="right" if col in ("exit", "out", "err") else "left")
     for name, m in rows:
+        note = Text(inert(m.error))
+        if m.masked:
+            note.append(f"{'; ' if m.error else ''}{m.masked} masked", style="dim")
         table.add_row(
-            name,
+            Text(inert(name)),
             state_text(m.state),
             "" if m.exit_code is None else str(m.exit_code),
             _elapsed(m.started, m.ended),
             f"{m.stdout_bytes:,}",
             f"{m.stderr_bytes:,}",
-            m.error,
+            note,
         )
     return table
 
@@ -358,7 +369,7 @@ def run_report(run: Run, output: OutputStore) -> None:
         if group.stderr_tail:
             body.append(Text(_last_lines(group.stderr_tail), style="red"))
         code = "no exit code" if group.exit_code is None else f"exit {group.exit_code}"
-        title = f"{group.size} machine(s), {code}: {members}"
+        title = Text(inert(f"{group.size} machine(s), {code}: {members}"))
         out.print(
             Panel(
                 Group(*body) if body else Text("(no output)", style="dim"),
@@ -369,7 +380,7 @@ def run_report(run: Run, output: OutputStore) -> None:
         )
     rows = ((mr.machine.name, mr) for mr in run.machines.values())
     out.print(results_table(rows, title=f"run {run.run_id}"))
-    out.print(counts_text(run.summary()), Text(run.stop_reason, style="yellow"))
+    out.print(counts_text(run.summary()), Text(inert(run.stop_reason), style="yellow"))
     out.print(Text(f"full output: fleetrun show {run.run_id} MACHINE --full", style="dim"))
 
 
@@ -384,7 +395,8 @@ def machines_table(machines: Iterable[Machine]) -> None:
             health.append(f" {m.health.detail}", style="dim")
         tags = " ".join(f"{k}={v}" if v else k for k, v in sorted(m.tags.items()))
         table.add_row(
-            m.name, m.kind.value, m.os.value, health, m.health.agent_version or "", m.location, tags
+            Text(inert(m.name)), m.kind.value, m.os.value, health, m.health.agent_version or "",
+            m.location, Text(inert(tags)),
         )
     out.print(table)
 
@@ -411,15 +423,15 @@ def show_run(rec: RunRecord) -> None:
     created = rec.created.astimezone()
     out.print(f"[bold]run {rec.run_id}[/]  {rec.status}  created {created:%Y-%m-%d %H:%M:%S}")
     if rec.stop_reason:
-        out.print(Text(rec.stop_reason, style="yellow"))
+        out.print(Text(inert(rec.stop_reason), style="yellow"))
     for command in rec.commands:
         params = ", ".join(
             f"{p['name'] or '(positional)'}={p['value']}" for p in command["parameters"]
         )
         out.print(
             Panel(
-                Text(command["script"]),
-                title=f"{command['command_id']}  {params}",
+                Text(inert(command["script"])),
+                title=Text(inert(f"{command['command_id']}  {params}")),
                 title_align="left",
                 expand=False,
             )
@@ -442,27 +454,32 @@ def find_machine(rec: RunRecord, ref: str) -> MachineRecord:
 
 def show_machine(rec: RunRecord, m: MachineRecord) -> None:
     out.print(
-        f"[bold]{m.name}[/]  ",
+        Text(inert(m.name), style="bold"),
+        "  ",
         state_text(m.state),
         f"  exit {m.exit_code}" if m.exit_code is not None else "",
     )
     if m.error:
-        out.print(Text(m.error, style="yellow"))
+        out.print(Text(inert(m.error), style="yellow"))
+    if m.masked:
+        out.print(Text(f"masked: {m.masked} occurrence{'s' if m.masked != 1 else ''} of "
+                       "protected values (shown as ***)", style="dim"))
     for label, path in (("stdout", m.stdout_file), ("stderr", m.stderr_file)):
         tail = _file_tail(path)
         out.print(
             Panel(
-                Text(decode_tail(tail)) if tail else Text("(empty)", style="dim"),
-                title=f"{label} (last {TAIL_BYTES} bytes)  {path}",
+                Text(inert_bytes(tail)) if tail else Text("(empty)", style="dim"),
+                title=Text(f"{label} (last {TAIL_BYTES} bytes)  {inert(path)}"),
                 title_align="left",
             )
         )
 
 
-def print_full_output(m: MachineRecord, stream: str | None) -> None:
+def print_full_output(m: MachineRecord, stream: str | None, *, raw: bool = False) -> None:
     """Copy the stored output out in chunks: a 1 GB output needs no 1 GB of memory.
 
-    stdout goes to stdout and stderr to stderr, unless ``stream`` picks one of them.
+    stdout goes to stdout and stderr to stderr, unless ``stream`` picks one of them. A
+    terminal gets the text inert; a pipe or a file (or ``raw``) the bytes as stored.
     """
     sinks = []
     if stream in (None, "stdout"):
@@ -470,10 +487,14 @@ def print_full_output(m: MachineRecord, stream: str | None) -> None:
     if stream in (None, "stderr"):
         sinks.append((m.stderr_file, sys.stderr.buffer if stream is None else sys.stdout.buffer))
     for path, sink in sinks:
+        inert_text = None if raw or not sink.isatty() else InertStream()
         try:
             with open(path, "rb") as handle:
                 while chunk := handle.read(1 << 20):
-                    sink.write(chunk)
+                    sink.write(chunk if inert_text is None
+                               else inert_text.feed(chunk).encode("utf-8"))
+            if inert_text is not None:
+                sink.write(inert_text.feed(b"", final=True).encode("utf-8"))
         except FileNotFoundError:
             pass  # the stream printed nothing
         sink.flush()

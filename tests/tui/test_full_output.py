@@ -200,7 +200,7 @@ async def test_s_shows_stderr_and_odd_bytes_are_drawn_safely(tmp_path: Path) -> 
                     "stdout read")
         await pilot.pause()
         rows = shown(view)
-        assert rows[:2] == ["red text        col", "\ufffd bad"]
+        assert rows[:2] == ["␛]0;evil title␇␛[31mred␛[0m text        col", "\ufffd bad"]
         assert rows[2].endswith("\u203a")  # a line that goes on past the edge says so
         await pilot.press("right")  # long lines scroll sideways, as in less
         width = view.scrollable_content_region.width

@@ -317,18 +317,6 @@ async def test_output_tails_and_groups(tmp_path: Path) -> None:
     assert groups[1].stdout_tail == b"disk full\n"
 
 
-async def test_duplicate_output_ranges_are_stored_once(tmp_path: Path) -> None:
-    ms = machines(1)
-    store = OutputStore(tmp_path)
-    run = plan_run([(ms[0], SHELL)])
-    FanOut(run, lambda _m: FakeBackend(), store, None)
-    assert store.append(ms[0].id, Stream.STDOUT, 0, b"hello ") == 6
-    assert store.append(ms[0].id, Stream.STDOUT, 3, b"lo world") == 5
-    assert store.append(ms[0].id, Stream.STDOUT, 0, b"hel") == 0
-    store.close()
-    assert Path(run.machines[ms[0].id].stdout_file).read_bytes() == b"hello world"
-
-
 async def test_many_machines_do_not_exhaust_file_descriptors(tmp_path: Path) -> None:
     backend = FakeBackend(default=Scenario(stdout=b"a" * 10, stderr=b"b" * 10, duration=0.05))
     fanout = make(tmp_path, 1500, backend)

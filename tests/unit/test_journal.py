@@ -523,3 +523,20 @@ async def test_run_session_leaves_the_journal_matching_the_run(tmp_path: Path) -
     assert_matches_run(rec, run)
     assert rec.summary == {"Succeeded": 7, "Failed": 1}
     assert all(m.stdout_file.endswith(".stdout") for m in rec.machines)
+
+
+def test_a_journal_of_the_first_schema_gains_the_masked_counts(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(MIGRATIONS[0])
+    old.execute("PRAGMA user_version = 1")
+    old.commit()
+    old.close()
+    with Journal(path) as journal:
+        run = make_run("r-old", count=2)
+        journal.record_run(run)
+        assert [m.masked for m in journal.get_run("r-old").machines] == [0, 0]
+        first = next(iter(run.machines.values()))
+        first.masked = 3
+        journal.record_machines("r-old", [first])
+        assert [m.masked for m in journal.get_run("r-old").machines] == [3, 0]

@@ -91,15 +91,16 @@ def test_line_ends_crlf_and_no_final_newline(tmp_path: Path) -> None:
 
 def test_odd_bytes_are_shown_safely() -> None:
     assert display_text(b"caf\xc3\xa9 \xff\xfe end") == "café \ufffd\ufffd end"
-    assert display_text(b"\x1b[1;31mred\x1b[0m plain") == "red plain"
-    assert display_text(b"\x1b]0;evil title\x07after") == "after"
-    assert display_text(b"\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\") == "link"
-    assert display_text(b"bell\x07 back\x08 nul\x00 del\x7f") == (
-        "bell\ufffd back\ufffd nul\ufffd del\ufffd")
-    assert display_text(b"progress 10%\rprogress 20%") == "progress 10%\ufffdprogress 20%"
+    # Escape sequences are shown, never obeyed: every control character is a picture.
+    assert display_text(b"\x1b[1;31mred\x1b[0m plain") == "␛[1;31mred␛[0m plain"
+    assert display_text(b"\x1b]0;evil title\x07after") == "␛]0;evil title␇after"
+    assert display_text(b"\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\") == (
+        "␛]8;;http://x␛\\link␛]8;;␛\\")
+    assert display_text(b"bell\x07 back\x08 nul\x00 del\x7f") == "bell␇ back␈ nul␀ del␡"
+    assert display_text(b"progress 10%\rprogress 20%") == "progress 10%␍progress 20%"
     assert display_text(b"a\tb\tc") == "a       b       c"
-    assert display_text(b"\x1b[2J\x1b[Hcleared?") == "cleared?"
-    assert display_text("über \u009b31m".encode()) == "über "
+    assert display_text(b"\x1b[2J\x1b[Hcleared?") == "␛[2J␛[Hcleared?"
+    assert display_text("über \u009b31m \u202eevil".encode()) == "über <U+009B>31m <U+202E>evil"
 
 
 def test_lines_of_any_length_are_found_with_a_sparse_index(tmp_path: Path) -> None:

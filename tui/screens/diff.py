@@ -19,6 +19,7 @@ from core.model import MachineId
 from core.output import OutputGroup
 from core.output_diff import StreamDiff, diff_machines
 from core.runner import RunSession
+from core.terminal_text import inert
 from tui import keymap
 from tui.widgets.run.group_table import current_groups, group_title
 
@@ -139,7 +140,7 @@ class DiffScreen(Screen[None]):
                 style = LINE_STYLES.get(line[:1], "")
                 if line.startswith(("---", "+++")):
                     style = "bold"
-                log.write(Text(line, style=style))
+                log.write(Text(inert(line), style=style))
             log.write(Text(""))
         if not any(d.lines for d in self.diffs):
             log.write(Text("(no difference within what was compared)", style="dim"))

@@ -14,8 +14,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Log, Static
 
 from core.model import RunState
-from core.output import OutputGroup, decode_tail
+from core.output import OutputGroup
 from core.runner import RunSession
+from core.terminal_text import inert, inert_bytes
 from tui import keymap
 from tui.screens.diff import open_diff
 from tui.screens.export import ExportDialog
@@ -45,7 +46,7 @@ def group_output_text(session: RunSession, group: OutputGroup, limit: int = OUTP
         data, skipped = read_end(path, limit)
         if not data:
             continue
-        text = decode_tail(data)
+        text = inert_bytes(data)
         if skipped:
             text = f"… {skipped:,} bytes not shown …\n" + text.partition("\n")[2]
         if label == "stderr":
@@ -56,11 +57,11 @@ def group_output_text(session: RunSession, group: OutputGroup, limit: int = OUTP
 
 def preview_text(group: OutputGroup) -> str:
     """The group's 4 KB tails, as the instance view reports them."""
-    text = decode_tail(group.stdout_tail)
+    text = inert_bytes(group.stdout_tail)
     if group.stderr_tail:
         if text and not text.endswith("\n"):
             text += "\n"
-        text += "── stderr ──\n" + decode_tail(group.stderr_tail)
+        text += "── stderr ──\n" + inert_bytes(group.stderr_tail)
     return text or "(no output)"
 
 
@@ -257,7 +258,8 @@ class GroupScreen(Screen[None]):
                     table.update_cell(machine_id, key, value)
         output = self.query_one("#group-output", Log)
         first = run.machines[self.group.machine_ids[0]]
-        output.border_title = (f"output of {first.machine.name} (the same on every machine of "
+        output.border_title = (f"output of {inert(first.machine.name)} (the same on every "
+                               "machine of "
                                f"the group) · {first.stdout_bytes:,} + {first.stderr_bytes:,} "
                                f"bytes · {duration_text(first.elapsed())}")
 

@@ -31,7 +31,7 @@ RUN_ID = f"{int(NOW.timestamp()):08x}c0ffee"
 WEB3 = machine("web-03")
 
 SHELL = Command(CommandId.SHELL, 'systemctl restart "$SERVICE" && echo "restarted on $HOSTNAME"',
-                parameters=(Parameter("SERVICE", "nginx"), Parameter("TOKEN", "x", True)),
+                parameters=(Parameter("SERVICE", "nginx"), Parameter("TOKEN", "s3cr3t", True)),
                 timeout=600)
 POWERSHELL = Command(CommandId.POWERSHELL, "Restart-Service -Name $env:SERVICE -Force",
                      parameters=(Parameter("SERVICE", "nginx"),), timeout=600)

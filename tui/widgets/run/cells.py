@@ -7,6 +7,7 @@ from datetime import datetime
 from rich.text import Text
 
 from core.model import MachineRun, RunState
+from core.terminal_text import inert
 from tui.states import RUN_STATES
 
 STATE_STYLE: dict[RunState, tuple[str, str]] = {
@@ -52,13 +53,19 @@ def size_text(count: int) -> str:
     raise AssertionError("unreachable")
 
 
+def error_text(mr: MachineRun) -> str:
+    """The machine's error, inert, and how many protected values were masked (if any)."""
+    masked = f"{mr.masked} masked" if mr.masked else ""
+    return "; ".join(part for part in (inert(mr.error), masked) if part)
+
+
 def row_cells(mr: MachineRun, now: datetime | None = None) -> tuple[Text | str, ...]:
     return (
         state_text(mr.state),
-        mr.machine.name,
+        inert(mr.machine.name),
         duration_text(mr.elapsed(now)),
         "" if mr.exit_code is None else str(mr.exit_code),
         size_text(mr.stdout_bytes),
         size_text(mr.stderr_bytes),
-        mr.error,
+        error_text(mr),
     )

@@ -9,8 +9,9 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from core.model import Run, RunState
-from core.output import OutputGroup, decode_tail
+from core.output import OutputGroup
 from core.runner import RunSession
+from core.terminal_text import inert, inert_bytes
 from tui.widgets.run.run_table import STATE_STYLE
 
 MEMBERS_WIDTH = 44
@@ -56,7 +57,7 @@ def members_text(group: OutputGroup, run: Run, width: int = MEMBERS_WIDTH) -> st
     names: list[str] = []
     used = 0
     for machine_id in group.machine_ids:
-        name = run.machines[machine_id].machine.name
+        name = inert(run.machines[machine_id].machine.name)
         left = group.size - len(names) - 1
         room = width - (len(f" +{left}") if left else 0)
         if names and used + 2 + len(name) > room:
@@ -78,12 +79,12 @@ def first_line_text(group: OutputGroup, reference: OutputGroup | None = None) ->
                (group.stderr_tail, reference.stderr_tail if reference else None, "red"))
     first: Text | None = None
     for tail, other, style in streams:
-        lines = decode_tail(tail).splitlines()
+        lines = inert_bytes(tail).splitlines()
         if first is None and any(ln.strip() for ln in lines):
             first = Text(next(ln.strip() for ln in lines if ln.strip())[:200], style=style)
         if other is None or reference is group:
             continue
-        theirs = decode_tail(other).splitlines()
+        theirs = inert_bytes(other).splitlines()
         for number, line in enumerate(lines):
             if line.strip() and (number >= len(theirs) or theirs[number] != line):
                 prefix = "… " if number else ""

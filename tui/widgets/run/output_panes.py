@@ -16,7 +16,8 @@ from textual.widgets import Input, Log
 
 from core.file_search import Matcher, QueryError
 from core.model import MachineRun, Stream
-from core.output import OutputStore, decode_tail
+from core.output import OutputStore
+from core.terminal_text import inert, inert_bytes
 from tui.widgets.run.file_view import FileView
 from tui.widgets.run.search_bar import SearchBar
 
@@ -36,11 +37,12 @@ class TailPane(Log):
             return
         self._shown = (stdout, stderr)
         self.clear()
-        self.write(decode_tail(stdout))
+        # Shown, never obeyed: Log replaces only some control characters, not ESC.
+        self.write(inert_bytes(stdout))
         if stderr:
             if stdout and not stdout.endswith(b"\n"):
                 self.write("\n")
-            self.write("── stderr ──\n" + decode_tail(stderr))
+            self.write("── stderr ──\n" + inert_bytes(stderr))
 
 
 class FullOutput(Vertical):
@@ -68,7 +70,7 @@ class FullOutput(Vertical):
         if mr is None:
             self.show_files("", "", "")
         else:
-            self.show_files(mr.machine.name, mr.stdout_file, mr.stderr_file)
+            self.show_files(inert(mr.machine.name), mr.stdout_file, mr.stderr_file)
 
     def show_files(self, name: str, stdout: str, stderr: str) -> None:
         """Show these files of machine ``name``, from what was shown or, if new, following."""
@@ -135,5 +137,6 @@ class OutputPanes(Horizontal):
         self.machine_id = mr.machine_id
         tail.show(output.tail(mr.machine_id, Stream.STDOUT),
                   output.tail(mr.machine_id, Stream.STDERR))
-        tail.border_title = f"tail · {mr.machine.name}"
+        masked = f" · {mr.masked} masked" if mr.masked else ""
+        tail.border_title = f"tail · {inert(mr.machine.name)}{masked}"
         full.show(mr)
