@@ -50,7 +50,7 @@ tmux:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux; }
 
 test: $(VENV)/.test lint azurite sshd tmux
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist loadfile
 
 # bench/ssh imports the test sshd (tests/sshd.py, hence the test extra) and runs
 # parallel-ssh and Ansible beside fleetrun; Ansible drives OpenSSH's ssh client.
