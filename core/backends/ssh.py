@@ -60,6 +60,7 @@ from core.model import (
     Stream,
     utc_now,
 )
+from core.redaction import SecretMask
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +325,8 @@ class SshBackend:
         finished = False
         mirror = None
         if self._blobs is not None and self._output is not None:
-            mirror = BlobMirror(self._blobs, self._output.targets(key[1], machine), machine.name)
+            mirror = BlobMirror(self._blobs, self._output.targets(key[1], machine), machine.name,
+                                mask=SecretMask.of([command]))
             await mirror.start()
         try:
             process.stdin.write(launch.payload)
@@ -334,7 +336,7 @@ class SshBackend:
             try:
                 async for event in self._follow(machine, process, command.timeout):
                     if mirror is not None and isinstance(event, OutputAppended):
-                        mirror.add(event.stream, event.data)
+                        mirror.add(event.stream, event.offset, event.data)
                     yield event
             except _ClientTimeout:
                 await asyncio.shield(self._kill(machine, launch.kill))

@@ -21,6 +21,7 @@ from typing import Any
 from core.field_names import UNSAFE_CHARACTERS, shown_key
 from core.sandbox.access import new_account_key
 from core.toml_text import parse_toml
+from core.trusted_files import UntrustedFileError, check_trusted
 from core.user_paths import UnknownUserError, expand_user
 
 DEFAULT_TENANT = "72f988bf-0000-4000-8000-00000000f1ee"
@@ -173,10 +174,16 @@ class FleetSpec:
 
 
 def load_fleet(path: Path) -> FleetSpec:
-    """Read and check a fleet file (``~`` and ``~user`` in ``path`` are expanded)."""
+    """Read and check a fleet file (``~`` and ``~user`` in ``path`` are expanded); like an
+    inventory, it must be the user's own and writable by no one else."""
     try:
         path = expand_user(path)
+        # It says what runs where, as root on this machine by default: it must be the
+        # user's own, as an inventory must.
+        check_trusted(path)
         data = parse_toml(path.read_text(encoding="utf-8"))
+    except UntrustedFileError as exc:
+        raise FleetFileError(str(exc)) from None
     except UnknownUserError as exc:
         raise FleetFileError(f"{path}: {exc}") from None
     except UnicodeDecodeError as exc:

@@ -10,7 +10,7 @@ from core.azure.blob import AppendBlobClient
 from core.azure.session import OutputContainer
 from core.backends.ssh import SshBackend, SshSettings
 from core.events import Finished, OutputAppended
-from core.model import Command, CommandId, RunState, Stream
+from core.model import Command, CommandId, Parameter, RunState, Stream
 from tests.blob_targets import BlobTarget
 from tests.sshd import Sshd
 
@@ -56,3 +56,29 @@ async def test_a_refused_container_does_not_fail_the_run(sshd: Sshd, tmp_path: P
         await ssh.aclose()
     finished = events[-1]
     assert isinstance(finished, Finished) and finished.state is RunState.SUCCEEDED
+
+
+async def test_a_protected_value_never_reaches_the_output_blobs(
+    sshd: Sshd, blob_target: BlobTarget
+) -> None:
+    canary = "Blob-canary-7f3e9d21"
+    # Printed whole, and in two writes with a pause between, so that the second half
+    # arrives in a later read of the channel than the first.
+    script = ('echo "whole $TOKEN"; printf "split %s" "${TOKEN:0:9}"; sleep 0.3; '
+              'echo "${TOKEN:9}"; echo "err $TOKEN" >&2')
+    async with httpx.AsyncClient(timeout=10) as http:
+        output = OutputContainer(blob_target.container_sas_url("racwl"))
+        ssh = SshBackend(SshSettings(known_hosts=sshd.known_hosts),
+                         blobs=AppendBlobClient(http), output=output)
+        machine = sshd.machine()
+        command = Command(CommandId.SHELL, script, timeout=60,
+                          parameters=(Parameter("TOKEN", canary, protected=True),))
+        events = [e async for e in ssh.run(machine, command, run_id="blobrun3")]
+        await ssh.aclose()
+        finished = events[-1]
+        assert isinstance(finished, Finished) and finished.state is RunState.SUCCEEDED
+        targets = output.targets("blobrun3", machine)
+        stdout = await http.get(targets.output_uri, headers={"x-ms-version": "2021-12-02"})
+        stderr = await http.get(targets.error_uri, headers={"x-ms-version": "2021-12-02"})
+    assert stdout.content == b"whole ***\nsplit ***\n"
+    assert stderr.content == b"err ***\n"
