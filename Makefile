@@ -52,7 +52,7 @@ tmux:
 test: $(VENV)/.test lint azurite sshd tmux
 	$(BIN)/pytest -n 3 --dist loadfile
 
-# bench/ssh imports the test sshd (tests/sshd.py, hence the test extra) and runs
+# bench/ssh starts the loopback sshd the tests use too (bench/loopback_sshd.py) and runs
 # parallel-ssh and Ansible beside fleetrun; Ansible drives OpenSSH's ssh client.
 $(VENV)/.bench: $(VENV)/.test
 	$(BIN)/python -m pip install -q parallel-ssh ansible-core

@@ -1,7 +1,7 @@
 """fleetrun's SSH path against parallel-ssh and Ansible: one loopback sshd, N host aliases.
 
-One private OpenSSH sshd on 127.0.0.1 (:func:`tests.sshd.running_sshd`: a test user with a
-trivial shell, ``MaxStartups 1000:30:2000``) serves N host aliases ``h0001``.. ``hNNNN``,
+One private OpenSSH sshd on 127.0.0.1 (:func:`bench.loopback_sshd.running_sshd`: a test user
+with a trivial shell, ``MaxStartups 1000:30:2000``) serves N host aliases ``h0001``.. ``hNNNN``,
 each its own connection. Every tool runs ``echo hi`` on all of them at once and must get
 ``hi`` back from each:
 
@@ -65,6 +65,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.loopback_sshd import Sshd, running_sshd, unavailable_reason
 from core.backends.ssh import SshBackend, SshSettings
 from core.fanout import FanOut, plan_run
 from core.model import (
@@ -78,7 +79,6 @@ from core.model import (
     SshEndpoint,
 )
 from core.output import OutputStore
-from tests.sshd import Sshd, running_sshd, unavailable_reason
 
 SIZES = (50, 200)
 ROUNDS = 2

@@ -46,7 +46,7 @@ from textual import events, on
 from textual.screen import Screen
 
 from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
-from core.journal import Journal
+from core.journal_store import Journal
 from core.model import (
     Command,
     CommandId,

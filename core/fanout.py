@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import traceback
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from core.backends.base import Backend, ReattachableBackend
@@ -47,6 +48,28 @@ from core.validate import Limit
 log = logging.getLogger(__name__)
 
 _STREAMS = (Stream.STDOUT, Stream.STDERR)
+
+_FREEZE_FROM = 1_000
+"""Machines in a run from which the collector is kept off what existed when it started."""
+
+
+@contextlib.contextmanager
+def _heap_frozen(machines: int) -> Iterator[None]:
+    """Keep the cyclic collector's full passes off the objects that exist now, for a while.
+
+    A big run allocates enough to set off several full collections, and each walks every
+    object the plan made (for 10,000 machines, 0.2-0.5 s of a run's CPU in all) though none
+    of them can be garbage before the run ends. Left alone when something else froze the
+    heap already, since ending the freeze would end theirs too.
+    """
+    if machines < _FREEZE_FROM or gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,15 +277,16 @@ class FanOut:
                 if health.detail:
                     reason += f" ({health.detail})"
                 self._finish(slot, Finished(mid, RunState.SKIPPED, error=reason))
-        self._fill()
-        try:
-            await self._done.wait()
-        except asyncio.CancelledError:
-            # The caller went away (Ctrl-C): stop the remote processes before leaving.
-            self.cancel_all("run interrupted")
-            await asyncio.shield(self._wait_tasks())
-            self._complete()
-            raise
+        with _heap_frozen(len(self._slots)):
+            self._fill()
+            try:
+                await self._done.wait()
+            except asyncio.CancelledError:
+                # The caller went away (Ctrl-C): stop the remote processes before leaving.
+                self.cancel_all("run interrupted")
+                await asyncio.shield(self._wait_tasks())
+                self._complete()
+                raise
         return self.run
 
     def cancel(self, machine_id: MachineId) -> None:

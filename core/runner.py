@@ -16,7 +16,8 @@ from core import config
 from core.backends.base import Backend
 from core.events import MachineEvent
 from core.fanout import FanOut, FanoutOptions, Subscription, plan_run
-from core.journal import Journal, JournalWriter, RunRecord
+from core.journal_store import Journal, RunRecord
+from core.journal_writer import JournalWriter
 from core.model import (
     Command,
     CommandId,

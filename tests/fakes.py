@@ -35,6 +35,8 @@ class Scenario:
     no_result: bool = False
     """End the event stream without a Finished event."""
     chunks: int = 1
+    release: asyncio.Event | None = None
+    """Finish only once this is set: a test decides when, instead of racing a duration."""
 
 
 @dataclass
@@ -76,6 +78,8 @@ class FakeBackend:
                 await asyncio.sleep(3600)
             if sc.duration:
                 await asyncio.sleep(sc.duration)
+            if sc.release is not None:
+                await sc.release.wait()
             if sc.no_result:
                 return
             yield TailUpdated(machine.id, Stream.STDOUT, sc.stdout[-4096:])

@@ -13,11 +13,12 @@ from textual.command import Provider
 from textual.widgets import Footer, Header, LoadingIndicator
 
 from core import config
+from core.backends.base import HostKeyCheckingBackend
 from core.backends.registry import Backends
 from core.fanout import FanoutOptions
 from core.inventory import DEFAULT_FLEET, Fleet, FleetOptions, open_fleet
-from core.journal import Journal
-from core.model import Command, Machine, MachineKind
+from core.journal_store import Journal
+from core.model import Command, Machine
 from core.runner import RunSession
 from tui import keymap, themes
 from tui.colon_commands import Action, ColonCommands
@@ -28,7 +29,7 @@ from tui.screens.fleet import FleetScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.key_sheet import KeySheet
 from tui.screens.run import RunScreen
-from tui.widgets.run.confirm import Confirm
+from tui.widgets.dialogs.confirm import Confirm
 
 SANDBOX_HINT = ("the built-in sandbox: an emulated Azure fleet (add [azure] to config.toml "
                 "or pass --fleet for a real one)")
@@ -112,14 +113,11 @@ class FleetrunApp(App[None]):
         name = ", ".join(self.fleet_specs)
         if self.fleet_specs == [DEFAULT_FLEET]:
             name = SANDBOX_HINT
-        # Imported here: asyncssh loads only for fleets with SSH hosts.
-        ssh = self.fleet.backends.get(MachineKind.SSH)
-        if ssh is not None:
-            from core.backends.ssh import SshBackend
-
-            ssh = ssh if isinstance(ssh, SshBackend) else None
+        # The first (today the only: SSH's) whose refused host keys the user reviews.
+        host_keys = next((b for b in self.fleet.backends.values()
+                          if isinstance(b, HostKeyCheckingBackend)), None)
         await self.push_screen(FleetScreen(self.fleet.machines, Backends(self.fleet.backends),
-                                           name, ssh=ssh))
+                                           name, host_keys=host_keys))
 
     def on_fleet_screen_run_requested(self, message: FleetScreen.RunRequested) -> None:
         self.start_run(message.request.assignments, message.request.options)

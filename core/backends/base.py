@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from core.backends.host_keys import HostKeyProblem
 from core.events import MachineEvent
 from core.model import Command, Health, Machine, MachineId
 
@@ -41,3 +43,34 @@ class ReattachableBackend(Backend, Protocol):
     def attach(
         self, machine: Machine, command: Command, *, run_id: str
     ) -> AsyncIterator[MachineEvent]: ...
+
+
+@runtime_checkable
+class HostKeyCheckingBackend(Backend, Protocol):
+    """A backend that refuses hosts whose keys its trusted-keys file does not vouch for.
+
+    The user reviews such keys (a front end asks this protocol, never a concrete backend):
+    an unknown key may be trusted, which records it; a changed key never is.
+    """
+
+    @property
+    def known_hosts_path(self) -> Path:
+        """The file trusted keys are checked against and recorded in."""
+        ...
+
+    def pending_host_keys(self) -> list[HostKeyProblem]:
+        """Unknown host keys refused so far, for the user to review in one batch."""
+        ...
+
+    def host_key_problems(self) -> dict[MachineId, HostKeyProblem]:
+        """Each machine whose last connection attempt was refused for its host key, and why."""
+        ...
+
+    def trust_host_keys(self, problems: list[HostKeyProblem]) -> None:
+        """Record reviewed unknown keys as trusted (a file write: call it off the event loop);
+        later connections to their hosts pass. Changed keys among them are ignored.
+
+        Raises:
+            OSError: the trusted-keys file could not be written.
+        """
+        ...

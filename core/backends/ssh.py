@@ -24,13 +24,16 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncssh
 
 from core.azure.blob import AppendBlobClient
 from core.azure.session import OutputContainer
 from core.backends import ssh_powershell as powershell
+from core.backends.base import HostKeyCheckingBackend
 from core.backends.blob_mirror import BlobMirror
+from core.backends.host_keys import HostKeyProblem
 from core.backends.ssh_bootstrap import (
     BOOTSTRAP_FAILURE,
     FrameError,
@@ -39,13 +42,7 @@ from core.backends.ssh_bootstrap import (
     run_command_line,
 )
 from core.backends.ssh_config_files import ConfigFiles
-from core.backends.ssh_hostkeys import (
-    CheckingClient,
-    HostKeyError,
-    HostKeyPolicy,
-    HostKeyProblem,
-    KnownHosts,
-)
+from core.backends.ssh_hostkeys import CheckingClient, HostKeyError, HostKeyPolicy, KnownHosts
 from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
 from core.model import (
     TAIL_BYTES,
@@ -112,7 +109,7 @@ class _Host:
 
 
 class SshBackend:
-    """Runs commands on SSH hosts (the Backend protocol)."""
+    """Runs commands on SSH hosts (the HostKeyCheckingBackend protocol: known_hosts)."""
 
     def __init__(
         self,
@@ -231,6 +228,13 @@ class SshBackend:
         and holds changed keys too, which are refused whatever the user says.
         """
         return dict(self._key_problems)
+
+    @property
+    def known_hosts_path(self) -> Path:
+        return self.host_keys.known_hosts.path
+
+    def trust_host_keys(self, problems: list[HostKeyProblem]) -> None:
+        self.host_keys.accept(problems)
 
     # -- health ---------------------------------------------------------------------------
 
@@ -503,3 +507,8 @@ class _Launch:
 
 class _ClientTimeout(Exception):
     """The host did not end the script by its timeout (plus grace): the client steps in."""
+
+
+if TYPE_CHECKING:
+    # Front ends know SSH's host keys only through the protocol: mypy holds SshBackend to it.
+    _CHECKS_HOST_KEYS: type[HostKeyCheckingBackend] = SshBackend

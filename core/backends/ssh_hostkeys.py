@@ -9,50 +9,15 @@ presented has a *changed* key, which is always refused with both fingerprints.
 
 from __future__ import annotations
 
-import enum
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
 
+from core.backends.host_keys import HostKeyProblem, KeyVerdict, host_pattern
+
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
-
-
-class KeyVerdict(enum.StrEnum):
-    UNKNOWN = "unknown"
-    CHANGED = "changed"
-
-
-@dataclass(frozen=True, slots=True)
-class HostKeyProblem:
-    """A host key that known_hosts does not vouch for.
-
-    Attributes:
-        host: The host name as connected to.
-        port: Its port.
-        verdict: Unknown (never seen) or changed (known_hosts has other keys for it).
-        fingerprint: SHA256 fingerprint of the key the server presented.
-        key_line: The known_hosts line that would trust the presented key.
-        known_fingerprints: Fingerprints known_hosts has for the host (changed keys only).
-    """
-
-    host: str
-    port: int
-    verdict: KeyVerdict
-    fingerprint: str
-    key_line: str
-    known_fingerprints: tuple[str, ...] = ()
-
-    def message(self) -> str:
-        where = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
-        if self.verdict is KeyVerdict.CHANGED:
-            return (f"host key of {where} CHANGED: it presented {self.fingerprint}, known_hosts "
-                    f"has {', '.join(self.known_fingerprints)}; refused (if the change is "
-                    "expected, remove the old key with `ssh-keygen -R`)")
-        return (f"unknown host key for {where} ({self.fingerprint}); not in known_hosts "
-                "(review it, or run with --accept-new-host-keys to trust and record it)")
 
 
 class HostKeyError(Exception):
@@ -61,10 +26,6 @@ class HostKeyError(Exception):
     def __init__(self, problem: HostKeyProblem) -> None:
         self.problem = problem
         super().__init__(problem.message())
-
-
-def host_pattern(host: str, port: int) -> str:
-    return host if port == 22 else f"[{host}]:{port}"
 
 
 class KnownHosts:

@@ -17,7 +17,7 @@ from core.azure.arm import RetryPolicy
 from core.azure.budget import ArmBudget, BucketLimit, BudgetLimits
 from core.azure.session import blob_folder
 from core.fanout import FanoutOptions
-from core.journal import Journal
+from core.journal_store import Journal
 from core.model import Command, CommandId, Machine, Run, RunState, Stream
 from core.runner import RunSession
 from tests.azure.sandboxed import AzureBed, azure_bed, fleet_of, machine_of

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from core.fanout import FanoutOptions
-from core.journal import Journal
+from core.journal_store import Journal
 from core.model import Command, CommandId, Machine, Run, RunState, Stream
 from core.runner import RunSession
 from core.sandbox.fleet import FleetSpec

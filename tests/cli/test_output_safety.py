@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 from core.fanout import plan_run
-from core.journal import Journal
+from core.journal_store import Journal
 from core.model import Command, CommandId, Machine, MachineKind, OsType, Parameter, RunState
 from tests.cli.conftest import FLEETRUN, CliRunner, Home
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import asyncssh
 
+from core.backends.host_keys import KeyVerdict
 from core.backends.ssh import SshBackend, SshSettings
-from core.backends.ssh_hostkeys import KeyVerdict
 from core.events import Finished, MachineEvent, OutputAppended
 from core.model import Command, CommandId, HealthStatus, Machine, RunState
 from tests.contract.harness import survivors

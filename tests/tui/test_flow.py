@@ -15,7 +15,7 @@ from tui.app import FleetrunApp
 from tui.screens.compose import ComposeScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.run import RunScreen
-from tui.widgets.run.confirm import Confirm
+from tui.widgets.dialogs.confirm import Confirm
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from rich.text import Text
 from textual.widgets import DataTable, Input, Log, RichLog, Static
 
-from core.journal import Journal
+from core.journal_store import Journal
 from core.model import Command, CommandId, Parameter, RunState
 from core.output import OutputGroup
 from core.runner import RunSession

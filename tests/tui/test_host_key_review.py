@@ -19,7 +19,7 @@ from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
-from core.backends.ssh_hostkeys import HostKeyProblem, KeyVerdict
+from core.backends.host_keys import HostKeyProblem, KeyVerdict
 from core.model import HealthStatus
 from tui.app import FleetrunApp
 from tui.screens.fleet import FleetScreen

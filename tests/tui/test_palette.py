@@ -29,7 +29,7 @@ from tui.app import FleetrunApp
 from tui.screens.compose import ComposeScreen
 from tui.screens.run import RunScreen
 from tui.widgets.compose.confirm_run import ConfirmRun
-from tui.widgets.run.confirm import Confirm
+from tui.widgets.dialogs.confirm import Confirm
 
 SIZE = (160, 45)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from core.validate import Limit
 from tests.fakes import FakeBackend, Scenario, machines
 from tui import keymap
 from tui.screens.run import RunScreen, worker_name
-from tui.widgets.run.confirm import Confirm
+from tui.widgets.dialogs.confirm import Confirm
 from tui.widgets.run.file_view import FileView
 from tui.widgets.run.output_panes import TailPane
 from tui.widgets.run.run_summary import RunSummary
@@ -229,7 +230,10 @@ async def test_a_finished_run_opens_read_only(tmp_path: Path) -> None:
 
 
 async def test_escape_leaves_the_screen_and_the_run_goes_on(tmp_path: Path) -> None:
-    session, _, _ = make_session(tmp_path, {"m000": Scenario(duration=0.3)}, count=2)
+    # m000 ends only when the test says so: the run is still going when the screen is left,
+    # however slowly the app starts on a busy machine.
+    release = asyncio.Event()
+    session, _, _ = make_session(tmp_path, {"m000": Scenario(release=release)}, count=2)
     app = RunApp(session)
     async with app.run_test(size=SIZE) as pilot:
         assert isinstance(app.screen, RunScreen)
@@ -237,6 +241,7 @@ async def test_escape_leaves_the_screen_and_the_run_goes_on(tmp_path: Path) -> N
         await pilot.pause()
         assert not isinstance(app.screen, RunScreen)
         assert not session.run.finished
+        release.set()
         await until(pilot, lambda: session.run.finished, "the run ended off screen")
         assert states(session) == {"m000": RunState.SUCCEEDED, "m001": RunState.SUCCEEDED}
 

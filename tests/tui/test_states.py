@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from core.model import HealthStatus, RunState
-from tui import cli_render
+from tui.cli import render as cli_render
 from tui.states import HEALTH, RUN_STATES, Look, Tone
 from tui.widgets.fleet.machine_table import HEALTH_STYLE, health_text
 from tui.widgets.run.cells import STATE_STYLE, state_text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 
 import pytest
@@ -331,3 +332,22 @@ async def test_subscriber_sees_output_events_in_order(tmp_path: Path) -> None:
     events = await collect(fanout)
     offsets = [e.offset for e in events if isinstance(e, OutputAppended)]
     assert offsets == list(range(0, 100, 10))
+
+
+async def test_a_big_run_frees_the_heap_it_froze_and_leaves_another_freeze_alone(
+    tmp_path: Path,
+) -> None:
+    # A big run keeps the collector off its plan while it goes; afterwards garbage made
+    # before the run is collectable again, and a freeze someone else made is theirs.
+    backend = FakeBackend(default=Scenario(stdout=b"ok\n"))
+    fanout = make(tmp_path / "a", 1_000, backend)
+    assert gc.get_freeze_count() == 0
+    await fanout.execute()
+    assert gc.get_freeze_count() == 0
+    assert fanout.run.summary() == {"Succeeded": 1_000}
+    gc.freeze()
+    try:
+        await make(tmp_path / "b", 1_000, backend).execute()
+        assert gc.get_freeze_count() > 0  # still frozen (some of it was freed meanwhile)
+    finally:
+        gc.unfreeze()

@@ -23,7 +23,8 @@ def test_core_has_the_modules_we_expect() -> None:
         "core.model",
         "core.fanout",
         "core.output",
-        "core.journal",
+        "core.journal_store",
+        "core.journal_writer",
         "core.validate",
         "core.backends.local",
     ):
@@ -76,3 +77,34 @@ def test_the_sandbox_and_the_azure_client_never_import_each_other() -> None:
         assert offending("core/azure", ("core.sandbox",)) == []
     # The check itself sees imports: the sandbox does import the model.
     assert any("core.sandbox.fleet" in names for names in _imports(ROOT / "core/sandbox").values())
+
+
+def _top_level_imports(package: Path) -> dict[str, set[str]]:
+    """The top-level package of every import of each file of ``package``."""
+    found: dict[str, set[str]] = {}
+    for path in package.rglob("*.py"):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def test_benchmarks_never_import_the_tests() -> None:
+    # The tests may use bench's loopback sshd; bench never uses the tests' code (their
+    # fixtures, pytest), and the product never starts a test server.
+    def offending(package: str, forbidden: set[str]) -> list[str]:
+        return [
+            f"{file} imports {name}"
+            for file, names in _top_level_imports(ROOT / package).items()
+            for name in sorted(names & forbidden)
+        ]
+
+    assert offending("bench", {"tests", "pytest"}) == []
+    assert offending("core", {"bench", "tests"}) == []
+    assert offending("tui", {"bench", "tests"}) == []
+    # The check itself sees imports: the tests' sshd fixture starts bench's loopback sshd.
+    assert "bench" in _top_level_imports(ROOT / "tests")["tests/sshd.py"]

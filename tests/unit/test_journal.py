@@ -9,22 +9,23 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from core.events import Event, Finished, OutputAppended, RunFinished, RunStarted, StateChanged
-from core.journal import (
+from core.journal_store import (
     INTERRUPTED_ERROR,
     MIGRATIONS,
     Journal,
     JournalError,
-    JournalWriter,
+    MachineProgress,
     MachineRecord,
     RunRecord,
 )
+from core.journal_writer import JournalWriter
 from core.model import (
     Command,
     CommandId,
@@ -184,6 +185,29 @@ def test_round_trip_with_a_linux_and_a_windows_command(journal: Journal) -> None
     assert_matches_run(rec, run)
 
 
+def test_progress_and_end_are_all_or_nothing_and_only_for_recorded_machines(
+    journal: Journal,
+) -> None:
+    run = make_run("67c2f0a0abc123")
+    journal.record_run(run)
+    first, second = nth(run, 0), nth(run, 1)
+    finish(first, RunState.SUCCEEDED, 0)
+    stranger = MachineProgress.of(first)._replace(machine_id="not-in-this-run")
+    with pytest.raises(JournalError, match="not in the journal"):
+        journal.record_progress(run.run_id, [MachineProgress.of(first), stranger])
+    with pytest.raises(JournalError, match="not in the journal"):
+        journal.end_run("ffffffff000000", datetime.now(UTC), "", [MachineProgress.of(first)])
+    rec = journal.get_run(run.run_id)
+    assert rec.status == "running"
+    assert [m.state for m in rec.machines] == [RunState.PENDING] * 4
+    finish(second, RunState.FAILED, 3)
+    journal.record_progress(run.run_id, [MachineProgress.of(first)])
+    run.ended, run.stop_reason = datetime.now(UTC), "error budget spent"
+    journal.end_run(run.run_id, run.ended, run.stop_reason, [MachineProgress.of(second)])
+    rec = journal.get_run(run.run_id)
+    assert rec.status == "finished" and rec.stop_reason == "error budget spent"
+    assert_matches_run(rec, run)
+
 def test_record_machines_is_all_or_nothing(journal: Journal) -> None:
     run = make_run("67c2f0a0abc123")
     journal.record_run(run)
@@ -283,7 +307,7 @@ KILL_SCRIPT = """
 import sys, time
 from datetime import UTC, datetime
 from pathlib import Path
-from core.journal import Journal
+from core.journal_store import Journal
 from core.model import Command, CommandId, Machine, MachineKind, MachineRun, OsType, Run, RunState
 
 command = Command(CommandId.SHELL, "sleep 600")
@@ -429,16 +453,16 @@ async def test_writer_retries_a_failed_batch(
 ) -> None:
     journal = Journal(tmp_path / "journal.sqlite3")
     run = make_run("67c2f0a0abc123", 3)
-    real = journal.record_machines
+    real = journal.record_progress
     failures: list[int] = []
 
-    def flaky(run_id: str, machine_runs: Iterable[MachineRun]) -> None:
+    def flaky(run_id: str, progress: Sequence[MachineProgress]) -> None:
         if not failures:
             failures.append(1)
             raise sqlite3.OperationalError("disk I/O error")
-        real(run_id, machine_runs)
+        real(run_id, progress)
 
-    monkeypatch.setattr(journal, "record_machines", flaky)
+    monkeypatch.setattr(journal, "record_progress", flaky)
     writer = JournalWriter(journal, run)
 
     def last_error() -> Exception | None:
@@ -465,14 +489,13 @@ async def test_writer_keeps_the_loop_responsive_for_5000_machines(tmp_path: Path
           for i in range(5000)}  # fmt: skip
     run = Run(run_id="67c2f0a0abc123", machines=ms)
     batches: list[int] = []
-    real = journal.record_machines
+    real = journal.record_progress
 
-    def counting(run_id: str, machine_runs: Iterable[MachineRun]) -> None:
-        batch = list(machine_runs)
-        batches.append(len(batch))
-        real(run_id, batch)
+    def counting(run_id: str, progress: Sequence[MachineProgress]) -> None:
+        batches.append(len(progress))
+        real(run_id, progress)
 
-    journal.record_machines = counting  # type: ignore[method-assign]
+    journal.record_progress = counting  # type: ignore[method-assign]
 
     async def events() -> AsyncIterator[Event]:
         yield RunStarted(run.run_id, len(ms))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from core.journal import Journal
+from core.journal_store import Journal
 from core.model import Command, CommandId, Stream
 from core.output_diff import diff_files
 from core.runner import RunSession

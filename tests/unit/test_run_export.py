@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.journal import Journal
+from core.journal_store import Journal
 from core.model import Command, CommandId, Parameter, RunState
 from core.run_export import ExportError, default_path, parse_format, render, write
 from core.runner import RunSession

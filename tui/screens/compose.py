@@ -24,7 +24,7 @@ from tui.widgets.compose.options_form import OptionsForm, OptionValues
 from tui.widgets.compose.parameter_table import ParameterTable
 from tui.widgets.compose.script_editor import script_editor
 from tui.widgets.compose.typed_parameter import TypedParameterRow
-from tui.widgets.run.confirm import Confirm
+from tui.widgets.dialogs.confirm import Confirm
 
 SCRIPT_KIND = {CommandId.SHELL: "shell (RunShellScript)",
                CommandId.POWERSHELL: "PowerShell (RunPowerShellScript)"}

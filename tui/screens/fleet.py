@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -12,6 +11,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
+from core.backends.base import HostKeyCheckingBackend
+from core.backends.host_keys import HostKeyProblem, KeyVerdict
 from core.backends.registry import Backends
 from core.library import SavedCommand
 from core.model import Machine
@@ -19,13 +20,9 @@ from core.query import QueryError, filter_machines, parse_query
 from tui import keymap
 from tui.run_request import RunRequest
 from tui.screens.compose import ComposeScreen
+from tui.screens.host_key_review import HostKeyReview, health_notes, review_items
 from tui.widgets.fleet.machine_details import MachineDetails
 from tui.widgets.fleet.machine_table import MachineTable
-
-if TYPE_CHECKING:
-    # Host-key modules are imported where used: asyncssh loads only for fleets with SSH hosts.
-    from core.backends.ssh import SshBackend
-    from core.backends.ssh_hostkeys import HostKeyProblem
 
 
 class FleetScreen(Screen[None]):
@@ -35,7 +32,8 @@ class FleetScreen(Screen[None]):
         machines: The fleet's machines, health as the inventory knows it.
         backends: What reaches them (for health checks).
         fleet_name: Shown in the header: which fleet this is.
-        ssh: The fleet's SSH backend, if it has SSH hosts (their host keys get reviewed).
+        host_keys: The fleet's backend that checks host keys (SSH's), if it has one: the
+            keys it refused get reviewed.
     """
 
     BINDINGS = keymap.FLEET
@@ -47,11 +45,11 @@ class FleetScreen(Screen[None]):
     """
 
     def __init__(self, machines: list[Machine], backends: Backends, fleet_name: str, *,
-                 ssh: SshBackend | None = None) -> None:
+                 host_keys: HostKeyCheckingBackend | None = None) -> None:
         super().__init__()
         self._machines = machines
         self._backends = backends
-        self._ssh = ssh
+        self._host_keys = host_keys
         self.fleet_name = fleet_name
         self._query = ""
 
@@ -155,11 +153,9 @@ class FleetScreen(Screen[None]):
         self._machines = [checked.get(m.id, m) for m in self._machines]
         if not self.is_attached:  # the app closed while the check ran: nothing to draw on
             return list(checked.values())
-        if self._ssh is not None:
-            from tui.screens.host_key_review import health_notes
-
+        if self._host_keys is not None:
             self.query_one(MachineTable).set_health_notes(
-                health_notes(self._ssh.host_key_problems(), self._machines))
+                health_notes(self._host_keys.host_key_problems(), self._machines))
         self._apply(self._query)
         return list(checked.values())
 
@@ -167,11 +163,9 @@ class FleetScreen(Screen[None]):
 
     def _report_host_keys(self) -> None:
         """Say which hosts were refused for their keys; offer the review of unknown ones."""
-        if self._ssh is None:
+        if self._host_keys is None:
             return
-        from core.backends.ssh_hostkeys import KeyVerdict
-
-        verdicts = [p.verdict for p in self._ssh.host_key_problems().values()]
+        verdicts = [p.verdict for p in self._host_keys.host_key_problems().values()]
         changed = verdicts.count(KeyVerdict.CHANGED)
         unknown = verdicts.count(KeyVerdict.UNKNOWN)
         if changed:
@@ -185,22 +179,20 @@ class FleetScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "review_host_keys":
-            return self._ssh is not None  # hidden on fleets without SSH hosts
+            return self._host_keys is not None  # hidden on fleets without host keys to check
         return True
 
     def action_review_host_keys(self) -> None:
         """Review, in one batch, the keys of hosts refused because of them."""
-        if self._ssh is None:
+        if self._host_keys is None:
             return
-        from tui.screens.host_key_review import HostKeyReview, review_items
-
         names = {m.id: m.name for m in self._machines}
-        items = review_items(self._ssh.host_key_problems(), names)
+        items = review_items(self._host_keys.host_key_problems(), names)
         if not items:
             self.notify("No host keys to review: known_hosts vouches for every SSH host "
                         "checked")
             return
-        self.app.push_screen(HostKeyReview(items, self._ssh.host_keys.known_hosts.path),
+        self.app.push_screen(HostKeyReview(items, self._host_keys.known_hosts_path),
                              self._reviewed)
 
     def _reviewed(self, trusted: list[HostKeyProblem] | None) -> None:
@@ -210,18 +202,18 @@ class FleetScreen(Screen[None]):
     @work(group="host-keys")
     async def _trust(self, trusted: list[HostKeyProblem]) -> None:
         """Record the trusted keys in known_hosts, then check their hosts again."""
-        if self._ssh is None:
+        if self._host_keys is None:
             return
-        path = self._ssh.host_keys.known_hosts.path
+        path = self._host_keys.known_hosts_path
         try:
             # A file write: off the event loop.
-            await asyncio.to_thread(self._ssh.host_keys.accept, trusted)
+            await asyncio.to_thread(self._host_keys.trust_host_keys, trusted)
         except OSError as exc:
             self.notify(f"Cannot record the keys in {path}: {exc.strerror or exc}",
                         severity="error", timeout=20)
             return
         hosts = {(p.host, p.port) for p in trusted}
-        problems = self._ssh.host_key_problems()
+        problems = self._host_keys.host_key_problems()
         again = [m for m in self._machines
                  if (p := problems.get(m.id)) is not None and (p.host, p.port) in hosts]
         self.notify(f"Trusted {len(trusted)} host key(s), recorded in {path}; checking "

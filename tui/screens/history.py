@@ -9,7 +9,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from core import config
-from core.journal import Journal, JournalError, RunRecord
+from core.journal_store import Journal, JournalError, RunRecord
 from core.runner import RunSession
 from tui import keymap
 from tui.screens.run import RunScreen

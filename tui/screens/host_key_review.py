@@ -2,9 +2,10 @@
 
 Unknown keys (a host known_hosts has no key for) are listed with their fingerprints for the
 user to mark and trust; the screen only returns the chosen ones, the fleet screen records
-them through the SSH backend. Changed keys (known_hosts has another key for the host) are
-shown refused, with both fingerprints and the command that removes the old key: they are
-never offered here.
+them through the backend that checked them (a
+:class:`core.backends.base.HostKeyCheckingBackend`). Changed keys (known_hosts has another
+key for the host) are shown refused, with both fingerprints and the command that removes
+the old key: they are never offered here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
-from core.backends.ssh_hostkeys import HostKeyProblem, KeyVerdict, host_pattern
+from core.backends.host_keys import HostKeyProblem, KeyVerdict, host_pattern
 from core.model import Machine, MachineId
 from tui import keymap
 

@@ -22,7 +22,7 @@ from tui import keymap
 from tui.screens.diff import open_diff_for_machine
 from tui.screens.export import ExportDialog
 from tui.screens.groups import GroupsScreen
-from tui.widgets.run.confirm import Confirm
+from tui.widgets.dialogs.confirm import Confirm
 from tui.widgets.run.output_panes import OutputPanes
 from tui.widgets.run.run_summary import RunSummary
 from tui.widgets.run.run_table import RunTable

@@ -8,7 +8,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from core.fanout import plan_run
-from core.journal import Journal
+from core.journal_store import Journal
 from core.model import Command, CommandId, RunState
 from tests.tui.snapshots.harness import (
     DB1,

@@ -1,1 +1,1 @@
-"""Widgets of the run screen: the summary, the machine table, the output panes, a confirm."""
+"""Widgets of the run screen: the summary, the machine table, the output panes."""

@@ -1,13 +1,11 @@
-"""Saved commands on the command line: ``fleetrun commands list|show`` and ``run --command``."""
+"""``fleetrun commands list|show``: the saved-command library (``run --command`` runs one)."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from argparse import Namespace
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
@@ -21,10 +19,14 @@ from core.library import (
     load_library,
 )
 from core.library.model import SCRIPT_KEY_FOR
-from core.model import Command, CommandId, Machine
-from tui import cli_render as render
-from tui.cli import EXIT_OK
-from tui.cli_input import SECRET_ENV_PREFIX, InputError, read_secret, run_as_from, timeout_from
+from core.model import CommandId
+from tui.cli import json_shapes, render
+from tui.cli.errors import EXIT_OK
+from tui.cli.inputs import InputError
+from tui.cli.options import Parser, add_table_output
+
+if TYPE_CHECKING:
+    from tui.cli.options import Subparsers
 
 
 def load(library: Library | None = None) -> Library:
@@ -45,18 +47,39 @@ def find(library: Library, name: str, flag: str) -> SavedCommand:
 # -- fleetrun commands ------------------------------------------------------------------------
 
 
+def add_parser(sub: Subparsers) -> None:
+    saved = sub.add_parser(
+        "commands",
+        help="the saved-command library: list, show",
+        description="Saved commands: the starter library shipped with fleetrun and your own "
+        "TOML files in the config dir's commands/ folder (yours replace a starter command of "
+        "the same name). Run one with 'fleetrun run --command NAME'.",
+    )
+    saved.set_defaults(handler=cmd_commands)
+    saved_sub = saved.add_subparsers(
+        dest="commands_action", metavar="ACTION", parser_class=Parser, required=True
+    )
+    saved_list = saved_sub.add_parser("list", help="every saved command, one line each")
+    add_table_output(saved_list)
+    saved_show = saved_sub.add_parser(
+        "show", help="one saved command in full: parameters and scripts"
+    )
+    saved_show.add_argument("name", metavar="NAME")
+    add_table_output(saved_show)
+
+
 def cmd_commands(args: Namespace) -> int:
     library = load()
     if args.commands_action == "list":
         commands = library.sorted()
         if args.output == "json":
-            render.print_json([summary_json(c, library) for c in commands])
+            json_shapes.print_json([summary_json(c, library) for c in commands])
         else:
             _list_table(commands, library)
         return EXIT_OK
     saved = find(library, args.name, "commands show")
     if args.output == "json":
-        render.print_json(detail_json(saved, library))
+        json_shapes.print_json(detail_json(saved, library))
     else:
         _show(saved, library)
     return EXIT_OK
@@ -166,104 +189,3 @@ def _show(command: SavedCommand, library: Library) -> None:
     example += "".join(f" -P {p.name}" for p in command.parameters if p.required and p.protected)
     write(Text(f"\nrun it: fleetrun run --command {command.name} {example}".rstrip(),
                style="dim"))
-
-
-# -- fleetrun run --command ---------------------------------------------------------------------
-
-
-def values_from(args: Namespace, saved: SavedCommand, *, interactive: bool
-                ) -> tuple[dict[str, str], set[str]]:
-    """The parameter values -p, -a and -P give, plus secrets read for required protected ones.
-
-    ``-a`` values fill, in order, the table's public parameters no ``-p`` named.
-
-    Returns:
-        The values by name, and the names whose values are protected.
-    """
-    values: dict[str, str] = {}
-    for raw in args.param:
-        name, sep, value = raw.partition("=")
-        name = name.strip()
-        if not sep:
-            raise InputError(f"-p {raw!r}: expected NAME=VALUE")
-        param = saved.parameter(name)
-        if param is not None and param.protected:
-            raise InputError(f"-p {name}: {name!r} is a protected parameter of {saved.name}; "
-                             f"give it with -P {name} (read without echo, or from "
-                             f"${SECRET_ENV_PREFIX}{name})")
-        values[name] = value
-    open_slots = [p.name for p in saved.parameters if not p.protected and p.name not in values]
-    if len(args.arg) > len(open_slots):
-        takes = ", ".join(open_slots) or "none"
-        raise InputError(f"-a: {len(args.arg)} value(s) given but {saved.name} has "
-                         f"{len(open_slots)} parameter(s) left to fill ({takes}); "
-                         "use -p NAME=VALUE")
-    values.update(zip(open_slots, args.arg, strict=False))
-    protected = set(args.protected)
-    for name in args.protected:
-        param = saved.parameter(name)
-        if param is None or not param.protected:
-            what = "not a parameter" if param is None else "not a protected parameter"
-            raise InputError(f"-P {name}: {what} of {saved.name}"
-                             + ("; give it with -p NAME=VALUE" if param is not None else ""))
-    # A required secret not named with -P is asked for all the same (never read from argv).
-    protected |= {p.name for p in saved.parameters if p.protected and p.required}
-    for name in sorted(protected, key=lambda n: [p.name for p in saved.parameters].index(n)):
-        values[name] = read_secret(name, SECRET_ENV_PREFIX + name, interactive=interactive)
-    return values, protected
-
-
-def commands_from_library(args: Namespace) -> tuple[dict[CommandId, Command], SavedCommand]:
-    """One command per OS the saved command has a script for, with the flags applied."""
-    if args.shell or args.powershell:
-        raise InputError("--command: the scripts come from the saved command; "
-                         "leave out --shell/--powershell (or leave out --command)")
-    saved = find(load(), args.saved_command, "--command")
-    interactive = sys.stdin.isatty()
-    values, _ = values_from(args, saved, interactive=interactive)
-    problems = saved.check_values(values)
-    if problems:
-        raise InputError("\n".join(f"--command {saved.name}: {p}" for p in problems))
-    user, password = run_as_from(args, interactive=interactive)
-    commands: dict[CommandId, Command] = {}
-    for command_id in saved.scripts:
-        command = saved.command_for(command_id, values)
-        if args.timeout is not None:
-            command = replace(command, timeout=timeout_from(args.timeout))
-        commands[command_id] = replace(command, run_as_user=user, run_as_password=password,
-                                       script_path=f"saved command {saved.name}")
-    return commands, saved
-
-
-async def confirm_dangerous(saved: SavedCommand, pairs: list[tuple[Machine, Command]], *,
-                            yes: bool) -> None:
-    """A dangerous command runs only after ``--yes`` or the target count typed on a terminal.
-
-    Raises:
-        InputError: no terminal and no --yes, or the answer was not the count.
-    """
-    runnable = [m for m, _ in pairs if m.health.runnable]
-    count = len(runnable)
-    if count == 0:
-        return  # every machine will be skipped: nothing changes anywhere
-    skipped = len(pairs) - count
-    by_os: dict[str, int] = {}
-    for machine in runnable:
-        by_os[machine.os.value] = by_os.get(machine.os.value, 0) + 1
-    spread = ", ".join(f"{n} {os_name}" for os_name, n in sorted(by_os.items()))
-    where = f"{count} machine(s) ({spread})" + (
-        f"; {skipped} more are not ready and will be skipped" if skipped else "")
-    if yes:
-        print(f"--yes: running dangerous command {saved.name} on {where}", file=sys.stderr)
-        return
-    if not sys.stdin.isatty():
-        raise InputError(f"--command {saved.name}: it is dangerous (it changes state) and would "
-                         f"run on {where}; there is no terminal to confirm on: add --yes")
-    sys.stderr.write(f"{saved.name} is dangerous: it changes state on every machine it runs "
-                     f"on.\nIt would run on {where}.\nType {count} to run it (anything else "
-                     "stops): ")
-    sys.stderr.flush()
-    answer = await asyncio.to_thread(sys.stdin.readline)
-    if answer.strip() != str(count):
-        raise InputError(f"--command {saved.name}: not confirmed (expected {count}); "
-                         "nothing was run")

@@ -1,15 +1,15 @@
-"""The run history: one SQLite database, written as runs go and read by history and show.
+"""The run history store: one SQLite database, its schema and migrations, its queries.
 
-Crash safety comes from WAL mode plus one committed transaction per batch: after a
-``kill -9`` everything committed is there. A run whose owning process is gone while its
-row still says ``running`` is reported (and stored) as interrupted when next read.
+This is what ``history`` and ``show`` read, and what :mod:`core.journal_writer` writes into
+as a run goes. Crash safety comes from WAL mode plus one committed transaction per batch:
+after a ``kill -9`` everything committed is there. A run whose owning process is gone while
+its row still says ``running`` is reported (and stored) as interrupted when next read.
 
 Secrets never reach the database: commands are stored only as ``Command.redacted()``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -18,14 +18,12 @@ import socket
 import sqlite3
 import sys
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
-from core.events import Event, Finished, OutputAppended, RunFinished, RunStarted, StateChanged
 from core.model import MachineId, MachineRun, Run, RunState
 
 log = logging.getLogger(__name__)
@@ -90,12 +88,44 @@ _UPSERT_MACHINE = f"""
         stderr_file = excluded.stderr_file, masked = excluded.masked
 """
 
+_UPDATE_PROGRESS = """
+    UPDATE machine_runs SET state = ?, exit_code = ?, started = ?, ended = ?, error = ?,
+        stdout_bytes = ?, stderr_bytes = ?, masked = ?
+    WHERE run_id = ? AND machine_id = ?
+"""
+_END_RUN = """
+    UPDATE runs SET ended = ?, stop_reason = ?, status = 'finished' WHERE run_id = ?
+"""
+
 
 class JournalError(Exception):
     """The journal cannot do what was asked; the message says why, for a person."""
 
 
 RunStatus = Literal["running", "finished", "interrupted"]
+
+
+class MachineProgress(NamedTuple):
+    """What changes about a machine as it runs: all a live run writes after its first record.
+
+    Taken on the engine's loop (a tuple of attribute reads, cheap for 10,000 machines), so a
+    write in a worker thread never sees a machine half-way through a change.
+    """
+
+    machine_id: MachineId
+    state: RunState
+    exit_code: int | None
+    started: datetime | None
+    ended: datetime | None
+    error: str
+    stdout_bytes: int
+    stderr_bytes: int
+    masked: int
+
+    @classmethod
+    def of(cls, mr: MachineRun) -> MachineProgress:
+        return cls(mr.machine.id, mr.state, mr.exit_code, mr.started, mr.ended, mr.error,
+                   mr.stdout_bytes, mr.stderr_bytes, mr.masked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,13 +249,18 @@ class Journal:
 
     # -- writing -------------------------------------------------------------------------
 
-    def record_run(self, run: Run) -> None:
-        """Insert (or refresh) a run and every one of its machines as they are now."""
-        self._save_run(run, "running")
+    def record_run(self, run: Run,
+                   progress: Mapping[MachineId, MachineProgress] | None = None) -> None:
+        """Insert (or refresh) a run and every one of its machines as they are now.
+
+        ``progress`` gives the machines' changing fields as taken on the engine's loop while
+        the run goes on; the machine objects are then read only for what never changes.
+        """
+        self._save_run(run, "running", progress)
 
     def finish_run(self, run: Run) -> None:
         """Record the end of a run: its end time, stop reason and every machine."""
-        self._save_run(run, "finished")
+        self._save_run(run, "finished", None)
 
     def record_machines(self, run_id: str, machine_runs: Iterable[MachineRun]) -> None:
         """Upsert the current state of some machines of a recorded run, all or nothing.
@@ -234,9 +269,43 @@ class Journal:
             JournalError: the run is not in the journal.
         """
         with self._transaction() as conn:
-            self._upsert_machines(conn, run_id, machine_runs)
+            self._upsert_machines(conn, run_id, machine_runs, None)
 
-    def _save_run(self, run: Run, status: RunStatus) -> None:
+    def record_progress(self, run_id: str, progress: Sequence[MachineProgress]) -> None:
+        """Update what changed about machines already recorded, all or nothing.
+
+        Raises:
+            JournalError: the run, or one of the machines, is not in the journal.
+        """
+        with self._transaction() as conn:
+            self._update_progress(conn, run_id, progress)
+
+    def end_run(self, run_id: str, ended: datetime | None, stop_reason: str,
+                progress: Sequence[MachineProgress] = ()) -> None:
+        """Record the end of a recorded run, with the last changes of some of its machines.
+
+        Raises:
+            JournalError: the run, or one of the machines, is not in the journal.
+        """
+        with self._transaction() as conn:
+            if not conn.execute(_END_RUN, (_ts(ended), stop_reason, run_id)).rowcount:
+                raise JournalError(f"run {run_id} is not in the journal")
+            self._update_progress(conn, run_id, progress)
+
+    @staticmethod
+    def _update_progress(conn: sqlite3.Connection, run_id: str,
+                         progress: Sequence[MachineProgress]) -> None:
+        rows = [
+            (str(p.state), p.exit_code, _ts(p.started), _ts(p.ended), p.error, p.stdout_bytes,
+             p.stderr_bytes, p.masked, run_id, p.machine_id)
+            for p in progress
+        ]
+        updated = conn.executemany(_UPDATE_PROGRESS, rows).rowcount
+        if updated != len(rows):
+            raise JournalError(f"run {run_id} or some of its machines are not in the journal")
+
+    def _save_run(self, run: Run, status: RunStatus,
+                  progress: Mapping[MachineId, MachineProgress] | None) -> None:
         row = (
             run.run_id, _ts(run.created), _ts(run.ended), run.parent_run_id, run.fleet,
             run.target, run.stop_reason, run.pid, _start_token(run.pid) or "",
@@ -244,11 +313,12 @@ class Journal:
         )  # fmt: skip
         with self._transaction() as conn:
             conn.execute(_UPSERT_RUN, row)
-            self._upsert_machines(conn, run.run_id, run.machines.values())
+            self._upsert_machines(conn, run.run_id, run.machines.values(), progress)
 
     @staticmethod
     def _upsert_machines(
-        conn: sqlite3.Connection, run_id: str, machine_runs: Iterable[MachineRun]
+        conn: sqlite3.Connection, run_id: str, machine_runs: Iterable[MachineRun],
+        progress: Mapping[MachineId, MachineProgress] | None,
     ) -> None:
         found = conn.execute("SELECT commands_json FROM runs WHERE run_id = ?", (run_id,))
         stored = found.fetchone()
@@ -267,12 +337,13 @@ class Journal:
                     commands.append(redacted)
                 index_of[id(mr.command)] = commands.index(redacted)
             m = mr.machine
+            tags = json.dumps(dict(m.tags), ensure_ascii=False, sort_keys=True) if m.tags else "{}"
+            p = progress[m.id] if progress is not None else MachineProgress.of(mr)
             rows.append((
                 run_id, m.id, m.name, str(m.kind), str(m.os), m.location, m.subscription,
-                json.dumps(dict(m.tags), ensure_ascii=False, sort_keys=True),
-                index_of[id(mr.command)], str(mr.state), mr.exit_code, _ts(mr.started),
-                _ts(mr.ended), mr.error, mr.stdout_bytes, mr.stderr_bytes, mr.stdout_file,
-                mr.stderr_file, mr.masked,
+                tags, index_of[id(mr.command)], str(p.state), p.exit_code, _ts(p.started),
+                _ts(p.ended), p.error, p.stdout_bytes, p.stderr_bytes, mr.stdout_file,
+                mr.stderr_file, p.masked,
             ))  # fmt: skip
         if len(commands) != known:
             conn.execute(
@@ -360,137 +431,6 @@ class Journal:
                         (str(RunState.UNKNOWN), INTERRUPTED_ERROR, run_id,
                          str(RunState.PENDING), str(RunState.RUNNING), str(RunState.UNKNOWN)),
                     )  # fmt: skip
-
-
-class JournalWriter:
-    """Persists one run from the engine's event stream, in batches, off the event loop.
-
-    Events only say which machines changed; the values written are read from the live
-    ``run.machines`` objects (copied on the loop, so a batch is never torn by the engine
-    mutating a machine while a worker thread reads it).
-    """
-
-    def __init__(
-        self,
-        journal: Journal,
-        run: Run,
-        *,
-        max_delay: float = 0.2,
-        state_delay: float = 0.05,
-        max_dirty: int = 500,
-    ) -> None:
-        """Set up a writer; nothing happens until :meth:`consume`.
-
-        Args:
-            journal: where to write.
-            run: the live run the engine mutates.
-            max_delay: longest wait before changed output byte counts are written.
-            state_delay: how long state changes are coalesced before they are written.
-            max_dirty: write at once when this many machines have changed.
-        """
-        self.journal = journal
-        self.run = run
-        self.max_delay = max_delay
-        self.state_delay = state_delay
-        self.max_dirty = max_dirty
-        self.error: Exception | None = None
-        """The last write failure, None once a write succeeds again."""
-        self._dirty: dict[MachineId, None] = {}  # a set that keeps arrival order
-        self._deadline: float | None = None
-        self._wake = asyncio.Event()
-        self._write_lock = asyncio.Lock()
-        self._recorded = False
-        self._closing = False
-
-    async def consume(self, events: AsyncIterator[Event]) -> None:
-        """Write the run as its events arrive; returns once its end is recorded."""
-        flusher = asyncio.create_task(self._flush_loop(), name="fleetrun:journal-flush")
-        finished: RunFinished | None = None
-        try:
-            async for event in events:
-                if isinstance(event, RunStarted):
-                    await self._flush()
-                elif isinstance(event, RunFinished):
-                    finished = event
-                    break
-                elif isinstance(event, StateChanged | Finished):
-                    self._mark(event.machine_id, self.state_delay)
-                elif isinstance(event, OutputAppended):
-                    self._mark(event.machine_id, self.max_delay)
-                if len(self._dirty) >= self.max_dirty:
-                    await self._flush()  # also paces reading: events wait in the queue
-        finally:
-            self._closing = True
-            self._wake.set()
-            await flusher
-        if finished is None and self.run.ended is None:
-            # The stream stopped early: keep the run 'running'; once this process is
-            # gone, readers show it as interrupted.
-            await self._flush()
-            return
-        snapshot = _snapshot(self.run)
-        if finished is not None:
-            snapshot.ended = snapshot.ended or finished.at
-            snapshot.stop_reason = snapshot.stop_reason or finished.stop_reason
-        async with self._write_lock:
-            await self._write(self.journal.finish_run, snapshot)
-
-    def _mark(self, machine_id: MachineId, delay: float) -> None:
-        self._dirty[machine_id] = None
-        due = time.monotonic() + delay
-        if self._deadline is None or due < self._deadline:
-            self._deadline = due
-            self._wake.set()
-
-    async def _flush_loop(self) -> None:
-        while not self._closing:
-            self._wake.clear()
-            if self._deadline is None:
-                await self._wake.wait()
-                continue
-            delay = self._deadline - time.monotonic()
-            if delay > 0:
-                # Woken early by an earlier deadline, or by closing.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
-                continue
-            await self._flush()
-
-    async def _flush(self) -> None:
-        async with self._write_lock:
-            self._deadline = None
-            if not self._recorded:
-                # The full record holds every machine, so it replaces any pending batch.
-                self._dirty.clear()
-                self._recorded = await self._write(self.journal.record_run, _snapshot(self.run))
-                if not self._recorded:
-                    self._deadline = time.monotonic() + self.max_delay
-                return
-            if not self._dirty:
-                return
-            ids = list(self._dirty)
-            self._dirty.clear()
-            machines = [replace(self.run.machines[i]) for i in ids if i in self.run.machines]
-            if not await self._write(self.journal.record_machines, self.run.run_id, machines):
-                for machine_id in ids:
-                    self._dirty.setdefault(machine_id)
-                self._deadline = time.monotonic() + self.max_delay
-
-    async def _write(self, write: Callable[..., None], *args: Any) -> bool:
-        try:
-            await asyncio.to_thread(write, *args)
-        except Exception as exc:
-            # A full disk must not stop the run: keep going, retry, say it once.
-            if self.error is None:
-                log.exception("journal write for run %s failed", self.run.run_id)
-            self.error = exc
-            return False
-        self.error = None
-        return True
-
-
-def _snapshot(run: Run) -> Run:
-    return replace(run, machines={mid: replace(mr) for mid, mr in run.machines.items()})
 
 
 def _statements(script: str) -> Iterator[str]:

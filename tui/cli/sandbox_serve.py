@@ -1,4 +1,7 @@
-"""``fleetrun sandbox serve``: the emulated Azure Run Command service for any client."""
+"""``fleetrun sandbox serve`` at work: the emulated Azure Run Command service for any client.
+
+Imported only to serve (:mod:`tui.cli.sandbox` defers it): it loads the sandbox and uvicorn.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +21,12 @@ from core.sandbox.sas import sign_container_sas
 from core.sandbox.server import SandboxServer
 from core.sandbox.service import SandboxService
 from core.sandbox.tls import ensure_certificate
-from tui.cli import EXIT_OK, UsageError
+from tui.cli.errors import EXIT_OK, UsageError
 
 SAS_HOURS = 24
 
 
-def cmd_sandbox(args: Namespace) -> int:
+def serve(args: Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port: {args.port} is not allowed; use 0 (any free port) to 65535")
     try:

@@ -1,0 +1,122 @@
+"""Running ``fleetrun``: parse the command line, then a subcommand's handler, or the app.
+
+Every error a handler lets out that means bad input becomes one ``error:`` line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from core import config
+from tui.cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fleetrun`` console script."""
+    from tui.cli.parser import build_parser  # deferred: importing tui.cli stays cheap
+
+    _raise_open_file_limit()
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        _setup_logging()
+        if args.command is None:
+            if sys.stdout.isatty() and sys.stdin.isatty():
+                return _open_app(args)
+            return _list_instead(parser, args)
+        return dispatch(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the handler the subcommand's parser named; bad input becomes a UsageError."""
+    from core.azure.arm import ArmError
+    from core.azure.auth import AuthError
+    from core.azure.blob import BlobError
+    from core.inventory import FleetError
+    from core.journal_store import JournalError
+    from core.library import LibraryError
+    from core.query import QueryError
+    from core.run_export import ExportError
+    from core.validate import ValidationError
+    from tui.cli.inputs import InputError, describe_problems
+
+    try:
+        code: int = args.handler(args)
+        return code
+    except (InputError, FleetError, QueryError, JournalError, ExportError, LibraryError) as exc:
+        raise UsageError(str(exc)) from None
+    except ValidationError as exc:
+        raise UsageError(describe_problems(exc)) from None
+    except (ArmError, AuthError, BlobError) as exc:
+        # The service refused or could not be reached while listing or planning: say what
+        # it said (codes, messages; never a token or a SAS signature), not a traceback.
+        raise UsageError(f"azure: {exc}") from None
+
+
+def _setup_logging() -> None:
+    try:
+        handler = logging.FileHandler(config.log_path(), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write the log in {config.data_dir()}: {exc.strerror}; set "
+                         "FLEETRUN_DATA_DIR to a folder of yours") from None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    # httpx logs every URL at INFO, query included: blob SAS signatures must not reach a log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _open_app(args: argparse.Namespace) -> int:
+    """The TUI, on --fleet, else on the configured fleet, else on the built-in sandbox."""
+    from core.inventory import FleetOptions
+    from tui.app import FleetrunApp
+    from tui.cli.fleets import fleet_or_default
+
+    fleet = fleet_or_default(args.fleet)
+    FleetrunApp(fleet, FleetOptions(accept_new_host_keys=args.accept_new_host_keys)).run()
+    return EXIT_OK
+
+
+def _list_instead(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """No command and no terminal: list the fleet (and, on the sandbox, what to try)."""
+    from core.inventory import DEFAULT_FLEET
+    from tui.cli.fleets import fleet_or_default
+
+    fleet = fleet_or_default(args.fleet)
+    argv = ["machines", *(f"--fleet={source}" for source in fleet)]
+    if args.accept_new_host_keys:
+        argv.append("--accept-new-host-keys")
+    code = dispatch(parser.parse_args(argv))
+    if fleet != [DEFAULT_FLEET]:
+        return code
+    print(
+        "\nThis is fleetrun's built-in sandbox: emulated Azure VMs and Arc servers that run\n"
+        "scripts on this machine. Try:\n"
+        "  fleetrun run --target os:linux --shell 'echo \"$HOSTNAME: $(uptime)\"'\n"
+        "  fleetrun sandbox serve      # the same fleet behind an ARM API for any client\n"
+        "  fleetrun --help             # every command"
+    )
+    return code
+
+
+def _raise_open_file_limit() -> None:
+    """Allow as many open files as the system lets this user: a connection per SSH host."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = max(soft, 1 << 16) if hard == resource.RLIM_INFINITY else hard
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ImportError, ValueError, OSError):
+        pass  # not on this platform, or not allowed: the default will do for most fleets

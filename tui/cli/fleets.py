@@ -1,0 +1,98 @@
+"""Opening the fleet a command names, picking its machines, and following a run on them."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from argparse import Namespace
+from collections.abc import Awaitable, Callable
+
+from core import config
+from core.azure.settings import SettingsError
+from core.backends.base import HostKeyCheckingBackend
+from core.backends.host_keys import host_pattern
+from core.backends.registry import Backends
+from core.inventory import Fleet, FleetOptions, open_fleet
+from core.inventory.default_fleet import DefaultFleetError, default_fleet
+from core.model import Machine
+from core.query import filter_machines
+from core.runner import RunSession
+from tui.cli import render
+from tui.cli.errors import UsageError
+
+
+def fleet_or_default(fleet: list[str] | None) -> list[str]:
+    """``--fleet`` as given, else the configured default (see core.inventory.default_fleet)."""
+    if fleet:
+        return fleet
+    try:
+        return default_fleet(config.config_dir() / "config.toml")
+    except (DefaultFleetError, SettingsError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+async def open_named(args: Namespace) -> Fleet:
+    """The fleets --fleet names (the default one when none is given); the caller closes them."""
+    args.fleet = fleet_or_default(args.fleet)
+    return await open_fleet(args.fleet, fleet_options(args))
+
+
+def fleet_options(args: Namespace) -> FleetOptions:
+    return FleetOptions(accept_new_host_keys=getattr(args, "accept_new_host_keys", False))
+
+
+def report_host_keys(fleet: Fleet) -> None:
+    """Hosts skipped for keys known_hosts does not know: say which, with fingerprints."""
+    pending = [problem for backend in fleet.backends.values()
+               if isinstance(backend, HostKeyCheckingBackend)
+               for problem in backend.pending_host_keys()]
+    if not pending:
+        return
+    lines = [f"{len(pending)} SSH host(s) presented keys that known_hosts does not have; "
+             "they were left out:"]
+    lines += [f"  {host_pattern(p.host, p.port)}  {p.fingerprint}" for p in pending]
+    lines.append("Check these fingerprints, then run again with --accept-new-host-keys to "
+                 "trust them and record them in known_hosts.")
+    print("\n".join(lines), file=sys.stderr)
+
+
+async def select(args: Namespace, fleet: Fleet) -> list[Machine]:
+    """The machines --target picks."""
+    machines = fleet.machines
+    if "health:" in args.target.lower():
+        # The inventory does not know every agent's state (a VM's needs a call of its own):
+        # a query about health gets it checked first.
+        machines = await with_health(Backends(fleet.backends), machines)
+    return filter_machines(machines, args.target)
+
+
+async def with_health(backends: Backends, machines: list[Machine]) -> list[Machine]:
+    return await backends.refresh_health(machines) if machines else []
+
+
+def follow(
+    opener: Callable[[], Awaitable[Fleet]],
+    plan: Callable[[Fleet], Awaitable[RunSession]],
+    output: str,
+) -> tuple[RunSession | None, bool]:
+    """Open a fleet, plan a run on it and follow it to the end, all in one event loop.
+
+    Returns the session (None when interrupted before it existed) and whether Ctrl-C
+    interrupted it.
+    """
+    sessions: list[RunSession] = []
+
+    async def main() -> None:
+        fleet = await opener()
+        try:
+            session = await plan(fleet)
+            sessions.append(session)
+            await render.follow_run(session, output)
+        finally:
+            await fleet.aclose()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        return (sessions[0] if sessions else None), True
+    return sessions[0], False

@@ -1,0 +1,34 @@
+"""``fleetrun history``: the past runs, newest first."""
+
+from __future__ import annotations
+
+from argparse import Namespace
+from typing import TYPE_CHECKING
+
+from core import config
+from core.journal_store import Journal
+from tui.cli import json_shapes, render
+from tui.cli.errors import EXIT_OK
+from tui.cli.inputs import InputError
+from tui.cli.options import add_table_output
+
+if TYPE_CHECKING:
+    from tui.cli.options import Subparsers
+
+
+def add_parser(sub: Subparsers) -> None:
+    hist = sub.add_parser("history", help="list past runs")
+    hist.set_defaults(handler=cmd_history)
+    hist.add_argument("--limit", type=int, default=50, metavar="N")
+    add_table_output(hist)
+
+
+def cmd_history(args: Namespace) -> int:
+    if not 1 <= args.limit <= 1_000_000:  # SQLite takes 64-bit integers, no more
+        raise InputError(f"--limit: {args.limit} is not allowed; use 1 to 1000000")
+    runs = Journal(config.journal_path()).list_runs(limit=args.limit)
+    if args.output == "json":
+        json_shapes.print_json([json_shapes.run_record_json(r, with_machines=False) for r in runs])
+    else:
+        render.history_table(runs)
+    return EXIT_OK

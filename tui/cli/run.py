@@ -1,0 +1,229 @@
+"""``fleetrun run``: a script, or a saved command, on every machine --target picks."""
+
+from __future__ import annotations
+
+import sys
+from argparse import Namespace
+from typing import TYPE_CHECKING
+
+from core import config
+from core.backends.registry import Backends
+from core.fanout import FanoutOptions
+from core.inventory import Fleet
+from core.journal_store import Journal
+from core.library import SavedCommand
+from core.model import Command, CommandId, Machine, Run, RunState
+from core.runner import RunSession
+from core.validate import ValidationError, raise_if_errors, validate_selection
+from tui.cli import json_shapes, render
+from tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from tui.cli.fleets import follow, open_named, report_host_keys, select, with_health
+from tui.cli.inputs import InputError, commands_from, describe_problems, limit_from
+from tui.cli.options import add_accept_new_host_keys, add_event_output, add_fleet
+from tui.cli.run_saved import commands_from_library, confirm_dangerous
+
+if TYPE_CHECKING:
+    from tui.cli.options import Subparsers
+
+
+def add_parser(sub: Subparsers) -> None:
+    run = sub.add_parser(
+        "run",
+        help="run a script on many machines",
+        description="Run a script on every machine of the fleet that matches --target.",
+    )
+    run.set_defaults(handler=cmd_run)
+    add_fleet(run, "where machines come from: sandbox (the default), sandbox:FILE, local "
+              "(repeatable)")
+    run.add_argument(
+        "--target",
+        default="",
+        metavar="QUERY",
+        help="filter: text, name:GLOB, tag:K=V, os:linux|windows, kind:, health:, ! negates",
+    )
+    run.add_argument(
+        "--shell",
+        metavar="SCRIPT|@FILE",
+        help="RunShellScript for the Linux machines (inline, or @path)",
+    )
+    run.add_argument(
+        "--powershell",
+        metavar="SCRIPT|@FILE",
+        help="RunPowerShellScript for the Windows machines (inline, or @path)",
+    )
+    run.add_argument(
+        "--command",
+        dest="saved_command",
+        metavar="NAME",
+        help="a saved command ('fleetrun commands list'): its scripts, parameter table and "
+        "timeout; -p/-a/-P give its parameters",
+    )
+    run.add_argument(
+        "--yes",
+        action="store_true",
+        help="run a dangerous saved command without typing the target count to confirm",
+    )
+    run.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="named parameter (an environment variable on Linux)",
+    )
+    run.add_argument(
+        "-a",
+        "--arg",
+        action="append",
+        default=[],
+        metavar="VALUE",
+        help="unnamed parameter (a positional argument on Linux); with --command, fills the "
+        "parameters -p did not name, in order",
+    )
+    run.add_argument(
+        "-P",
+        "--protected",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="protected parameter; its value is read without echo, or from "
+        "$FLEETRUN_SECRET_<NAME> when there is no terminal",
+    )
+    run.add_argument(
+        "--timeout",
+        default=None,
+        metavar="S",
+        help="seconds per machine, 0 for no limit (default 3600, or the saved command's)",
+    )
+    run.add_argument(
+        "--concurrency", default="50", metavar="N|N%", help="machines running at once (default 50)"
+    )
+    run.add_argument(
+        "--max-errors",
+        default=None,
+        metavar="N|N%",
+        help="after N failures start no new machine (default: never stop)",
+    )
+    run.add_argument(
+        "--canary",
+        action="store_true",
+        help="ramp up 1, 2, 4, ... machines, each wave after the last finished",
+    )
+    add_accept_new_host_keys(run)
+    run.add_argument(
+        "--run-as",
+        default="",
+        metavar="USER",
+        help="run the script as USER (on Azure the handler uses sudo; on this machine and "
+        "the sandbox fleetrun, as root, switches user itself; not over SSH)",
+    )
+    run.add_argument(
+        "--run-as-password",
+        action="store_true",
+        help="ask for USER's password (or read $FLEETRUN_SECRET_RUN_AS_PASSWORD); only "
+        "Azure's handler uses it",
+    )
+    add_event_output(run)
+
+
+def cmd_run(args: Namespace) -> int:
+    saved: SavedCommand | None = None
+    if args.saved_command:
+        commands, saved = commands_from_library(args)
+    else:
+        commands = commands_from(args)
+    options = FanoutOptions(
+        concurrency=limit_from(args.concurrency, "concurrency"),
+        max_errors=limit_from(args.max_errors, "max_errors"),
+        canary=args.canary,
+    )
+    output = args.output or "table"
+
+    async def plan(fleet: Fleet) -> RunSession:
+        return await _plan(args, fleet, await select(args, fleet), commands, options, saved)
+
+    session, interrupted = follow(lambda: open_named(args), plan, output)
+    if session is None:
+        return EXIT_INTERRUPTED
+    if output == "json":
+        json_shapes.print_json(json_shapes.run_json(session.run, session.output))
+    elif output == "table":
+        render.run_report(session.run, session.output)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return run_exit_code(session.run)
+
+
+def _assign(
+    machines: list[Machine], commands: dict[CommandId, Command], saved: SavedCommand | None = None
+) -> list[tuple[Machine, Command]]:
+    """Each machine gets the command for its OS; a missing script type is bad input."""
+    pairs: list[tuple[Machine, Command]] = []
+    missing: dict[CommandId, list[str]] = {}
+    for machine in machines:
+        command_id = CommandId.for_os(machine.os)
+        command = commands.get(command_id)
+        if command is None:
+            missing.setdefault(command_id, []).append(machine.name)
+        else:
+            pairs.append((machine, command))
+    for command_id, names in missing.items():
+        flag = "--shell" if command_id is CommandId.SHELL else "--powershell"
+        os_name = command_id.os.value
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        if saved is not None:
+            raise InputError(
+                f"--command {saved.name}: {len(names)} {os_name} machine(s) selected but it has "
+                f"no {flag.lstrip('-')} script: {shown}; leave them out with --target "
+                f"'!os:{os_name}'"
+            )
+        raise InputError(
+            f"{flag}: {len(names)} {os_name} machine(s) selected but no {flag} script: {shown}; "
+            f"give {flag}, or leave them out with --target '!os:{os_name}'"
+        )
+    return pairs
+
+
+async def _plan(
+    args: Namespace,
+    fleet: Fleet,
+    selected: list[Machine],
+    commands: dict[CommandId, Command],
+    options: FanoutOptions,
+    saved: SavedCommand | None = None,
+) -> RunSession:
+    """Check the selection and the commands, then the machines' health, and plan the run.
+
+    A dangerous saved command is confirmed (``--yes`` or the target count typed) once the
+    machines that will really run it are known.
+    """
+    backends = Backends(fleet.backends)
+    if not selected:
+        where = f" match --target {args.target!r}" if args.target else " are in the fleet"
+        total = len(fleet.machines)
+        raise InputError(f"--target: no machines{where} ({total} in {', '.join(args.fleet)})")
+    pairs = _assign(selected, commands, saved)
+    problems = validate_selection(pairs)
+    raise_if_errors(problems)
+    if problems:
+        print(describe_problems(ValidationError(problems)), file=sys.stderr)
+
+    # Health is checked only once the input is known good: on Azure it costs API calls.
+    checked = {m.id: m for m in await with_health(backends, [m for m, _ in pairs])}
+    report_host_keys(fleet)
+    pairs = [(checked[m.id], c) for m, c in pairs]
+    if saved is not None and saved.dangerous:
+        await confirm_dangerous(saved, pairs, yes=args.yes)
+    return RunSession.plan(
+        pairs,
+        backends.for_machine,
+        fleet=",".join(args.fleet),
+        target=args.target,
+        options=options,
+        journal=Journal(config.journal_path()),
+    )
+
+
+def run_exit_code(run: Run) -> int:
+    states = {mr.state for mr in run.machines.values()}
+    return EXIT_OK if states == {RunState.SUCCEEDED} else EXIT_FAILED

@@ -1,0 +1,1 @@
+"""Dialogs any screen can ask with: nothing here knows about fleets, runs or commands."""
