@@ -77,7 +77,9 @@ def serve_sandbox(home: Home, tmp_path: Path) -> Iterator[ServedSandbox]:
         fleet = tmp_path / f"served-fleet-{len(started)}.toml"
         fleet.write_text(fleet_text)
         log = (tmp_path / f"serve-{len(started)}.log").open("w+")
-        proc = subprocess.Popen([FLEETRUN, "sandbox", "serve", "--fleet", str(fleet)],
+        # Port 0: test files run in parallel, and two sandboxes on the default port collide.
+        proc = subprocess.Popen([FLEETRUN, "sandbox", "serve", "--fleet", str(fleet),
+                                 "--port", "0"],
                                 stdout=log, stderr=subprocess.STDOUT, env=home.env(),
                                 stdin=subprocess.DEVNULL)
         started.append((proc, log))

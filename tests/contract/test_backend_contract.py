@@ -323,7 +323,9 @@ async def test_timeout_kills_the_script_and_its_children(harness: BackendHarness
     assert finished.state is RunState.TIMED_OUT
     assert finished.exit_code == -1
     assert "2" in finished.error
-    assert 2 <= result.elapsed < 6
+    # Not before the 2 s timeout; well before the harness gives up (RUN_LIMIT, 30 s) or the
+    # script ends (300 s), with room for a loaded machine: ended by the timeout.
+    assert 2 <= result.elapsed < 20
     pids = _pids(result.stdout)
     assert len(pids) == 2
     assert await survivors(pids) == []

@@ -1,10 +1,11 @@
-"""Test support: the vendored Azure Swagger 2.0 specs (``../shared/specs``): schemas, examples.
+"""Test support: the vendored Azure Swagger 2.0 specs (``tests/specs``): schemas, examples.
 
 ``SpecIndex`` loads the spec files, finds operations by ``operationId``, validates response and
 request bodies against their schemas (``jsonschema`` Draft 4, which Swagger 2.0 schemas are based
 on; ``x-ms-*``, ``readOnly`` and ``discriminator`` are unknown keywords to Draft 4 and so ignored,
 ``format`` is not checked) and loads the request/response examples. ``shape_mismatches`` and
-``extra_keys`` compare a response body with an example's. See ``specs/README.md`` for the layout.
+``extra_keys`` compare a response body with an example's. See ``tests/specs/README.md`` for the
+layout, the upstream source and the licence.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from jsonschema import Draft4Validator, ValidationError
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
-SPECS_DIR = Path(__file__).resolve().parents[3] / "shared" / "specs"
+# Inside the repository, so a fresh clone runs these tests on its own.
+SPECS_DIR = Path(__file__).resolve().parents[1] / "specs"
 SPEC_FILES = (
     "compute/ComputeRP/stable/2025-04-01/runCommand.json",
     "compute/ComputeRP/stable/2025-04-01/computeRPCommon.json",

@@ -9,7 +9,9 @@ max_append_block`` lowers the limit so that all of this can be seen with kilobyt
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -131,19 +133,54 @@ async def blob_of(api: Api, url: str) -> bytes:
     return answer.content
 
 
+async def until_blob_holds(api: Api, url: str, size: int, within: float = 30.0) -> None:
+    """Wait until the agent has flushed ``size`` bytes to the blob (a generous deadline)."""
+    deadline = time.monotonic() + within
+    while True:
+        answer = await api.client.get(url, headers={"x-ms-version": "2021-12-02"})
+        assert answer.status_code in (200, 404), answer.text  # 404: no flush yet
+        if answer.status_code == 200 and len(answer.content) >= size:
+            return
+        assert time.monotonic() < deadline, f"the blob did not reach {size} bytes in {within} s"
+        await asyncio.sleep(0.05)
+
+
+def wait_for_gate(gate: Path) -> str:
+    """A script line that waits until the test creates ``gate``: the test does so once the
+    output before it is in the blob, so the next output goes up in a later flush."""
+    return f"until [ -e '{gate}' ]; do sleep 0.05; done\n"
+
+
+def write_at_once(size: int, letter: str, scratch: Path) -> str:
+    """Script lines that print ``size`` bytes of ``letter`` in one write(2), so that no flush
+    can take part of them (``tr`` alone writes a few KiB at a time)."""
+    return (f"head -c {size} /dev/zero | tr '\\0' {letter} > '{scratch}'\n"
+            f"dd if='{scratch}' bs={size} count=1 status=none\n")
+
+
+# Each step below waits for the blob rather than for time, so the ticks need not be quick.
+FLUSH_INTERVAL = 0.2
+
+
 async def test_a_burst_over_the_limit_never_reaches_the_blob_and_the_run_succeeds(
     tmp_path: Path,
 ) -> None:
-    # 10,000 bytes go up at a flush during the sleep; the 200,000-byte burst after it is
-    # the final flush, one block over 64 KiB: refused, as Azure refuses the handler's.
-    script = ("head -c 10000 /dev/zero | tr '\\0' a\nsleep 0.6\n"
-              "head -c 200000 /dev/zero | tr '\\0' b\n")
-    fleet = dataclasses.replace(make_fleet(LINUX_VM), max_append_block=LIMIT)
-    async with sandbox_api(fleet, tmp_path) as api:
+    # 10,000 bytes go up at one flush; the 200,000-byte burst, written only after they are in
+    # the blob, goes up at a later one as one block over 64 KiB: refused, as Azure refuses
+    # the handler's.
+    gate = tmp_path / "burst-gate"
+    script = ("head -c 10000 /dev/zero | tr '\\0' a\n" + wait_for_gate(gate)
+              + write_at_once(200_000, "b", tmp_path / "burst"))
+    fleet = dataclasses.replace(make_fleet(LINUX_VM, flush_interval=FLUSH_INTERVAL),
+                                max_append_block=LIMIT)
+    async with sandbox_api(fleet, tmp_path / "sandbox") as api:
         url = api.blob_url("burst/out")
-        put = await api.put(VM, "burst", {"source": {"script": script}, "outputBlobUri": url})
+        put = await api.put(VM, "burst", {"source": {"script": script}, "outputBlobUri": url,
+                                          "timeoutInSeconds": 120})
         assert put.status_code == 201, put.text
-        view = (await api.wait_for(VM, "burst"))["properties"]["instanceView"]
+        await until_blob_holds(api, url, 10_000)
+        gate.touch()
+        view = (await api.wait_for(VM, "burst", within=60))["properties"]["instanceView"]
 
         assert view["executionState"] == "Succeeded"
         assert view["output"] == "b" * 4096
@@ -153,17 +190,24 @@ async def test_a_burst_over_the_limit_never_reaches_the_blob_and_the_run_succeed
 async def test_output_spread_over_flushes_reaches_the_blob_whole_past_the_limit(
     tmp_path: Path,
 ) -> None:
-    # Eight 20,000-byte pieces, each flushed on its own: 160,000 bytes, 2.4 blocks' worth.
-    script = ("for c in a b c d e f g h; do head -c 20000 /dev/zero | tr '\\0' $c; sleep 0.4; "
-              "done\n")
-    expected = b"".join(letter * 20_000 for letter in (b"a", b"b", b"c", b"d", b"e", b"f",
-                                                       b"g", b"h"))
-    fleet = dataclasses.replace(make_fleet(LINUX_VM), max_append_block=LIMIT)
-    async with sandbox_api(fleet, tmp_path) as api:
+    # Eight 20,000-byte pieces, each flushed on its own (the script waits for the blob to
+    # hold the one before): 160,000 bytes, 2.4 blocks' worth.
+    letters = "abcdefgh"
+    piece = 20_000
+    script = "".join(write_at_once(piece, letter, tmp_path / f"piece-{letter}")
+                     + wait_for_gate(tmp_path / f"gate-{letter}") for letter in letters)
+    expected = b"".join(letter.encode() * piece for letter in letters)
+    fleet = dataclasses.replace(make_fleet(LINUX_VM, flush_interval=FLUSH_INTERVAL),
+                                max_append_block=LIMIT)
+    async with sandbox_api(fleet, tmp_path / "sandbox") as api:
         url = api.blob_url("spread/out")
-        put = await api.put(VM, "spread", {"source": {"script": script}, "outputBlobUri": url})
+        put = await api.put(VM, "spread", {"source": {"script": script}, "outputBlobUri": url,
+                                           "timeoutInSeconds": 120})
         assert put.status_code == 201, put.text
-        view = (await api.wait_for(VM, "spread"))["properties"]["instanceView"]
+        for count, letter in enumerate(letters, start=1):
+            await until_blob_holds(api, url, count * piece)
+            (tmp_path / f"gate-{letter}").touch()
+        view = (await api.wait_for(VM, "spread", within=60))["properties"]["instanceView"]
 
         assert view["executionState"] == "Succeeded"
         assert await blob_of(api, url) == expected

@@ -1,4 +1,4 @@
-"""Conformance: the request/response examples in ``../shared/specs`` replay against the sandbox.
+"""Conformance: the request/response examples in ``tests/specs`` replay against the sandbox.
 
 For each example of an emulated operation, a fleet holds the machine the example names (its
 subscription, resource group and name, as spelled in the example: placeholders such as

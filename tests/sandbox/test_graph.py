@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import Draft4Validator
 
 from core.sandbox.graph import GraphQueryError, execute_query
+from tests.sandbox.openapi import SPECS_DIR
 
-SPEC_DIR = Path(__file__).resolve().parents[3] / "shared" / "specs" / "resourcegraph" / "stable" \
-    / "2024-04-01"
+SPEC_DIR = SPECS_DIR / "resourcegraph" / "stable" / "2024-04-01"
 SUB_A = "11111111-aaaa-4aaa-8aaa-111111111111"
 SUB_B = "22222222-bbbb-4bbb-8bbb-222222222222"
 TENANT = "99999999-0000-4000-8000-999999999999"
