@@ -12,13 +12,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from core.errors import BadInputError
 from core.toml_text import parse_toml
 from core.trusted_files import UntrustedFileError, check_trusted
 
 CONFIG_FILE = "config.toml"
 
 
-class ConfigFileError(ValueError):
+class ConfigFileError(BadInputError, ValueError):
     """config.toml cannot be used; the message names the file and why."""
 
 

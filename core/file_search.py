@@ -16,13 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from core.errors import BadInputError
 from core.line_index import CHUNK, LineIndex
 
 OVERLAP = 4096
 """Bytes two pieces of a line longer than a chunk share: the longest match found across."""
 
 
-class QueryError(ValueError):
+class SearchTextError(BadInputError, ValueError):
     """A search that cannot be made (an empty text, a regular expression that is not)."""
 
 
@@ -34,12 +35,12 @@ class Matcher:
         regex: ``text`` is a regular expression, not plain text.
 
     Raises:
-        QueryError: ``text`` is empty, or not a valid regular expression.
+        SearchTextError: ``text`` is empty, or not a valid regular expression.
     """
 
     def __init__(self, text: str, *, regex: bool = False) -> None:
         if not text:
-            raise QueryError("search: type the text to find")
+            raise SearchTextError("search: type the text to find")
         self.text = text
         self.regex = regex
         self._needle = text.lower()
@@ -48,7 +49,7 @@ class Matcher:
             try:
                 self._pattern = re.compile(text, re.IGNORECASE | re.MULTILINE)
             except re.error as exc:
-                raise QueryError(f"search: {text!r} is not a valid regular expression: "
+                raise SearchTextError(f"search: {text!r} is not a valid regular expression: "
                                  f"{exc}") from None
 
     def first(self, text: str) -> int:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, cast
 
+from core.errors import FleetrunError
 from core.model import MachineId, MachineRun, Run, RunState
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ _END_RUN = """
 """
 
 
-class JournalError(Exception):
+class JournalError(FleetrunError):
     """The journal cannot do what was asked; the message says why, for a person."""
 
 

@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from core.errors import BadInputError
 from core.model import HealthStatus, Machine, MachineKind, OsType
 
 __all__ = ["Query", "QueryError", "Term", "filter_machines", "parse_query"]
@@ -49,7 +50,7 @@ _HEALTH_ALLOWED = ", ".join([*_HEALTH, *_HEALTH_SHORTHANDS])
 _NEEDS_QUOTES = re.compile(r'[\s,:="\\!]')
 
 
-class QueryError(ValueError):
+class QueryError(BadInputError, ValueError):
     """The query text is not valid; the message names the term and what is allowed."""
 
 

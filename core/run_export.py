@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from core.errors import FleetrunError
 from core.incident_report import markdown_report
 from core.model import MachineRun, Run, Stream, utc_now
 from core.output import OutputStore, decode_tail
@@ -42,7 +43,7 @@ CSV_COLUMNS = (
 )
 
 
-class ExportError(Exception):
+class ExportError(FleetrunError):
     """The export cannot be written; the message says why and where, for a person."""
 
 

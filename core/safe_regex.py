@@ -14,17 +14,19 @@ from functools import lru_cache
 
 import regex
 
+from core.errors import BadInputError, FleetrunError
+
 MATCH_TIMEOUT = 0.05
 """Seconds one check may take: short enough to run on every keystroke."""
 
 MATCH_TIMEOUT_TEXT = f"{MATCH_TIMEOUT * 1000:g} ms"
 
 
-class PatternError(ValueError):
+class PatternError(BadInputError, ValueError):
     """A pattern that does not compile; the message says why (without the pattern)."""
 
 
-class PatternTooComplex(Exception):
+class PatternTooComplex(FleetrunError):
     """A match that did not finish within :data:`MATCH_TIMEOUT`."""
 
 

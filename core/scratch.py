@@ -19,6 +19,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from core.errors import FleetrunError
 from core.guardian import guardian
 
 _OWNED = re.compile(r"(\d+)-(\d+)")
@@ -26,7 +27,7 @@ _lock = threading.Lock()
 _made: Path | None = None
 
 
-class ScratchError(Exception):
+class ScratchError(FleetrunError):
     """The place cannot be used; the message says why and what to do."""
 
 

@@ -16,10 +16,12 @@ import os
 import stat
 from pathlib import Path
 
+from core.errors import BadInputError
+
 _POSIX = hasattr(os, "getuid")
 
 
-class UntrustedFileError(ValueError):
+class UntrustedFileError(BadInputError, ValueError):
     """A file fleetrun will not use: someone else owns it or may change it."""
 
 

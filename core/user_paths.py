@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.errors import BadInputError
 
-class UnknownUserError(ValueError):
+
+class UnknownUserError(BadInputError, ValueError):
     """``~user`` names no user with a home directory; the message says which."""
 
 

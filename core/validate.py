@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from core.errors import BadInputError
 from core.model import Command, CommandId, Machine, MachineKind, OsType, Parameter
 
 __all__ = [
@@ -81,7 +82,7 @@ class Problem:
         return f"{self.field}: {prefix}{self.message}"
 
 
-class ValidationError(ValueError):
+class ValidationError(BadInputError, ValueError):
     """Input that must not be sent; ``problems`` lists every problem found.
 
     ``str()`` is one ``field: message`` line per problem (warnings marked ``warning:``).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from typing import ClassVar
@@ -15,11 +16,13 @@ from textual.widgets import Footer, Header, LoadingIndicator
 from core import config
 from core.backends.base import HostKeyCheckingBackend
 from core.backends.registry import Backends
+from core.errors import FleetrunError
 from core.fanout import FanoutOptions
 from core.inventory import DEFAULT_FLEET, Fleet, FleetOptions, open_fleet
 from core.journal_store import Journal
 from core.model import Command, Machine
 from core.runner import RunSession
+from core.validate import Problem, ValidationError
 from tui import keymap, themes
 from tui.colon_commands import Action, ColonCommands
 from tui.library_store import SavedCommands
@@ -29,10 +32,25 @@ from tui.screens.fleet import FleetScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.key_sheet import KeySheet
 from tui.screens.run import RunScreen
+from tui.widgets.compose.confirm_run import field_label
 from tui.widgets.dialogs.confirm import Confirm
+
+log = logging.getLogger(__name__)
 
 SANDBOX_HINT = ("the built-in sandbox: an emulated Azure fleet (add [azure] to config.toml "
                 "or pass --fleet for a real one)")
+
+
+def _problem_lines(problems: Sequence[Problem]) -> str:
+    """The gate's findings, one line each (messages never hold secrets: core/validate.py)."""
+    return "\n".join(f"{field_label(p.field)}: {'error' if p.is_error else 'warning'}: "
+                     f"{p.message}" for p in problems)
+
+
+def _machine_line(assignments: Sequence[tuple[Machine, Command]], shown: int = 5) -> str:
+    names = [m.name or m.id for m, _ in assignments]
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"{len(names)} machine(s): {', '.join(names[:shown])}{more}"
 
 
 class FleetrunApp(App[None]):
@@ -106,9 +124,16 @@ class FleetrunApp(App[None]):
     async def _open(self) -> None:
         try:
             self.fleet = await open_fleet(self.fleet_specs, self.options)
-        except Exception as exc:  # any failure to load is shown, never a traceback
+        except FleetrunError as exc:
             self.sub_title = "no fleet"
-            self.notify(f"{exc}", title="Cannot open the fleet", severity="error", timeout=30)
+            self.notify(str(exc), title="Cannot open the fleet", severity="error", timeout=30)
+            return
+        except Exception as exc:  # a bug, not the user's doing: a line here, the rest logged
+            log.exception("opening the fleet %s failed", ", ".join(self.fleet_specs))
+            self.sub_title = "no fleet"
+            first_line = next(iter(str(exc).splitlines()), "")
+            self.notify(f"{type(exc).__name__}: {first_line} (details in {config.log_path()})",
+                        title="Cannot open the fleet", severity="error", timeout=30)
             return
         name = ", ".join(self.fleet_specs)
         if self.fleet_specs == [DEFAULT_FLEET]:
@@ -120,7 +145,9 @@ class FleetrunApp(App[None]):
                                            name, host_keys=host_keys))
 
     def on_fleet_screen_run_requested(self, message: FleetScreen.RunRequested) -> None:
-        self.start_run(message.request.assignments, message.request.options)
+        # The composer showed the warnings on its confirmation already.
+        self.start_run(message.request.assignments, message.request.options,
+                       warnings_shown=True)
 
     def on_run_screen_rerun_requested(self, message: RunScreen.RerunRequested) -> None:
         self.start_run(message.assignments, FanoutOptions(),
@@ -132,16 +159,33 @@ class FleetrunApp(App[None]):
         options: FanoutOptions,
         *,
         parent_run_id: str = "",
+        warnings_shown: bool = False,
     ) -> None:
-        """Plan a run, record it in the journal, and show it on a run screen."""
+        """Plan a run, record it in the journal, and show it on a run screen.
+
+        Every run starts here (composer, ``R``, ``:rerun``, ``:run``): what the core's gate
+        refuses is shown and nothing starts. ``warnings_shown`` says the user saw the
+        gate's warnings already (the composer's confirmation lists them).
+        """
         if self.fleet is None:
             return
         backends = Backends(self.fleet.backends)
-        session = RunSession.plan(
-            list(assignments), backends.for_machine, fleet=",".join(self.fleet_specs),
-            parent_run_id=parent_run_id, options=options,
-            journal=Journal(config.journal_path()),
-        )
+        try:
+            session = RunSession.plan(
+                list(assignments), backends.for_machine, fleet=",".join(self.fleet_specs),
+                parent_run_id=parent_run_id, options=options,
+                journal=Journal(config.journal_path()),
+            )
+        except ValidationError as exc:
+            errors = [p for p in exc.problems if p.is_error]
+            noun = "problem" if len(errors) == 1 else "problems"
+            self.notify(f"{_machine_line(assignments)}\n{_problem_lines(exc.problems)}",
+                        title=f"Run not started: {len(errors)} {noun}", severity="error",
+                        timeout=30, markup=False)
+            return
+        if session.warnings and not warnings_shown:
+            self.notify(_problem_lines(session.warnings), title="Run started with warnings",
+                        severity="warning", timeout=15, markup=False)
         self.last_session = session
         self.push_screen(RunScreen(session, ", ".join(self.fleet_specs)))
 

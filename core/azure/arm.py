@@ -32,6 +32,7 @@ import httpx
 from core.azure.auth import ARM_SCOPE, TokenSource
 from core.azure.budget import ArmBudget, kind_of
 from core.azure.http import pooled_client
+from core.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class RetryPolicy:
     lro_poll_cap: float = 15.0
 
 
-class ArmError(Exception):
+class ArmError(ServiceError):
     """A non-2xx answer (or a call that could not be made) in ARM's terms.
 
     Attributes:
@@ -87,6 +88,8 @@ class ArmError(Exception):
         request_id: ``x-ms-request-id``, for a support ticket.
         target: Method and path of the call.
     """
+
+    service = "azure"
 
     def __init__(
         self, status: int, code: str, message: str, *, request_id: str = "", target: str = ""

@@ -13,14 +13,18 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from core.errors import ServiceError
+
 ARM_SCOPE = "https://management.azure.com/.default"
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 REFRESH_MARGIN = 300.0
 """Seconds before expiry at which a cached token is replaced."""
 
 
-class AuthError(Exception):
+class AuthError(ServiceError):
     """No credential could produce a token; the message says what to set up."""
+
+    service = "azure"
 
 
 @runtime_checkable

@@ -11,12 +11,13 @@ import xml.etree.ElementTree as ElementTree
 import httpx
 
 from core.azure.blob_urls import redact_sas
+from core.errors import ServiceError
 
 _XML_LIMIT = 65536
 """Error bodies are small; a longer one is not parsed (its code still comes from the header)."""
 
 
-class BlobError(Exception):
+class BlobError(ServiceError):
     """The blob service refused a request, answered nonsense, or could not be reached.
 
     Attributes:
@@ -28,6 +29,8 @@ class BlobError(Exception):
         request: Method and URL of the request, SAS signature redacted.
         request_id: ``x-ms-request-id`` of the answer, for a support ticket ("" if none).
     """
+
+    service = "azure"
 
     def __init__(self, status: int, code: str, message: str, *, method: str = "",
                  url: str = "", request_id: str = "") -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from core.errors import FleetrunError
 from core.model import Command, RunState
 
 NAME_PREFIX = "fleetrun-"
@@ -83,7 +84,7 @@ def put_body(command: Command, location: str, targets: OutputTargets | None) -> 
     return {"location": location, "properties": properties}
 
 
-class InvalidView(ValueError):
+class InvalidView(FleetrunError, ValueError):
     """A run command answer without the fields every answer has; names the field."""
 
 

@@ -67,6 +67,7 @@ from core.azure.arm import PUBLIC_CLOUD, ApiVersions
 from core.azure.budget import BucketLimit, BudgetLimits
 from core.config import config_dir
 from core.config_file import ConfigFileError, read_config
+from core.errors import BadInputError
 from core.field_names import shown_key
 
 OUTPUT_CONTAINER_ENV = "FLEETRUN_AZURE_OUTPUT_CONTAINER"
@@ -97,7 +98,7 @@ _LOOPBACK_NAMES = frozenset({"localhost"})
 _MAX_CAPACITY = 1_000_000
 
 
-class SettingsError(ValueError):
+class SettingsError(BadInputError, ValueError):
     """A config value fleetrun cannot use; the message names the key and what is allowed."""
 
 

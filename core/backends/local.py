@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import scratch
+from core.errors import FleetrunError
 from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
 from core.guardian import guardian
 from core.model import (
@@ -88,7 +89,7 @@ def local_machine() -> Machine:
     )
 
 
-class _Failure(Exception):
+class _Failure(FleetrunError):
     """The script could not be started; the message is the run's error."""
 
     def __init__(self, message: str, exit_code: int | None = None) -> None:

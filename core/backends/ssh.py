@@ -43,6 +43,7 @@ from core.backends.ssh_bootstrap import (
 )
 from core.backends.ssh_config_files import ConfigFiles
 from core.backends.ssh_hostkeys import CheckingClient, HostKeyError, HostKeyPolicy, KnownHosts
+from core.errors import FleetrunError
 from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
 from core.model import (
     TAIL_BYTES,
@@ -98,7 +99,7 @@ class SshSettings:
     max_handshakes: int = 128
 
 
-class SshError(Exception):
+class SshError(FleetrunError):
     """A host could not be reached or logged into; the message says why, for a person."""
 
 
@@ -505,7 +506,7 @@ class _Launch:
     """Keep stdin open until the run ends: the host's reaper reads its end as "stop"."""
 
 
-class _ClientTimeout(Exception):
+class _ClientTimeout(FleetrunError):
     """The host did not end the script by its timeout (plus grace): the client steps in."""
 
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import re
 import shlex
 
+from core.errors import FleetrunError
 from core.model import Command, Parameter
 
 MAGIC = b"FLEETRUN2"
@@ -201,7 +202,7 @@ def _check_token(token: str) -> None:
         raise ValueError(f"run token {token!r}: letters, digits, '_', '.', '-' only")
 
 
-class FrameError(ValueError):
+class FrameError(FleetrunError, ValueError):
     """A command that cannot be framed (a NUL in a value, a reserved or invalid name)."""
 
 

@@ -16,11 +16,12 @@ from pathlib import Path
 import asyncssh
 
 from core.backends.host_keys import HostKeyProblem, KeyVerdict, host_pattern
+from core.errors import FleetrunError
 
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
 
 
-class HostKeyError(Exception):
+class HostKeyError(FleetrunError):
     """A connection refused because of its host key."""
 
     def __init__(self, problem: HostKeyProblem) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from core.azure.arm import ArmClient, ArmError, subscription_of
+from core.errors import FleetrunError
 from core.model import Health, HealthStatus, Machine, MachineId, MachineKind, OsType, utc_now
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ _ARC_GONE = {"disconnected": "Disconnected", "error": "Error", "expired": "Expir
              "awaitingconnection": "AwaitingConnection"}
 
 
-class BadRow(ValueError):
+class BadRow(FleetrunError, ValueError):
     """A Resource Graph row or ARM body that cannot be a machine; says what is wrong."""
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from core.azure.settings import load_azure_settings
 from core.config_file import ConfigFileError, read_config
+from core.errors import BadInputError
 from core.inventory.sources import DEFAULT_FLEET
 
 
-class DefaultFleetError(ValueError):
+class DefaultFleetError(BadInputError, ValueError):
     """config.toml's ``fleet`` is not a source or a list of sources."""
 
 

@@ -16,13 +16,14 @@ from pathlib import Path
 
 from core.backends.base import Backend
 from core.backends.local import local_machine
+from core.errors import BadInputError
 from core.model import Machine, MachineKind
 
 DEFAULT_FLEET = "sandbox"
 """What fleetrun opens on when nothing is configured."""
 
 
-class FleetError(ValueError):
+class FleetError(BadInputError, ValueError):
     """A --fleet value that names no known source, or a source that failed to load."""
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import tomli_w
 
 from core import config
+from core.errors import BadInputError
 from core.field_names import shown_key
 from core.library.model import (
     NAME_PATTERN,
@@ -67,11 +68,11 @@ HEADER = (
 )
 
 
-class _FieldError(Exception):
+class _FieldError(BadInputError):
     """A field that does not fit; turned into a LibraryProblem naming the file."""
 
     def __init__(self, where: str, message: str) -> None:
-        super().__init__(f"{where}: {message}")
+        super().__init__(f"{where}: {message}", where=where)
 
 
 def default_user_dir() -> Path:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import BadInputError
 from core.model import Command, CommandId, OsType, Parameter
 from core.safe_regex import PatternError, PatternTooComplex, full_match
 
@@ -34,7 +35,7 @@ SCRIPT_KEYS: dict[str, CommandId] = {"shell": CommandId.SHELL, "powershell": Com
 SCRIPT_KEY_FOR: dict[CommandId, str] = {v: k for k, v in SCRIPT_KEYS.items()}
 
 
-class LibraryError(ValueError):
+class LibraryError(BadInputError, ValueError):
     """A saved command that cannot be used or saved; the message says what and why."""
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.file_search import Found, Matcher, QueryError, search
+from core.file_search import Found, Matcher, SearchTextError, search
 from core.line_index import LineIndex
 from tests.big_output import BIG_LINES, big_file, big_line
 
@@ -67,9 +67,9 @@ def test_case_regex_and_bad_queries(tmp_path: Path) -> None:
     assert search(index, Matcher(r"error \d+", regex=False), 0) is None  # plain is plain
     assert Matcher("o", regex=False).spans("foo bOo") == [(1, 2), (2, 3), (5, 6), (6, 7)]
     assert Matcher("o+", regex=True).spans("foo bOo") == [(1, 3), (5, 7)]
-    with pytest.raises(QueryError, match="not a valid regular expression"):
+    with pytest.raises(SearchTextError, match="not a valid regular expression"):
         Matcher("(unclosed", regex=True)
-    with pytest.raises(QueryError, match="type the text"):
+    with pytest.raises(SearchTextError, match="type the text"):
         Matcher("")
 
 

@@ -1,6 +1,7 @@
 """Running ``fleetrun``: parse the command line, then a subcommand's handler, or the app.
 
-Every error a handler lets out that means bad input becomes one ``error:`` line and exit 2.
+Every :class:`core.errors.FleetrunError` a handler lets out becomes one ``error:`` line and
+exit 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -37,29 +38,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    """Run the handler the subcommand's parser named; bad input becomes a UsageError."""
-    from core.azure.arm import ArmError
-    from core.azure.auth import AuthError
-    from core.azure.blob import BlobError
-    from core.inventory import FleetError
-    from core.journal_store import JournalError
-    from core.library import LibraryError
-    from core.query import QueryError
-    from core.run_export import ExportError
+    """Run the handler the subcommand's parser named; a FleetrunError becomes a UsageError.
+
+    Every kind exits 2 (EXIT_USAGE), as each did when listed here by name: bad input, and a
+    world that refused (the journal, a folder, a service) alike; exit 1 stays "a machine
+    failed".
+    """
+    from core.errors import FleetrunError, ServiceError
     from core.validate import ValidationError
-    from tui.cli.inputs import InputError, describe_problems
+    from tui.cli.inputs import describe_problems
 
     try:
         code: int = args.handler(args)
         return code
-    except (InputError, FleetError, QueryError, JournalError, ExportError, LibraryError) as exc:
-        raise UsageError(str(exc)) from None
     except ValidationError as exc:
         raise UsageError(describe_problems(exc)) from None
-    except (ArmError, AuthError, BlobError) as exc:
+    except ServiceError as exc:
         # The service refused or could not be reached while listing or planning: say what
         # it said (codes, messages; never a token or a SAS signature), not a traceback.
-        raise UsageError(f"azure: {exc}") from None
+        raise UsageError(f"{exc.service}: {exc}" if exc.service else str(exc)) from None
+    except FleetrunError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _setup_logging() -> None:

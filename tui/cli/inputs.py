@@ -8,6 +8,7 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
+from core.errors import BadInputError
 from core.model import Command, CommandId, Parameter
 from core.validate import Limit, ValidationError, parse_limit
 
@@ -27,7 +28,7 @@ FLAG_FOR_FIELD = {
 }
 
 
-class InputError(ValueError):
+class InputError(BadInputError, ValueError):
     """A flag's value is unusable; the message names the flag and what is allowed."""
 
 

@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Log
 
-from core.file_search import Matcher, QueryError
+from core.file_search import Matcher, SearchTextError
 from core.model import MachineRun, Stream
 from core.output import OutputStore
 from core.terminal_text import inert, inert_bytes
@@ -98,7 +98,7 @@ class FullOutput(Vertical):
         bar = self.query_one(SearchBar)
         try:
             matcher = Matcher(event.value, regex=bar.regex)
-        except QueryError as exc:
+        except SearchTextError as exc:
             self.notify(str(exc), severity="error")
             return
         bar.close()
