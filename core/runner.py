@@ -33,8 +33,26 @@ from core.model import (
     Stream,
 )
 from core.output import OutputStore
+from core.validate import Problem, raise_if_errors, validate_selection
 
 log = logging.getLogger(__name__)
+
+
+def check_run(assignments: Sequence[tuple[Machine, Command]]) -> list[Problem]:
+    """The gate every new run passes (:meth:`RunSession.plan` always calls it).
+
+    A front end may call it earlier too, to refuse bad input before it pays for anything
+    else (the CLI checks health, which costs API calls on Azure, only once this passed).
+
+    Returns:
+        The warnings: the run may go on, but the user should see them.
+
+    Raises:
+        ValidationError: at least one error; it carries every problem found.
+    """
+    problems = validate_selection(assignments)
+    raise_if_errors(problems)
+    return problems
 
 
 class RunSession:
@@ -55,6 +73,8 @@ class RunSession:
         self.output = OutputStore(root / run.run_id)
         self.fanout = FanOut(run, backend_for, self.output, options, reattach=reattach)
         self.journal = journal
+        self.warnings: list[Problem] = []
+        """What the gate (:func:`check_run`) warned about when the run was planned."""
         self._journal_events: Subscription | None = None
         if journal is not None:
             # The journal keeps every state event; it may drop output events, whose byte
@@ -74,8 +94,19 @@ class RunSession:
         journal: Journal | None = None,
         runs_root: Path | None = None,
     ) -> RunSession:
+        """A new run of ``assignments``, once they pass the gate (:func:`check_run`).
+
+        Its warnings are kept in :attr:`warnings` for the front end to show.
+
+        Raises:
+            ValidationError: the assignments must not be sent; nothing was started or
+                written to the journal.
+        """
+        warnings = check_run(assignments)
         run = plan_run(assignments, fleet=fleet, target=target, parent_run_id=parent_run_id)
-        return cls(run, backend_for, options=options, journal=journal, runs_root=runs_root)
+        session = cls(run, backend_for, options=options, journal=journal, runs_root=runs_root)
+        session.warnings = warnings
+        return session
 
     @classmethod
     def resume(

@@ -170,3 +170,16 @@ def test_machines_lists_local_with_health(cli: CliRunner) -> None:
     assert result.returncode == 0, result.stderr
     (machine,) = json.loads(result.stdout)
     assert machine["kind"] == "local" and machine["health"]["status"] == "Ready"
+
+
+def test_the_gate_refusal_reads_as_the_core_problem(cli: CliRunner) -> None:
+    """The CLI only renders what the core's gate found: the same message the TUI shows."""
+    from core.model import Command, CommandId, Parameter
+    from core.validate import validate_selection
+    from tests.fakes import machines
+
+    [problem] = validate_selection([(machines(1)[0], Command(
+        CommandId.SHELL, "true", parameters=(Parameter("not-a-name", "1"),)))])
+    result = cli("run", "--fleet", "local", "--shell", "true", "-p", "not-a-name=1")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().endswith(f"parameter [0].name: {problem.message}")

@@ -9,7 +9,12 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, TextArea
 
-from core.model import RunState, Stream
+from core import config
+from core.backends.registry import Backends
+from core.fanout import plan_run
+from core.journal_store import Journal
+from core.model import Command, CommandId, Parameter, RunState, Stream
+from core.runner import RunSession
 from tests.tui.test_fleet_screen import FLEET, fleet_screen
 from tui.app import FleetrunApp
 from tui.screens.compose import ComposeScreen
@@ -187,3 +192,30 @@ async def test_parameters_cancel_rerun_failed_and_history(app: FleetrunApp,
     assert any(p.suffix == ".sqlite3" for p in written)  # the journal is among them
     for path in written:
         assert CANARY.encode() not in path.read_bytes(), path
+
+
+async def test_a_rerun_the_gate_refuses_shows_the_problem_and_starts_nothing(
+        app: FleetrunApp) -> None:
+    """A run made before a rule existed (planned without the gate): R reruns it through the
+    core's gate, which refuses it; the app names machine and problem and starts nothing."""
+    async with app.run_test(size=(160, 45)) as pilot:
+        await fleet_screen(pilot, app)
+        assert app.fleet is not None
+        web_2 = next(m for m in app.fleet.machines if m.name == "web-2")
+        refused = Command(CommandId.SHELL, "exit 3", parameters=(Parameter("not-a-name", "1"),))
+        backends = Backends(app.fleet.backends)
+        old = RunSession(plan_run([(web_2, refused)]), backends.for_machine)
+        await app.push_screen(RunScreen(old, "test"))
+        await until_finished(pilot, app.screen)  # type: ignore[arg-type]
+        screen = app.screen
+        await pilot.press("R")
+        for _ in range(100):
+            if notified(app, "not-a-name"):
+                break
+            await pilot.pause(0.05)
+        else:
+            raise AssertionError("the refused rerun was not explained")
+        assert notified(app, "web-2") and notified(app, "is not a valid parameter name")
+        await pilot.pause(0.2)
+        assert app.screen is screen and app.last_session is None
+        assert Journal(config.journal_path()).list_runs() == []

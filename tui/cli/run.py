@@ -13,8 +13,8 @@ from core.inventory import Fleet
 from core.journal_store import Journal
 from core.library import SavedCommand
 from core.model import Command, CommandId, Machine, Run, RunState
-from core.runner import RunSession
-from core.validate import ValidationError, raise_if_errors, validate_selection
+from core.runner import RunSession, check_run
+from core.validate import ValidationError
 from tui.cli import json_shapes, render
 from tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from tui.cli.fleets import follow, open_named, report_host_keys, select, with_health
@@ -203,10 +203,11 @@ async def _plan(
         total = len(fleet.machines)
         raise InputError(f"--target: no machines{where} ({total} in {', '.join(args.fleet)})")
     pairs = _assign(selected, commands, saved)
-    problems = validate_selection(pairs)
-    raise_if_errors(problems)
-    if problems:
-        print(describe_problems(ValidationError(problems)), file=sys.stderr)
+    # The gate RunSession.plan applies again below; passed here first so bad input costs
+    # no health check, and its warnings come before a dangerous command's confirmation.
+    warnings = check_run(pairs)
+    if warnings:
+        print(describe_problems(ValidationError(warnings)), file=sys.stderr)
 
     # Health is checked only once the input is known good: on Azure it costs API calls.
     checked = {m.id: m for m in await with_health(backends, [m for m, _ in pairs])}
