@@ -183,6 +183,9 @@ class FleetrunApp(App[None]):
                         title=f"Run not started: {len(errors)} {noun}", severity="error",
                         timeout=30, markup=False)
             return
+        if parent_run_id:
+            # Said only now: a rerun the gate refuses must not first announce itself.
+            self.notify(f"Rerunning {len(assignments)} machine(s) of run {parent_run_id}…")
         if session.warnings and not warnings_shown:
             self.notify(_problem_lines(session.warnings), title="Run started with warnings",
                         severity="warning", timeout=15, markup=False)

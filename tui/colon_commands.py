@@ -180,7 +180,6 @@ class ColonCommands:
 
         async def rerun_last() -> None:
             self.app.post_message(RunScreen.RerunRequested(assignments, run.run_id))
-            self.app.notify(f"Rerunning {len(assignments)} machine(s) of run {run.run_id}…")
 
         return rerun_last
 

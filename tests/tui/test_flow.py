@@ -172,6 +172,7 @@ async def test_parameters_cancel_rerun_failed_and_history(app: FleetrunApp,
         rerun = rerun_screen.session.run
         assert rerun.parent_run_id == run.run_id
         assert [mr.machine.name for mr in rerun.machines.values()] == ["web-2"]
+        assert notified(app, f"Rerunning 1 machine(s) of run {run.run_id}")
         await until_finished(pilot, rerun_screen)
         [again] = rerun.machines.values()
         assert (again.state, again.exit_code) == (RunState.FAILED, 4)
@@ -216,6 +217,7 @@ async def test_a_rerun_the_gate_refuses_shows_the_problem_and_starts_nothing(
         else:
             raise AssertionError("the refused rerun was not explained")
         assert notified(app, "web-2") and notified(app, "is not a valid parameter name")
+        assert not notified(app, "Rerunning")  # a refused rerun never announced itself
         await pilot.pause(0.2)
         assert app.screen is screen and app.last_session is None
         assert Journal(config.journal_path()).list_runs() == []

@@ -178,8 +178,8 @@ class RunScreen(Screen[None]):
         if not assignments:
             self.notify("Nothing to rerun: no machine failed, timed out or was left unstarted")
             return
+        # The app says "Rerunning…" once the core's gate has let the rerun through.
         self.post_message(self.RerunRequested(assignments, run.run_id))
-        self.notify(f"Rerunning {len(assignments)} machines…")
 
     def action_groups(self) -> None:
         self.app.push_screen(GroupsScreen(self.session))
