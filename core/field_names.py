@@ -8,10 +8,8 @@ the line, an escape sequence or a bidi override would change what the terminal s
 from __future__ import annotations
 
 import json
-import re
 
-UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-"""Characters that would break an error's one line or rewrite what a terminal shows."""
+from core.terminal_text import UNSAFE_CHARACTERS
 
 
 def shown_key(key: object) -> str:

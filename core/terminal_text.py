@@ -36,6 +36,12 @@ _PICTURES: dict[int, str] = {
 
 _UNSAFE_IN_JSON = re.compile("[\u0080-\u009f" + "".join(map(chr, _BIDI)) + "]")
 
+UNSAFE_CHARACTERS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029" + "".join(map(chr, _BIDI)) + "]")
+"""Everything :func:`inert` replaces, with line feed, tab and the Unicode line and paragraph
+separators: what may not stand in one line of a message (an error naming a key or value
+from someone's file) as it is."""
+
 
 def inert(text: str) -> str:
     """``text`` with every control character replaced by a visible, inert form."""

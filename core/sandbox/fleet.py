@@ -18,8 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from core.field_names import UNSAFE_CHARACTERS, shown_key
+from core.field_names import shown_key
 from core.sandbox.access import new_account_key
+from core.terminal_text import UNSAFE_CHARACTERS
 from core.toml_text import parse_toml
 from core.trusted_files import UntrustedFileError, check_trusted
 from core.user_paths import UnknownUserError, expand_user
