@@ -62,8 +62,8 @@ from core.azure.settings import SANDBOX_TOKEN_ENV
 from core.backends.compute import ComputeBackend
 from core.events import Finished
 from core.fanout import FanOut, Subscription, plan_run
+from core.fleet.sandbox import sandbox_pacing
 from core.inventory.azure_graph import query_machines
-from core.inventory.sandbox import sandbox_pacing
 from core.model import Command, CommandId, MachineRun, RunState
 from core.output import OutputStore
 from core.sandbox.access import new_token

@@ -21,7 +21,11 @@ from core.errors import BadInputError
 _POSIX = hasattr(os, "getuid")
 
 
-class UntrustedFileError(BadInputError, ValueError):
+class UnreadableFileError(BadInputError, ValueError):
+    """A file fleetrun cannot or will not read; the message names it and says why."""
+
+
+class UntrustedFileError(UnreadableFileError):
     """A file fleetrun will not use: someone else owns it or may change it."""
 
 
@@ -61,6 +65,30 @@ def check_trusted(path: Path, info: os.stat_result | None = None) -> None:
             f"{path}: writable by {' and '.join(loose)} (mode "
             f"{stat.S_IMODE(info.st_mode):04o}); fleetrun uses only files that are yours and "
             f"private: chmod go-w {path}")
+
+
+def read_trusted_text(path: Path) -> str:
+    """A file's UTF-8 text, if it is the user's own (:func:`check_trusted`).
+
+    Raises:
+        UnreadableFileError: one line naming the file and why it cannot be used (not
+            trusted, missing, a directory, not UTF-8, not readable).
+    """
+    try:
+        check_trusted(path)
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except ValueError as exc:
+        if isinstance(exc, UnreadableFileError):
+            raise
+        raise UnreadableFileError(f"{path!r}: not a valid file name") from None  # a NUL
+    except FileNotFoundError:
+        raise UnreadableFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UnreadableFileError(f"{path}: is a directory, not a file") from None
+    except OSError as exc:
+        raise UnreadableFileError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def make_private(path: Path, mode: int) -> None:

@@ -15,10 +15,9 @@ from textual.widgets import Footer, Header, LoadingIndicator
 
 from core import config
 from core.backends.base import HostKeyCheckingBackend
-from core.backends.registry import Backends
 from core.errors import FleetrunError
 from core.fanout import FanoutOptions
-from core.inventory import DEFAULT_FLEET, Fleet, FleetOptions, open_fleet
+from core.fleet import DEFAULT_FLEET, Fleet, FleetOptions, open_fleet
 from core.journal_store import Journal
 from core.model import Command, Machine
 from core.runner import RunSession
@@ -139,9 +138,9 @@ class FleetrunApp(App[None]):
         if self.fleet_specs == [DEFAULT_FLEET]:
             name = SANDBOX_HINT
         # The first (today the only: SSH's) whose refused host keys the user reviews.
-        host_keys = next((b for b in self.fleet.backends.values()
+        host_keys = next((b for b in self.fleet.backends
                           if isinstance(b, HostKeyCheckingBackend)), None)
-        await self.push_screen(FleetScreen(self.fleet.machines, Backends(self.fleet.backends),
+        await self.push_screen(FleetScreen(self.fleet.machines, self.fleet.backends,
                                            name, host_keys=host_keys))
 
     def on_fleet_screen_run_requested(self, message: FleetScreen.RunRequested) -> None:
@@ -169,7 +168,7 @@ class FleetrunApp(App[None]):
         """
         if self.fleet is None:
             return
-        backends = Backends(self.fleet.backends)
+        backends = self.fleet.backends
         try:
             session = RunSession.plan(
                 list(assignments), backends.for_machine, fleet=",".join(self.fleet_specs),

@@ -37,7 +37,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -55,7 +54,6 @@ from core.model import (
     HealthStatus,
     Machine,
     MachineId,
-    MachineKind,
     OsType,
     RunState,
     Stream,
@@ -75,18 +73,6 @@ USER_NOT_FOUND = -102
 # "$0" is the script path: bash execs the file, so the kernel honours a shebang and bash
 # itself runs a shebang-less script, as with the handler's `bash -c "<path> <args>"`.
 _LAUNCH = '"$0" "$@"'
-
-
-def local_machine() -> Machine:
-    """This machine, as the ``local`` fleet's single target."""
-    return Machine(
-        id="local",
-        name=socket.gethostname(),
-        kind=MachineKind.LOCAL,
-        os=OsType.LINUX,
-        location="local",
-        health=Health(HealthStatus.READY, "this machine", checked_at=utc_now()),
-    )
 
 
 class _Failure(FleetrunError):

@@ -24,6 +24,7 @@ from typing import Any
 
 from core.azure.arm import ArmError
 from core.azure.blob_tail import BlobTailer
+from core.azure.machine_health import refine_health
 from core.azure.run_commands import InstanceView, InvalidView, put_body, run_command_path
 from core.azure.session import AzureSession
 from core.backends.blob_output import BlobOutput
@@ -84,8 +85,6 @@ class ManagedRunCommands:
         (each check is an ARM read, and a large fan-out needs its reads for polling)."""
         if len(machines) > self.session.pacing.health_check_limit:
             return {m.id: m.health for m in machines}
-        from core.inventory.azure_graph import refine_health
-
         return await refine_health(self.session.arm, machines)
 
     # -- run ------------------------------------------------------------------------------
@@ -217,8 +216,6 @@ class ManagedRunCommands:
         run command frozen, with no error. Its state becomes Unknown with the reason, and
         the run waits for the agent to come back (or for the engine's deadline).
         """
-        from core.inventory.azure_graph import refine_health
-
         health = (await refine_health(self.session.arm, [watch.machine]))[watch.machine.id]
         if health.status in (HealthStatus.READY, HealthStatus.UNKNOWN):
             if watch.away:

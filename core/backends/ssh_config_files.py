@@ -3,7 +3,7 @@
 asyncssh reads and splits every line of its config files on every connection: with one
 ``Host`` block per machine, N connections cost N² lines. The files are read once here and
 each host gets its own copy holding only the lines that can apply to it
-(:func:`core.inventory.ssh_config.config_for`); a file that cannot be cut faithfully is
+(:func:`core.openssh.config.config_for`); a file that cannot be cut faithfully is
 passed whole.
 """
 
@@ -15,8 +15,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from core.inventory.sources import FleetError
-from core.inventory.ssh_config import SshConfigReader, config_for, read_ssh_config
+from core.openssh.config import SshConfigError, SshConfigReader, config_for, read_ssh_config
 
 DEFAULT_CONFIG = Path("~/.ssh/config")
 
@@ -59,7 +58,7 @@ class ConfigFiles:
                     continue
                 try:
                     readers.append((path, read_ssh_config(path)))
-                except FleetError:
+                except SshConfigError:
                     readers.append((path, None))  # asyncssh reports its own errors
             self._readers = readers
         return self._readers

@@ -1,21 +1,5 @@
-"""Where machines come from: one small module per kind of fleet source."""
+"""Where machines come from: one small module per kind of inventory, each only listing.
 
-from core.inventory.sources import (
-    DEFAULT_FLEET,
-    Fleet,
-    FleetError,
-    FleetOptions,
-    FleetSource,
-    open_fleet,
-    resolve_fleet,
-)
-
-__all__ = [
-    "DEFAULT_FLEET",
-    "Fleet",
-    "FleetError",
-    "FleetOptions",
-    "FleetSource",
-    "open_fleet",
-    "resolve_fleet",
-]
+Reaching the machines is the backends' (:mod:`core.backends`); joining the two for a
+``--fleet`` value is :mod:`core.fleet`'s.
+"""

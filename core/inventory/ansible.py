@@ -28,13 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.inventory.sources import FleetError
-from core.inventory.ssh_source import (
+from core.inventory.errors import InventoryError
+from core.inventory.ssh_hosts import (
     PORT_ALLOWED,
     inventory_error,
     no_hosts_error,
     parse_port,
-    read_text,
     ssh_machine,
     user_path,
 )
@@ -85,7 +84,7 @@ class AnsibleInventory:
         self.groups: dict[str, _Group] = {name: _Group(name) for name in IMPLICIT_GROUPS}
         self.hosts: dict[str, _Host] = {}
 
-    def error(self, line: int | None, field_name: str, message: str) -> FleetError:
+    def error(self, line: int | None, field_name: str, message: str) -> InventoryError:
         return inventory_error(self.path, line, field_name, message)
 
     def group(self, name: str) -> _Group:
@@ -143,7 +142,7 @@ class AnsibleInventory:
         """Every host as an SSH machine, in the order hosts first appear.
 
         Raises:
-            FleetError: no hosts, or a variable fleetrun reads has a value it cannot use.
+            InventoryError: no hosts, or a variable fleetrun reads has a value it cannot use.
         """
         if not self.hosts:
             raise no_hosts_error(self.path, "no group lists a host")
@@ -301,17 +300,3 @@ def host_names(pattern: str) -> tuple[list[str], int | None]:
     if not name:
         raise ValueError("an empty host name")
     return expand_ranges(name), port
-
-
-def load_ansible(path: Path, *, yaml: bool) -> list[Machine]:
-    """The machines of an Ansible inventory file, INI or YAML.
-
-    Raises:
-        FleetError: the file cannot be read or is not a valid inventory.
-    """
-    from core.inventory.ansible_ini import parse_ansible_ini
-    from core.inventory.ansible_yaml import parse_ansible_yaml
-
-    text = read_text(path)
-    inventory = parse_ansible_yaml(text, path) if yaml else parse_ansible_ini(text, path)
-    return inventory.machines()

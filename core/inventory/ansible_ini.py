@@ -148,6 +148,6 @@ def parse_ansible_ini(text: str, path: Path) -> AnsibleInventory:
     """Reads an INI inventory's text (``path`` names it in errors).
 
     Raises:
-        FleetError: a line is not valid; the error names the line and what is allowed.
+        InventoryError: a line is not valid; the error names the line and what is allowed.
     """
     return _IniReader(path).read(text)

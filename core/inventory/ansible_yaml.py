@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.field_names import shown_key
 from core.inventory.ansible import AnsibleInventory, Var, host_names
-from core.inventory.sources import FleetError
+from core.inventory.errors import InventoryError
 
 if TYPE_CHECKING:
     import yaml
@@ -59,18 +59,18 @@ def _load(text: str, path: Path) -> object:
     try:
         import yaml
     except ImportError:
-        raise FleetError(
+        raise InventoryError(
             f"{path}: reading a YAML inventory needs PyYAML; install it or use the INI format"
         ) from None
     try:
         return yaml.load(text, Loader=_loader())  # a SafeLoader subclass: no arbitrary objects
     except RecursionError:
-        raise FleetError(f"{path}: not valid YAML: nested too deeply") from None
+        raise InventoryError(f"{path}: not valid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line
-        raise FleetError(f"{path}{line}: not valid YAML: {problem}") from None
+        raise InventoryError(f"{path}{line}: not valid YAML: {problem}") from None
 
 
 class _YamlReader:
@@ -170,6 +170,6 @@ def parse_ansible_yaml(text: str, path: Path) -> AnsibleInventory:
     """Reads a YAML inventory's text (``path`` names it in errors).
 
     Raises:
-        FleetError: not YAML, or not shaped as Ansible reads it; the error names the line.
+        InventoryError: not YAML, or not shaped as Ansible reads it; the error names the line.
     """
     return _YamlReader(path).read(_load(text, path))

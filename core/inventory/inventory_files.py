@@ -1,4 +1,4 @@
-"""``--fleet PATH``: an inventory file, its format told by its name and, failing that, its text.
+"""Inventory files: the format of one, told by its name and, failing that, its text.
 
 - ``.toml``: fleetrun's TOML inventory (a sandbox fleet file is pointed to ``sandbox:FILE``).
 - ``.yml`` / ``.yaml``: an Ansible YAML inventory.
@@ -8,8 +8,9 @@
   ``Host``/``Match``/``Include`` line is an ssh config, a TOML file with ``[[hosts]]`` is
   fleetrun's, and the rest is read as Ansible INI (Ansible's own default).
 
-A value is a path when it has a ``/``, starts with ``~``, ends with one of those extensions
-or names an existing file; the named sources (``local``, ``sandbox``...) come first.
+A ``--fleet`` value is a path when it has a ``/``, starts with ``~``, ends with one of those
+extensions or names an existing file; the named sources (``local``, ``sandbox``...) come
+first (:mod:`core.fleet.sources`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ import tomllib
 from enum import Enum
 from pathlib import Path
 
-from core.inventory.sources import FleetError, FleetSource
-from core.inventory.ssh_source import read_text, ssh_fleet_source
+from core.inventory.ssh_hosts import read_text
+from core.model import Machine
 from core.toml_text import parse_toml
-from core.user_paths import UnknownUserError, expand_user
 
 INVENTORY_SUFFIXES = frozenset({".toml", ".ini", ".yml", ".yaml", ".cfg", ".conf"})
 
@@ -84,7 +84,7 @@ def file_format(path: Path) -> InventoryFormat:
     """The format of an inventory file, from its extension or else its text.
 
     Raises:
-        FleetError: the file cannot be read.
+        InventoryError: the file cannot be read.
     """
     suffix = path.suffix.lower()
     if suffix == ".toml":
@@ -96,33 +96,20 @@ def file_format(path: Path) -> InventoryFormat:
     return sniff_format(read_text(path))
 
 
-def file_source(spec: str) -> FleetSource:
-    """The fleet source of ``--fleet PATH``.
+def load_inventory_file(path: Path, kind: InventoryFormat) -> list[Machine]:
+    """The machines of an inventory file read as ``kind`` (blocking file I/O).
 
     Raises:
-        FleetError: the file does not exist or cannot be read.
+        InventoryError: the file cannot be read or is not a valid inventory of that kind.
     """
-    try:
-        path = expand_user(spec.strip())
-    except UnknownUserError as exc:
-        raise FleetError(f"fleet: {spec}: {exc}") from None
-    if not path.exists():
-        raise FleetError(
-            f"fleet: {spec}: no such file; --fleet takes an inventory file or one of the "
-            "sources (see --help)"
-        )
-    if path.is_dir():
-        raise FleetError(f"fleet: {spec}: is a directory; name an inventory file")
-    kind = file_format(path)
     if kind is InventoryFormat.SSH_CONFIG:
         from core.inventory.ssh_config import load_ssh_config
 
-        return ssh_fleet_source(spec, lambda: load_ssh_config(path), ssh_config=path)
+        return load_ssh_config(path)
     if kind is InventoryFormat.TOML:
         from core.inventory.toml_inventory import load_toml_inventory
 
-        return ssh_fleet_source(spec, lambda: load_toml_inventory(path))
-    from core.inventory.ansible import load_ansible
+        return load_toml_inventory(path)
+    from core.inventory.ansible_file import load_ansible
 
-    yaml = kind is InventoryFormat.ANSIBLE_YAML
-    return ssh_fleet_source(spec, lambda: load_ansible(path, yaml=yaml))
+    return load_ansible(path, yaml=kind is InventoryFormat.ANSIBLE_YAML)

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from core.field_names import shown_key
-from core.inventory.sources import FleetError
-from core.inventory.ssh_source import (
+from core.inventory.errors import InventoryError
+from core.inventory.ssh_hosts import (
     PORT_ALLOWED,
     inventory_error,
     no_hosts_error,
@@ -104,7 +104,7 @@ class _Checker:
         self.table = table
         self.prefix = "defaults" if index is None else f"hosts[{index}]"
 
-    def error(self, key: str, message: str) -> FleetError:
+    def error(self, key: str, message: str) -> InventoryError:
         field = f"{self.prefix}.{key}" if key else self.prefix
         return inventory_error(self.path, self.lines.line(self.index, key), field, message)
 
@@ -181,28 +181,28 @@ def parse_toml_inventory(text: str, path: Path) -> list[Machine]:
     """The machines of an inventory's text; ``path`` names it in errors and anchors paths.
 
     Raises:
-        FleetError: the text is not TOML, or a key is unknown, missing or not allowed.
+        InventoryError: the text is not TOML, or a key is unknown, missing or not allowed.
     """
     try:
         data = parse_toml(text)
     except tomllib.TOMLDecodeError as exc:
-        raise FleetError(f"{path}: not valid TOML: {exc}") from None
+        raise InventoryError(f"{path}: not valid TOML: {exc}") from None
     if "machines" in data and "hosts" not in data:
-        raise FleetError(f"{path}: machines: this looks like a sandbox fleet file; "
+        raise InventoryError(f"{path}: machines: this looks like a sandbox fleet file; "
                          f"use --fleet sandbox:{path}")
     for key in data:
         if key not in TOP_KEYS:
-            raise FleetError(f"{path}: {shown_key(key)}: unknown key; allowed: "
+            raise InventoryError(f"{path}: {shown_key(key)}: unknown key; allowed: "
                              f"{', '.join(TOP_KEYS)}")
     hosts = data.get("hosts")
     if hosts is None or hosts == []:
         raise no_hosts_error(path, "add a [[hosts]] table for each host (name = \"...\")")
     if not isinstance(hosts, list):
-        raise FleetError(f"{path}: hosts: write one [[hosts]] table per host")
+        raise InventoryError(f"{path}: hosts: write one [[hosts]] table per host")
     lines = _Lines(text, len(hosts))
     defaults_table = data.get("defaults", {})
     if not isinstance(defaults_table, dict):
-        raise FleetError(f"{path}: defaults: a table, written [defaults]")
+        raise InventoryError(f"{path}: defaults: a table, written [defaults]")
     defaults = _Checker(path, lines, None, defaults_table)
     defaults.only(DEFAULT_KEYS)
     user, port, identity_file = defaults.text("user"), defaults.port(), defaults.identity_file()
@@ -211,7 +211,7 @@ def parse_toml_inventory(text: str, path: Path) -> list[Machine]:
     seen: dict[str, int] = {}
     for index, table in enumerate(hosts):
         if not isinstance(table, dict):
-            raise FleetError(f"{path}: hosts[{index}]: a table with at least a name")
+            raise InventoryError(f"{path}: hosts[{index}]: a table with at least a name")
         host = _Checker(path, lines, index, table)
         host.only(HOST_KEYS)
         name = host.text("name", required=True)
@@ -239,6 +239,6 @@ def load_toml_inventory(path: Path) -> list[Machine]:
     """The machines of a TOML inventory file.
 
     Raises:
-        FleetError: the file cannot be read or is not a valid inventory.
+        InventoryError: the file cannot be read or is not a valid inventory.
     """
     return parse_toml_inventory(read_text(path), path)

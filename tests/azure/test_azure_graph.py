@@ -19,8 +19,9 @@ import pytest
 
 from core.azure.arm import ArmClient, ArmError, RetryPolicy
 from core.azure.auth import StaticToken
+from core.azure.machine_health import refine_health
 from core.inventory import azure_graph
-from core.inventory.azure_graph import query_machines, quota_wait, refine_health
+from core.inventory.azure_graph import query_machines, quota_wait
 from core.model import Health, HealthStatus, Machine, MachineKind, OsType
 from core.sandbox.fleet import FleetSpec, default_fleet
 from core.sandbox.machines import SimMachine

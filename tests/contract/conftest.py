@@ -13,8 +13,9 @@ from contextlib import AbstractAsyncContextManager
 
 import pytest
 
-from core.backends.local import LocalBackend, local_machine
+from core.backends.local import LocalBackend
 from core.backends.ssh import SshBackend, SshSettings
+from core.inventory.local import local_machine
 from tests.azure.sandboxed import azure_bed, fleet_of, machine_of
 from tests.contract.harness import BackendHarness
 from tests.sshd import Sshd

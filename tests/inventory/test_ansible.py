@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from core.inventory.ansible import expand_ranges, load_ansible
+from core.inventory.ansible import expand_ranges
+from core.inventory.ansible_file import load_ansible
 from core.inventory.ansible_ini import parse_ansible_ini
 from core.inventory.ansible_yaml import parse_ansible_yaml
-from core.inventory.sources import FleetError
+from core.inventory.errors import InventoryError
 from core.model import Machine, MachineKind, OsType, SshEndpoint
 
 
@@ -147,7 +148,7 @@ def test_yaml_top_level_groups_other_than_all(tmp_path: Path) -> None:
 
 
 def _ini_error(tmp_path: Path, text: str) -> str:
-    with pytest.raises(FleetError) as caught:
+    with pytest.raises(InventoryError) as caught:
         _ini(tmp_path, text)
     return str(caught.value).replace(str(tmp_path / "hosts.ini"), "hosts.ini")
 
@@ -228,7 +229,7 @@ def test_ini_without_hosts(tmp_path: Path) -> None:
 
 
 def _yaml_error(tmp_path: Path, text: str) -> str:
-    with pytest.raises(FleetError) as caught:
+    with pytest.raises(InventoryError) as caught:
         _yaml(tmp_path, text)
     return str(caught.value).replace(str(tmp_path / "hosts.yml"), "hosts.yml")
 

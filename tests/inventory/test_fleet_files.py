@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from core.backends.ssh import SshBackend
+from core.fleet import FleetError, FleetOptions, open_fleet, resolve_fleet
+from core.fleet.ssh import SshReach
+from core.inventory.errors import InventoryError
 from core.inventory.inventory_files import InventoryFormat, looks_like_path, sniff_format
-from core.inventory.sources import FleetError, FleetOptions, open_fleet, resolve_fleet
 from core.model import (
     MachineKind,
 )
@@ -106,7 +108,8 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
 async def test_a_bad_file_fails_when_loaded_with_its_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('[[hosts]]\nname = "a"\nport = 0\n')
-    with pytest.raises(FleetError, match=r"bad\.toml:3: hosts\[0\]\.port: 0 is not allowed"):
+    with pytest.raises(InventoryError,
+                       match=r"bad\.toml:3: hosts\[0\]\.port: 0 is not allowed"):
         await open_fleet([str(path)])
 
 
@@ -115,11 +118,11 @@ async def test_every_ssh_source_shares_the_fleets_one_ssh_backend(fixtures: Path
     specs = (str(fixtures / "hosts.toml"), str(fixtures / "hosts.ini"), f"ssh-config:{config}")
     for spec in specs:
         source = resolve_fleet(spec)
-        assert source.ssh_hosts and source.backends == {}
-    assert resolve_fleet(f"ssh-config:{config}").ssh_config == str(config)
+        assert set(source.reach) == {MachineKind.SSH}
+    assert resolve_fleet(f"ssh-config:{config}").reach[MachineKind.SSH] == SshReach(config)
     fleet = await open_fleet(list(specs), FleetOptions(accept_new_host_keys=True))
     try:
-        backend = fleet.backends[MachineKind.SSH]
+        backend = fleet.backends.get(MachineKind.SSH)
         assert isinstance(backend, SshBackend)
         assert backend.settings.accept_new_host_keys
         assert backend.settings.config == (config,)
@@ -130,5 +133,5 @@ async def test_every_ssh_source_shares_the_fleets_one_ssh_backend(fixtures: Path
 
 async def test_a_fleet_without_ssh_sources_has_no_ssh_backend(fixtures: Path) -> None:
     fleet = await open_fleet(["local"])
-    assert MachineKind.SSH not in fleet.backends
+    assert fleet.backends.kinds() == [MachineKind.LOCAL]
     await fleet.aclose()

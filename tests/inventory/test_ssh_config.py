@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from core.inventory.sources import FleetError, resolve_fleet
+from core.fleet import FleetError, resolve_fleet
+from core.fleet.ssh import SshReach
+from core.inventory.errors import InventoryError
 from core.inventory.ssh_config import load_ssh_config
 from core.model import MachineKind, OsType, SshEndpoint
 
@@ -91,7 +93,7 @@ def test_include_that_matches_nothing_is_ignored_as_ssh_does(tmp_path: Path) -> 
 
 
 def _error(config: Path, ssh_dir: Path) -> str:
-    with pytest.raises(FleetError) as caught:
+    with pytest.raises(InventoryError) as caught:
         load_ssh_config(config, ssh_dir=ssh_dir)
     return str(caught.value)
 
@@ -141,7 +143,7 @@ def test_not_utf8_names_the_file(tmp_path: Path) -> None:
 async def test_ssh_config_source_with_a_path(tmp_path: Path) -> None:
     config = _write(tmp_path, "Host one two\n")
     source = resolve_fleet(f"ssh-config:{config}")
-    assert source.backends == {}  # no SSH backend is plugged in yet
+    assert source.reach == {MachineKind.SSH: SshReach(config)}  # the backend reads it too
     assert [m.name for m in await source.load()] == ["one", "two"]
 
 

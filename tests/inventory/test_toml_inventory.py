@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.inventory.sources import FleetError
+from core.inventory.errors import InventoryError
 from core.inventory.toml_inventory import load_toml_inventory, parse_toml_inventory
 from core.model import MachineKind, OsType, SshEndpoint
 
@@ -69,7 +69,7 @@ PATH = Path("inv/inventory.toml")
 
 
 def _error(text: str) -> str:
-    with pytest.raises(FleetError) as caught:
+    with pytest.raises(InventoryError) as caught:
         parse_toml_inventory(text, PATH)
     return str(caught.value)
 
@@ -168,6 +168,6 @@ def test_a_sandbox_fleet_file_is_pointed_to_sandbox() -> None:
 
 
 def test_unreadable_file(tmp_path: Path) -> None:
-    with pytest.raises(FleetError) as caught:
+    with pytest.raises(InventoryError) as caught:
         load_toml_inventory(tmp_path / "nope.toml")
     assert str(caught.value) == f"{tmp_path / 'nope.toml'}: no such file"

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from core.backends.registry import Backends
 from core.fanout import FanoutOptions
-from core.inventory import FleetOptions, open_fleet
+from core.fleet import FleetOptions, open_fleet
 from core.library import Library, load_library
 from core.model import CommandId, RunState
 from core.runner import RunSession
@@ -137,7 +136,7 @@ async def test_every_starter_shell_command_succeeds_on_the_sandbox(
     path.write_text(FLEET.format(count=len(shell)))
     fleet = await open_fleet([f"sandbox:{path}"], FleetOptions())
     try:
-        backends = Backends(fleet.backends)
+        backends = fleet.backends
         machines = await backends.refresh_health(sorted(fleet.machines, key=lambda m: m.name))
         # One machine per command, all in one run: they run at once.
         pairs = [(machine, saved.command_for(CommandId.SHELL, values.get(saved.name, {})))

@@ -21,8 +21,8 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest
 
 from core.azure.auth import ARM_SCOPE
-from core.backends.managed import ManagedRunCommands
-from core.inventory.sandbox import sandbox_source
+from core.azure.session import AzureSession
+from core.fleet.sandbox import sandbox_source
 from core.model import MachineKind
 from core.sandbox.background import BackgroundSandbox
 from core.sandbox.fleet import FleetSpec, default_fleet, parse_fleet
@@ -146,9 +146,9 @@ async def test_the_sandbox_fleetrun_run_starts_refuses_a_guessed_token() -> None
     try:
         machines = await source.load()  # fleetrun's own client gets through
         assert any(m.name == "web-01" for m in machines)
-        backend = source.backends[MachineKind.VM]
-        assert isinstance(backend, ManagedRunCommands)
-        base = backend.session.arm.base_url
+        session = source.reach[MachineKind.VM]
+        assert isinstance(session, AzureSession)
+        base = session.arm.base_url
         async with httpx.AsyncClient(base_url=base, trust_env=False) as stranger:
             for guess in (OLD_FIXED_TOKEN, "x", "sandbox"):
                 answer = await stranger.put(

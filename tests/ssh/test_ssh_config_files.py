@@ -9,7 +9,7 @@ import pytest
 from asyncssh.config import SSHClientConfig
 
 from core.backends.ssh_config_files import ConfigFiles
-from core.inventory.ssh_config import config_for, read_ssh_config
+from core.openssh.config import config_for, read_ssh_config
 
 CONFIG = """
 Host *

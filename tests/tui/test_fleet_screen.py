@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from core.inventory import FleetOptions
+from core.fleet import FleetOptions
 from core.model import HealthStatus
 from tui.app import FleetrunApp
 from tui.screens.fleet import FleetScreen

@@ -10,7 +10,6 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, TextArea
 
 from core import config
-from core.backends.registry import Backends
 from core.fanout import plan_run
 from core.journal_store import Journal
 from core.model import Command, CommandId, Parameter, RunState, Stream
@@ -204,7 +203,7 @@ async def test_a_rerun_the_gate_refuses_shows_the_problem_and_starts_nothing(
         assert app.fleet is not None
         web_2 = next(m for m in app.fleet.machines if m.name == "web-2")
         refused = Command(CommandId.SHELL, "exit 3", parameters=(Parameter("not-a-name", "1"),))
-        backends = Backends(app.fleet.backends)
+        backends = app.fleet.backends
         old = RunSession(plan_run([(web_2, refused)]), backends.for_machine)
         await app.push_screen(RunScreen(old, "test"))
         await until_finished(pilot, app.screen)  # type: ignore[arg-type]

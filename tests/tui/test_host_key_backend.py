@@ -16,9 +16,9 @@ from textual.pilot import Pilot
 from core.backends.base import HostKeyCheckingBackend
 from core.backends.host_keys import HostKeyProblem, KeyVerdict
 from core.backends.local import LocalBackend
-from core.backends.registry import Backends
 from core.backends.ssh import SshBackend, SshSettings
 from core.events import MachineEvent
+from core.fleet import Backends
 from core.model import Command, Health, HealthStatus, Machine, MachineId, MachineKind, OsType
 from tests.tui.snapshots.harness import ScreenApp
 from tui.screens.fleet import FleetScreen

@@ -37,9 +37,9 @@ from hypothesis import strategies as st
 from core.azure.settings import KEYS as AZURE_KEYS
 from core.azure.settings import SettingsError, load_azure_settings
 from core.config_file import ConfigFileError, read_config
-from core.inventory.ansible import load_ansible
-from core.inventory.default_fleet import DefaultFleetError, default_fleet
-from core.inventory.sources import FleetError
+from core.fleet.default_fleet import DefaultFleetError, default_fleet
+from core.inventory.ansible_file import load_ansible
+from core.inventory.errors import InventoryError
 from core.inventory.ssh_config import load_ssh_config
 from core.inventory.toml_inventory import load_toml_inventory
 from core.library import LibraryError, ParameterError, read_command
@@ -366,10 +366,10 @@ def test_config_toml(folder: Path, data: bytes) -> None:
 @given(data=toml_text(TOML_INVENTORY_DOCS, GOOD_TOML_INVENTORY))
 def test_toml_inventory(folder: Path, data: bytes) -> None:
     path = written(folder, "hosts.toml", data)
-    with contextlib.suppress(FleetError):
+    with contextlib.suppress(InventoryError):
         load_toml_inventory(path)
         return
-    with pytest.raises(FleetError) as caught:
+    with pytest.raises(InventoryError) as caught:
         load_toml_inventory(path)
     one_line_naming(str(caught.value), path)
 
@@ -380,7 +380,7 @@ def test_ansible_ini(folder: Path, data: bytes) -> None:
     path = written(folder, "hosts.ini", data)
     try:
         load_ansible(path, yaml=False)
-    except FleetError as exc:
+    except InventoryError as exc:
         one_line_naming(str(exc), path)
 
 
@@ -390,7 +390,7 @@ def test_ansible_yaml(folder: Path, data: bytes) -> None:
     path = written(folder, "hosts.yml", data)
     try:
         load_ansible(path, yaml=True)
-    except FleetError as exc:
+    except InventoryError as exc:
         one_line_naming(str(exc), path)
 
 
@@ -400,7 +400,7 @@ def test_ssh_config(folder: Path, data: bytes) -> None:
     path = written(folder, "ssh_config", data)
     try:
         load_ssh_config(path, ssh_dir=folder / "no-ssh-dir")
-    except FleetError as exc:
+    except InventoryError as exc:
         one_line_naming(str(exc), path)
 
 

@@ -15,8 +15,9 @@ import pytest
 
 from core.backends import local
 from core.backends.base import Backend
-from core.backends.local import LocalBackend, local_machine
+from core.backends.local import LocalBackend
 from core.events import Finished, MachineEvent, OutputAppended, TailUpdated
+from core.inventory.local import local_machine
 from core.model import (
     Command,
     CommandId,

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 
 from core import config
 from core.backends.base import ReattachableBackend
-from core.backends.registry import Backends
-from core.inventory import DEFAULT_FLEET, Fleet, open_fleet
+from core.fleet import DEFAULT_FLEET, Fleet, open_fleet
 from core.journal_store import Journal, MachineRecord, RunRecord
 from core.model import RunState
 from core.runner import RUN_AS_PASSWORD, RunSession, secret_names
@@ -56,7 +55,7 @@ def cmd_attach(args: Namespace) -> int:
         if missing:
             raise InputError(f"RUN: {len(missing)} machine(s) of run {record.run_id} are "
                              f"not in fleet {record.fleet!r} now: {', '.join(missing[:5])}")
-        backends = Backends(fleet.backends)
+        backends = fleet.backends
         machines = [known[m.machine_id] for m in unfinished]
         followable = [m for m in machines
                       if isinstance(backends.for_machine(m), ReattachableBackend)]

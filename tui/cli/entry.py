@@ -77,7 +77,7 @@ def _setup_logging() -> None:
 
 def _open_app(args: argparse.Namespace) -> int:
     """The TUI, on --fleet, else on the configured fleet, else on the built-in sandbox."""
-    from core.inventory import FleetOptions
+    from core.fleet import FleetOptions
     from tui.app import FleetrunApp
     from tui.cli.fleets import fleet_or_default
 
@@ -88,7 +88,7 @@ def _open_app(args: argparse.Namespace) -> int:
 
 def _list_instead(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """No command and no terminal: list the fleet (and, on the sandbox, what to try)."""
-    from core.inventory import DEFAULT_FLEET
+    from core.fleet import DEFAULT_FLEET
     from tui.cli.fleets import fleet_or_default
 
     fleet = fleet_or_default(args.fleet)

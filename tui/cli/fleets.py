@@ -11,9 +11,8 @@ from core import config
 from core.azure.settings import SettingsError
 from core.backends.base import HostKeyCheckingBackend
 from core.backends.host_keys import host_pattern
-from core.backends.registry import Backends
-from core.inventory import Fleet, FleetOptions, open_fleet
-from core.inventory.default_fleet import DefaultFleetError, default_fleet
+from core.fleet import Backends, Fleet, FleetOptions, open_fleet
+from core.fleet.default_fleet import DefaultFleetError, default_fleet
 from core.model import Machine
 from core.query import filter_machines
 from core.runner import RunSession
@@ -22,7 +21,7 @@ from tui.cli.errors import UsageError
 
 
 def fleet_or_default(fleet: list[str] | None) -> list[str]:
-    """``--fleet`` as given, else the configured default (see core.inventory.default_fleet)."""
+    """``--fleet`` as given, else the configured default (see core.fleet.default_fleet)."""
     if fleet:
         return fleet
     try:
@@ -43,7 +42,7 @@ def fleet_options(args: Namespace) -> FleetOptions:
 
 def report_host_keys(fleet: Fleet) -> None:
     """Hosts skipped for keys known_hosts does not know: say which, with fingerprints."""
-    pending = [problem for backend in fleet.backends.values()
+    pending = [problem for backend in fleet.backends
                if isinstance(backend, HostKeyCheckingBackend)
                for problem in backend.pending_host_keys()]
     if not pending:
@@ -62,7 +61,7 @@ async def select(args: Namespace, fleet: Fleet) -> list[Machine]:
     if "health:" in args.target.lower():
         # The inventory does not know every agent's state (a VM's needs a call of its own):
         # a query about health gets it checked first.
-        machines = await with_health(Backends(fleet.backends), machines)
+        machines = await with_health(fleet.backends, machines)
     return filter_machines(machines, args.target)
 
 

@@ -6,7 +6,6 @@ import asyncio
 from argparse import Namespace
 from typing import TYPE_CHECKING
 
-from core.backends.registry import Backends
 from core.model import Machine
 from tui.cli import json_shapes, render
 from tui.cli.errors import EXIT_OK
@@ -38,7 +37,7 @@ def cmd_machines(args: Namespace) -> int:
             selected = await select(args, fleet)
             if args.no_check:
                 return selected
-            checked = await with_health(Backends(fleet.backends), selected)
+            checked = await with_health(fleet.backends, selected)
             report_host_keys(fleet)
             return checked
         finally:

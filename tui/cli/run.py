@@ -7,9 +7,8 @@ from argparse import Namespace
 from typing import TYPE_CHECKING
 
 from core import config
-from core.backends.registry import Backends
 from core.fanout import FanoutOptions
-from core.inventory import Fleet
+from core.fleet import Fleet
 from core.journal_store import Journal
 from core.library import SavedCommand
 from core.model import Command, CommandId, Machine, Run, RunState
@@ -197,7 +196,7 @@ async def _plan(
     A dangerous saved command is confirmed (``--yes`` or the target count typed) once the
     machines that will really run it are known.
     """
-    backends = Backends(fleet.backends)
+    backends = fleet.backends
     if not selected:
         where = f" match --target {args.target!r}" if args.target else " are in the fleet"
         total = len(fleet.machines)

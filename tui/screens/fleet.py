@@ -13,7 +13,7 @@ from textual.widgets import Footer, Header, Input, Static
 
 from core.backends.base import HostKeyCheckingBackend
 from core.backends.host_keys import HostKeyProblem, KeyVerdict
-from core.backends.registry import Backends
+from core.fleet.routing import Backends
 from core.library import SavedCommand
 from core.model import Machine
 from core.query import QueryError, filter_machines, parse_query

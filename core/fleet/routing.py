@@ -1,29 +1,34 @@
-"""Which backend reaches which machine."""
+"""Which of a fleet's backends reaches a machine, and every machine's health at once."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from core.backends.base import Backend
-from core.backends.local import LocalBackend
 from core.model import Machine, MachineKind
 
 
 class Backends:
-    """One backend instance per machine kind, created on first use."""
+    """A fleet's backends, one per machine kind (:mod:`core.fleet.registry` opens them)."""
 
-    def __init__(self, overrides: dict[MachineKind, Backend] | None = None) -> None:
-        self._backends: dict[MachineKind, Backend] = dict(overrides or {})
+    def __init__(self, by_kind: dict[MachineKind, Backend] | None = None) -> None:
+        self._backends: dict[MachineKind, Backend] = dict(by_kind or {})
 
-    def _find(self, kind: MachineKind) -> Backend | None:
-        backend = self._backends.get(kind)
-        if backend is None and kind is MachineKind.LOCAL:
-            backend = self._backends[kind] = LocalBackend()
-        return backend
+    def get(self, kind: MachineKind) -> Backend | None:
+        """The backend of ``kind`` machines, or None when this fleet has none."""
+        return self._backends.get(kind)
+
+    def __iter__(self) -> Iterator[Backend]:
+        """Each backend once."""
+        return iter(self._backends.values())
+
+    def kinds(self) -> list[MachineKind]:
+        """The kinds of machine this fleet can reach."""
+        return list(self._backends)
 
     def for_machine(self, machine: Machine) -> Backend:
-        backend = self._find(machine.kind)
+        backend = self.get(machine.kind)
         if backend is None:
             raise LookupError(f"no backend for {machine.kind.value} machines yet")
         return backend
@@ -40,7 +45,7 @@ class Backends:
         checks = [
             backend.check_health(group)
             for kind, group in by_kind.items()
-            if (backend := self._find(kind)) is not None
+            if (backend := self.get(kind)) is not None
         ]
         results = await asyncio.gather(*checks)
         health = {mid: h for result in results for mid, h in result.items()}

@@ -13,7 +13,9 @@ from pathlib import Path
 from core.azure.settings import load_azure_settings
 from core.config_file import ConfigFileError, read_config
 from core.errors import BadInputError
-from core.inventory.sources import DEFAULT_FLEET
+
+DEFAULT_FLEET = "sandbox"
+"""What fleetrun opens on when nothing is configured."""
 
 
 class DefaultFleetError(BadInputError, ValueError):

@@ -16,8 +16,8 @@ from core.azure.blob import AppendBlobClient
 from core.azure.budget import ArmBudget, BucketLimit, BudgetLimits
 from core.azure.http import pooled_client
 from core.azure.session import AzureSession, OutputContainer, Pacing
-from core.inventory.azure_source import azure_fleet_source
-from core.inventory.sources import FleetError, FleetSource
+from core.fleet.azure import azure_fleet_source
+from core.fleet.source import FleetError, FleetSource
 from core.sandbox.background import BackgroundSandbox
 from core.sandbox.fleet import FleetFileError, FleetSpec, default_fleet, load_fleet
 

@@ -1,8 +1,14 @@
-"""The ``azure`` fleet source: the VMs and Arc servers of the configured subscriptions."""
+"""Azure fleets: VMs and Arc servers from Resource Graph, run through the Compute and Arc
+backends over one session.
+
+Used for ``--fleet azure`` (a real tenant, as configured) and ``--fleet sandbox`` (the
+emulator, on loopback, :mod:`core.fleet.sandbox`): the same clients and backends either way.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable, Sequence
 
 from core.azure.arm import ArmClient
 from core.azure.auth import STORAGE_SCOPE, IdentityTokens, StaticToken, TokenSource
@@ -11,8 +17,13 @@ from core.azure.budget import ArmBudget
 from core.azure.http import pooled_client
 from core.azure.session import AzureSession, OutputContainer, Pacing
 from core.azure.settings import SettingsError, load_azure_settings, sandbox_token
-from core.inventory.azure_source import azure_fleet_source
-from core.inventory.sources import FleetError, FleetSource
+from core.backends.arc import ArcBackend
+from core.backends.compute import ComputeBackend
+from core.fleet.opened_backend import OpenedBackend, SourceReach, only_one
+from core.fleet.options import FleetOptions
+from core.fleet.source import FleetError, FleetSource
+from core.inventory.azure_graph import query_machines
+from core.model import Machine, MachineKind
 
 
 def azure_source(spec: str) -> FleetSource:
@@ -62,3 +73,43 @@ def azure_source(spec: str) -> FleetSource:
         await blob_http.aclose()
 
     return azure_fleet_source(spec, session, settings.subscriptions, on_close=close_blobs)
+
+
+def azure_fleet_source(
+    spec: str,
+    session: AzureSession,
+    subscriptions: Sequence[str],
+    *,
+    on_close: Callable[[], Awaitable[None]] | None = None,
+) -> FleetSource:
+    """A fleet source over ``session``: VMs and Arc servers of ``subscriptions``.
+
+    Args:
+        spec: The ``--fleet`` value, for messages.
+        session: The ARM client, blob access and settings; the source closes it.
+        subscriptions: Where to look; empty means every subscription the credential sees.
+        on_close: Run after the session is closed (the sandbox stops its server there).
+    """
+
+    async def load() -> list[Machine]:
+        return await query_machines(session.arm, list(subscriptions))
+
+    async def aclose() -> None:
+        try:
+            await session.aclose()
+        finally:
+            if on_close is not None:
+                await on_close()
+
+    return FleetSource(spec, load, reach={MachineKind.VM: session, MachineKind.ARC: session},
+                       aclose=aclose)
+
+
+def open_compute_backend(reaches: Sequence[SourceReach], options: FleetOptions) -> OpenedBackend:
+    """Azure VMs, through the session of the one source that lists them."""
+    return OpenedBackend(ComputeBackend(only_one(MachineKind.VM, reaches, AzureSession)))
+
+
+def open_arc_backend(reaches: Sequence[SourceReach], options: FleetOptions) -> OpenedBackend:
+    """Arc-enabled servers, through the session of the one source that lists them."""
+    return OpenedBackend(ArcBackend(only_one(MachineKind.ARC, reaches, AzureSession)))

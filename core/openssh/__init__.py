@@ -1,0 +1,1 @@
+"""OpenSSH's own files, read with OpenSSH's semantics: client configs."""
