@@ -2,6 +2,8 @@
 
 What ran (the command redacted), when and where, machines per state, each group of
 identical output with an excerpt, and every machine that did not succeed with its error.
+Its values are the run record's (:mod:`core.run_record`), as the JSON and CSV exports have
+them: masked once, the same way.
 
 Everything from a machine or an inventory is placed so that it reads as the text it is,
 whatever viewer shows the report: control characters are made visible
@@ -15,9 +17,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from core.model import REDACTED, Command, MachineId, MachineRun, RunState, Stream
-from core.output import OutputGroup, decode_tail
+from core.model import REDACTED, RunState
+from core.output import OutputGroup
+from core.run_record import run_record
 from core.run_view import RunView, last_line
 from core.terminal_text import inert
 
@@ -36,8 +40,8 @@ SCRIPT_LINES = 60
 
 def markdown_report(view: RunView) -> str:
     """The report of ``view``'s run, every value from the run scrubbed of its secrets."""
-    # Every field is scrubbed as it is placed; the whole text once more in case a value was
-    # split by Markdown's escaping.
+    # The record's values are scrubbed; the whole text once more in case a value was split
+    # by Markdown's escaping.
     return view.scrub(_Report(view).render())
 
 
@@ -46,10 +50,14 @@ class _Report:
 
     def __init__(self, view: RunView) -> None:
         self.view = view
+        self.record = run_record(view)
+        # By the run's ids, not the record's (scrubbed) ones: the record keeps the run's order.
+        self.machine_of: dict[str, dict[str, Any]] = dict(
+            zip(view.run.machines, self.record["machines"], strict=True))
 
     def render(self) -> str:
         run = self.view.run
-        machines = list(run.machines.values())
+        machines: list[dict[str, Any]] = self.record["machines"]
         parts = [f"# fleetrun run {run.run_id}: {self._headline()}", ""]
         when = f"{_when(run.created)} → " + (
             f"{_when(run.ended)} ({_duration((run.ended - run.created).total_seconds())})"
@@ -63,18 +71,17 @@ class _Report:
         if run.stop_reason:
             parts.append(f"- **Stopped early:** {_inline(run.stop_reason)}")
         parts += ["", "## What ran", ""]
-        for command in run.commands():
+        for command in self.record["commands"]:
             parts += self._command_section(command)
         parts += ["## Outcome", "", "| State | Machines |", "| --- | ---: |"]
-        parts += [f"| {state} | {count} |" for state, count in self.view.counts().items()]
+        parts += [f"| {state} | {count} |" for state, count in self.record["summary"].items()]
         parts += ["", "## Output groups", ""]
         if not self.view.groups:
             parts += ["No machine has produced output yet.", ""]
-        names = {mr.machine_id: mr.machine.name for mr in machines}
-        for number, group in enumerate(self.view.groups, start=1):
-            parts += self._group_section(number, group, names)
+        for group, shown in zip(self.view.groups, self.record["groups"], strict=True):
+            parts += self._group_section(group, shown)
         parts += self._failures_section(machines)
-        masked = self.view.masked()
+        masked = self.record["masked"]
         masked_text = (f"; {masked} occurrence{'s' if masked != 1 else ''} of protected values "
                        f"{'were' if masked != 1 else 'was'} masked in what the machines said"
                        if masked else "")
@@ -83,8 +90,8 @@ class _Report:
         return "\n".join(parts)
 
     def _headline(self) -> str:
-        counts = self.view.counts()
-        total = len(self.view.run.machines)
+        counts: dict[str, int] = self.record["summary"]
+        total = self.record["machine_count"]
         if not total:
             return "no machines"
         if counts.get(RunState.SUCCEEDED.value) == total:
@@ -94,16 +101,15 @@ class _Report:
         running = "" if self.view.run.finished else " (still running)"
         return f"{', '.join(bad)} of {total} machines{running}"
 
-    def _where(self, machines: Sequence[MachineRun]) -> str:
+    def _where(self, machines: Sequence[dict[str, Any]]) -> str:
         kinds: dict[str, int] = {}
-        for mr in machines:
-            kinds[mr.machine.kind.value] = kinds.get(mr.machine.kind.value, 0) + 1
+        for machine in machines:
+            kinds[machine["kind"]] = kinds.get(machine["kind"], 0) + 1
         kinds_text = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
         fleet = f"fleet `{_inline(self.view.run.fleet)}`, " if self.view.run.fleet else ""
         return f"{fleet}{len(machines)} machines ({kinds_text})"
 
-    def _command_section(self, command: Command) -> list[str]:
-        shown = command.redacted()
+    def _command_section(self, shown: dict[str, Any]) -> list[str]:
         details = [f"`{shown['command_id']}`"]
         if shown["script_path"]:
             details.append(f"from `{_inline(shown['script_path'])}`")
@@ -118,7 +124,7 @@ class _Report:
                 value = REDACTED if param["protected"] else param["value"]
                 lines.append(f"| {_text_md(name)} | `{_inline(value)}` |")
             lines.append("")
-        script = inert(self.view.scrub(shown["script"])).splitlines()
+        script = inert(shown["script"]).splitlines()
         language = "powershell" if shown["command_id"] == "RunPowerShellScript" else "sh"
         excerpt = "\n".join(script[:SCRIPT_LINES])
         lines += _fenced(excerpt, language)
@@ -127,54 +133,54 @@ class _Report:
         lines.append("")
         return lines
 
-    def _group_section(self, number: int, group: OutputGroup,
-                      names: dict[MachineId, str]) -> list[str]:
+    def _group_section(self, group: OutputGroup, group_record: dict[str, Any]) -> list[str]:
+        """``group`` as the record has it (``group_record``); its machines' states are theirs."""
         states: dict[str, int] = {}
         for mid in group.machine_ids:
-            state = self.view.run.machines[mid].state.value
+            state = self.machine_of[mid]["state"]
             states[state] = states.get(state, 0) + 1
-        exit_text = "no exit code" if group.exit_code is None else f"exit {group.exit_code}"
+        exit_code = group_record["exit_code"]
+        exit_text = "no exit code" if exit_code is None else f"exit {exit_code}"
         state_text = ", ".join(f"{n} {state}" for state, n in states.items())
-        members = [names[mid] for mid in group.machine_ids]
+        members: list[str] = group_record["machines"]
+        number = group_record["group"]
         shown = ", ".join(_text_md(m) for m in members[:MEMBERS_SHOWN])
         if len(members) > MEMBERS_SHOWN:
             shown += f" and {len(members) - MEMBERS_SHOWN} more"
         machines = f"{group.size} machine{'s' if group.size != 1 else ''}"
         lines = [f"### Group {number}: {machines}, {exit_text} ({state_text})",
                  "", f"Machines: {shown}", ""]
-        first = self.view.run.machines[group.machine_ids[0]]
-        for label, tail, size in (("stdout", group.stdout_tail, first.stdout_bytes),
-                                  ("stderr", group.stderr_tail, first.stderr_bytes)):
+        first = self.machine_of[group.machine_ids[0]]
+        for label in ("stdout", "stderr"):
+            tail: str = group_record[label]
+            size: int = first[f"{label}_bytes"]
             if not tail:
                 continue
-            excerpt, more = _last_lines(inert(self.view.scrub(decode_tail(tail))),
-                                        EXCERPT_LINES)
-            if more or size > len(tail):
+            excerpt, more = _last_lines(inert(tail), EXCERPT_LINES)
+            if more or size > len(group.stdout_tail if label == "stdout" else group.stderr_tail):
                 label += f" (the last {excerpt.count(chr(10)) + 1} lines of {size:,} bytes)"
             lines.append(f"{label}:")
             lines += [*_fenced(excerpt, "text"), ""]
-        if not group.stdout_tail and not group.stderr_tail:
+        if not group_record["stdout"] and not group_record["stderr"]:
             lines += ["_(no output)_", ""]
         return lines
 
-    def _failures_section(self, machines: Sequence[MachineRun]) -> list[str]:
-        failing = [mr for mr in machines if mr.state is not RunState.SUCCEEDED
-                   and (mr.state.terminal or mr.state is RunState.UNKNOWN)]
+    def _failures_section(self, machines: Sequence[dict[str, Any]]) -> list[str]:
+        failing = [m for m in machines if m["state"] != RunState.SUCCEEDED.value
+                   and (RunState(m["state"]).terminal or m["state"] == RunState.UNKNOWN.value)]
         lines = ["## Machines that did not succeed", ""]
         if not failing:
-            still = sum(1 for mr in machines if not mr.state.terminal)
+            still = sum(1 for m in machines if not RunState(m["state"]).terminal)
             lines += [f"None{f' so far ({still} still going)' if still else ''}.", ""]
             return lines
         lines += ["| Machine | State | Exit | Group | Error | Last output line |",
                   "| --- | --- | ---: | ---: | --- | --- |"]
-        for mr in failing[:FAILURES_SHOWN]:
-            last = (last_line(self.view.tail(mr, Stream.STDERR))
-                    or last_line(self.view.tail(mr, Stream.STDOUT)))
-            group = self.view.group_of.get(mr.machine_id)
+        for m in failing[:FAILURES_SHOWN]:
+            last = last_line(m["stderr"]) or last_line(m["stdout"])
             lines.append(
-                f"| {_text_md(mr.machine.name)} | {mr.state.value} | "
-                f"{'' if mr.exit_code is None else mr.exit_code} | "
-                f"{'' if group is None else group} | {_text_md(self.view.scrub(mr.error))} | "
+                f"| {_text_md(m['machine'])} | {m['state']} | "
+                f"{'' if m['exit_code'] is None else m['exit_code']} | "
+                f"{'' if m['group'] is None else m['group']} | {_text_md(m['error'])} | "
                 f"{_text_md(last)} |")
         if len(failing) > FAILURES_SHOWN:
             lines.append(f"\n_… and {len(failing) - FAILURES_SHOWN} more; the JSON or CSV "

@@ -5,7 +5,9 @@ passwords are ``***``), and what the machines said was masked as it arrived
 (:mod:`core.redaction`); each machine says how many occurrences were masked. Text that a
 person reads in a viewer (CSV cells, the Markdown report) has its control characters made
 visible (:mod:`core.terminal_text`); the JSON keeps the text as JSON strings, whose escaping
-already makes it inert. The report itself is :mod:`core.incident_report`.
+already makes it inert. The JSON is the run record (:mod:`core.run_record`, documented in
+``docs/run-record.schema.json``), a CSV row its machine record made flat, and the report
+(:mod:`core.incident_report`) reads its values too: one shape, masked once.
 
 Exporting a live run writes what is known so far; a run opened from history has its
 output files read once to group identical outputs.
@@ -22,8 +24,9 @@ from typing import Any, Literal
 
 from core.errors import FleetrunError
 from core.incident_report import markdown_report
-from core.model import MachineRun, Run, Stream, utc_now
-from core.output import OutputStore, decode_tail
+from core.model import Run, utc_now
+from core.output import OutputStore
+from core.run_record import CSV_COLUMN_OF, MACHINE_FIELDS, machine_record, run_record
 from core.run_view import RunView, last_line
 from core.terminal_text import inert, json_text
 
@@ -36,11 +39,8 @@ FORMATS: dict[ExportFormat, str] = {
 }
 """Every format, with its name for people."""
 
-CSV_COLUMNS = (
-    "machine", "machine_id", "kind", "os", "state", "exit_code", "error", "started", "ended",
-    "elapsed_seconds", "stdout_bytes", "stderr_bytes", "group", "stdout_last_line",
-    "stderr_last_line", "masked",
-)
+CSV_COLUMNS = tuple(CSV_COLUMN_OF.get(field, field) for field in MACHINE_FIELDS)
+"""A CSV row is a machine record made flat (:mod:`core.run_record`)."""
 
 
 class ExportError(FleetrunError):
@@ -72,9 +72,13 @@ def render(run: Run, output: OutputStore, fmt: ExportFormat, *,
         fmt: ``json``, ``csv`` or ``md``.
         now: When the export is made (a live run's elapsed times run up to it).
     """
-    view = RunView(run, output, now or utc_now())
+    return render_view(RunView(run, output, now or utc_now()), fmt)
+
+
+def render_view(view: RunView, fmt: ExportFormat) -> str:
+    """The run of ``view`` as text in ``fmt`` (a run from history: :meth:`RunView.from_journal`)."""
     if fmt == "json":
-        return json_text(view.scrub_tree(_document(view)), indent=2) + "\n"
+        return json_text(run_record(view), indent=2) + "\n"
     if fmt == "csv":
         return _csv(view)
     return markdown_report(view)
@@ -89,7 +93,12 @@ def write(run: Run, output: OutputStore, fmt: ExportFormat, path: Path, *,
     Raises:
         ExportError: the file cannot be written (no such directory, no permission, …).
     """
-    text = render(run, output, fmt, now=now)
+    return write_view(RunView(run, output, now or utc_now()), fmt, path)
+
+
+def write_view(view: RunView, fmt: ExportFormat, path: Path) -> Path:
+    """Like :func:`write`, for a :class:`RunView` (a run from history: its journal's status)."""
+    text = render_view(view, fmt)
     target = path.expanduser().absolute()
     partial = target.with_name(f".{target.name}.partial")
     try:
@@ -103,84 +112,23 @@ def write(run: Run, output: OutputStore, fmt: ExportFormat, path: Path, *,
     return target
 
 
-def _document(view: RunView) -> dict[str, Any]:
-    """The run, its groups and every machine, ready for ``json.dumps``."""
-    run = view.run
-    names = {mid: mr.machine.name for mid, mr in run.machines.items()}
-    commands = view.commands()
-    return {
-        "run_id": run.run_id,
-        "parent_run_id": run.parent_run_id,
-        "status": "finished" if run.finished else "running",
-        "created": _iso(run.created),
-        "ended": _iso(run.ended),
-        "exported": _iso(view.now),
-        "fleet": run.fleet,
-        "target": run.target,
-        "stop_reason": run.stop_reason,
-        "command": commands[0] if commands else None,
-        "commands": commands,
-        "summary": view.counts(),
-        "masked": view.masked(),
-        "groups": [
-            {
-                "group": number,
-                "size": group.size,
-                "exit_code": group.exit_code,
-                "machines": [names[mid] for mid in group.machine_ids],
-                "stdout_tail": view.scrub(decode_tail(group.stdout_tail)),
-                "stderr_tail": view.scrub(decode_tail(group.stderr_tail)),
-            }
-            for number, group in enumerate(view.groups, start=1)
-        ],
-        "machines": [_machine(view, mr) for mr in run.machines.values()],
-    }
-
-
-def _machine(view: RunView, mr: MachineRun) -> dict[str, Any]:
-    return {
-        "machine": mr.machine.name,
-        "machine_id": mr.machine_id,
-        "kind": mr.machine.kind.value,
-        "os": mr.machine.os.value,
-        "state": mr.state.value,
-        "exit_code": mr.exit_code,
-        "error": view.scrub(mr.error),
-        "started": _iso(mr.started),
-        "ended": _iso(mr.ended),
-        "elapsed_seconds": view.elapsed(mr),
-        "stdout_bytes": mr.stdout_bytes,
-        "stderr_bytes": mr.stderr_bytes,
-        "group": view.group_of.get(mr.machine_id),
-        "stdout_tail": view.tail(mr, Stream.STDOUT),
-        "stderr_tail": view.tail(mr, Stream.STDERR),
-        "masked": mr.masked,
-    }
-
-
 def _csv(view: RunView) -> str:
-    """A header row, then a row per machine in the run's order."""
+    """A header row, then a row per machine in the run's order: its machine record, flat."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for mr in view.run.machines.values():
-        elapsed = view.elapsed(mr)
-        group = view.group_of.get(mr.machine_id)
-        writer.writerow([
-            _cell(view.scrub(mr.machine.name)), _cell(view.scrub(mr.machine_id)),
-            mr.machine.kind.value, mr.machine.os.value, mr.state.value,
-            "" if mr.exit_code is None else mr.exit_code, _cell(view.scrub(mr.error)),
-            _iso(mr.started) or "", _iso(mr.ended) or "",
-            "" if elapsed is None else elapsed, mr.stdout_bytes, mr.stderr_bytes,
-            "" if group is None else group,
-            _cell(last_line(view.tail(mr, Stream.STDOUT))),
-            _cell(last_line(view.tail(mr, Stream.STDERR))), mr.masked,
-        ])
+        record = machine_record(view, mr)
+        writer.writerow([_csv_value(field, record[field]) for field in MACHINE_FIELDS])
     return buffer.getvalue()
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+def _csv_value(field: str, value: Any) -> Any:
+    if value is None:
+        return ""
+    if field in CSV_COLUMN_OF:
+        return _cell(last_line(value))
+    return _cell(value) if isinstance(value, str) else value
 
 
 def _cell(value: str) -> str:

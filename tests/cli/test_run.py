@@ -83,6 +83,7 @@ def test_jsonl_streams_events_in_order(cli: CliRunner) -> None:
     events = [json.loads(line) for line in result.stdout.splitlines()]
     kinds = [e["event"] for e in events]
     assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert events[0]["machine_count"] == 1  # the run record's name for it
     assert kinds.index("state") < kinds.index("output") < kinds.index("finished")
     text = "".join(e["data"] for e in events if e["event"] == "output" and e["stream"] == "stdout")
     assert text == "one\ntwo\n"

@@ -62,8 +62,8 @@ async def test_json_holds_the_run_its_groups_and_every_machine(tmp_path: Path) -
     assert failed["state"] == "Failed" and failed["exit_code"] == 2
     assert failed["error"] == "exit status=2"
     assert failed["group"] == 3 and failed["kind"] == "local"
-    assert failed["stdout_tail"] == "checking disk\n/dev/sda1 100% /\n"
-    assert failed["stderr_tail"] == "token *** rejected\n"
+    assert failed["stdout"] == "checking disk\n/dev/sda1 100% /\n"
+    assert failed["stderr"] == "token *** rejected\n"
     assert failed["stdout_bytes"] == len(b"checking disk\n/dev/sda1 100% /\n")
     assert failed["stderr_bytes"] == len("token *** rejected\n")  # as stored: masked
     assert failed["masked"] == 1

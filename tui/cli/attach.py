@@ -11,6 +11,8 @@ from core.backends.base import ReattachableBackend
 from core.fleet import DEFAULT_FLEET, Fleet, open_fleet
 from core.journal_store import Journal, MachineRecord, RunRecord
 from core.model import RunState
+from core.run_record import run_record
+from core.run_view import RunView
 from core.runner import RUN_AS_PASSWORD, RunSession, secret_names
 from tui.cli import json_shapes, render
 from tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
@@ -80,7 +82,7 @@ def cmd_attach(args: Namespace) -> int:
     # The whole run as recorded: the machines that had ended before, and the ones followed now.
     final = journal.get_run(record.run_id)
     if output == "json":
-        json_shapes.print_json(json_shapes.run_record_json(final, with_machines=True))
+        json_shapes.print_json(run_record(RunView.from_journal(final)))
     elif output == "table":
         render.show_run(final)
     if interrupted:

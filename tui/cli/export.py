@@ -9,10 +9,8 @@ from typing import TYPE_CHECKING
 
 from core import config
 from core.journal_store import Journal
-from core.run_export import ExportError, parse_format
-from core.run_export import render as render_export
-from core.run_export import write as write_export
-from core.runner import RunSession
+from core.run_export import ExportError, parse_format, render_view, write_view
+from core.run_view import RunView
 from tui.cli.errors import EXIT_OK
 from tui.cli.inputs import InputError
 from tui.cli.options import add_run_id
@@ -42,13 +40,13 @@ def add_parser(sub: Subparsers) -> None:
 
 def cmd_export(args: Namespace) -> int:
     record = Journal(config.journal_path()).get_run(args.run_id)
-    session = RunSession.recorded(record)
+    view = RunView.from_journal(record)
     fmt = parse_format(args.format)
     if args.output is None:
-        sys.stdout.write(render_export(session.run, session.output, fmt))
+        sys.stdout.write(render_view(view, fmt))
         return EXIT_OK
     try:
-        path = write_export(session.run, session.output, fmt, Path(args.output))
+        path = write_view(view, fmt, Path(args.output))
     except ExportError as exc:
         raise InputError(f"-o: {exc}") from None
     print(f"wrote {path}", file=sys.stderr)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from core import config
 from core.journal_store import Journal
+from core.run_record import listed_run_record
 from tui.cli import json_shapes, render
 from tui.cli.errors import EXIT_OK
 from tui.cli.inputs import InputError
@@ -28,7 +29,7 @@ def cmd_history(args: Namespace) -> int:
         raise InputError(f"--limit: {args.limit} is not allowed; use 1 to 1000000")
     runs = Journal(config.journal_path()).list_runs(limit=args.limit)
     if args.output == "json":
-        json_shapes.print_json([json_shapes.run_record_json(r, with_machines=False) for r in runs])
+        json_shapes.print_json([listed_run_record(r) for r in runs])
     else:
         render.history_table(runs)
     return EXIT_OK

@@ -1,8 +1,9 @@
 """How the headless CLI shows runs: rich progress and tables, and JSON lines as they happen.
 
 Text from machines is printed inert (:func:`core.terminal_text.inert`): their escape
-sequences are shown, never obeyed. The JSON shapes are :mod:`tui.cli.json_shapes`'s.
-Protected values were masked before any of it was stored (:mod:`core.redaction`).
+sequences are shown, never obeyed. The JSON shapes are :mod:`core.run_record`'s and
+:mod:`tui.cli.json_shapes`'s. Protected values were masked before any of it was stored
+(:mod:`core.redaction`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from core.runner import RunSession
 from core.terminal_text import InertStream, inert, inert_bytes, json_text
 from tui.cli import json_shapes
 from tui.cli.inputs import InputError
-from tui.cli.json_shapes import file_tail
 from tui.states import RUN_STATES
 
 GLYPHS: dict[RunState, tuple[str, str]] = {
@@ -259,6 +259,17 @@ def find_machine(rec: RunRecord, ref: str) -> MachineRecord:
         names = ", ".join(m.name for m in rec.machines[:10])
         raise InputError(f"MACHINE: no machine {ref!r} in run {rec.run_id}; machines: {names}")
     raise InputError(f"MACHINE: {ref!r} matches {len(loose)} machines; give the full name or id")
+
+
+def file_tail(path: str) -> bytes:
+    """The last 4 KB of a stored output file; nothing if it is gone (or was never made)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - TAIL_BYTES))
+            return handle.read()
+    except OSError:
+        return b""
 
 
 def show_machine(rec: RunRecord, m: MachineRecord) -> None:

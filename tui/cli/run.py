@@ -11,7 +11,9 @@ from core.fanout import FanoutOptions
 from core.fleet import Fleet
 from core.journal_store import Journal
 from core.library import SavedCommand
-from core.model import Command, CommandId, Machine, Run, RunState
+from core.model import Command, CommandId, Machine, Run, RunState, utc_now
+from core.run_record import run_record
+from core.run_view import RunView
 from core.runner import RunSession, check_run
 from core.validate import ValidationError
 from tui.cli import json_shapes, render
@@ -145,7 +147,7 @@ def cmd_run(args: Namespace) -> int:
     if session is None:
         return EXIT_INTERRUPTED
     if output == "json":
-        json_shapes.print_json(json_shapes.run_json(session.run, session.output))
+        json_shapes.print_json(run_record(RunView(session.run, session.output, utc_now())))
     elif output == "table":
         render.run_report(session.run, session.output)
     if interrupted:

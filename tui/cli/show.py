@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from core import config
 from core.journal_store import Journal
+from core.run_record import machine_record, run_record
+from core.run_view import RunView
 from tui.cli import json_shapes, render
 from tui.cli.errors import EXIT_OK
 from tui.cli.inputs import InputError
@@ -40,13 +42,15 @@ def cmd_show(args: Namespace) -> int:
         if args.full:
             raise InputError("--full: name a MACHINE to show its full output")
         if args.output == "json":
-            json_shapes.print_json(json_shapes.run_record_json(record, with_machines=True))
+            json_shapes.print_json(run_record(RunView.from_journal(record)))
         else:
             render.show_run(record)
         return EXIT_OK
     machine = render.find_machine(record, args.machine)
     if args.output == "json":
-        json_shapes.print_json(json_shapes.machine_record_json(machine, full=args.full))
+        view = RunView.from_journal(record)
+        json_shapes.print_json(machine_record(view, view.run.machines[machine.machine_id],
+                                              full_output=args.full))
     elif args.full:
         render.print_full_output(machine, args.stream, raw=args.raw)
     else:
