@@ -367,8 +367,11 @@ class FanOut:
         if self.run.ended is not None:
             return
         self.run.ended = utc_now()
-        self.run.stop_reason = self._stop_reason
         self.output.close()
+        # A run whose output could not be kept says so where its end is reported.
+        self._stop_reason = "; ".join(
+            r for r in (self._stop_reason, self.output.write_problem()) if r)
+        self.run.stop_reason = self._stop_reason
         self._publish(RunFinished(self.run.run_id, self.run.summary(), self._stop_reason))
         for sub in self._subscribers:
             sub.close()

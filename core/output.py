@@ -10,6 +10,11 @@ fan-out engine), so a file can be shorter or longer than what the machine printe
 stream's file ends in the machine's own byte offsets is kept beside it (``.marks``) once
 they differ, so that ``fleetrun attach`` knows where to take up a stream read again from
 its start.
+
+The files are written by :class:`core.output_writer.OutputWriter` in the order stored, on
+the loop's next turn: a reader that follows a file while the run goes on sees it grow a
+moment after the engine stored the bytes; after :meth:`OutputStore.close` (the engine
+calls it when the run ends) or :meth:`OutputStore.flush`, every byte is there.
 """
 
 from __future__ import annotations
@@ -18,16 +23,13 @@ import hashlib
 import os
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.model import TAIL_BYTES, MachineId, MachineRun, RunState, Stream
+from core.output_writer import OutputWriter
 from core.redaction import Mark
-
-_OPEN_FILES = 64
-"""File descriptors kept open at once; a 10,000-machine run must not exhaust the limit."""
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -92,8 +94,7 @@ class OutputStore:
         self.run_dir = run_dir
         self._run_dir_text = str(run_dir)
         self._streams: dict[tuple[MachineId, Stream], StreamOutput] = {}
-        self._fds: OrderedDict[str, int] = OrderedDict()
-        self._created_dir = False
+        self._writer = OutputWriter(self._run_dir_text)
         # Digests of recorded runs are completed from the files, maybe in a worker thread
         # (the TUI) while another asks for groups: one completion at a time.
         self._digest_lock = threading.Lock()
@@ -145,11 +146,11 @@ class OutputStore:
         if before is not None and after is not None and (
                 after.source - before.source != len(data) or before.carry or after.carry
                 or after.masked != before.masked):
-            self._ensure_dir()
-            _write_marks(out.path, out.size, before, out.size + len(data), after)
+            self._writer.write_marks(
+                marks_path(out.path), _marks_record(out.size, before, out.size + len(data), after))
         if not data:
             return 0
-        os.write(self._fd(out.path), data)
+        self._writer.append(out.path, data)
         out.size += len(data)
         out.digest.update(data)
         tail = out.received_tail
@@ -218,20 +219,31 @@ class OutputStore:
         return done
 
     def finish(self, machine_id: MachineId) -> None:
-        """Close the machine's files.
+        """Close the machine's files once what it stored is written.
 
         A stream that printed nothing has no file: creating one costs more than everything
         else the engine does for a machine, and most stderr streams are empty.
         """
         for stream in Stream:
-            fd = self._fds.pop(self._streams[(machine_id, stream)].path, None)
-            if fd is not None:
-                os.close(fd)
+            out = self._streams[(machine_id, stream)]
+            if out.size:
+                self._writer.close_file(out.path)
+
+    def flush(self) -> None:
+        """Write every byte stored so far to the files now (blocking; on the loop's thread)."""
+        self._writer.flush()
 
     def close(self) -> None:
-        while self._fds:
-            _, fd = self._fds.popitem()
-            os.close(fd)
+        """Write what is left and close every file; the run's files are complete."""
+        self._writer.close()
+
+    def write_problem(self) -> str:
+        """Why some output could not be written to the files (a full disk); '' if none."""
+        error = self._writer.error
+        if error is None:
+            return ""
+        return (f"output files incomplete: cannot write in {self._run_dir_text}: "
+                f"{error.strerror or error}")
 
     def groups(self, machine_runs: Iterable[MachineRun]) -> list[OutputGroup]:
         """Identical outputs grouped, largest group first; live while the run goes on.
@@ -264,24 +276,6 @@ class OutputStore:
         groups.sort(key=lambda g: (-g.size, g.exit_code if g.exit_code is not None else 1 << 31))
         return groups
 
-    def _ensure_dir(self) -> None:
-        if not self._created_dir:
-            self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._created_dir = True
-
-    def _fd(self, path: str) -> int:
-        fd = self._fds.get(path)
-        if fd is not None:
-            self._fds.move_to_end(path)
-            return fd
-        self._ensure_dir()
-        if len(self._fds) >= _OPEN_FILES:
-            _, oldest = self._fds.popitem(last=False)
-            os.close(oldest)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        self._fds[path] = fd
-        return fd
-
 
 _MARK_FIELDS = 8
 _MARK_WIDTH = 20
@@ -292,20 +286,15 @@ def marks_path(path: str) -> str:
     return f"{path}.marks"
 
 
-def _write_marks(path: str, size_before: int, before: Mark, size_after: int,
-                 after: Mark) -> None:
-    """Record a write about to happen: the file's size and the source's mark before and after.
+def _marks_record(size_before: int, before: Mark, size_after: int, after: Mark) -> bytes:
+    """The record of a write about to happen: the file's size and the source's mark before
+    and after.
 
     Fixed width and written in place, so the record is always whole.
     """
     fields = (size_before, before.source, before.carry, before.masked,
               size_after, after.source, after.carry, after.masked)
-    line = " ".join(f"{value:0{_MARK_WIDTH}d}" for value in fields) + "\n"
-    fd = os.open(marks_path(path), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        os.pwrite(fd, line.encode(), 0)
-    finally:
-        os.close(fd)
+    return (" ".join(f"{value:0{_MARK_WIDTH}d}" for value in fields) + "\n").encode()
 
 
 def _resume_point(path: str) -> Mark:

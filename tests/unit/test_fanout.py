@@ -326,6 +326,39 @@ async def test_many_machines_do_not_exhaust_file_descriptors(tmp_path: Path) -> 
     assert all(Path(mr.stderr_file).read_bytes() == b"b" * 10 for mr in run.machines.values())
 
 
+async def test_a_running_machines_file_grows_before_the_run_ends(tmp_path: Path) -> None:
+    """Files are written a moment after the bytes are stored, not only when the run ends:
+    the full-output pane follows a machine that is still running."""
+    release = asyncio.Event()
+    backend = FakeBackend(default=Scenario(stdout=b"first line\n" * 100, chunks=10,
+                                           release=release))
+    fanout = make(tmp_path, 3, backend)
+    running = asyncio.create_task(fanout.execute())
+    files = [Path(mr.stdout_file) for mr in fanout.run.machines.values()]
+    deadline = asyncio.get_running_loop().time() + 30
+    while not all(f.exists() and f.read_bytes() == b"first line\n" * 100 for f in files):
+        assert asyncio.get_running_loop().time() < deadline, "files never written mid-run"
+        await asyncio.sleep(0.01)
+    assert not running.done()
+    release.set()
+    run = await running
+    assert run.summary() == {"Succeeded": 3}
+    assert all(f.read_bytes() == b"first line\n" * 100 for f in files)
+
+
+async def test_output_that_cannot_be_written_is_reported_once_and_the_run_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "run").write_text("a file where the run's folder should be")
+    backend = FakeBackend(default=Scenario(stdout=b"lost\n"))
+    run = plan_run([(m, SHELL) for m in machines(3)])
+    await FanOut(run, lambda _m: backend, OutputStore(tmp_path / "run"), None).execute()
+    assert run.summary() == {"Succeeded": 3}
+    written = [r for r in caplog.records if "cannot write output file" in r.getMessage()]
+    assert len(written) == 1 and "/run" in written[0].getMessage()
+    # The user sees it where the run's end is reported (CLI summary, run screen, journal).
+    assert run.stop_reason.startswith(f"output files incomplete: cannot write in {tmp_path}/run")
+
+
 async def test_subscriber_sees_output_events_in_order(tmp_path: Path) -> None:
     backend = FakeBackend(default=Scenario(stdout=b"0123456789" * 10, chunks=10))
     fanout = make(tmp_path, 1, backend)

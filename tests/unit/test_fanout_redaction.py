@@ -4,8 +4,9 @@ re-read ranges are stored once, and a run taken up after a crash goes on where i
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,6 +144,7 @@ async def test_attach_takes_up_a_masked_stream_where_its_file_ends(tmp_path: Pat
                              after=redactor.mark)
                 if torn and number == len(chunks) - 1 and let_through:
                     # Killed inside the last write: only half of its bytes reached the file.
+                    first.flush()
                     os.truncate(run.machines[machine.id].stdout_file,
                                 size + len(let_through) // 2)
             first.close()
@@ -158,3 +160,62 @@ async def test_attach_takes_up_a_masked_stream_where_its_file_ends(tmp_path: Pat
             mr = resumed.machines[mid]
             assert Path(mr.stdout_file).read_bytes() == expected, (died_after, torn)
             assert mr.masked == count and backend.attached == [mid]
+
+
+def killed_with_writes_queued(store_some: Callable[[], None]) -> None:
+    """Run ``store_some`` on an event loop that then stops for good, as a killed process's
+    does: the files' writes wait for the loop's next turn, which never comes."""
+    loop = asyncio.new_event_loop()
+
+    async def work() -> None:
+        store_some()
+        loop.stop()  # the callbacks work() scheduled do not run (asyncio's documented rule)
+
+    task = loop.create_task(work())
+    loop.run_forever()
+    assert task.done()
+    loop.close()
+
+
+def test_attach_takes_up_a_stream_whose_last_writes_never_reached_the_file(
+        tmp_path: Path) -> None:
+    """A process killed between storing bytes and writing them loses the write and its
+    marks record together; the next one reads them again and the file ends byte-exact."""
+    source = (b"one s3cr3t-value two s3cr3t-values3cr3t-value three s3cr"
+              b"3t-value four\n")
+    expected, count = SecretMask([SECRET]).mask(source)
+    machine = machines(1)[0]
+    mid = machine.id
+    chunks = source_chunks(source, 5)
+    for written in range(len(chunks)):
+        for lost in range(1, len(chunks) - written + 1):
+            run_dir = tmp_path / f"{written}-{lost}"
+            run = plan_run([(machine, COMMAND)])
+            first = OutputStore(run_dir)
+            first.attach(run.machines[mid])
+            redactor = StreamRedactor(SecretMask([SECRET]))
+
+            def store(part: list[tuple[int, bytes]], first: OutputStore = first,
+                      redactor: StreamRedactor = redactor) -> None:
+                for offset, data in part:
+                    before = redactor.mark
+                    first.append(mid, Stream.STDOUT, redactor.feed(offset, data),
+                                 before=before, after=redactor.mark)
+
+            store(chunks[:written])
+            first.flush()
+            on_disk = first.stream(mid, Stream.STDOUT).size
+            killed_with_writes_queued(functools.partial(store, chunks[written:written + lost]))
+            stdout_file = Path(run.machines[mid].stdout_file)
+            assert (stdout_file.stat().st_size if stdout_file.exists() else 0) == on_disk
+
+            backend = Replay([StateChanged(mid, RunState.RUNNING),
+                              *(OutputAppended(mid, Stream.STDOUT, offset, data)
+                                for offset, data in source_chunks(source, 7)),
+                              Finished(mid, RunState.SUCCEEDED, 0)])
+            resumed = plan_run([(machine, COMMAND)], run_id=run.run_id)
+            asyncio.run(FanOut(resumed, lambda _m, b=backend: b, OutputStore(run_dir), None,
+                               reattach=True).execute())
+            mr = resumed.machines[mid]
+            assert Path(mr.stdout_file).read_bytes() == expected, (written, lost)
+            assert mr.masked == count
