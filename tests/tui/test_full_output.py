@@ -253,3 +253,16 @@ def test_output_bindings_have_ids_and_are_listed() -> None:
             "output.top", "output.bottom", "output.stream", "output.search_close",
             "output.search_regex"} <= set(ids)
     assert len(ids) == len(set(ids))
+
+
+async def test_a_poll_while_the_pane_is_being_torn_down_does_nothing(tmp_path: Path) -> None:
+    # At shutdown Textual removes the children before the pane; a timer may tick between.
+    path = tmp_path / "out.stdout"
+    path.write_bytes(numbered(1))
+    app = Pane(path)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = app.query_one(FullOutput)
+        await app.query_one(FileView).remove()
+        await pilot.pause()
+        pane.show_files("web-01", str(path), "")  # raised NoMatches before
+        assert not pane.query(FileView)

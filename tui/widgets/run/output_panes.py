@@ -74,7 +74,10 @@ class FullOutput(Vertical):
 
     def show_files(self, name: str, stdout: str, stderr: str) -> None:
         """Show these files of machine ``name``, from what was shown or, if new, following."""
-        view = self.view
+        views = self.query(FileView)
+        if not views:  # a timer's last tick while the app shuts down: the children went first
+            return
+        view = views.first()
         view.open(name, stdout, stderr)
         view.poll()
         self._retitle()
