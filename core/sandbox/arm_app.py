@@ -1,10 +1,11 @@
 """The ARM half of the sandbox: conventions first, then the operations.
 
-Every request goes through the same gate: the bearer token (the sandbox's own, before
-anything else, so that a stranger learns nothing, not even which machines have faults), the
-injected faults, the route, the api-version, the resource names, the throttle budget.
-Every answer carries ``x-ms-request-id``, ``x-ms-correlation-request-id`` and the
-remaining-budget headers.
+Every request goes through the same gate: the bearer token (the sandbox's own or a fleet
+principal's, before anything else, so that a stranger learns nothing, not even which
+machines have faults), the injected faults, the route, the api-version, the resource names,
+ARM's throttle budget of the token's principal, then Compute's own limits for the Compute
+GETs its operation groups count. Every answer carries ``x-ms-request-id``,
+``x-ms-correlation-request-id`` and the remaining-budget headers.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from core.sandbox import resources
 from core.sandbox.access import Access
 from core.sandbox.api_versions import ARC_PATCH
 from core.sandbox.arm_routes import Match, match
-from core.sandbox.errors import ArmError
+from core.sandbox.compute_limits import ComputeThrottle, ComputeVerdict, compute_operation
+from core.sandbox.errors import ArmError, ProviderThrottled
 from core.sandbox.graph import GraphQueryError, execute_query
 from core.sandbox.machines import SimMachine
 from core.sandbox.names import check_machine_name, check_run_command_name
@@ -42,6 +44,7 @@ class ArmApp:
         self.service = service
         self._access = access
         self.throttle = ArmThrottle(service.fleet.throttle)
+        self.compute_throttle = ComputeThrottle(service.fleet.throttle.compute)
         self.graph_quota = GraphQuota(service.fleet.throttle)
         self._dice = service.rng
 
@@ -55,8 +58,10 @@ class ArmApp:
             ),
             "x-ms-routing-request-id": f"SANDBOX:{request_id}",
         }
+        # Compute reports each applicable policy in a header of its own (reference 7.3).
+        resource_limits: list[str] = []
         try:
-            response = await self._answer(request, headers)
+            response = await self._answer(request, headers, resource_limits)
         except _Drop:
             await _drop_connection(send)
             return
@@ -70,10 +75,14 @@ class ArmApp:
                 status_code=500,
             )
         response.headers.update(headers)
+        for value in resource_limits:
+            response.headers.append("x-ms-ratelimit-remaining-resource", value)
         await response(scope, receive, send)
 
-    async def _answer(self, request: Request, headers: dict[str, str]) -> Response:
-        _check_auth(request, self._access)
+    async def _answer(
+        self, request: Request, headers: dict[str, str], resource_limits: list[str]
+    ) -> Response:
+        principal = _check_auth(request, self._access)
         segments = _segments(request)
         found = match(segments)
         machine = self._machine_or_none(found)
@@ -87,14 +96,36 @@ class ArmApp:
         version = _check_api_version(request, found)
         _check_names(found)
         if found.route.name == "resource_graph":
-            return await self._resource_graph(request, headers)
-        verdict = self.throttle.charge(found.params["sub"], request.method)
+            return await self._resource_graph(request, headers, principal)
+        verdict = self.throttle.charge(found.params["sub"], principal, request.method)
         headers.update(verdict.headers())
         if not verdict.allowed:
-            raise _throttled(verdict, found.params["sub"])
+            raise _throttled(verdict, found.params["sub"], principal)
+        self._charge_compute(request, found, machine, headers, resource_limits)
         handler = getattr(self, "_" + found.route.name)
         response: Response = await handler(request, found, version)
         return response
+
+    def _charge_compute(
+        self, request: Request, found: Match, machine: SimMachine | None,
+        headers: dict[str, str], resource_limits: list[str],
+    ) -> None:
+        """Count a Compute GET in its operation groups, after ARM let it through."""
+        operation = compute_operation(found.route.name, request.method,
+                                      request.query_params.get("$expand"))
+        if operation is None or found.route.kind == "arc":
+            return
+        # CRP counts per region of the resource: the machine's, or the operation's location.
+        region = machine.spec.location if machine is not None else found.params.get("location")
+        if region is None:
+            return  # no such machine: answered 404 before Compute counts anything
+        verdict = self.compute_throttle.charge(found.params["sub"], region, operation)
+        if verdict is None:
+            return
+        resource_limits.extend(verdict.header_values())
+        if not verdict.allowed:
+            raise _provider_throttled(verdict)
+        headers["x-ms-request-charge"] = "1"
 
     # ------------------------------------------------------------------------------ faults
 
@@ -279,9 +310,10 @@ class ArmApp:
 
     # --------------------------------------------------------------------------- graph
 
-    async def _resource_graph(self, request: Request, headers: dict[str, str]) -> Response:
-        user = request.headers.get("authorization", "")
-        allowed, quota_headers = self.graph_quota.charge(user)
+    async def _resource_graph(
+        self, request: Request, headers: dict[str, str], principal: str
+    ) -> Response:
+        allowed, quota_headers = self.graph_quota.charge(principal)
         headers.update(quota_headers)
         if not allowed:
             raise ArmError(429, "RateLimiting",
@@ -319,7 +351,8 @@ def _segments(request: Request) -> list[str]:
     return [unquote(s, errors="replace") for s in path.split("/") if s]
 
 
-def _check_auth(request: Request, access: Access) -> None:
+def _check_auth(request: Request, access: Access) -> str:
+    """The principal whose token the request presents; 401 for anything else."""
     value = request.headers.get("authorization")
     if value is None:
         raise ArmError(401, "AuthenticationFailed",
@@ -333,9 +366,11 @@ def _check_auth(request: Request, access: Access) -> None:
                        "The access token is invalid: the 'Authorization' header must be "
                        "'Bearer <token>' with the sandbox's token.",
                        headers={"WWW-Authenticate": _INVALID_TOKEN_CHALLENGE})
-    if not access.accepts_token(token.strip()):
+    principal = access.principal(token.strip())
+    if principal is None:
         raise ArmError(401, "InvalidAuthenticationToken", "The access token is invalid.",
                        headers={"WWW-Authenticate": _INVALID_TOKEN_CHALLENGE})
+    return principal
 
 
 _INVALID_TOKEN_CHALLENGE = ('Bearer authorization_uri="sandbox", error="invalid_token", '
@@ -363,14 +398,26 @@ def _check_api_version(request: Request, found: Match) -> str:
     return version
 
 
-def _throttled(verdict: Verdict, subscription: str) -> ArmError:
+def _throttled(verdict: Verdict, subscription: str, principal: str) -> ArmError:
     noun = verdict.kind[:-1]
+    # The code and wording are common reports of ARM's 429 (reference 7.4, unconfirmed).
+    who = ("exceeded the subscription's global limit" if verdict.by_global
+           else f"actor '{principal}' exceeded")
     return ArmError(
         429, "SubscriptionRequestsThrottled",
-        f"Number of '{noun}' requests for subscription '{subscription}' actor 'sandbox' "
-        f"exceeded. Please try again after '{verdict.retry_after}' seconds after additional "
-        "tokens are available. Refer to https://aka.ms/arm-throttling for additional "
-        "information.",
+        f"Number of '{noun}' requests for subscription '{subscription}' {who}. Please try "
+        f"again after '{verdict.retry_after}' seconds after additional tokens are available. "
+        "Refer to https://aka.ms/arm-throttling for additional information.",
+        headers={"Retry-After": str(verdict.retry_after)},
+    )
+
+
+def _provider_throttled(verdict: ComputeVerdict) -> ProviderThrottled:
+    return ProviderThrottled(
+        429, "OperationNotAllowed",
+        "The server rejected the request because too many requests have been received for "
+        "this subscription.",
+        details=[window.detail() for window in verdict.spent],
         headers={"Retry-After": str(verdict.retry_after)},
     )
 

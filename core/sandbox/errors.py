@@ -29,3 +29,11 @@ class ArmError(Exception):
         if self.details:
             error["details"] = self.details
         return {"error": error}
+
+
+class ProviderThrottled(ArmError):
+    """Compute's own 429 (reference 7.3): the ``OperationNotAllowed`` body at the top level,
+    not in ARM's ``{"error": ...}`` envelope, with a ``details[]`` entry per spent window."""
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details or []}

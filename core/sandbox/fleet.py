@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from core.field_names import shown_key
+from core.sandbox import fleet_fields as read
 from core.sandbox.access import new_account_key
-from core.terminal_text import UNSAFE_CHARACTERS
+from core.sandbox.fleet_fields import FleetFileError as FleetFileError  # its home for callers
+from core.sandbox.throttle_settings import Principal, Throttle, parse_principals, parse_throttle
 from core.toml_text import parse_toml
 from core.trusted_files import UntrustedFileError, check_trusted
 from core.user_paths import UnknownUserError, expand_user
@@ -39,21 +41,11 @@ TIMEOUT_STATES = ("Failed", "TimedOut")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,53}$")
 _ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
 _CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB)?\s*$")
-_SIZE_UNIT = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}
 MAX_APPEND_BLOCK_CEILING = 100 * 1024 * 1024
 """Azure's own Append Block limit (x-ms-version 2022-11-02 on): the most a fleet may allow."""
-_FREE_TEXT = frozenset({"output", "error"})
-"""A simulated machine's output and error text: what it prints may hold anything."""
 _TEMPLATE_SPEC = re.compile(r"^(0?[0-9]{0,2})[dxX]?$")
 _RESERVED_ACCOUNTS = frozenset({"subscriptions", "providers"})
 """The sandbox serves ARM and blobs on one host: these first path segments are ARM's."""
-
-
-class FleetFileError(ValueError):
-    """A fleet file that cannot be used; the message names the field and what is allowed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,23 +121,6 @@ class MachineSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class Bucket:
-    capacity: int
-    refill_per_second: float
-
-
-@dataclass(frozen=True, slots=True)
-class Throttle:
-    """ARM's token buckets per subscription and Resource Graph's per-user quota window."""
-
-    reads: Bucket = Bucket(250, 25.0)
-    writes: Bucket = Bucket(200, 10.0)
-    deletes: Bucket = Bucket(200, 10.0)
-    graph_queries: int = 15
-    graph_window: float = 5.0
-
-
-@dataclass(frozen=True, slots=True)
 class FleetSpec:
     machines: tuple[MachineSpec, ...]
     flush_interval: float = 15.0
@@ -166,7 +141,9 @@ class FleetSpec:
     """The largest Append Block the storage takes, below the service's own limits (4 MiB,
     100 MiB from x-ms-version 2022-11-02); None keeps those. The agent uploads each flush's
     output as one block, so a burst over it never reaches the blob, as on Azure."""
-    throttle: Throttle = Throttle()
+    throttle: Throttle = field(default_factory=Throttle)
+    principals: tuple[Principal, ...] = ()
+    """Callers besides the sandbox's own token, each with its own ARM buckets."""
     faults: Faults = Faults()
 
     @property
@@ -209,13 +186,14 @@ def default_fleet() -> FleetSpec:
 
 def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
     """A checked fleet from already-parsed TOML."""
-    _only(data, "", {"sandbox", "storage", "throttle", "faults", "defaults", "machines"})
-    sandbox = _table(data, "sandbox")
-    _only(sandbox, "sandbox.", {"flush_interval", "pickup_delay", "agent_timeout",
+    read.only(data, "", {"sandbox", "storage", "throttle", "principals", "faults", "defaults",
+                         "machines"})
+    sandbox = read.table(data, "sandbox")
+    read.only(sandbox, "sandbox.", {"flush_interval", "pickup_delay", "agent_timeout",
                                 "timeouts_report_as", "seed", "tenant"})
-    storage = _table(data, "storage")
-    _only(storage, "storage.", {"account", "key", "containers", "max_append_block"})
-    defaults = _table(data, "defaults")
+    storage = read.table(data, "storage")
+    read.only(storage, "storage.", {"account", "key", "containers", "max_append_block"})
+    defaults = read.table(data, "defaults")
     raw_machines = data.get("machines", [])
     if not isinstance(raw_machines, list) or not raw_machines:
         raise FleetFileError("machines: at least one [[machines]] entry is required")
@@ -235,7 +213,7 @@ def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
             seen[key] = index
             machines.append(spec)
 
-    account = _str(storage, "account", "storage.", "fleetrunsandbox")
+    account = read.text(storage, "account", "storage.", "fleetrunsandbox")
     if not _ACCOUNT.match(account):
         raise FleetFileError(
             f"storage.account: {account!r} is not allowed; 3-24 lowercase letters and digits"
@@ -255,45 +233,46 @@ def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
                 f"storage.containers: {name!r} is not a valid container name "
                 "(3-63 lowercase letters, digits and single hyphens)"
             )
-    timeout_state = _str(sandbox, "timeouts_report_as", "sandbox.", "Failed")
-    _choice(timeout_state, "sandbox.timeouts_report_as", TIMEOUT_STATES)
+    timeout_state = read.text(sandbox, "timeouts_report_as", "sandbox.", "Failed")
+    read.choice(timeout_state, "sandbox.timeouts_report_as", TIMEOUT_STATES)
     seed = sandbox.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise FleetFileError("sandbox.seed: an integer")
     if "key" in storage:
-        _check_account_key(_str(storage, "key", "storage.", None))
+        _check_account_key(read.text(storage, "key", "storage.", None))
     return FleetSpec(
         machines=tuple(machines),
-        flush_interval=_duration(sandbox, "flush_interval", "sandbox.", 15.0, minimum=0.05),
-        pickup_delay=_duration(sandbox, "pickup_delay", "sandbox.", 0.0),
-        agent_timeout=_duration(sandbox, "agent_timeout", "sandbox.", 60.0),
+        flush_interval=read.duration(sandbox, "flush_interval", "sandbox.", 15.0, minimum=0.05),
+        pickup_delay=read.duration(sandbox, "pickup_delay", "sandbox.", 0.0),
+        agent_timeout=read.duration(sandbox, "agent_timeout", "sandbox.", 60.0),
         timeout_state=timeout_state,
         seed=seed,
-        tenant=_str(sandbox, "tenant", "sandbox.", DEFAULT_TENANT),
+        tenant=read.text(sandbox, "tenant", "sandbox.", DEFAULT_TENANT),
         account=account,
-        account_key=(_str(storage, "key", "storage.", None) if "key" in storage
+        account_key=(read.text(storage, "key", "storage.", None) if "key" in storage
                      else new_account_key()),
         containers=tuple(containers),
-        max_append_block=_size(storage, "max_append_block", "storage.",
+        max_append_block=read.size(storage, "max_append_block", "storage.",
                                MAX_APPEND_BLOCK_CEILING),
-        throttle=_throttle(_table(data, "throttle")),
-        faults=_faults(_table(data, "faults"), "faults.", machine=False),
+        throttle=parse_throttle(read.table(data, "throttle")),
+        principals=parse_principals(data.get("principals", [])),
+        faults=_faults(read.table(data, "faults"), "faults.", machine=False),
     )
 
 
 def _machines(where: str, raw: Mapping[str, Any]) -> list[MachineSpec]:
-    _only(raw, where, {"name", "count", "kind", "os", "subscription", "resource_group",
+    read.only(raw, where, {"name", "count", "kind", "os", "subscription", "resource_group",
                        "location", "tags", "executor", "agent", "power", "status",
                        "agent_version", "simulate", "faults"})
-    name = _str(raw, "name", where, None)
-    kind = _choice(_str(raw, "kind", where, "vm"), where + "kind", KINDS)
-    os_type = _choice(_str(raw, "os", where, "linux"), where + "os", OSES)
+    name = read.text(raw, "name", where, None)
+    kind = read.choice(read.text(raw, "kind", where, "vm"), where + "kind", KINDS)
+    os_type = read.choice(read.text(raw, "os", where, "linux"), where + "os", OSES)
     tags = raw.get("tags", {})
     if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
         raise FleetFileError(f"{where}tags: a table of string values")
     for tag, value in tags.items():
-        _printable(tag, f"{where}tags")
-        _printable(value, f"{where}tags.{shown_key(tag)}")
+        read.printable(tag, f"{where}tags")
+        read.printable(value, f"{where}tags.{shown_key(tag)}")
     count = raw.get("count", 1)
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 100_000:
         raise FleetFileError(f"{where}count: an integer from 1 to 100000")
@@ -303,17 +282,17 @@ def _machines(where: str, raw: Mapping[str, Any]) -> list[MachineSpec]:
         name=name,
         kind=kind,
         os=os_type,
-        subscription=_str(raw, "subscription", where, None),
-        resource_group=_str(raw, "resource_group", where, None),
-        location=_str(raw, "location", where, None).replace(" ", "").lower(),
+        subscription=read.text(raw, "subscription", where, None),
+        resource_group=read.text(raw, "resource_group", where, None),
+        location=read.text(raw, "location", where, None).replace(" ", "").lower(),
         tags=dict(tags),
-        executor=_choice(_str(raw, "executor", where, "process"), where + "executor", EXECUTORS),
-        agent=_choice(_str(raw, "agent", where, "ready"), where + "agent", VM_AGENT),
-        power=_choice(_str(raw, "power", where, "running"), where + "power", VM_POWER),
-        status=_choice(_str(raw, "status", where, "connected"), where + "status", ARC_STATUS),
-        agent_version=_str(raw, "agent_version", where, ""),
-        simulate=_simulation(_table(raw, "simulate", where), where + "simulate."),
-        faults=_faults(_table(raw, "faults", where), where + "faults.", machine=True),
+        executor=_choose(raw, "executor", where, "process", EXECUTORS),
+        agent=_choose(raw, "agent", where, "ready", VM_AGENT),
+        power=_choose(raw, "power", where, "running", VM_POWER),
+        status=_choose(raw, "status", where, "connected", ARC_STATUS),
+        agent_version=read.text(raw, "agent_version", where, ""),
+        simulate=_simulation(read.table(raw, "simulate", where), where + "simulate."),
+        faults=_faults(read.table(raw, "faults", where), where + "faults.", machine=True),
     )
     for key in ("agent", "power"):
         if kind == "arc" and key in raw:
@@ -333,44 +312,44 @@ def _machines(where: str, raw: Mapping[str, Any]) -> list[MachineSpec]:
 
 
 def _simulation(raw: Mapping[str, Any], where: str) -> Simulation:
-    _only(raw, where, {"duration", "exit_code", "fail_ratio", "fail_exit_code", "output",
+    read.only(raw, where, {"duration", "exit_code", "fail_ratio", "fail_exit_code", "output",
                        "lines", "error"})
     duration_raw = raw.get("duration", 1.0)
     if isinstance(duration_raw, list):
         if len(duration_raw) != 2:
             raise FleetFileError(f"{where}duration: a duration or a [low, high] pair")
-        low = _parse_duration(duration_raw[0], where + "duration")
-        high = _parse_duration(duration_raw[1], where + "duration")
+        low = read.parse_duration(duration_raw[0], where + "duration")
+        high = read.parse_duration(duration_raw[1], where + "duration")
         if high < low:
             raise FleetFileError(f"{where}duration: the high end is below the low end")
         duration = (low, high)
     else:
-        single = _parse_duration(duration_raw, where + "duration")
+        single = read.parse_duration(duration_raw, where + "duration")
         duration = (single, single)
-    lines = _int(raw, "lines", where, 1, 0, 1_000_000)
+    lines = read.integer(raw, "lines", where, 1, 0, 1_000_000)
     return Simulation(
         duration=duration,
-        exit_code=_int(raw, "exit_code", where, 0, -(2**31), 2**31 - 1),
-        fail_ratio=_ratio(raw, "fail_ratio", where),
-        fail_exit_code=_int(raw, "fail_exit_code", where, 1, -(2**31), 2**31 - 1),
-        output=_str(raw, "output", where, DEFAULT_SIM_OUTPUT),
+        exit_code=read.integer(raw, "exit_code", where, 0, -(2**31), 2**31 - 1),
+        fail_ratio=read.ratio(raw, "fail_ratio", where),
+        fail_exit_code=read.integer(raw, "fail_exit_code", where, 1, -(2**31), 2**31 - 1),
+        output=read.text(raw, "output", where, DEFAULT_SIM_OUTPUT),
         lines=lines,
-        error=_str(raw, "error", where, ""),
+        error=read.text(raw, "error", where, ""),
     )
 
 
 def _faults(raw: Mapping[str, Any], where: str, *, machine: bool) -> Faults:
     keys = {"latency", "error_rate", "drop_rate", "throttle_storm", "stuck", "blob_delay",
             "disconnect_after"}
-    _only(raw, where, keys)
+    read.only(raw, where, keys)
     storm = None
     if "throttle_storm" in raw:
         table = raw["throttle_storm"]
         if not isinstance(table, dict):
             raise FleetFileError(f"{where}throttle_storm: a table with every and lasting")
-        _only(table, where + "throttle_storm.", {"every", "lasting"})
-        every = _duration(table, "every", where + "throttle_storm.", None, minimum=0.1)
-        lasting = _duration(table, "lasting", where + "throttle_storm.", None)
+        read.only(table, where + "throttle_storm.", {"every", "lasting"})
+        every = read.duration(table, "every", where + "throttle_storm.", None, minimum=0.1)
+        lasting = read.duration(table, "lasting", where + "throttle_storm.", None)
         if lasting >= every:
             raise FleetFileError(f"{where}throttle_storm.lasting: must be shorter than every")
         storm = Storm(every, lasting)
@@ -379,80 +358,25 @@ def _faults(raw: Mapping[str, Any], where: str, *, machine: bool) -> Faults:
         raise FleetFileError(f"{where}stuck: true or false")
     disconnect = raw.get("disconnect_after")
     return Faults(
-        latency=_duration(raw, "latency", where, 0.0),
-        error_rate=_ratio(raw, "error_rate", where),
-        drop_rate=_ratio(raw, "drop_rate", where),
+        latency=read.duration(raw, "latency", where, 0.0),
+        error_rate=read.ratio(raw, "error_rate", where),
+        drop_rate=read.ratio(raw, "drop_rate", where),
         throttle_storm=storm,
         stuck=stuck,
-        blob_delay=_duration(raw, "blob_delay", where, 0.0),
-        disconnect_after=None if disconnect is None else _parse_duration(
+        blob_delay=read.duration(raw, "blob_delay", where, 0.0),
+        disconnect_after=None if disconnect is None else read.parse_duration(
             disconnect, where + "disconnect_after"),
         given=frozenset(raw),
     )
 
 
-def _throttle(raw: Mapping[str, Any]) -> Throttle:
-    _only(raw, "throttle.", {"reads", "writes", "deletes", "graph_queries", "graph_window"})
-    default = Throttle()
-
-    def bucket(name: str, fallback: Bucket) -> Bucket:
-        table = _table(raw, name, "throttle.")
-        where = f"throttle.{name}."
-        _only(table, where, {"capacity", "refill_per_second"})
-        capacity = _int(table, "capacity", where, fallback.capacity, 1, 10**9)
-        refill = table.get("refill_per_second", fallback.refill_per_second)
-        if not isinstance(refill, int | float) or isinstance(refill, bool) or refill <= 0:
-            raise FleetFileError(f"{where}refill_per_second: a number above 0")
-        return Bucket(capacity, float(refill))
-
-    return Throttle(
-        reads=bucket("reads", default.reads),
-        writes=bucket("writes", default.writes),
-        deletes=bucket("deletes", default.deletes),
-        graph_queries=_int(raw, "graph_queries", "throttle.", default.graph_queries, 1, 10**9),
-        graph_window=_duration(raw, "graph_window", "throttle.", default.graph_window,
-                               minimum=0.1),
-    )
+# ----------------------------------------------------------------------------- checks
 
 
-# ----------------------------------------------------------------------------- field readers
-
-
-def _only(raw: Mapping[str, Any], where: str, allowed: set[str]) -> None:
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise FleetFileError(
-            f"{where}{shown_key(unknown[0])}: unknown key; allowed here: "
-            f"{', '.join(sorted(allowed))}"
-        )
-
-
-def _table(raw: Mapping[str, Any], key: str, where: str = "") -> Mapping[str, Any]:
-    value = raw.get(key, {})
-    if not isinstance(value, dict):
-        raise FleetFileError(f"{where}{key}: must be a table")
-    return value
-
-
-def _str(raw: Mapping[str, Any], key: str, where: str, default: str | None) -> str:
-    if key not in raw:
-        if default is None:
-            raise FleetFileError(f"{where}{key}: required")
-        return default
-    value = raw[key]
-    if not isinstance(value, str) or (default is None and not value.strip()):
-        raise FleetFileError(f"{where}{key}: a non-empty string")
-    if key not in _FREE_TEXT:
-        _printable(value, where + key)
-    return value
-
-
-def _printable(value: str, where: str) -> None:
-    """Names, ids and tags end up in URLs, headers and terminals: no control characters."""
-    found = UNSAFE_CHARACTERS.search(value)
-    if found is not None:
-        raise FleetFileError(f"{where}: control character {found.group()!r} at position "
-                             f"{found.start()} is not allowed; use printable text")
+def _choose(
+    raw: Mapping[str, Any], key: str, where: str, default: str, allowed: tuple[str, ...]
+) -> str:
+    return read.choice(read.text(raw, key, where, default), where + key, allowed)
 
 
 def _check_template(name: str, where: str) -> None:
@@ -488,64 +412,3 @@ def _check_account_key(key: str) -> None:
                              "out for a random one")
 
 
-def _choice(value: str, where: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise FleetFileError(f"{where}: {value!r} is not allowed; allowed: {', '.join(allowed)}")
-    return value
-
-
-def _int(raw: Mapping[str, Any], key: str, where: str, default: int, low: int, high: int) -> int:
-    value = raw.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise FleetFileError(f"{where}{key}: an integer from {low} to {high}")
-    return value
-
-
-def _ratio(raw: Mapping[str, Any], key: str, where: str) -> float:
-    value = raw.get(key, 0.0)
-    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
-        raise FleetFileError(f"{where}{key}: a share from 0 to 1")
-    return float(value)
-
-
-def _duration(
-    raw: Mapping[str, Any], key: str, where: str, default: float | None, minimum: float = 0.0
-) -> float:
-    if key not in raw:
-        if default is None:
-            raise FleetFileError(f"{where}{key}: required")
-        return default
-    value = _parse_duration(raw[key], where + key)
-    if value < minimum:
-        raise FleetFileError(f"{where}{key}: at least {minimum:g} s")
-    return value
-
-
-def _size(raw: Mapping[str, Any], key: str, where: str, ceiling: int) -> int | None:
-    """A byte count from 1 to ``ceiling``: an integer or a string like '64KiB', '4MiB'."""
-    if key not in raw:
-        return None
-    value = raw[key]
-    size: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        size = value
-    elif isinstance(value, str) and (match := _SIZE.match(value)):
-        size = int(match.group(1)) * _SIZE_UNIT[match.group(2)]
-    if size is None or not 1 <= size <= ceiling:
-        raise FleetFileError(
-            f"{where}{key}: {value!r} is not allowed; a size from 1 byte to "
-            f"{ceiling // (1024 * 1024)}MiB, in bytes or a string like '64KiB', '4MiB'"
-        )
-    return size
-
-
-def _parse_duration(value: object, where: str) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNIT[match.group(2)]
-    raise FleetFileError(
-        f"{where}: {value!r} is not a duration; use seconds or a string like '250ms', '2s', '5m'"
-    )

@@ -11,7 +11,7 @@ from typing import Any
 
 import uvicorn
 
-from core.sandbox.access import Access, loopback_hosts, new_token
+from core.sandbox.access import Access, check_principals, loopback_hosts, new_token
 from core.sandbox.app import SandboxApp
 from core.sandbox.service import SandboxService
 from core.sandbox.tls import TlsFiles
@@ -43,6 +43,9 @@ class SandboxServer:
             (read it back from ``token``, in memory only).
         port: The port to bind; 0 picks a free one.
         tls: Certificate and key for HTTPS, or None for plain HTTP.
+
+    Raises:
+        ValueError: A principal of the fleet file holds ``token``.
     """
 
     def __init__(
@@ -51,6 +54,8 @@ class SandboxServer:
     ) -> None:
         self.service = service
         self.token = new_token() if token is None else token
+        self._principals = {p.name: p.token for p in service.fleet.principals}
+        check_principals(self.token, self._principals)
         self._tls = tls
         # proto=IPPROTO_TCP so that asyncio sets TCP_NODELAY on accepted connections (it
         # checks sock.proto); without it Nagle and delayed ACKs add ~40 ms per keep-alive call.
@@ -76,7 +81,7 @@ class SandboxServer:
         if self._tls is not None:
             options = {"ssl_certfile": str(self._tls.certificate),
                        "ssl_keyfile": str(self._tls.private_key)}
-        access = Access(self.token, loopback_hosts(self.port))
+        access = Access(self.token, loopback_hosts(self.port), self._principals)
         config = uvicorn.Config(
             SandboxApp(self.service, access),
             lifespan="off",

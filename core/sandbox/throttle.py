@@ -1,8 +1,15 @@
-"""ARM's throttling: token buckets per subscription, and Resource Graph's quota window.
+"""ARM's throttling: token buckets per (subscription, principal, region), and Resource Graph's
+quota window.
 
-ARM refills each bucket continuously (reads 250 at 25/s, writes and deletes 200 at 10/s by
-default) and answers 429 with ``Retry-After`` when a bucket is empty; every answer carries
-the ``x-ms-ratelimit-remaining-subscription-*`` headers, with the global variant at 15x.
+ARM's 2024 model (reference ``azure-run-command.md`` 7.2): each scope's bucket refills
+continuously (reads 250 at 25/s, writes and deletes 200 at 10/s by default), and a
+subscription-global bucket of 15x that, shared by every principal and region of the
+subscription, is drawn on as well. A request needs a token from both; when either is empty
+it is answered 429 with ``Retry-After`` and spends nothing. Every answer reports both
+buckets' real remaining tokens in ``x-ms-ratelimit-remaining-subscription-{kind}`` and
+``...-subscription-global-{kind}``. Two clients presenting one principal's token (two
+engineers on one service principal) share its buckets; other principals meet them only in
+the global bucket.
 """
 
 from __future__ import annotations
@@ -12,9 +19,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.sandbox.fleet import Bucket, Throttle
+from core.sandbox.throttle_settings import Bucket, Throttle
 
-GLOBAL_FACTOR = 15
 Clock = Callable[[], float]
 
 KIND_FOR_METHOD = {"GET": "reads", "HEAD": "reads", "PUT": "writes", "PATCH": "writes",
@@ -55,10 +61,15 @@ class TokenBucket:
 
 @dataclass(slots=True)
 class Verdict:
+    """One request's charge: whether it passed, and what its scope and the subscription have
+    left. ``by_global`` says the global bucket, not the scope's, was the empty one."""
+
     allowed: bool
     kind: str
     remaining: int
+    global_remaining: int
     retry_after: int = 0
+    by_global: bool = False
 
     def headers(self) -> dict[str, str]:
         if self.kind not in ("reads", "writes", "deletes"):
@@ -66,34 +77,43 @@ class Verdict:
         return {
             f"x-ms-ratelimit-remaining-subscription-{self.kind}": str(self.remaining),
             f"x-ms-ratelimit-remaining-subscription-global-{self.kind}": str(
-                self.remaining * GLOBAL_FACTOR + GLOBAL_FACTOR - 1
-            ),
+                self.global_remaining),
         }
 
 
 @dataclass
 class ArmThrottle:
-    """Token buckets per (subscription, operation kind)."""
+    """Token buckets per (subscription, principal, region, kind), and per (subscription,
+    kind) for the global one."""
 
     limits: Throttle
     clock: Clock = time.monotonic
-    _buckets: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
+    _buckets: dict[tuple[str, ...], TokenBucket] = field(default_factory=dict)
 
-    def _bucket(self, subscription: str, kind: str) -> TokenBucket:
-        key = (subscription.lower(), kind)
+    def _bucket(self, key: tuple[str, ...], kind: str, factor: int) -> TokenBucket:
         bucket = self._buckets.get(key)
         if bucket is None:
             limit: Bucket = getattr(self.limits, kind)
-            bucket = self._buckets[key] = TokenBucket(limit.capacity, limit.refill_per_second)
+            bucket = self._buckets[key] = TokenBucket(limit.capacity * factor,
+                                                      limit.refill_per_second * factor)
         return bucket
 
-    def charge(self, subscription: str, method: str) -> Verdict:
+    def charge(self, subscription: str, principal: str, method: str) -> Verdict:
+        """Spend one token of ``principal``'s scope and one of the subscription's global
+        bucket, or neither."""
         kind = KIND_FOR_METHOD.get(method.upper(), "reads")
-        bucket = self._bucket(subscription, kind)
+        sub = subscription.lower()
+        scope = self._bucket((sub, principal, self.limits.region, kind), kind, 1)
+        overall = self._bucket((sub, kind), kind, self.limits.global_factor)
         now = self.clock()
-        if bucket.take(now):
-            return Verdict(True, kind, bucket.remaining(now))
-        return Verdict(False, kind, 0, bucket.retry_after(now))
+        scope_ok, global_ok = scope.remaining(now) >= 1, overall.remaining(now) >= 1
+        if scope_ok and global_ok:
+            scope.take(now)
+            overall.take(now)
+            return Verdict(True, kind, scope.remaining(now), overall.remaining(now))
+        empty = [b for b, ok in ((scope, scope_ok), (overall, global_ok)) if not ok]
+        return Verdict(False, kind, scope.remaining(now), overall.remaining(now),
+                       max(b.retry_after(now) for b in empty), by_global=scope_ok)
 
 
 @dataclass

@@ -38,16 +38,18 @@ def make_fleet(*machines: Mapping[str, Any], **sandbox: Any) -> FleetSpec:
     """A fleet of the given machine tables (name/kind/os at least), quick timings by default.
 
     Keyword arguments go to ``[sandbox]``, except ``faults`` and ``throttle`` which are
-    tables of their own.
+    tables of their own, and ``principals``, a list of ``{name, token}`` tables.
     """
     faults = sandbox.pop("faults", {})
     throttle = sandbox.pop("throttle", {})
+    principals = sandbox.pop("principals", [])
     settings = {"flush_interval": 0.1, "pickup_delay": 0, "agent_timeout": 1, **sandbox}
     defaults = {"subscription": SUB, "resource_group": RG, "location": "westeurope"}
     return parse_fleet({
         "sandbox": settings,
         "faults": faults,
         "throttle": throttle,
+        "principals": principals,
         "machines": [{**defaults, **m} for m in machines],
     })
 
@@ -148,7 +150,8 @@ async def sandbox_api(
         else:
             base = IN_PROCESS
             service.sinks.own_netlocs.add(IN_PROCESS_HOST)
-            app = SandboxApp(service, Access(token, frozenset({IN_PROCESS_HOST})))
+            principals = {p.name: p.token for p in fleet.principals}
+            app = SandboxApp(service, Access(token, frozenset({IN_PROCESS_HOST}), principals))
             transport = httpx.ASGITransport(app=app)
             client = httpx.AsyncClient(transport=transport, base_url=base, headers=headers)
         async with client:
