@@ -277,3 +277,18 @@ def test_serve_refuses_an_unusable_token_in_the_environment(cli: CliRunner) -> N
     assert f"{SANDBOX_TOKEN_ENV}: not a usable token" in result.stderr
     assert "short" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_token_a_fleet_principal_already_has(
+        cli: CliRunner, tmp_path: Path) -> None:
+    chosen = "a-shared-token-0123456789"
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(FLEET_FILE + '\n[[principals]]\nname = "engineer-b"\ntoken = "'
+                     + chosen + '"\n')
+    fleet.chmod(0o600)
+    result = cli("sandbox", "serve", "--port", "0", "--fleet", str(fleet),
+                 env={SANDBOX_TOKEN_ENV: chosen})
+    assert result.returncode == 2
+    assert "principal 'engineer-b' has the sandbox's own token" in result.stderr
+    assert chosen not in result.stderr
+    assert "Traceback" not in result.stderr

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from core import config
 from core.azure.settings import SANDBOX_TOKEN_ENV, SettingsError, checked_sandbox_token
+from core.sandbox.access import check_principals
 from core.sandbox.fleet import FleetFileError, FleetSpec, default_fleet, load_fleet
 from core.sandbox.sas import sign_container_sas
 from core.sandbox.server import SandboxServer
@@ -38,6 +39,11 @@ def serve(args: Namespace) -> int:
         token = checked_sandbox_token(chosen) if chosen.strip() else None
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
+    if token is not None:
+        try:
+            check_principals(token, {p.name: p.token for p in fleet.principals})
+        except ValueError as exc:  # names the principal, never the token
+            raise UsageError(f"{SANDBOX_TOKEN_ENV}: {exc}") from None
     try:
         asyncio.run(_serve(fleet, args.port, args.tls, token))
     except KeyboardInterrupt:
