@@ -29,6 +29,7 @@ from core.azure.run_commands import InstanceView, InvalidView, put_body, run_com
 from core.azure.session import AzureSession
 from core.backends.base import IfMissing
 from core.backends.blob_output import BlobOutput
+from core.backends.leftovers import RunCommandFound, delete_until_gone, list_run_commands
 from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
 from core.model import (
     Command,
@@ -400,30 +401,31 @@ class ManagedRunCommands:
         """DELETE a finished (or abandoned) run command, again after a pause while it fails.
 
         A VM holds at most 25 run commands: one left behind by a passing outage would fill
-        it run after run. Every try goes through the ARM budget like any other DELETE; what
-        still fails after the pauses is logged, and 'fleetrun cleanup' removes it.
+        it run after run. What still fails after the pauses is logged, and 'fleetrun
+        cleanup' removes it.
         """
         path = run_command_path(machine.id, run_id)
-        pauses = self.session.pacing.delete_retry_pauses
-        for attempt in range(len(pauses) + 1):
-            try:
-                await self.session.arm.request("DELETE", path)
-                return
-            except ArmError as error:
-                if error.status == GONE:
-                    return
-                if attempt == len(pauses) or not _may_pass(error):
-                    log.warning("%s: deleting %s failed, left behind ('fleetrun cleanup' "
-                                "removes it): %s", machine.name, path, error)
-                    return
-                log.info("%s: deleting %s failed (%s); again in %g s", machine.name, path,
-                         error, pauses[attempt])
-            await asyncio.sleep(pauses[attempt])
+        try:
+            await delete_until_gone(self.session.arm, path,
+                                    self.session.pacing.delete_retry_pauses)
+        except ArmError as error:
+            log.warning("%s: deleting %s failed, left behind ('fleetrun cleanup' removes "
+                        "it): %s", machine.name, path, error)
 
+    # -- leftovers (fleetrun cleanup) -----------------------------------------------------
 
-def _may_pass(error: ArmError) -> bool:
-    """Whether a failed call may succeed later: no answer, a conflict, throttling or 5xx."""
-    return error.status in (0, 408, 409, 429) or error.status >= 500
+    async def leftovers(self, machine: Machine) -> list[RunCommandFound]:
+        """fleetrun's run commands still on ``machine`` (one ARM read per page)."""
+        return await list_run_commands(self.session.arm, machine.id)
+
+    async def remove_leftover(self, machine: Machine, name: str) -> None:
+        """Delete one of them, retried like the DELETE at the end of a run.
+
+        Raises:
+            ArmError: it could not be deleted.
+        """
+        path = f"{machine.id.rstrip('/')}/runCommands/{name}"
+        await delete_until_gone(self.session.arm, path, self.session.pacing.delete_retry_pauses)
 
 
 def _joined(*reasons: str) -> str:
