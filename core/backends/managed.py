@@ -278,8 +278,8 @@ class ManagedRunCommands:
                            f"agent lost during the run: {health.status.value}{detail}; "
                            "the output is what it sent before")
         else:
-            yield Finished(machine.id, RunState.SKIPPED, error="skipped: the agent went away "
-                           f"before it took the command: {health.status.value}{detail}")
+            yield Finished(machine.id, RunState.SKIPPED, error="skipped: the agent did not "
+                           f"take the command: {health.status.value}{detail}")
 
     async def _poll(self, watch: _Watch, views: asyncio.Queue[Any]) -> None:
         """GET the run command until it is over; each answer (or the error) goes to ``views``."""
@@ -320,8 +320,8 @@ class ManagedRunCommands:
             reason = await self._operation_error(watch)
             state = RunState.FAILED
             if reason.split(":", 1)[0].strip().lower() in AGENT_UNAVAILABLE_CODES:
-                # Skipped only if it never ran: a machine is never Skipped after it ran.
-                if watch.running:
+                # Skipped only if it never started: never Skipped after it ran.
+                if view.started is not None:
                     reason = f"agent lost during the run ({reason})"
                 else:
                     state = RunState.SKIPPED
