@@ -16,10 +16,10 @@ import gc
 import logging
 import traceback
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from core.backends.base import Backend, ReattachableBackend
+from core.backends.base import Backend, IfMissing, ReattachableBackend
 from core.events import (
     Event,
     Finished,
@@ -197,10 +197,14 @@ class FanOut:
         options: FanoutOptions | None = None,
         *,
         reattach: bool = False,
+        if_missing: Mapping[MachineId, IfMissing] | None = None,
     ) -> None:
         self.run = run
         self.reattach = reattach
         """Follow runs started by an earlier process instead of starting them."""
+        self.if_missing = dict(if_missing or {})
+        """When re-attaching: what to do with a machine the service has no run for (by
+        default it is reported NotStarted; see :class:`IfMissing`)."""
         self.output = output
         self.options = options or FanoutOptions()
         masks: dict[int, SecretMask] = {}
@@ -459,7 +463,8 @@ class FanOut:
         if not isinstance(backend, ReattachableBackend):
             raise TypeError(f"{machine.kind.value} machines cannot be re-attached: their runs "
                             "ended with the process that started them")
-        return backend.attach(machine, command, run_id=self.run.run_id)
+        return backend.attach(machine, command, run_id=self.run.run_id,
+                              if_missing=self.if_missing.get(machine.id, IfMissing.REPORT))
 
     async def _stop_remote(self, slot: _Slot) -> None:
         machine = slot.machine_run.machine

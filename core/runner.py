@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from core import config
-from core.backends.base import Backend
+from core.backends.base import Backend, IfMissing
 from core.events import MachineEvent
 from core.fanout import FanOut, FanoutOptions, Subscription, plan_run
-from core.journal_store import Journal, RunRecord
+from core.journal_store import Journal, MachineRecord, RunRecord
 from core.journal_writer import JournalWriter
 from core.model import (
     Command,
@@ -67,11 +67,13 @@ class RunSession:
         journal: Journal | None = None,
         runs_root: Path | None = None,
         reattach: bool = False,
+        if_missing: Mapping[MachineId, IfMissing] | None = None,
     ) -> None:
         self.run = run
         root = runs_root if runs_root is not None else config.runs_dir()
         self.output = OutputStore(root / run.run_id)
-        self.fanout = FanOut(run, backend_for, self.output, options, reattach=reattach)
+        self.fanout = FanOut(run, backend_for, self.output, options, reattach=reattach,
+                             if_missing=if_missing)
         self.journal = journal
         self.warnings: list[Problem] = []
         """What the gate (:func:`check_run`) warned about when the run was planned."""
@@ -118,20 +120,26 @@ class RunSession:
         journal: Journal | None = None,
         runs_root: Path | None = None,
         secrets: Mapping[str, str] | None = None,
+        submit_unsent: bool = True,
     ) -> RunSession:
         """Follow again the unfinished ``machines`` of a recorded run (``fleetrun attach``).
 
-        Their commands are rebuilt from the journal, where secrets were never stored. Nothing
-        is sent again, but what the machines print still has to be masked: ``secrets`` gives
-        the values again, by protected parameter name (and :data:`RUN_AS_PASSWORD` for the
-        run-as password).
+        Their commands are rebuilt from the journal, where secrets were never stored. What
+        the machines print still has to be masked: ``secrets`` gives the values again, by
+        protected parameter name (and :data:`RUN_AS_PASSWORD` for the run-as password).
+
+        A machine the service has no run for, and that the journal never saw start, was
+        never sent (the process died before its request): with ``submit_unsent`` it is sent
+        now, else it ends NotStarted. Nothing the journal saw start is sent again.
         """
         wanted = {m.id: m for m in machines}
         by_id = {mr.machine_id: mr for mr in record.machines}
         commands: dict[int, Command] = {}
         machine_runs = {}
+        if_missing: dict[MachineId, IfMissing] = {}
         for machine_id, machine in wanted.items():
             kept = by_id[machine_id]
+            if_missing[machine_id] = _if_missing(kept, submit_unsent)
             command = commands.get(kept.command_index)
             if command is None:
                 command = commands[kept.command_index] = command_from_record(
@@ -142,7 +150,8 @@ class RunSession:
             run_id=record.run_id, machines=machine_runs, created=record.created,
             parent_run_id=record.parent_run_id, fleet=record.fleet, target=record.target,
         )
-        return cls(run, backend_for, journal=journal, runs_root=runs_root, reattach=True)
+        return cls(run, backend_for, journal=journal, runs_root=runs_root, reattach=True,
+                   if_missing=if_missing)
 
     @classmethod
     def recorded(cls, record: RunRecord, *, runs_root: Path | None = None) -> RunSession:
@@ -197,6 +206,13 @@ class RunSession:
                 await asyncio.shield(writer)
             log.info("run %s finished: %s", self.run.run_id, self.run.summary())
         return self.run
+
+
+def _if_missing(kept: MachineRecord, submit_unsent: bool) -> IfMissing:
+    """What attach does if the service has no run for this machine (see IfMissing)."""
+    if kept.started is not None or kept.stdout_bytes or kept.stderr_bytes:
+        return IfMissing.RAN
+    return IfMissing.SUBMIT if submit_unsent else IfMissing.REPORT
 
 
 RUN_AS_PASSWORD = ""

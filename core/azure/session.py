@@ -29,14 +29,18 @@ class Pacing:
         health_check_limit: Up to this many machines get a per-machine agent check (one
             ARM read each) before a run; larger selections rely on the inventory.
         stall_after: Seconds without any change in a run's instance view after which its
-            machine's agent is checked (one ARM read), and again every as many seconds.
+            machine's agent is checked (one ARM read), and again every as many seconds: a
+            machine whose agent went away is found within this plus one poll.
+        delete_retry_pauses: Pauses before each new try of a run command DELETE that
+            failed (about a minute in all), so no run command is left behind by an outage.
     """
 
     poll_interval: float = 5.0
     blob_interval: float = 2.0
     drain_grace: float = 30.0
     health_check_limit: int = 64
-    stall_after: float = 120.0
+    stall_after: float = 30.0
+    delete_retry_pauses: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0, 32.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -31,17 +32,35 @@ class Backend(Protocol):
     async def cancel(self, machine: Machine, run_id: str) -> None: ...
 
 
+class IfMissing(enum.StrEnum):
+    """What ``attach`` does when the service has no run for a machine.
+
+    The journal tells the two cases apart: a machine it saw start (or holds output of) had
+    its run on the service, so the run is gone; one it did not see start was, for all it
+    knows, never sent (the process died before or during its request).
+    """
+
+    SUBMIT = "submit"
+    """Never sent: send it now, as ``run`` would."""
+    REPORT = "report"
+    """Never sent, and the user asked not to send anything (NotStarted, saying so)."""
+    RAN = "ran"
+    """It had started: the run was deleted before its result was read (Failed, saying so)."""
+
+
 @runtime_checkable
 class ReattachableBackend(Backend, Protocol):
     """A backend whose runs outlive fleetrun (a service keeps them): it can follow one again.
 
     ``attach`` yields the same events as ``run`` for a run that was started earlier (by a
-    process that has since died), without starting anything. Output comes again from its
-    start; the output store skips what it already holds.
+    process that has since died). Output comes again from its start; the output store skips
+    what it already holds. A run the service does not have is handled as ``if_missing``
+    says: only :attr:`IfMissing.SUBMIT` starts anything.
     """
 
     def attach(
-        self, machine: Machine, command: Command, *, run_id: str
+        self, machine: Machine, command: Command, *, run_id: str,
+        if_missing: IfMissing = IfMissing.REPORT,
     ) -> AsyncIterator[MachineEvent]: ...
 
 

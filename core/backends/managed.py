@@ -27,7 +27,9 @@ from core.azure.blob_tail import BlobTailer
 from core.azure.machine_health import refine_health
 from core.azure.run_commands import InstanceView, InvalidView, put_body, run_command_path
 from core.azure.session import AzureSession
+from core.backends.base import IfMissing
 from core.backends.blob_output import BlobOutput
+from core.backends.leftovers import RunCommandFound, delete_until_gone, list_run_commands
 from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
 from core.model import (
     Command,
@@ -58,8 +60,6 @@ class _Watch:
     tails: dict[Stream, str] = field(default_factory=dict)
     running: bool = False
     view: InstanceView | None = None
-    away: str = ""
-    """Why the machine's agent is not there, while it is not (empty otherwise)."""
 
 
 class ManagedRunCommands:
@@ -91,7 +91,7 @@ class ManagedRunCommands:
 
     async def run(
         self, machine: Machine, command: Command, *, run_id: str
-    ) -> AsyncIterator[MachineEvent]:
+    ) -> AsyncGenerator[MachineEvent, None]:
         watch = _Watch(machine, run_id, run_command_path(machine.id, run_id))
         output = self.session.output
         targets = output.targets(run_id, machine) if output is not None else None
@@ -110,20 +110,25 @@ class ManagedRunCommands:
                 yield event
 
     async def attach(
-        self, machine: Machine, command: Command, *, run_id: str
+        self, machine: Machine, command: Command, *, run_id: str,
+        if_missing: IfMissing = IfMissing.REPORT,
     ) -> AsyncIterator[MachineEvent]:
-        """Follow a run command created earlier (``fleetrun attach`` after a crash)."""
+        """Follow a run command created earlier (``fleetrun attach`` after a crash).
+
+        Its GET answering 404 means it does not exist: ``if_missing`` says whether that is
+        a run command that was never created (sent now, or reported NotStarted) or one the
+        journal saw start, deleted before its result was read.
+        """
         watch = _Watch(machine, run_id, run_command_path(machine.id, run_id))
         params = {"$expand": "instanceView"} if self.expand_instance_view else None
         try:
             InstanceView.parse(await self.session.arm.get(watch.path, params))
         except ArmError as error:
-            if error.status == GONE:
-                yield Finished(machine.id, RunState.NOT_STARTED, error="not started: its run "
-                               "command does not exist (fleetrun stopped before creating it, "
-                               "or it was deleted)")
-            else:
+            if error.status != GONE:
                 yield Finished(machine.id, RunState.FAILED, error=f"cannot attach: {error}")
+                return
+            async for event in self._missing_on_attach(machine, command, run_id, if_missing):
+                yield event
             return
         except InvalidView as error:
             yield Finished(machine.id, RunState.FAILED, error=f"cannot attach: {error}")
@@ -132,6 +137,25 @@ class ManagedRunCommands:
         async with contextlib.aclosing(self._watch(watch, command)) as events:
             async for event in events:
                 yield event
+
+    async def _missing_on_attach(
+        self, machine: Machine, command: Command, run_id: str, if_missing: IfMissing
+    ) -> AsyncIterator[MachineEvent]:
+        """The run command of a machine being re-attached does not exist."""
+        if if_missing is IfMissing.SUBMIT:
+            # Never created: the process died before its PUT reached Azure. Sent now, under
+            # the same budget as any PUT.
+            async with contextlib.aclosing(self.run(machine, command, run_id=run_id)) as events:
+                async for event in events:
+                    yield event
+        elif if_missing is IfMissing.REPORT:
+            yield Finished(machine.id, RunState.NOT_STARTED, error="not started: never sent "
+                           "(fleetrun stopped before creating its run command; attach was "
+                           "told not to submit)")
+        else:
+            yield Finished(machine.id, RunState.FAILED, error="result lost: its run command "
+                           "was deleted before fleetrun read its result; the output kept is "
+                           "what was received before")
 
     async def _watch(
         self, watch: _Watch, command: Command
@@ -180,10 +204,17 @@ class ManagedRunCommands:
                         yield appended
                 now = loop.time()
                 if item is None or item == watch.view:
-                    if min(now - quiet_since, now - checked_at) >= pacing.stall_after:
+                    # Quiet since a view was read: with none yet, the budget is slow, and
+                    # nothing says whether the agent took the command.
+                    if watch.view is not None and min(
+                            now - quiet_since, now - checked_at) >= pacing.stall_after:
                         checked_at = now
+                        lost = False
                         async for change in self._check_agent(watch):
+                            lost = lost or isinstance(change, Finished)
                             yield change
+                        if lost:
+                            return
                     if item is None:
                         continue
                 else:
@@ -209,26 +240,46 @@ class ManagedRunCommands:
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
 
-    async def _check_agent(self, watch: _Watch) -> AsyncIterator[StateChanged]:
+    async def _check_agent(self, watch: _Watch) -> AsyncIterator[MachineEvent]:
         """The run went quiet: is the machine's agent still there? (one ARM read)
 
         A machine that drops off mid-run (VM agent Not Ready, Arc Disconnected) leaves its
-        run command frozen, with no error. Its state becomes Unknown with the reason, and
-        the run waits for the agent to come back (or for the engine's deadline).
+        run command frozen, with no error, for as long as the agent stays away: Azure only
+        reports a machine gone after missing heartbeats for minutes, so one answer saying so
+        is the word to act on. The machine ends with the reason and the output it sent
+        (:meth:`_agent_lost`) instead of waiting for a timeout that says nothing.
         """
         health = (await refine_health(self.session.arm, [watch.machine]))[watch.machine.id]
         if health.status in (HealthStatus.READY, HealthStatus.UNKNOWN):
-            if watch.away:
-                watch.away = ""
-                state = RunState.RUNNING if watch.running else RunState.PENDING
-                yield StateChanged(watch.machine.id, state, "the agent is back")
             return
+        async for event in self._agent_lost(watch, health):
+            yield event
+
+    async def _agent_lost(self, watch: _Watch, health: Health) -> AsyncIterator[MachineEvent]:
+        """End a machine whose agent went away: what it sent so far, then why it ended.
+
+        Failed, not Unknown: the run must end (Unknown is not an end), count against the
+        error budget like any run without a result, and be picked up by 'rerun failed' once
+        the agent is back. Before the agent took the command, nothing ran: Skipped.
+        """
+        machine = watch.machine
+        if watch.output is not None:
+            async for event in watch.output.read(every=True):
+                yield event
+        elif watch.view is not None:
+            # No blobs: the tails are all the output there is.
+            async for drained in self._drain(watch, watch.view):
+                yield drained
         detail = f" ({health.detail})" if health.detail else ""
-        message = (f"agent {health.status.value}{detail} while the run was going; waiting "
-                   "for it to come back")
-        if message != watch.away:
-            watch.away = message
-            yield StateChanged(watch.machine.id, RunState.UNKNOWN, message)
+        view = watch.view
+        started = view.started if view is not None else None
+        if watch.running:
+            yield Finished(machine.id, RunState.FAILED, None, started, None,
+                           f"agent lost during the run: {health.status.value}{detail}; "
+                           "the output is what it sent before")
+        else:
+            yield Finished(machine.id, RunState.SKIPPED, error="skipped: the agent did not "
+                           f"take the command: {health.status.value}{detail}")
 
     async def _poll(self, watch: _Watch, views: asyncio.Queue[Any]) -> None:
         """GET the run command until it is over; each answer (or the error) goes to ``views``."""
@@ -269,8 +320,12 @@ class ManagedRunCommands:
             reason = await self._operation_error(watch)
             state = RunState.FAILED
             if reason.split(":", 1)[0].strip().lower() in AGENT_UNAVAILABLE_CODES:
-                state = RunState.SKIPPED
-                reason = f"skipped: the agent cannot take commands ({reason})"
+                # Skipped only if it never started: never Skipped after it ran.
+                if view.started is not None:
+                    reason = f"agent lost during the run ({reason})"
+                else:
+                    state = RunState.SKIPPED
+                    reason = f"skipped: the agent cannot take commands ({reason})"
             reason = reason or view.provisioning_error or "provisioning failed"
             yield Finished(watch.machine.id, state, view.exit_code, view.started, view.ended,
                            _joined(reason, shortfall))
@@ -327,6 +382,9 @@ class ManagedRunCommands:
         await self._delete(machine, run_id, wait=True)
 
     async def _delete(self, machine: Machine, run_id: str, *, wait: bool) -> None:
+        if not wait:
+            await self._delete_until_gone(machine, run_id)
+            return
         path = run_command_path(machine.id, run_id)
         try:
             answer = await self.session.arm.request("DELETE", path)
@@ -337,6 +395,37 @@ class ManagedRunCommands:
                 log.warning("%s: deleting %s failed: %s", machine.name, path, error)
                 if wait:
                     raise
+
+
+    async def _delete_until_gone(self, machine: Machine, run_id: str) -> None:
+        """DELETE a finished (or abandoned) run command, again after a pause while it fails.
+
+        A VM holds at most 25 run commands: one left behind by a passing outage would fill
+        it run after run. What still fails after the pauses is logged, and 'fleetrun
+        cleanup' removes it.
+        """
+        path = run_command_path(machine.id, run_id)
+        try:
+            await delete_until_gone(self.session.arm, path,
+                                    self.session.pacing.delete_retry_pauses)
+        except ArmError as error:
+            log.warning("%s: deleting %s failed, left behind ('fleetrun cleanup' removes "
+                        "it): %s", machine.name, path, error)
+
+    # -- leftovers (fleetrun cleanup) -----------------------------------------------------
+
+    async def leftovers(self, machine: Machine) -> list[RunCommandFound]:
+        """fleetrun's run commands still on ``machine`` (one ARM read per page)."""
+        return await list_run_commands(self.session.arm, machine.id)
+
+    async def remove_leftover(self, machine: Machine, name: str) -> None:
+        """Delete one of them, retried like the DELETE at the end of a run.
+
+        Raises:
+            ArmError: it could not be deleted.
+        """
+        path = f"{machine.id.rstrip('/')}/runCommands/{name}"
+        await delete_until_gone(self.session.arm, path, self.session.pacing.delete_retry_pauses)
 
 
 def _joined(*reasons: str) -> str:

@@ -74,6 +74,8 @@ class Faults:
     """Seconds before the agent creates the output blobs (they appear late)."""
     disconnect_after: float | None = None
     """Seconds into a run after which the machine's agent drops off (Not Ready/Disconnected)."""
+    delete_errors: int = 0
+    """How many of the machine's first run command DELETEs answer 500 (a passing outage)."""
     given: frozenset[str] = frozenset()
     """The keys the fleet file set here: a machine's ``error_rate = 0`` must still win."""
 
@@ -340,7 +342,7 @@ def _simulation(raw: Mapping[str, Any], where: str) -> Simulation:
 
 def _faults(raw: Mapping[str, Any], where: str, *, machine: bool) -> Faults:
     keys = {"latency", "error_rate", "drop_rate", "throttle_storm", "stuck", "blob_delay",
-            "disconnect_after"}
+            "disconnect_after", "delete_errors"}
     read.only(raw, where, keys)
     storm = None
     if "throttle_storm" in raw:
@@ -366,6 +368,7 @@ def _faults(raw: Mapping[str, Any], where: str, *, machine: bool) -> Faults:
         blob_delay=read.duration(raw, "blob_delay", where, 0.0),
         disconnect_after=None if disconnect is None else read.parse_duration(
             disconnect, where + "disconnect_after"),
+        delete_errors=read.integer(raw, "delete_errors", where, 0, 0, 1_000_000),
         given=frozenset(raw),
     )
 

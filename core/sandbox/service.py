@@ -91,6 +91,8 @@ class SandboxService:
         self.sinks = BlobSinks(self.blobs)
         self.machines: dict[tuple[str, str, str, str], SimMachine] = {}
         self._run_commands: dict[int, dict[str, RunCommand]] = {}
+        self._deletes_failed: dict[int, int] = {}
+        """Run command DELETEs answered 500 so far, by machine (the ``delete_errors`` fault)."""
         self.operations: dict[str, Operation] = {}
         self._background: set[asyncio.Task[None]] = set()
         for spec in fleet.machines:
@@ -225,6 +227,11 @@ class SandboxService:
 
     async def delete_run_command(self, machine: SimMachine, name: str) -> Operation | None:
         """Remove a run command, killing its script; None when there was nothing to delete."""
+        failing = self.faults_for(machine).delete_errors
+        if failing and self._deletes_failed.get(id(machine), 0) < failing:
+            self._deletes_failed[id(machine)] = self._deletes_failed.get(id(machine), 0) + 1
+            raise ArmError(500, "InternalServerError", "The delete of the run command failed "
+                           "(sandbox fault injection: delete_errors). Please retry the request.")
         command = self.run_commands(machine).pop(name.lower(), None)
         if command is None:
             return None

@@ -31,7 +31,8 @@ from core.sandbox.service import SandboxService
 
 SUB = "00000000-0000-4000-8000-00000000c0de"
 RG = "rg"
-FAST = Pacing(poll_interval=0.1, blob_interval=0.05, drain_grace=3, stall_after=0.5)
+FAST = Pacing(poll_interval=0.1, blob_interval=0.05, drain_grace=3, stall_after=0.5,
+              delete_retry_pauses=(0.1, 0.2, 0.4, 0.8))
 """Pacing for tests: the sandbox's agents flush every 0.1 s there."""
 
 

@@ -46,3 +46,19 @@ async def test_health_checks_before_a_run_find_each_unhealthy_state(tmp_path: Pa
             HealthStatus.READY, HealthStatus.NOT_READY, HealthStatus.DEALLOCATED,
             HealthStatus.DISCONNECTED, HealthStatus.AGENT_TOO_OLD]
         assert not any(health[m.id].runnable for m in vms[1:] + arcs)
+
+
+async def test_a_disconnected_arc_machine_is_skipped_not_left_waiting(tmp_path: Path) -> None:
+    # Its agent never hears of the run: the run command stays Creating, and the machine's
+    # status (read once the run goes quiet) says why.
+    fleet = fleet_of({"name": "off-arc", "kind": "arc", "os": "linux",
+                      "status": "disconnected", "agent_version": "1.45.02800.0"})
+    async with azure_bed(fleet, tmp_path) as bed:
+        machine = machine_of("off-arc", "arc")
+        events = [e async for e in bed.backend("arc").run(
+            machine, Command(CommandId.SHELL, "echo never", timeout=600), run_id="off1")]
+        finished = events[-1]
+        assert isinstance(finished, Finished)
+        assert finished.state is RunState.SKIPPED, finished
+        assert "did not take the command" in finished.error and "Disconnected" in finished.error
+        assert not bed.service.run_commands(next(bed.service.all_machines()))

@@ -267,3 +267,23 @@ async def test_a_machine_mix_leaves_other_machines_alone(tmp_path: Path) -> None
             results.append(await outcome(api, "mixed"))
             assert await outcome(api) == 200
     assert {200} < set(results) <= {200, 500, 503}
+
+
+async def test_delete_errors_fail_a_machines_first_deletes_then_delete(tmp_path: Path) -> None:
+    fleet = make_fleet({"name": "sticky", "kind": "vm", "faults": {"delete_errors": 2}},
+                       {"name": "calm", "kind": "vm"})
+    async with sandbox_api(fleet, tmp_path) as api:
+        for name in ("sticky", "calm"):
+            put = await api.put(Api.vm_path(name), "fleetrun-x", {"source": {"script": "true"}})
+            assert put.status_code in (200, 201), put.text
+        assert (await api.delete(Api.vm_path("calm"), "fleetrun-x")).status_code in (200, 202)
+        for _ in range(2):
+            answer = await api.delete(Api.vm_path("sticky"), "fleetrun-x")
+            assert answer.status_code == 500, answer.text
+            assert answer.json()["error"]["code"] == "InternalServerError"
+            # A failed DELETE leaves the run command where it was, listed and readable.
+            listed = await api.client.get(f"{Api.vm_path('sticky')}/runCommands",
+                                          params={"api-version": "2025-04-01"})
+            assert [c["name"] for c in listed.json()["value"]] == ["fleetrun-x"]
+        assert (await api.delete(Api.vm_path("sticky"), "fleetrun-x")).status_code in (200, 202)
+        assert (await api.get(Api.vm_path("sticky"), "fleetrun-x")).status_code == 404

@@ -134,13 +134,14 @@ def test_durations(value: Any, seconds: float) -> None:
 def test_faults_and_throttle_tables_are_read() -> None:
     fleet = parse_fleet(fleet_data(
         {"faults": {"error_rate": 0.5, "throttle_storm": {"every": "10s", "lasting": "2s"},
-                    "stuck": True, "disconnect_after": "3s"}},
+                    "stuck": True, "disconnect_after": "3s", "delete_errors": 2}},
         faults={"latency": "100ms", "drop_rate": 0.25},
         throttle={"writes": {"capacity": 3, "refill_per_second": 1}, "graph_queries": 2,
                   "graph_window": "2m"},
     ))
     machine = fleet.machines[0].faults
     assert machine.error_rate == 0.5 and machine.stuck and machine.disconnect_after == 3.0
+    assert machine.delete_errors == 2 and fleet.faults.delete_errors == 0
     assert machine.throttle_storm == Storm(10.0, 2.0)
     assert fleet.faults.latency == 0.1 and fleet.faults.drop_rate == 0.25
     assert fleet.throttle.writes.capacity == 3 and fleet.throttle.writes.refill_per_second == 1
@@ -183,6 +184,8 @@ ERRORS: list[tuple[str, Callable[[dict[str, Any]], None], str, list[str]]] = [
      ["unknown key", "latency", "error_rate"]),
     ("unknown machine fault key", _set("machines.0.faults.jitter", 1),
      "machines[0].faults.jitter", ["unknown key", "drop_rate"]),
+    ("negative delete errors", _set("faults.delete_errors", -1), "faults.delete_errors",
+     ["an integer from 0"]),
     ("unknown storm key", _set("faults.throttle_storm", {"every": 5, "lasting": 1, "x": 1}),
      "faults.throttle_storm.x", ["unknown key", "every, lasting"]),
     ("unknown bucket key", _set("throttle.reads", {"size": 5}), "throttle.reads.size",

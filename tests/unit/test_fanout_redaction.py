@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.backends.base import IfMissing
 from core.events import Event, Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
 from core.fanout import FanOut, plan_run
 from core.model import (
@@ -46,8 +47,8 @@ class Replay:
         for event in self.events:
             yield event
 
-    async def attach(self, machine: Machine, command: Command, *, run_id: str
-                     ) -> AsyncIterator[MachineEvent]:
+    async def attach(self, machine: Machine, command: Command, *, run_id: str,
+                     if_missing: IfMissing = IfMissing.REPORT) -> AsyncIterator[MachineEvent]:
         self.attached.append(machine.id)
         async for event in self.run(machine, command, run_id=run_id):
             yield event

@@ -29,11 +29,18 @@ def add_parser(sub: Subparsers) -> None:
         "attach",
         help="follow an Azure run again after fleetrun stopped (crash, kill, reboot)",
         description="Follow the machines of RUN that had not finished when the process "
-        "following it stopped: their run commands kept running on Azure. The run is "
-        "completed in the history with all of their output.",
+        "following it stopped: their run commands kept running on Azure. A machine whose "
+        "run command was never created (the process died before sending it) is sent now, "
+        "under the same pacing. The run is completed in the history with all of their "
+        "output.",
     )
     attach.set_defaults(handler=cmd_attach)
     add_run_id(attach)
+    attach.add_argument(
+        "--no-submit", action="store_true",
+        help="send nothing: a machine whose run command never reached Azure ends NotStarted "
+        "(the app's ':rerun failed' picks it up later)",
+    )
     add_accept_new_host_keys(attach)
     add_event_output(attach)
 
@@ -71,7 +78,7 @@ def cmd_attach(args: Namespace) -> int:
             raise InputError(f"RUN: nothing to attach to in run {record.run_id}: only Azure "
                              "runs outlive fleetrun; rerun the others")
         return RunSession.resume(record, followable, backends.for_machine, journal=journal,
-                                 secrets=secrets)
+                                 secrets=secrets, submit_unsent=not args.no_submit)
 
     session, interrupted = follow(
         lambda: open_fleet(record.fleet.split(",") if record.fleet else [DEFAULT_FLEET],
