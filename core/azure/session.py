@@ -22,8 +22,10 @@ class Pacing:
     Attributes:
         poll_interval: Seconds between instance-view GETs of one running machine. With many
             machines the ARM read budget stretches this (the reads queue in FIFO order).
-        blob_interval: Seconds between reads of the output blobs (Storage, not ARM: free
-            of the ARM budget).
+        blob_interval: Seconds between reads of one output blob at most: the agent's
+            flush interval (Linux's handler uploads every 15 s), since a read sooner finds
+            nothing new. Idle blobs are read less often still (see
+            ``core.backends.blob_output``); the read after the run's end is not held back.
         drain_grace: Seconds to keep reading the blobs after the run ended, until they hold
             what the instance view's tail shows.
         health_check_limit: Up to this many machines get a per-machine agent check (one
@@ -36,7 +38,7 @@ class Pacing:
     """
 
     poll_interval: float = 5.0
-    blob_interval: float = 2.0
+    blob_interval: float = 15.0
     drain_grace: float = 30.0
     health_check_limit: int = 64
     stall_after: float = 30.0

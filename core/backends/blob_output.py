@@ -1,9 +1,19 @@
 """A run's full output, followed in the append blobs its agent writes (one per stream).
 
 The agent appends to the blobs every flush (15 s on Azure) and once more at the end; the
-instance view's 4 KB tails tell when there is something new. Quiet blobs are read less
-often: most streams are quiet most of the time (stderr nearly always), and each read costs
-the client CPU and the storage account a transaction.
+instance view's 4 KB tails tell when there is something new. Each read costs the client CPU
+and the storage account a transaction, and most would find nothing (stderr is nearly always
+empty), so reads are paced per blob:
+
+- at most one read per interval (the agent's flush interval): the first one interval after
+  the watch starts, since nothing can be uploaded before the first flush;
+- a blob that had new bytes is read again one interval later; one that had none is read
+  after 2, 4, 8 intervals (at most :data:`QUIET_BACKOFF`) while it stays idle;
+- news in the instance view's tail brings the next read forward, to one interval after the
+  last at the earliest;
+- at the end every stream is read at once (the last upload comes at the agent's exit), except
+  one whose reads already hold all the output its final tail reports: an empty tail when the
+  blob gave nothing, or a tail under the 4 KB cap (so the whole stream) equal to what was read.
 
 A blob can stop short of the output: the agent sends each flush's new bytes as one Append
 Block, which storage refuses over its block limit (100 MiB, 4 MiB at older versions), and
@@ -19,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 
 from core.azure.blob import BlobError
 from core.azure.blob_tail import BlobTailer
@@ -29,7 +39,7 @@ from core.model import TAIL_BYTES, MachineId, Stream
 log = logging.getLogger(__name__)
 
 QUIET_BACKOFF = 8
-"""A quiet blob is still read at least every this many intervals."""
+"""An idle blob is still read at least every this many intervals."""
 BLOCK_HINT = ("Likely cause: the agent uploads each interval's new output as one block, and "
               "storage refuses a block over 100 MiB (4 MiB at older storage versions).")
 """The likely cause of a blob that stops short while its reads succeed."""
@@ -52,7 +62,12 @@ class BlobOutput:
         self.interval = interval
         self._tailers = dict(tailers)
         self._due: dict[Stream, float] = {}
+        """When each stream's blob is next read (loop time); set on first use."""
+        self._last_read: dict[Stream, float] = {}
+        self._reported: dict[Stream, str] = {}
+        """Each stream's tail in the last instance view."""
         self._idle: dict[Stream, int] = {}
+        """Reads in a row that found nothing, per stream."""
         self._ends: dict[Stream, bytes] = {}
         self._offsets: dict[Stream, int] = {}
         """Bytes of each stream's current blob read so far (kept after it is dropped)."""
@@ -72,18 +87,50 @@ class BlobOutput:
         """Seconds until a blob is due to be read; None when no blob is followed."""
         if not self._tailers:
             return None
-        loop = asyncio.get_running_loop()
-        return max(0.0, min(self._due.get(s, 0.0) for s in self._tailers) - loop.time())
+        now = asyncio.get_running_loop().time()
+        return max(0.0, min(self._due_at(s, now) for s in self._tailers) - now)
 
-    def news(self, stream: Stream) -> None:
-        """The agent reported new output on ``stream``: its blob has it too, or soon will."""
-        self._due[stream], self._idle[stream] = 0.0, 0
+    def reported(self, tails: Mapping[Stream, str]) -> None:
+        """The instance view's tails, as a poll just found them.
+
+        A changed tail is news: the blob has it too, or soon will, so it is read as soon as
+        one interval has passed since its last read. An unchanged tail that the blob already
+        ends with says there was nothing new at the agent's last report: the next read is
+        then one interval away at the soonest (within the idle cap).
+        """
+        now = asyncio.get_running_loop().time()
+        for stream, tail in tails.items():
+            if stream not in self._tailers:
+                continue
+            if self._reported.get(stream, "") != tail:
+                self._reported[stream] = tail
+                last = self._last_read.get(stream)
+                self._due[stream] = now if last is None else max(now, last + self.interval)
+                self._idle[stream] = 0
+            elif self._holds(stream, tail):
+                # Never past the idle cap: a tail can stay the same while output grows
+                # (output that repeats itself), and frequent polls must not starve the blob.
+                latest = self._last_read.get(stream, now) + self.interval * QUIET_BACKOFF
+                due = self._due_at(stream, now)
+                self._due[stream] = max(due, min(now + self.interval, latest))
+
+    def _due_at(self, stream: Stream, now: float) -> float:
+        # Nothing can be in a blob before the agent's first flush: one interval from now.
+        return self._due.setdefault(stream, now + self.interval)
 
     async def read(self, *, every: bool = False) -> AsyncIterator[OutputAppended]:
         """New bytes of the blobs that are due (``every``: of all of them), in order."""
+        now = asyncio.get_running_loop().time()
+        streams = [s for s in self._tailers if every or self._due_at(s, now) <= now]
+        async for event in self._read(streams):
+            yield event
+
+    async def _read(self, streams: Iterable[Stream]) -> AsyncIterator[OutputAppended]:
+        """New bytes of ``streams``' blobs, in order; then when to read each next."""
         loop = asyncio.get_running_loop()
-        for stream, tailer in list(self._tailers.items()):
-            if not every and self._due.get(stream, 0.0) > loop.time():
+        for stream in streams:
+            tailer = self._tailers.get(stream)
+            if tailer is None:
                 continue
             found = False
             while True:
@@ -115,21 +162,26 @@ class BlobOutput:
                     yield OutputAppended(self.machine_id, stream, chunk.offset, chunk.data)
                 if not chunk.more:
                     break
+            now = loop.time()
             idle = 0 if found else self._idle.get(stream, 0) + 1
             self._idle[stream] = idle
-            self._due[stream] = loop.time() + self.interval * min(2 ** idle, QUIET_BACKOFF)
+            self._last_read[stream] = now
+            self._due[stream] = now + self.interval * min(2 ** idle, QUIET_BACKOFF)
 
     async def drain(self, tails: Mapping[Stream, str], grace: float
                     ) -> AsyncIterator[OutputAppended]:
         """Read until every blob holds what the final tails show, for at most ``grace`` s."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        pending = set(self._tailers)
-        while True:
-            async for event in self.read(every=True):
+        # A stream with output is read once more even if it seems to hold its tail (the last
+        # upload comes at the agent's exit, and output that repeats itself can end with the
+        # tail long before it ends), unless what was read is the whole output for certain.
+        pending = [s for s in self._tailers if not self._whole(s, tails.get(s, ""))]
+        while pending:
+            async for event in self._read(pending):
                 yield event
-            pending = {s for s in pending if s in self._tailers and not self._holds(
-                s, tails.get(s, ""))}
+            pending = [s for s in pending if s in self._tailers and not self._holds(
+                s, tails.get(s, ""))]
             if not pending or loop.time() >= deadline:
                 break
             await asyncio.sleep(min(self.interval, 0.5))
@@ -171,6 +223,22 @@ class BlobOutput:
                     "ended)", False)
         return (f"the {stream.value} blob holds {held:,} bytes and, {grace:g} s after the run "
                 "ended, still lacked the end the machine reported", True)
+
+    def _whole(self, stream: Stream, tail: str) -> bool:
+        """Whether the bytes read so far are all the output the final tail reports.
+
+        True when the tail is empty and the blob gave nothing (the agent reported no output),
+        or when the bytes read are exactly the tail's text and hold no invalid UTF-8 (no
+        U+FFFD in the tail): valid UTF-8 decodes one way, so the bytes are the tail's, which
+        is then under the 4,096-byte cap and so the whole stream, not its last part.
+        """
+        read = self._offsets.get(stream, 0)
+        if not tail:
+            return read == 0
+        end = self._ends.get(stream, b"")
+        if read != len(end) or read >= TAIL_BYTES or "\ufffd" in tail:
+            return False
+        return end.decode("utf-8", "replace") == tail
 
     def _holds(self, stream: Stream, tail: str) -> bool:
         """Whether the blob read so far ends with all the instance view's tail shows.

@@ -197,9 +197,7 @@ class ManagedRunCommands:
                     item = None
                 if blobs is not None:
                     if isinstance(item, InstanceView):
-                        for stream, text in _tails(item).items():
-                            if watch.tails.get(stream, "") != text:
-                                blobs.news(stream)
+                        blobs.reported(_tails(item))
                     async for appended in blobs.read():
                         yield appended
                 now = loop.time()

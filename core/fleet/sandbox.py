@@ -23,9 +23,10 @@ from core.sandbox.fleet import FleetFileError, FleetSpec, default_fleet, load_fl
 
 
 def sandbox_pacing(fleet: FleetSpec) -> Pacing:
-    """Poll about as often as the sandbox's agents report (its flush interval)."""
+    """Poll about as often as the sandbox's agents report (its flush interval), and read each
+    blob at most once per flush: a read sooner finds nothing new."""
     flush = fleet.flush_interval
-    return Pacing(poll_interval=max(0.2, min(flush, 5.0)), blob_interval=max(0.1, min(flush, 2.0)),
+    return Pacing(poll_interval=max(0.2, min(flush, 5.0)), blob_interval=max(0.1, flush),
                   drain_grace=max(3.0, 3 * flush), stall_after=max(2.0, 4 * flush))
 
 

@@ -5,11 +5,14 @@ endpoint; Azurite answers the same requests the same way).
 
 from __future__ import annotations
 
+import pytest
+
 from core.azure.blob import AppendBlobClient
 from core.azure.blob_tail import BlobTailer
-from core.backends.blob_output import BlobOutput
+from core.backends.blob_output import QUIET_BACKOFF, BlobOutput
 from core.events import OutputAppended
 from core.model import MachineId, Stream
+from tests.azure.faulty import FaultyTransport
 from tests.blob_targets import SandboxTarget
 
 MACHINE = MachineId("/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/"
@@ -17,19 +20,26 @@ MACHINE = MachineId("/subscriptions/s/resourceGroups/g/providers/Microsoft.Compu
 GRACE = 0.3
 
 
-def output_of(blobs: AppendBlobClient, stdout_url: str, stderr_url: str) -> BlobOutput:
+def output_of(blobs: AppendBlobClient, stdout_url: str, stderr_url: str,
+              interval: float = 0.05) -> BlobOutput:
     return BlobOutput(MACHINE, "vm-1", {
         Stream.STDOUT: BlobTailer(blobs, stdout_url),
         Stream.STDERR: BlobTailer(blobs, stderr_url),
-    }, interval=0.05)
+    }, interval=interval)
 
 
-async def drained(output: BlobOutput, stdout_tail: str, stderr_tail: str = ""
-                  ) -> dict[Stream, bytes]:
-    """What the drain delivered per stream (the contiguous bytes to store)."""
+def gets(wire: FaultyTransport) -> int:
+    """Blob reads sent so far."""
+    return len(wire.statuses(lambda exchange: exchange.method == "GET"))
+
+
+async def drained(output: BlobOutput, stdout_tail: str, stderr_tail: str = "", *,
+                  read: bytes = b"") -> dict[Stream, bytes]:
+    """What the drain delivered per stream (the contiguous bytes to store), after ``read``
+    bytes of stdout were delivered already."""
     events = [event async for event in output.drain(
         {Stream.STDOUT: stdout_tail, Stream.STDERR: stderr_tail}, GRACE)]
-    delivered = {Stream.STDOUT: b"", Stream.STDERR: b""}
+    delivered = {Stream.STDOUT: read, Stream.STDERR: b""}
     for event in events:
         assert isinstance(event, OutputAppended)
         assert event.offset == len(delivered[event.stream])
@@ -130,3 +140,126 @@ async def test_a_blob_re_created_by_another_run_is_named(
 
     assert output.shortfall() == (
         "output incomplete: the stdout blob was re-created by another run after 23 bytes.")
+
+
+async def test_a_drain_reads_nothing_when_the_reads_hold_the_whole_output(
+    blobs: AppendBlobClient, wire: FaultyTransport, sandbox_target: SandboxTarget,
+    blob_name: str,
+) -> None:
+    out, err = sandbox_target.sas_url(f"{blob_name}/out"), sandbox_target.sas_url(
+        f"{blob_name}/err")
+    await blobs.create(out)
+    await blobs.append(out, b"line 1\nline 2\n")
+    await blobs.create(err)
+    output = output_of(blobs, out, err)
+    live = [event async for event in output.read(every=True)]
+    before = gets(wire)
+
+    # The final tails: stdout's is under 4 KB and is what was read; stderr's is empty.
+    assert await drained(output, "line 1\nline 2\n") == {Stream.STDOUT: b"",
+                                                          Stream.STDERR: b""}
+
+    assert b"".join(event.data for event in live) == b"line 1\nline 2\n"
+    assert gets(wire) == before
+    assert output.shortfall() == ""
+
+
+async def test_output_that_repeats_its_tail_is_still_read_to_the_end(
+    blobs: AppendBlobClient, sandbox_target: SandboxTarget, blob_name: str
+) -> None:
+    out, err = sandbox_target.sas_url(f"{blob_name}/out"), sandbox_target.sas_url(
+        f"{blob_name}/err")
+    await blobs.create(out)
+    await blobs.append(out, b"y\n" * 3000)
+    output = output_of(blobs, out, err)
+    first = b"".join([event.data async for event in output.read(every=True)])
+    await blobs.append(out, b"y\n" * 1000)
+
+    # What was read already ends with the final tail (the last 4 KB): only a read tells
+    # that the blob has more.
+    whole = await drained(output, "y\n" * 2048, read=first)
+
+    assert whole[Stream.STDOUT] == b"y\n" * 4000
+    assert output.shortfall() == ""
+
+
+async def test_a_stream_with_an_empty_final_tail_is_read_if_its_blob_gave_bytes(
+    blobs: AppendBlobClient, sandbox_target: SandboxTarget, blob_name: str
+) -> None:
+    out, err = sandbox_target.sas_url(f"{blob_name}/out"), sandbox_target.sas_url(
+        f"{blob_name}/err")
+    await blobs.create(out)
+    await blobs.append(out, b"start\n")
+    output = output_of(blobs, out, err)
+    first = b"".join([event.data async for event in output.read(every=True)])
+    await blobs.append(out, b"more\n")
+
+    whole = await drained(output, "", read=first)
+
+    assert whole[Stream.STDOUT] == b"start\nmore\n"
+
+
+INTERVAL = 100.0
+"""Long enough that a few seconds of a loaded machine do not blur the schedule."""
+
+
+def next_read(output: BlobOutput) -> float:
+    due = output.next_read_in()
+    assert due is not None
+    return due
+
+
+@pytest.mark.parametrize("reads, expected", [(1, 2), (2, 4), (3, 8), (5, QUIET_BACKOFF)])
+async def test_an_idle_blob_is_read_ever_less_often(
+    blobs: AppendBlobClient, sandbox_target: SandboxTarget, blob_name: str, reads: int,
+    expected: int,
+) -> None:
+    out, err = sandbox_target.sas_url(f"{blob_name}/out"), sandbox_target.sas_url(
+        f"{blob_name}/err")
+    await blobs.create(out)
+    await blobs.create(err)
+    output = output_of(blobs, out, err, interval=INTERVAL)
+
+    # Nothing can be uploaded before the agent's first flush: the first read waits for it.
+    assert INTERVAL - 5 < next_read(output) <= INTERVAL
+    for _ in range(reads):
+        assert [event async for event in output.read(every=True)] == []
+
+    assert expected * INTERVAL - 5 < next_read(output) <= expected * INTERVAL
+
+
+async def test_news_brings_a_read_forward_but_never_within_an_interval_of_the_last(
+    blobs: AppendBlobClient, sandbox_target: SandboxTarget, blob_name: str
+) -> None:
+    out, err = sandbox_target.sas_url(f"{blob_name}/out"), sandbox_target.sas_url(
+        f"{blob_name}/err")
+    await blobs.create(out)
+    await blobs.create(err)
+    output = output_of(blobs, out, err, interval=INTERVAL)
+    for _ in range(3):
+        assert [event async for event in output.read(every=True)] == []
+    assert next_read(output) > 7 * INTERVAL
+
+    await blobs.append(out, b"news\n")
+    output.reported({Stream.STDOUT: "news\n", Stream.STDERR: ""})
+
+    # Read at the last read plus one interval, not at once and not after the back-off.
+    assert INTERVAL - 5 < next_read(output) <= INTERVAL
+
+
+async def test_an_unchanged_tail_the_blob_holds_puts_the_next_read_off(
+    blobs: AppendBlobClient, sandbox_target: SandboxTarget, blob_name: str
+) -> None:
+    out, err = sandbox_target.sas_url(f"{blob_name}/out"), sandbox_target.sas_url(
+        f"{blob_name}/err")
+    await blobs.create(out)
+    await blobs.append(out, b"held\n")
+    await blobs.create(err)
+    output = output_of(blobs, out, err, interval=INTERVAL)
+    output.reported({Stream.STDOUT: "held\n", Stream.STDERR: ""})
+    assert b"".join([e.data async for e in output.read(every=True)]) == b"held\n"
+
+    # A poll that shows the same tails: nothing new at the agent's last report.
+    output.reported({Stream.STDOUT: "held\n", Stream.STDERR: ""})
+
+    assert next_read(output) > INTERVAL - 5

@@ -233,6 +233,27 @@ def test_tailing_cursor_picks_up_new_blocks(
     assert response.headers["Content-Range"] == "bytes 11-15/16"
 
 
+def test_conditional_ranged_reads(http: httpx.Client, blob_target: BlobTarget, hello: str
+                                  ) -> None:
+    """A tailer's cheap poll: a ranged GET with ``If-None-Match`` on the ETag it last saw is
+    304 with no body while the blob is unchanged, and the new bytes once it grew."""
+    etag = head(http, blob_target, hello).headers["ETag"]
+
+    unchanged = get(http, blob_target, hello, **{"x-ms-range": "bytes=6-",
+                                                 "If-None-Match": etag})
+    assert append(http, blob_target, hello, b"!").status_code == 201
+    grown = get(http, blob_target, hello, **{"x-ms-range": "bytes=11-",
+                                             "If-None-Match": etag})
+    stale = get(http, blob_target, hello, **{"If-Match": etag})
+
+    assert unchanged.status_code == 304
+    assert unchanged.content == b""
+    assert grown.status_code == 206
+    assert grown.content == b"!"
+    assert grown.headers["ETag"] != etag
+    assert_error(stale, 412, "ConditionNotMet")
+
+
 def test_read_past_the_end_is_416(
     http: httpx.Client, blob_target: BlobTarget, hello: str
 ) -> None:
