@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 PUBLIC_CLOUD = "https://management.azure.com"
 _SUBSCRIPTION = re.compile(r"/subscriptions/([^/?#]+)", re.IGNORECASE)
 _PROVIDER = re.compile(r"/providers/([^/?#]+)", re.IGNORECASE)
+_PROVIDER_TAIL = re.compile(r".*/providers/([^/?#]+)((?:/[^/?#]+)*)", re.IGNORECASE)
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 TERMINAL_OPERATION = frozenset({"succeeded", "failed", "canceled", "cancelled"})
@@ -113,6 +114,16 @@ def subscription_of(path: str) -> str:
     """The subscription id in an ARM path or URL ('' when there is none)."""
     found = _SUBSCRIPTION.search(path)
     return found.group(1) if found else ""
+
+
+def lane_of(path: str) -> str:
+    """The provider and resource type a path names (``microsoft.compute/runcommands``):
+    Compute counts its limits per operation group, which follow the kind of resource."""
+    found = _PROVIDER_TAIL.search(urlsplit(path).path)
+    if found is None:
+        return ""
+    types = found.group(2).strip("/").split("/")[0::2]
+    return f"{found.group(1).lower()}/{types[-1].lower() if types[0] else ''}"
 
 
 def retry_after(headers: Mapping[str, str], default: float) -> float:
@@ -244,8 +255,7 @@ class ArmClient:
         scope = ThrottleScope.of(subscription, self.principal, self.region)
         if priority is None:
             priority = Priority.POLL if relative else Priority.OPERATION
-        found = _PROVIDER.findall(path)
-        lane = f"{found[-1].lower() if found else ''} {method}"
+        lane = f"{lane_of(path)} {method}"
         retryable = method in IDEMPOTENT if idempotent is None else idempotent
         failures = throttles = 0
         while True:

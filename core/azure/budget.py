@@ -7,15 +7,10 @@ bucket 15 times that size, and Compute adds its own limits per operation group c
 (``x-ms-ratelimit-remaining-subscription-{kind}``, ``...-global-{kind}``, and
 ``x-ms-ratelimit-remaining-resource: Microsoft.Compute/HighCostGet3Min;N``).
 
-**The count.** A bucket's tokens are the server's last word, refilled at the documented rate
-(capped at the bucket's size, as the server caps it), minus every request granted and not yet
-answered. The server charges a request when it *arrives*, which can be long after the client
-granted it (a starved event loop, a queue for a pooled connection); counting it as spent
-until its answer says what the server made of it is what keeps a starved client from
-believing in refill the server never banked (its bucket was full) and releasing a burst the
-server refuses. Until a bucket's first answer, one request at a time goes out: another client
-may already have spent the bucket. A 429 blocks only the bucket (or Compute operation group)
-it names, for its ``Retry-After``, and is counted.
+**The count** of each bucket is the server's last word minus what was sent since, refilled
+at the documented rate (:mod:`core.azure.throttle_counts` says how, and why that keeps a
+starved client from bursting). A 429 blocks only the bucket (or Compute operation group) it
+names, for its ``Retry-After``, and is counted.
 
 **The order.** One priority queue per (scope, kind): kinds draw on separate buckets, so a PUT
 never waits for a read token. Within a queue the most valuable request goes first:
@@ -42,23 +37,46 @@ import asyncio
 import collections
 import heapq
 import itertools
-import json
-import math
-import re
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from core.azure.budget_view import ScopeState, eta_seconds
+from core.azure.scope import ThrottleScope
+from core.azure.throttle_counts import (
+    TokenCount,
+    WindowCount,
+    header_int,
+    ready,
+    resource_limits,
+    sooner,
+    throttled_group,
+    window_seconds,
+)
+
+__all__ = [
+    "KINDS",
+    "ArmBudget",
+    "BucketLimit",
+    "BudgetLimits",
+    "Priority",
+    "ScopeState",
+    "ThrottleScope",
+    "Ticket",
+    "eta_seconds",
+    "kind_of",
+    "live_budgets",
+    "resource_limits",
+    "throttled_group",
+]
+
 Clock = Callable[[], float]
 KINDS = ("reads", "writes", "deletes")
 GLOBAL_FACTOR = 15
 """ARM's subscription-global bucket is this many times the regional one."""
-RESOURCE_HEADER = "x-ms-ratelimit-remaining-resource"
-FOREIGN_MEMORY = 5.0
-"""Seconds over which other clients' spending of a bucket is averaged."""
-_WINDOW = re.compile(r"(\d+)\s*min$", re.IGNORECASE)
 
 
 class Priority(IntEnum):
@@ -95,224 +113,12 @@ class BudgetLimits:
         return limit
 
 
-@dataclass(frozen=True, slots=True)
-class ThrottleScope:
-    """Where ARM counts a request: subscription, principal and ARM region (2024 model).
-
-    One client is one principal talking to one ARM region, so the last two are the client's
-    (empty when unknown); the subscription comes from each request's path.
-    """
-
-    subscription: str
-    principal: str = ""
-    region: str = ""
-
-    @classmethod
-    def of(cls, subscription: str, principal: str = "", region: str = "") -> ThrottleScope:
-        return cls(subscription.lower(), principal.lower(), region.lower())
-
-    def __str__(self) -> str:
-        extra = "/".join(part for part in (self.principal, self.region) if part)
-        return f"{self.subscription}{' (' + extra + ')' if extra else ''}"
-
-
 def kind_of(method: str) -> str:
     """The bucket an HTTP method draws from, as ARM counts it."""
     method = method.upper()
     if method in ("GET", "HEAD"):
         return "reads"
     return "deletes" if method == "DELETE" else "writes"
-
-
-def resource_limits(headers: Mapping[str, str] | Any) -> dict[str, int]:
-    """Compute's ``x-ms-ratelimit-remaining-resource`` entries: policy name -> remaining.
-
-    The header may repeat, and one value may list several ``Policy;N`` entries separated by
-    commas; unreadable entries are skipped.
-    """
-    get_list = getattr(headers, "get_list", None)
-    values = get_list(RESOURCE_HEADER) if get_list else [headers.get(RESOURCE_HEADER) or ""]
-    found: dict[str, int] = {}
-    for value in values:
-        for entry in str(value).split(","):
-            policy, _, count = entry.strip().rpartition(";")
-            try:
-                remaining = int(count)
-            except ValueError:
-                continue
-            if policy:
-                found[policy.strip()] = remaining
-    return found
-
-
-def throttled_group(body: Any) -> str | None:
-    """The Compute operation group a 429's body names (``Microsoft.Compute/HighCostGet30Min``)."""
-    inner = body.get("error", body) if isinstance(body, dict) else None
-    details = inner.get("details") if isinstance(inner, dict) else None
-    for detail in details if isinstance(details, list) else ():
-        message = detail.get("message") if isinstance(detail, dict) else None
-        try:
-            group = json.loads(message).get("operationGroup") if message else None
-        except (ValueError, AttributeError):
-            continue
-        if isinstance(group, str) and group:
-            return group if "/" in group else f"Microsoft.Compute/{group}"
-    return None
-
-
-def window_seconds(policy: str) -> float:
-    """The counting window a Compute policy's name states (``...3Min``: 180 s)."""
-    found = _WINDOW.search(policy)
-    return float(found.group(1)) * 60 if found else 60.0
-
-
-# ----------------------------------------------------------------------------- the counts
-
-
-@dataclass(slots=True)
-class TokenCount:
-    """One ARM token bucket as the client knows it."""
-
-    capacity: float
-    refill_per_second: float
-    floor: float
-    reported: float
-    reported_at: float
-    answered: bool = False
-    """Whether any answer came back yet (until then, one request at a time)."""
-    in_flight: int = 0
-    blocked_until: float = 0.0
-    newest: int = -1
-    """Sequence number of the request whose header set ``reported``."""
-    charged_since: int = 0
-    """Our requests the server charged since ``reported`` (their answers came back)."""
-    foreign: float = 0.0
-    """Tokens others spent, decaying over :data:`FOREIGN_MEMORY` seconds (rate x memory)."""
-    most_reported: float = -1.0
-    """The highest count the server ever reported: its bucket is at least one bigger."""
-
-    def _floor(self) -> float:
-        """The reserve, scaled down when the server's bucket proves smaller than configured."""
-        if self.most_reported < 0:
-            return self.floor
-        return self.floor * min(1.0, (self.most_reported + 1.0) / self.capacity)
-
-    def _expected(self, now: float) -> float:
-        """The count the server would show now if nobody else spent from it."""
-        size = self.capacity if self.most_reported < 0 else min(self.capacity,
-                                                                self.most_reported + 1.0)
-        return min(size, self.reported + self.refill_per_second * (now - self.reported_at))
-
-    def share_rate(self) -> float:
-        """The refill this client may count on: the bucket's, less what others were seen to
-        spend (their spending shows as drops in the count that our requests do not explain)."""
-        others = max(0.0, self.foreign / FOREIGN_MEMORY)
-        return max(self.refill_per_second * 0.05, self.refill_per_second - others)
-
-    def server_tokens(self, now: float) -> float:
-        return min(self.capacity, self.reported + self.refill_per_second * (now - self.reported_at))
-
-    def remaining(self, now: float) -> float:
-        return self.server_tokens(now) - self.in_flight
-
-    def spendable(self, now: float) -> float:
-        """Tokens this client may send now: the server's count less the reserve, of which only
-        half of what was banked (another client may have read the same count), plus what
-        refilled since; less what is in flight."""
-        refilled = self.share_rate() * (now - self.reported_at)
-        floor = self._floor()
-        share = (self.reported - floor) / 2 + refilled
-        return min(self.server_tokens(now) - floor, share) - self.in_flight
-
-    def ready_at(self, now: float) -> float | None:
-        """When one more request may go (``now`` or later); None: wait for an answer."""
-        if not self.answered and self.in_flight:
-            return None
-        missing = 1.0 - self.spendable(now)
-        if missing > 0 and 1.0 + self._floor() + self.in_flight > self.capacity:
-            return None  # refill cannot free this much; only answers can
-        wait = missing / self.share_rate() if missing > 0 else 0.0
-        return max(now + wait, self.blocked_until)
-
-    def answer(self, now: float, seq: int, remaining: int | None, *, charged: bool,
-               answered: bool = True) -> None:
-        self.in_flight = max(0, self.in_flight - 1)
-        self.answered = self.answered or answered
-        self.charged_since += charged
-        if remaining is not None and seq > self.newest:
-            if self.newest >= 0:  # the count it replaces was the server's too, not a guess
-                expected = self._expected(now) - self.charged_since
-                decay = math.exp(-(now - self.reported_at) / FOREIGN_MEMORY)
-                self.foreign = self.foreign * decay + expected - remaining
-            # The server's word, at the latest time it can have been true: no refill credit
-            # for the answer's way back.
-            self.reported, self.reported_at, self.newest = float(remaining), now, seq
-            self.most_reported = max(self.most_reported, self.reported)
-            self.charged_since = 0
-        elif remaining is not None and remaining < self.server_tokens(now):
-            self.reported, self.reported_at = float(remaining), now
-        elif charged:
-            self.reported = self.server_tokens(now) - 1.0
-            self.reported_at = now
-
-    def block(self, now: float, seconds: float) -> None:
-        self.reported, self.reported_at = 0.0, now
-        self.blocked_until = max(self.blocked_until, now + seconds)
-
-
-@dataclass(slots=True)
-class WindowCount:
-    """A Compute operation group: N requests per window, its refill unknown.
-
-    Refill is only what the client itself can prove: a request of ours frees its slot one
-    window after it was answered (a sliding window; a fixed one frees earlier). A window after
-    the server's last word, the group is presumed fresh and probed with one request.
-    """
-
-    window: float
-    reported: float
-    reported_at: float
-    probe_at: float = 0.0
-    """When the group is presumed fresh again (a window after its last word, or when a
-    429's ``Retry-After`` ends), and one request may probe it."""
-    in_flight: int = 0
-    blocked_until: float = 0.0
-    newest: int = -1
-    sends: collections.deque[float] = field(default_factory=collections.deque)
-
-    def _aged(self, now: float) -> int:
-        while self.sends and self.sends[0] < self.reported_at - self.window:
-            self.sends.popleft()
-        return sum(1 for t in self.sends if t + self.window <= now)
-
-    def remaining(self, now: float) -> float:
-        return self.reported + self._aged(now) - self.in_flight
-
-    def ready_at(self, now: float) -> float | None:
-        if self.remaining(now) >= 1.0:
-            return max(now, self.blocked_until)
-        fresh = self.probe_at or self.reported_at + self.window
-        if now >= fresh:
-            return None if self.in_flight else max(now, self.blocked_until)
-        frees = [t + self.window for t in self.sends if t + self.window > now]
-        return max(min([*frees, fresh]), self.blocked_until)
-
-    def answer(self, now: float, seq: int, remaining: int | None) -> None:
-        self.in_flight = max(0, self.in_flight - 1)
-        self.sends.append(now)
-        if remaining is not None and (seq > self.newest or remaining < self.remaining(now)):
-            self.reported, self.reported_at, self.newest = float(remaining), now, max(
-                self.newest, seq)
-            self.probe_at = now + self.window
-            self.sends.clear()
-        elif remaining is None:
-            self.reported -= 1.0
-
-    def block(self, now: float, seconds: float) -> None:
-        self.reported, self.reported_at = 0.0, now
-        self.sends.clear()
-        self.blocked_until = max(self.blocked_until, now + seconds)
-        self.probe_at = self.blocked_until
 
 
 # ----------------------------------------------------------------------------- the queues
@@ -367,21 +173,12 @@ class _Queue:
         return best
 
 
-@dataclass(frozen=True, slots=True)
-class ScopeState:
-    """One (scope, kind) queue, for the front ends."""
+_LIVE: weakref.WeakSet[ArmBudget] = weakref.WeakSet()
 
-    scope: ThrottleScope
-    kind: str
-    queued: int
-    queued_starts: int
-    in_flight: int
-    remaining: int
-    refill_per_second: float
-    throttled_for: float
-    """Seconds until a 429's ``Retry-After`` ends (0 when not throttled)."""
-    throttled: int
-    """429s answered for this scope and kind."""
+
+def live_budgets() -> list[ArmBudget]:
+    """Every budget of this process (one per fleet's ARM client), for the progress displays."""
+    return list(_LIVE)
 
 
 class ArmBudget:
@@ -405,6 +202,7 @@ class ArmBudget:
         """How many 429s the service answered (a well-paced fan-out keeps this at 0)."""
         self._throttled_by: collections.Counter[tuple[ThrottleScope, str]] = (
             collections.Counter())
+        _LIVE.add(self)
 
     # -- counts -----------------------------------------------------------------------------
 
@@ -439,8 +237,9 @@ class ArmBudget:
                       priority: Priority = Priority.POLL, lane: str = "") -> Ticket:
         """Wait for a token of ``kind`` in ``scope`` (queued by ``priority``) and take it.
 
-        ``lane`` names the kind of call (``microsoft.compute GET``): Compute groups learned
-        from its answers gate its later calls. Settle the ticket with the answer.
+        ``lane`` names the kind of call (``microsoft.compute/runcommands GET``): Compute
+        groups learned from its answers gate its later calls. Settle the ticket with the
+        answer.
         """
         if isinstance(scope, str):
             scope = ThrottleScope.of(scope)
@@ -474,15 +273,15 @@ class ArmBudget:
         wake: float | None = None
         held: set[str] = set()
         while (lane := queue.best_lane(held)) is not None:
-            at = _ready(own, now)
+            at = ready(own, now)
             if at != now:
-                wake = _sooner(wake, at)
+                wake = sooner(wake, at)
                 break  # the scope's own buckets are spent: nobody goes
             groups = self._lane_groups.get((scope.subscription, lane), ())
             windows = self._windows_of(scope.subscription, groups)
-            at = _ready(windows, now)
+            at = ready(windows, now)
             if at != now:
-                wake = _sooner(wake, at)
+                wake = sooner(wake, at)
                 held.add(lane)  # a Compute group holds this lane: let the others pass
                 continue
             priority, seq, future = heapq.heappop(queue.lanes[lane])
@@ -509,7 +308,7 @@ class ArmBudget:
                              f"subscription-global-{kind}")):
             value = get(f"x-ms-ratelimit-remaining-{name}") if get else None
             # A 429 was not served, so not charged; a call without an answer may have been.
-            count.answer(now, ticket.seq, _int(value), charged=status != 429,
+            count.answer(now, ticket.seq, header_int(value), charged=status != 429,
                          answered=status != 0)
         reported = resource_limits(headers) if status else {}
         for group, window in zip(ticket.groups, self._windows_of(subscription, ticket.groups),
@@ -590,44 +389,6 @@ class ArmBudget:
                 w.blocked_until for w in self._windows_of(scope.subscription, groups))])
             states.append(ScopeState(
                 scope, kind, len(live), sum(1 for p, _s, _f in live if p == Priority.START),
-                count.in_flight, max(0, int(count.remaining(now))), count.share_rate(),
+                count.in_flight, max(0, int(count.remaining(now))), count.share_rate(now),
                 max(0.0, blocked - now), self._throttled_by[(scope, kind)]))
         return states
-
-
-def _ready(gates: Iterable[TokenCount | WindowCount], now: float) -> float | None:
-    """When all ``gates`` let one more request go: ``now``, later, or None (an answer must
-    come first)."""
-    latest = now
-    for gate in gates:
-        at = gate.ready_at(now)
-        if at is None:
-            return None
-        latest = max(latest, at)
-    return latest
-
-
-def _sooner(wake: float | None, at: float | None) -> float | None:
-    if at is None:
-        return wake
-    return at if wake is None else min(wake, at)
-
-
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
-
-
-def eta_seconds(states: Iterable[ScopeState]) -> float:
-    """Seconds until the queued work is sent: each scope drains its queue at its refill rate
-    once its remaining tokens (and any 429 wait) are spent; scopes drain in parallel, so the
-    slowest one decides."""
-    slowest = 0.0
-    for state in states:
-        backlog = max(0, state.queued - state.remaining)
-        slowest = max(slowest, state.throttled_for + backlog / state.refill_per_second)
-    return slowest

@@ -20,9 +20,11 @@ from core.azure.budget import (
     ThrottleScope,
     Ticket,
     eta_seconds,
+    live_budgets,
     resource_limits,
     throttled_group,
 )
+from core.azure.budget_view import budget_line
 
 SUB, OTHER = "sub-a", "sub-b"
 READS = "x-ms-ratelimit-remaining-subscription-reads"
@@ -61,7 +63,7 @@ async def drained(budget: ArmBudget, scope: str = SUB) -> None:
 
 async def test_the_most_valuable_request_goes_first() -> None:
     clock = FakeClock()
-    budget = budget_of(clock, BucketLimit(10, 1.0))
+    budget = budget_of(clock, BucketLimit(1, 1.0))
     await drained(budget)
     order: list[Priority] = []
 
@@ -86,7 +88,7 @@ async def test_the_most_valuable_request_goes_first() -> None:
 
 async def test_a_cancel_delete_passes_the_cleanup_deletes() -> None:
     clock = FakeClock()
-    budget = ArmBudget(BudgetLimits(deletes=BucketLimit(5, 1.0), reserve=0.0), clock=clock)
+    budget = ArmBudget(BudgetLimits(deletes=BucketLimit(1, 1.0), reserve=0.0), clock=clock)
     (await budget.acquire(SUB, "deletes", Priority.CLEANUP)).answered(
         200, {"x-ms-ratelimit-remaining-subscription-deletes": "0"})
     cleanups = [asyncio.create_task(budget.acquire(SUB, "deletes", Priority.CLEANUP))
@@ -115,7 +117,7 @@ async def test_until_the_first_answer_one_request_at_a_time() -> None:
 
 async def test_a_cancelled_waiter_leaves_its_turn_to_the_next() -> None:
     clock = FakeClock()
-    budget = budget_of(clock, BucketLimit(5, 1.0))
+    budget = budget_of(clock, BucketLimit(1, 1.0))
     await drained(budget)
     first = asyncio.create_task(budget.acquire(SUB, "reads"))
     second = asyncio.create_task(budget.acquire(SUB, "reads"))
@@ -340,3 +342,22 @@ def test_the_eta_is_the_slowest_scopes_backlog_at_its_refill_rate() -> None:
 
     assert eta_seconds([]) == 0
     assert eta_seconds([state("a", 300, 100, 10.0, 0.0), state("b", 50, 0, 10.0, 30.0)]) == 35.0
+
+
+def test_the_budget_line_says_what_waits_what_is_left_and_when_it_ends() -> None:
+    scope = ThrottleScope("sub-a")
+    line = budget_line([
+        ScopeState(scope, "reads", 40, 0, 3, 12, 25.0, 0.0, 0),
+        ScopeState(scope, "writes", 120, 120, 0, 0, 10.0, 8.0, 1),
+    ])
+    assert line == ("Queued 120 for a write token · Throttled sub-a writes 8 s · "
+                    "sub-a: reads 12 left, writes 0 left · ETA 20 s")
+    assert budget_line([]) == ""
+
+
+async def test_every_budget_reports_its_scopes() -> None:
+    budget = budget_of(FakeClock())
+    (await budget.acquire(SUB, "reads")).answered(200, {READS: "42"})
+    assert budget in live_budgets()
+    (state,) = budget.states()
+    assert (str(state.scope), state.kind, state.remaining, state.queued) == (SUB, "reads", 42, 0)
