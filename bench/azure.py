@@ -12,10 +12,11 @@ is the client's alone; the server's CPU (read from /proc) is shown beside it.
 
 Measured from the fan-out's start to its end:
 
-- **wall time against the throttle-bound ideal**. The write bucket lets 200 PUTs through at
-  once and then 10/s, so the last PUT cannot go out before (N - 200) / 10 s, and its machine
-  is done at most 3 s (the longest simulated run) later: ideal = max(N - 200, 0) / 10 + 3 s.
-  Deletes have their own bucket of the same size and go out as machines finish.
+- **wall time against the throttle-bound ideal** (bench/azure_bound.py): per subscription,
+  the largest of the writes' bound (the last PUT, plus the longest run), the deletes' bound,
+  and the reads' bound (the polls fleetrun's schedule needs to see each machine end); with
+  ``--subscriptions K`` the machines are spread over K subscriptions, which pace in
+  parallel, so the ideal is the slowest subscription's bound.
 - **429s**: every 429 the client received, whatever the bucket.
 - requests sent by kind (ARM, and Storage reads of the output blobs), and **client CPU per
   machine**.
@@ -30,6 +31,10 @@ else reported).
 Every machine must end Succeeded with exactly the simulated output in its stdout file; a
 run that does not is reported WRONG and the benchmark exits non-zero.
 
+Options: ``python -m bench.azure [--sizes 200,1000] [--busy N] [--subscriptions K]``;
+``--busy N`` runs N CPU-bound busy loops beside the client for each measurement (the load
+average is printed beside every row).
+
 Health is not checked before the run: a per-machine check costs one ARM read each (1,000
 reads spent before the first PUT), and fleetrun itself skips it past 64 machines. Every
 machine is taken as the graph lists it (a running VM is Unknown, which is tried).
@@ -37,6 +42,7 @@ machine is taken as the graph lists it (a running VM is Unknown, which is tried)
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import gc
@@ -49,12 +55,13 @@ import tempfile
 import time
 import tomllib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from bench.azure_bound import Bound, Bucket, fleet_bound
 from core.azure.arm import ArmClient
 from core.azure.auth import StaticToken
 from core.azure.blob import AppendBlobClient
@@ -74,6 +81,13 @@ from core.sandbox.fleet import FleetSpec, load_fleet, parse_fleet
 
 SIZES = (200, 1_000)
 SUB = "00000000-0000-4000-8000-0000000000a2"
+
+
+def subscriptions(k: int) -> list[str]:
+    """``k`` subscription ids (the first is :data:`SUB`)."""
+    return [SUB[:-3] + f"{0xa2 + i:03x}" for i in range(k)]
+
+
 RESOURCE_GROUP = "rg-bench"
 LOCATION = "westeurope"
 DURATION = (1.0, 3.0)
@@ -97,39 +111,38 @@ class BenchError(RuntimeError):
     """The benchmark could not run (the sandbox did not start, the inventory is wrong)."""
 
 
-def ideal_seconds(n: int, fleet: FleetSpec) -> float:
-    """The throttle-bound ideal: the last PUT's earliest start plus the longest run."""
-    writes = fleet.throttle.writes
-    return max(n - writes.capacity, 0) / writes.refill_per_second + DURATION[1]
+def split(n: int, k: int) -> list[int]:
+    """``n`` machines over ``k`` subscriptions, as evenly as they go."""
+    return [n // k + (1 if i < n % k else 0) for i in range(k)]
 
 
-def fleet_toml(n: int) -> str:
-    """A fleet of ``n`` simulated Linux VMs; default ``[throttle]`` (ARM's buckets)."""
+def ideal(n: int, fleet: FleetSpec, k: int = 1) -> Bound:
+    """The throttle-bound ideal of ``n`` machines over ``k`` subscriptions."""
+    t = fleet.throttle
+    return fleet_bound(split(n, k), reads=Bucket(t.reads.capacity, t.reads.refill_per_second),
+                       writes=Bucket(t.writes.capacity, t.writes.refill_per_second),
+                       deletes=Bucket(t.deletes.capacity, t.deletes.refill_per_second),
+                       durations=DURATION, poll=sandbox_pacing(fleet).poll_interval)
+
+
+def fleet_toml(n: int, k: int = 1) -> str:
+    """A fleet of ``n`` simulated Linux VMs over ``k`` subscriptions; default ``[throttle]``
+    (ARM's buckets)."""
     simulate = (f'{{ duration = [{DURATION[0]}, {DURATION[1]}], lines = {LINES}, '
                 f'output = "line {{line}}\\n" }}')
-    return "\n".join([
-        "[sandbox]",
-        "flush_interval = 1",
-        "pickup_delay = 0",
-        f"seed = {n}",
-        "",
-        "[[machines]]",
-        f"count = {n}",
-        'name = "sim-{n:04}"',
-        'kind = "vm"',
-        'os = "linux"',
-        'executor = "simulated"',
-        f'subscription = "{SUB}"',
-        f'resource_group = "{RESOURCE_GROUP}"',
-        f'location = "{LOCATION}"',
-        f"simulate = {simulate}",
-        "",
-    ])
+    lines = ["[sandbox]", "flush_interval = 1", "pickup_delay = 0", f"seed = {n}", ""]
+    for i, (sub, count) in enumerate(zip(subscriptions(k), split(n, k), strict=True)):
+        if count:
+            lines += ["[[machines]]", f"count = {count}", f'name = "s{i}-sim-{{n:05}}"',
+                      'kind = "vm"', 'os = "linux"', 'executor = "simulated"',
+                      f'subscription = "{sub}"', f'resource_group = "{RESOURCE_GROUP}"',
+                      f'location = "{LOCATION}"', f"simulate = {simulate}", ""]
+    return "\n".join(lines)
 
 
-def fleet_spec(n: int) -> FleetSpec:
+def fleet_spec(n: int, k: int = 1) -> FleetSpec:
     """The fleet :func:`fleet_toml` describes, as the sandbox will read it."""
-    return parse_fleet(tomllib.loads(fleet_toml(n)))
+    return parse_fleet(tomllib.loads(fleet_toml(n, k)))
 
 
 # ----------------------------------------------------------------------------- the server
@@ -263,39 +276,54 @@ class Probe:
 
     async def sample(self, budget: ArmBudget) -> None:
         while True:
+            queued: Counter[str] = Counter()
+            for state in budget.states():
+                queued[state.kind] += state.queued
             for kind in KINDS:
-                self.queued[kind] = max(self.queued[kind], budget.waiting(SUB, kind))
+                self.queued[kind] = max(self.queued[kind], queued[kind])
             await asyncio.sleep(SAMPLE_EVERY)
 
 
 @dataclass
 class Result:
     n: int
+    k: int
     wall: float
-    ideal: float
+    bound: Bound
     cpu: float
     server_cpu: float | None
     throttled: int
     sent: dict[str, int]
     probe: Probe
     wrong: list[str]
+    load: tuple[float, float]
+    """The 1-minute load average when the run began and when it ended."""
+
+    @property
+    def ideal(self) -> float:
+        return self.bound.seconds
 
 
 # ----------------------------------------------------------------------------- the run
 
 
-async def measure(n: int, root: Path) -> Result:
+async def measure(n: int, root: Path, k: int = 1, busy: int = 0) -> Result:
     fleet_file = root / "fleet.toml"
-    fleet_file.write_text(fleet_toml(n), encoding="utf-8")
+    fleet_file.write_text(fleet_toml(n, k), encoding="utf-8")
     fleet = load_fleet(fleet_file)
     sandbox = await start_sandbox(fleet_file, root)
+    loops = [await asyncio.create_subprocess_exec(sys.executable, "-c", "while True: pass")
+             for _ in range(busy)]
     try:
-        return await _client_run(n, fleet, sandbox, root)
+        return await _client_run(n, k, fleet, sandbox, root)
     finally:
+        for loop in loops:
+            loop.kill()
+            await loop.wait()
         await stop_sandbox(sandbox)
 
 
-async def _client_run(n: int, fleet: FleetSpec, sandbox: Sandbox, root: Path) -> Result:
+async def _client_run(n: int, k: int, fleet: FleetSpec, sandbox: Sandbox, root: Path) -> Result:
     probe = Probe()
     arm = ArmClient(sandbox.base, StaticToken(sandbox.token), budget=ArmBudget())
     arm.http.event_hooks = {"request": [probe.on_request]}
@@ -306,7 +334,7 @@ async def _client_run(n: int, fleet: FleetSpec, sandbox: Sandbox, root: Path) ->
                                output=OutputContainer(sandbox.container),
                                pacing=sandbox_pacing(fleet))
         try:
-            machines = await query_machines(arm, [SUB])
+            machines = await query_machines(arm, subscriptions(k))
             if len(machines) != n or not all(m.health.runnable for m in machines):
                 raise BenchError(f"the inventory lists {len(machines)} machines "
                                  f"({sum(m.health.runnable for m in machines)} runnable); "
@@ -320,6 +348,7 @@ async def _client_run(n: int, fleet: FleetSpec, sandbox: Sandbox, root: Path) ->
             sent0, throttled0 = dict(arm.sent), arm.budget.throttled_count
             server0 = cpu_seconds(sandbox.process.pid)
             gc.collect()
+            load0 = os.getloadavg()[0]
             probe.start = wall0 = time.perf_counter()
             cpu0 = time.process_time()
             run = await fanout.execute()
@@ -342,8 +371,9 @@ async def _client_run(n: int, fleet: FleetSpec, sandbox: Sandbox, root: Path) ->
     if deleted < n:
         wrong.append(f"{n - deleted} run commands were not deleted within {DELETE_GRACE:g} s "
                      "of the run's end (they stay on the VMs, which hold at most 25)")
-    return Result(n, wall, ideal_seconds(n, fleet), cpu, server_cpu,
-                  arm.budget.throttled_count - throttled0, sent, probe, wrong)
+    return Result(n, k, wall, ideal(n, fleet, k), cpu, server_cpu,
+                  arm.budget.throttled_count - throttled0, sent, probe, wrong,
+                  (load0, os.getloadavg()[0]))
 
 
 async def _deletes_done(arm: ArmClient, before: int, n: int) -> int:
@@ -388,17 +418,20 @@ def _row(r: Result) -> str:
         verdict = f"WRONG ({len(r.wrong)})"
     server = f"{r.server_cpu:>8.2f}" if r.server_cpu is not None else f"{'-':>8}"
     blob = r.probe.blob_answers.total()
-    return (f"{r.n:>6} {r.wall:>7.2f} {r.ideal:>7.2f} {ratio:>6.2f} {r.throttled:>5} "
+    return (f"{r.n:>6} {r.k:>3} {r.wall:>7.2f} {r.ideal:>7.2f} {r.bound.binding:>7} "
+            f"{ratio:>6.2f} {r.throttled:>5} "
             f"{r.sent['writes']:>5} {r.sent['reads']:>5} {r.sent['deletes']:>6} {blob:>6} "
-            f"{r.cpu:>6.2f} {per_machine_ms:>8.1f} ms {server} {verdict:>7}")
+            f"{r.cpu:>6.2f} {per_machine_ms:>8.1f} ms {server} "
+            f"{r.load[0]:>5.1f}/{r.load[1]:<5.1f} {verdict:>7}")
 
 
-def read_seconds(reads: int) -> float:
-    """The earliest the client's read budget lets ``reads`` GETs out: its first bucket
-    (less the share it leaves to other clients), then the refill rate."""
+def read_seconds(reads: float, k: int = 1) -> float:
+    """The earliest the client's read budget lets ``reads`` GETs out over ``k``
+    subscriptions: its first bucket (less the share it leaves to other clients), then the
+    refill rate."""
     limits = BudgetLimits()
     burst = limits.reads.capacity * (1 - limits.reserve)
-    return max(0.0, reads - burst) / limits.reads.refill_per_second
+    return max(0.0, reads / k - burst) / limits.reads.refill_per_second
 
 
 def _diagnosis(r: Result, fleet: FleetSpec) -> list[str]:
@@ -406,16 +439,20 @@ def _diagnosis(r: Result, fleet: FleetSpec) -> list[str]:
     p = r.probe
     lags = sorted(p.lags) or [0.0]
     reads = p.blob_answers.total()
+    per_sub = -(-r.n // r.k)
     return [
         f"{r.n:>6}  last PUT sent at {p.last_sent.get('PUT', 0.0):.1f} s (earliest "
-        f"{max(r.n - writes.capacity, 0) / writes.refill_per_second:.1f} s), last result at "
-        f"{p.last_finished:.1f} s; {p.deletes_pending} DELETEs still pending at the end, "
+        f"{max(per_sub - writes.capacity, 0) / writes.refill_per_second:.1f} s), last result "
+        f"at {p.last_finished:.1f} s; {p.deletes_pending} DELETEs still pending at the end, "
         f"the last answered by {p.cleanup:.1f} s",
+        f"{'':>6}  bound per subscription: writes {r.bound.writes:.1f} s, reads "
+        f"{r.bound.reads:.1f} s ({r.bound.reads_needed:.0f} polls needed), deletes "
+        f"{r.bound.deletes:.1f} s",
         f"{'':>6}  ARM GETs/machine {r.sent['reads'] / r.n:.2f}, which the read budget "
-        f"lets out no sooner than {read_seconds(r.sent['reads']):.1f} s; most waiting for a token: "
-        f"{p.queued['writes']} writes, {p.queued['reads']} reads, {p.queued['deletes']} "
-        f"deletes; result after the agent's end: median {statistics.median(lags):.1f} s, "
-        f"max {lags[-1]:.1f} s",
+        f"lets out no sooner than {read_seconds(r.sent['reads'], r.k):.1f} s; most waiting for "
+        f"a token: {p.queued['writes']} writes, {p.queued['reads']} reads, "
+        f"{p.queued['deletes']} deletes; result after the agent's end: median "
+        f"{statistics.median(lags):.1f} s, max {lags[-1]:.1f} s",
         f"{'':>6}  blob GETs/machine {reads / r.n:.2f}: {p.useful_blob_reads / r.n:.2f} "
         f"useful, {(reads - p.useful_blob_reads) / r.n:.2f} found nothing new (answers: "
         + ", ".join(f"{n} x {status}" for status, n in sorted(p.blob_answers.items()))
@@ -425,27 +462,60 @@ def _diagnosis(r: Result, fleet: FleetSpec) -> list[str]:
     ]
 
 
-def main(quick: bool = False) -> None:
-    sizes = SIZES[:1] if quick else SIZES
-    fleet = fleet_spec(sizes[0])
-    writes, pacing = fleet.throttle.writes, sandbox_pacing(fleet)
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--sizes: {text!r} is not a list of machine counts "
+                                         "such as 200,1000") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("--sizes: each machine count must be 1 or more")
+    return sizes
+
+
+def _count(name: str, low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{name}: {text!r} is not a whole number "
+                                             f">= {low}")
+        return value
+    return parse
+
+
+def main(quick: bool = False, argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.azure")
+    parser.add_argument("--sizes", type=_sizes, default=SIZES[:1] if quick else SIZES,
+                        help="machine counts to measure, comma-separated (default 200,1000)")
+    parser.add_argument("--busy", type=_count("--busy", 0), default=0,
+                        help="CPU-bound busy loops to run beside the client (default 0)")
+    parser.add_argument("--subscriptions", type=_count("--subscriptions", 1), default=1,
+                        help="subscriptions to spread the machines over (default 1)")
+    args = parser.parse_args([] if argv is None and quick else argv)
+    sizes: tuple[int, ...] = args.sizes
+    k: int = args.subscriptions
+    fleet = fleet_spec(sizes[0], k)
+    pacing = sandbox_pacing(fleet)
     print(f"bench/azure: N simulated VMs ({DURATION[0]:g}-{DURATION[1]:g} s, {LINES} lines, "
-          f"flush {fleet.flush_interval:g} s) behind `fleetrun sandbox serve` with ARM's "
-          f"default throttle buckets; fleetrun's Compute backend, polls every "
-          f"{pacing.poll_interval:g} s, blobs every {pacing.blob_interval:g} s")
-    print(f"ideal = max(N - {writes.capacity}, 0) / {writes.refill_per_second:g} + "
-          f"{DURATION[1]:g} s (writes: {writes.capacity} at once, then "
-          f"{writes.refill_per_second:g}/s; + the longest run); "
+          f"flush {fleet.flush_interval:g} s) over {k} subscription(s) behind `fleetrun "
+          f"sandbox serve` with ARM's default throttle buckets; fleetrun's Compute backend, "
+          f"polls every {pacing.poll_interval:g} s, blobs every {pacing.blob_interval:g} s; "
+          f"{args.busy} busy loop(s) beside it")
+    print("ideal = the slowest subscription's largest bound of writes (last PUT + longest "
+          "run), reads (the polls each machine needs) and deletes (bench/azure_bound.py); "
           f"goal: ratio <= {GOAL:.2f}, 0 429s and client CPU <= {CPU_GOAL_MS:g} ms per "
           "machine")
-    print(f"{'N':>6} {'wall s':>7} {'ideal s':>7} {'ratio':>6} {'429s':>5} {'PUT':>5} "
-          f"{'GET':>5} {'DELETE':>6} {'blob':>6} {'CPU s':>6} {'CPU/machine':>11} "
-          f"{'server s':>8} {'result':>7}")
+    print(f"{'N':>6} {'K':>3} {'wall s':>7} {'ideal s':>7} {'bound':>7} {'ratio':>6} "
+          f"{'429s':>5} {'PUT':>5} {'GET':>5} {'DELETE':>6} {'blob':>6} {'CPU s':>6} "
+          f"{'CPU/machine':>11} {'server s':>8} {'load':>11} {'result':>7}")
     results: list[Result] = []
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="fleetrun-bench-azure-") as tmp:
             try:
-                results.append(asyncio.run(measure(n, Path(tmp))))
+                results.append(asyncio.run(measure(n, Path(tmp), k, args.busy)))
             except BenchError as exc:
                 raise SystemExit(f"bench/azure: N={n}: {exc}") from None
         print(_row(results[-1]), flush=True)
@@ -461,4 +531,4 @@ def main(quick: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(argv=sys.argv[1:])

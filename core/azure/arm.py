@@ -3,9 +3,11 @@
 Every request goes through :meth:`ArmClient.request`, which
 
 - adds the provider's ``api-version`` (configurable per provider) to relative paths;
-- takes a token from the subscription's :class:`~core.azure.budget.ArmBudget` bucket before
-  sending, and feeds the ``x-ms-ratelimit-remaining-*`` headers of the answer back to it;
-- waits out a 429's ``Retry-After`` and sends again (the service did nothing with it);
+- takes a token from its throttle scope's :class:`~core.azure.budget.ArmBudget` queue
+  before sending (queued by the call's :class:`~core.azure.budget.Priority`), and settles it
+  with the answer's ``x-ms-ratelimit-remaining-*`` headers, which drive the counts;
+- waits out a 429's ``Retry-After`` (the budget blocks only the scope or Compute operation
+  group it names) and sends again, with a fresh token (the service did nothing with it);
 - retries idempotent calls on 5xx and dropped connections with jittered exponential backoff;
 - turns any other non-2xx answer into an :class:`ArmError` naming ARM's code and message.
 
@@ -30,7 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from core.azure.auth import ARM_SCOPE, TokenSource
-from core.azure.budget import ArmBudget, kind_of
+from core.azure.budget import ArmBudget, Priority, ThrottleScope, kind_of
 from core.azure.http import pooled_client
 from core.errors import ServiceError
 
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 PUBLIC_CLOUD = "https://management.azure.com"
 _SUBSCRIPTION = re.compile(r"/subscriptions/([^/?#]+)", re.IGNORECASE)
 _PROVIDER = re.compile(r"/providers/([^/?#]+)", re.IGNORECASE)
+_PROVIDER_TAIL = re.compile(r".*/providers/([^/?#]+)((?:/[^/?#]+)*)", re.IGNORECASE)
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 TERMINAL_OPERATION = frozenset({"succeeded", "failed", "canceled", "cancelled"})
@@ -113,6 +116,16 @@ def subscription_of(path: str) -> str:
     return found.group(1) if found else ""
 
 
+def lane_of(path: str) -> str:
+    """The provider and resource type a path names (``microsoft.compute/runcommands``):
+    Compute counts its limits per operation group, which follow the kind of resource."""
+    found = _PROVIDER_TAIL.search(urlsplit(path).path)
+    if found is None:
+        return ""
+    types = found.group(2).strip("/").split("/")[0::2]
+    return f"{found.group(1).lower()}/{types[-1].lower() if types[0] else ''}"
+
+
 def retry_after(headers: Mapping[str, str], default: float) -> float:
     """``Retry-After`` in seconds (delta or HTTP date); ``default`` when absent or unreadable."""
     value = headers.get("retry-after")
@@ -159,6 +172,8 @@ class ArmClient:
         http: An httpx client to use (owned by the caller); one is made when None.
         verify: TLS verification for the client made here (a CA bundle path for a
             self-signed sandbox).
+        principal: Who the token is for, and region: the ARM region that serves this
+            client: with the subscription, ARM's throttle scope (empty when unknown).
     """
 
     def __init__(
@@ -171,7 +186,10 @@ class ArmClient:
         retry: RetryPolicy | None = None,
         http: httpx.AsyncClient | None = None,
         verify: bool | str = True,
+        principal: str = "",
+        region: str = "",
     ) -> None:
+        self.principal, self.region = principal, region
         self.base_url = base_url.rstrip("/")
         self.credential = credential
         self.api_versions = api_versions or ApiVersions()
@@ -198,6 +216,7 @@ class ArmClient:
         json_body: Any = None,
         budgeted: bool = True,
         idempotent: bool | None = None,
+        priority: Priority | None = None,
     ) -> httpx.Response:
         """Send one call and return its 2xx answer.
 
@@ -211,6 +230,8 @@ class ArmClient:
                 has its own quota and does not).
             idempotent: Whether a 5xx or dropped connection may be retried; by method when
                 None.
+            priority: The call's place in its scope's queue; when None, ``OPERATION`` for a
+                full URL (an operation's status) and ``POLL`` otherwise.
 
         Raises:
             ArmError: A non-2xx answer, or no answer after the retries.
@@ -231,33 +252,42 @@ class ArmClient:
         subscription = subscription_of(path)
         kind = kind_of(method)
         budgeted = budgeted and bool(subscription)
+        scope = ThrottleScope.of(subscription, self.principal, self.region)
+        if priority is None:
+            priority = Priority.POLL if relative else Priority.OPERATION
+        lane = f"{lane_of(path)} {method}"
         retryable = method in IDEMPOTENT if idempotent is None else idempotent
         failures = throttles = 0
         while True:
-            if budgeted:
-                await self.budget.acquire(subscription, kind)
-            token = await self.credential.token(ARM_SCOPE)
-            headers = {"Authorization": f"Bearer {token}"}
+            ticket = (await self.budget.acquire(scope, kind, priority, lane)
+                      if budgeted else None)
             try:
+                token = await self.credential.token(ARM_SCOPE)
+                headers = {"Authorization": f"Bearer {token}"}
                 response = await self.http.request(
                     method, self.url(path), params=query or None, json=json_body, headers=headers
                 )
             except httpx.TransportError as exc:
+                if ticket is not None:
+                    ticket.lost()
                 failures += 1
                 if not retryable or failures >= self.retry.attempts:
                     raise ArmError(0, "ConnectionFailed", f"{type(exc).__name__}: {exc}"
                                    if str(exc) else type(exc).__name__, target=target) from None
                 await asyncio.sleep(self._backoff(failures))
                 continue
+            except BaseException:
+                if ticket is not None:
+                    ticket.lost()
+                raise
             self.sent[kind if budgeted else "other"] += 1
-            if budgeted:
-                self.budget.observe(subscription, response.headers)
             status = response.status_code
+            wait = retry_after(response.headers, 5.0) if status == 429 else 0.0
+            if ticket is not None:
+                ticket.answered(status, response.headers, wait,
+                                _json_quietly(response) if status == 429 else None)
             if status == 429:
                 throttles += 1
-                wait = retry_after(response.headers, 5.0)
-                if budgeted:
-                    self.budget.throttled(subscription, kind, wait)
                 log.info("%s throttled (429), retrying after %.1f s", target, wait)
                 if throttles >= self.retry.throttle_attempts:
                     raise error_of(response, target)
@@ -279,9 +309,11 @@ class ArmClient:
         ceiling = min(self.retry.backoff_cap, self.retry.backoff * 2 ** (failures - 1))
         return random.uniform(self.retry.backoff / 2, ceiling)
 
-    async def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+    async def get(self, path: str, params: Mapping[str, str] | None = None,
+                  priority: Priority | None = None) -> Any:
         """GET a resource and return its JSON body."""
-        return _json(await self.request("GET", path, params=params), f"GET {path}")
+        return _json(await self.request("GET", path, params=params, priority=priority),
+                     f"GET {path}")
 
     async def wait(self, response: httpx.Response, *, within: float | None = None) -> Any:
         """Follow the long-running operation an answer started, to its end.
@@ -307,7 +339,7 @@ class ArmClient:
                                target=urlsplit(status_url or location or "").path)
             await asyncio.sleep(delay)
             if status_url:
-                answer = await self.request("GET", status_url)
+                answer = await self.request("GET", status_url, priority=Priority.OPERATION)
                 body = _json(answer, "operation status")
                 state = str(body.get("status", "")).lower() if isinstance(body, dict) else ""
                 if state in TERMINAL_OPERATION:
@@ -319,7 +351,7 @@ class ArmClient:
                     return body
             else:
                 assert location is not None
-                answer = await self.request("GET", location)
+                answer = await self.request("GET", location, priority=Priority.OPERATION)
                 if answer.status_code != 202:
                     return _json_or_none(answer)
             delay = retry_after(answer.headers, delay)
@@ -332,6 +364,13 @@ def _json(response: httpx.Response, what: str) -> Any:
         raise ArmError(response.status_code, "InvalidResponse",
                        f"{what}: the answer is not JSON: {response.text[:200]!r}",
                        request_id=response.headers.get("x-ms-request-id", "")) from None
+
+
+def _json_quietly(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
 
 
 def _json_or_none(response: httpx.Response) -> Any:

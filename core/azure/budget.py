@@ -1,23 +1,95 @@
-"""A client-side mirror of ARM's throttle buckets, so a fan-out paces itself instead of 429ing.
+"""ARM's throttle budget, spent exactly: what the server last said, minus what was sent since.
 
-ARM keeps token buckets per subscription and operation kind (reads 250 refilled at 25/s,
-writes and deletes 200 at 10/s) and reports what is left in ``x-ms-ratelimit-remaining-
-subscription-*`` on every answer. :class:`ArmBudget` keeps the same buckets locally: a request
-takes a token before it is sent, waits in FIFO order when none is left, and the headers pull
-the local count down whenever the service knows of more spending (other clients, other
-processes). A 429 empties the bucket and blocks it for ``Retry-After``.
+ARM keeps token buckets per throttle scope and operation kind (reads 250 refilled at 25/s,
+writes and deletes 200 at 10/s; azure-run-command.md section 7.2), a subscription-global
+bucket 15 times that size, and Compute adds its own limits per operation group counted over
+3- and 30-minute windows (section 7.3). Every answer reports what is left
+(``x-ms-ratelimit-remaining-subscription-{kind}``, ``...-global-{kind}``, and
+``x-ms-ratelimit-remaining-resource: Microsoft.Compute/HighCostGet3Min;N``).
+
+**The count** of each bucket is the server's last word minus what was sent since, refilled
+at the documented rate (:mod:`core.azure.throttle_counts` says how, and why that keeps a
+starved client from bursting). A 429 blocks only the bucket (or Compute operation group) it
+names, for its ``Retry-After``, and is counted.
+
+**The order.** One priority queue per (scope, kind): kinds draw on separate buckets, so a PUT
+never waits for a read token. Within a queue the most valuable request goes first:
+
+1. ``CANCEL``: a DELETE that stops a script the user canceled (someone is waiting, and the
+   script keeps running until it lands).
+2. ``START``: a PUT that starts a machine. The write budget bounds a large fan-out; each PUT
+   held back delays a whole machine.
+3. ``OPERATION``: a long-running operation's status (someone waits on its outcome).
+4. ``QUIET_POLL``: a poll of a machine whose instance view stopped changing (its output
+   stopped growing): it has most likely ended, and the poll delivers its result.
+5. ``CHECK``: an agent check or an attach (a machine's state is in doubt).
+6. ``POLL``: a poll of a machine still streaming: its blobs already show the progress.
+7. ``FIRST_POLL``: the first poll after a PUT: the machine has only just started.
+8. ``CLEANUP``: a DELETE of a finished run command (frees a slot, changes no result).
+
+Within a priority, first come first served. Subscriptions pace independently: nothing here is
+shared between scopes but the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import heapq
+import itertools
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+from core.azure.budget_view import ScopeState, eta_seconds
+from core.azure.scope import ThrottleScope
+from core.azure.throttle_counts import (
+    TokenCount,
+    WindowCount,
+    header_int,
+    ready,
+    resource_limits,
+    sooner,
+    throttled_group,
+    window_seconds,
+)
+
+__all__ = [
+    "KINDS",
+    "ArmBudget",
+    "BucketLimit",
+    "BudgetLimits",
+    "Priority",
+    "ScopeState",
+    "ThrottleScope",
+    "Ticket",
+    "eta_seconds",
+    "kind_of",
+    "live_budgets",
+    "resource_limits",
+    "throttled_group",
+]
 
 Clock = Callable[[], float]
 KINDS = ("reads", "writes", "deletes")
+GLOBAL_FACTOR = 15
+"""ARM's subscription-global bucket is this many times the regional one."""
+
+
+class Priority(IntEnum):
+    """How much a request is worth now; lower goes first (see the module's docstring)."""
+
+    CANCEL = 0
+    START = 1
+    OPERATION = 2
+    QUIET_POLL = 3
+    CHECK = 4
+    POLL = 5
+    FIRST_POLL = 6
+    CLEANUP = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,137 +121,274 @@ def kind_of(method: str) -> str:
     return "deletes" if method == "DELETE" else "writes"
 
 
+# ----------------------------------------------------------------------------- the queues
+
+
+@dataclass(eq=False, slots=True)
+class Ticket:
+    """One granted request: settle it with the answer (or say it never got one)."""
+
+    budget: ArmBudget
+    scope: ThrottleScope
+    kind: str
+    lane: str
+    priority: Priority
+    seq: int
+    groups: tuple[str, ...] = ()
+    settled: bool = False
+
+    def answered(self, status: int, headers: Mapping[str, str] | Any,
+                 retry_after: float = 0.0, body: Any = None) -> None:
+        """The server answered ``status`` with ``headers`` (a 429 blocks what it names)."""
+        self.budget._settle(self, status, headers, retry_after, body)
+
+    def lost(self) -> None:
+        """No answer (a dropped connection, a cancelled call): taken as charged."""
+        self.budget._settle(self, 0, {}, 0.0, None)
+
+
+_Waiter = tuple[int, int, "asyncio.Future[Ticket]"]
+
+
 @dataclass(slots=True)
-class _Bucket:
-    limit: BucketLimit
-    floor: float
-    clock: Clock
-    tokens: float = -1.0
-    updated: float = 0.0
-    blocked_until: float = 0.0
-    waiters: collections.deque[asyncio.Future[None]] = field(default_factory=collections.deque)
+class _Queue:
+    """One (scope, kind): a heap per lane, so a lane held back by a Compute group does not
+    hold back the others (which the scope's own bucket still orders by priority)."""
+
+    scope: ThrottleScope
+    kind: str
+    lanes: dict[str, list[_Waiter]] = field(default_factory=dict)
     timer: asyncio.TimerHandle | None = None
-    granted: int = 0
 
-    def _refill(self) -> float:
-        now = self.clock()
-        if self.tokens < 0:
-            self.tokens = float(self.limit.capacity)
-        else:
-            gained = max(0.0, now - self.updated) * self.limit.refill_per_second
-            self.tokens = min(float(self.limit.capacity), self.tokens + gained)
-        self.updated = now
-        return now
+    def live(self) -> list[_Waiter]:
+        return [w for heap in self.lanes.values() for w in heap if not w[2].done()]
 
-    def _try_take(self) -> bool:
-        now = self._refill()
-        if now < self.blocked_until or self.tokens < 1.0 + self.floor:
-            return False
-        self.tokens -= 1.0
-        self.granted += 1
-        return True
+    def best_lane(self, excluded: set[str]) -> str | None:
+        best: str | None = None
+        for lane, heap in self.lanes.items():
+            while heap and heap[0][2].done():
+                heapq.heappop(heap)
+            if heap and lane not in excluded and (best is None or heap[0] < self.lanes[best][0]):
+                best = lane
+        return best
 
-    async def acquire(self) -> None:
-        if not self.waiters and self._try_take():
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiters.append(future)
-        self._schedule()
-        try:
-            await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                self.tokens += 1.0  # granted just as we were cancelled: give it back
-                self.granted -= 1
-            raise
 
-    def _schedule(self) -> None:
-        if self.timer is not None or not self.waiters:
-            return
-        now = self._refill()
-        missing = 1.0 + self.floor - self.tokens
-        delay = max(self.blocked_until - now, missing / self.limit.refill_per_second, 0.0)
-        loop = asyncio.get_running_loop()
-        self.timer = loop.call_later(delay, self._grant)
+_LIVE: weakref.WeakSet[ArmBudget] = weakref.WeakSet()
 
-    def _grant(self) -> None:
-        self.timer = None
-        while self.waiters:
-            if self.waiters[0].done():  # cancelled while waiting
-                self.waiters.popleft()
-                continue
-            if not self._try_take():
-                break
-            self.waiters.popleft().set_result(None)
-        self._schedule()
 
-    def observe(self, remaining: int) -> None:
-        self._refill()
-        self.tokens = min(self.tokens, float(remaining))
-
-    def throttled(self, retry_after: float) -> None:
-        self._refill()
-        self.tokens = 0.0
-        self.blocked_until = max(self.blocked_until, self.clock() + retry_after)
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self._schedule()
+def live_budgets() -> list[ArmBudget]:
+    """Every budget of this process (one per fleet's ARM client), for the progress displays."""
+    return list(_LIVE)
 
 
 class ArmBudget:
-    """Token buckets per subscription and operation kind, shared by every request of a client.
+    """Every throttle scope's queue and counts, shared by every request of a client.
 
     Args:
         limits: Bucket sizes and refill rates (ARM's defaults unless configured).
-        clock: Seconds, monotonic; tests may pass their own.
+        clock: Seconds, monotonic; tests may pass their own (timers still use the loop's).
     """
 
     def __init__(self, limits: BudgetLimits | None = None, clock: Clock = time.monotonic) -> None:
         self.limits = limits or BudgetLimits()
         self._clock = clock
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._queues: dict[tuple[ThrottleScope, str], _Queue] = {}
+        self._counts: dict[tuple[ThrottleScope, str], TokenCount] = {}
+        self._windows: dict[tuple[str, str], WindowCount] = {}
+        self._lane_groups: dict[tuple[str, str], tuple[str, ...]] = {}
+        """Compute groups each lane was seen to draw on, per subscription."""
+        self._seq = itertools.count()
         self.throttled_count = 0
         """How many 429s the service answered (a well-paced fan-out keeps this at 0)."""
+        self._throttled_by: collections.Counter[tuple[ThrottleScope, str]] = (
+            collections.Counter())
+        _LIVE.add(self)
 
-    def _bucket(self, subscription: str, kind: str) -> _Bucket:
-        key = (subscription.lower(), kind)
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            limit = self.limits.for_kind(kind)
+    # -- counts -----------------------------------------------------------------------------
+
+    def _count(self, scope: ThrottleScope, kind: str) -> TokenCount:
+        key = (scope, kind)
+        count = self._counts.get(key)
+        if count is None:
+            limit = self.limits.for_kind(kind.removeprefix("global-"))
+            factor = GLOBAL_FACTOR if kind.startswith("global-") else 1
+            capacity = float(limit.capacity * factor)
             # Never reserve the last token: a bucket of one must still let calls through.
-            floor = min(limit.capacity * self.limits.reserve, limit.capacity - 1.0)
-            bucket = self._buckets[key] = _Bucket(limit, floor, self._clock)
-        return bucket
+            floor = min(capacity * self.limits.reserve, capacity - 1.0)
+            count = self._counts[key] = TokenCount(
+                capacity, limit.refill_per_second * factor, floor, capacity, self._clock())
+        return count
 
-    async def acquire(self, subscription: str, kind: str) -> None:
-        """Wait for a token of ``kind`` in ``subscription`` and take it."""
-        await self._bucket(subscription, kind).acquire()
+    def _gates(self, scope: ThrottleScope, kind: str, lane: str
+               ) -> list[TokenCount | WindowCount]:
+        # The global bucket spans the subscription's principals and regions.
+        whole = ThrottleScope(scope.subscription)
+        gates: list[TokenCount | WindowCount] = [self._count(scope, kind),
+                                                 self._count(whole, f"global-{kind}")]
+        for group in self._lane_groups.get((scope.subscription, lane), ()):
+            window = self._windows.get((scope.subscription, group))
+            if window is not None:
+                gates.append(window)
+        return gates
 
-    def observe(self, subscription: str, headers: dict[str, str] | object) -> None:
-        """Pull the local counts down to what an answer's rate-limit headers report."""
-        get = getattr(headers, "get", None)
-        if get is None:
+    # -- acquire ----------------------------------------------------------------------------
+
+    async def acquire(self, scope: ThrottleScope | str, kind: str,
+                      priority: Priority = Priority.POLL, lane: str = "") -> Ticket:
+        """Wait for a token of ``kind`` in ``scope`` (queued by ``priority``) and take it.
+
+        ``lane`` names the kind of call (``microsoft.compute/runcommands GET``): Compute
+        groups learned from its answers gate its later calls. Settle the ticket with the
+        answer.
+        """
+        if isinstance(scope, str):
+            scope = ThrottleScope.of(scope)
+        queue = self._queues.get((scope, kind))
+        if queue is None:
+            queue = self._queues[(scope, kind)] = _Queue(scope, kind)
+        future: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
+        heapq.heappush(queue.lanes.setdefault(lane, []),
+                       (int(priority), next(self._seq), future))
+        self._dispatch(queue)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._release(future.result())  # granted just as we were cancelled
+            raise
+
+    def _windows_of(self, subscription: str, groups: Iterable[str]) -> list[WindowCount]:
+        return [self._windows[(subscription, g)] for g in groups
+                if (subscription, g) in self._windows]
+
+    def _dispatch(self, queue: _Queue) -> None:
+        """Grant what the counts allow, best first; then sleep until more can go."""
+        if queue.timer is not None:
+            queue.timer.cancel()
+            queue.timer = None
+        now = self._clock()
+        scope, kind = queue.scope, queue.kind
+        own = (self._count(scope, kind), self._count(ThrottleScope(scope.subscription),
+                                                     f"global-{kind}"))
+        wake: float | None = None
+        held: set[str] = set()
+        while (lane := queue.best_lane(held)) is not None:
+            at = ready(own, now)
+            if at != now:
+                wake = sooner(wake, at)
+                break  # the scope's own buckets are spent: nobody goes
+            groups = self._lane_groups.get((scope.subscription, lane), ())
+            windows = self._windows_of(scope.subscription, groups)
+            at = ready(windows, now)
+            if at != now:
+                wake = sooner(wake, at)
+                held.add(lane)  # a Compute group holds this lane: let the others pass
+                continue
+            priority, seq, future = heapq.heappop(queue.lanes[lane])
+            gates: list[TokenCount | WindowCount] = [*own, *windows]
+            for gate in gates:
+                gate.in_flight += 1
+            future.set_result(Ticket(self, scope, kind, lane, Priority(priority), seq, groups))
+        if wake is not None:
+            loop = asyncio.get_running_loop()
+            queue.timer = loop.call_later(max(0.0, wake - now), self._dispatch, queue)
+
+    # -- settle -----------------------------------------------------------------------------
+
+    def _settle(self, ticket: Ticket, status: int, headers: Mapping[str, str] | Any,
+                retry_after: float, body: Any) -> None:
+        if ticket.settled:
             return
-        for kind in KINDS:
-            value = get(f"x-ms-ratelimit-remaining-subscription-{kind}")
-            if value is None:
-                continue
-            try:
-                remaining = int(value)
-            except ValueError:
-                continue
-            self._bucket(subscription, kind).observe(remaining)
+        ticket.settled = True
+        now = self._clock()
+        scope, kind, subscription = ticket.scope, ticket.kind, ticket.scope.subscription
+        get = getattr(headers, "get", None)
+        for count, name in ((self._count(scope, kind), f"subscription-{kind}"),
+                            (self._count(ThrottleScope(subscription), f"global-{kind}"),
+                             f"subscription-global-{kind}")):
+            value = get(f"x-ms-ratelimit-remaining-{name}") if get else None
+            # A 429 was not served, so not charged; a call without an answer may have been.
+            count.answer(now, ticket.seq, header_int(value), charged=status != 429,
+                         answered=status != 0)
+        reported = resource_limits(headers) if status else {}
+        for group, window in zip(ticket.groups, self._windows_of(subscription, ticket.groups),
+                                 strict=True):
+            window.answer(now, ticket.seq, reported.get(group))
+        self._learn(subscription, ticket.lane, reported)
+        if status == 429:
+            self.throttled_count += 1
+            self._throttled_by[(scope, kind)] += 1
+            named = throttled_group(body)
+            if named is not None:
+                self._learn(subscription, ticket.lane, {named: 0})
+                self._windows[(subscription, named)].block(now, retry_after)
+            else:
+                self._count(scope, kind).block(now, retry_after)
+        self._wake(subscription)
 
-    def throttled(self, subscription: str, kind: str, retry_after: float) -> None:
-        """A 429 arrived: nothing more of ``kind`` goes out before ``retry_after`` seconds."""
-        self.throttled_count += 1
-        self._bucket(subscription, kind).throttled(retry_after)
+    def _release(self, ticket: Ticket) -> None:
+        """A granted ticket never sent: its token is back."""
+        ticket.settled = True
+        subscription = ticket.scope.subscription
+        gates: list[TokenCount | WindowCount] = [
+            self._count(ticket.scope, ticket.kind),
+            self._count(ThrottleScope(subscription), f"global-{ticket.kind}"),
+            *self._windows_of(subscription, ticket.groups)]
+        for gate in gates:
+            gate.in_flight = max(0, gate.in_flight - 1)
+        self._wake(subscription)
 
-    def waiting(self, subscription: str, kind: str) -> int:
+    def _learn(self, subscription: str, lane: str, reported: Mapping[str, int]) -> None:
+        if not reported:
+            return
+        key = (subscription, lane)
+        known = self._lane_groups.get(key, ())
+        for group, remaining in reported.items():
+            if (subscription, group) not in self._windows:
+                now, window = self._clock(), window_seconds(group)
+                self._windows[(subscription, group)] = WindowCount(
+                    window, float(remaining), now, now + window)
+            if group not in known:
+                known = (*known, group)
+        self._lane_groups[key] = known
+
+    def _wake(self, subscription: str) -> None:
+        for (scope, _kind), queue in self._queues.items():
+            if scope.subscription == subscription and any(queue.lanes.values()):
+                self._dispatch(queue)
+
+    def tick(self) -> None:
+        """Look at every queue again now (after a clock jump; the timers do it otherwise)."""
+        for queue in list(self._queues.values()):
+            self._dispatch(queue)
+
+    # -- views ------------------------------------------------------------------------------
+
+    def waiting(self, scope: ThrottleScope | str, kind: str) -> int:
         """Requests queued for a token (how far behind the budget the client is)."""
-        return sum(1 for f in self._bucket(subscription, kind).waiters if not f.done())
+        if isinstance(scope, str):
+            scope = ThrottleScope.of(scope)
+        queue = self._queues.get((scope, kind))
+        return 0 if queue is None else len(queue.live())
 
     def rate(self, kind: str) -> float:
-        """The sustained rate of ``kind`` per subscription, in requests per second."""
+        """The sustained rate of ``kind`` per scope, in requests per second."""
         return self.limits.for_kind(kind).refill_per_second
+
+    def states(self) -> list[ScopeState]:
+        """Every (scope, kind) queue the client has used: queued, remaining, throttled."""
+        now = self._clock()
+        states = []
+        for (scope, kind), queue in sorted(self._queues.items(), key=lambda i: (
+                i[0][0].subscription, i[0][0].principal, i[0][0].region, i[0][1])):
+            count = self._count(scope, kind)
+            live = queue.live()
+            groups = {g for lane in queue.lanes
+                      for g in self._lane_groups.get((scope.subscription, lane), ())}
+            blocked = max([count.blocked_until, *(
+                w.blocked_until for w in self._windows_of(scope.subscription, groups))])
+            states.append(ScopeState(
+                scope, kind, len(live), sum(1 for p, _s, _f in live if p == Priority.START),
+                count.in_flight, max(0, int(count.remaining(now))), count.share_rate(now),
+                max(0.0, blocked - now), self._throttled_by[(scope, kind)]))
+        return states

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Iterator, Sequence
 
 from core.azure.arm import ArmClient, ArmError
+from core.azure.budget import Priority
 from core.errors import FleetrunError
 from core.model import Health, HealthStatus, Machine, MachineId, MachineKind, utc_now
 
@@ -119,9 +120,9 @@ async def _machine_health(arm: ArmClient, machine: Machine) -> Health:
                       machine.health.agent_version, utc_now())
     try:
         if machine.kind is MachineKind.VM:
-            body = await arm.get(machine.id, {"$expand": "instanceView"})
+            body = await arm.get(machine.id, {"$expand": "instanceView"}, Priority.CHECK)
             return vm_health(body)
-        return arc_health_of(await arm.get(machine.id))
+        return arc_health_of(await arm.get(machine.id, priority=Priority.CHECK))
     except ArmError as error:
         return Health(HealthStatus.UNKNOWN, f"health check failed: {error}",
                       machine.health.agent_version, utc_now())

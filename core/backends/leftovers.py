@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from core.azure.arm import ArmClient, ArmError
+from core.azure.budget import Priority
 from core.azure.run_commands import NAME_PREFIX, InstanceView, InvalidView
 from core.model import Machine
 
@@ -109,7 +110,7 @@ async def delete_until_gone(arm: ArmClient, path: str, pauses: Sequence[float]) 
     """
     for attempt in range(len(pauses) + 1):
         try:
-            await arm.request("DELETE", path)
+            await arm.request("DELETE", path, priority=Priority.CLEANUP)
             return
         except ArmError as error:
             if error.status == GONE:

@@ -24,6 +24,7 @@ from typing import Any
 
 from core.azure.arm import ArmError
 from core.azure.blob_tail import BlobTailer
+from core.azure.budget import Priority
 from core.azure.machine_health import refine_health
 from core.azure.run_commands import InstanceView, InvalidView, put_body, run_command_path
 from core.azure.session import AzureSession
@@ -97,7 +98,8 @@ class ManagedRunCommands:
         targets = output.targets(run_id, machine) if output is not None else None
         body = put_body(command, machine.location, targets)
         try:
-            answer = await self.session.arm.request("PUT", watch.path, json_body=body)
+            answer = await self.session.arm.request("PUT", watch.path, json_body=body,
+                                                    priority=Priority.START)
         except ArmError as error:
             yield Finished(machine.id, RunState.FAILED, error=f"run command not created: {error}")
             return
@@ -122,7 +124,7 @@ class ManagedRunCommands:
         watch = _Watch(machine, run_id, run_command_path(machine.id, run_id))
         params = {"$expand": "instanceView"} if self.expand_instance_view else None
         try:
-            InstanceView.parse(await self.session.arm.get(watch.path, params))
+            InstanceView.parse(await self.session.arm.get(watch.path, params, Priority.CHECK))
         except ArmError as error:
             if error.status != GONE:
                 yield Finished(machine.id, RunState.FAILED, error=f"cannot attach: {error}")
@@ -283,16 +285,22 @@ class ManagedRunCommands:
         """GET the run command until it is over; each answer (or the error) goes to ``views``."""
         params = {"$expand": "instanceView"} if self.expand_instance_view else None
         interval = self.session.pacing.poll_interval
+        priority, last = Priority.FIRST_POLL, None
         while True:
             # A GET right after the PUT (or the attach's own GET) would find nothing new:
             # the budget's reads are worth more one interval later.
             await asyncio.sleep(interval)
             try:
-                view = InstanceView.parse(await self.session.arm.get(watch.path, params))
+                view = InstanceView.parse(await self.session.arm.get(watch.path, params,
+                                                                     priority))
             except (ArmError, InvalidView) as error:
                 await views.put(error)
                 return
             await views.put(view)
+            # A run whose view stopped changing (its output stopped growing) has most likely
+            # ended: its next poll delivers a result, so it goes before those still streaming.
+            priority = Priority.QUIET_POLL if view == last else Priority.POLL
+            last = view
             if view.terminal:
                 return
 
@@ -363,7 +371,8 @@ class ManagedRunCommands:
 
     async def _operation_error(self, watch: _Watch) -> str:
         try:
-            answer = await self.session.arm.request("GET", watch.operation_url)
+            answer = await self.session.arm.request("GET", watch.operation_url,
+                                                    priority=Priority.OPERATION)
             body = answer.json()
         except (ArmError, ValueError) as error:
             return f"provisioning failed (its reason could not be read: {error})"
@@ -385,7 +394,9 @@ class ManagedRunCommands:
             return
         path = run_command_path(machine.id, run_id)
         try:
-            answer = await self.session.arm.request("DELETE", path)
+            # A cancel's DELETE stops a script someone waits on; a finished run's frees a slot.
+            answer = await self.session.arm.request(
+                "DELETE", path, priority=Priority.CANCEL if wait else Priority.CLEANUP)
             if wait:
                 await self.session.arm.wait(answer, within=60)
         except ArmError as error:

@@ -184,15 +184,18 @@ async def test_paced_client_never_meets_a_429(tmp_path: Path) -> None:
         assert bed.arm.sent["deletes"] == 15
 
 
-async def test_unpaced_client_waits_out_429s_and_loses_nothing(tmp_path: Path) -> None:
-    """The client believes in a bigger bucket than the server has: 429s, then success."""
+async def test_a_client_expecting_a_bigger_bucket_is_paced_by_the_headers(tmp_path: Path) -> None:
+    """The client believes in ARM's default write bucket (10/s); the server's is tiny (3, at
+    5/s). The counts every answer reports pace it anyway: a few 429s while it learns that
+    the bucket refills slower than configured, no storm, nothing lost (429s themselves are
+    met in the storm test above)."""
     small = {"capacity": 3, "refill_per_second": 5}
     fleet = fleet_of(*(linux(f"eager-{i}") for i in range(10)), throttle={"writes": small})
     async with azure_bed(fleet, tmp_path, retry=FAST_RETRY) as bed:
         machines = [machine_of(f"eager-{i}") for i in range(10)]
         _, run = await run_all(bed, machines, tmp_path)
         assert_succeeded_with_full_output(run)
-        assert bed.arm.budget.throttled_count > 0
+        assert bed.arm.budget.throttled_count <= 10
         await assert_kept_equals_blobs(bed, tmp_path, run)
 
 

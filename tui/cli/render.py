@@ -19,6 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from core.azure.budget import live_budgets
+from core.azure.budget_view import budget_line
 from core.journal_store import MachineRecord, RunRecord
 from core.model import TAIL_BYTES, Machine, MachineRun, Run, RunState
 from core.output import OutputStore
@@ -54,6 +56,12 @@ def counts_text(counts: dict[str, int]) -> Text:
             glyph, style = GLYPHS[state]
             text.append(f"{glyph}{n} ", style=style)
     return text
+
+
+def budget_text() -> str:
+    """Azure's throttle budget as it stands (machines queued for a write token, throttled
+    scopes, what is left, the ETA); empty without Azure machines."""
+    return inert(budget_line(state for budget in live_budgets() for state in budget.states()))
 
 
 # -- following a run ----------------------------------------------------------------------
@@ -110,17 +118,20 @@ async def _follow_progress(session: RunSession) -> None:
         MofNCompleteColumn(),
         TextColumn("{task.fields[counts]}"),
         TimeElapsedColumn(),
+        TextColumn("{task.fields[budget]}", style="dim"),
         console=err,
         transient=True,
         refresh_per_second=REFRESH_HZ,
     )
-    task_id = progress.add_task("run", total=len(run.machines), run_id=run.run_id, counts="")
+    task_id = progress.add_task("run", total=len(run.machines), run_id=run.run_id, counts="",
+                                budget="")
 
     async def ticker() -> None:
         while True:
             summary = run.summary()
             done = sum(n for s, n in summary.items() if RunState(s).terminal)
-            progress.update(task_id, completed=done, counts=counts_text(summary))
+            progress.update(task_id, completed=done, counts=counts_text(summary),
+                            budget=budget_text())
             await asyncio.sleep(1 / REFRESH_HZ)
 
     with progress:
