@@ -41,17 +41,24 @@ def budget_line(states: Iterable[ScopeState]) -> str:
     (and for how long), what is left of each scope's reads and writes, and the ETA of the
     queued work; empty when the budget holds nothing back and nothing was spent yet.
 
-    ``Queued 120 for a write token · Throttled sub-a reads 12 s · sub-a: reads 40 left,
-    writes 0 left · ETA 34 s``
+    ``Queued 120 for a write token · Throttled writes 12 s · reads 40 left, writes 0 left ·
+    ETA 34 s`` (with several scopes each is named by its subscription's first characters).
     """
     states = list(states)
     if not states:
         return ""
+    # A progress line has a terminal's width: one scope needs no name, several get their
+    # subscription's first characters (a GUID would crowd out the counts at 80 columns).
+    several = len({state.scope for state in states}) > 1
+
+    def named(scope: ThrottleScope, text: str) -> str:
+        return f"{_short(scope)} {text}" if several else text
+
     parts: list[str] = []
     queued = sum(state.queued_starts for state in states)
     if queued:
         parts.append(f"Queued {queued} for a write token")
-    throttled = [f"{state.scope} {state.kind} {state.throttled_for:.0f} s"
+    throttled = [named(state.scope, f"{state.kind} {state.throttled_for:.0f} s")
                  for state in states if state.throttled_for > 0]
     if throttled:
         parts.append("Throttled " + ", ".join(throttled))
@@ -60,10 +67,17 @@ def budget_line(states: Iterable[ScopeState]) -> str:
         if state.kind in ("reads", "writes"):
             left.setdefault(state.scope, []).append(f"{state.kind} {state.remaining} left")
     shown = sorted(left.items(), key=lambda item: str(item[0]))
-    parts += [f"{scope}: {', '.join(counts)}" for scope, counts in shown[:3]]
+    parts += [f"{_short(scope)}: {', '.join(counts)}" if several else ", ".join(counts)
+              for scope, counts in shown[:3]]
     if len(shown) > 3:
         parts.append(f"(+{len(shown) - 3} more subscriptions)")
     eta = eta_seconds(states)
     if eta >= 1:
         parts.append(f"ETA {eta:.0f} s")
     return " · ".join(parts)
+
+
+def _short(scope: ThrottleScope) -> str:
+    """A scope as a progress line names it: a subscription GUID by its first 8 characters."""
+    subscription = scope.subscription
+    return f"{subscription[:8]}…" if len(subscription) > 12 else subscription
