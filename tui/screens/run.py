@@ -23,6 +23,7 @@ from tui.screens.diff import open_diff_for_machine
 from tui.screens.export import ExportDialog
 from tui.screens.groups import GroupsScreen
 from tui.widgets.dialogs.confirm import Confirm
+from tui.widgets.run.budget_line import BudgetLine
 from tui.widgets.run.output_panes import OutputPanes
 from tui.widgets.run.run_summary import RunSummary
 from tui.widgets.run.run_table import RunTable
@@ -87,6 +88,7 @@ class RunScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield RunSummary(id="summary")
+        yield BudgetLine(id="budget")
         yield RunTable(id="machines")
         yield OutputPanes(id="output")
         yield Footer()
@@ -116,6 +118,7 @@ class RunScreen(Screen[None]):
         run = self.session.run
         now = utc_now()
         self.query_one(RunSummary).refresh_from(run, now)
+        self.query_one(BudgetLine).refresh_from(not run.finished)
         self.query_one(RunTable).refresh_from(run, now)
         self._show_current()
         if run.finished and not self._ended_drawn:
