@@ -69,6 +69,7 @@ __all__ = [
     "eta_seconds",
     "kind_of",
     "live_budgets",
+    "live_states",
     "resource_limits",
     "throttled_group",
 ]
@@ -179,6 +180,11 @@ _LIVE: weakref.WeakSet[ArmBudget] = weakref.WeakSet()
 def live_budgets() -> list[ArmBudget]:
     """Every budget of this process (one per fleet's ARM client), for the progress displays."""
     return list(_LIVE)
+
+
+def live_states() -> list[ScopeState]:
+    """Every scope of every live budget, as it stands: what the progress displays show."""
+    return [state for budget in live_budgets() for state in budget.states()]
 
 
 class ArmBudget:

@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from core.fleet.opened_backend import OpenedBackend, SourceReach
 from core.fleet.options import FleetOptions
 from core.fleet.source import FleetSource
+from core.inventory.local import local_machine
 from core.model import Machine, MachineKind
 
 
 def local_source(spec: str) -> FleetSource:
-    from core.inventory.local import local_machine
-
     async def load() -> list[Machine]:
         return [local_machine()]
 

@@ -8,14 +8,10 @@ from typing import Protocol, TypeVar
 
 from core.backends.base import Backend
 from core.fleet.options import FleetOptions
-from core.fleet.source import FleetError
+from core.fleet.source import FleetError, nothing_to_close
 from core.model import MachineKind
 
 T = TypeVar("T")
-
-
-async def _nothing_to_close() -> None:
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +19,7 @@ class OpenedBackend:
     """A backend the fleet opened, and what closes it (in the event loop that used it)."""
 
     backend: Backend
-    aclose: Callable[[], Awaitable[None]] = _nothing_to_close
+    aclose: Callable[[], Awaitable[None]] = nothing_to_close
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,9 @@ class FleetError(BadInputError, ValueError):
     """A ``--fleet`` value that names no known source, or sources that cannot go together."""
 
 
-async def _nothing_to_close() -> None:
+async def nothing_to_close() -> None:
+    """The ``aclose`` of what holds nothing open."""
     return None
-
-
-async def _no_machines() -> list[Machine]:
-    return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +33,6 @@ class FleetSource:
     """
 
     spec: str
-    load: Callable[[], Awaitable[list[Machine]]] = _no_machines
+    load: Callable[[], Awaitable[list[Machine]]]
     reach: Mapping[MachineKind, object] = field(default_factory=dict)
-    aclose: Callable[[], Awaitable[None]] = _nothing_to_close
+    aclose: Callable[[], Awaitable[None]] = nothing_to_close

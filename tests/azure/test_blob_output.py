@@ -28,6 +28,11 @@ def output_of(blobs: AppendBlobClient, stdout_url: str, stderr_url: str,
     }, interval=interval)
 
 
+def stream_urls(target: SandboxTarget, name: str) -> tuple[str, str]:
+    """SAS URLs of a machine's stdout and stderr blobs."""
+    return target.sas_url(f"{name}/out"), target.sas_url(f"{name}/err")
+
+
 def gets(wire: FaultyTransport) -> int:
     """Blob reads sent so far."""
     return len(wire.statuses(lambda exchange: exchange.method == "GET"))
@@ -50,8 +55,7 @@ async def drained(output: BlobOutput, stdout_tail: str, stderr_tail: str = "", *
 async def test_blobs_that_end_with_their_tails_leave_no_note(
     blobs: AppendBlobClient, sandbox_target: SandboxTarget, blob_name: str
 ) -> None:
-    out, err = sandbox_target.sas_url(f"{blob_name}/out"), sandbox_target.sas_url(
-        f"{blob_name}/err")
+    out, err = stream_urls(sandbox_target, blob_name)
     for url, data in ((out, b"line 1\nline 2\n"), (err, b"oops\n")):
         await blobs.create(url)
         await blobs.append(url, data)
@@ -65,8 +69,7 @@ async def test_blobs_that_end_with_their_tails_leave_no_note(
 async def test_a_blob_short_of_its_tail_is_named_with_the_bytes_it_holds(
     blobs: AppendBlobClient, sandbox_target: SandboxTarget, blob_name: str
 ) -> None:
-    out, err = sandbox_target.sas_url(f"{blob_name}/out"), sandbox_target.sas_url(
-        f"{blob_name}/err")
+    out, err = stream_urls(sandbox_target, blob_name)
     await blobs.create(out)
     await blobs.append(out, b"first 1,234 bytes... " * 10)
     await blobs.create(err)
@@ -87,8 +90,7 @@ async def test_a_blob_short_of_its_tail_is_named_with_the_bytes_it_holds(
 async def test_a_blob_that_never_appeared_is_named(
     blobs: AppendBlobClient, sandbox_target: SandboxTarget, blob_name: str
 ) -> None:
-    out, err = sandbox_target.sas_url(f"{blob_name}/out"), sandbox_target.sas_url(
-        f"{blob_name}/err")
+    out, err = stream_urls(sandbox_target, blob_name)
     await blobs.create(out)
     await blobs.append(out, b"all of it\n")
     output = output_of(blobs, out, err)
@@ -124,8 +126,7 @@ async def test_a_blob_that_cannot_be_read_is_named_with_the_refusal(
 async def test_a_blob_re_created_by_another_run_is_named(
     blobs: AppendBlobClient, sandbox_target: SandboxTarget, blob_name: str
 ) -> None:
-    out, err = sandbox_target.sas_url(f"{blob_name}/out"), sandbox_target.sas_url(
-        f"{blob_name}/err")
+    out, err = stream_urls(sandbox_target, blob_name)
     await blobs.create(out)
     await blobs.append(out, b"this run's first bytes\n")
     await blobs.create(err)
@@ -146,8 +147,7 @@ async def test_a_drain_reads_nothing_when_the_reads_hold_the_whole_output(
     blobs: AppendBlobClient, wire: FaultyTransport, sandbox_target: SandboxTarget,
     blob_name: str,
 ) -> None:
-    out, err = sandbox_target.sas_url(f"{blob_name}/out"), sandbox_target.sas_url(
-        f"{blob_name}/err")
+    out, err = stream_urls(sandbox_target, blob_name)
     await blobs.create(out)
     await blobs.append(out, b"line 1\nline 2\n")
     await blobs.create(err)
@@ -167,8 +167,7 @@ async def test_a_drain_reads_nothing_when_the_reads_hold_the_whole_output(
 async def test_output_that_repeats_its_tail_is_still_read_to_the_end(
     blobs: AppendBlobClient, sandbox_target: SandboxTarget, blob_name: str
 ) -> None:
-    out, err = sandbox_target.sas_url(f"{blob_name}/out"), sandbox_target.sas_url(
-        f"{blob_name}/err")
+    out, err = stream_urls(sandbox_target, blob_name)
     await blobs.create(out)
     await blobs.append(out, b"y\n" * 3000)
     output = output_of(blobs, out, err)
@@ -186,8 +185,7 @@ async def test_output_that_repeats_its_tail_is_still_read_to_the_end(
 async def test_a_stream_with_an_empty_final_tail_is_read_if_its_blob_gave_bytes(
     blobs: AppendBlobClient, sandbox_target: SandboxTarget, blob_name: str
 ) -> None:
-    out, err = sandbox_target.sas_url(f"{blob_name}/out"), sandbox_target.sas_url(
-        f"{blob_name}/err")
+    out, err = stream_urls(sandbox_target, blob_name)
     await blobs.create(out)
     await blobs.append(out, b"start\n")
     output = output_of(blobs, out, err)
@@ -214,8 +212,7 @@ async def test_an_idle_blob_is_read_ever_less_often(
     blobs: AppendBlobClient, sandbox_target: SandboxTarget, blob_name: str, reads: int,
     expected: int,
 ) -> None:
-    out, err = sandbox_target.sas_url(f"{blob_name}/out"), sandbox_target.sas_url(
-        f"{blob_name}/err")
+    out, err = stream_urls(sandbox_target, blob_name)
     await blobs.create(out)
     await blobs.create(err)
     output = output_of(blobs, out, err, interval=INTERVAL)
@@ -231,8 +228,7 @@ async def test_an_idle_blob_is_read_ever_less_often(
 async def test_news_brings_a_read_forward_but_never_within_an_interval_of_the_last(
     blobs: AppendBlobClient, sandbox_target: SandboxTarget, blob_name: str
 ) -> None:
-    out, err = sandbox_target.sas_url(f"{blob_name}/out"), sandbox_target.sas_url(
-        f"{blob_name}/err")
+    out, err = stream_urls(sandbox_target, blob_name)
     await blobs.create(out)
     await blobs.create(err)
     output = output_of(blobs, out, err, interval=INTERVAL)
@@ -250,8 +246,7 @@ async def test_news_brings_a_read_forward_but_never_within_an_interval_of_the_la
 async def test_an_unchanged_tail_the_blob_holds_puts_the_next_read_off(
     blobs: AppendBlobClient, sandbox_target: SandboxTarget, blob_name: str
 ) -> None:
-    out, err = sandbox_target.sas_url(f"{blob_name}/out"), sandbox_target.sas_url(
-        f"{blob_name}/err")
+    out, err = stream_urls(sandbox_target, blob_name)
     await blobs.create(out)
     await blobs.append(out, b"held\n")
     await blobs.create(err)

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from core.azure.budget import live_budgets
+from core.azure.budget import live_states
 from core.azure.budget_view import budget_line
 from core.journal_store import MachineRecord, RunRecord
 from core.model import TAIL_BYTES, Machine, MachineRun, Run, RunState
@@ -61,7 +61,7 @@ def counts_text(counts: dict[str, int]) -> Text:
 def budget_text() -> str:
     """Azure's throttle budget as it stands (machines queued for a write token, throttled
     scopes, what is left, the ETA); empty without Azure machines."""
-    return inert(budget_line(state for budget in live_budgets() for state in budget.states()))
+    return inert(budget_line(live_states()))
 
 
 # -- following a run ----------------------------------------------------------------------

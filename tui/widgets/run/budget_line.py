@@ -11,14 +11,9 @@ from collections.abc import Callable, Iterable
 
 from textual.widgets import Static
 
-from core.azure.budget import live_budgets
+from core.azure.budget import live_states
 from core.azure.budget_view import ScopeState, budget_line
 from core.terminal_text import inert
-
-
-def live_states() -> list[ScopeState]:
-    """Every scope of every ARM client this process has, as it stands."""
-    return [state for budget in live_budgets() for state in budget.states()]
 
 
 class BudgetLine(Static):
