@@ -16,7 +16,7 @@ import gc
 import logging
 import traceback
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from core.backends.base import Backend, IfMissing, ReattachableBackend
@@ -207,6 +207,11 @@ class FanOut:
         default it is reported NotStarted; see :class:`IfMissing`)."""
         self.output = output
         self.options = options or FanoutOptions()
+        self.before_cleanup: Callable[[MachineId], Awaitable[None]] | None = None
+        """Awaited when a machine of a backend whose runs outlive fleetrun has ended, before
+        the backend may clean up (delete its run command, the service's only record of the
+        result): the journal writes the end first, so a process killed in between leaves
+        ``attach`` a result to report instead of a run command that is gone."""
         masks: dict[int, SecretMask] = {}
         self._slots: dict[MachineId, _Slot] = {}
         for mid, mr in run.machines.items():
@@ -411,6 +416,9 @@ class FanOut:
                         if slot.finished:
                             break
                 finally:
+                    if (slot.finished and self.before_cleanup is not None
+                            and isinstance(slot.backend, ReattachableBackend)):
+                        await self.before_cleanup(machine.id)
                     aclose = getattr(events, "aclose", None)
                     if aclose is not None:
                         await aclose()

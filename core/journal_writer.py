@@ -103,6 +103,14 @@ class JournalWriter:
             await self._write(self.journal.end_run, self.run.run_id, ended, stop_reason,
                               self._take_dirty())
 
+    async def persist(self, machine_id: MachineId) -> None:
+        """Write what the run knows of ``machine_id`` now (with any other pending change).
+
+        A write that fails is kept for the next batch, as every write is.
+        """
+        self._dirty[machine_id] = None
+        await self._flush()
+
     def _mark(self, machine_id: MachineId, delay: float) -> None:
         self._dirty[machine_id] = None
         due = time.monotonic() + delay

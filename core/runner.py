@@ -196,6 +196,7 @@ class RunSession:
         writer: asyncio.Task[None] | None = None
         if self.journal is not None and self._journal_events is not None:
             consumer = JournalWriter(self.journal, self.run)
+            self.fanout.before_cleanup = consumer.persist
             writer = asyncio.create_task(consumer.consume(self._journal_events))
         log.info("run %s: %d machines", self.run.run_id, len(self.run.machines))
         try:

@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from core.events import Event, Finished, OutputAppended, RunFinished, RunStarted, StateChanged
+from core.backends.base import IfMissing
+from core.events import (
+    Event,
+    Finished,
+    MachineEvent,
+    OutputAppended,
+    RunFinished,
+    RunStarted,
+    StateChanged,
+)
 from core.journal_store import (
     INTERRUPTED_ERROR,
     MIGRATIONS,
@@ -29,7 +38,10 @@ from core.journal_writer import JournalWriter
 from core.model import (
     Command,
     CommandId,
+    Health,
+    HealthStatus,
     Machine,
+    MachineId,
     MachineKind,
     MachineRun,
     OsType,
@@ -563,3 +575,43 @@ def test_a_journal_of_the_first_schema_gains_the_masked_counts(tmp_path: Path) -
         first.masked = 3
         journal.record_machines("r-old", [first])
         assert [m.masked for m in journal.get_run("r-old").machines] == [3, 0]
+
+
+class _CleaningBackend:
+    """Runs outlive fleetrun (it can re-attach), and its cleanup erases the service's record:
+    it notes what the journal held for the machine at the moment it cleans up."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.at_cleanup: dict[str, str] = {}
+
+    async def check_health(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
+        return {m.id: Health(HealthStatus.READY) for m in machines}
+
+    async def run(self, machine: Machine, command: Command, *, run_id: str
+                  ) -> AsyncIterator[MachineEvent]:
+        try:
+            yield StateChanged(machine.id, RunState.RUNNING)
+            yield Finished(machine.id, RunState.SUCCEEDED, 0)
+        finally:  # the DELETE of a finished run command, in the managed backends
+            kept = {m.machine_id: m.state for m in self.journal.get_run(run_id).machines}
+            self.at_cleanup[machine.id] = kept[machine.id].value
+
+    def attach(self, machine: Machine, command: Command, *, run_id: str,
+               if_missing: IfMissing = IfMissing.REPORT) -> AsyncIterator[MachineEvent]:
+        return self.run(machine, command, run_id=run_id)
+
+    async def cancel(self, machine: Machine, run_id: str) -> None:
+        return None
+
+
+async def test_a_machines_end_is_in_the_journal_before_its_backend_cleans_up(
+        tmp_path: Path) -> None:
+    # Else a process killed between the two leaves attach a run command that is gone and no
+    # result: 'result lost' (seen under load in tests/cli/test_attach_unsent.py).
+    journal = Journal(tmp_path / "journal.sqlite3")
+    backend = _CleaningBackend(journal)
+    session = RunSession.plan([(m, LINUX) for m in machines(20)], lambda _m: backend,
+                              journal=journal, runs_root=tmp_path / "runs")
+    await session.execute()
+    assert backend.at_cleanup == {m.id: "Succeeded" for m in machines(20)}
