@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from core.model import MachineId, RunState, Stream, utc_now
+from core.model import MachineId, RunState, Stream, Waiting, utc_now
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +20,21 @@ class StateChanged:
     state: RunState
     message: str = ""
     at: datetime = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True, slots=True)
+class WaitChanged:
+    """A Pending machine's start request waits on the service's budget, or stopped waiting
+    (``waiting`` None).
+
+    Transient: the machine's next StateChanged or Finished ends the wait too, so a backend
+    need not report None. A backend reports only the latest wait when it gets to run, so a
+    request granted at once reports nothing; like output, subscribers past their backlog
+    may drop these (the run state holds the current one).
+    """
+
+    machine_id: MachineId
+    waiting: Waiting | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,5 +83,5 @@ class RunFinished:
     at: datetime = field(default_factory=utc_now)
 
 
-MachineEvent = StateChanged | OutputAppended | TailUpdated | Finished
+MachineEvent = StateChanged | WaitChanged | OutputAppended | TailUpdated | Finished
 Event = MachineEvent | RunStarted | RunFinished

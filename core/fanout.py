@@ -29,6 +29,7 @@ from core.events import (
     RunStarted,
     StateChanged,
     TailUpdated,
+    WaitChanged,
 )
 from core.model import (
     Command,
@@ -129,9 +130,10 @@ class Subscription:
     """An event stream for one consumer, which may be slower than the run.
 
     Machine state events are always kept (there are a few per machine). When more than
-    ``max_pending`` events wait, output and tail events are dropped for this subscriber
-    only and counted in ``dropped``: the bytes are safe in the output store, and a slow
-    screen or pipe must never stall the run or grow memory with the output.
+    ``max_pending`` events wait, output, tail and wait events are dropped for this
+    subscriber only and counted in ``dropped``: the bytes are safe in the output store, a
+    wait is a passing phase the run state holds, and a slow screen or pipe must never stall
+    the run or grow memory with them.
     """
 
     def __init__(self, max_pending: int) -> None:
@@ -145,7 +147,7 @@ class Subscription:
         if self._closed:
             return
         if len(self._events) >= self.max_pending and isinstance(
-            event, OutputAppended | TailUpdated
+            event, OutputAppended | TailUpdated | WaitChanged
         ):
             self.dropped += 1
             return
@@ -496,9 +498,14 @@ class FanOut:
             self.output.report_tail(mr.machine_id, event.stream, tail)
             self._publish(event if tail is event.tail else
                           TailUpdated(event.machine_id, event.stream, tail))
+        elif isinstance(event, WaitChanged):
+            if mr.state is RunState.PENDING and mr.waiting is not event.waiting:
+                mr.waiting = event.waiting
+                self._publish(event)
         elif isinstance(event, StateChanged):
             message = slot.redaction.message(event.message)
             slot.last_report = message
+            mr.waiting = None  # whatever it reports now, its start request has gone
             if event.state is RunState.RUNNING and mr.started is None:
                 mr.started = event.at
             mr.state = event.state
@@ -533,6 +540,7 @@ class FanOut:
     def _finish(self, slot: _Slot, event: Finished) -> None:
         mr = slot.machine_run
         slot.finished = True
+        mr.waiting = None
         for stream in _STREAMS:
             # What was held back as a possible start of a secret was not one.
             rest = slot.redaction.end(stream)

@@ -225,6 +225,20 @@ class RunState(enum.StrEnum):
         return self in (RunState.FAILED, RunState.TIMED_OUT, RunState.NOT_STARTED)
 
 
+class Waiting(enum.StrEnum):
+    """Why a Pending machine's start request has not gone yet: a live phase, never stored.
+
+    A managed backend's PUT waits for a token of its throttle scope's write budget (Queued),
+    or after a 429 waits out ``Retry-After`` while its scope is blocked (Throttled). Not a
+    :class:`RunState`: it is no outcome, a machine leaves it within the run, and the
+    journal, the run record and exports know only RunStates. SSH and local machines never
+    wait so.
+    """
+
+    QUEUED = "Queued"
+    THROTTLED = "Throttled"
+
+
 class Stream(enum.StrEnum):
     STDOUT = "stdout"
     STDERR = "stderr"
@@ -249,6 +263,9 @@ class MachineRun:
     machine: Machine
     command: Command
     state: RunState = RunState.PENDING
+    waiting: Waiting | None = None
+    """While Pending: whether its start request waits on the service's budget (live only:
+    the journal and the run record never hold it)."""
     exit_code: int | None = None
     started: datetime | None = None
     ended: datetime | None = None

@@ -17,7 +17,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple
 
-from core.model import HealthStatus, RunState
+from core.live_counts import LiveState
+from core.model import HealthStatus, RunState, Waiting
 
 
 class Tone(StrEnum):
@@ -55,6 +56,19 @@ RUN_STATES: dict[RunState, Look] = {
     RunState.UNKNOWN: Look("?", Tone.WARN),
 }
 """A machine's part of a run."""
+
+WAITING: dict[Waiting, Look] = {
+    Waiting.QUEUED: Look("⋯", Tone.QUIET),
+    # ‖ reads as a pause; ⏸ is missing from DejaVu Sans Mono.
+    Waiting.THROTTLED: Look("‖", Tone.WARN),
+}
+"""A Pending machine whose start request waits on Azure's budget (a live phase only)."""
+
+LIVE_STATES: dict[LiveState, Look] = {
+    **{state: look for state, look in RUN_STATES.items()},
+    **{wait: look for wait, look in WAITING.items()},
+}
+"""What a live run's rows and counts show: a RunState, or a Pending machine's wait."""
 
 HEALTH: dict[HealthStatus, Look] = {
     HealthStatus.READY: Look("✓", Tone.GOOD),

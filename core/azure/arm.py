@@ -32,8 +32,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from core.azure.auth import ARM_SCOPE, TokenSource
-from core.azure.budget import ArmBudget, Priority, ThrottleScope, kind_of
+from core.azure.budget import ArmBudget, Priority, ThrottleScope, Ticket, kind_of
 from core.azure.http import pooled_client
+from core.azure.request_waits import RequestWaits, WaitReport
 from core.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,8 @@ class ArmClient:
         self.http = http or pooled_client(verify=verify)
         self.sent: dict[str, int] = {"reads": 0, "writes": 0, "deletes": 0, "other": 0}
         """Requests that reached the service, by bucket (``other`` is not ARM-budgeted)."""
+        self.waits = RequestWaits()
+        """The requests whose callers follow their wait for a token (``waiting=``)."""
 
     async def aclose(self) -> None:
         if self._own_http:
@@ -217,6 +220,7 @@ class ArmClient:
         budgeted: bool = True,
         idempotent: bool | None = None,
         priority: Priority | None = None,
+        waiting: WaitReport | None = None,
     ) -> httpx.Response:
         """Send one call and return its 2xx answer.
 
@@ -232,6 +236,9 @@ class ArmClient:
                 None.
             priority: The call's place in its scope's queue; when None, ``OPERATION`` for a
                 full URL (an operation's status) and ``POLL`` otherwise.
+            waiting: Told while a budgeted call waits for its token: Queued, Throttled
+                while a 429 blocks its scope, None once it is sent
+                (:mod:`core.azure.request_waits`).
 
         Raises:
             ArmError: A non-2xx answer, or no answer after the retries.
@@ -259,7 +266,7 @@ class ArmClient:
         retryable = method in IDEMPOTENT if idempotent is None else idempotent
         failures = throttles = 0
         while True:
-            ticket = (await self.budget.acquire(scope, kind, priority, lane)
+            ticket = (await self._acquire(scope, kind, priority, lane, waiting)
                       if budgeted else None)
             try:
                 token = await self.credential.token(ARM_SCOPE)
@@ -287,6 +294,8 @@ class ArmClient:
                 ticket.answered(status, response.headers, wait,
                                 _json_quietly(response) if status == 429 else None)
             if status == 429:
+                if budgeted:
+                    self.waits.throttled(scope, kind, wait)
                 throttles += 1
                 log.info("%s throttled (429), retrying after %.1f s", target, wait)
                 if throttles >= self.retry.throttle_attempts:
@@ -304,6 +313,16 @@ class ArmClient:
             if status >= 400:
                 raise error_of(response, target)
             return response
+
+    async def _acquire(self, scope: ThrottleScope, kind: str, priority: Priority, lane: str,
+                       waiting: WaitReport | None) -> Ticket:
+        if waiting is None:
+            return await self.budget.acquire(scope, kind, priority, lane)
+        self.waits.enter(scope, kind, waiting)
+        try:
+            return await self.budget.acquire(scope, kind, priority, lane)
+        finally:
+            self.waits.leave(scope, kind, waiting)
 
     def _backoff(self, failures: int) -> float:
         ceiling = min(self.retry.backoff_cap, self.retry.backoff * 2 ** (failures - 1))

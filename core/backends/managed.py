@@ -31,7 +31,14 @@ from core.azure.session import AzureSession
 from core.backends.base import IfMissing
 from core.backends.blob_output import BlobOutput
 from core.backends.leftovers import RunCommandFound, delete_until_gone, list_run_commands
-from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
+from core.events import (
+    Finished,
+    MachineEvent,
+    OutputAppended,
+    StateChanged,
+    TailUpdated,
+    WaitChanged,
+)
 from core.model import (
     Command,
     Health,
@@ -40,6 +47,7 @@ from core.model import (
     MachineId,
     RunState,
     Stream,
+    Waiting,
 )
 
 log = logging.getLogger(__name__)
@@ -97,12 +105,21 @@ class ManagedRunCommands:
         output = self.session.output
         targets = output.targets(run_id, machine) if output is not None else None
         body = put_body(command, machine.location, targets)
+        waits = _StartWait()
+        put = asyncio.ensure_future(self.session.arm.request(
+            "PUT", watch.path, json_body=body, priority=Priority.START, waiting=waits.report))
         try:
-            answer = await self.session.arm.request("PUT", watch.path, json_body=body,
-                                                    priority=Priority.START)
+            async for changed in waits.follow(machine.id, put):
+                yield changed
+            answer = put.result()
         except ArmError as error:
             yield Finished(machine.id, RunState.FAILED, error=f"run command not created: {error}")
             return
+        finally:
+            if not put.done():
+                put.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ArmError):
+                    await put
         watch.operation_url = answer.headers.get("azure-asyncoperation", "")
         yield StateChanged(machine.id, RunState.PENDING, "submitted; waiting for the agent")
         # aclosing: when our consumer stops early, the inner generator's clean-up (delete the
@@ -435,6 +452,37 @@ class ManagedRunCommands:
         """
         path = f"{machine.id.rstrip('/')}/runCommands/{name}"
         await delete_until_gone(self.session.arm, path, self.session.pacing.delete_retry_pauses)
+
+
+class _StartWait:
+    """A machine's PUT waiting on the ARM budget, as the machine's WaitChanged events.
+
+    The client reports each change as it happens; the run's generator yields only the
+    latest one when it next gets to run, so a PUT granted at once reports nothing and a
+    thousand queued PUTs cost one event each, not one per change of the queue.
+    """
+
+    def __init__(self) -> None:
+        self.latest: Waiting | None = None
+        self._changed = asyncio.Event()
+
+    def report(self, waiting: Waiting | None) -> None:
+        self.latest = waiting
+        self._changed.set()
+
+    async def follow(self, machine_id: MachineId, request: asyncio.Future[Any]
+                     ) -> AsyncIterator[WaitChanged]:
+        """The wait's changes until ``request`` is done."""
+        request.add_done_callback(lambda _done: self._changed.set())
+        shown: Waiting | None = None
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            if request.done():
+                return
+            if self.latest is not shown:
+                shown = self.latest
+                yield WaitChanged(machine_id, shown)
 
 
 def _joined(*reasons: str) -> str:

@@ -11,9 +11,9 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
-from core.model import HealthStatus, RunState
+from core.model import HealthStatus, RunState, Waiting
 from tui.cli import render as cli_render
-from tui.states import HEALTH, RUN_STATES, Look, Tone
+from tui.states import HEALTH, LIVE_STATES, RUN_STATES, WAITING, Look, Tone
 from tui.widgets.fleet.machine_table import HEALTH_STYLE, health_text
 from tui.widgets.run.cells import STATE_STYLE, state_text
 
@@ -35,12 +35,14 @@ def dejavu_mono() -> set[int]:
     return set(cmap)
 
 
-@pytest.mark.parametrize(("table", "enum"), [(RUN_STATES, RunState), (HEALTH, HealthStatus)],
-                         ids=["run states", "health"])
+@pytest.mark.parametrize(("table", "enums"), [(LIVE_STATES, (RunState, Waiting)),
+                                              (HEALTH, (HealthStatus,))],
+                         ids=["run states and waits", "health"])
 def test_every_state_has_a_glyph_of_its_own_one_cell_wide_in_dejavu_sans_mono(
-        table: dict[object, Look], enum: type[RunState] | type[HealthStatus],
+        table: dict[object, Look], enums: tuple[type[RunState] | type[HealthStatus]
+                                                | type[Waiting], ...],
         dejavu_mono: set[int]) -> None:
-    assert set(table) == set(enum)
+    assert set(table) == {member for enum in enums for member in enum}
     glyphs = [look.glyph for look in table.values()]
     assert len(set(glyphs)) == len(glyphs), f"two states share a glyph: {glyphs}"
     for state, look in table.items():
@@ -55,7 +57,8 @@ def test_the_font_check_can_fail(dejavu_mono: set[int]) -> None:
 
 
 def test_the_tui_and_the_cli_draw_states_from_the_one_table() -> None:
-    expected = {state: (look.glyph, look.tone.value) for state, look in RUN_STATES.items()}
+    assert set(RUN_STATES) == set(RunState) and set(WAITING) == set(Waiting)
+    expected = {state: (look.glyph, look.tone.value) for state, look in LIVE_STATES.items()}
     assert STATE_STYLE == expected
     assert cli_render.GLYPHS == expected
     assert HEALTH_STYLE == {s: (look.glyph, look.tone.value) for s, look in HEALTH.items()}

@@ -21,6 +21,7 @@ from core.events import (
     RunStarted,
     StateChanged,
     TailUpdated,
+    WaitChanged,
 )
 from core.model import Machine
 from core.output import decode_tail
@@ -80,6 +81,13 @@ def event_json(event: Event, names: dict[str, str]) -> dict[str, Any]:
             "state": event.state.value,
             "message": event.message,
             "at": _iso(event.at),
+        }
+    if isinstance(event, WaitChanged):
+        # A Pending machine's start request waiting on Azure's budget (null: sent).
+        return {
+            "event": "wait",
+            **base,
+            "waiting": event.waiting.value if event.waiting is not None else None,
         }
     if isinstance(event, OutputAppended):
         return {

@@ -13,27 +13,28 @@ import sys
 from collections.abc import Iterable
 from datetime import datetime
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from core.azure.budget import live_states
 from core.azure.budget_view import budget_line
 from core.journal_store import MachineRecord, RunRecord
-from core.model import TAIL_BYTES, Machine, MachineRun, Run, RunState
+from core.live_counts import LIVE_ORDER, LiveState, is_done, live_counts
+from core.model import TAIL_BYTES, Machine, MachineRun, Run
 from core.output import OutputStore
 from core.runner import RunSession
 from core.terminal_text import InertStream, inert, inert_bytes, json_text
 from tui.cli import json_shapes
 from tui.cli.inputs import InputError
-from tui.states import RUN_STATES
+from tui.states import LIVE_STATES
 
-GLYPHS: dict[RunState, tuple[str, str]] = {
-    state: (look.glyph, look.tone.value) for state, look in RUN_STATES.items()
+GLYPHS: dict[LiveState, tuple[str, str]] = {
+    state: (look.glyph, look.tone.value) for state, look in LIVE_STATES.items()
 }
-"""Each state's glyph and style: the TUI's (:data:`tui.states.RUN_STATES`)."""
+"""Each state's glyph and style: the TUI's (:data:`tui.states.LIVE_STATES`)."""
 
 REFRESH_HZ = 10
 TAIL_LINES = 20
@@ -43,19 +44,30 @@ out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty(
 err = Console(stderr=True, highlight=False)
 
 
-def state_text(state: RunState) -> Text:
+def state_text(state: LiveState) -> Text:
     glyph, style = GLYPHS[state]
     return Text(f"{glyph} {state.value}", style=style)
 
 
 def counts_text(counts: dict[str, int]) -> Text:
+    """``·4 ⋯16 ‖2 ▶6 ✓12``: machines per state (a run's summary, or a live run's counts
+    with Queued and Throttled beside Pending), zero counts left out."""
     text = Text()
-    for state in RunState:
+    for state in LIVE_ORDER:
         n = counts.get(state.value, 0)
         if n:
             glyph, style = GLYPHS[state]
             text.append(f"{glyph}{n} ", style=style)
     return text
+
+
+def progress_counts(run: Run) -> tuple[int, Text]:
+    """How many machines ended, and the live counts the progress shows: ``·4 ⋯16 ‖2 ▶6``
+    (Queued and Throttled apart from Pending and Running while Azure's budget holds start
+    requests back)."""
+    live = live_counts(run.machines.values())
+    done = sum(n for state, n in live.items() if is_done(state))
+    return done, counts_text({state.value: n for state, n in live.items()})
 
 
 def budget_text() -> str:
@@ -110,28 +122,43 @@ def _write_stdout(text: str) -> None:
     sys.stdout.flush()
 
 
+class RunProgress(Progress):
+    """The run's progress bar and live counts on one line, Azure's budget on the next.
+
+    The counts (how many machines are Queued, Throttled, Running) must stay whole at 80
+    columns; a budget line in the same row crowded them out, so it has a line of its own,
+    cut with an ellipsis where the terminal ends.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.budget = ""  # before Progress's own init, which may draw
+        super().__init__(
+            TextColumn("[bold]{task.fields[run_id]}", table_column=Column(no_wrap=True)),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}", table_column=Column(no_wrap=True)),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            refresh_per_second=REFRESH_HZ,
+        )
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        if self.budget:
+            yield Text(self.budget, style="dim", no_wrap=True, overflow="ellipsis")
+
+
 async def _follow_progress(session: RunSession) -> None:
     run = session.run
-    progress = Progress(
-        TextColumn("[bold]{task.fields[run_id]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[counts]}"),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[budget]}", style="dim"),
-        console=err,
-        transient=True,
-        refresh_per_second=REFRESH_HZ,
-    )
-    task_id = progress.add_task("run", total=len(run.machines), run_id=run.run_id, counts="",
-                                budget="")
+    progress = RunProgress(err)
+    task_id = progress.add_task("run", total=len(run.machines), run_id=run.run_id, counts="")
 
     async def ticker() -> None:
         while True:
-            summary = run.summary()
-            done = sum(n for s, n in summary.items() if RunState(s).terminal)
-            progress.update(task_id, completed=done, counts=counts_text(summary),
-                            budget=budget_text())
+            done, counts = progress_counts(run)
+            progress.budget = budget_text()
+            progress.update(task_id, completed=done, counts=counts)
             await asyncio.sleep(1 / REFRESH_HZ)
 
     with progress:

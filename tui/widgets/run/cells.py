@@ -6,20 +6,21 @@ from datetime import datetime
 
 from rich.text import Text
 
-from core.model import MachineRun, RunState
+from core.live_counts import LiveState, live_state
+from core.model import MachineRun
 from core.terminal_text import inert
-from tui.states import RUN_STATES
+from tui.states import LIVE_STATES
 
-STATE_STYLE: dict[RunState, tuple[str, str]] = {
-    state: (look.glyph, look.tone.value) for state, look in RUN_STATES.items()
+STATE_STYLE: dict[LiveState, tuple[str, str]] = {
+    state: (look.glyph, look.tone.value) for state, look in LIVE_STATES.items()
 }
-"""Each state's glyph and style (:data:`tui.states.RUN_STATES`, the one table of them)."""
+"""Each state's glyph and style (:data:`tui.states.LIVE_STATES`, the one table of them)."""
 
 COLUMNS = (("state", "state"), ("machine", "machine"), ("elapsed", "elapsed"),
            ("exit", "exit"), ("out", "out"), ("err", "err"), ("error", "error"))
 
 
-def state_text(state: RunState) -> Text:
+def state_text(state: LiveState) -> Text:
     """The state as glyph and name, in its colour.
 
     The colour is a span, not the Text's base style: the run table draws cells with
@@ -61,7 +62,7 @@ def error_text(mr: MachineRun) -> str:
 
 def row_cells(mr: MachineRun, now: datetime | None = None) -> tuple[Text | str, ...]:
     return (
-        state_text(mr.state),
+        state_text(live_state(mr)),
         inert(mr.machine.name),
         duration_text(mr.elapsed(now)),
         "" if mr.exit_code is None else str(mr.exit_code),

@@ -22,7 +22,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from core.model import MachineId, Run, RunState
+from core.live_counts import LiveState, live_state
+from core.model import MachineId, Run
 from tui import keymap
 from tui.widgets.run.cells import (  # re-exported: other views read cells from here
     COLUMNS,
@@ -108,7 +109,7 @@ class RunTable(ScrollView, can_focus=True):
         self._order: list[MachineId] = []
         self._index: dict[MachineId, int] = {}
         self._cells: list[tuple[Cell, ...]] = []
-        self._states: list[RunState] = []
+        self._states: list[LiveState] = []
         self._settled: set[MachineId] = set()
         self._strips: dict[int, Strip] = {}
         self._widths: list[int] = []
@@ -125,7 +126,7 @@ class RunTable(ScrollView, can_focus=True):
         self._order = list(run.machines)
         self._index = {machine_id: i for i, machine_id in enumerate(self._order)}
         self._cells = [row_cells(mr, now) for mr in run.machines.values()]
-        self._states = [mr.state for mr in run.machines.values()]
+        self._states = [live_state(mr) for mr in run.machines.values()]
         self._settled = {mid for mid, mr in run.machines.items() if mr.state.terminal}
         longest = max((len(mr.machine.name) for mr in run.machines.values()), default=0)
         self._machine_width = min(max(longest, MACHINE_WIDTH[0]), MACHINE_WIDTH[1])
@@ -163,9 +164,10 @@ class RunTable(ScrollView, can_focus=True):
             if machine_id in self._settled:
                 continue
             mr = run.machines[machine_id]
-            if states_only and self._states[index] is mr.state:
+            state = live_state(mr)  # a wait for Azure's budget shows like a state
+            if states_only and self._states[index] is state:
                 continue
-            self._states[index] = mr.state
+            self._states[index] = state
             cells = row_cells(mr, self._now)
             before = self._cells[index]
             if cells != before:
