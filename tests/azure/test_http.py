@@ -15,7 +15,7 @@ import httpcore
 import httpx
 import pytest
 
-from core.azure.http import pooled_client, ssl_context
+from core.azure.http import parsed_url, pooled_client, send, ssl_context
 from core.azure.http_pool import ConnectionPool
 from core.sandbox.tls import ensure_certificate
 
@@ -250,3 +250,72 @@ async def test_tls_is_verified_against_a_ca_bundle_given_by_path_or_not_at_all(
         unchecked = await unverified.get(url)
 
     assert (trusted.text, unchecked.text) == ("ok", "ok")
+
+
+@dataclass
+class RecordingServer:
+    """Answers ``ok`` and keeps each request's head and body as the server saw them."""
+
+    seen: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                self.seen.append((head, await reader.readexactly(length)))
+                writer.write(RESPONSE)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_the_pooled_client_s_short_cut_sends_what_httpx_s_client_sends() -> None:
+    state = RecordingServer()
+    listener = await asyncio.start_server(state.handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/sub/x%20y?sig=s%2Bt&a=1"
+    heard: list[str] = []
+
+    async def on_response(response: httpx.Response) -> None:
+        heard.append(f"{response.request.method} {response.status_code}")
+
+    async with listener, pooled_client() as pooled, httpx.AsyncClient(timeout=10) as plain:
+        pooled.event_hooks = {"response": [on_response]}
+        answers = []
+        for http in (pooled, plain):
+            target = parsed_url(url, {"api-version": "2025-04-01", "a": "2"})
+            answers.append(await send(http, "PUT", target, {"x-ms-version": "2021-12-02"},
+                                      json={"properties": {"async": True}}))
+            answers.append(await send(http, "GET", parsed_url(url), {}))
+
+    fast, slow = state.seen[:2], state.seen[2:]
+    assert fast == slow
+    assert fast[0][0].startswith(b"PUT /sub/x%20y?sig=s%2Bt&a=2&api-version=2025-04-01 ")
+    assert b"x-ms-version: 2021-12-02" in fast[0][0] and b"User-Agent: python-httpx" in fast[0][0]
+    assert fast[0][1] == b'{"properties":{"async":true}}'
+    assert [(a.status_code, a.text, a.request.method) for a in answers] == [
+        (200, "ok", "PUT"), (200, "ok", "GET")] * 2
+    assert heard == ["PUT 200", "GET 200"]
+
+
+async def test_the_short_cut_keeps_httpx_s_errors_and_refuses_a_closed_client() -> None:
+    spare = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    url = parsed_url(f"http://127.0.0.1:{spare.sockets[0].getsockname()[1]}/")
+    spare.close()
+    await spare.wait_closed()
+    async with pooled_client() as http:
+        with pytest.raises(httpx.ConnectError) as refused:
+            await send(http, "GET", url, {})
+    assert refused.value.request.url == url
+    with pytest.raises(RuntimeError, match="closed"):
+        await send(http, "GET", url, {})
+
+
+def test_a_url_is_parsed_once_and_its_parameters_merged_as_httpx_merges_them() -> None:
+    url = "https://acct.blob.core.windows.net/c/b?sv=2021-12-02&sig=abc%2B%3D"
+
+    assert parsed_url(url) is parsed_url(url)
+    assert parsed_url(url, {"sv": "x"}) == httpx.URL(url).copy_merge_params({"sv": "x"})
+    assert parsed_url(url) == httpx.URL(url)
