@@ -33,7 +33,7 @@ import httpx
 
 from core.azure.auth import ARM_SCOPE, TokenSource
 from core.azure.budget import ArmBudget, Priority, ThrottleScope, Ticket, kind_of
-from core.azure.http import pooled_client
+from core.azure.http import parsed_url, pooled_client, send
 from core.azure.request_waits import RequestWaits, WaitReport
 from core.errors import ServiceError
 
@@ -271,9 +271,8 @@ class ArmClient:
             try:
                 token = await self.credential.token(ARM_SCOPE)
                 headers = {"Authorization": f"Bearer {token}"}
-                response = await self.http.request(
-                    method, self.url(path), params=query or None, json=json_body, headers=headers
-                )
+                response = await send(self.http, method, parsed_url(self.url(path), query),
+                                      headers, json=json_body)
             except httpx.TransportError as exc:
                 if ticket is not None:
                     ticket.lost()

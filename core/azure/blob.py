@@ -37,6 +37,7 @@ from core.azure.blob_errors import (
     transport_error,
 )
 from core.azure.blob_urls import blob_key, blob_url, redact_sas, with_query
+from core.azure.http import parsed_url, send
 
 __all__ = [
     "AppendBlobClient",
@@ -305,7 +306,7 @@ class AppendBlobClient:
         if self._bearer is not None:
             sent["Authorization"] = f"Bearer {await self._bearer()}"
         try:
-            return await self._http.request(method, url, headers=sent, content=content)
+            return await send(self._http, method, parsed_url(url), sent, content=content)
         except _RETRYABLE_ERRORS:
             raise
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
