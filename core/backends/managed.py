@@ -38,6 +38,7 @@ from core.model import (
     HealthStatus,
     Machine,
     MachineId,
+    OsType,
     RunState,
     Stream,
 )
@@ -165,10 +166,14 @@ class ManagedRunCommands:
         output, blobs = self.session.output, self.session.blobs
         if output is not None and blobs is not None:
             targets = output.targets(watch.run_id, watch.machine)
+            # The Linux handler's tails are the files' last 4,096 bytes (reference
+            # run-command-handlers.md section 3): a shorter one is the whole output, and its
+            # blob need not be read. The Windows handler's encoding is not documented.
             watch.output = BlobOutput(watch.machine.id, watch.machine.name, {
                 Stream.STDOUT: BlobTailer(blobs, targets.output_uri),
                 Stream.STDERR: BlobTailer(blobs, targets.error_uri),
-            }, self.session.pacing.blob_interval)
+            }, self.session.pacing.blob_interval,
+                exact_tails=watch.machine.os is OsType.LINUX)
         finished = False
         try:
             async with contextlib.aclosing(self._follow(watch, command)) as events:
@@ -204,9 +209,10 @@ class ManagedRunCommands:
                         yield appended
                 now = loop.time()
                 if item is None or item == watch.view:
-                    # Quiet since a view was read: with none yet, the budget is slow, and
-                    # nothing says whether the agent took the command.
-                    if watch.view is not None and min(
+                    # Quiet: a poll found the view as it was, stall_after after it last
+                    # changed. Only a poll's answer says so: no answer yet means a slow read
+                    # budget, not a silent agent (and a check would spend the same budget).
+                    if item is not None and min(
                             now - quiet_since, now - checked_at) >= pacing.stall_after:
                         checked_at = now
                         lost = False
