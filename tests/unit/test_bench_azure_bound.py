@@ -7,6 +7,7 @@ import math
 
 from bench.azure_bound import (
     Bucket,
+    best_cycle_floor,
     durations_of,
     fleet_bound,
     polls_per_machine,
@@ -43,6 +44,16 @@ def test_polls_held_back_by_the_read_bucket_need_fewer_reads_but_never_outrun_it
     # Fewer than ceil(d / poll) each: a poll that waits for a token sees more runs ended.
     assert floor.reads < 1000 * polls_per_machine(*RUNS, 1.0)
     assert floor.reads <= 250 + 25 * floor.last_seen
+
+
+def test_where_reads_bind_a_slower_poll_cycle_is_the_floor() -> None:
+    on_time = schedule_floor(200, **ARM, durations=RUNS, poll=1.0)
+    best = best_cycle_floor(200, **ARM, durations=RUNS, poll=1.0)
+
+    # A client whose answers come late wastes fewer reads on runs still going: no real
+    # client's cycle (an interval plus its round trip) may end sooner than the floor.
+    assert best.last_seen < on_time.last_seen and best.reads < on_time.reads
+    assert best.last_seen >= 3.0  # never before the longest run's end
 
 
 def test_reads_bind_at_200_machines_and_writes_at_1000() -> None:
