@@ -26,7 +26,13 @@ from core.azure.arm import ArmError
 from core.azure.blob_tail import BlobTailer
 from core.azure.budget import Priority
 from core.azure.machine_health import refine_health
-from core.azure.run_commands import InstanceView, InvalidView, put_body, run_command_path
+from core.azure.run_commands import (
+    InstanceView,
+    InvalidView,
+    OutputTargets,
+    put_body,
+    run_command_path,
+)
 from core.azure.session import AzureSession
 from core.backends.base import IfMissing
 from core.backends.blob_output import BlobOutput
@@ -58,6 +64,8 @@ class _Watch:
     run_id: str
     path: str
     operation_url: str = ""
+    targets: OutputTargets | None = None
+    """The output blobs named in the PUT (worked out once: a hash and two signed URLs)."""
     output: BlobOutput | None = None
     tails: dict[Stream, str] = field(default_factory=dict)
     running: bool = False
@@ -97,6 +105,7 @@ class ManagedRunCommands:
         watch = _Watch(machine, run_id, run_command_path(machine.id, run_id))
         output = self.session.output
         targets = output.targets(run_id, machine) if output is not None else None
+        watch.targets = targets
         body = put_body(command, machine.location, targets)
         try:
             answer = await self.session.arm.request("PUT", watch.path, json_body=body,
@@ -165,7 +174,7 @@ class ManagedRunCommands:
     ) -> AsyncGenerator[MachineEvent, None]:
         output, blobs = self.session.output, self.session.blobs
         if output is not None and blobs is not None:
-            targets = output.targets(watch.run_id, watch.machine)
+            targets = watch.targets or output.targets(watch.run_id, watch.machine)
             # The Linux handler's tails are the files' last 4,096 bytes (reference
             # run-command-handlers.md section 3): a shorter one is the whole output, and its
             # blob need not be read. The Windows handler's encoding is not documented.
