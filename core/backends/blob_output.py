@@ -15,6 +15,17 @@ empty), so reads are paced per blob:
   one whose reads already hold all the output its final tail reports: an empty tail when the
   blob gave nothing, or a tail under the 4 KB cap (so the whole stream) equal to what was read.
 
+Where the instance view's tail is the stream's exact bytes (the Linux handler's: the last
+4,096 bytes of the file, invalid UTF-8 as U+FFFD; ``exact_tails``), a tail under 4,096 bytes
+without U+FFFD is not a tail but the whole stream so far: its new bytes are delivered from
+the tail, and that stream's blob is not read at all while its tails stay whole (the empty
+stderr of nearly every run included). A run whose output stays under 4 KB then costs no blob
+read; the blob is followed from the first tail at the cap on (or one that decodes with
+U+FFFD: a character cut at either edge, or output holding U+FFFD itself), reading from byte 0
+so the bytes past what the tails gave are never skipped. Before the first instance view
+nothing is known, so nothing is read. Where the tail's encoding is not documented
+(Windows), the blobs are followed as above and the tail only says when to read.
+
 A blob can stop short of the output: the agent sends each flush's new bytes as one Append
 Block, which storage refuses over its block limit (100 MiB, 4 MiB at older versions), and
 it neither splits nor reports that; the run still ends Succeeded. So at the end the blobs
@@ -53,14 +64,23 @@ class BlobOutput:
         name: The machine's name, for log lines.
         tailers: A tailer per stream that has a blob.
         interval: Seconds between reads of a blob that has new output.
+        exact_tails: The instance view's tails are the stream's bytes, so a whole one (under
+            4,096 bytes, no U+FFFD) stands for the blob (see the module docstring).
     """
 
     def __init__(self, machine_id: MachineId, name: str, tailers: Mapping[Stream, BlobTailer],
-                 interval: float) -> None:
+                 interval: float, *, exact_tails: bool = False) -> None:
         self.machine_id = machine_id
         self.name = name
         self.interval = interval
+        self.exact_tails = exact_tails
         self._tailers = dict(tailers)
+        self._covered: set[Stream] = set(self._tailers) if exact_tails else set()
+        """Streams whose last tail is the whole stream: their blobs are not read."""
+        self._delivered: dict[Stream, int] = {}
+        """Bytes of each stream handed out so far, from the blob or from whole tails."""
+        self._whole_tails: dict[Stream, bytes] = {}
+        """The last whole tail of each covered stream, as bytes."""
         self._due: dict[Stream, float] = {}
         """When each stream's blob is next read (loop time); set on first use."""
         self._last_read: dict[Stream, float] = {}
@@ -85,10 +105,11 @@ class BlobOutput:
 
     def next_read_in(self) -> float | None:
         """Seconds until a blob is due to be read; None when no blob is followed."""
-        if not self._tailers:
+        followed = [s for s in self._tailers if s not in self._covered]
+        if not followed:
             return None
         now = asyncio.get_running_loop().time()
-        return max(0.0, min(self._due_at(s, now) for s in self._tailers) - now)
+        return max(0.0, min(self._due_at(s, now) for s in followed) - now)
 
     def reported(self, tails: Mapping[Stream, str]) -> None:
         """The instance view's tails, as a poll just found them.
@@ -102,6 +123,13 @@ class BlobOutput:
         for stream, tail in tails.items():
             if stream not in self._tailers:
                 continue
+            whole = self._whole_tail(tail)
+            if whole is not None:
+                self._covered.add(stream)
+                self._whole_tails[stream] = whole
+                self._reported[stream] = tail
+                continue
+            self._covered.discard(stream)
             if self._reported.get(stream, "") != tail:
                 self._reported[stream] = tail
                 last = self._last_read.get(stream)
@@ -118,12 +146,33 @@ class BlobOutput:
         # Nothing can be in a blob before the agent's first flush: one interval from now.
         return self._due.setdefault(stream, now + self.interval)
 
+    def _whole_tail(self, tail: str) -> bytes | None:
+        """``tail``'s bytes if it is the whole stream (see the module docstring), else None."""
+        if not self.exact_tails or "\ufffd" in tail:
+            return None
+        data = tail.encode("utf-8")
+        return data if len(data) < TAIL_BYTES else None
+
     async def read(self, *, every: bool = False) -> AsyncIterator[OutputAppended]:
-        """New bytes of the blobs that are due (``every``: of all of them), in order."""
+        """New bytes of the whole tails, then of the blobs that are due (``every``: of all
+        of them), in order."""
+        for stream in sorted(self._covered):
+            if (event := self._from_tail(stream)) is not None:
+                yield event
         now = asyncio.get_running_loop().time()
-        streams = [s for s in self._tailers if every or self._due_at(s, now) <= now]
+        streams = [s for s in self._tailers if every or (
+            s not in self._covered and self._due_at(s, now) <= now)]
         async for event in self._read(streams):
             yield event
+
+    def _from_tail(self, stream: Stream) -> OutputAppended | None:
+        """The bytes of ``stream``'s last whole tail past those handed out already."""
+        whole = self._whole_tails.get(stream, b"")
+        done = self._delivered.get(stream, 0)
+        if len(whole) <= done:
+            return None
+        self._delivered[stream] = len(whole)
+        return OutputAppended(self.machine_id, stream, done, whole[done:])
 
     async def _read(self, streams: Iterable[Stream]) -> AsyncIterator[OutputAppended]:
         """New bytes of ``streams``' blobs, in order; then when to read each next."""
@@ -159,7 +208,8 @@ class BlobOutput:
                     found = True
                     end = self._ends.get(stream, b"") + chunk.data
                     self._ends[stream] = end[-2 * TAIL_BYTES:]
-                    yield OutputAppended(self.machine_id, stream, chunk.offset, chunk.data)
+                    if (event := self._past_delivered(stream, chunk.offset, chunk.data)):
+                        yield event
                 if not chunk.more:
                     break
             now = loop.time()
@@ -168,15 +218,33 @@ class BlobOutput:
             self._last_read[stream] = now
             self._due[stream] = now + self.interval * min(2 ** idle, QUIET_BACKOFF)
 
+    def _past_delivered(self, stream: Stream, offset: int, data: bytes
+                        ) -> OutputAppended | None:
+        """The part of a blob chunk at ``offset`` that the whole tails did not give yet."""
+        done = self._delivered.get(stream, 0)
+        end = offset + len(data)
+        if end <= done:
+            return None
+        self._delivered[stream] = end
+        if offset < done:
+            data, offset = data[done - offset:], done
+        return OutputAppended(self.machine_id, stream, offset, data)
+
     async def drain(self, tails: Mapping[Stream, str], grace: float
                     ) -> AsyncIterator[OutputAppended]:
         """Read until every blob holds what the final tails show, for at most ``grace`` s."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
+        # A whole final tail is all of its stream: nothing to read.
+        self.reported(tails)
+        for stream in sorted(self._covered):
+            if (event := self._from_tail(stream)) is not None:
+                yield event
         # A stream with output is read once more even if it seems to hold its tail (the last
         # upload comes at the agent's exit, and output that repeats itself can end with the
         # tail long before it ends), unless what was read is the whole output for certain.
-        pending = [s for s in self._tailers if not self._whole(s, tails.get(s, ""))]
+        pending = [s for s in self._tailers
+                   if s not in self._covered and not self._whole(s, tails.get(s, ""))]
         while pending:
             async for event in self._read(pending):
                 yield event
@@ -189,12 +257,17 @@ class BlobOutput:
             log.warning("%s: the %s blob still lacks the end of the output after %g s",
                         self.name, stream.value, grace)
             reason, hinted = self._why_short(stream, grace)
-            if self._offsets.get(stream, 0) == 0:
+            delivered = self._delivered.get(stream, 0)
+            if delivered == 0:
                 # Nothing came from the blob: the tail is all the output there is, as for a
                 # run without blobs (and, unlike a live tail, it outlasts the run).
                 yield OutputAppended(self.machine_id, stream, 0,
                                      tails[stream].encode("utf-8"))
+                self._delivered[stream] = len(tails[stream].encode("utf-8"))
                 reason += ", so only the instance view's tail (the last 4 KB at most) is stored"
+            elif self._offsets.get(stream, 0) == 0:
+                reason += (f"; only the first {delivered:,} bytes, which the instance view "
+                           "showed while the output was under 4 KB, are stored")
             else:
                 reason += "; only those bytes are stored"
             self._short[stream] = (reason, hinted)

@@ -26,7 +26,13 @@ from core.azure.arm import ArmError
 from core.azure.blob_tail import BlobTailer
 from core.azure.budget import Priority
 from core.azure.machine_health import refine_health
-from core.azure.run_commands import InstanceView, InvalidView, put_body, run_command_path
+from core.azure.run_commands import (
+    InstanceView,
+    InvalidView,
+    OutputTargets,
+    put_body,
+    run_command_path,
+)
 from core.azure.session import AzureSession
 from core.backends.base import IfMissing
 from core.backends.blob_output import BlobOutput
@@ -45,6 +51,7 @@ from core.model import (
     HealthStatus,
     Machine,
     MachineId,
+    OsType,
     RunState,
     Stream,
     Waiting,
@@ -65,6 +72,8 @@ class _Watch:
     run_id: str
     path: str
     operation_url: str = ""
+    targets: OutputTargets | None = None
+    """The output blobs named in the PUT (worked out once: a hash and two signed URLs)."""
     output: BlobOutput | None = None
     tails: dict[Stream, str] = field(default_factory=dict)
     running: bool = False
@@ -104,6 +113,7 @@ class ManagedRunCommands:
         watch = _Watch(machine, run_id, run_command_path(machine.id, run_id))
         output = self.session.output
         targets = output.targets(run_id, machine) if output is not None else None
+        watch.targets = targets
         body = put_body(command, machine.location, targets)
         waits = _StartWait()
         put = asyncio.ensure_future(self.session.arm.request(
@@ -181,11 +191,15 @@ class ManagedRunCommands:
     ) -> AsyncGenerator[MachineEvent, None]:
         output, blobs = self.session.output, self.session.blobs
         if output is not None and blobs is not None:
-            targets = output.targets(watch.run_id, watch.machine)
+            targets = watch.targets or output.targets(watch.run_id, watch.machine)
+            # The Linux handler's tails are the files' last 4,096 bytes (reference
+            # run-command-handlers.md section 3): a shorter one is the whole output, and its
+            # blob need not be read. The Windows handler's encoding is not documented.
             watch.output = BlobOutput(watch.machine.id, watch.machine.name, {
                 Stream.STDOUT: BlobTailer(blobs, targets.output_uri),
                 Stream.STDERR: BlobTailer(blobs, targets.error_uri),
-            }, self.session.pacing.blob_interval)
+            }, self.session.pacing.blob_interval,
+                exact_tails=watch.machine.os is OsType.LINUX)
         finished = False
         try:
             async with contextlib.aclosing(self._follow(watch, command)) as events:
@@ -221,9 +235,10 @@ class ManagedRunCommands:
                         yield appended
                 now = loop.time()
                 if item is None or item == watch.view:
-                    # Quiet since a view was read: with none yet, the budget is slow, and
-                    # nothing says whether the agent took the command.
-                    if watch.view is not None and min(
+                    # Quiet: a poll found the view as it was, stall_after after it last
+                    # changed. Only a poll's answer says so: no answer yet means a slow read
+                    # budget, not a silent agent (and a check would spend the same budget).
+                    if item is not None and min(
                             now - quiet_since, now - checked_at) >= pacing.stall_after:
                         checked_at = now
                         lost = False

@@ -258,3 +258,91 @@ async def test_an_unchanged_tail_the_blob_holds_puts_the_next_read_off(
     output.reported({Stream.STDOUT: "held\n", Stream.STDERR: ""})
 
     assert next_read(output) > INTERVAL - 5
+
+
+def exact_output_of(blobs: AppendBlobClient, stdout_url: str, stderr_url: str) -> BlobOutput:
+    """A Linux machine's output: its tails are its files' last 4,096 bytes."""
+    return BlobOutput(MACHINE, "vm-1", {
+        Stream.STDOUT: BlobTailer(blobs, stdout_url),
+        Stream.STDERR: BlobTailer(blobs, stderr_url),
+    }, interval=0.05, exact_tails=True)
+
+
+async def delivered_by(output: BlobOutput, tails: tuple[str, str],
+                       so_far: dict[Stream, bytes]) -> None:
+    """Report ``tails`` (stdout, stderr), read what is due, and add it to ``so_far``."""
+    output.reported({Stream.STDOUT: tails[0], Stream.STDERR: tails[1]})
+    async for event in output.read():
+        assert event.offset == len(so_far[event.stream])
+        so_far[event.stream] += event.data
+
+
+async def test_output_under_4_kb_comes_from_the_tails_without_a_blob_read(
+    blobs: AppendBlobClient, wire: FaultyTransport, sandbox_target: SandboxTarget,
+    blob_name: str,
+) -> None:
+    out, err = stream_urls(sandbox_target, blob_name)
+    for url in (out, err):
+        await blobs.create(url)
+    await blobs.append(out, b"line 1\nline 2\n")
+    output = exact_output_of(blobs, out, err)
+    so_far = {Stream.STDOUT: b"", Stream.STDERR: b""}
+
+    # Nothing is known before the first instance view: nothing is read.
+    assert output.next_read_in() is None
+    await delivered_by(output, ("line 1\n", ""), so_far)
+    await delivered_by(output, ("line 1\nline 2\n", ""), so_far)
+    assert output.next_read_in() is None
+    assert await drained(output, "line 1\nline 2\n", read=so_far[Stream.STDOUT]) == {
+        Stream.STDOUT: b"line 1\nline 2\n", Stream.STDERR: b""}
+
+    assert so_far[Stream.STDOUT] == b"line 1\nline 2\n"
+    assert gets(wire) == 0
+    assert output.shortfall() == ""
+
+
+async def test_output_past_4_kb_is_read_from_the_blob_from_its_first_byte(
+    blobs: AppendBlobClient, wire: FaultyTransport, sandbox_target: SandboxTarget,
+    blob_name: str,
+) -> None:
+    out, err = stream_urls(sandbox_target, blob_name)
+    for url in (out, err):
+        await blobs.create(url)
+    whole = b"".join(b"%05d\n" % n for n in range(1000))  # 6,000 bytes
+    await blobs.append(out, whole)
+    output = exact_output_of(blobs, out, err)
+    so_far = {Stream.STDOUT: b"", Stream.STDERR: b""}
+
+    await delivered_by(output, (whole[:600].decode(), ""), so_far)
+    assert gets(wire) == 0
+    # The tail reached the cap: it is the end of the stream, no longer all of it.
+    await delivered_by(output, (whole[-4096:].decode(), ""), so_far)
+    assert so_far[Stream.STDOUT] == whole
+    assert await drained(output, whole[-4096:].decode(), read=whole) == {
+        Stream.STDOUT: whole, Stream.STDERR: b""}
+
+    assert output.shortfall() == ""
+    # Only stdout's blob was read; stderr's tail stayed empty, so its blob never was.
+    reads = [exchange.url for exchange in wire.log if exchange.method == "GET"]
+    assert reads and all(f"{blob_name}/out" in url for url in reads)
+
+
+async def test_a_tail_with_a_replacement_character_is_not_taken_for_the_output(
+    blobs: AppendBlobClient, wire: FaultyTransport, sandbox_target: SandboxTarget,
+    blob_name: str,
+) -> None:
+    out, err = stream_urls(sandbox_target, blob_name)
+    for url in (out, err):
+        await blobs.create(url)
+    # A character cut at the tail's end (the script was writing it) decodes as U+FFFD.
+    await blobs.append(out, "café\n".encode())
+    output = exact_output_of(blobs, out, err)
+
+    so_far = {Stream.STDOUT: b"", Stream.STDERR: b""}
+
+    await delivered_by(output, ("caf\ufffd", ""), so_far)
+
+    assert so_far[Stream.STDOUT] == "café\n".encode()  # from the blob, read at once
+    assert gets(wire) == 1
+    assert await drained(output, "café\n", read=so_far[Stream.STDOUT]) == {
+        Stream.STDOUT: "café\n".encode(), Stream.STDERR: b""}

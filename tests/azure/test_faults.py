@@ -203,3 +203,28 @@ def test_blob_folders_differ_for_same_names_in_two_groups() -> None:
     one, two = machine_of("web-1", group="rg-a"), machine_of("web-1", group="rg-b")
     assert blob_folder(one) != blob_folder(two)
     assert blob_folder(one).startswith("web-1-")
+
+
+async def test_polls_waiting_for_read_tokens_spend_no_read_on_agent_checks(
+    tmp_path: Path,
+) -> None:
+    """A read bucket too small for the polls' pace: a machine's views come seconds apart.
+    That is the budget, not a silent agent; only a poll that finds the view unchanged says
+    the agent may be gone, and checking it would spend the reads the polls lack."""
+    slow = {"capacity": 3, "refill_per_second": 2}
+    fleet = fleet_of(*(linux(f"slow-{i}") for i in range(3)), throttle={"reads": slow})
+    budget = ArmBudget(BudgetLimits(reads=BucketLimit(3, 2.0), reserve=0.0))
+    async with azure_bed(fleet, tmp_path, budget=budget) as bed:
+        checks: list[str] = []
+
+        async def count_checks(request: httpx.Request) -> None:
+            if request.method == "GET" and "/runCommands/" not in request.url.path:
+                checks.append(request.url.path)
+
+        bed.arm.http.event_hooks["request"].append(count_checks)
+        machines = [machine_of(f"slow-{i}") for i in range(3)]
+        _, run = await run_all(bed, machines, tmp_path)
+        assert_succeeded_with_full_output(run)
+        await assert_kept_equals_blobs(bed, tmp_path, run)
+        assert budget.throttled_count == 0
+    assert checks == []
