@@ -418,12 +418,20 @@ class FanOut:
                         if slot.finished:
                             break
                 finally:
-                    if (slot.finished and self.before_cleanup is not None
-                            and isinstance(slot.backend, ReattachableBackend)):
-                        await self.before_cleanup(machine.id)
-                    aclose = getattr(events, "aclose", None)
-                    if aclose is not None:
-                        await aclose()
+                    try:
+                        if (slot.finished and self.before_cleanup is not None
+                                and isinstance(slot.backend, ReattachableBackend)):
+                            await self.before_cleanup(machine.id)
+                    except Exception as exc:  # the machine's result stands all the same
+                        log.warning("%s: its end could not be made durable before its "
+                                    "clean-up: %s", machine.name, exc)
+                    finally:
+                        # Even when the journal could not say so (or a timeout or cancel
+                        # came meanwhile), the backend still cleans up: a run command left
+                        # behind takes one of a VM's 25 slots.
+                        aclose = getattr(events, "aclose", None)
+                        if aclose is not None:
+                            await aclose()
         except TimeoutError:
             await self._stop_remote(slot)
             self._finish(

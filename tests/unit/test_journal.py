@@ -615,3 +615,42 @@ async def test_a_machines_end_is_in_the_journal_before_its_backend_cleans_up(
                               journal=journal, runs_root=tmp_path / "runs")
     await session.execute()
     assert backend.at_cleanup == {m.id: "Succeeded" for m in machines(20)}
+
+
+class _KeptCleaningBackend(_CleaningBackend):
+    """Holds on to its runs' generators, so only fleetrun closing them cleans up (never the
+    garbage collector, which would hide a close that was skipped)."""
+
+    def __init__(self, journal: Journal) -> None:
+        super().__init__(journal)
+        self.kept: list[AsyncIterator[MachineEvent]] = []
+
+    def run(self, machine: Machine, command: Command, *, run_id: str
+            ) -> AsyncIterator[MachineEvent]:
+        self.kept.append(events := self._run(machine))
+        return events
+
+    async def _run(self, machine: Machine) -> AsyncIterator[MachineEvent]:
+        try:
+            yield StateChanged(machine.id, RunState.RUNNING)
+            yield Finished(machine.id, RunState.SUCCEEDED, 0)
+        finally:
+            self.at_cleanup[machine.id] = "cleaned up"
+
+
+async def test_a_backend_still_cleans_up_when_the_journal_cannot_take_the_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run command left behind takes one of a VM's 25 slots: a failed persist must not
+    # skip the DELETE (it did, and a run command stayed on the machine after attach).
+    journal = Journal(tmp_path / "journal.sqlite3")
+    backend = _KeptCleaningBackend(journal)
+    session = RunSession.plan([(m, LINUX) for m in machines(3)], lambda _m: backend,
+                              journal=journal, runs_root=tmp_path / "runs")
+
+    async def fails(_writer: JournalWriter, _machine: MachineId) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(JournalWriter, "persist", fails)
+    run = await session.execute()
+    assert backend.at_cleanup == {m.id: "cleaned up" for m in machines(3)}
+    assert {mr.state for mr in run.machines.values()} == {RunState.SUCCEEDED}
