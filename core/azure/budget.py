@@ -136,6 +136,8 @@ class Ticket:
     priority: Priority
     seq: int
     groups: tuple[str, ...] = ()
+    granted_at: float = 0.0
+    """The budget's clock when the token was taken (the round trip sizes the reserve)."""
     settled: bool = False
 
     def answered(self, status: int, headers: Mapping[str, str] | Any,
@@ -263,6 +265,24 @@ class ArmBudget:
                 self._release(future.result())  # granted just as we were cancelled
             raise
 
+    def rename(self, old: ThrottleScope, new: ThrottleScope) -> None:
+        """Count ``old``'s requests as ``new``'s from now on (the client learned its region
+        from the first answer), if nothing waits or is in flight in ``old`` and ``new`` is
+        not in use yet; otherwise leave both as they are."""
+        if old == new or any(s == new for s, _kind in self._queues):
+            return
+        keys = [key for key in self._queues if key[0] == old]
+        if any(self._queues[key].live() or self._count(*key).in_flight for key in keys):
+            return
+        for _scope, kind in keys:
+            queue = self._queues.pop((old, kind))
+            if queue.timer is not None:
+                queue.timer.cancel()
+            self._queues[(new, kind)] = _Queue(new, kind)
+            if (old, kind) in self._counts:
+                self._counts[(new, kind)] = self._counts.pop((old, kind))
+            self._throttled_by[(new, kind)] += self._throttled_by.pop((old, kind), 0)
+
     def _windows_of(self, subscription: str, groups: Iterable[str]) -> list[WindowCount]:
         return [self._windows[(subscription, g)] for g in groups
                 if (subscription, g) in self._windows]
@@ -294,7 +314,8 @@ class ArmBudget:
             gates: list[TokenCount | WindowCount] = [*own, *windows]
             for gate in gates:
                 gate.in_flight += 1
-            future.set_result(Ticket(self, scope, kind, lane, Priority(priority), seq, groups))
+            future.set_result(Ticket(self, scope, kind, lane, Priority(priority), seq, groups,
+                                     now))
         if wake is not None:
             loop = asyncio.get_running_loop()
             queue.timer = loop.call_later(max(0.0, wake - now), self._dispatch, queue)
@@ -315,11 +336,11 @@ class ArmBudget:
             value = get(f"x-ms-ratelimit-remaining-{name}") if get else None
             # A 429 was not served, so not charged; a call without an answer may have been.
             count.answer(now, ticket.seq, header_int(value), charged=status != 429,
-                         answered=status != 0)
+                         answered=status != 0, round_trip=now - ticket.granted_at)
         reported = resource_limits(headers) if status else {}
         for group, window in zip(ticket.groups, self._windows_of(subscription, ticket.groups),
                                  strict=True):
-            window.answer(now, ticket.seq, reported.get(group))
+            window.answer(now, ticket.seq, reported.get(group), now - ticket.granted_at)
         self._learn(subscription, ticket.lane, reported)
         if status == 429:
             self.throttled_count += 1

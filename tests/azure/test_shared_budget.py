@@ -2,9 +2,10 @@
 sandbox's ARM throttle: they slow each other down through the headers, not through 429s.
 
 The documented model leaves one race neither client can see: a request of the other client
-already on its way when an answer reports the count. Each spends only half of a banked count
-and learns the other's rate from drops it did not cause, so with a tiny bucket (20 at 20/s)
-at most a few requests in 120 meet a 429 (before: no pacing between them at all).
+already on its way when an answer reports the count. Each spends only half of a banked count,
+learns the other's rate from drops it did not cause, and keeps a reserve for the other's
+requests in flight, so even with a tiny bucket (20 at 20/s) none of 120 requests meets a 429
+(before the reserve: 0-7 of them).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ async def test_two_clients_share_a_read_bucket_without_429s(tmp_path: Path) -> N
         finally:
             await other.aclose()
         assert len(answers) == 120
-        assert bed.arm.budget.throttled_count + other.budget.throttled_count <= 10
-        # Each sent its 60 once, plus one retry for each of its own 429s.
-        assert bed.arm.sent["reads"] == 60 + bed.arm.budget.throttled_count
-        assert other.sent["reads"] == 60 + other.budget.throttled_count
+        assert bed.arm.budget.throttled_count == other.budget.throttled_count == 0
+        # Each sent its 60 once: no retries.
+        assert bed.arm.sent["reads"] == other.sent["reads"] == 60
