@@ -205,6 +205,9 @@ class ArmBudget:
         self._windows: dict[tuple[str, str], WindowCount] = {}
         self._lane_groups: dict[tuple[str, str], tuple[str, ...]] = {}
         """Compute groups each lane was seen to draw on, per subscription."""
+        self._lanes_heard: set[tuple[str, str]] = set()
+        """Lanes that had an answer (so their groups, if any, are known), per subscription."""
+        self._lane_in_flight: collections.Counter[tuple[str, str]] = collections.Counter()
         self._seq = itertools.count()
         self.throttled_count = 0
         """How many 429s the service answered (a well-paced fan-out keeps this at 0)."""
@@ -304,6 +307,9 @@ class ArmBudget:
                 wake = sooner(wake, at)
                 break  # the scope's own buckets are spent: nobody goes
             groups = self._lane_groups.get((scope.subscription, lane), ())
+            if self._unheard_lane_busy(scope.subscription, lane):
+                held.add(lane)  # its settle wakes the queue
+                continue
             windows = self._windows_of(scope.subscription, groups)
             at = ready(windows, now)
             if at != now:
@@ -314,11 +320,20 @@ class ArmBudget:
             gates: list[TokenCount | WindowCount] = [*own, *windows]
             for gate in gates:
                 gate.in_flight += 1
+            self._lane_in_flight[(scope.subscription, lane)] += 1
             future.set_result(Ticket(self, scope, kind, lane, Priority(priority), seq, groups,
                                      now))
         if wake is not None:
             loop = asyncio.get_running_loop()
             queue.timer = loop.call_later(max(0.0, wake - now), self._dispatch, queue)
+
+    def _unheard_lane_busy(self, subscription: str, lane: str) -> bool:
+        """A lane not heard from yet, in a subscription where Compute counts groups, has one
+        request out: it may draw on a group the other lanes are spending (a VM's instance
+        view and a run command's may share HighCostGet), so it waits for that answer."""
+        key = (subscription, lane)
+        return (key not in self._lanes_heard and self._lane_in_flight[key] > 0
+                and any(sub == subscription for sub, _group in self._windows))
 
     # -- settle -----------------------------------------------------------------------------
 
@@ -337,6 +352,9 @@ class ArmBudget:
             # A 429 was not served, so not charged; a call without an answer may have been.
             count.answer(now, ticket.seq, header_int(value), charged=status != 429,
                          answered=status != 0, round_trip=now - ticket.granted_at)
+        self._lane_in_flight[(subscription, ticket.lane)] -= 1
+        if status:
+            self._lanes_heard.add((subscription, ticket.lane))
         reported = resource_limits(headers) if status else {}
         for group, window in zip(ticket.groups, self._windows_of(subscription, ticket.groups),
                                  strict=True):
@@ -363,6 +381,7 @@ class ArmBudget:
             *self._windows_of(subscription, ticket.groups)]
         for gate in gates:
             gate.in_flight = max(0, gate.in_flight - 1)
+        self._lane_in_flight[(subscription, ticket.lane)] -= 1
         self._wake(subscription)
 
     def _learn(self, subscription: str, lane: str, reported: Mapping[str, int]) -> None:

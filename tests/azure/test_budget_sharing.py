@@ -205,3 +205,22 @@ async def test_a_compute_window_another_client_spends_too_is_not_overdrawn() -> 
     await run(model, budget, 150, steady(1.0, 80.0), compute=True)
     assert model.server.refused["ours"] == 0
     assert budget.throttled_count == 0
+
+
+async def test_a_lane_not_heard_from_goes_one_at_a_time_where_compute_counts_groups() -> None:
+    """A VM's instance view may draw on the group the run-command polls are spending: until
+    its first answer says, one such request at a time (the bench met 429s from exactly this:
+    agent checks spending HighCostGet slots the polls' count did not know of)."""
+    clock = FakeClock()
+    budget = budget_of(clock, 250, 25.0)
+    (await budget.acquire(SUB, "reads", lane=LANE)).answered(
+        200, {READS: "200", RESOURCE: f"{GROUP};50"})
+    vm_lane = "microsoft.compute/virtualmachines GET"
+    first = await budget.acquire(SUB, "reads", lane=vm_lane)
+    second = asyncio.create_task(budget.acquire(SUB, "reads", lane=vm_lane))
+    other_lane = asyncio.create_task(budget.acquire(SUB, "reads", lane=LANE))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not second.done() and other_lane.done()
+    first.answered(200, {READS: "198", RESOURCE: f"{GROUP};48"})
+    await asyncio.wait_for(second, 5)
