@@ -206,7 +206,11 @@ class ArmBudget:
         self._lane_groups: dict[tuple[str, str], tuple[str, ...]] = {}
         """Compute groups each lane was seen to draw on, per subscription."""
         self._lanes_heard: set[tuple[str, str]] = set()
-        """Lanes that had an answer (so their groups, if any, are known), per subscription."""
+        """Lanes that had an answer (so their groups, if any, are known), per subscription.
+        Until then a lane sends one request at a time, a Compute lane gated and counted by
+        every group the subscription has: Compute may count it in one (a VM's instance view
+        and a run command's may share HighCostGet), and unknown, it would take slots no count
+        knows of."""
         self._lane_in_flight: collections.Counter[tuple[str, str]] = collections.Counter()
         self._seq = itertools.count()
         self.throttled_count = 0
@@ -307,9 +311,13 @@ class ArmBudget:
                 wake = sooner(wake, at)
                 break  # the scope's own buckets are spent: nobody goes
             groups = self._lane_groups.get((scope.subscription, lane), ())
-            if self._unheard_lane_busy(scope.subscription, lane):
-                held.add(lane)  # its settle wakes the queue
-                continue
+            if (scope.subscription, lane) not in self._lanes_heard:
+                if self._lane_in_flight[(scope.subscription, lane)]:
+                    held.add(lane)  # its settle wakes the queue
+                    continue
+                if lane.startswith("microsoft.compute/"):
+                    # Until it says otherwise, it may spend any Compute group it could meet.
+                    groups = tuple(g for s, g in self._windows if s == scope.subscription)
             windows = self._windows_of(scope.subscription, groups)
             at = ready(windows, now)
             if at != now:
@@ -326,14 +334,6 @@ class ArmBudget:
         if wake is not None:
             loop = asyncio.get_running_loop()
             queue.timer = loop.call_later(max(0.0, wake - now), self._dispatch, queue)
-
-    def _unheard_lane_busy(self, subscription: str, lane: str) -> bool:
-        """A lane not heard from yet, in a subscription where Compute counts groups, has one
-        request out: it may draw on a group the other lanes are spending (a VM's instance
-        view and a run command's may share HighCostGet), so it waits for that answer."""
-        key = (subscription, lane)
-        return (key not in self._lanes_heard and self._lane_in_flight[key] > 0
-                and any(sub == subscription for sub, _group in self._windows))
 
     # -- settle -----------------------------------------------------------------------------
 
