@@ -252,8 +252,10 @@ class WindowCount:
         return math.ceil(self.others.reserve(now, self.foreign / FOREIGN_MEMORY))
 
     def _aged(self, now: float) -> int:
-        while self.sends and self.sends[0] < self.reported_at - self.window:
-            self.sends.popleft()
+        """Our requests whose slots freed after the server's last word and by ``now`` (one
+        window after their answers, no sooner than the server frees them)."""
+        while self.sends and self.sends[0] + self.window <= self.reported_at:
+            self.sends.popleft()  # freed before the last word, which counted that
         return sum(1 for t in self.sends if t + self.window <= now)
 
     def remaining(self, now: float) -> float:
@@ -286,7 +288,9 @@ class WindowCount:
             self.reported, self.reported_at, self.newest = float(remaining), now, max(
                 self.newest, seq)
             self.probe_at = now + self.window
-            self.sends.clear()
+            # Our sends are kept: as they leave the window, their slots are ours again
+            # (forgetting them held a group spent to 0 for a whole window after its last
+            # word, though the server freed slots from seconds after the first window).
             self.answered_since = 0
         elif remaining is None:
             self.reported -= 1.0
