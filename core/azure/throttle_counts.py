@@ -127,7 +127,10 @@ class TokenCount:
             floor *= min(1.0, (self.most_reported + 1.0) / self.capacity)
         if now is None:
             return floor
-        return floor + min(self.others.reserve(now, self._others_rate(now)),
+        # Others' rate as last heard, not faded: after a silence their requests are still
+        # on their way when ours go again.
+        return floor + min(self.others.reserve(self.reported_at,
+                                               self.foreign / FOREIGN_MEMORY),
                            self.capacity / 4)
 
     def _expected(self, now: float) -> float:
@@ -278,15 +281,19 @@ class WindowCount:
         if round_trip is not None:
             self.others.timed(round_trip)
         if remaining is not None and (seq > self.newest or remaining < self.remaining(now)):
+            # What the group would show had nobody else counted in it since its last word
+            # (slots that freed meanwhile can only hide others' requests, never invent them).
+            expected = self.reported + self._aged(now) - self.answered_since
             if seq > self.newest:
-                # What the group would show had nobody else counted in it since its last word
-                # (slots that freed meanwhile can only hide others' requests, never invent them).
-                drop = self.reported + self._aged(now) - self.answered_since - remaining
+                drop = expected - remaining
                 decay = math.exp(-(now - self.reported_at) / FOREIGN_MEMORY)
                 self.foreign = max(0.0, self.foreign * decay + drop)
                 self.others.spent(now, drop)
-            self.reported, self.reported_at, self.newest = float(remaining), now, max(
-                self.newest, seq)
+            # Answers overtake each other: a count above what our own freed slots explain
+            # is an older one, unless a whole window passed since the last word.
+            fresh = float(remaining) if now >= self.probe_at else min(float(remaining),
+                                                                      expected)
+            self.reported, self.reported_at, self.newest = fresh, now, max(self.newest, seq)
             self.probe_at = now + self.window
             # Our sends are kept: as they leave the window, their slots are ours again
             # (forgetting them held a group spent to 0 for a whole window after its last
