@@ -138,6 +138,8 @@ class Ticket:
     groups: tuple[str, ...] = ()
     granted_at: float = 0.0
     """The budget's clock when the token was taken (the round trip sizes the reserve)."""
+    tentative: bool = False
+    """Its lane was not heard from: ``groups`` are those it may spend, not those it does."""
     settled: bool = False
 
     def answered(self, status: int, headers: Mapping[str, str] | Any,
@@ -311,26 +313,29 @@ class ArmBudget:
                 wake = sooner(wake, at)
                 break  # the scope's own buckets are spent: nobody goes
             groups = self._lane_groups.get((scope.subscription, lane), ())
-            if (scope.subscription, lane) not in self._lanes_heard:
+            windows = self._windows_of(scope.subscription, groups)
+            unheard = (scope.subscription, lane) not in self._lanes_heard
+            if unheard:
                 if self._lane_in_flight[(scope.subscription, lane)]:
                     held.add(lane)  # its settle wakes the queue
                     continue
                 if lane.startswith("microsoft.compute/"):
-                    # Until it says otherwise, it may spend any Compute group it could meet.
+                    # It may spend any Compute group it could meet: counted in them all
+                    # (not held by them: it may spend none) until its answer says.
                     groups = tuple(g for s, g in self._windows if s == scope.subscription)
-            windows = self._windows_of(scope.subscription, groups)
             at = ready(windows, now)
             if at != now:
                 wake = sooner(wake, at)
                 held.add(lane)  # a Compute group holds this lane: let the others pass
                 continue
             priority, seq, future = heapq.heappop(queue.lanes[lane])
+            windows = self._windows_of(scope.subscription, groups)
             gates: list[TokenCount | WindowCount] = [*own, *windows]
             for gate in gates:
                 gate.in_flight += 1
             self._lane_in_flight[(scope.subscription, lane)] += 1
             future.set_result(Ticket(self, scope, kind, lane, Priority(priority), seq, groups,
-                                     now))
+                                     now, unheard))
         if wake is not None:
             loop = asyncio.get_running_loop()
             queue.timer = loop.call_later(max(0.0, wake - now), self._dispatch, queue)
@@ -358,6 +363,9 @@ class ArmBudget:
         reported = resource_limits(headers) if status else {}
         for group, window in zip(ticket.groups, self._windows_of(subscription, ticket.groups),
                                  strict=True):
+            if ticket.tentative and status and group not in reported:
+                window.in_flight = max(0, window.in_flight - 1)  # it did not spend this one
+                continue
             window.answer(now, ticket.seq, reported.get(group), now - ticket.granted_at)
         self._learn(subscription, ticket.lane, reported)
         if status == 429:
