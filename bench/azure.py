@@ -37,6 +37,26 @@ Options: ``python -m bench.azure [--sizes 200,1000] [--busy N] [--subscriptions 
 ``--busy N`` runs N CPU-bound busy loops beside the client for each measurement (the load
 average is printed beside every row).
 
+**Shared-budget scenarios** (one subscription; combinable):
+
+- ``--compute-limits``: the sandbox turns Compute's own limits on, with the run-command GETs
+  fleetrun polls with (``run_command_instance_view``, and ``run_command_get``) put in the
+  HighCostGet operation group beside the VM instance views the reference names: a run
+  command's instance view is an instance view, the costly kind of GET the group is about
+  (which group it really falls in is undocumented). Its 3-minute window allows 1.2 polls per
+  machine (240 at 200 VMs) and its 30-minute window ten times that: the documented counts
+  (160 and 300) would hold a 200-VM run for over 30 minutes, and with 1.2 per machine one
+  3-minute gap binds the run (its first window's polls cannot see every machine end), so
+  the bench runs in about 3 minutes.
+- ``--second-client same|other``: a second, non-fleetrun client (bench/second_client.py, a
+  process of its own) GETs a VM at half the read refill rate (12.5/s) for the whole run, as
+  the same principal as fleetrun (``same``: the sandbox's own token, one read bucket) or as
+  another (``other``: a ``[[principals]]`` token, its own bucket; only the 15x global one is
+  shared). Its sent requests and 429s are shown below the table.
+
+The ideal is then the bound of what the budget leaves fleetrun (bench/azure_bound.py's
+``shared_bound``: fleetrun's poll schedule played against the reads left and the window).
+
 Health is not checked before the run: a per-machine check costs one ARM read each (1,000
 reads spent before the first PUT), and fleetrun itself skips it past 64 machines. Every
 machine is taken as the graph lists it (a running VM is Unknown, which is tried).
@@ -63,7 +83,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.azure_bound import Bound, Bucket, fleet_bound
+from bench.azure_bound import Bound, Bucket, Window, fleet_bound, shared_bound
+from bench.second_client import TOKEN_ENV
 from core.azure.arm import ArmClient
 from core.azure.auth import StaticToken
 from core.azure.blob import AppendBlobClient
@@ -111,6 +132,47 @@ _BASE = re.compile(r"^\s*ARM base URL\s+(\S+)")
 _CONTAINER = re.compile(r"^\s*container SAS\s+(\S+)")
 
 
+COMPUTE_POLLS_PER_MACHINE = 1.2
+"""HighCostGet3Min's allowance per machine under ``--compute-limits`` (module docstring)."""
+COMPUTE_WINDOW = 180.0
+SECOND_PRINCIPAL = "engineer-2"
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """Who else spends the subscription's budget: Compute's limits, a second client."""
+
+    compute: bool = False
+    second: str = ""
+    """'' (none), 'same' (fleetrun's principal) or 'other' (another principal)."""
+
+    def __str__(self) -> str:
+        parts = (["Compute limits"] if self.compute else []) + (
+            [f"a second client ({self.second} principal) at half the read rate"]
+            if self.second else [])
+        return " and ".join(parts) or "nothing else"
+
+
+def compute_window(n: int) -> Window:
+    return Window(max(10, round(n * COMPUTE_POLLS_PER_MACHINE)), COMPUTE_WINDOW)
+
+
+def scenario_toml(n: int, scenario: Scenario, second_token: str) -> str:
+    """The fleet file's tables for ``scenario`` (appended to :func:`fleet_toml`)."""
+    lines: list[str] = []
+    if scenario.compute:
+        window = compute_window(n)
+        lines += ["[throttle.compute]", "enabled = true", "",
+                  "[throttle.compute.groups.HighCostGet]",
+                  'operations = ["vm_instance_view", "run_command_instance_view", '
+                  '"run_command_get"]',
+                  f"per_3min = {window.allowed}", f"per_30min = {10 * window.allowed}", ""]
+    if scenario.second == "other":
+        lines += ["[[principals]]", f'name = "{SECOND_PRINCIPAL}"', f'token = "{second_token}"',
+                  ""]
+    return "\n".join(lines)
+
+
 class BenchError(RuntimeError):
     """The benchmark could not run (the sandbox did not start, the inventory is wrong)."""
 
@@ -120,9 +182,17 @@ def split(n: int, k: int) -> list[int]:
     return [n // k + (1 if i < n % k else 0) for i in range(k)]
 
 
-def ideal(n: int, fleet: FleetSpec, k: int = 1) -> Bound:
+def ideal(n: int, fleet: FleetSpec, k: int = 1, scenario: Scenario | None = None) -> Bound:
     """The throttle-bound ideal of ``n`` machines over ``k`` subscriptions."""
     t = fleet.throttle
+    if scenario is not None and (scenario.compute or scenario.second == "same"):
+        reads = Bucket(t.reads.capacity, t.reads.refill_per_second)
+        return shared_bound(
+            n, reads=reads, writes=Bucket(t.writes.capacity, t.writes.refill_per_second),
+            deletes=Bucket(t.deletes.capacity, t.deletes.refill_per_second),
+            durations=DURATION, poll=sandbox_pacing(fleet).poll_interval,
+            others=reads.rate / 2 if scenario.second == "same" else 0.0,
+            window=compute_window(n) if scenario.compute else None)
     return fleet_bound(split(n, k), reads=Bucket(t.reads.capacity, t.reads.refill_per_second),
                        writes=Bucket(t.writes.capacity, t.writes.refill_per_second),
                        deletes=Bucket(t.deletes.capacity, t.deletes.refill_per_second),
@@ -318,6 +388,8 @@ class Result:
     wrong: list[str]
     load: tuple[float, float]
     """The 1-minute load average when the run began and when it ended."""
+    second: str = ""
+    """What the second client of ``--second-client`` said it did ('' without one)."""
 
     @property
     def ideal(self) -> float:
@@ -327,20 +399,62 @@ class Result:
 # ----------------------------------------------------------------------------- the run
 
 
-async def measure(n: int, root: Path, k: int = 1, busy: int = 0) -> Result:
+async def measure(n: int, root: Path, k: int = 1, busy: int = 0,
+                  scenario: Scenario | None = None) -> Result:
+    scenario = scenario or Scenario()
+    second_token = new_token()
     fleet_file = root / "fleet.toml"
-    fleet_file.write_text(fleet_toml(n, k), encoding="utf-8")
+    fleet_file.write_text(fleet_toml(n, k) + "\n" + scenario_toml(n, scenario, second_token),
+                          encoding="utf-8")
     fleet = load_fleet(fleet_file)
     sandbox = await start_sandbox(fleet_file, root)
     loops = [await asyncio.create_subprocess_exec(sys.executable, "-c", "while True: pass")
              for _ in range(busy)]
+    second = None
     try:
-        return await _client_run(n, k, fleet, sandbox, root)
+        if scenario.second:
+            token = sandbox.token if scenario.second == "same" else second_token
+            second = await start_second_client(sandbox, fleet, token)
+        result = await _client_run(n, k, fleet, sandbox, root)
+        if scenario.compute or scenario.second:
+            result.bound = ideal(n, fleet, k, scenario)
+        if second is not None:
+            result.second = await stop_second_client(second)
+            second = None
+        return result
     finally:
+        if second is not None:
+            await stop_second_client(second)
         for loop in loops:
             loop.kill()
             await loop.wait()
         await stop_sandbox(sandbox)
+
+
+async def start_second_client(sandbox: Sandbox, fleet: FleetSpec,
+                              token: str) -> asyncio.subprocess.Process:
+    """bench/second_client.py GETting the first VM at half the read refill rate."""
+    vm = fleet.machines[0]
+    url = (f"{sandbox.base}/subscriptions/{vm.subscription}/resourceGroups/"
+           f"{vm.resource_group}/providers/Microsoft.Compute/virtualMachines/{vm.name}"
+           "?api-version=2025-04-01")
+    rate = fleet.throttle.reads.refill_per_second / 2
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.second_client", url, f"{rate:g}",
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, TOKEN_ENV: token}, cwd=REPO)
+    assert process.stdout is not None
+    async with asyncio.timeout(STARTUP_TIMEOUT):
+        if not (await process.stdout.readline()).startswith(b"started"):
+            await _end(process)
+            raise BenchError("the second client did not start")
+    return process
+
+
+async def stop_second_client(process: asyncio.subprocess.Process) -> str:
+    """SIGTERM, then its one line: 'sent N throttled M'."""
+    await _end(process)
+    assert process.stdout is not None
+    return (await process.stdout.read()).decode("utf-8", "replace").strip()
 
 
 async def _client_run(n: int, k: int, fleet: FleetSpec, sandbox: Sandbox, root: Path) -> Result:
@@ -475,6 +589,7 @@ def _diagnosis(r: Result, fleet: FleetSpec) -> list[str]:
         f"a token: {p.queued['writes']} writes, {p.queued['reads']} reads, "
         f"{p.queued['deletes']} deletes; result after the agent's end: median "
         f"{statistics.median(lags):.1f} s, max {lags[-1]:.1f} s",
+        *([f"{'':>6}  second client: {r.second}"] if r.second else []),
         f"{'':>6}  blob GETs/machine {reads / r.n:.2f}: {p.useful_blob_reads / r.n:.2f} "
         f"useful, {(reads - p.useful_blob_reads) / r.n:.2f} found nothing new (answers: "
         + ", ".join(f"{n} x {status}" for status, n in sorted(p.blob_answers.items()))
@@ -521,16 +636,25 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
                         help="CPU-bound busy loops to run beside the client (default 0)")
     parser.add_argument("--subscriptions", type=_count("--subscriptions", 1), default=1,
                         help="subscriptions to spread the machines over (default 1)")
+    parser.add_argument("--compute-limits", action="store_true",
+                        help="turn Compute's limits on, run-command GETs in HighCostGet")
+    parser.add_argument("--second-client", choices=("same", "other"), default="",
+                        help="a second client at half the read rate, as fleetrun's principal "
+                        "or another")
     args = parser.parse_args([] if argv is None and quick else argv)
     sizes: tuple[int, ...] = args.sizes
     k: int = args.subscriptions
+    scenario = Scenario(args.compute_limits, args.second_client)
+    if (scenario.compute or scenario.second) and k != 1:
+        parser.error("--compute-limits and --second-client: one subscription only "
+                     "(--subscriptions 1)")
     fleet = fleet_spec(sizes[0], k)
     pacing = sandbox_pacing(fleet)
     print(f"bench/azure: N simulated VMs ({DURATION[0]:g}-{DURATION[1]:g} s, {LINES} lines, "
           f"flush {fleet.flush_interval:g} s) over {k} subscription(s) behind `fleetrun "
           f"sandbox serve` with ARM's default throttle buckets; fleetrun's Compute backend, "
           f"polls every {pacing.poll_interval:g} s, blobs every {pacing.blob_interval:g} s; "
-          f"{args.busy} busy loop(s) beside it")
+          f"{args.busy} busy loop(s) beside it; sharing the budget with {scenario}")
     print("ideal = the slowest subscription's largest bound of writes (last PUT + longest "
           "run), reads (the best client's polls under fleetrun's schedule) and deletes "
           "(bench/azure_bound.py); "
@@ -543,7 +667,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="fleetrun-bench-azure-") as tmp:
             try:
-                results.append(asyncio.run(measure(n, Path(tmp), k, args.busy)))
+                results.append(asyncio.run(measure(n, Path(tmp), k, args.busy, scenario)))
             except BenchError as exc:
                 raise SystemExit(f"bench/azure: N={n}: {exc}") from None
         print(_row(results[-1]), flush=True)

@@ -33,6 +33,19 @@ the sandbox's random draws do on average).
 
 The ideal is the largest of the three. At 200 VMs the reads bind (every first poll is due at
 once, and the second ones wait for the refill); at 1,000 the writes do.
+
+**A shared budget** (:func:`shared_bound`, bench/azure's ``--compute-limits`` and
+``--second-client same``): fewer reads are left to fleetrun, and :func:`schedule_floor`
+plays the same schedule against what is left:
+
+- a second client on the same principal spends ``others`` reads per second from the start,
+  so fleetrun's reads are the full bucket and then ``reads.rate - others`` per second;
+- Compute's operation group (``HighCostGet3Min``: ``allowed`` polls in any ``seconds``) lets
+  the k-th poll go no sooner than ``seconds`` after the (k - allowed)-th.
+
+With ``--second-client other``, the second client is another principal: its bucket is not
+fleetrun's, and only the subscription-global bucket, 15 times larger, is shared; the plain
+bound applies.
 """
 
 from __future__ import annotations
@@ -86,6 +99,14 @@ class _Tokens:
 
 
 @dataclass(frozen=True, slots=True)
+class Window:
+    """A Compute operation group's window: ``allowed`` requests in any ``seconds``."""
+
+    allowed: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Bound:
     """One subscription's bound, and which budget sets it."""
 
@@ -130,19 +151,27 @@ def polls_per_machine(shortest: float, longest: float, poll: float, samples: int
 
 
 def schedule_floor(n: int, *, reads: Bucket, writes: Bucket, deletes: Bucket,
-                   durations: tuple[float, float], poll: float) -> ScheduleFloor:
-    """Play fleetrun's poll schedule out for the best client (see the module docstring)."""
+                   durations: tuple[float, float], poll: float, others: float = 0.0,
+                   window: Window | None = None) -> ScheduleFloor:
+    """Play fleetrun's poll schedule out for the best client (see the module docstring);
+    ``others`` reads per second go to another client, ``window`` counts every poll."""
+    if others >= reads.rate:
+        raise ValueError(f"the other client's {others:g} reads/s leave none of {reads.rate:g}")
     if n == 0:
         return ScheduleFloor(0, 0.0, 0.0)
     puts = writes.send_times([0.0] * n)
     ends = [put + d for put, d in zip(puts, durations_of(n, *durations), strict=True)]
     due = [(put + poll, i) for i, put in enumerate(puts)]
     heapq.heapify(due)
-    tokens = _Tokens(reads)
+    tokens = _Tokens(Bucket(reads.capacity, reads.rate - others))
     sent, seen = 0, []
+    times: list[float] = []
     while due:
         moment, i = heapq.heappop(due)
+        if window is not None and len(times) >= window.allowed:
+            moment = max(moment, times[len(times) - window.allowed] + window.seconds)
         answered = tokens.take(moment)
+        times.append(answered)
         sent += 1
         if answered + _EPSILON >= ends[i]:
             seen.append(answered)
@@ -158,20 +187,23 @@ CYCLE_STEPS = 10
 
 
 def best_cycle_floor(n: int, *, reads: Bucket, writes: Bucket, deletes: Bucket,
-                     durations: tuple[float, float], poll: float) -> ScheduleFloor:
+                     durations: tuple[float, float], poll: float, others: float = 0.0,
+                     window: Window | None = None) -> ScheduleFloor:
     """The :func:`schedule_floor` whose poll cycle, between ``poll`` and ``2 * poll``, ends
     soonest (its reads and deletes both done); the shortest cycle of those that tie."""
     floors = [schedule_floor(n, reads=reads, writes=writes, deletes=deletes,
-                             durations=durations, poll=poll * (1 + step / CYCLE_STEPS))
+                             durations=durations, poll=poll * (1 + step / CYCLE_STEPS),
+                             others=others, window=window)
               for step in range(CYCLE_STEPS + 1)]
     return min(floors, key=lambda floor: round(max(floor.last_seen, floor.last_deleted), 6))
 
 
 def subscription_bound(n: int, *, reads: Bucket, writes: Bucket, deletes: Bucket,
-                       durations: tuple[float, float], poll: float) -> Bound:
+                       durations: tuple[float, float], poll: float, others: float = 0.0,
+                       window: Window | None = None) -> Bound:
     """The throttle bound of ``n`` machines in one subscription (see the module docstring)."""
     floor = best_cycle_floor(n, reads=reads, writes=writes, deletes=deletes,
-                             durations=durations, poll=poll)
+                             durations=durations, poll=poll, others=others, window=window)
     write = writes.seconds_for(n) + durations[1] if n else 0.0
     # To the microsecond: a read landing on the last run's end must not outbid the writes.
     read, delete = round(floor.last_seen, 6), round(floor.last_deleted, 6)
@@ -184,3 +216,12 @@ def fleet_bound(counts: list[int], *, reads: Bucket, writes: Bucket, deletes: Bu
     bounds = [subscription_bound(n, reads=reads, writes=writes, deletes=deletes,
                                  durations=durations, poll=poll) for n in counts]
     return max(bounds, key=lambda bound: bound.seconds)
+
+
+def shared_bound(n: int, *, reads: Bucket, writes: Bucket, deletes: Bucket,
+                 durations: tuple[float, float], poll: float, others: float = 0.0,
+                 window: Window | None = None) -> Bound:
+    """One subscription's bound when another client spends ``others`` reads per second of
+    fleetrun's bucket and/or Compute's ``window`` counts the polls (the module docstring)."""
+    return subscription_bound(n, reads=reads, writes=writes, deletes=deletes,
+                              durations=durations, poll=poll, others=others, window=window)

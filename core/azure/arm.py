@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from core.azure.auth import ARM_SCOPE, TokenSource
+from core.azure.auth import ARM_SCOPE, TokenSource, principal_of
 from core.azure.budget import ArmBudget, Priority, ThrottleScope, Ticket, kind_of
 from core.azure.http import parsed_url, pooled_client, send
 from core.azure.request_waits import RequestWaits, WaitReport
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 PUBLIC_CLOUD = "https://management.azure.com"
 _SUBSCRIPTION = re.compile(r"/subscriptions/([^/?#]+)", re.IGNORECASE)
 _PROVIDER = re.compile(r"/providers/([^/?#]+)", re.IGNORECASE)
+_ROUTING = re.compile(r"^([A-Za-z][A-Za-z0-9]{1,39}):\d{8}T\d{6}Z:[^:]+$")
 _PROVIDER_TAIL = re.compile(r".*/providers/([^/?#]+)((?:/[^/?#]+)*)", re.IGNORECASE)
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
@@ -117,6 +118,13 @@ def subscription_of(path: str) -> str:
     return found.group(1) if found else ""
 
 
+def region_of(headers: Mapping[str, str]) -> str:
+    """The ARM region that served an answer, from ``x-ms-routing-request-id``
+    (``WESTEUROPE:20240409T093223Z:<guid>``); '' when absent or of another shape."""
+    found = _ROUTING.match(headers.get("x-ms-routing-request-id", "").strip())
+    return found.group(1).lower() if found else ""
+
+
 def lane_of(path: str) -> str:
     """The provider and resource type a path names (``microsoft.compute/runcommands``):
     Compute counts its limits per operation group, which follow the kind of resource."""
@@ -174,7 +182,11 @@ class ArmClient:
         verify: TLS verification for the client made here (a CA bundle path for a
             self-signed sandbox).
         principal: Who the token is for, and region: the ARM region that serves this
-            client: with the subscription, ARM's throttle scope (empty when unknown).
+            client: with the subscription, ARM's throttle scope. When not given, the
+            principal is read from the first token (its ``oid``, ``appid`` or ``sub``
+            claim; '' for an opaque token) and the region from the first answer's
+            ``x-ms-routing-request-id``; while either is unknown the scope is the
+            subscription's alone.
     """
 
     def __init__(
@@ -190,7 +202,12 @@ class ArmClient:
         principal: str = "",
         region: str = "",
     ) -> None:
-        self.principal, self.region = principal, region
+        self.principal, self.region = principal.lower(), region.lower()
+        self._principal_known = bool(principal)
+        self._region_known = bool(region)
+        self._region_probe: asyncio.Future[None] | None = None
+        """The first budgeted request's answer, which says the region, awaited by the rest
+        (the budget lets one request go until then anyway)."""
         self.base_url = base_url.rstrip("/")
         self.credential = credential
         self.api_versions = api_versions or ApiVersions()
@@ -259,15 +276,24 @@ class ArmClient:
         subscription = subscription_of(path)
         kind = kind_of(method)
         budgeted = budgeted and bool(subscription)
-        scope = ThrottleScope.of(subscription, self.principal, self.region)
         if priority is None:
             priority = Priority.POLL if relative else Priority.OPERATION
         lane = f"{lane_of(path)} {method}"
         retryable = method in IDEMPOTENT if idempotent is None else idempotent
         failures = throttles = 0
+        probing = False
+        scope = ThrottleScope.of(subscription)
         while True:
-            ticket = (await self._acquire(scope, kind, priority, lane, waiting)
-                      if budgeted else None)
+            if budgeted:
+                probing = probing or await self._identify()
+                scope = ThrottleScope.of(subscription, self.principal, self.region)
+            try:
+                ticket = (await self._acquire(scope, kind, priority, lane, waiting)
+                          if budgeted else None)
+            except BaseException:
+                if probing:
+                    self._probe_ended(answered=False)
+                raise
             try:
                 token = await self.credential.token(ARM_SCOPE)
                 headers = {"Authorization": f"Bearer {token}"}
@@ -276,6 +302,8 @@ class ArmClient:
             except httpx.TransportError as exc:
                 if ticket is not None:
                     ticket.lost()
+                if probing:
+                    probing = self._probe_ended(answered=False)
                 failures += 1
                 if not retryable or failures >= self.retry.attempts:
                     raise ArmError(0, "ConnectionFailed", f"{type(exc).__name__}: {exc}"
@@ -285,13 +313,21 @@ class ArmClient:
             except BaseException:
                 if ticket is not None:
                     ticket.lost()
+                if probing:
+                    self._probe_ended(answered=False)
                 raise
+            self._learn_region(response.headers)
             self.sent[kind if budgeted else "other"] += 1
             status = response.status_code
             wait = retry_after(response.headers, 5.0) if status == 429 else 0.0
             if ticket is not None:
                 ticket.answered(status, response.headers, wait,
                                 _json_quietly(response) if status == 429 else None)
+            if probing:
+                # What the probe's answer taught its scope is the regional scope's now.
+                self.budget.rename(scope, ThrottleScope.of(subscription, self.principal,
+                                                           self.region))
+                probing = self._probe_ended(answered=True)
             if status == 429:
                 if budgeted:
                     self.waits.throttled(scope, kind, wait)
@@ -322,6 +358,33 @@ class ArmClient:
             return await self.budget.acquire(scope, kind, priority, lane)
         finally:
             self.waits.leave(scope, kind, waiting)
+
+    async def _identify(self) -> bool:
+        """Learn the principal (from the token) and the region (from the first answer) before
+        a budgeted request picks its scope. True: this request is the one whose answer will
+        say the region; the others wait for it."""
+        if not self._principal_known:
+            self.principal = principal_of(await self.credential.token(ARM_SCOPE))
+            self._principal_known = True
+        while not self._region_known:
+            if self._region_probe is None:
+                self._region_probe = asyncio.get_running_loop().create_future()
+                return True
+            await asyncio.shield(self._region_probe)
+        return False
+
+    def _probe_ended(self, *, answered: bool) -> bool:
+        """The probing request got an answer (the region is as known as it will be) or none
+        (the next request probes again); wakes the waiting requests."""
+        probe, self._region_probe = self._region_probe, None
+        self._region_known = self._region_known or answered
+        if probe is not None and not probe.done():
+            probe.set_result(None)
+        return False
+
+    def _learn_region(self, headers: Mapping[str, str]) -> None:
+        if not self._region_known and (region := region_of(headers)):
+            self.region, self._region_known = region, True
 
     def _backoff(self, failures: int) -> float:
         ceiling = min(self.retry.backoff_cap, self.retry.backoff * 2 ** (failures - 1))

@@ -9,6 +9,10 @@ and refreshed a few minutes before they expire, so concurrent requests share one
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -19,6 +23,37 @@ ARM_SCOPE = "https://management.azure.com/.default"
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 REFRESH_MARGIN = 300.0
 """Seconds before expiry at which a cached token is replaced."""
+
+
+_PRINCIPAL_CLAIMS = ("oid", "appid", "sub")
+"""Where an Entra access token names its caller: the object id of the user or service
+principal (``oid``), else the application (``appid``), else the subject (``sub``)."""
+_CLAIM_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}$")
+
+
+def principal_of(token: str) -> str:
+    """Who an access token is for (ARM's throttle principal), or '' when it does not say.
+
+    Reads the JWT's payload without verifying it: it only names the throttle scope the
+    client paces for, and the service checks the token anyway. An opaque token (the
+    sandbox's), a malformed one or one without the claims is ''. Never logs or returns
+    any part of the token but the claim.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return ""
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
+    except (ValueError, UnicodeError, binascii.Error):
+        return ""
+    if not isinstance(claims, dict):
+        return ""
+    for claim in _PRINCIPAL_CLAIMS:
+        value = claims.get(claim)
+        if isinstance(value, str) and _CLAIM_VALUE.match(value):
+            return value.lower()
+    return ""
 
 
 class AuthError(ServiceError):

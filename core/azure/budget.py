@@ -136,6 +136,10 @@ class Ticket:
     priority: Priority
     seq: int
     groups: tuple[str, ...] = ()
+    granted_at: float = 0.0
+    """The budget's clock when the token was taken (the round trip sizes the reserve)."""
+    tentative: bool = False
+    """Its lane was not heard from: ``groups`` are those it may spend, not those it does."""
     settled: bool = False
 
     def answered(self, status: int, headers: Mapping[str, str] | Any,
@@ -203,6 +207,13 @@ class ArmBudget:
         self._windows: dict[tuple[str, str], WindowCount] = {}
         self._lane_groups: dict[tuple[str, str], tuple[str, ...]] = {}
         """Compute groups each lane was seen to draw on, per subscription."""
+        self._lanes_heard: set[tuple[str, str]] = set()
+        """Lanes that had an answer (so their groups, if any, are known), per subscription.
+        Until then a lane sends one request at a time, a Compute lane gated and counted by
+        every group the subscription has: Compute may count it in one (a VM's instance view
+        and a run command's may share HighCostGet), and unknown, it would take slots no count
+        knows of."""
+        self._lane_in_flight: collections.Counter[tuple[str, str]] = collections.Counter()
         self._seq = itertools.count()
         self.throttled_count = 0
         """How many 429s the service answered (a well-paced fan-out keeps this at 0)."""
@@ -263,6 +274,24 @@ class ArmBudget:
                 self._release(future.result())  # granted just as we were cancelled
             raise
 
+    def rename(self, old: ThrottleScope, new: ThrottleScope) -> None:
+        """Count ``old``'s requests as ``new``'s from now on (the client learned its region
+        from the first answer), if nothing waits or is in flight in ``old`` and ``new`` is
+        not in use yet; otherwise leave both as they are."""
+        if old == new or any(s == new for s, _kind in self._queues):
+            return
+        keys = [key for key in self._queues if key[0] == old]
+        if any(self._queues[key].live() or self._count(*key).in_flight for key in keys):
+            return
+        for _scope, kind in keys:
+            queue = self._queues.pop((old, kind))
+            if queue.timer is not None:
+                queue.timer.cancel()
+            self._queues[(new, kind)] = _Queue(new, kind)
+            if (old, kind) in self._counts:
+                self._counts[(new, kind)] = self._counts.pop((old, kind))
+            self._throttled_by[(new, kind)] += self._throttled_by.pop((old, kind), 0)
+
     def _windows_of(self, subscription: str, groups: Iterable[str]) -> list[WindowCount]:
         return [self._windows[(subscription, g)] for g in groups
                 if (subscription, g) in self._windows]
@@ -285,16 +314,28 @@ class ArmBudget:
                 break  # the scope's own buckets are spent: nobody goes
             groups = self._lane_groups.get((scope.subscription, lane), ())
             windows = self._windows_of(scope.subscription, groups)
+            unheard = (scope.subscription, lane) not in self._lanes_heard
+            if unheard:
+                if self._lane_in_flight[(scope.subscription, lane)]:
+                    held.add(lane)  # its settle wakes the queue
+                    continue
+                if lane.startswith("microsoft.compute/"):
+                    # It may spend any Compute group it could meet: counted in them all
+                    # (not held by them: it may spend none) until its answer says.
+                    groups = tuple(g for s, g in self._windows if s == scope.subscription)
             at = ready(windows, now)
             if at != now:
                 wake = sooner(wake, at)
                 held.add(lane)  # a Compute group holds this lane: let the others pass
                 continue
             priority, seq, future = heapq.heappop(queue.lanes[lane])
+            windows = self._windows_of(scope.subscription, groups)
             gates: list[TokenCount | WindowCount] = [*own, *windows]
             for gate in gates:
                 gate.in_flight += 1
-            future.set_result(Ticket(self, scope, kind, lane, Priority(priority), seq, groups))
+            self._lane_in_flight[(scope.subscription, lane)] += 1
+            future.set_result(Ticket(self, scope, kind, lane, Priority(priority), seq, groups,
+                                     now, unheard))
         if wake is not None:
             loop = asyncio.get_running_loop()
             queue.timer = loop.call_later(max(0.0, wake - now), self._dispatch, queue)
@@ -315,11 +356,17 @@ class ArmBudget:
             value = get(f"x-ms-ratelimit-remaining-{name}") if get else None
             # A 429 was not served, so not charged; a call without an answer may have been.
             count.answer(now, ticket.seq, header_int(value), charged=status != 429,
-                         answered=status != 0)
+                         answered=status != 0, round_trip=now - ticket.granted_at)
+        self._lane_in_flight[(subscription, ticket.lane)] -= 1
+        if status:
+            self._lanes_heard.add((subscription, ticket.lane))
         reported = resource_limits(headers) if status else {}
         for group, window in zip(ticket.groups, self._windows_of(subscription, ticket.groups),
                                  strict=True):
-            window.answer(now, ticket.seq, reported.get(group))
+            if ticket.tentative and status and group not in reported:
+                window.in_flight = max(0, window.in_flight - 1)  # it did not spend this one
+                continue
+            window.answer(now, ticket.seq, reported.get(group), now - ticket.granted_at)
         self._learn(subscription, ticket.lane, reported)
         if status == 429:
             self.throttled_count += 1
@@ -342,6 +389,7 @@ class ArmBudget:
             *self._windows_of(subscription, ticket.groups)]
         for gate in gates:
             gate.in_flight = max(0, gate.in_flight - 1)
+        self._lane_in_flight[(subscription, ticket.lane)] -= 1
         self._wake(subscription)
 
     def _learn(self, subscription: str, lane: str, reported: Mapping[str, int]) -> None:

@@ -12,6 +12,16 @@ second client may have read the same count), and drops in the count that our own
 not explain are another client's spending, which lowers the refill this client counts on:
 two clients on one subscription slow each other down through the headers.
 
+**The reserve for others.** What neither header nor count can show is another client's
+request already on its way when an answer reports the count: spend down to the floor and that
+request meets an empty bucket. So once another client's spending is seen, the client keeps a
+reserve of tokens above the floor and spends only above it: the larger of the other's rate
+over one round trip (plus :data:`RESERVE_MARGIN`) and the largest burst it was seen to spend
+between two answers (over the last :data:`BURST_MEMORY` seconds), at most a quarter of
+the bucket. A client
+alone keeps none (a request of its own answered out of order can make a phantom drop of a
+token or two; that costs a tenth of a second of refill at most).
+
 **A Compute operation group** (:class:`WindowCount`) counts requests over a 3- or 30-minute
 window whose refill is not documented: only what the client can prove frees a slot.
 """
@@ -29,6 +39,13 @@ from typing import Any
 RESOURCE_HEADER = "x-ms-ratelimit-remaining-resource"
 FOREIGN_MEMORY = 1.0
 """Seconds over which other clients' spending of a bucket is averaged."""
+BURST_MEMORY = 15.0
+"""Seconds over which the largest burst another client was seen to spend is remembered."""
+RESERVE_MARGIN = 0.25
+"""Seconds added to the round trip when sizing the reserve for others' requests in flight
+(their answers and ours do not take the same time; a loaded loop reads answers late)."""
+LATENCY_WEIGHT = 0.2
+"""Weight of the newest round trip in the running average."""
 _WINDOW = re.compile(r"(\d+)\s*min$", re.IGNORECASE)
 
 
@@ -98,12 +115,23 @@ class TokenCount:
     """Tokens others spent, decaying over :data:`FOREIGN_MEMORY` seconds (rate x memory)."""
     most_reported: float = -1.0
     """The highest count the server ever reported: its bucket is at least one bigger."""
+    others: Others = field(default_factory=lambda: Others())
+    """Other clients' spending as the answers show it, and the reserve it calls for."""
 
-    def _floor(self) -> float:
-        """The reserve, scaled down when the server's bucket proves smaller than configured."""
-        if self.most_reported < 0:
-            return self.floor
-        return self.floor * min(1.0, (self.most_reported + 1.0) / self.capacity)
+    def _floor(self, now: float | None = None) -> float:
+        """The share left for other clients (the configured one, scaled down when the
+        server's bucket proves smaller than configured), plus the reserve for the requests
+        of clients seen spending (when ``now`` is given)."""
+        floor = self.floor
+        if self.most_reported >= 0:
+            floor *= min(1.0, (self.most_reported + 1.0) / self.capacity)
+        if now is None:
+            return floor
+        # Others' rate as last heard, not faded: after a silence their requests are still
+        # on their way when ours go again.
+        return floor + min(self.others.reserve(self.reported_at,
+                                               self.foreign / FOREIGN_MEMORY),
+                           self.capacity / 4)
 
     def _expected(self, now: float) -> float:
         """The count the server would show now if nobody else spent from it."""
@@ -111,13 +139,25 @@ class TokenCount:
                                                                 self.most_reported + 1.0)
         return min(size, self.reported + self.refill_per_second * (now - self.reported_at))
 
+    def _others_rate(self, now: float) -> float:
+        """Others' spending, tokens per second, as the last answers showed it and fading over
+        :data:`FOREIGN_MEMORY` since (a client that waits for its share hears no answers;
+        holding the last estimate would starve it while the bucket fills)."""
+        fading = math.exp(-max(0.0, now - self.reported_at) / FOREIGN_MEMORY)
+        return self.foreign * fading / FOREIGN_MEMORY
+
     def share_rate(self, now: float) -> float:
         """The refill this client may count on: the bucket's, less what others were seen to
-        spend (their spending shows as drops in the count that our requests do not explain).
-        Silence is no news: the estimate changes only with the next answer."""
-        del now  # kept for symmetry with the other views of the count
-        others = self.foreign / FOREIGN_MEMORY
-        return max(self.refill_per_second * 0.05, self.refill_per_second - others)
+        spend (their spending shows as drops in the count that our requests do not explain)."""
+        return max(self.refill_per_second * 0.05, self.refill_per_second - self._others_rate(now))
+
+    def _refilled(self, now: float) -> float:
+        """Our share of the refill since the last answer: the bucket's rate, less what others
+        are expected to spend meanwhile (their fading rate, integrated)."""
+        elapsed = max(0.0, now - self.reported_at)
+        others = self.foreign * (1.0 - math.exp(-elapsed / FOREIGN_MEMORY))
+        return max(self.refill_per_second * 0.05 * elapsed,
+                   self.refill_per_second * elapsed - others)
 
     def server_tokens(self, now: float) -> float:
         return min(self.capacity, self.reported + self.refill_per_second * (now - self.reported_at))
@@ -129,8 +169,8 @@ class TokenCount:
         """Tokens this client may send now: the server's count less the reserve, of which only
         half of what was banked (another client may have read the same count), plus what
         refilled since; less what is in flight."""
-        refilled = self.share_rate(now) * (now - self.reported_at)
-        floor = self._floor()
+        refilled = self._refilled(now)
+        floor = self._floor(now)
         banked = self.reported - floor
         share = (banked / 2 if banked >= 2 else banked) + refilled  # a last token is ours
         return min(self.server_tokens(now) - floor, share) - self.in_flight
@@ -140,26 +180,34 @@ class TokenCount:
         if not self.answered and self.in_flight:
             return None
         missing = 1.0 - self.spendable(now)
-        if missing > 0 and 1.0 + self._floor() + self.in_flight > self.capacity:
+        if missing > 0 and 1.0 + self._floor(now) + self.in_flight > self.capacity:
             return None  # refill cannot free this much; only answers can
-        wait = missing / self.share_rate(now) if missing > 0 else 0.0
+        # Others' rate fades while we wait: look again within half its memory.
+        wait = (min(missing / self.share_rate(now),
+                    max(FOREIGN_MEMORY / 2, missing / self.refill_per_second))
+                if missing > 0 else 0.0)
         return max(now + wait, self.blocked_until)
 
     def answer(self, now: float, seq: int, remaining: int | None, *, charged: bool,
-               answered: bool = True) -> None:
+               answered: bool = True, round_trip: float | None = None) -> None:
         self.in_flight = max(0, self.in_flight - 1)
         self.answered = self.answered or answered
         self.charged_since += charged
+        if round_trip is not None and answered:
+            self.others.timed(round_trip)
         if remaining is not None and seq > self.newest:
             expected = self._expected(now) - self.charged_since
             decay = math.exp(-(now - self.reported_at) / FOREIGN_MEMORY)
+            drop = expected - remaining
             # Answers that overtake each other make single drops noisy; an overestimate of
             # others' spending only slows us, so the sum never goes below zero.
-            self.foreign = max(0.0, self.foreign * decay + expected - remaining)
+            self.foreign = max(0.0, self.foreign * decay + drop)
             if self.newest < 0:
                 # The first word: a bucket found below full was being spent by someone else
                 # (at most at the full rate); assume they go on until the counts say otherwise.
                 self.foreign = min(self.foreign, self.refill_per_second * FOREIGN_MEMORY)
+            else:
+                self.others.spent(now, drop)
             # The server's word, at the latest time it can have been true: no refill credit
             # for the answer's way back.
             self.reported, self.reported_at, self.newest = float(remaining), now, seq
@@ -197,17 +245,27 @@ class WindowCount:
     blocked_until: float = 0.0
     newest: int = -1
     sends: collections.deque[float] = field(default_factory=collections.deque)
+    answered_since: int = 0
+    """Our requests answered since ``reported`` (the group counted each)."""
+    foreign: float = 0.0
+    """Requests others were seen to count in the group, decaying over FOREIGN_MEMORY s."""
+    others: Others = field(default_factory=lambda: Others())
+
+    def _reserve(self, now: float) -> float:
+        return math.ceil(self.others.reserve(now, self.foreign / FOREIGN_MEMORY))
 
     def _aged(self, now: float) -> int:
-        while self.sends and self.sends[0] < self.reported_at - self.window:
-            self.sends.popleft()
+        """Our requests whose slots freed after the server's last word and by ``now`` (one
+        window after their answers, no sooner than the server frees them)."""
+        while self.sends and self.sends[0] + self.window <= self.reported_at:
+            self.sends.popleft()  # freed before the last word, which counted that
         return sum(1 for t in self.sends if t + self.window <= now)
 
     def remaining(self, now: float) -> float:
         return self.reported + self._aged(now) - self.in_flight
 
     def ready_at(self, now: float) -> float | None:
-        if self.remaining(now) >= 1.0:
+        if self.remaining(now) - self._reserve(now) >= 1.0:
             return max(now, self.blocked_until)
         fresh = self.probe_at or self.reported_at + self.window
         if now >= fresh:
@@ -215,22 +273,90 @@ class WindowCount:
         frees = [t + self.window for t in self.sends if t + self.window > now]
         return max(min([*frees, fresh]), self.blocked_until)
 
-    def answer(self, now: float, seq: int, remaining: int | None) -> None:
+    def answer(self, now: float, seq: int, remaining: int | None,
+               round_trip: float | None = None) -> None:
         self.in_flight = max(0, self.in_flight - 1)
         self.sends.append(now)
+        self.answered_since += 1
+        if round_trip is not None:
+            self.others.timed(round_trip)
         if remaining is not None and (seq > self.newest or remaining < self.remaining(now)):
-            self.reported, self.reported_at, self.newest = float(remaining), now, max(
-                self.newest, seq)
+            # What the group would show had nobody else counted in it since its last word
+            # (slots that freed meanwhile can only hide others' requests, never invent them).
+            expected = self.reported + self._aged(now) - self.answered_since
+            if seq > self.newest:
+                drop = expected - remaining
+                decay = math.exp(-(now - self.reported_at) / FOREIGN_MEMORY)
+                self.foreign = max(0.0, self.foreign * decay + drop)
+                self.others.spent(now, drop)
+            # Answers overtake each other: a count above what our own freed slots explain
+            # is an older one, unless a whole window passed since the last word.
+            fresh = float(remaining) if now >= self.probe_at else min(float(remaining),
+                                                                      expected)
+            self.reported, self.reported_at, self.newest = fresh, now, max(self.newest, seq)
             self.probe_at = now + self.window
-            self.sends.clear()
+            # Our sends are kept: as they leave the window, their slots are ours again
+            # (forgetting them held a group spent to 0 for a whole window after its last
+            # word, though the server freed slots from seconds after the first window).
+            self.answered_since = 0
         elif remaining is None:
             self.reported -= 1.0
 
     def block(self, now: float, seconds: float) -> None:
         self.reported, self.reported_at = 0.0, now
         self.sends.clear()
+        self.answered_since = 0
         self.blocked_until = max(self.blocked_until, now + seconds)
         self.probe_at = self.blocked_until
+
+
+@dataclass(slots=True)
+class Others:
+    """Other clients of one bucket or group: the bursts they were seen to spend, and our
+    round trip, which together size the reserve.
+
+    Drops seen within :data:`RESERVE_MARGIN` of a burst's first are that burst (its requests
+    can arrive on either side of one of our answers); the largest burst of the last
+    :data:`BURST_MEMORY` seconds is kept whole (a burst every few seconds must find the
+    reserve it found the last time)."""
+
+    bursts: collections.deque[tuple[float, float]] = field(default_factory=collections.deque)
+    """(when it was first seen, tokens) per burst, oldest first."""
+    round_trip: float = 0.0
+    """Running average of the seconds from a grant to its answer."""
+
+    def timed(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        self.round_trip = (seconds if self.round_trip == 0.0 else
+                           self.round_trip + LATENCY_WEIGHT * (seconds - self.round_trip))
+
+    def spent(self, now: float, drop: float) -> None:
+        """Another client spent ``drop`` since the last answer (rounding below a token is
+        noise, unless it adds to a burst under way)."""
+        if drop <= 0.0:
+            return
+        if self.bursts and now - self.bursts[-1][0] <= RESERVE_MARGIN:
+            began, tokens = self.bursts.pop()
+            self.bursts.append((began, tokens + drop))
+        elif drop >= 1.0:
+            self.bursts.append((now, drop))
+        while self.bursts and self.bursts[0][0] < now - BURST_MEMORY:
+            self.bursts.popleft()
+
+    @property
+    def seen(self) -> bool:
+        return bool(self.bursts)
+
+    def reserve(self, now: float, rate: float) -> float:
+        """Tokens to keep for others' requests in flight: their rate over a round trip (plus
+        a margin), or their largest recent burst, whichever is more. None until a drop of a
+        token or more was seen between two answers (a first count below full may be our own
+        earlier run's, and fractions are the refill's rounding)."""
+        if not self.bursts:
+            return 0.0
+        recent = max((tokens for at, tokens in self.bursts if at >= now - BURST_MEMORY),
+                     default=0.0)
+        return max(recent, rate * (self.round_trip + RESERVE_MARGIN))
 
 
 def ready(gates: Iterable[TokenCount | WindowCount], now: float) -> float | None:

@@ -18,6 +18,7 @@ from core.azure.http import pooled_client
 from core.azure.session import AzureSession, OutputContainer, Pacing
 from core.fleet.azure import azure_fleet_source
 from core.fleet.source import FleetError, FleetSource
+from core.sandbox.access import DEFAULT_PRINCIPAL
 from core.sandbox.background import BackgroundSandbox
 from core.sandbox.fleet import FleetFileError, FleetSpec, default_fleet, load_fleet
 
@@ -49,7 +50,9 @@ def sandbox_source(spec: str) -> FleetSource:
         raise FleetError(f"fleet {spec!r}: {exc}") from None
     sandbox = BackgroundSandbox(fleet)
     base_url = sandbox.start()
-    arm = ArmClient(base_url, StaticToken(sandbox.token), budget=sandbox_budget(fleet))
+    # The sandbox's own token is opaque, but whose it is is known: its default principal.
+    arm = ArmClient(base_url, StaticToken(sandbox.token), budget=sandbox_budget(fleet),
+                    principal=DEFAULT_PRINCIPAL)
     blob_http = pooled_client()
     session = AzureSession(
         arm=arm,

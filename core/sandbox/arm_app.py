@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -37,6 +38,15 @@ from core.sandbox.throttle import ArmThrottle, GraphQuota, Verdict
 
 log = logging.getLogger(__name__)
 
+def routing_request_id(region: str, request_id: str) -> str:
+    """``x-ms-routing-request-id`` as ARM sends it: the serving ARM instance's region (upper
+    case, no spaces), a UTC timestamp and the request id (``WESTEUROPE:20240409T093223Z:
+    <guid>``). The reference does not describe it; its shape is what ARM's answers carry, and
+    it is how a client learns which regional throttle scope counted its request."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{region.replace(' ', '').upper()}:{stamp}:{request_id}"
+
+
 class ArmApp:
     """An ASGI app answering the Compute, HybridCompute and Resource Graph endpoints."""
 
@@ -56,7 +66,8 @@ class ArmApp:
             "x-ms-correlation-request-id": request.headers.get(
                 "x-ms-correlation-request-id", request_id
             ),
-            "x-ms-routing-request-id": f"SANDBOX:{request_id}",
+            "x-ms-routing-request-id": routing_request_id(
+                self.service.fleet.throttle.region, request_id),
         }
         # Compute reports each applicable policy in a header of its own (reference 7.3).
         resource_limits: list[str] = []

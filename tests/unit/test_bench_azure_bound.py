@@ -7,11 +7,13 @@ import math
 
 from bench.azure_bound import (
     Bucket,
+    Window,
     best_cycle_floor,
     durations_of,
     fleet_bound,
     polls_per_machine,
     schedule_floor,
+    shared_bound,
 )
 
 ARM = {"reads": Bucket(250, 25.0), "writes": Bucket(200, 10.0), "deletes": Bucket(200, 10.0)}
@@ -71,3 +73,28 @@ def test_subscriptions_pace_in_parallel_so_the_slowest_one_decides() -> None:
     one = fleet_bound([1000], **ARM, durations=RUNS, poll=1.0)
     ten = fleet_bound([1000] * 9 + [1001], **ARM, durations=RUNS, poll=1.0)
     assert one.seconds <= ten.seconds < one.seconds + 1
+
+
+def test_a_second_client_at_half_the_read_rate_slows_only_what_is_past_the_bucket() -> None:
+    alone = shared_bound(200, **ARM, durations=RUNS, poll=1.0)
+    shared = shared_bound(200, **ARM, durations=RUNS, poll=1.0, others=12.5)
+    assert alone.binding == shared.binding == "reads"
+    assert alone.seconds < shared.seconds
+    # The polls past the first bucket go at 12.5/s instead of 25/s: never faster than that.
+    past = shared.reads_needed - ARM["reads"].capacity
+    assert shared.reads >= past / 12.5
+    # 1,000 machines with half the reads: the writes still bind when polls wait longer.
+    thousand = shared_bound(1000, **ARM, durations=RUNS, poll=1.0, others=12.5)
+    assert thousand.seconds < fleet_bound([1000], **ARM, durations=RUNS, poll=1.0).seconds + 2
+
+
+def test_a_compute_window_holds_the_polls_past_it_until_its_oldest_leave() -> None:
+    # The polls past the window's allowance wait until the first window's polls leave it,
+    # 180 s after they went: one gap when the freed slots cover the rest.
+    one_gap = shared_bound(200, **ARM, durations=RUNS, poll=1.0, window=Window(240, 180))
+    assert one_gap.binding == "reads" and 180 < one_gap.seconds < 190
+    never_full = shared_bound(200, **ARM, durations=RUNS, poll=1.0, window=Window(5000, 180))
+    assert never_full.seconds == shared_bound(200, **ARM, durations=RUNS, poll=1.0).seconds
+    # A window smaller than one poll per machine needs a gap per window's worth of them.
+    two_gaps = shared_bound(200, **ARM, durations=RUNS, poll=1.0, window=Window(90, 180))
+    assert 360 < two_gaps.seconds < 370
