@@ -137,7 +137,7 @@ class TokenCount:
         """The count the server would show now if nobody else spent from it."""
         size = self.capacity if self.most_reported < 0 else min(self.capacity,
                                                                 self.most_reported + 1.0)
-        return min(size, self.reported + self.refill_per_second * (now - self.reported_at))
+        return min(size, self.reported + self.refill_per_second * max(0.0, now - self.reported_at))
 
     def _others_rate(self, now: float) -> float:
         """Others' spending, tokens per second, as the last answers showed it and fading over
@@ -197,7 +197,9 @@ class TokenCount:
             self.others.timed(round_trip)
         if remaining is not None and seq > self.newest:
             expected = self._expected(now) - self.charged_since
-            decay = math.exp(-(now - self.reported_at) / FOREIGN_MEMORY)
+            # After a 429 the count is dated at the block's end; an answer in the meantime (a
+            # request already on its way) is no older than it, and must not grow the memory.
+            decay = math.exp(-max(0.0, now - self.reported_at) / FOREIGN_MEMORY)
             drop = expected - remaining
             # Answers that overtake each other make single drops noisy; an overestimate of
             # others' spending only slows us, so the sum never goes below zero.

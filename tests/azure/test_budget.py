@@ -25,6 +25,7 @@ from core.azure.budget import (
     throttled_group,
 )
 from core.azure.budget_view import budget_line
+from core.azure.throttle_counts import TokenCount
 
 SUB, OTHER = "sub-a", "sub-b"
 READS = "x-ms-ratelimit-remaining-subscription-reads"
@@ -373,3 +374,18 @@ async def test_every_budget_reports_its_scopes() -> None:
     assert budget in live_budgets()
     (state,) = budget.states()
     assert (str(state.scope), state.kind, state.remaining, state.queued) == (SUB, "reads", 42, 0)
+
+
+def test_an_answer_during_a_429_block_does_not_inflate_others_spending() -> None:
+    # A 429 dates the count at the block's end; a request already on its way is answered
+    # before then. Its answer once grew the memory of others' spending exponentially, and
+    # the client then crawled at a twentieth of the refill long after the storm.
+    count = TokenCount(capacity=4, refill_per_second=1.0, floor=0.2, reported=4.0,
+                       reported_at=0.0)
+    count.answer(1.0, 0, 4, charged=True)
+    count.answer(2.0, 1, 2, charged=True)  # one token more gone than ours: someone else
+    assert 0 < count.foreign <= 2
+    count.block(3.0, 5.0)
+    count.answer(3.5, 2, 1, charged=True)
+    assert count.foreign <= 2
+    assert count.share_rate(9.0) > 0.5
