@@ -115,7 +115,15 @@ RESOURCE_GROUP = "rg-bench"
 LOCATION = "westeurope"
 DURATION = (1.0, 3.0)
 LINES = 3
-EXPECTED = "".join(f"line {n}\n" for n in range(1, LINES + 1)).encode()
+"""Lines each machine prints (``--lines``): 3 fit the instance view's 4 KB tail, so no blob
+is read; 600 (5.9 KB) do not, and each machine's output is read from its append blob."""
+
+
+def expected_output(lines: int) -> bytes:
+    return "".join(f"line {n}\n" for n in range(1, lines + 1)).encode()
+
+
+EXPECTED = expected_output(LINES)
 GOAL = 1.10
 CPU_GOAL_MS = 10.0
 """Client CPU per machine, in milliseconds, at most."""
@@ -628,6 +636,12 @@ def _count(name: str, low: int) -> Callable[[str], int]:
     return parse
 
 
+def _print_lines(lines: int) -> None:
+    """Every machine prints ``lines`` lines from now on (``--lines``)."""
+    global LINES, EXPECTED
+    LINES, EXPECTED = lines, expected_output(lines)
+
+
 def main(quick: bool = False, argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.azure")
     parser.add_argument("--sizes", type=_sizes, default=SIZES[:1] if quick else SIZES,
@@ -641,7 +655,11 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     parser.add_argument("--second-client", choices=("same", "other"), default="",
                         help="a second client at half the read rate, as fleetrun's principal "
                         "or another")
+    parser.add_argument("--lines", type=_count("--lines", 1), default=LINES,
+                        help=f"lines each machine prints (default {LINES}; past 4 KB, "
+                        "about 450, the output is read from the blobs)")
     args = parser.parse_args([] if argv is None and quick else argv)
+    _print_lines(args.lines)
     sizes: tuple[int, ...] = args.sizes
     k: int = args.subscriptions
     scenario = Scenario(args.compute_limits, args.second_client)
