@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -41,8 +42,9 @@ def budget_line(states: Iterable[ScopeState]) -> str:
     (and for how long), what is left of each scope's reads and writes, and the ETA of the
     queued work; empty when the budget holds nothing back and nothing was spent yet.
 
-    ``Queued 120 for a write token · Throttled writes 12 s · reads 40 left, writes 0 left ·
-    ETA 34 s`` (with several scopes each is named by its subscription's first characters).
+    ``Queued 120 for a write token · Throttled writes 12 s · ETA 34 s · reads 40 left,
+    writes 0 left`` (with several scopes each is named by its subscription's first
+    characters). The ETA comes before the counts: a narrow terminal cuts the line's end.
     """
     states = list(states)
     if not states:
@@ -58,10 +60,14 @@ def budget_line(states: Iterable[ScopeState]) -> str:
     queued = sum(state.queued_starts for state in states)
     if queued:
         parts.append(f"Queued {queued} for a write token")
-    throttled = [named(state.scope, f"{state.kind} {state.throttled_for:.0f} s")
+    # Whole seconds, rounded up: a block of 0.3 s is still one ("0 s" reads as none).
+    throttled = [named(state.scope, f"{state.kind} {math.ceil(state.throttled_for)} s")
                  for state in states if state.throttled_for > 0]
     if throttled:
         parts.append("Throttled " + ", ".join(throttled))
+    eta = eta_seconds(states)
+    if eta >= 1:
+        parts.append(f"ETA {eta:.0f} s")
     left: dict[ThrottleScope, list[str]] = {}
     for state in states:
         if state.kind in ("reads", "writes"):
@@ -71,9 +77,6 @@ def budget_line(states: Iterable[ScopeState]) -> str:
               for scope, counts in shown[:3]]
     if len(shown) > 3:
         parts.append(f"(+{len(shown) - 3} more subscriptions)")
-    eta = eta_seconds(states)
-    if eta >= 1:
-        parts.append(f"ETA {eta:.0f} s")
     return " · ".join(parts)
 
 

@@ -351,8 +351,8 @@ def test_the_budget_line_says_what_waits_what_is_left_and_when_it_ends() -> None
         ScopeState(scope, "reads", 40, 0, 3, 12, 25.0, 0.0, 0),
         ScopeState(scope, "writes", 120, 120, 0, 0, 10.0, 8.0, 1),
     ])
-    assert line == ("Queued 120 for a write token · Throttled writes 8 s · "
-                    "reads 12 left, writes 0 left · ETA 20 s")
+    assert line == ("Queued 120 for a write token · Throttled writes 8 s · ETA 20 s · "
+                    "reads 12 left, writes 0 left")
     assert budget_line([]) == ""
 
 
@@ -364,8 +364,14 @@ def test_the_budget_line_names_each_of_several_subscriptions_briefly() -> None:
         ScopeState(a, "writes", 5, 5, 0, 0, 10.0, 3.0, 0),
         ScopeState(b, "reads", 0, 0, 0, 200, 25.0, 0.0, 0),
     ])
-    assert line.startswith("Queued 5 for a write token · Throttled 44444444… writes 3 s · "
-                           "44444444…: writes 0 left · sub-b: reads 200 left · ETA ")
+    assert line.startswith("Queued 5 for a write token · Throttled 44444444… writes 3 s · ETA ")
+    assert line.endswith(" · 44444444…: writes 0 left · sub-b: reads 200 left")
+
+
+def test_a_block_under_a_second_still_shows_as_one() -> None:
+    scope = ThrottleScope("sub-a")
+    line = budget_line([ScopeState(scope, "reads", 0, 0, 0, 0, 25.0, 0.3, 1)])
+    assert "Throttled reads 1 s" in line
 
 
 async def test_every_budget_reports_its_scopes() -> None:

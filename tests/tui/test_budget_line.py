@@ -38,8 +38,8 @@ async def test_the_line_shows_what_waits_for_a_token_and_hides_when_nothing_does
         await pilot.pause()
         assert line.display
         shown = str(line.render())
-        assert shown.startswith("Queued 11 for a write token · reads 250 left, writes 0 left")
-        assert "ETA" in shown
+        assert shown.startswith("Queued 11 for a write token · ETA ")
+        assert shown.endswith(" · reads 250 left, writes 0 left")
 
         line.refresh_from(running=False)  # the run ended: nothing waits any more
         await pilot.pause()
