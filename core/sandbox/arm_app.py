@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from core.sandbox import resources
+from core.sandbox import action_routes, resources
 from core.sandbox.access import Access
 from core.sandbox.api_versions import ARC_PATCH
 from core.sandbox.arm_routes import Match, match
@@ -251,6 +251,36 @@ class ArmApp:
         command = self.service.patch_run_command(machine, name, body)
         return JSONResponse(command.to_json(instance_view=True))
 
+    # ------------------------------------------------- the action API and built-in commands
+
+    async def _vm_run_command_action(
+        self, request: Request, found: Match, version: str
+    ) -> Response:
+        machine = self._target(found)
+        run = await self.service.action_runs.start(machine, await _json_body(request),
+                                                   self.service.faults_for(machine))
+        return action_routes.accepted(request, run, self._retry_after())
+
+    async def _builtin_run_commands(
+        self, request: Request, found: Match, version: str
+    ) -> Response:
+        self._check_subscription(found.params["sub"])
+        return action_routes.builtin_list()
+
+    async def _builtin_run_command(
+        self, request: Request, found: Match, version: str
+    ) -> Response:
+        self._check_subscription(found.params["sub"])
+        return action_routes.builtin_document(found.params["command"])
+
+    def _check_subscription(self, subscription: str) -> None:
+        if subscription.lower() not in {s.lower() for s in self.service.fleet.subscriptions}:
+            raise ArmError(404, "SubscriptionNotFound",
+                           f"The subscription '{subscription}' could not be found.")
+
+    def _retry_after(self) -> str:
+        return str(max(1, round(self.service.fleet.flush_interval)))
+
     # ---------------------------------------------------------------- long-running operations
 
     def _lro_headers(self, request: Request, operation: Operation) -> dict[str, str]:
@@ -272,6 +302,9 @@ class ArmApp:
         }
 
     async def _compute_operation(self, request: Request, found: Match, version: str) -> Response:
+        action = self.service.action_runs.get(found.params["operation"])
+        if action is not None:
+            return action_routes.operation(request, action, self._retry_after())
         operation = self.service.operation(found.params["operation"])
         if request.query_params.get("monitor", "").lower() == "true":
             return self._operation_result(request, operation)
@@ -435,7 +468,8 @@ def _provider_throttled(verdict: ComputeVerdict) -> ProviderThrottled:
 
 def _unknown_path(segments: list[str]) -> ArmError:
     lowered = [s.lower() for s in segments]
-    served = ("The sandbox serves Microsoft.Compute virtualMachines and runCommands, "
+    served = ("The sandbox serves Microsoft.Compute virtualMachines, runCommands, the action "
+              "runCommand and the locations' built-in runCommands, "
               "Microsoft.HybridCompute machines and runCommands, and Microsoft.ResourceGraph "
               "resources.")
     if "providers" in lowered and len(segments) > lowered.index("providers") + 1:

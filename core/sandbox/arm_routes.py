@@ -14,6 +14,8 @@ from core.sandbox import api_versions
 _RG = ("subscriptions", "{sub}", "resourcegroups", "{rg}", "providers")
 _VM = (*_RG, "microsoft.compute", "virtualmachines", "{machine}")
 _ARC = (*_RG, "microsoft.hybridcompute", "machines", "{machine}")
+_LOCATION = ("subscriptions", "{sub}", "providers", "microsoft.compute", "locations",
+             "{location}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,12 @@ ROUTES = (
     Route("run_commands", (*_VM, "runcommands"), ("GET",), api_versions.COMPUTE, "vm"),
     Route("run_command", (*_VM, "runcommands", "{name}"), ("GET", "PUT", "PATCH", "DELETE"),
           api_versions.COMPUTE, "vm"),
+    # The action API and the built-in command documents (reference 3).
+    Route("vm_run_command_action", (*_VM, "runcommand"), ("POST",), api_versions.COMPUTE,
+          "vm"),
+    Route("builtin_run_commands", (*_LOCATION, "runcommands"), ("GET",), api_versions.COMPUTE),
+    Route("builtin_run_command", (*_LOCATION, "runcommands", "{command}"), ("GET",),
+          api_versions.COMPUTE),
     Route("machine", _ARC, ("GET",), api_versions.ARC_MACHINES, "arc"),
     Route("run_commands", (*_ARC, "runcommands"), ("GET",), api_versions.ARC_RUN_COMMANDS,
           "arc"),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core import scratch
+from core.sandbox.action_runs import ActionRuns
 from core.sandbox.agent import AgentSettings, Execution
 from core.sandbox.blob_sink import BlobSinks
 from core.sandbox.blobstore import BlobStore
@@ -94,6 +95,8 @@ class SandboxService:
         self._deletes_failed: dict[int, int] = {}
         """Run command DELETEs answered 500 so far, by machine (the ``delete_errors`` fault)."""
         self.operations: dict[str, Operation] = {}
+        self.action_runs = ActionRuns(fleet, self.sinks, self.rng)
+        """Runs of the action API (``POST .../runCommand``), by operation id."""
         self._background: set[asyncio.Task[None]] = set()
         for spec in fleet.machines:
             machine = SimMachine(spec, self.root / "machines" / spec.name)
@@ -106,6 +109,7 @@ class SandboxService:
         for commands in self._run_commands.values():
             for command in commands.values():
                 await command.execution.stop()
+        await self.action_runs.aclose()
         for task in list(self._background):
             await task
         await self.sinks.aclose()
