@@ -167,3 +167,34 @@ def test_sandbox_refuses_unknown_versions_in_azures_shape(
     assert response.headers["x-ms-error-code"] == "InvalidHeaderValue"
     assert "<HeaderName>x-ms-version</HeaderName>" in response.text
     assert f"<HeaderValue>{version}</HeaderValue>" in response.text
+
+
+def test_put_blob_and_delete_blob_answer_as_the_reference_says(
+    blob_target: BlobTarget, http: httpx.Client
+) -> None:
+    """Reference section 4 (Put Blob for a block blob) and Delete Blob, at 2026-10-06."""
+    name = f"raw/{uuid.uuid4().hex}/big.sh"
+    url = blob_target.sas_url(name, "racwd")
+    headers = {"x-ms-version": "2026-10-06", "x-ms-blob-type": "BlockBlob",
+               "x-ms-blob-content-type": "text/x-shellscript"}
+
+    put = http.put(url, content=b"echo hi\n", headers=headers)
+    again = http.put(url, content=b"echo no\n", headers={**headers, "If-None-Match": "*"})
+    got = http.get(url, headers={"x-ms-version": "2026-10-06"})
+    deleted = http.delete(url, headers={"x-ms-version": "2026-10-06"})
+    gone = http.head(url, headers={"x-ms-version": "2026-10-06"})
+
+    assert put.status_code == 201, put.text
+    for header in ("ETag", "Last-Modified", "Content-MD5", "x-ms-request-id", "Date"):
+        assert put.headers[header], header
+    assert put.headers["x-ms-request-server-encrypted"] == "true"
+    if isinstance(blob_target, SandboxTarget):
+        # Azurite (run with --skipApiVersionCheck) echoes its own newest version instead.
+        assert put.headers["x-ms-version"] == "2026-10-06"
+    assert again.status_code == 409 and again.headers["x-ms-error-code"] == "BlobAlreadyExists"
+    assert got.content == b"echo hi\n"
+    assert got.headers["x-ms-blob-type"] == "BlockBlob"
+    assert got.headers["Content-Type"] == "text/x-shellscript"
+    assert got.headers["Content-MD5"] == put.headers["Content-MD5"]
+    assert deleted.status_code == 202 and deleted.headers["x-ms-request-id"]
+    assert gone.status_code == 404 and gone.headers["x-ms-error-code"] == "BlobNotFound"
