@@ -30,6 +30,7 @@ from core.sandbox.arm_routes import Match, match
 from core.sandbox.compute_limits import ComputeThrottle, ComputeVerdict, compute_operation
 from core.sandbox.errors import ArmError, ProviderThrottled
 from core.sandbox.graph import GraphQueryError, execute_query
+from core.sandbox.handler_status import handler_status
 from core.sandbox.machines import SimMachine
 from core.sandbox.names import check_machine_name, check_run_command_name
 from core.sandbox.runcommands import ARC, RunCommand
@@ -184,14 +185,17 @@ class ArmApp:
             raise ArmError(400, "InvalidParameter",
                            f"The value '{expand}' of parameter '$expand' is not valid; "
                            "allowed: instanceView, userData.")
-        names = [c.name for c in self.service.run_commands(machine).values()]
-        return JSONResponse(resources.vm_resource(machine, expand=expand,
-                                                  run_command_names=names))
+        commands = self.service.run_commands(machine).values()
+        return JSONResponse(resources.vm_resource(
+            machine, expand=expand, run_command_names=[c.name for c in commands],
+            handler_statuses={c.name: handler_status(c) for c in commands}))
 
     async def _vm_instance_view(self, request: Request, found: Match, version: str) -> Response:
         machine = self._target(found)
-        names = [c.name for c in self.service.run_commands(machine).values()]
-        return JSONResponse(resources.vm_instance_view(machine, run_command_names=names))
+        commands = self.service.run_commands(machine).values()
+        return JSONResponse(resources.vm_instance_view(
+            machine, run_command_names=[c.name for c in commands],
+            handler_statuses={c.name: handler_status(c) for c in commands}))
 
     async def _machine(self, request: Request, found: Match, version: str) -> Response:
         machine = self._target(found)

@@ -2,11 +2,17 @@
 
 URLs are ``/<account>/<container>/<blob name, may contain slashes>?<SAS>``. Served:
 
-- ``PUT`` with ``x-ms-blob-type: AppendBlob``: Put Blob (201);
+- ``PUT`` with ``x-ms-blob-type: AppendBlob`` (empty) or ``BlockBlob`` (the content):
+  Put Blob (201);
 - ``PUT ?comp=appendblock``: Append Block (201);
 - ``PUT ?comp=seal``: Append Blob Seal (200);
 - ``GET``, whole (200) or with ``x-ms-range``/``Range`` (206, 416 ``InvalidRange``);
-- ``HEAD``: Get Blob Properties (200; errors without a body).
+- ``HEAD``: Get Blob Properties (200; errors without a body);
+- ``DELETE``: Delete Blob (202).
+
+Conditional headers (``If-Match``, ``If-None-Match``, ``If-Modified-Since``,
+``If-Unmodified-Since``) are honoured on every blob operation: 304 for a read, 412
+``ConditionNotMet`` (409 ``BlobAlreadyExists`` for ``If-None-Match: *``) for a write.
 
 Every request needs a service SAS signed with the account's key (``core.sandbox.sas``).
 Containers come from configuration: container- and account-level requests are refused
@@ -41,15 +47,19 @@ from starlette.routing import Route
 
 from core.sandbox.blobstore import (
     APPEND_BLOB,
+    BLOCK_BLOB,
     BlobOperation,
     BlobProperties,
     BlobStore,
+    max_put_blob_size,
+    parse_query,
+)
+from core.sandbox.storage_errors import (
+    Conditions,
+    NotModified,
     StorageError,
     body_too_large,
-    condition_not_met,
-    etag_matches,
     invalid_header,
-    parse_query,
 )
 
 STORAGE_VERSIONS: Final = (
@@ -57,12 +67,15 @@ STORAGE_VERSIONS: Final = (
     "2017-07-29", "2017-11-09", "2018-03-28", "2018-11-09", "2019-02-02", "2019-07-07",
     "2019-10-10", "2019-12-12", "2020-02-10", "2020-04-08", "2020-06-12", "2020-08-04",
     "2020-10-02", "2020-12-06", "2021-02-12", "2021-04-10", "2021-06-08", "2021-08-06",
-    "2021-10-04", "2021-12-02", "2022-11-02", "2023-01-03", "2023-08-03", "2023-11-03",
+    "2021-10-04", "2021-12-02", "2022-11-02", "2023-01-03", "2023-05-03", "2023-08-03",
+    "2023-11-03",
     "2024-02-04", "2024-05-04", "2024-08-04", "2024-11-04", "2025-01-05", "2025-05-05",
-    "2025-07-05", "2025-11-05",
+    "2025-07-05", "2025-11-05", "2026-02-06", "2026-04-06", "2026-06-06", "2026-10-06",
 )
 """Blob service versions accepted in ``x-ms-version``: Append Block's first (2015-02-21)
-through Azurite 3.35's newest (2025-11-05), as Azurite lists them."""
+through the newest azure-storage-blob 12.31.1 sends by default (2026-10-06); the list is
+Azurite's up to 2025-11-05 plus the SDK's newer ones (reference: storage versions, section 5).
+"""
 NEWEST_VERSION: Final = STORAGE_VERSIONS[-1]
 CREATION_TIME_SINCE: Final = "2017-11-09"
 SEALED_SINCE: Final = "2019-12-12"
@@ -71,9 +84,12 @@ _METHODS: Final = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH", "
 _DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")
 _SERVED = (
-    "The sandbox serves Put Blob (AppendBlob), Append Block, Append Blob Seal, Get Blob and "
-    "Get Blob Properties."
+    "The sandbox serves Put Blob (AppendBlob, BlockBlob), Append Block, Append Blob Seal, "
+    "Get Blob, Get Blob Properties and Delete Blob."
 )
+_ALLOWED = "GET, HEAD, PUT, DELETE"
+_RANGE_MD5_LIMIT = 4 * 1024 * 1024
+"""``x-ms-range-get-content-md5`` is served for ranges up to 4 MiB (400 above)."""
 
 
 def create_blob_app(store: BlobStore) -> Starlette:
@@ -131,16 +147,17 @@ def property_headers(props: BlobProperties, version: str) -> dict[str, str]:
         "ETag": props.etag,
         "Content-Type": props.content_type,
         "Accept-Ranges": "bytes",
-        "x-ms-blob-type": APPEND_BLOB,
-        "x-ms-blob-committed-block-count": str(props.committed_block_count),
+        "x-ms-blob-type": props.blob_type,
         "x-ms-server-encrypted": "true",
         "x-ms-lease-state": "available",
         "x-ms-lease-status": "unlocked",
     }
     if version >= CREATION_TIME_SINCE:
         headers["x-ms-creation-time"] = http_date(props.created)
-    if version >= SEALED_SINCE:
-        headers["x-ms-blob-sealed"] = "true" if props.sealed else "false"
+    if props.blob_type == APPEND_BLOB:
+        headers["x-ms-blob-committed-block-count"] = str(props.committed_block_count)
+        if version >= SEALED_SINCE:
+            headers["x-ms-blob-sealed"] = "true" if props.sealed else "false"
     return headers
 
 
@@ -181,11 +198,11 @@ class _BlobEndpoint:
         container, blob = segments[1], segments[2]
         comp = query.get("comp", "").lower()
         method = request.method
-        if method not in ("GET", "HEAD", "PUT"):
+        if method not in ("GET", "HEAD", "PUT", "DELETE"):
             raise StorageError(
                 405, "UnsupportedHttpVerb",
                 f"The resource doesn't support specified Http Verb. {_SERVED}",
-                headers={"Allow": "GET, HEAD, PUT"},
+                headers={"Allow": _ALLOWED},
             )
         operation = {
             ("PUT", ""): BlobOperation.CREATE,
@@ -193,6 +210,7 @@ class _BlobEndpoint:
             ("PUT", "seal"): BlobOperation.SEAL,
             ("GET", ""): BlobOperation.READ,
             ("HEAD", ""): BlobOperation.READ,
+            ("DELETE", ""): BlobOperation.DELETE,
         }.get((method, comp))
         if operation is None:
             raise StorageError(
@@ -207,8 +225,13 @@ class _BlobEndpoint:
             client_ip=request.client.host if request.client else None,
         )
         target = (account, container, blob)
+        conditions = Conditions.from_headers(request.headers)
         if operation is BlobOperation.CREATE:
-            return self._put_blob(request, target)
+            return await self._put_blob(request, target, version, conditions)
+        if operation is BlobOperation.DELETE:
+            self.store.delete_blob(*target, conditions=conditions)
+            # No soft delete in the sandbox: every delete is permanent.
+            return Response(status_code=202, headers={"x-ms-delete-type-permanent": "true"})
         if operation is BlobOperation.APPEND:
             return await self._append_block(request, target, version)
         if operation is BlobOperation.SEAL:
@@ -217,9 +240,12 @@ class _BlobEndpoint:
                 "ETag": props.etag, "Last-Modified": http_date(props.last_modified),
                 "x-ms-blob-sealed": "true",
             })
-        return self._read(request, target, version)
+        return self._read(request, target, version, conditions)
 
-    def _put_blob(self, request: Request, target: tuple[str, str, str]) -> Response:
+    async def _put_blob(
+        self, request: Request, target: tuple[str, str, str], version: str,
+        conditions: Conditions,
+    ) -> Response:
         blob_type = request.headers.get("x-ms-blob-type")
         if blob_type is None:
             raise StorageError(
@@ -227,28 +253,52 @@ class _BlobEndpoint:
                 "An HTTP header that's mandatory for this request is not specified.",
                 details={"HeaderName": "x-ms-blob-type"},
             )
-        if blob_type != APPEND_BLOB:
+        if blob_type not in (APPEND_BLOB, BLOCK_BLOB):
             raise invalid_header(
                 "x-ms-blob-type", blob_type,
-                "The sandbox stores append blobs only: send x-ms-blob-type: AppendBlob.",
+                "The sandbox stores append and block blobs: AppendBlob or BlockBlob.",
             )
         length = request.headers.get("content-length")
         if length is None:
             raise _length_required()
+        if blob_type == BLOCK_BLOB:
+            return await self._put_block_blob(request, target, version, conditions, length)
         if length.strip() != "0":
             raise invalid_header(
                 "Content-Length", length, "An append blob is created empty: Content-Length 0."
             )
         props = self.store.put_append_blob(
             *target,
-            if_none_match=request.headers.get("if-none-match"),
-            if_match=request.headers.get("if-match"),
+            if_none_match=conditions.if_none_match,
+            if_match=conditions.if_match,
             content_type=request.headers.get("x-ms-blob-content-type"),
         )
         return Response(status_code=201, headers={
             "ETag": props.etag, "Last-Modified": http_date(props.last_modified),
             "x-ms-request-server-encrypted": "true",
         })
+
+    async def _put_block_blob(
+        self, request: Request, target: tuple[str, str, str], version: str,
+        conditions: Conditions, length_text: str,
+    ) -> Response:
+        limit = max_put_blob_size(version)
+        # Refuse an oversized upload before reading it into memory.
+        if _int_header("Content-Length", length_text) > limit:
+            raise body_too_large(limit)
+        data = await request.body()
+        _check_md5(request.headers, data)
+        props = self.store.put_block_blob(
+            *target, data, conditions=conditions,
+            content_type=request.headers.get("x-ms-blob-content-type"),
+        )
+        headers = {
+            "ETag": props.etag, "Last-Modified": http_date(props.last_modified),
+            "x-ms-request-server-encrypted": "true",
+        }
+        if props.content_md5 is not None:
+            headers["Content-MD5"] = props.content_md5
+        return Response(status_code=201, headers=headers)
 
     async def _append_block(
         self, request: Request, target: tuple[str, str, str], version: str
@@ -265,15 +315,7 @@ class _BlobEndpoint:
         append_position = _optional_int(headers, "x-ms-blob-condition-appendpos")
         max_size = _optional_int(headers, "x-ms-blob-condition-maxsize")
         data = await request.body()
-        md5 = base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
-        claimed = headers.get("content-md5")
-        if claimed is not None and claimed != md5:
-            raise StorageError(
-                400, "Md5Mismatch",
-                "The MD5 value specified in the request did not match with the MD5 value "
-                "calculated by the server.",
-                details={"UserSpecifiedMd5": claimed, "ServerCalculatedMd5": md5},
-            )
+        md5 = _check_md5(headers, data)
         result = self.store.append_block(
             *target, data, version=version, append_position=append_position,
             max_size=max_size, if_match=headers.get("if-match"),
@@ -289,14 +331,16 @@ class _BlobEndpoint:
             "x-ms-request-server-encrypted": "true",
         })
 
-    def _read(self, request: Request, target: tuple[str, str, str], version: str) -> Response:
+    def _read(
+        self, request: Request, target: tuple[str, str, str], version: str,
+        conditions: Conditions,
+    ) -> Response:
         headers = request.headers
-        if_match, if_none_match = headers.get("if-match"), headers.get("if-none-match")
-        if if_match is not None or if_none_match is not None:
+        if conditions != Conditions():
             current = self.store.properties(*target)
-            if if_match is not None and not etag_matches(if_match, current.etag):
-                raise condition_not_met()
-            if if_none_match is not None and etag_matches(if_none_match, current.etag):
+            try:
+                conditions.check_read(current.etag, current.last_modified)
+            except NotModified:
                 return Response(status_code=304, headers={
                     "ETag": current.etag, "Last-Modified": http_date(current.last_modified),
                     "x-ms-error-code": "ConditionNotMet",
@@ -305,6 +349,8 @@ class _BlobEndpoint:
             props = self.store.properties(*target)
             response_headers = property_headers(props, version)
             response_headers["Content-Length"] = str(props.size)
+            if props.content_md5 is not None:
+                response_headers["Content-MD5"] = props.content_md5
             return Response(status_code=200, headers=response_headers)
 
         # x-ms-range wins over Range when both are sent.
@@ -314,13 +360,25 @@ class _BlobEndpoint:
         end: int | None = None
         if range_value is not None:
             start, end = parse_range(range_value, range_header)
+        range_md5 = headers.get("x-ms-range-get-content-md5", "").lower() == "true"
+        if range_md5 and (start is None or end is None or end - start + 1 > _RANGE_MD5_LIMIT):
+            raise invalid_header(
+                "x-ms-range-get-content-md5", "true",
+                "A range's MD5 is served for a bounded range of at most 4 MiB.",
+            )
         read = self.store.read(*target, start, end)
-        response_headers = property_headers(read.properties, version)
+        props = read.properties
+        response_headers = property_headers(props, version)
         response_headers["Content-Length"] = str(len(read.data))
         if read.ranged:
-            response_headers["Content-Range"] = (
-                f"bytes {read.first}-{read.last}/{read.properties.size}"
-            )
+            response_headers["Content-Range"] = f"bytes {read.first}-{read.last}/{props.size}"
+            if range_md5:
+                response_headers["Content-MD5"] = _md5(read.data)
+            if props.content_md5 is not None:
+                # The whole blob's MD5, which Content-MD5 cannot carry on a ranged read.
+                response_headers["x-ms-blob-content-md5"] = props.content_md5
+        elif props.content_md5 is not None:
+            response_headers["Content-MD5"] = props.content_md5
         return Response(read.data, status_code=206 if read.ranged else 200,
                         headers=response_headers)
 
@@ -347,6 +405,24 @@ def storage_error_response(
     )
     return Response(body.encode("utf-8"), status_code=error.status, headers=headers,
                     media_type="application/xml")
+
+
+def _md5(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
+
+
+def _check_md5(headers: Headers, data: bytes) -> str:
+    """The body's MD5; 400 ``Md5Mismatch`` when the client's ``Content-MD5`` differs."""
+    md5 = _md5(data)
+    claimed = headers.get("content-md5")
+    if claimed is not None and claimed != md5:
+        raise StorageError(
+            400, "Md5Mismatch",
+            "The MD5 value specified in the request did not match with the MD5 value "
+            "calculated by the server.",
+            details={"UserSpecifiedMd5": claimed, "ServerCalculatedMd5": md5},
+        )
+    return md5
 
 
 def _length_required() -> StorageError:

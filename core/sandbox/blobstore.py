@@ -1,4 +1,7 @@
-"""In-memory storage accounts, containers and append blobs, with Azure Storage's rules.
+"""In-memory storage accounts, containers and their blobs, with Azure Storage's rules.
+
+Append blobs are what run commands write output into; block blobs are what a client
+uploads in one Put Blob (a script too big to send inline).
 
 This is the state behind the sandbox's blob endpoint (``blob_routes``) and what the
 simulated run-command handler writes output into. Every operation is a plain method that
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -26,8 +30,26 @@ from typing import Final
 from urllib.parse import unquote, urlsplit
 
 from core.sandbox.sas import SasError, verify_service_sas
+from core.sandbox.storage_errors import (
+    Conditions,
+    StorageError,
+    body_too_large,
+    condition_not_met,
+    etag_matches,
+    invalid_blob_type,
+    invalid_header,
+    sealed,
+)
+
+__all__ = [
+    "APPEND_BLOB", "BLOCK_BLOB", "AppendResult", "BlobAddress", "BlobOperation",
+    "BlobProperties", "BlobRead", "BlobStore", "Conditions", "StorageError",
+    "body_too_large", "condition_not_met", "etag_matches", "invalid_header",
+    "max_append_block_size", "max_put_blob_size", "parse_blob_url", "parse_query",
+]
 
 APPEND_BLOB: Final = "AppendBlob"
+BLOCK_BLOB: Final = "BlockBlob"
 MAX_BLOCKS: Final = 50_000
 """Committed blocks an append blob can hold."""
 SMALL_BLOCK_LIMIT: Final = 4 * 1024 * 1024
@@ -37,45 +59,15 @@ LARGE_BLOCKS_SINCE: Final = "2022-11-02"
 HANDLER_VERSION: Final = "2021-12-02"
 """The x-ms-version direct (non-HTTP) callers write with unless they say otherwise."""
 DEFAULT_CONTENT_TYPE: Final = "application/octet-stream"
+PUT_BLOB_LIMITS: Final = (("2019-12-12", 5000 * 1024 * 1024), ("2016-05-31", 256 * 1024 * 1024))
+"""Single-shot Put Blob sizes by x-ms-version (Learn "Put Blob"); 64 MiB before 2016-05-31."""
+OLDEST_PUT_BLOB_LIMIT: Final = 64 * 1024 * 1024
+NO_CONDITIONS: Final = Conditions()
 
 _ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
 _CONTAINER_NAME = re.compile(r"(?=.{3,63}$)[a-z0-9](?:-?[a-z0-9])*")
 # .NET ticks (100 ns since 0001-01-01) of the Unix epoch: Azure's ETags are these in hex.
 _EPOCH_TICKS: Final = 621_355_968_000_000_000
-
-
-class StorageError(Exception):
-    """An operation refused, in Azure Storage's terms.
-
-    Attributes:
-        status: HTTP status, e.g. 404.
-        code: Azure error code, e.g. ``BlobNotFound``; also sent as ``x-ms-error-code``.
-        message: The first line of the XML ``Message``.
-        details: Extra XML elements, e.g. ``{"AuthenticationErrorDetail": "..."}``.
-        headers: Extra response headers, e.g. ``Content-Range`` on 416.
-    """
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        details: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details: dict[str, str] = dict(details or {})
-        self.headers: dict[str, str] = dict(headers or {})
-        extra = "".join(f" {name}: {value}" for name, value in self.details.items())
-        super().__init__(f"{status} {code}: {message}{extra}")
-
-    @classmethod
-    def from_sas(cls, error: SasError) -> StorageError:
-        """The same refusal, raised from the store."""
-        return cls(error.status, error.code, error.message, details=error.details)
 
 
 class BlobOperation(StrEnum):
@@ -85,6 +77,8 @@ class BlobOperation(StrEnum):
     """Get Blob, Get Blob Properties: ``r``."""
     CREATE = "create"
     """Put Blob: ``c`` or ``w`` for a new blob, ``w`` to overwrite one."""
+    DELETE = "delete"
+    """Delete Blob: ``d``."""
     APPEND = "append"
     """Append Block: ``a`` or ``w``."""
     SEAL = "seal"
@@ -104,6 +98,10 @@ class BlobProperties:
     committed_block_count: int
     sealed: bool
     content_type: str
+    blob_type: str = APPEND_BLOB
+    """``AppendBlob`` or ``BlockBlob``: ``x-ms-blob-type``."""
+    content_md5: str | None = None
+    """Base64 MD5 of a block blob's content, computed at Put Blob; None for append blobs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +147,8 @@ class _Blob:
     content: bytearray = field(default_factory=bytearray)
     committed_blocks: int = 0
     sealed: bool = False
+    blob_type: str = APPEND_BLOB
+    content_md5: str | None = None
 
     def properties(self) -> BlobProperties:
         return BlobProperties(
@@ -159,6 +159,8 @@ class _Blob:
             committed_block_count=self.committed_blocks,
             sealed=self.sealed,
             content_type=self.content_type,
+            blob_type=self.blob_type,
+            content_md5=self.content_md5,
         )
 
 
@@ -171,6 +173,14 @@ class _Account:
 def max_append_block_size(version: str) -> int:
     """The largest Append Block body the service takes at this x-ms-version."""
     return LARGE_BLOCK_LIMIT if version >= LARGE_BLOCKS_SINCE else SMALL_BLOCK_LIMIT
+
+
+def max_put_blob_size(version: str) -> int:
+    """The largest single Put Blob body of a block blob at this x-ms-version."""
+    for since, limit in PUT_BLOB_LIMITS:
+        if version >= since:
+            return limit
+    return OLDEST_PUT_BLOB_LIMIT
 
 
 def parse_query(query_string: str) -> dict[str, str]:
@@ -346,6 +356,7 @@ class BlobStore:
             BlobOperation.CREATE: "w" if exists else "cw",
             BlobOperation.APPEND: "aw",
             BlobOperation.SEAL: "w",
+            BlobOperation.DELETE: "d",
         }[operation]
         try:
             verify_service_sas(
@@ -385,11 +396,7 @@ class BlobStore:
         with self._lock:
             blobs = self._container(account, container)
             existing = blobs.get(blob)
-            _check_conditions(existing, if_match, if_none_match)
-            if existing is not None and existing.sealed:
-                # Azurite's wording says a sealed blob changes only after a delete; the
-                # real service's behaviour for Put Blob over it is UNCONFIRMED.
-                raise _sealed()
+            _check_write(existing, Conditions(if_match, if_none_match))
             now = self._clock()
             created = _Blob(
                 etag=self._next_etag(now), created=now, last_modified=now,
@@ -442,9 +449,11 @@ class BlobStore:
             raise body_too_large(limit)
         with self._lock:
             target = self._blob(account, container, blob)
-            _check_conditions(target, if_match, if_none_match)
+            if target.blob_type != APPEND_BLOB:
+                raise invalid_blob_type()
+            _check_write(target, Conditions(if_match, if_none_match))
             if target.sealed:
-                raise _sealed()
+                raise sealed()
             if target.committed_blocks >= MAX_BLOCKS:
                 raise StorageError(
                     409, "BlockCountExceedsLimit",
@@ -477,11 +486,57 @@ class BlobStore:
         """
         with self._lock:
             target = self._blob(account, container, blob)
-            _check_conditions(target, if_match, None)
+            if target.blob_type != APPEND_BLOB:
+                raise invalid_blob_type()
+            Conditions(if_match).check_write(target.etag, target.last_modified)
             if not target.sealed:
                 target.sealed = True
                 self._touch(target)
             return target.properties()
+
+    def put_block_blob(
+        self,
+        account: str,
+        container: str,
+        blob: str,
+        data: bytes,
+        *,
+        conditions: Conditions = NO_CONDITIONS,
+        content_type: str | None = None,
+    ) -> BlobProperties:
+        """Put Blob with ``x-ms-blob-type: BlockBlob``: the whole content in one request.
+
+        Creates the blob or overwrites whatever blob (of either type) has the name.
+
+        Raises:
+            StorageError: 404 ``ContainerNotFound``; 409 ``BlobAlreadyExists`` under
+                ``If-None-Match: *``; 412 ``ConditionNotMet``; 409 ``BlobIsSealed`` over a
+                sealed append blob.
+        """
+        md5 = base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
+        with self._lock:
+            blobs = self._container(account, container)
+            _check_write(blobs.get(blob), conditions)
+            now = self._clock()
+            blobs[blob] = _Blob(
+                etag=self._next_etag(now), created=now, last_modified=now,
+                content_type=content_type or DEFAULT_CONTENT_TYPE,
+                content=bytearray(data), blob_type=BLOCK_BLOB, content_md5=md5,
+            )
+            return blobs[blob].properties()
+
+    def delete_blob(
+        self, account: str, container: str, blob: str, *, conditions: Conditions = NO_CONDITIONS
+    ) -> None:
+        """Delete Blob (no soft delete: the blob is gone at once; a sealed one too).
+
+        Raises:
+            StorageError: 404 ``ContainerNotFound``/``BlobNotFound``; 412 ``ConditionNotMet``.
+        """
+        with self._lock:
+            target = self._blob(account, container, blob)
+            conditions.check_write(target.etag, target.last_modified)
+            del self._container(account, container)[blob]
 
     def properties(self, account: str, container: str, blob: str) -> BlobProperties:
         """Get Blob Properties.
@@ -595,54 +650,13 @@ class BlobStore:
         target.etag = self._next_etag(now)
 
 
-def _check_conditions(
-    target: _Blob | None, if_match: str | None, if_none_match: str | None
-) -> None:
-    """If-Match / If-None-Match of a write against a blob (None: it does not exist)."""
-    etag = target.etag if target is not None else None
-    if if_match is not None and (etag is None or not etag_matches(if_match, etag)):
-        raise condition_not_met()
-    if if_none_match is not None and etag is not None and etag_matches(if_none_match, etag):
-        if if_none_match.strip() == "*":
-            raise StorageError(409, "BlobAlreadyExists", "The specified blob already exists.")
-        raise condition_not_met()
-
-
-def etag_matches(condition: str, etag: str) -> bool:
-    """Whether an ``If-Match``/``If-None-Match`` value names this ETag (or is ``*``)."""
-    candidates = [c.strip() for c in condition.split(",")]
-    return "*" in candidates or etag in candidates or etag.strip('"') in candidates
-
-
-def condition_not_met() -> StorageError:
-    """412 ``ConditionNotMet``: an If-* header of a write (or a read's If-Match) failed."""
-    return StorageError(
-        412, "ConditionNotMet",
-        "The condition specified using HTTP conditional header(s) is not met.",
-    )
-
-
-def _sealed() -> StorageError:
-    return StorageError(
-        409, "BlobIsSealed",
-        "The specified blob is sealed, and its contents can't be modified unless the blob is "
-        "re-created after a delete.",
-    )
-
-
-def invalid_header(name: str, value: str, note: str = "") -> StorageError:
-    """400 ``InvalidHeaderValue`` naming the header, as the service reports it."""
-    message = "The value for one of the HTTP headers is not in the correct format."
-    return StorageError(
-        400, "InvalidHeaderValue", f"{message} {note}".strip(),
-        details={"HeaderName": name, "HeaderValue": value},
-    )
-
-
-def body_too_large(limit: int) -> StorageError:
-    """413 ``RequestBodyTooLarge`` with the limit in ``MaxLimit``."""
-    return StorageError(
-        413, "RequestBodyTooLarge",
-        "The request body is too large and exceeds the maximum permissible limit.",
-        details={"MaxLimit": str(limit)},
-    )
+def _check_write(existing: _Blob | None, conditions: Conditions) -> None:
+    """Conditions of a (re-)creating write, then the sealed rule."""
+    if existing is None:
+        conditions.check_write(None, None)
+        return
+    conditions.check_write(existing.etag, existing.last_modified)
+    if existing.sealed:
+        # Azurite's wording says a sealed blob changes only after a delete; the real
+        # service's behaviour for Put Blob over it is UNCONFIRMED.
+        raise sealed()

@@ -6,7 +6,10 @@ columns, functions and operators are reported before any row is read, as Kusto d
 
 Supported: the table ``Resources`` (any case) and the tabular operators ``where``, ``extend``,
 ``project``, ``project-away``, ``project-rename``, ``order by``/``sort by`` (``asc``/``desc``,
-``nulls first``/``nulls last``; desc by default), ``top N by``, ``take``/``limit`` and ``count``.
+``nulls first``/``nulls last``; desc by default), ``top N by``, ``take``/``limit``, ``count``
+(one row, column ``Count``) and ``summarize`` (``[name =] agg(...), ... [by [name =] expr, ...]``
+with the aggregates of ``graph_aggregates``; one row per group, by-columns first, a group per
+distinct key in first-seen order; no ``by`` gives one row even over no rows).
 Expressions: string literals ('...', "..." with backslash escapes, @'...' verbatim), numbers,
 ``true``/``false``/``null``, columns (``['name']`` too), ``a.b`` and ``a['b']``/``a[0]``,
 ``== != < <= > >=``, ``=~ !~``, ``in``/``in~``/``!in``/``!in~``, ``contains has startswith
@@ -27,6 +30,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
+from core.sandbox.graph_aggregates import AGGREGATES, default_name, group_key
+
 Row = dict[str, Any]
 Step = Callable[[list[Row]], list[Row]]
 
@@ -38,7 +43,7 @@ RESOURCE_COLUMNS: dict[str, str] = {
     "tags": "object", "identity": "object", "zones": "object", "extendedLocation": "object",
 }
 OPERATORS = ("where", "extend", "project", "project-away", "project-rename", "order by",
-             "sort by", "top", "take", "limit", "count")
+             "sort by", "top", "take", "limit", "count", "summarize")
 _TOKEN = re.compile(
     r"(?P<skip>\s+|//[^\n]*)"
     r"|(?P<str>'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\")"
@@ -365,7 +370,8 @@ class _Parser:
             self.schema = {"Count": "integer"}
             return lambda rows: [{"Count": len(rows)}]
         handler = {"where": self._where, "extend": self._extend, "project": self._project,
-                   "project-away": self._project_away, "project-rename": self._rename}.get(op)
+                   "project-away": self._project_away, "project-rename": self._rename,
+                   "summarize": self._summarize}.get(op)
         if handler is None:
             self._fail(tok, f"Operator '{op}' is not supported by the sandbox's KQL subset; it "
                        f"supports: {', '.join(OPERATORS)}", "UnsupportedOperator")
@@ -429,6 +435,94 @@ class _Parser:
             self._next()
         self.schema = schema  # project's expressions all see the input columns
         return lambda rows: [{name: fn(r) for name, fn in cols.items()} for r in rows]
+
+    def _summarize(self) -> Step:
+        aggregates: list[tuple[str, str, Callable[[Row], Any] | None]] = []
+        schema: dict[str, str] = {}
+        if not self._at("word", "by"):
+            while True:
+                name, function, fn, rtype = self._aggregate()
+                if name in schema:
+                    self._fail(self._peek(), f"column '{name}' is summarized twice",
+                               "InvalidArgument")
+                aggregates.append((name, function, fn))
+                schema[name] = rtype
+                if not self._at("op", ","):
+                    break
+                self._next()
+        keys: list[tuple[str, Callable[[Row], Any]]] = []
+        key_schema: dict[str, str] = {}
+        if self._at("word", "by"):
+            self._next()
+            while True:
+                start = self._peek()
+                if start.kind == "word" and self.toks[self.i + 1].text == "=":
+                    self.i += 2
+                    name, expr = start.text, self._expr()
+                else:
+                    expr = self._expr()
+                    if expr.name is None:
+                        self._fail(start, "name this expression: 'summarize ... by name = "
+                                   "expression'")
+                    name = expr.name
+                if expr.type == "object":
+                    self._fail(start, f"Summarize group key '{name}' is of a 'dynamic' type; "
+                               "cast it, e.g. tostring()", "InvalidArgument")
+                if name in key_schema or name in schema:
+                    self._fail(start, f"column '{name}' is summarized twice", "InvalidArgument")
+                keys.append((name, expr.fn))
+                key_schema[name] = expr.type
+                if not self._at("op", ","):
+                    break
+                self._next()
+        if not aggregates and not keys:
+            self._fail(self._peek(), "'summarize' needs an aggregate (count(), ...) or 'by'")
+        self.schema = {**key_schema, **schema}
+
+        def step(rows: list[Row]) -> list[Row]:
+            groups: dict[str, tuple[tuple[Any, ...], list[Row]]] = {}
+            if not keys:
+                groups[""] = ((), rows)
+            else:
+                for row in rows:
+                    values = tuple(fn(row) for _, fn in keys)
+                    groups.setdefault(group_key(values), (values, []))[1].append(row)
+            out = []
+            for values, members in groups.values():
+                result: Row = dict(zip((name for name, _ in keys), values, strict=True))
+                for name, function, fn in aggregates:
+                    args = [fn(r) if fn else None for r in members]
+                    result[name] = AGGREGATES[function].compute(args)
+                out.append(result)
+            return out
+        return step
+
+    def _aggregate(self) -> tuple[str, str, Callable[[Row], Any] | None, str]:
+        start = self._peek()
+        name: str | None = None
+        if start.kind == "word" and self.toks[self.i + 1].text == "=":
+            self.i += 2
+            name = start.text
+        tok = self._expect("word", None, "an aggregate function (count(), countif(), dcount(), "
+                           "sum(), min(), max())")
+        function = tok.text
+        if function not in AGGREGATES:
+            self._fail(tok, f"Unknown aggregate function '{function}'; the sandbox's "
+                       f"summarize supports: {', '.join(AGGREGATES)}", "UnknownFunction")
+        aggregate = AGGREGATES[function]
+        self._expect("op", "(", f"'(' after {function}")
+        arg: _Expr | None = None
+        if not self._at("op", ")"):
+            arg = self._expr()
+        self._expect("op", ")", f"')' after the argument of {function}()")
+        if (arg is not None) != (aggregate.arity == 1):
+            self._fail(tok, f"{function}() takes {aggregate.arity} argument(s)",
+                       "InvalidArgument")
+        name = name or default_name(function, arg.name if arg else None)
+        if name is None:
+            self._fail(tok, f"name this aggregate: 'summarize name = {function}(...)'")
+        rtype = aggregate.result or (arg.type if arg else "integer")
+        return name, function, arg.fn if arg else None, rtype
 
     def _column(self, tok: _Tok, name: str | None = None) -> str:
         name = tok.text if name is None else name

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -101,8 +101,12 @@ def _sibling_id(machine: SimMachine, resource_type: str, name: str) -> str:
 # ----------------------------------------------------------------------------- Azure VMs
 
 
-def vm_instance_view(machine: SimMachine, *, run_command_names: Sequence[str] = ()) -> Json:
+def vm_instance_view(machine: SimMachine, *, run_command_names: Sequence[str] = (),
+                     handler_statuses: Mapping[str, Json] | None = None) -> Json:
     """The body of ``GET .../virtualMachines/{vm}/instanceView``.
+
+    ``handler_statuses`` gives a run command's extension status by name (see
+    ``handler_status``); a name without one reports ``ProvisioningState/succeeded``.
 
     A stopped or deallocated VM has no ``vmAgent`` (nor run-command ``extensions``): nothing runs
     in the guest to report them. A deallocated one also has no ``computerName``/``osName``/
@@ -126,11 +130,10 @@ def vm_instance_view(machine: SimMachine, *, run_command_names: Sequence[str] = 
     view["disks"] = [{"name": _os_disk_name(machine), "statuses": [
         _status(SUCCEEDED, "Provisioning succeeded", time=_iso(CREATED))]}]
     if running and run_command_names:
-        # The handler's status message is the run's instanceView JSON; the run command
-        # resource carries that, so it is not repeated here.
+        statuses = handler_statuses or {}
         view["extensions"] = [
             {"name": name, **facts.handler,
-             "statuses": [_status(SUCCEEDED, "Provisioning succeeded")]}
+             "statuses": [statuses.get(name) or _status(SUCCEEDED, "Provisioning succeeded")]}
             for name in run_command_names
         ]
     view["hyperVGeneration"] = "V2"
@@ -187,7 +190,8 @@ def _vm_properties(machine: SimMachine) -> Json:
 
 
 def vm_resource(machine: SimMachine, *, expand: str | None,
-                run_command_names: Sequence[str] = ()) -> Json:
+                run_command_names: Sequence[str] = (),
+                handler_statuses: Mapping[str, Json] | None = None) -> Json:
     """The body of ``GET .../virtualMachines/{vm}``; ``properties.instanceView`` only with
     ``$expand=instanceView`` (any case), as Compute does."""
     body: Json = {
@@ -200,7 +204,7 @@ def vm_resource(machine: SimMachine, *, expand: str | None,
     }
     if expand is not None and expand.lower() == "instanceview":
         body["properties"]["instanceView"] = vm_instance_view(
-            machine, run_command_names=run_command_names)
+            machine, run_command_names=run_command_names, handler_statuses=handler_statuses)
     return body
 
 

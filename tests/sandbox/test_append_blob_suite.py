@@ -476,7 +476,7 @@ def test_sandbox_echoes_x_ms_version_and_refuses_unknown_ones(
     url = sandbox_target.sas_url(blob_name, "r")
 
     old = http.head(url, headers={"x-ms-version": "2019-07-07"})
-    too_new = http.get(url, headers={"x-ms-version": "2026-02-06"})
+    too_new = http.get(url, headers={"x-ms-version": "2099-01-01"})
     garbage = http.get(url, headers={"x-ms-version": "latest"})
 
     assert old.headers["x-ms-version"] == "2019-07-07"
@@ -494,7 +494,7 @@ def test_sandbox_without_x_ms_version_uses_the_sas_version(
     t.store.put_append_blob(t.account, t.container, blob_name)
     sas = sign_blob_sas(t.account, t.key, t.container, blob_name, "r",
                         datetime.now(UTC) + timedelta(hours=1), version="2019-02-02")
-    sdk_sas = t.sas(blob_name, "r")  # the SDK signs with a version newer than we know
+    sdk_sas = t.sas(blob_name, "r")  # the SDK signs with its newest version, which we know
 
     with httpx.Client() as bare:
         old = bare.head(t.url(blob_name, sas))
@@ -502,7 +502,7 @@ def test_sandbox_without_x_ms_version_uses_the_sas_version(
 
     assert old.headers["x-ms-version"] == "2019-02-02"
     assert "x-ms-blob-sealed" not in old.headers
-    assert newest.headers["x-ms-version"] == "2025-11-05"
+    assert newest.headers["x-ms-version"] == "2026-10-06"
 
 
 def test_sandbox_seal_stops_appends(
@@ -572,14 +572,14 @@ def test_sandbox_content_md5_is_checked_and_returned(
     assert_error(bad, 400, "Md5Mismatch")
 
 
-def test_sandbox_stores_append_blobs_only(
+def test_sandbox_stores_append_and_block_blobs_only(
     http: httpx.Client, sandbox_target: SandboxTarget, blob_name: str
 ) -> None:
     response = http.put(sandbox_target.sas_url(blob_name), content=b"x",
-                        headers={"x-ms-blob-type": "BlockBlob"})
+                        headers={"x-ms-blob-type": "PageBlob"})
 
     assert_error(response, 400, "InvalidHeaderValue")
-    assert "append blobs only" in response.text
+    assert "AppendBlob or BlockBlob" in response.text
     assert "<HeaderName>x-ms-blob-type</HeaderName>" in response.text
 
 
@@ -614,7 +614,9 @@ def test_sandbox_unknown_verbs_and_operations(
 ) -> None:
     url = sandbox_target.sas_url(blob_name)
 
-    assert_error(http.delete(url), 405, "UnsupportedHttpVerb")
+    refused = http.patch(url)
+    assert_error(refused, 405, "UnsupportedHttpVerb")
+    assert refused.headers["Allow"] == "GET, HEAD, PUT, DELETE"
     assert_error(http.put(url.replace("?", "?comp=block&")), 400, "InvalidQueryParameterValue")
 
 

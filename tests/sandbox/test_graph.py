@@ -429,7 +429,7 @@ def test_input_resources_are_not_shared_with_the_response() -> None:
 @pytest.mark.parametrize(("query", "code", "fragments"), [
     ("Resources | join (Resources) on id", "UnsupportedOperator",
      ["'join'", "[1,13]", "where, extend, project"]),
-    ("Resources\n| summarize count() by type", "UnsupportedOperator", ["'summarize'", "[2,3]"]),
+    ("Resources\n| mv-expand tags", "UnsupportedOperator", ["'mv-expand'", "[2,3]"]),
     ("Resources | extend x = parse_json(name)", "UnknownFunction",
      ["'parse_json'", "tostring", "coalesce"]),
     ("ResourceContainers | project id", "DisallowedLogicalTableName",
@@ -505,3 +505,83 @@ def test_responses_validate_against_query_response(validator: Any) -> None:
     request = {"query": VM_QUERY, "subscriptions": [SUB_A],
                "options": {"$top": 2, "$skip": 0, "resultFormat": "objectArray"}}
     validator("QueryRequest").validate(request)
+
+
+# -- summarize -----------------------------------------------------------------------------------
+
+def test_summarize_count_by_a_column_counts_each_group() -> None:
+    result = run("Resources | summarize count() by type")
+
+    assert result["data"] == [
+        {"type": "microsoft.compute/virtualmachines", "count_": 4},
+        {"type": "microsoft.hybridcompute/machines", "count_": 4},
+        {"type": "microsoft.compute/disks", "count_": 1},
+    ]
+    assert result["totalRecords"] == result["count"] == 3
+    # No id column: a summary is not paged with a $skipToken.
+    assert "$skipToken" not in result
+
+
+def test_summarize_counts_machines_per_os_the_way_a_fleet_overview_does() -> None:
+    query = """Resources
+| where type in~ ('microsoft.compute/virtualmachines', 'microsoft.hybridcompute/machines')
+| extend os = tolower(coalesce(tostring(properties.storageProfile.osDisk.osType), tostring(properties.osType)))
+| summarize machines = count(), running = countif(properties.extended.instanceView.powerState.code == 'PowerState/running') by os, subscriptionId
+| order by os asc, subscriptionId asc"""  # noqa: E501
+
+    data = run(query)["data"]
+
+    assert data == [
+        {"os": "linux", "subscriptionId": SUB_A, "machines": 2, "running": 1},
+        {"os": "linux", "subscriptionId": SUB_B, "machines": 3, "running": 1},
+        {"os": "windows", "subscriptionId": SUB_A, "machines": 2, "running": 0},
+        {"os": "windows", "subscriptionId": SUB_B, "machines": 1, "running": 0},
+    ]
+
+
+def test_summarize_without_by_gives_one_row_even_over_nothing() -> None:
+    assert run("Resources | summarize count()")["data"] == [{"count_": len(RESOURCES)}]
+    assert run("Resources | where name == 'nobody' | summarize count()")["data"] == \
+        [{"count_": 0}]
+    assert run("Resources | where name == 'nobody' | summarize count() by type")["data"] == []
+    assert run("Resources | where name == 'nobody' | count")["data"] == [{"Count": 0}]
+
+
+def test_summarize_other_aggregates_and_by_without_aggregates() -> None:
+    data = run("Resources | where type =~ 'microsoft.compute/virtualmachines' "
+               "| summarize dcount(location), first = min(name), last = max(name), "
+               "n = sum(strlen(name))")["data"]
+    assert data == [{"dcount_location": 2, "first": "db-01", "last": "web-02", "n": 22}]
+    groups = run("Resources | summarize by resourceGroup | order by resourceGroup asc")["data"]
+    assert groups == [{"resourceGroup": g}
+                      for g in ("RG-Edge", "rg-db", "rg-edge", "rg-web")]
+
+
+def test_summarize_result_feeds_later_operators() -> None:
+    data = run("Resources | summarize n = count() by location | where n > 1 "
+               "| top 1 by n desc | project location, n")["data"]
+    assert data == [{"location": "eastus", "n": 4}]
+
+
+def test_summarize_table_format_names_the_columns_as_arg_does(validator: Any) -> None:
+    result = run("Resources | summarize count() by location", options={"resultFormat": "table"})
+
+    assert result["data"]["columns"] == [{"name": "location", "type": "string"},
+                                         {"name": "count_", "type": "integer"}]
+    validator("QueryResponse").validate(result)
+    validator("Table").validate(result["data"])
+    validator("QueryResponse").validate(run("Resources | summarize count() by type"))
+
+
+@pytest.mark.parametrize(("query", "code", "says"), [
+    ("Resources | summarize count() by properties", "InvalidArgument", "dynamic"),
+    ("Resources | summarize avg(name)", "UnknownFunction", "supports: count"),
+    ("Resources | summarize count(name)", "InvalidArgument", "takes 0"),
+    ("Resources | summarize by tolower(name)", "ParserFailure", "name this expression"),
+    ("Resources | summarize", "ParserFailure", "aggregate"),
+    ("Resources | summarize count() by nosuch", "UnknownColumn", "nosuch"),
+])
+def test_summarize_errors_name_the_problem(query: str, code: str, says: str) -> None:
+    err = error({"query": query})
+    assert err.code == code
+    assert says in err.message
