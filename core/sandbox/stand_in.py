@@ -27,7 +27,7 @@ from core.sandbox.fleet import MachineSpec, Simulation
 NO_PWSH = "simulated: no pwsh on this host"
 """The reason, as the machine's tag and its runs' first line say it."""
 TAG = "sandbox"
-FIRST_LINE = f"{NO_PWSH} (install PowerShell 7 to run the script for real)\n"
+FIRST_LINE = f"{NO_PWSH}; install PowerShell 7 to run it\n"
 
 _PRINT = re.compile(r"^(?:Write-Output|Write-Host|echo)\s+(?P<text>.+)$", re.IGNORECASE)
 _NAME_ONLY = re.compile(r"^(?:hostname|\$env:COMPUTERNAME|\[System\.Net\.Dns\]::GetHostName\(\)"
