@@ -40,7 +40,12 @@ def stand_in_reason(spec: MachineSpec) -> str:
     """Why this machine plays the stand-in instead of running scripts; '' when it does not."""
     if spec.executor != "auto" or spec.os != "windows":
         return ""
-    return "" if shutil.which("pwsh") else NO_PWSH
+    return "" if pwsh_on_host() else NO_PWSH
+
+
+def pwsh_on_host() -> bool:
+    """Whether this host has PowerShell 7 where the process executor looks for it."""
+    return shutil.which("pwsh") is not None
 
 
 class PowerShellStandIn(SimulatedExecutor):
