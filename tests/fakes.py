@@ -37,6 +37,8 @@ class Scenario:
     chunks: int = 1
     release: asyncio.Event | None = None
     """Finish only once this is set: a test decides when, instead of racing a duration."""
+    error: str = ""
+    """The failure's message, as the service gives it (default ``exit status=N``)."""
 
 
 @dataclass
@@ -85,7 +87,7 @@ class FakeBackend:
             yield TailUpdated(machine.id, Stream.STDOUT, sc.stdout[-4096:])
             yield TailUpdated(machine.id, Stream.STDERR, sc.stderr[-4096:])
             state = RunState.SUCCEEDED if sc.exit_code == 0 else RunState.FAILED
-            error = "" if sc.exit_code == 0 else f"exit status={sc.exit_code}"
+            error = "" if sc.exit_code == 0 else sc.error or f"exit status={sc.exit_code}"
             yield Finished(machine.id, state, sc.exit_code, started, utc_now(), error)
             self.finished.append(machine.id)
         except asyncio.CancelledError:

@@ -30,6 +30,7 @@ from core.sandbox.executors import (
     SimulatedExecutor,
 )
 from core.sandbox.machines import SimMachine
+from core.sandbox.stand_in import PowerShellStandIn
 
 log = logging.getLogger(__name__)
 
@@ -265,13 +266,11 @@ class Execution:
         executor: Executor
         if machine.spec.executor == "simulated":
             executor = SimulatedExecutor(machine.spec.simulate, machine.name, self.rng)
+        elif machine.stand_in:
+            executor = PowerShellStandIn(await self._script_text(), request.parameters,
+                                         machine.name, machine.spec.simulate.duration, self.rng)
         else:
-            text = request.script
-            if request.script_uri:
-                try:
-                    text = await self.fetch_script(request.script_uri)
-                except BlobSinkError as exc:
-                    raise ExecutionFailure(-100, f"failed to download the script: {exc}") from None
+            text = await self._script_text()
             script = Script(
                 text=text,
                 windows=machine.windows,
@@ -287,6 +286,15 @@ class Execution:
             )
         await executor.start()
         return executor
+
+    async def _script_text(self) -> str:
+        request = self.request
+        if not request.script_uri:
+            return request.script
+        try:
+            return await self.fetch_script(request.script_uri)
+        except BlobSinkError as exc:
+            raise ExecutionFailure(-100, f"failed to download the script: {exc}") from None
 
     def _clean_older_runs(self) -> None:
         """Keep only the newest sequence's directory, as the handler's cleanup does."""

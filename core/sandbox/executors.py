@@ -25,6 +25,7 @@ from core import scratch
 from core.guardian import guardian
 from core.proctree import Tracked, kill_runs, new_cookie
 from core.sandbox.fleet import Simulation
+from core.sandbox.host_name import in_namespace, uts_namespaces, write_shims
 from core.script_env import SAFE_PATH, script_environment
 
 TAIL_BYTES = 4096
@@ -125,6 +126,8 @@ class ProcessExecutor:
                 ) from None
         env = self._environment(user)
         argv = self._argv(script_path)
+        if not script.windows:
+            argv = await self._own_host_name(argv, env, user)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         out = os.open(self._path("stdout"), flags, 0o600)
         err = os.open(self._path("stderr"), flags, 0o600)
@@ -153,15 +156,30 @@ class ProcessExecutor:
         self._tracked = Tracked(self._tracked.cookie, self._tracked.uid, self._process.pid)
         guardian().watch(self._tracked)
 
+    async def _own_host_name(
+        self, argv: list[str], env: dict[str, str], user: pwd.struct_passwd | None
+    ) -> list[str]:
+        """``argv`` (and ``env``) made to name the machine, not the host (:mod:`host_name`)."""
+        name = self._script.machine_name
+        if user is None and await uts_namespaces():
+            return in_namespace(name, argv)
+        shims = self._home.parent / "bin"
+        try:
+            if write_shims(shims, name):
+                env["PATH"] = f"{shims}{os.pathsep}{env['PATH']}"
+        except OSError:
+            pass  # the script still runs; it names the host, as it did before the shims
+        return argv
+
     def _argv(self, script_path: Path) -> list[str]:
         if self._script.windows:
             pwsh = shutil.which("pwsh")
             if pwsh is None:
                 raise ExecutionFailure(
                     -1,
-                    "PowerShell 7 (pwsh) is not installed on the sandbox host, so this "
-                    "simulated Windows machine cannot run scripts; install pwsh or give the "
-                    "machine executor = \"simulated\" in the fleet file",
+                    "PowerShell 7 (pwsh) is not installed on the sandbox host, and the fleet "
+                    "file gives this Windows machine executor = \"process\"; install pwsh, "
+                    "or remove that line to have the machine simulated where pwsh is missing",
                 )
             args: list[str] = []
             for name, value in self._script.parameters:

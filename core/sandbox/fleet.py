@@ -32,7 +32,7 @@ DEFAULT_SIM_OUTPUT = "simulated output from {machine}\n"
 
 KINDS = ("vm", "arc")
 OSES = ("linux", "windows")
-EXECUTORS = ("process", "simulated")
+EXECUTORS = ("auto", "process", "simulated")
 VM_AGENT = ("ready", "not-ready")
 VM_POWER = ("running", "stopped", "deallocated")
 ARC_STATUS = ("connected", "disconnected", "error", "expired")
@@ -113,7 +113,10 @@ class MachineSpec:
     resource_group: str
     location: str
     tags: Mapping[str, str] = field(default_factory=dict)
-    executor: str = "process"
+    executor: str = "auto"
+    """``process`` runs scripts on this host (bash, or pwsh for Windows) and fails a run the
+    host cannot start; ``simulated`` plays ``simulate``; ``auto`` (the default) is ``process``
+    where the host has the machine's shell, else a stand-in that says so (:mod:`stand_in`)."""
     agent: str = "ready"
     power: str = "running"
     status: str = "connected"
@@ -288,7 +291,7 @@ def _machines(where: str, raw: Mapping[str, Any]) -> list[MachineSpec]:
         resource_group=read.text(raw, "resource_group", where, None),
         location=read.text(raw, "location", where, None).replace(" ", "").lower(),
         tags=dict(tags),
-        executor=_choose(raw, "executor", where, "process", EXECUTORS),
+        executor=_choose(raw, "executor", where, "auto", EXECUTORS),
         agent=_choose(raw, "agent", where, "ready", VM_AGENT),
         power=_choose(raw, "power", where, "running", VM_POWER),
         status=_choose(raw, "status", where, "connected", ARC_STATUS),

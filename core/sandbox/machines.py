@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from core.sandbox.fleet import MachineSpec
 from core.sandbox.names import is_safe_name
+from core.sandbox.stand_in import TAG, stand_in_reason
 
 MIN_ARC_AGENT = (1, 33)
 """Run commands are built into the Connected Machine agent from 1.33 on."""
@@ -43,8 +44,15 @@ class SimMachine:
     arc_status: str = "connected"
     last_status_change: datetime = field(default_factory=lambda: datetime.now(UTC))
     vm_id: str = ""
+    stand_in: str = ""
+    """Why its scripts are played by a stand-in (``auto`` and no pwsh), else ''."""
 
     def __post_init__(self) -> None:
+        self.stand_in = stand_in_reason(self.spec)
+        if self.stand_in:
+            # A tag is what ARM and Resource Graph show of a machine's own facts: the client's
+            # machine details show it without knowing anything of the sandbox.
+            self.spec = replace(self.spec, tags={**self.spec.tags, TAG: self.stand_in})
         self.agent_ready = self.spec.agent == "ready"
         self.power = self.spec.power
         self.arc_status = self.spec.status

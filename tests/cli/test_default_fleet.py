@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from tests.cli.conftest import CliRunner, Home
@@ -60,3 +61,29 @@ def test_a_malformed_fleet_setting_is_named(cli: CliRunner, home: Home) -> None:
             assert result.returncode == 2, (text, result.stdout)
             assert "config.toml: fleet: give a source or a list of sources" in result.stderr
             assert "Traceback" not in result.stderr
+
+
+def test_a_mixed_run_on_the_default_sandbox_fleet_succeeds_on_every_healthy_machine(
+        cli: CliRunner) -> None:
+    # With pwsh or without: Windows machines run the script, or are simulated and say so.
+    result = cli("run", "--shell", 'echo "linux $(hostname) $(uname -n)"',
+                 "--powershell", 'Write-Output "windows $env:COMPUTERNAME"', "-o", "json",
+                 timeout=120)
+    report = json.loads(result.stdout)
+    by_state: dict[str, list[str]] = {}
+    for machine in report["machines"]:
+        by_state.setdefault(machine["state"], []).append(machine["machine"])
+    # The four the default fleet makes unhealthy are skipped; everything else succeeds.
+    assert sorted(by_state.pop("Skipped")) == ["db-02", "onprem-batch-02",
+                                              "onprem-legacy-01", "web-05"]
+    assert list(by_state) == ["Succeeded"] and len(by_state["Succeeded"]) == 12
+    simulated = shutil.which("pwsh") is None
+    for machine in report["machines"]:
+        name, lines = machine["machine"], machine["stdout"].splitlines()
+        if machine["state"] == "Skipped":
+            continue
+        if machine["os"] == "linux":
+            assert lines == [f"linux {name} {name}"]  # its own name, not this host's
+        else:
+            assert lines[-1] == f"windows {name}"
+            assert lines[0].startswith("simulated: no pwsh on this host") is simulated

@@ -38,7 +38,8 @@ def _machine(tmp_path: Path, kind: str = "vm", os: str = "linux", name: str = "w
     spec = MachineSpec(name=name, kind=kind, os=os, subscription="sub-1",
                        resource_group="RG-Prod", location="westeurope",
                        tags={"env": "prod"} if tags is None else tags, agent=agent, power=power,
-                       status=status, agent_version=agent_version)
+                       status=status, agent_version=agent_version,
+                       executor="process")  # never a pwsh stand-in: its tag differs by host
     machine = SimMachine(spec, root=tmp_path)
     machine.last_status_change = WHEN
     return machine

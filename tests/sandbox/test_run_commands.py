@@ -551,8 +551,12 @@ async def test_the_script_gets_a_minimal_environment_and_none_of_fleetruns(
     account = pwd.getpwnam(user) if user else pwd.getpwuid(os.geteuid())
     assert "planted-secret" not in view["output"]
     assert re.fullmatch(r"[0-9a-f-]{16,80}", env.pop("FLEETRUN_RUN"))
+    # Where no UTS namespace names the machine (always for another user), the hostname and
+    # uname wrappers come first on PATH: the sandbox's own, and nothing of fleetrun's.
+    safe_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    with_shims = f"{Path(root) / 'machines' / 'vm-1' / 'bin'}:{safe_path}"
+    assert env.pop("PATH") in ((with_shims,) if user else (safe_path, with_shims))
     assert env == {
-        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "HOME": account.pw_dir if user else str(Path(root) / "machines" / "vm-1" / "home"),
         "USER": account.pw_name,
         "LOGNAME": account.pw_name,
@@ -663,19 +667,20 @@ async def test_put_body_errors_name_the_field(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------ Windows
 
 
-async def test_windows_without_pwsh_fails_naming_it(
+async def test_windows_asking_for_real_pwsh_without_it_fails_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    fleet = make_fleet(WINDOWS_VM)
+    fleet = make_fleet({**WINDOWS_VM, "executor": "process"})
     async with sandbox_api(fleet, tmp_path) as api:
         put = await api.put(WIN, "ps", {"source": {"script": "Write-Host hi"}})
         assert put.status_code == 201, put.text
         view = (await api.wait_for(WIN, "ps"))["properties"]["instanceView"]
         assert view["executionState"] == "Failed"
         assert "pwsh" in view["executionMessage"]
+        assert 'executor = "process"' in view["executionMessage"]
 
 
 async def test_windows_runs_pwsh_with_named_arguments(

@@ -146,6 +146,28 @@ async def test_panes_show_the_tail_and_file_of_the_machine_under_the_cursor(
         assert "".join(tail.lines) == ""
 
 
+async def test_the_tail_pane_shows_why_a_script_never_started(tmp_path: Path) -> None:
+    reason = ("Execution failed: PowerShell 7 (pwsh) is not installed on the sandbox host, "
+              "and the fleet file gives this Windows machine executor = \"process\"")
+    session, _, _ = make_session(tmp_path, {
+        "m000": Scenario(stdout=b"", exit_code=-1, error=reason),
+        "m001": Scenario(stdout=b"printed\n", exit_code=2),
+    }, count=2)
+    app = RunApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        await until(pilot, lambda: session.run.finished, "the run ended")
+        tail = screen.query_one(TailPane)
+        await until(pilot, lambda: "".join(tail.lines).startswith("── error ──"),
+                    "the tail pane shows m000's error")
+        shown = " ".join(line.strip() for line in tail.lines[1:])
+        assert "pwsh" in shown and "is not installed" in shown
+        await pilot.press("down")  # a machine with output shows its output, as before
+        await until(pilot, lambda: tail.lines[:1] == ["printed"], "m001's own tail")
+        assert not any("── error ──" in line for line in tail.lines)
+
+
 async def test_shift_x_cancels_the_rest_of_the_run_after_confirmation(tmp_path: Path) -> None:
     session, _, _ = make_session(tmp_path, {
         "m000": Scenario(exit_code=1),

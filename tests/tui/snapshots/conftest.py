@@ -5,7 +5,7 @@ depends on when or where it runs is fixed here: the wall clock (time-machine fre
 ``datetime.now`` and ``time.time`` everywhere, ``core.model.utc_now`` included; the
 monotonic clocks that drive asyncio and Textual's timers keep running), the local time zone
 (the history screen shows local times), run ids (given, never drawn), the data and config
-directories, NO_COLOR, the cursor blink and how long toasts stay.
+directories, NO_COLOR, whether the host has pwsh, the cursor blink and how long toasts stay.
 
 Regenerate the SVGs after a deliberate change to a screen with
 ``.venv/bin/pytest tests/tui/snapshots --snapshot-update``; look at them before committing
@@ -31,6 +31,9 @@ def frozen(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     monkeypatch.setenv("FLEETRUN_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("TZ", "UTC")
     monkeypatch.delenv("NO_COLOR", raising=False)
+    # The sandbox's Windows machines carry a tag where the host has no pwsh: the snapshots
+    # show the newcomer's host, whatever is installed where they are taken.
+    monkeypatch.setattr("core.sandbox.stand_in.pwsh_on_host", lambda: False)
     time.tzset()
     try:
         with time_machine.travel(NOW, tick=False):

@@ -9,6 +9,8 @@ the file and the reading of what it gained, never the whole file.
 
 from __future__ import annotations
 
+import textwrap
+
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -23,20 +25,30 @@ from tui.widgets.run.search_bar import SearchBar
 
 
 class TailPane(Log):
-    """The machine's last 4 KB of stdout, then of stderr (as the instance view reports)."""
+    """The machine's last 4 KB of stdout, then of stderr (as the instance view reports).
+
+    A machine with no output at all but an error (a script that never started, a refused
+    run) shows the error here: the state column has room for a word, not the reason.
+    """
 
     # Tab goes from the machine table straight to the full output: this pane is short.
     can_focus = False
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._shown: tuple[bytes, bytes] | None = None
+        self._shown: tuple[bytes, bytes, str, int] | None = None
 
-    def show(self, stdout: bytes, stderr: bytes) -> None:
-        if self._shown == (stdout, stderr):
+    def show(self, stdout: bytes, stderr: bytes, error: str = "") -> None:
+        # Log never wraps, and an error is one long line: wrapped here, again on a resize.
+        width = max(20, self.scrollable_content_region.width - 1) if error else 0
+        if self._shown == (stdout, stderr, error, width):
             return
-        self._shown = (stdout, stderr)
+        self._shown = (stdout, stderr, error, width)
         self.clear()
+        if not stdout and not stderr and error:
+            wrapped = textwrap.fill(inert(error), width, break_on_hyphens=False)
+            self.write("── error ──\n" + wrapped)
+            return
         # Shown, never obeyed: Log replaces only some control characters, not ESC.
         self.write(inert_bytes(stdout))
         if stderr:
@@ -139,7 +151,7 @@ class OutputPanes(Horizontal):
             return
         self.machine_id = mr.machine_id
         tail.show(output.tail(mr.machine_id, Stream.STDOUT),
-                  output.tail(mr.machine_id, Stream.STDERR))
+                  output.tail(mr.machine_id, Stream.STDERR), mr.error)
         masked = f" · {mr.masked} masked" if mr.masked else ""
         tail.border_title = f"tail · {inert(mr.machine.name)}{masked}"
         full.show(mr)
