@@ -143,3 +143,27 @@ def runs_to_keep(runs: Iterable[RunRecord]) -> dict[str, str]:
             keep[run.run_id] = (f"run {run.run_id} was interrupted and can still be attached: "
                                 f"'fleetrun attach {run.run_id}' first")
     return keep
+
+
+async def remove_ended_runs(run_id: str, machines: Sequence[Machine],
+                            backend_for: Callable[[Machine], object]
+                            ) -> list[tuple[Machine, str]]:
+    """Delete run ``run_id``'s run commands on ``machines``, whose run had ended in the
+    journal: what ``fleetrun attach`` does for the machines it does not follow.
+
+    A process killed after the journal held a machine's end but before its DELETE was
+    answered (the journal is written first, so attach never loses a result) left that run
+    command behind; nothing else would remove it, and a VM holds 25. Already gone counts as
+    deleted. Returns the machines whose run command could not be deleted, and why.
+    """
+    async def one(machine: Machine, backend: LeftoverCleaningBackend
+                  ) -> tuple[Machine, str] | None:
+        try:
+            await backend.remove_run(machine, run_id)
+        except FleetrunError as error:
+            return machine, str(error)
+        return None
+
+    work = [one(m, backend) for m in machines
+            if isinstance(backend := backend_for(m), LeftoverCleaningBackend)]
+    return [failed for failed in await asyncio.gather(*work) if failed is not None]

@@ -60,6 +60,14 @@ class LeftoverCleaningBackend(Protocol):
         """
         ...
 
+    async def remove_run(self, machine: Machine, run_id: str) -> None:
+        """Delete run ``run_id``'s run command on ``machine`` (already gone counts as deleted).
+
+        Raises:
+            ServiceError: it could not be deleted.
+        """
+        ...
+
 
 def _found(body: Any) -> RunCommandFound | None:
     """The list entry as one of ours, or None (another tool's, or not a run command)."""

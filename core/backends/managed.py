@@ -468,6 +468,15 @@ class ManagedRunCommands:
         path = f"{machine.id.rstrip('/')}/runCommands/{name}"
         await delete_until_gone(self.session.arm, path, self.session.pacing.delete_retry_pauses)
 
+    async def remove_run(self, machine: Machine, run_id: str) -> None:
+        """Delete run ``run_id``'s run command, retried like the DELETE at the end of a run.
+
+        Raises:
+            ArmError: it could not be deleted.
+        """
+        await delete_until_gone(self.session.arm, run_command_path(machine.id, run_id),
+                                self.session.pacing.delete_retry_pauses)
+
 
 class _StartWait:
     """A machine's PUT waiting on the ARM budget, as the machine's WaitChanged events.

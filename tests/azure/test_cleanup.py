@@ -7,7 +7,7 @@ from pathlib import Path
 
 from core.azure.run_commands import put_body, run_command_path
 from core.backends.base import Backend
-from core.cleanup import Outcome, clean_up, runs_to_keep
+from core.cleanup import Outcome, clean_up, remove_ended_runs, runs_to_keep
 from core.events import Finished
 from core.journal_store import RunRecord
 from core.model import Command, CommandId, Machine, RunState, utc_now
@@ -86,3 +86,27 @@ def test_runs_to_keep_are_the_followed_and_the_attachable() -> None:
     ])
     assert set(keep) == {"r1", "r2"}
     assert "process 42" in keep["r1"] and "fleetrun attach r2" in keep["r2"]
+
+
+async def test_attach_deletes_the_run_commands_of_machines_whose_end_the_journal_held(
+        tmp_path: Path) -> None:
+    # A process killed after the journal held a machine's end, before its DELETE was
+    # answered, leaves that run command; attach follows only the unfinished machines, so it
+    # must delete these itself (a VM holds 25).
+    fleet = fleet_of(linux("vm-1"), linux("arc-1", "arc"), linux("vm-2"))
+    async with azure_bed(fleet, tmp_path, delete_finished=False, retry=SHORT_RETRY) as bed:
+        vm1, arc1, vm2 = machine_of("vm-1"), machine_of("arc-1", "arc"), machine_of("vm-2")
+        for machine in (vm1, arc1):
+            await leave_behind(bed, machine, "dddd0001")
+        await leave_behind(bed, vm2, "eeee0001")  # another run's: not this attach's to touch
+        assert leftovers(bed) == {"vm-1": ["fleetrun-dddd0001"],
+                                  "arc-1": ["fleetrun-dddd0001"],
+                                  "vm-2": ["fleetrun-eeee0001"]}
+
+        def backend_for(machine: Machine) -> Backend:
+            return bed.backend_for(machine)
+
+        # vm-2 never got this run's command (it ended Skipped, say): already gone is fine.
+        assert await remove_ended_runs("dddd0001", [vm1, arc1, vm2], backend_for) == []
+        assert leftovers(bed) == {"vm-2": ["fleetrun-eeee0001"]}
+        assert await remove_ended_runs("dddd0001", [vm1, arc1], backend_for) == []

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from core import config
 from core.backends.base import ReattachableBackend
+from core.cleanup import remove_ended_runs
 from core.fleet import DEFAULT_FLEET, Fleet, open_fleet
 from core.journal_store import Journal, MachineRecord, RunRecord
 from core.model import RunState
@@ -80,10 +81,23 @@ def cmd_attach(args: Namespace) -> int:
         return RunSession.resume(record, followable, backends.for_machine, journal=journal,
                                  secrets=secrets, submit_unsent=not args.no_submit)
 
+    ended = [m for m in record.machines if m.state.terminal]
+
+    async def clean_up_ended(fleet: Fleet) -> None:
+        # The journal holds a machine's end before its run command is deleted: a process
+        # killed in between left the run command on the machine, and only attach knows.
+        known = {m.id: m for m in fleet.machines}
+        failed = await remove_ended_runs(
+            record.run_id, [known[m.machine_id] for m in ended if m.machine_id in known],
+            fleet.backends.for_machine)
+        for machine, why in failed:
+            print(f"{machine.name}: its run command could not be deleted ({why}); "
+                  "'fleetrun cleanup' removes it", file=sys.stderr)
+
     session, interrupted = follow(
         lambda: open_fleet(record.fleet.split(",") if record.fleet else [DEFAULT_FLEET],
                            fleet_options(args)),
-        plan, output)
+        plan, output, beside=clean_up_ended if ended else None)
     if session is None:
         return EXIT_INTERRUPTED
     # The whole run as recorded: the machines that had ended before, and the ones followed now.

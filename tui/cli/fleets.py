@@ -73,8 +73,10 @@ def follow(
     opener: Callable[[], Awaitable[Fleet]],
     plan: Callable[[Fleet], Awaitable[RunSession]],
     output: str,
+    beside: Callable[[Fleet], Awaitable[None]] | None = None,
 ) -> tuple[RunSession | None, bool]:
-    """Open a fleet, plan a run on it and follow it to the end, all in one event loop.
+    """Open a fleet, plan a run on it and follow it to the end, all in one event loop;
+    ``beside`` runs on the same fleet meanwhile, and the fleet closes once both are done.
 
     Returns the session (None when interrupted before it existed) and whether Ctrl-C
     interrupted it.
@@ -86,7 +88,10 @@ def follow(
         try:
             session = await plan(fleet)
             sessions.append(session)
-            await render.follow_run(session, output)
+            if beside is None:
+                await render.follow_run(session, output)
+            else:
+                await asyncio.gather(render.follow_run(session, output), beside(fleet))
         finally:
             await fleet.aclose()
 
