@@ -253,15 +253,7 @@ class ActionRuns:
     def _execution(self, machine: SimMachine, wanted: ActionInput, faults: Faults) -> Execution:
         text, parameters = script_text(wanted, machine.windows)
         seq = sum(1 for r in self._runs.values() if r.machine is machine) + 1
-        settings = AgentSettings(
-            flush_interval=self._fleet.flush_interval,
-            pickup_delay=self._fleet.pickup_delay,
-            agent_timeout=self._fleet.agent_timeout,
-            timeout_state=self._fleet.timeout_state,
-            stuck=faults.stuck,
-            blob_delay=faults.blob_delay,
-            disconnect_after=faults.disconnect_after,
-        )
+        settings = AgentSettings.of(self._fleet, faults)
         request = RunRequest(name=_RUN_NAME, seq=seq, script=text, script_uri="",
                              parameters=parameters,
                              timeout=int(ACTION_CAP.total_seconds()), run_as_user="",

@@ -29,6 +29,7 @@ from core.sandbox.executors import (
     Script,
     SimulatedExecutor,
 )
+from core.sandbox.fleet import Faults, FleetSpec
 from core.sandbox.machines import SimMachine
 from core.sandbox.stand_in import PowerShellStandIn
 
@@ -101,6 +102,14 @@ class AgentSettings:
     stuck: bool = False
     blob_delay: float = 0.0
     disconnect_after: float | None = None
+
+    @classmethod
+    def of(cls, fleet: FleetSpec, faults: Faults) -> AgentSettings:
+        """The agent's timings from the fleet file, its faults from the machine's."""
+        return cls(flush_interval=fleet.flush_interval, pickup_delay=fleet.pickup_delay,
+                   agent_timeout=fleet.agent_timeout, timeout_state=fleet.timeout_state,
+                   stuck=faults.stuck, blob_delay=faults.blob_delay,
+                   disconnect_after=faults.disconnect_after)
 
 
 @dataclass(frozen=True, slots=True)

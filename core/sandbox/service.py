@@ -275,15 +275,7 @@ class SandboxService:
         self, machine: SimMachine, name: str, seq: int, wanted: RunCommandInput
     ) -> Execution:
         faults = _merge(self.fleet.faults, machine.spec.faults)
-        settings = AgentSettings(
-            flush_interval=self.fleet.flush_interval,
-            pickup_delay=self.fleet.pickup_delay,
-            agent_timeout=self.fleet.agent_timeout,
-            timeout_state=self.fleet.timeout_state,
-            stuck=faults.stuck,
-            blob_delay=faults.blob_delay,
-            disconnect_after=faults.disconnect_after,
-        )
+        settings = AgentSettings.of(self.fleet, faults)
         return Execution(
             machine=machine,
             request=run_request(name, seq, wanted.properties),
