@@ -414,19 +414,23 @@ class _Parser:
             return out
         return step
 
+    def _named(self, form: str) -> tuple[_Tok, str, _Expr]:
+        """``name = expression``, or an expression that names itself (a column); ``form``
+        shows the user how to name one that does not."""
+        start = self._peek()
+        if start.kind == "word" and self.toks[self.i + 1].text == "=":
+            self.i += 2
+            return start, start.text, self._expr()
+        expr = self._expr()
+        if expr.name is None:
+            self._fail(start, f"name this expression: '{form}'")
+        return start, expr.name, expr
+
     def _project(self) -> Step:
         cols: dict[str, Callable[[Row], Any]] = {}
         schema: dict[str, str] = {}
         while True:
-            start = self._peek()
-            if start.kind == "word" and self.toks[self.i + 1].text == "=":
-                self.i += 2
-                name, expr = start.text, self._expr()
-            else:
-                expr = self._expr()
-                if expr.name is None:
-                    self._fail(start, "name this expression: 'project name = expression'")
-                name = expr.name
+            start, name, expr = self._named("project name = expression")
             if name in schema:
                 self._fail(start, f"column '{name}' is projected twice", "InvalidArgument")
             cols[name], schema[name] = expr.fn, expr.type
@@ -455,16 +459,7 @@ class _Parser:
         if self._at("word", "by"):
             self._next()
             while True:
-                start = self._peek()
-                if start.kind == "word" and self.toks[self.i + 1].text == "=":
-                    self.i += 2
-                    name, expr = start.text, self._expr()
-                else:
-                    expr = self._expr()
-                    if expr.name is None:
-                        self._fail(start, "name this expression: 'summarize ... by name = "
-                                   "expression'")
-                    name = expr.name
+                start, name, expr = self._named("summarize ... by name = expression")
                 if expr.type == "object":
                     self._fail(start, f"Summarize group key '{name}' is of a 'dynamic' type; "
                                "cast it, e.g. tostring()", "InvalidArgument")

@@ -21,11 +21,13 @@ GRACE = 0.3
 
 
 def output_of(blobs: AppendBlobClient, stdout_url: str, stderr_url: str,
-              interval: float = 0.05) -> BlobOutput:
+              interval: float = 0.05, *, exact_tails: bool = False) -> BlobOutput:
+    """A machine's output followed in its blobs; ``exact_tails``: a Linux machine's, whose
+    tails are its files' last 4,096 bytes."""
     return BlobOutput(MACHINE, "vm-1", {
         Stream.STDOUT: BlobTailer(blobs, stdout_url),
         Stream.STDERR: BlobTailer(blobs, stderr_url),
-    }, interval=interval)
+    }, interval=interval, exact_tails=exact_tails)
 
 
 def stream_urls(target: SandboxTarget, name: str) -> tuple[str, str]:
@@ -260,14 +262,6 @@ async def test_an_unchanged_tail_the_blob_holds_puts_the_next_read_off(
     assert next_read(output) > INTERVAL - 5
 
 
-def exact_output_of(blobs: AppendBlobClient, stdout_url: str, stderr_url: str) -> BlobOutput:
-    """A Linux machine's output: its tails are its files' last 4,096 bytes."""
-    return BlobOutput(MACHINE, "vm-1", {
-        Stream.STDOUT: BlobTailer(blobs, stdout_url),
-        Stream.STDERR: BlobTailer(blobs, stderr_url),
-    }, interval=0.05, exact_tails=True)
-
-
 async def delivered_by(output: BlobOutput, tails: tuple[str, str],
                        so_far: dict[Stream, bytes]) -> None:
     """Report ``tails`` (stdout, stderr), read what is due, and add it to ``so_far``."""
@@ -285,7 +279,7 @@ async def test_output_under_4_kb_comes_from_the_tails_without_a_blob_read(
     for url in (out, err):
         await blobs.create(url)
     await blobs.append(out, b"line 1\nline 2\n")
-    output = exact_output_of(blobs, out, err)
+    output = output_of(blobs, out, err, exact_tails=True)
     so_far = {Stream.STDOUT: b"", Stream.STDERR: b""}
 
     # Nothing is known before the first instance view: nothing is read.
@@ -310,7 +304,7 @@ async def test_output_past_4_kb_is_read_from_the_blob_from_its_first_byte(
         await blobs.create(url)
     whole = b"".join(b"%05d\n" % n for n in range(1000))  # 6,000 bytes
     await blobs.append(out, whole)
-    output = exact_output_of(blobs, out, err)
+    output = output_of(blobs, out, err, exact_tails=True)
     so_far = {Stream.STDOUT: b"", Stream.STDERR: b""}
 
     await delivered_by(output, (whole[:600].decode(), ""), so_far)
@@ -336,7 +330,7 @@ async def test_a_tail_with_a_replacement_character_is_not_taken_for_the_output(
         await blobs.create(url)
     # A character cut at the tail's end (the script was writing it) decodes as U+FFFD.
     await blobs.append(out, "café\n".encode())
-    output = exact_output_of(blobs, out, err)
+    output = output_of(blobs, out, err, exact_tails=True)
 
     so_far = {Stream.STDOUT: b"", Stream.STDERR: b""}
 
