@@ -311,6 +311,11 @@ class BlobStore:
                 )
             containers[container] = {}
 
+    def delete_container(self, account: str, container: str) -> bool:
+        """Remove a container and its blobs; whether it was there."""
+        with self._lock:
+            return self._account(account).containers.pop(container, None) is not None
+
     def containers(self, account: str) -> list[str]:
         with self._lock:
             return sorted(self._account(account).containers)
