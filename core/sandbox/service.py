@@ -89,7 +89,7 @@ class SandboxService:
         self.blobs = BlobStore(max_block=fleet.max_append_block)
         self.storage = StorageArm(fleet, self.blobs)
         """The fleet's storage accounts as ARM shows them (their blobs are in ``blobs``)."""
-        self.sinks = BlobSinks(self.blobs)
+        self.sinks = BlobSinks(self.blobs, self.storage.identity_role)
         self.machines: dict[tuple[str, str, str, str], SimMachine] = {}
         self._run_commands: dict[int, dict[str, RunCommand]] = {}
         self._deletes_failed: dict[int, int] = {}

@@ -19,7 +19,7 @@ from typing import Any, Final
 from core.sandbox.blobstore import BlobStore
 from core.sandbox.errors import ArmError
 from core.sandbox.fleet import FleetSpec
-from core.sandbox.storage_accounts import StorageAccountSpec, with_own_account
+from core.sandbox.storage_accounts import NO_ROLE, StorageAccountSpec, with_own_account
 
 ACCOUNTS_PER_PAGE: Final = 20
 """Storage accounts per page of a list; more pages are reached through ``nextLink``."""
@@ -112,6 +112,11 @@ class StorageArm:
                                 "ipRules": [], "virtualNetworkRules": []},
             },
         }
+
+    def identity_role(self, account: str, container: str) -> str:
+        """The role the machines' managed identities hold on a container of an account."""
+        spec = self.accounts.get(account)
+        return spec.identity_role(container) if spec is not None else NO_ROLE
 
     # -------------------------------------------------------------------------- containers
 
