@@ -205,10 +205,17 @@ def https_client(served: Served) -> httpx.Client:
     return httpx.Client(verify=ssl.create_default_context(cafile=served.verify), trust_env=False)
 
 
-def post_key_request(served: Served, headers: dict[str, str], query: str = "") -> httpx.Response:
+def key_info(start: str | None = None, expiry: str | None = None) -> str:
     now = datetime.now(UTC)
-    body = (f"<?xml version=\"1.0\" encoding=\"utf-8\"?><KeyInfo><Start>{now:%Y-%m-%dT%H:%M:%SZ}"
-            f"</Start><Expiry>{now + timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}</Expiry></KeyInfo>")
+    start = start or f"{now:%Y-%m-%dT%H:%M:%SZ}"
+    expiry = expiry or f"{now + timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}"
+    return (f'<?xml version="1.0" encoding="utf-8"?><KeyInfo><Start>{start}</Start>'
+            f"<Expiry>{expiry}</Expiry></KeyInfo>")
+
+
+def post_key_request(served: Served, headers: dict[str, str], query: str = "",
+                     body: str | None = None) -> httpx.Response:
+    body = body or key_info()
     with https_client(served) as client:
         return client.post(f"{served.base}/{ACCOUNT}/?restype=service&comp=userdelegationkey"
                            f"{query}", content=body,
@@ -252,3 +259,16 @@ def test_the_account_key_sas_still_works(served: Served) -> None:
 
     assert anonymous.status_code == 403
     assert anonymous.headers["x-ms-error-code"] == "NoAuthenticationInformation"
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    (key_info(expiry="next tuesday"), "InvalidXmlNodeValue"),
+    (key_info(start="2026-13-45T99:00:00Z"), "InvalidXmlNodeValue"),
+    ("<KeyInfo><Start>", "InvalidXmlDocument"),
+    ("<Other/>", "InvalidXmlDocument"),
+])
+def test_a_key_request_with_bad_dates_or_xml_is_400(served: Served, body: str, code: str) -> None:
+    answer = post_key_request(served, {"Authorization": f"Bearer {served.token}"}, body=body)
+
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["x-ms-error-code"] == code
