@@ -30,6 +30,7 @@ from core.sandbox.executors import (
     SimulatedExecutor,
 )
 from core.sandbox.fleet import Faults, FleetSpec
+from core.sandbox.identities import ManagedIdentity
 from core.sandbox.machines import SimMachine
 from core.sandbox.stand_in import PowerShellStandIn
 
@@ -58,8 +59,8 @@ class BlobSinkError(Exception):
     """A blob could not be created or appended to; the message says why."""
 
 
-SinkFactory = Callable[[str], BlobSink]
-ScriptFetcher = Callable[[str], Awaitable[str]]
+SinkFactory = Callable[[str, ManagedIdentity | None], BlobSink]
+ScriptFetcher = Callable[[str, ManagedIdentity | None], Awaitable[str]]
 
 
 @dataclass(slots=True)
@@ -125,6 +126,10 @@ class RunRequest:
     run_as_user: str
     output_blob_uri: str
     error_blob_uri: str
+    output_identity: ManagedIdentity | None = None
+    error_identity: ManagedIdentity | None = None
+    script_identity: ManagedIdentity | None = None
+    """``*ManagedIdentity`` of the run command: who writes each blob, who reads the script."""
 
 
 @dataclass(eq=False)
@@ -253,12 +258,14 @@ class Execution:
 
     async def _create_blobs(self) -> dict[str, BlobSink]:
         sinks: dict[str, BlobSink] = {}
-        uris = {"stdout": self.request.output_blob_uri, "stderr": self.request.error_blob_uri}
-        for stream, uri in uris.items():
+        request = self.request
+        uris = {"stdout": (request.output_blob_uri, request.output_identity),
+                "stderr": (request.error_blob_uri, request.error_identity)}
+        for stream, (uri, identity) in uris.items():
             if not uri:
                 continue
             try:
-                sink = self.sinks(uri)
+                sink = self.sinks(uri, self._usable(identity))
                 await sink.create()
             except BlobSinkError as exc:
                 raise ExecutionFailure(
@@ -269,6 +276,11 @@ class Execution:
                 ) from None
             sinks[stream] = sink
         return sinks
+
+    def _usable(self, identity: ManagedIdentity | None) -> ManagedIdentity | None:
+        """The identity the machine can present: Arc's agent does not authenticate blobs
+        with managed identities (azure-storage-and-scale-sets.md 3), so there it is none."""
+        return identity if self.machine.is_vm else None
 
     async def _start_script(self) -> Executor:
         machine, request = self.machine, self.request
@@ -301,7 +313,8 @@ class Execution:
         if not request.script_uri:
             return request.script
         try:
-            return await self.fetch_script(request.script_uri)
+            return await self.fetch_script(request.script_uri,
+                                           self._usable(request.script_identity))
         except BlobSinkError as exc:
             raise ExecutionFailure(-100, f"failed to download the script: {exc}") from None
 

@@ -32,3 +32,10 @@ ARC_PATCH = ("2024-07-10", "2025-01-13")
 """Run command PATCH exists in these stable versions only; 2026-09-01 removed it."""
 
 RESOURCE_GRAPH = ("2019-04-01", "2021-03-01", "2022-10-01", "2024-04-01")
+
+STORAGE = (
+    "2021-09-01", "2022-09-01", "2023-01-01", "2023-05-01", "2024-01-01", "2025-01-01",
+    "2025-06-01", "2025-08-01", "2026-04-01", "2026-06-01", "2026-09-01",
+)
+"""Microsoft.Storage: the stable versions azure-storage-and-scale-sets.md 1.1 lists (2025-01-01
+and newer) and older stable ones that carry the same container and list operations."""

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.sandbox.access import Access
 from core.sandbox.arm_app import ArmApp
+from core.sandbox.blob_auth import BlobAuth
 from core.sandbox.blob_routes import create_blob_app, storage_error_response
 from core.sandbox.blobstore import StorageError
 from core.sandbox.service import SandboxService
@@ -35,7 +36,8 @@ class SandboxApp:
         self.service = service
         self.access = access
         self.arm = ArmApp(service, access)
-        self.blob: ASGIApp = create_blob_app(service.blobs)
+        self.blob: ASGIApp = create_blob_app(
+            service.blobs, BlobAuth(service.blobs, access, tenant=service.fleet.tenant))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from core.sandbox import action_routes, resources
+from core.sandbox import action_routes, resources, storage_routes
 from core.sandbox.access import Access
 from core.sandbox.api_versions import ARC_PATCH
 from core.sandbox.arm_routes import Match, match
@@ -285,6 +285,17 @@ class ArmApp:
     def _retry_after(self) -> str:
         return str(max(1, round(self.service.fleet.flush_interval)))
 
+    # ---------------------------------------------------------------------- Microsoft.Storage
+
+    async def _storage_accounts(self, request: Request, found: Match, version: str) -> Response:
+        return storage_routes.account_list(request, self.service.storage, found.params)
+
+    async def _blob_container(self, request: Request, found: Match, version: str) -> Response:
+        # BlobContainers_Create's body is a BlobContainer whose fields are all optional.
+        has_body = request.method == "PUT" and bool(await request.body())
+        body = await _json_body(request) if has_body else {}
+        return await storage_routes.container(request, self.service.storage, found.params, body)
+
     # ---------------------------------------------------------------- long-running operations
 
     def _lro_headers(self, request: Request, operation: Operation) -> dict[str, str]:
@@ -474,8 +485,8 @@ def _unknown_path(segments: list[str]) -> ArmError:
     lowered = [s.lower() for s in segments]
     served = ("The sandbox serves Microsoft.Compute virtualMachines, runCommands, the action "
               "runCommand and the locations' built-in runCommands, "
-              "Microsoft.HybridCompute machines and runCommands, and Microsoft.ResourceGraph "
-              "resources.")
+              "Microsoft.HybridCompute machines and runCommands, Microsoft.Storage accounts "
+              "(listed) and blob containers, and Microsoft.ResourceGraph resources.")
     if "providers" in lowered and len(segments) > lowered.index("providers") + 1:
         namespace = segments[lowered.index("providers") + 1]
         if namespace.lower() not in _KNOWN_NAMESPACES:
@@ -487,7 +498,8 @@ def _unknown_path(segments: list[str]) -> ArmError:
     return ArmError(404, "NotFound", f"The sandbox has no ARM endpoint at this path. {served}")
 
 
-_KNOWN_NAMESPACES = {"microsoft.compute", "microsoft.hybridcompute", "microsoft.resourcegraph"}
+_KNOWN_NAMESPACES = {"microsoft.compute", "microsoft.hybridcompute", "microsoft.resourcegraph",
+                     "microsoft.storage"}
 
 
 def _wants_instance_view(request: Request, machine: SimMachine) -> bool:

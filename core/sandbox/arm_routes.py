@@ -14,6 +14,7 @@ from core.sandbox import api_versions
 _RG = ("subscriptions", "{sub}", "resourcegroups", "{rg}", "providers")
 _VM = (*_RG, "microsoft.compute", "virtualmachines", "{machine}")
 _ARC = (*_RG, "microsoft.hybridcompute", "machines", "{machine}")
+_STORAGE = (*_RG, "microsoft.storage", "storageaccounts", "{account}")
 _LOCATION = ("subscriptions", "{sub}", "providers", "microsoft.compute", "locations",
              "{location}")
 
@@ -64,6 +65,13 @@ ROUTES = (
                                    "microsoft.hybridcompute", "locations", "{location}",
                                    "operationresults", "{operation}"),
           ("GET",), api_versions.ARC_RUN_COMMANDS),
+    # Microsoft.Storage: accounts listed, blob containers (azure-storage-and-scale-sets.md 1).
+    Route("storage_accounts", ("subscriptions", "{sub}", "providers", "microsoft.storage",
+                               "storageaccounts"), ("GET",), api_versions.STORAGE),
+    Route("storage_accounts", (*_RG, "microsoft.storage", "storageaccounts"), ("GET",),
+          api_versions.STORAGE),
+    Route("blob_container", (*_STORAGE, "blobservices", "default", "containers",
+                             "{container}"), ("GET", "PUT", "DELETE"), api_versions.STORAGE),
     Route("resource_graph", ("providers", "microsoft.resourcegraph", "resources"), ("POST",),
           api_versions.RESOURCE_GRAPH),
 )

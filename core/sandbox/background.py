@@ -17,6 +17,7 @@ from core.sandbox.fleet import FleetSpec
 from core.sandbox.sas import sign_container_sas
 from core.sandbox.server import SandboxServer
 from core.sandbox.service import SandboxService
+from core.sandbox.tls import TlsFiles
 
 START_TIMEOUT = 30.0
 
@@ -32,12 +33,18 @@ class BackgroundSandbox:
         root: Where the simulated machines keep their working directories (a private
             temporary directory when None).
         port: The port to bind; 0 picks a free one.
+        tls: Certificate and key to serve HTTPS with (clients that send bearer tokens only
+            over HTTPS, such as azure-storage-blob with a token credential); None: HTTP.
     """
 
-    def __init__(self, fleet: FleetSpec, *, root: Path | None = None, port: int = 0) -> None:
+    def __init__(
+        self, fleet: FleetSpec, *, root: Path | None = None, port: int = 0,
+        tls: TlsFiles | None = None,
+    ) -> None:
         self.fleet = fleet
         self._root = root
         self._port = port
+        self._tls = tls
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -92,7 +99,7 @@ class BackgroundSandbox:
         self._stop = asyncio.Event()
         service = SandboxService(self.fleet, root=self._root)
         try:
-            server = SandboxServer(service, token=self.token, port=self._port)
+            server = SandboxServer(service, token=self.token, port=self._port, tls=self._tls)
             try:
                 self.base_url = await server.start()
                 self._ready.set()

@@ -14,7 +14,9 @@ Conditional headers (``If-Match``, ``If-None-Match``, ``If-Modified-Since``,
 ``If-Unmodified-Since``) are honoured on every blob operation: 304 for a read, 412
 ``ConditionNotMet`` (409 ``BlobAlreadyExists`` for ``If-None-Match: *``) for a write.
 
-Every request needs a service SAS signed with the account's key (``core.sandbox.sas``).
+Every request needs a bearer token, a user delegation SAS or a service SAS signed with the
+account's key (``core.sandbox.blob_auth``); ``POST /<account>/?restype=service&comp=
+userdelegationkey`` (bearer only) issues user delegation keys.
 Containers come from configuration: container- and account-level requests are refused
 with 403 ``AuthorizationPermissionMismatch``, which is also what the real service answers
 when a service SAS asks to create a container. Errors carry Azure's XML body and the
@@ -45,6 +47,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from core.sandbox.blob_auth import BlobAuth
 from core.sandbox.blobstore import (
     APPEND_BLOB,
     BLOCK_BLOB,
@@ -61,6 +64,7 @@ from core.sandbox.storage_errors import (
     body_too_large,
     invalid_header,
 )
+from core.sandbox.user_delegation import KEY_MIN_VERSION, MAX_KEY_INFO_BYTES, issue_key
 
 STORAGE_VERSIONS: Final = (
     "2015-02-21", "2015-04-05", "2015-07-08", "2015-12-11", "2016-05-31", "2017-04-17",
@@ -92,13 +96,14 @@ _RANGE_MD5_LIMIT = 4 * 1024 * 1024
 """``x-ms-range-get-content-md5`` is served for ranges up to 4 MiB (400 above)."""
 
 
-def create_blob_app(store: BlobStore) -> Starlette:
+def create_blob_app(store: BlobStore, auth: BlobAuth | None = None) -> Starlette:
     """The blob endpoint as a Starlette app over ``store``.
 
     Serve it with uvicorn (which adds ``Date``); mount it at the root, since account names
-    are the first path segment.
+    are the first path segment. ``auth`` decides who may do what (``core.sandbox.blob_auth``);
+    without it only SAS are accepted.
     """
-    endpoint = _BlobEndpoint(store)
+    endpoint = _BlobEndpoint(store, auth or BlobAuth(store, None, tenant=""))
     return Starlette(routes=[Route("/{path:path}", endpoint.handle, methods=_METHODS)])
 
 
@@ -162,8 +167,9 @@ def property_headers(props: BlobProperties, version: str) -> dict[str, str]:
 
 
 class _BlobEndpoint:
-    def __init__(self, store: BlobStore) -> None:
+    def __init__(self, store: BlobStore, auth: BlobAuth) -> None:
         self.store = store
+        self.auth = auth
 
     async def handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
@@ -188,6 +194,11 @@ class _BlobEndpoint:
         account = segments[0]
         if not account or not self.store.has_account(account):
             raise StorageError(404, "ResourceNotFound", "The specified resource does not exist.")
+        if (
+            request.method == "POST" and not "".join(segments[1:])
+            and query.get("restype") == "service" and query.get("comp") == "userdelegationkey"
+        ):
+            return await self._user_delegation_key(request, account, version)
         if len(segments) < 3 or not segments[1] or not segments[2]:
             raise StorageError(
                 403, "AuthorizationPermissionMismatch",
@@ -219,12 +230,12 @@ class _BlobEndpoint:
                 details={"QueryParameterName": "comp", "QueryParameterValue": query["comp"],
                          "Reason": _SERVED},
             )
-        self.store.authorize(
-            account, container, blob, query, operation,
+        target = (account, container, blob)
+        self.auth.authorize(
+            request.headers, target, query, operation, version=version,
             https=request.scope.get("scheme") == "https",
             client_ip=request.client.host if request.client else None,
         )
-        target = (account, container, blob)
         conditions = Conditions.from_headers(request.headers)
         if operation is BlobOperation.CREATE:
             return await self._put_blob(request, target, version, conditions)
@@ -241,6 +252,29 @@ class _BlobEndpoint:
                 "x-ms-blob-sealed": "true",
             })
         return self._read(request, target, version, conditions)
+
+    async def _user_delegation_key(
+        self, request: Request, account: str, version: str
+    ) -> Response:
+        """Get User Delegation Key: bearer only; ``KeyInfo`` in, ``UserDelegationKey`` out."""
+        principal = self.auth.bearer(request.headers, version)
+        if principal is None:
+            raise StorageError(
+                403, "AuthenticationFailed",
+                "Server failed to authenticate the request. Make sure the value of "
+                "Authorization header is formed correctly including the signature.",
+                details={"AuthenticationErrorDetail": "Get User Delegation Key is authorized "
+                         "with a Microsoft Entra bearer token only, not a SAS or Shared Key."})
+        if version < KEY_MIN_VERSION:
+            raise invalid_header("x-ms-version", version,
+                                 f"Get User Delegation Key needs {KEY_MIN_VERSION} or later.")
+        length = request.headers.get("content-length")
+        if length is not None and _int_header("Content-Length", length) > MAX_KEY_INFO_BYTES:
+            raise body_too_large(MAX_KEY_INFO_BYTES)
+        key = issue_key(await request.body(), account_key=self.store.account_key(account),
+                        principal=principal, tenant=self.auth.tenant, version=version,
+                        now=self.store.now())
+        return Response(key.to_xml(), status_code=200, media_type="application/xml")
 
     async def _put_blob(
         self, request: Request, target: tuple[str, str, str], version: str,

@@ -9,12 +9,22 @@ machine is refused without a connection attempt: the sandbox never sends traffic
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from core.sandbox.agent import BlobSink, BlobSinkError
-from core.sandbox.blobstore import BlobOperation, BlobStore, StorageError, parse_blob_url
+from core.sandbox.blobstore import (
+    BlobAddress,
+    BlobOperation,
+    BlobStore,
+    StorageError,
+    parse_blob_url,
+)
+from core.sandbox.identities import ManagedIdentity
+from core.sandbox.sas import has_sas
+from core.sandbox.storage_accounts import CONTRIBUTOR, NO_ROLE, READER
 
 STORAGE_VERSION = "2022-11-02"
 """The first version that takes 100 MiB blocks: the handler appends a whole tick's output
@@ -42,11 +52,21 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class BlobSinks:
-    """Opens blob sinks for run commands; shares one HTTP client among them."""
+IdentityRoles = Callable[[str, str], str]
+"""(account, container) → the data role the machines' managed identities hold there."""
 
-    def __init__(self, store: BlobStore) -> None:
+
+class BlobSinks:
+    """Opens blob sinks for run commands; shares one HTTP client among them.
+
+    Args:
+        store: The sandbox's own storage.
+        identity_roles: The machines' identities' role per container; None: they hold none.
+    """
+
+    def __init__(self, store: BlobStore, identity_roles: IdentityRoles | None = None) -> None:
         self.store = store
+        self._identity_roles = identity_roles or (lambda account, container: NO_ROLE)
         self.own_netlocs: set[str] = set()
         """``host:port`` values that are this sandbox's server (set when it starts)."""
         self._client: httpx.AsyncClient | None = None
@@ -56,9 +76,11 @@ class BlobSinks:
         host = (parts.hostname or "").lower()
         return parts.netloc.lower() in self.own_netlocs or host.endswith(INTERNAL_SUFFIX)
 
-    def open(self, uri: str) -> BlobSink:
+    def open(self, uri: str, identity: ManagedIdentity | None = None) -> BlobSink:
+        """A sink for an output blob, written with its SAS, else (absent or refused) as the
+        machine's managed identity ``identity``, as the Linux handler does."""
         if self.is_own(uri):
-            return _StoreSink(self.store, uri)
+            return _StoreSink(self.store, uri, self._as_identity(identity, CONTRIBUTOR))
         host = urlsplit(uri).hostname or ""
         if not _is_loopback(host):
             raise BlobSinkError(
@@ -66,13 +88,35 @@ class BlobSinks:
             )
         return _HttpSink(self._http(), uri)
 
-    async def fetch(self, uri: str) -> str:
-        """A ``scriptUri``'s text, from the sandbox's storage or a loopback endpoint."""
+    def _as_identity(
+        self, identity: ManagedIdentity | None, needs: str
+    ) -> Callable[[BlobAddress], None] | None:
+        """A check that ``identity`` may use a blob of the sandbox's storage (raising
+        ``BlobSinkError`` with Azure's refusal); None without an identity."""
+        if identity is None:
+            return None
+
+        def check(address: BlobAddress) -> None:
+            refusal = identity.refusal()
+            if refusal is not None:
+                raise BlobSinkError(f"managed identity: {refusal}")
+            role = self._identity_roles(address.account, address.container)
+            if role != CONTRIBUTOR and not (needs == READER and role == READER):
+                raise BlobSinkError(
+                    "403 AuthorizationPermissionMismatch: the VM's managed identity holds "
+                    f"{'no role' if role == NO_ROLE else role} on container "
+                    f"'{address.container}', and needs {needs}")
+
+        return check
+
+    async def fetch(self, uri: str, identity: ManagedIdentity | None = None) -> str:
+        """A ``scriptUri``'s text, from the sandbox's storage (with its SAS, else as the
+        machine's identity) or a loopback endpoint."""
         if self.is_own(uri):
             try:
                 address = parse_blob_url(uri)
-                self.store.authorize(address.account, address.container, address.blob,
-                                     address.query, BlobOperation.READ, https=address.https)
+                _authorize(self.store, address, BlobOperation.READ,
+                           self._as_identity(identity, READER))
                 data = self.store.read(address.account, address.container, address.blob).data
             except (ValueError, StorageError) as exc:
                 raise BlobSinkError(str(exc)) from None
@@ -110,20 +154,45 @@ class BlobSinks:
             self._client = None
 
 
+def _authorize(
+    store: BlobStore, address: BlobAddress, operation: BlobOperation,
+    as_identity: Callable[[BlobAddress], None] | None,
+) -> None:
+    """The SAS when there is one and it holds, else the managed identity; the SAS's refusal
+    when there is no identity to fall back on."""
+    if as_identity is None or has_sas(address.query):
+        try:
+            store.authorize(address.account, address.container, address.blob, address.query,
+                            operation, https=address.https)
+            return
+        except StorageError:
+            if as_identity is None:
+                raise
+    as_identity(address)
+
+
 class _StoreSink:
-    def __init__(self, store: BlobStore, uri: str) -> None:
+    def __init__(
+        self, store: BlobStore, uri: str, as_identity: Callable[[BlobAddress], None] | None
+    ) -> None:
         self._store = store
         self._uri = uri
+        self._as_identity = as_identity
 
     async def create(self) -> None:
         try:
-            self._store.put_append_blob_via_sas(self._uri)
+            address = parse_blob_url(self._uri)
+            _authorize(self._store, address, BlobOperation.CREATE, self._as_identity)
+            self._store.put_append_blob(address.account, address.container, address.blob)
         except (ValueError, StorageError) as exc:
             raise BlobSinkError(str(exc)) from None
 
     async def append(self, data: bytes) -> None:
         try:
-            self._store.append_block_via_sas(self._uri, data, version=STORAGE_VERSION)
+            address = parse_blob_url(self._uri)
+            _authorize(self._store, address, BlobOperation.APPEND, self._as_identity)
+            self._store.append_block(address.account, address.container, address.blob, data,
+                                     version=STORAGE_VERSION)
         except (ValueError, StorageError) as exc:
             raise BlobSinkError(str(exc)) from None
 

@@ -170,6 +170,17 @@ class _Account:
     containers: dict[str, dict[str, _Blob]] = field(default_factory=dict)
 
 
+def sas_permissions(operation: BlobOperation, *, exists: bool) -> str:
+    """SAS permission letters of which one allows ``operation``."""
+    return {
+        BlobOperation.READ: "r",
+        BlobOperation.CREATE: "w" if exists else "cw",
+        BlobOperation.APPEND: "aw",
+        BlobOperation.SEAL: "w",
+        BlobOperation.DELETE: "d",
+    }[operation]
+
+
 def max_append_block_size(version: str) -> int:
     """The largest Append Block body the service takes at this x-ms-version."""
     return LARGE_BLOCK_LIMIT if version >= LARGE_BLOCKS_SINCE else SMALL_BLOCK_LIMIT
@@ -311,6 +322,11 @@ class BlobStore:
                 )
             containers[container] = {}
 
+    def delete_container(self, account: str, container: str) -> bool:
+        """Remove a container and its blobs; whether it was there."""
+        with self._lock:
+            return self._account(account).containers.pop(container, None) is not None
+
     def containers(self, account: str) -> list[str]:
         with self._lock:
             return sorted(self._account(account).containers)
@@ -351,13 +367,7 @@ class BlobStore:
         with self._lock:
             key = self._account(account).key
             exists = blob in self._accounts[account].containers.get(container, {})
-        any_of = {
-            BlobOperation.READ: "r",
-            BlobOperation.CREATE: "w" if exists else "cw",
-            BlobOperation.APPEND: "aw",
-            BlobOperation.SEAL: "w",
-            BlobOperation.DELETE: "d",
-        }[operation]
+        any_of = sas_permissions(operation, exists=exists)
         try:
             verify_service_sas(
                 query, account=account, account_key=key, container=container, blob=blob,

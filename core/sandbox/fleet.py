@@ -22,6 +22,7 @@ from core.field_names import shown_key
 from core.sandbox import fleet_fields as read
 from core.sandbox.access import new_account_key
 from core.sandbox.fleet_fields import FleetFileError as FleetFileError  # its home for callers
+from core.sandbox.storage_accounts import StorageAccountSpec, parse_storage_accounts
 from core.sandbox.throttle_settings import Principal, Throttle, parse_principals, parse_throttle
 from core.toml_text import parse_toml
 from core.trusted_files import UntrustedFileError, check_trusted
@@ -149,6 +150,9 @@ class FleetSpec:
     throttle: Throttle = field(default_factory=Throttle)
     principals: tuple[Principal, ...] = ()
     """Callers besides the sandbox's own token, each with its own ARM buckets."""
+    storage_accounts: tuple[StorageAccountSpec, ...] = ()
+    """``[[storage_accounts]]``; the ``[storage]`` account joins them where absent
+    (``core.sandbox.storage_arm.accounts_of``)."""
     faults: Faults = Faults()
 
     @property
@@ -192,7 +196,7 @@ def default_fleet() -> FleetSpec:
 def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
     """A checked fleet from already-parsed TOML."""
     read.only(data, "", {"sandbox", "storage", "throttle", "principals", "faults", "defaults",
-                         "machines"})
+                         "machines", "storage_accounts"})
     sandbox = read.table(data, "sandbox")
     read.only(sandbox, "sandbox.", {"flush_interval", "pickup_delay", "agent_timeout",
                                 "timeouts_report_as", "seed", "tenant"})
@@ -261,6 +265,10 @@ def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
                                MAX_APPEND_BLOCK_CEILING),
         throttle=parse_throttle(read.table(data, "throttle")),
         principals=parse_principals(data.get("principals", [])),
+        storage_accounts=parse_storage_accounts(
+            data.get("storage_accounts", []), own_account=account,
+            where_first=(machines[0].subscription, machines[0].resource_group,
+                         machines[0].location)),
         faults=_faults(read.table(data, "faults"), "faults.", machine=False),
     )
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from core.sandbox.agent import Execution, RunRequest
 from core.sandbox.errors import ArmError
+from core.sandbox.identities import parse_identity
 from core.sandbox.machines import SimMachine
 
 COMPUTE = "compute"
@@ -147,6 +148,10 @@ def _check_properties(
     for key in ("runAsUser", "runAsPassword", "outputBlobUri", "errorBlobUri"):
         if key in props and not isinstance(props[key], str):
             raise ArmError(400, "InvalidRequestContent", f"properties.{key}: a string")
+    for key in ("outputBlobManagedIdentity", "errorBlobManagedIdentity"):
+        parse_identity(props.get(key), f"properties.{key}")
+    parse_identity(source.get("scriptUriManagedIdentity"),
+                   "properties.source.scriptUriManagedIdentity")
 
 
 def run_request(name: str, seq: int, props: Mapping[str, Any]) -> RunRequest:
@@ -170,6 +175,9 @@ def run_request(name: str, seq: int, props: Mapping[str, Any]) -> RunRequest:
         run_as_user=props.get("runAsUser", ""),
         output_blob_uri=props.get("outputBlobUri", ""),
         error_blob_uri=props.get("errorBlobUri", ""),
+        output_identity=parse_identity(props.get("outputBlobManagedIdentity"), "output"),
+        error_identity=parse_identity(props.get("errorBlobManagedIdentity"), "error"),
+        script_identity=parse_identity(source.get("scriptUriManagedIdentity"), "script"),
     )
 
 

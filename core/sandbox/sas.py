@@ -103,7 +103,7 @@ class SasError(Exception):
         super().__init__(f"{status} {code}: {message}{extra}")
 
 
-def _authentication_failed(detail: str) -> SasError:
+def authentication_failed(detail: str) -> SasError:
     return SasError(
         403, "AuthenticationFailed", AUTHENTICATION_FAILED_MESSAGE,
         {"AuthenticationErrorDetail": detail},
@@ -295,29 +295,29 @@ def _http_date(moment: datetime | None) -> str:
     return format_datetime(moment, usegmt=True) if moment is not None else ""
 
 
-def _check_time_window(query: Mapping[str, str], now: datetime) -> None:
+def check_time_window(query: Mapping[str, str], now: datetime) -> None:
     try:
         start = parse_sas_time(query["st"]) if query.get("st") else None
         expiry = parse_sas_time(query["se"]) if query.get("se") else None
     except ValueError as exc:
-        raise _authentication_failed(f"Signature fields not well formed: {exc}.") from None
+        raise authentication_failed(f"Signature fields not well formed: {exc}.") from None
     if (start is not None and now < start) or (expiry is not None and now > expiry):
         # Azure's wording; it names the whole window and the service's current time.
-        raise _authentication_failed(
+        raise authentication_failed(
             "Signature not valid in the specified time frame: "
             f"Start [{_http_date(start)}] - Expiry [{_http_date(expiry)}] - "
             f"Current [{_http_date(now)}]"
         )
 
 
-def _check_ip(allowed: str, client_ip: str) -> None:
+def check_ip(allowed: str, client_ip: str) -> None:
     try:
         address = ipaddress.ip_address(client_ip)
         low_text, _, high_text = allowed.partition("-")
         low = ipaddress.ip_address(low_text)
         high = ipaddress.ip_address(high_text) if high_text else low
     except ValueError:
-        raise _authentication_failed(f"sip {allowed!r} is not an IP address or range.") from None
+        raise authentication_failed(f"sip {allowed!r} is not an IP address or range.") from None
     same_family = address.version == low.version == high.version
     if not same_family or not int(low) <= int(address) <= int(high):
         raise SasError(
@@ -364,16 +364,16 @@ def verify_service_sas(
         )
     for mandatory in ("sv", "sr"):
         if not query.get(mandatory):
-            raise _authentication_failed(f"{mandatory} is mandatory. Cannot be empty")
+            raise authentication_failed(f"{mandatory} is mandatory. Cannot be empty")
     version = query["sv"]
     if not _VERSION.fullmatch(version) or version < OLDEST_SAS_VERSION:
-        raise _authentication_failed(
+        raise authentication_failed(
             f"The signed version sv={version!r} is not supported; the sandbox verifies "
             f"service SAS versions {OLDEST_SAS_VERSION} and later."
         )
     resource_kind = query["sr"]
     if resource_kind not in ("b", "c"):
-        raise _authentication_failed(
+        raise authentication_failed(
             f"The signed resource sr={resource_kind!r} is not supported; the sandbox has "
             "no snapshots or versions and accepts sr=b (blob) and sr=c (container)."
         )
@@ -385,7 +385,7 @@ def verify_service_sas(
     if not query.get("si"):
         for mandatory in ("se", "sp"):
             if not query.get(mandatory):
-                raise _authentication_failed(f"{mandatory} is mandatory. Cannot be empty")
+                raise authentication_failed(f"{mandatory} is mandatory. Cannot be empty")
 
     resource = canonicalized_resource(account, container, blob if resource_kind == "b" else None)
     to_sign = string_to_sign(query, resource)
@@ -395,26 +395,26 @@ def verify_service_sas(
     except (binascii.Error, ValueError):
         presented = b""
     if not hmac.compare_digest(base64.b64decode(expected), presented):
-        raise _authentication_failed(
+        raise authentication_failed(
             f"Signature did not match. String to sign used was {to_sign}"
         )
     if query.get("si"):
-        raise _authentication_failed(
+        raise authentication_failed(
             f"The signed identifier {query['si']!r} does not name a stored access policy; "
             "the sandbox's containers have none."
         )
 
-    _check_time_window(query, now)
+    check_time_window(query, now)
     protocol = query.get("spr", "")
     if protocol not in ("", "https", "https,http"):
-        raise _authentication_failed(f"spr={protocol!r} is not 'https' or 'https,http'.")
+        raise authentication_failed(f"spr={protocol!r} is not 'https' or 'https,http'.")
     if protocol == "https" and not https:
         raise SasError(
             403, "AuthorizationProtocolMismatch",
             "This request is not authorized to perform this operation using this protocol.",
         )
     if query.get("sip") and client_ip is not None:
-        _check_ip(query["sip"], client_ip)
+        check_ip(query["sip"], client_ip)
     if not set(any_of) & set(query.get("sp", "")):
         raise SasError(
             403, "AuthorizationPermissionMismatch",

@@ -35,6 +35,7 @@ from core.sandbox.runcommands import (
     parse_put,
     run_request,
 )
+from core.sandbox.storage_arm import StorageArm
 
 
 @dataclass(eq=False)
@@ -86,10 +87,9 @@ class SandboxService:
         self.root = root or scratch.folder_path() / f"sandbox-{secrets.token_hex(6)}"
         self.rng = random.Random(fleet.seed)
         self.blobs = BlobStore(max_block=fleet.max_append_block)
-        self.blobs.add_account(fleet.account, fleet.account_key)
-        for container in fleet.containers:
-            self.blobs.create_container(fleet.account, container)
-        self.sinks = BlobSinks(self.blobs)
+        self.storage = StorageArm(fleet, self.blobs)
+        """The fleet's storage accounts as ARM shows them (their blobs are in ``blobs``)."""
+        self.sinks = BlobSinks(self.blobs, self.storage.identity_role)
         self.machines: dict[tuple[str, str, str, str], SimMachine] = {}
         self._run_commands: dict[int, dict[str, RunCommand]] = {}
         self._deletes_failed: dict[int, int] = {}

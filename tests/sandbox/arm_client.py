@@ -38,11 +38,13 @@ def make_fleet(*machines: Mapping[str, Any], **sandbox: Any) -> FleetSpec:
     """A fleet of the given machine tables (name/kind/os at least), quick timings by default.
 
     Keyword arguments go to ``[sandbox]``, except ``faults`` and ``throttle`` which are
-    tables of their own, and ``principals``, a list of ``{name, token}`` tables.
+    tables of their own, ``principals``, a list of ``{name, token}`` tables, and
+    ``storage_accounts``, a list of ``[[storage_accounts]]`` tables.
     """
     faults = sandbox.pop("faults", {})
     throttle = sandbox.pop("throttle", {})
     principals = sandbox.pop("principals", [])
+    storage_accounts = sandbox.pop("storage_accounts", [])
     settings = {"flush_interval": 0.1, "pickup_delay": 0, "agent_timeout": 1, **sandbox}
     defaults = {"subscription": SUB, "resource_group": RG, "location": "westeurope"}
     return parse_fleet({
@@ -50,6 +52,7 @@ def make_fleet(*machines: Mapping[str, Any], **sandbox: Any) -> FleetSpec:
         "faults": faults,
         "throttle": throttle,
         "principals": principals,
+        "storage_accounts": storage_accounts,
         "machines": [{**defaults, **m} for m in machines],
     })
 

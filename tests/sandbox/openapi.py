@@ -76,9 +76,36 @@ _INSTANCE_VIEW = Operation(
         ("subscriptionId", "path"), ("resourceGroupName", "path"), ("vmName", "path"),
         ("api-version", "query"))),
     {}, _NO_SCHEMA)
+STORAGE_EXAMPLES = "storage/stable/2025-06-01/examples/"
+_NO_STORAGE_SPEC = ("blob.json and storage.json (Microsoft.Storage 2025-06-01) were not copied: "
+                    "blob.json's parameters $ref storage.json, 242 KB (tests/specs/README.md)")
+_ACCOUNTS = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/"
+             "Microsoft.Storage/storageAccounts")
+_CONTAINER = _ACCOUNTS + "/{accountName}/blobServices/default/containers/{containerName}"
+
+
+def _storage_operation(operation_id: str, method: str, path: str) -> Operation:
+    names = re.findall(r"\{([^}]+)\}", path)
+    parameters = [{"name": name, "in": "path", "required": True, "type": "string"}
+                  for name in names]
+    parameters.append({"name": "api-version", "in": "query", "required": True, "type": "string"})
+    if method == "put":
+        parameters.append({"name": "blobContainer", "in": "body", "required": True,
+                           "schema": {}})
+    return Operation(operation_id, None, path, method, tuple(parameters), {}, _NO_STORAGE_SPEC)
+
+
 _UNSPECCED_EXAMPLES = {
     "compute/ComputeRP/stable/2025-04-01/examples/virtualMachineExamples/"
     "VirtualMachine_Get_InstanceView.json": _INSTANCE_VIEW,
+    STORAGE_EXAMPLES + "BlobContainersPut.json":
+        _storage_operation("BlobContainers_Create", "put", _CONTAINER),
+    STORAGE_EXAMPLES + "BlobContainersGet.json":
+        _storage_operation("BlobContainers_Get", "get", _CONTAINER),
+    STORAGE_EXAMPLES + "BlobContainersDelete.json":
+        _storage_operation("BlobContainers_Delete", "delete", _CONTAINER),
+    STORAGE_EXAMPLES + "StorageAccountListByResourceGroup.json":
+        _storage_operation("StorageAccounts_ListByResourceGroup", "get", _ACCOUNTS),
 }
 
 
@@ -127,7 +154,8 @@ class SpecIndex:
     def __init__(self, specs_dir: Path = SPECS_DIR) -> None:
         self.specs_dir = specs_dir
         self.docs: dict[str, Any] = {}
-        self.operations: dict[str, Operation] = {"VirtualMachines_InstanceView": _INSTANCE_VIEW}
+        self.operations: dict[str, Operation] = {
+            op.operation_id: op for op in _UNSPECCED_EXAMPLES.values()}
         self._example_ops: dict[Path, str] = {}
         for rel in SPEC_FILES:
             doc = json.loads((specs_dir / rel).read_text())

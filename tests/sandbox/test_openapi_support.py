@@ -10,6 +10,7 @@ import pytest
 
 from tests.sandbox.openapi import (
     _BASE,
+    STORAGE_EXAMPLES,
     Example,
     SpecError,
     _prepare,
@@ -53,6 +54,12 @@ EXPECTED_EXAMPLES: dict[str, tuple[str, list[int]]] = {
     ARG + "ResourcesBasicQuery.json": ("Resources", [200]),
     ARG + "ResourcesFirstPageQuery.json": ("Resources", [200]),
     ARG + "ResourcesNextPageQuery.json": ("Resources", [200]),
+    # Replayed by test_storage_conformance.py (shape only: no Storage schema was copied).
+    STORAGE_EXAMPLES + "BlobContainersPut.json": ("BlobContainers_Create", [200, 201]),
+    STORAGE_EXAMPLES + "BlobContainersGet.json": ("BlobContainers_Get", [200]),
+    STORAGE_EXAMPLES + "BlobContainersDelete.json": ("BlobContainers_Delete", [200, 204]),
+    STORAGE_EXAMPLES + "StorageAccountListByResourceGroup.json":
+        ("StorageAccounts_ListByResourceGroup", [200]),
 }
 
 # Example responses that are themselves invalid against their operation's schema. The value is a
