@@ -11,14 +11,18 @@ token, never with a SAS, so no SAS it signs is ever needed again after the PUT.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import httpx
 
+from core.azure.blob_errors import error_from, transport_error
+from core.azure.http import parsed_url, send
 from core.azure.user_delegation import (
     MAX_KEY_LIFETIME,
     READER_PERMISSIONS,
+    SAS_VERSION,
     WRITER_PERMISSIONS,
     Bearer,
     ContainerAddress,
@@ -31,6 +35,7 @@ KEY_START_BACK = timedelta(minutes=5)
 """How far back a key (and its SAS) starts: a machine's clock may be behind ours."""
 EXPIRY_MARGIN = timedelta(hours=1)
 """Beyond the run's timeout: the agent's last flush, a late start, the client's drain."""
+T = TypeVar("T")
 LIFETIME_SLACK = timedelta(minutes=1)
 """Kept off the 7-day cap, so a request that takes a while is still within it."""
 
@@ -52,8 +57,11 @@ class DelegatedOutput:
         self._bearer = bearer
         self._clock = clock
         self._keys: dict[str, asyncio.Future[UserDelegationKey]] = {}
+        self._uploads: dict[str, asyncio.Future[None]] = {}
         self.keys_fetched = 0
         """How many keys were asked for (one per run)."""
+        self.uploads = 0
+        """How many blobs were uploaded (one per run and script)."""
 
     def lifetime(self, timeout: int) -> tuple[datetime, datetime]:
         """The start and expiry of a run's key for a command timeout in seconds (0: none)."""
@@ -69,21 +77,38 @@ class DelegatedOutput:
         Raises:
             BlobError: Storage refused (a 403 names the missing action) or was unreachable.
         """
-        future = self._keys.get(run_id)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._keys[run_id] = future
-            start, expiry = self.lifetime(timeout_seconds)
+        start, expiry = self.lifetime(timeout_seconds)
+
+        async def fetch() -> UserDelegationKey:
             self.keys_fetched += 1
+            return await get_user_delegation_key(
+                self._http, self.address.service_url, self._bearer, start=start, expiry=expiry)
+
+        return await _once(self._keys, run_id, fetch)
+
+    async def upload(self, blob_name: str, data: bytes, content_type: str) -> None:
+        """Put Blob (a block blob, with the user's token), once per name however many
+        machines ask; the others wait for the first (storage reference section 4).
+
+        Raises:
+            BlobError: Storage refused (403: the user lacks Storage Blob Data Contributor)
+                or could not be reached.
+        """
+        url = self.address.blob_url(blob_name)
+
+        async def put() -> None:
+            headers = {"x-ms-version": SAS_VERSION, "x-ms-blob-type": "BlockBlob",
+                       "Content-Type": content_type,
+                       "Authorization": f"Bearer {await self._bearer()}"}
             try:
-                future.set_result(await get_user_delegation_key(
-                    self._http, self.address.service_url, self._bearer,
-                    start=start, expiry=expiry))
-            except BaseException as exc:
-                future.set_exception(exc)
-                future.exception()  # retrieved: the callers raise their own copy below
-                raise
-        return await asyncio.shield(future)
+                response = await send(self._http, "PUT", parsed_url(url), headers, content=data)
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise transport_error(exc, "PUT", url) from None
+            if response.status_code != 201:
+                raise error_from(response)
+            self.uploads += 1
+
+        await _once(self._uploads, blob_name, put)
 
     def url(self, run_id: str, blob_name: str, *, write: bool) -> str:
         """A blob's URL with its own SAS: ``racw`` to write, ``r`` to read.
@@ -102,3 +127,20 @@ class DelegatedOutput:
     def plain_url(self, blob_name: str) -> str:
         """A blob's URL without a SAS, for reading with the user's token."""
         return self.address.blob_url(blob_name)
+
+
+async def _once(started: dict[str, asyncio.Future[T]], name: str,
+                   make: Callable[[], Awaitable[T]]) -> T:
+    """``make()``'s result, made by the first caller for ``name``; later callers share it
+    (its failure too: every machine of the run then says the same)."""
+    future = started.get(name)
+    if future is None:
+        future = asyncio.get_running_loop().create_future()
+        started[name] = future
+        try:
+            future.set_result(await make())
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here: each caller raises it below
+            raise
+    return await asyncio.shield(future)

@@ -56,13 +56,15 @@ class OutputTargets:
     identity: str | None = None
 
 
-def put_body(command: Command, location: str, targets: OutputTargets | None) -> dict[str, Any]:
+def put_body(command: Command, location: str, targets: OutputTargets | None,
+             source: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``PUT .../runCommands/{name}`` body for ``command`` (secrets included: in memory only).
 
     Unnamed parameters keep ``name: ""``, as the Linux handler expects for positional values.
+    ``source`` replaces the inline script (``scriptUri`` for one too big to send inline).
     """
     properties: dict[str, Any] = {
-        "source": {"script": command.script},
+        "source": source if source is not None else {"script": command.script},
         "parameters": [{"name": p.name, "value": p.value} for p in command.public_parameters],
         "protectedParameters": [
             {"name": p.name, "value": p.value} for p in command.protected_parameters

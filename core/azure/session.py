@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.azure.arm import ArmClient
 from core.azure.blob import AppendBlobClient, blob_url
 from core.azure.run_commands import OutputTargets, run_command_name
-from core.model import Machine, Stream
+from core.model import Command, Machine, OsType, Stream
 
 if TYPE_CHECKING:
     from core.azure.delegated_output import DelegatedOutput
@@ -65,6 +65,35 @@ class OutputContainer:
     url: str
     identity: str | None = None
     delegated: DelegatedOutput | None = None
+
+    @property
+    def uploads_scripts(self) -> bool:
+        """Whether a script too big to send inline can be uploaded and passed by URI."""
+        return self.delegated is not None
+
+    async def script_source(self, run_id: str, command: Command, timeout_seconds: int, *,
+                            arc: bool) -> dict[str, Any]:
+        """``source`` for a script passed by URI: uploaded once per run and OS as
+        ``scripts/<run id>.sh|.ps1``; a read SAS, or ``scriptUriManagedIdentity`` with the
+        machines' identity (not on Arc, which has no managed identity for blobs).
+        Protected parameters are not in the script: they stay in ``protectedParameters``.
+
+        Raises:
+            BlobError: Storage refused the key or the upload.
+            RuntimeError: Output storage is not in user-delegation mode (no uploads).
+        """
+        if self.delegated is None:
+            raise RuntimeError("scripts are uploaded only with output_mode user-delegation")
+        windows = command.command_id.os is OsType.WINDOWS
+        name = f"scripts/{run_id}.{'ps1' if windows else 'sh'}"
+        await self.delegated.upload(name, command.script.encode("utf-8"),
+                                    "text/plain; charset=utf-8")
+        if self.identity is not None and not arc:
+            identity = {"clientId": self.identity} if self.identity else {}
+            return {"scriptUri": self.delegated.plain_url(name),
+                    "scriptUriManagedIdentity": identity}
+        await self.delegated.prepare(run_id, timeout_seconds)
+        return {"scriptUri": self.delegated.url(run_id, name, write=False)}
 
     @property
     def read_with_token(self) -> bool:

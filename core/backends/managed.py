@@ -53,11 +53,13 @@ from core.model import (
     HealthStatus,
     Machine,
     MachineId,
+    MachineKind,
     OsType,
     RunState,
     Stream,
     Waiting,
 )
+from core.validate import too_big_inline
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,13 @@ class ManagedRunCommands:
         self.session = session
         self._canceled: set[tuple[MachineId, str]] = set()
 
+    @property
+    def uploads_scripts(self) -> bool:
+        """Whether a script over the inline limit goes by ``scriptUri`` (user-delegation
+        output storage: uploaded once per run)."""
+        output = self.session.output
+        return output is not None and output.uploads_scripts
+
     # -- health ---------------------------------------------------------------------------
 
     async def check_health(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
@@ -123,8 +132,17 @@ class ManagedRunCommands:
                                error=f"output storage: {redact_sas(str(error))}")
                 return
             targets = output.targets(run_id, machine)
+        source = None
+        if output is not None and output.uploads_scripts and too_big_inline(command.script):
+            try:
+                source = await output.script_source(run_id, command, command.timeout,
+                                                    arc=machine.kind is MachineKind.ARC)
+            except BlobError as error:
+                yield Finished(machine.id, RunState.FAILED,
+                               error=f"script upload: {redact_sas(str(error))}")
+                return
         watch.targets = targets
-        body = put_body(command, machine.location, targets)
+        body = put_body(command, machine.location, targets, source)
         waits = _StartWait()
         put = asyncio.ensure_future(self.session.arm.request(
             "PUT", watch.path, json_body=body, priority=Priority.START, waiting=waits.report))

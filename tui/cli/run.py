@@ -206,7 +206,7 @@ async def _plan(
     pairs = _assign(selected, commands, saved)
     # The gate RunSession.plan applies again below; passed here first so bad input costs
     # no health check, and its warnings come before a dangerous command's confirmation.
-    warnings = check_run(pairs)
+    warnings = check_run(pairs, backends.for_machine)
     if warnings:
         print(describe_problems(ValidationError(warnings)), file=sys.stderr)
 
