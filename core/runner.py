@@ -84,6 +84,7 @@ class RunSession:
         if_missing: Mapping[MachineId, IfMissing] | None = None,
     ) -> None:
         self.run = run
+        self.backend_for = backend_for
         root = runs_root if runs_root is not None else config.runs_dir()
         self.output = OutputStore(root / run.run_id)
         self.fanout = FanOut(run, backend_for, self.output, options, reattach=reattach,

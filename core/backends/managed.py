@@ -107,6 +107,12 @@ class ManagedRunCommands:
         output = self.session.output
         return output is not None and output.uploads_scripts
 
+    @property
+    def keeps_full_output(self) -> bool:
+        """Whether outputs are read whole from blobs; without output storage only the
+        instance view's 4 KB tails are (see :mod:`core.output_hint`)."""
+        return self.session.output is not None and self.session.blobs is not None
+
     # -- health ---------------------------------------------------------------------------
 
     async def check_health(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
