@@ -53,13 +53,8 @@ def check_run(assignments: Sequence[tuple[Machine, Command]],
     Raises:
         ValidationError: at least one error; it carries every problem found.
     """
-    def uploads(machine: Machine) -> bool:
-        try:
-            return backend_for is not None and uploads_scripts(backend_for(machine))
-        except LookupError:  # no backend for its kind: the run reports that machine
-            return False
-
-    problems = validate_selection(assignments, uploads_scripts=uploads)
+    problems = validate_selection(
+        assignments, uploads_scripts=None if backend_for is None else uploads_for(backend_for))
     raise_if_errors(problems)
     return problems
 
@@ -67,6 +62,17 @@ def check_run(assignments: Sequence[tuple[Machine, Command]],
 def uploads_scripts(backend: Backend) -> bool:
     """Whether ``backend`` passes a script too big to send inline by URI."""
     return bool(getattr(backend, "uploads_scripts", False))
+
+
+def uploads_for(backend_for: Callable[[Machine], Backend]) -> Callable[[Machine], bool]:
+    """Per machine: whether its backend passes a script too big to send inline by URI."""
+    def uploads(machine: Machine) -> bool:
+        try:
+            return uploads_scripts(backend_for(machine))
+        except LookupError:  # no backend for its kind: the run reports that machine
+            return False
+
+    return uploads
 
 
 class RunSession:

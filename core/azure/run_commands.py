@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from core.azure.blob_urls import redact_sas
 from core.errors import FleetrunError
 from core.model import Command, RunState
 
@@ -121,13 +122,13 @@ class InstanceView:
         return cls(
             provisioning_state=str(props.get("provisioningState") or ""),
             execution_state=str(view.get("executionState") or "Unknown"),
-            message=str(view.get("executionMessage") or ""),
+            message=redact_sas(str(view.get("executionMessage") or "")),
             exit_code=exit_code if isinstance(exit_code, int) else None,
             output=str(view.get("output") or ""),
             error=str(view.get("error") or ""),
             started=_timestamp(view.get("startTime")),
             ended=_timestamp(view.get("endTime")),
-            provisioning_error=f"{error.get('code', '')}: {error.get('message', '')}"
+            provisioning_error=redact_sas(f"{error.get('code', '')}: {error.get('message', '')}")
             if error else "",
         )
 

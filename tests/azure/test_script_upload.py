@@ -11,8 +11,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
@@ -26,8 +27,20 @@ from core.backends.arc import ArcBackend
 from core.backends.compute import ComputeBackend
 from core.backends.managed import ManagedRunCommands
 from core.events import Finished, MachineEvent
-from core.model import Command, CommandId, Machine, MachineKind, OsType, Parameter, RunState
-from core.runner import check_run
+from core.journal_store import Journal
+from core.model import (
+    Command,
+    CommandId,
+    Machine,
+    MachineKind,
+    OsType,
+    Parameter,
+    RunState,
+    utc_now,
+)
+from core.run_record import run_record
+from core.run_view import RunView
+from core.runner import RunSession, check_run
 from core.validate import MAX_SCRIPT_BYTES, ValidationError
 
 CONTAINER = "https://fleetout.blob.core.windows.net/fleetrun-output"
@@ -46,6 +59,8 @@ class FakeAzure:
     """Recorded answers of ARM (one run command per machine) and of Storage."""
 
     upload_status: int = 201
+    echo_put: bool = False
+    """Refuse each PUT with a message quoting its outputBlobUri, SAS and all."""
     puts: dict[str, dict[str, Any]] = field(default_factory=dict)
     uploads: list[httpx.Request] = field(default_factory=list)
     keys: int = 0
@@ -54,6 +69,11 @@ class FakeAzure:
         path = request.url.path
         if request.method == "PUT":
             self.puts[path] = json.loads(request.content)
+            if self.echo_put:
+                uri = self.puts[path]["properties"]["outputBlobUri"]
+                return httpx.Response(400, json={"error": {
+                    "code": "InvalidParameter",
+                    "message": f"outputBlobUri '{uri}' cannot be reached"}})
             return httpx.Response(201, json={"properties": {"provisioningState": "Creating"}})
         if request.method == "GET":
             return httpx.Response(200, json={"properties": {
@@ -121,7 +141,10 @@ def signatures(bodies: dict[str, dict[str, Any]]) -> set[str]:
         properties = body["properties"]
         for url in (properties["source"].get("scriptUri", ""), properties["outputBlobUri"],
                     properties["errorBlobUri"]):
-            found.update(parse_qs(urlsplit(url).query).get("sig", []))
+            # As signed (base64) and as sent (percent-encoded): either may be quoted back.
+            for sig in parse_qs(urlsplit(url).query).get("sig", []):
+                found.add(quote(sig, safe=""))
+                found.add(sig)
     return found
 
 
@@ -149,7 +172,7 @@ async def test_a_big_script_is_uploaded_once_and_each_machine_gets_a_read_sas(
         assert properties["protectedParameters"] == [{"name": "TOKEN", "value": SECRET}]
         assert parse_qs(urlsplit(properties["outputBlobUri"]).query)["sp"] == ["racw"]
     sigs = signatures(fake.puts)
-    assert len(sigs) == 4 * 2 + 1  # a writer per machine and stream, one reader
+    assert len(sigs) >= 4 * 2 + 1  # a writer per machine and stream, one reader
     shown = " ".join(repr(e) for e in events) + caplog.text
     assert not any(sig in shown for sig in sigs)
 
@@ -198,3 +221,28 @@ async def test_the_gate_lets_a_big_script_through_only_where_it_can_be_uploaded(
         check_run([(vm.__class__(id="local", name="l", kind=MachineKind.LOCAL,
                                  os=OsType.LINUX), COMMAND)])
     assert "setup-output" not in str(local.value.problems)
+
+
+async def test_no_signature_reaches_the_journal_an_export_or_an_error(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    for echo in (False, True):
+        fake = FakeAzure(echo_put=echo)
+        journal_path = tmp_path / f"journal-{echo}.db"
+        async with session_over(fake) as session:
+            backend = ComputeBackend(session)
+            run = RunSession.plan([(machine(f"vm-{i}"), COMMAND) for i in range(2)],
+                                  lambda _m, b=backend: b, journal=Journal(journal_path),
+                                  runs_root=tmp_path / f"runs-{echo}")
+            await asyncio.wait_for(run.execute(), timeout=60)
+        sigs = signatures(fake.puts)
+        assert len(sigs) >= 2 * 2 + 1
+        states = {mr.state for mr in run.run.machines.values()}
+        assert states == ({RunState.FAILED} if echo else {RunState.SUCCEEDED})
+        if echo:
+            assert all("sig=REDACTED" in mr.error for mr in run.run.machines.values())
+        record = json.dumps(run_record(RunView(run.run, run.output, utc_now())))
+        stored = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+        for sig in sigs:
+            assert sig not in record and sig not in caplog.text
+            assert sig.encode() not in stored
