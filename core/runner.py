@@ -38,11 +38,14 @@ from core.validate import Problem, raise_if_errors, validate_selection
 log = logging.getLogger(__name__)
 
 
-def check_run(assignments: Sequence[tuple[Machine, Command]]) -> list[Problem]:
+def check_run(assignments: Sequence[tuple[Machine, Command]],
+              backend_for: Callable[[Machine], Backend] | None = None) -> list[Problem]:
     """The gate every new run passes (:meth:`RunSession.plan` always calls it).
 
     A front end may call it earlier too, to refuse bad input before it pays for anything
     else (the CLI checks health, which costs API calls on Azure, only once this passed).
+    With ``backend_for``, a script over the inline limit passes for machines whose backend
+    uploads it (``uploads_scripts``); without, it never does.
 
     Returns:
         The warnings: the run may go on, but the user should see them.
@@ -50,9 +53,26 @@ def check_run(assignments: Sequence[tuple[Machine, Command]]) -> list[Problem]:
     Raises:
         ValidationError: at least one error; it carries every problem found.
     """
-    problems = validate_selection(assignments)
+    problems = validate_selection(
+        assignments, uploads_scripts=None if backend_for is None else uploads_for(backend_for))
     raise_if_errors(problems)
     return problems
+
+
+def uploads_scripts(backend: Backend) -> bool:
+    """Whether ``backend`` passes a script too big to send inline by URI."""
+    return bool(getattr(backend, "uploads_scripts", False))
+
+
+def uploads_for(backend_for: Callable[[Machine], Backend]) -> Callable[[Machine], bool]:
+    """Per machine: whether its backend passes a script too big to send inline by URI."""
+    def uploads(machine: Machine) -> bool:
+        try:
+            return uploads_scripts(backend_for(machine))
+        except LookupError:  # no backend for its kind: the run reports that machine
+            return False
+
+    return uploads
 
 
 class RunSession:
@@ -70,6 +90,7 @@ class RunSession:
         if_missing: Mapping[MachineId, IfMissing] | None = None,
     ) -> None:
         self.run = run
+        self.backend_for = backend_for
         root = runs_root if runs_root is not None else config.runs_dir()
         self.output = OutputStore(root / run.run_id)
         self.fanout = FanOut(run, backend_for, self.output, options, reattach=reattach,
@@ -104,7 +125,7 @@ class RunSession:
             ValidationError: the assignments must not be sent; nothing was started or
                 written to the journal.
         """
-        warnings = check_run(assignments)
+        warnings = check_run(assignments, backend_for)
         run = plan_run(assignments, fleet=fleet, target=target, parent_run_id=parent_run_id)
         session = cls(run, backend_for, options=options, journal=journal, runs_root=runs_root)
         session.warnings = warnings

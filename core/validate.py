@@ -8,7 +8,7 @@ parameter values and the run-as password are referred to by parameter name or in
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -111,7 +111,8 @@ def raise_if_errors(problems: Iterable[Problem]) -> None:
 # -- commands -----------------------------------------------------------------------------
 
 
-def validate_command(command: Command, *, azure_targets: bool = True) -> list[Problem]:
+def validate_command(command: Command, *, azure_targets: bool = True,
+                     may_upload: bool = False) -> list[Problem]:
     """Checks one command against the service's rules.
 
     Parameters are referred to as ``parameters[i]`` with ``i`` their 0-based position in
@@ -129,25 +130,38 @@ def validate_command(command: Command, *, azure_targets: bool = True) -> list[Pr
         when the command can be sent as is.
     """
     problems: list[Problem] = []
-    problems += _check_script(command.script)
+    problems += _check_script(command.script, may_upload, azure_targets)
     problems += _check_timeout(command.timeout)
     problems += _check_parameters(command, azure_targets)
     problems += _check_run_as(command, azure_targets)
     return problems
 
 
-def _check_script(script: str) -> list[Problem]:
+def script_bytes(script: str) -> int:
+    """The script's size in UTF-8; a lone surrogate still counts (3 bytes), no crash."""
+    return len(script.encode("utf-8", "surrogatepass"))
+
+
+def too_big_inline(script: str) -> bool:
+    """Whether a script is over the inline limit (it must then go by ``scriptUri``)."""
+    return script_bytes(script) > MAX_SCRIPT_BYTES
+
+
+def _check_script(script: str, may_upload: bool = False,
+                  azure_targets: bool = False) -> list[Problem]:
     if not script.strip():
         return [Problem("script", "the script is empty; give at least one command to run")]
-    # surrogatepass: a lone surrogate still counts (3 bytes) instead of crashing the check.
-    size = len(script.encode("utf-8", "surrogatepass"))
-    if size > MAX_SCRIPT_BYTES:
+    size = script_bytes(script)
+    if size > MAX_SCRIPT_BYTES and not may_upload:
         return [
             Problem(
                 "script",
                 f"the script is {size:,} bytes (UTF-8); the limit for an inline script is "
                 f"{MAX_SCRIPT_BYTES:,} bytes (256 KiB); shorten it, or have a small script "
-                "download the rest",
+                "download the rest" + (
+                    "; or, for Azure machines, run `fleetrun azure setup-output --account "
+                    "NAME` once: fleetrun then uploads a big script to your storage and "
+                    "passes its URL (scriptUri)" if azure_targets else ""),
             )
         ]
     return []
@@ -334,11 +348,16 @@ def _check_run_as(command: Command, azure_targets: bool) -> list[Problem]:
 # -- selections ---------------------------------------------------------------------------
 
 
-def validate_selection(pairs: Sequence[tuple[Machine, Command]]) -> list[Problem]:
+def validate_selection(pairs: Sequence[tuple[Machine, Command]], *,
+                       uploads_scripts: Callable[[Machine], bool] | None = None,
+                       ) -> list[Problem]:
     """Checks what is about to be sent where: the selection, then each distinct command.
 
     Args:
         pairs: each selected machine with the command it would get.
+        uploads_scripts: whether a machine's backend can pass a script too big to send
+            inline by URI (Azure with output storage in user-delegation mode); a command
+            may then be over the inline limit when every machine it goes to can.
 
     Returns:
         Selection problems first, then each command's problems once, even when many
@@ -356,8 +375,11 @@ def validate_selection(pairs: Sequence[tuple[Machine, Command]]) -> list[Problem
     wrong_os: dict[CommandId, list[Machine]] = {}
     commands: dict[int, Command] = {}
     azure_bound: set[int] = set()
+    inline_only: set[int] = set()
     for machine, command in pairs:
         commands.setdefault(id(command), command)
+        if uploads_scripts is None or not uploads_scripts(machine):
+            inline_only.add(id(command))
         if machine.kind in (MachineKind.VM, MachineKind.ARC):
             azure_bound.add(id(command))
         if command.command_id.os is not machine.os:
@@ -368,7 +390,8 @@ def validate_selection(pairs: Sequence[tuple[Machine, Command]]) -> list[Problem
     several = len({c.command_id for c in commands.values()}) > 1
     seen: set[Problem] = set()
     for command in commands.values():
-        for found in validate_command(command, azure_targets=id(command) in azure_bound):
+        for found in validate_command(command, azure_targets=id(command) in azure_bound,
+                                      may_upload=id(command) not in inline_only):
             if several:
                 message = f"{command.command_id}: {found.message}"
                 found = Problem(found.field, message, found.severity)

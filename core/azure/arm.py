@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from core.azure.auth import ARM_SCOPE, TokenSource, principal_of
+from core.azure.blob_urls import redact_sas
 from core.azure.budget import ArmBudget, Priority, ThrottleScope, Ticket, kind_of
 from core.azure.http import parsed_url, pooled_client, send
 from core.azure.request_waits import RequestWaits, WaitReport
@@ -101,7 +102,8 @@ class ArmError(ServiceError):
     ) -> None:
         self.status = status
         self.code = code
-        self.message = message
+        # ARM may quote a request's blob URL back (outputBlobUri, scriptUri): never its SAS.
+        self.message = redact_sas(message)
         self.request_id = request_id
         self.target = target
         super().__init__(str(self))

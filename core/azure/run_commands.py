@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from core.azure.blob_urls import redact_sas
 from core.errors import FleetrunError
 from core.model import Command, RunState
 
@@ -56,13 +57,15 @@ class OutputTargets:
     identity: str | None = None
 
 
-def put_body(command: Command, location: str, targets: OutputTargets | None) -> dict[str, Any]:
+def put_body(command: Command, location: str, targets: OutputTargets | None,
+             source: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``PUT .../runCommands/{name}`` body for ``command`` (secrets included: in memory only).
 
     Unnamed parameters keep ``name: ""``, as the Linux handler expects for positional values.
+    ``source`` replaces the inline script (``scriptUri`` for one too big to send inline).
     """
     properties: dict[str, Any] = {
-        "source": {"script": command.script},
+        "source": source if source is not None else {"script": command.script},
         "parameters": [{"name": p.name, "value": p.value} for p in command.public_parameters],
         "protectedParameters": [
             {"name": p.name, "value": p.value} for p in command.protected_parameters
@@ -119,13 +122,13 @@ class InstanceView:
         return cls(
             provisioning_state=str(props.get("provisioningState") or ""),
             execution_state=str(view.get("executionState") or "Unknown"),
-            message=str(view.get("executionMessage") or ""),
+            message=redact_sas(str(view.get("executionMessage") or "")),
             exit_code=exit_code if isinstance(exit_code, int) else None,
             output=str(view.get("output") or ""),
             error=str(view.get("error") or ""),
             started=_timestamp(view.get("startTime")),
             ended=_timestamp(view.get("endTime")),
-            provisioning_error=f"{error.get('code', '')}: {error.get('message', '')}"
+            provisioning_error=redact_sas(f"{error.get('code', '')}: {error.get('message', '')}")
             if error else "",
         )
 

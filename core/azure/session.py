@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from core.azure.arm import ArmClient
 from core.azure.blob import AppendBlobClient, blob_url
 from core.azure.run_commands import OutputTargets, run_command_name
-from core.model import Machine, Stream
+from core.model import Command, Machine, OsType, Stream
+
+if TYPE_CHECKING:
+    from core.azure.delegated_output import DelegatedOutput
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,18 +58,87 @@ class OutputContainer:
             ``identity`` is set.
         identity: None to use the SAS; ``""`` for each machine's system-assigned identity or
             a user-assigned identity's client id.
+        delegated: In ``output_mode = "user-delegation"``: signs each run's per-blob SAS
+            (when no identity writes) and uploads scripts; ``url`` is then a plain URL.
     """
 
     url: str
     identity: str | None = None
+    delegated: DelegatedOutput | None = None
+
+    @property
+    def uploads_scripts(self) -> bool:
+        """Whether a script too big to send inline can be uploaded and passed by URI."""
+        return self.delegated is not None
+
+    async def script_source(self, run_id: str, command: Command, timeout_seconds: int, *,
+                            arc: bool) -> dict[str, Any]:
+        """``source`` for a script passed by URI: uploaded once per run and OS as
+        ``scripts/<run id>.sh|.ps1``; a read SAS, or ``scriptUriManagedIdentity`` with the
+        machines' identity (not on Arc, which has no managed identity for blobs).
+        Protected parameters are not in the script: they stay in ``protectedParameters``.
+
+        Raises:
+            BlobError: Storage refused the key or the upload.
+            RuntimeError: Output storage is not in user-delegation mode (no uploads).
+        """
+        if self.delegated is None:
+            raise RuntimeError("scripts are uploaded only with output_mode user-delegation")
+        windows = command.command_id.os is OsType.WINDOWS
+        name = f"scripts/{run_id}.{'ps1' if windows else 'sh'}"
+        await self.delegated.upload(name, command.script.encode("utf-8"),
+                                    "text/plain; charset=utf-8")
+        if self.identity is not None and not arc:
+            identity = {"clientId": self.identity} if self.identity else {}
+            return {"scriptUri": self.delegated.plain_url(name),
+                    "scriptUriManagedIdentity": identity}
+        await self.delegated.prepare(run_id, timeout_seconds)
+        return {"scriptUri": self.delegated.url(run_id, name, write=False)}
+
+    @property
+    def read_with_token(self) -> bool:
+        """Whether fleetrun reads the blobs with its Entra token (plain URLs), not a SAS."""
+        return self.identity is not None or self.delegated is not None
+
+    async def prepare(self, run_id: str, timeout_seconds: int) -> None:
+        """What :meth:`targets` needs first: the run's user-delegation key, when SAS are
+        signed per blob (fetched once per run).
+
+        Raises:
+            BlobError: Storage refused the key (the message names the missing action).
+        """
+        if self.delegated is not None and self.identity is None:
+            await self.delegated.prepare(run_id, timeout_seconds)
 
     def targets(self, run_id: str, machine: Machine) -> OutputTargets:
-        folder = f"{run_command_name(run_id)}/{blob_folder(machine)}"
+        """The blob URLs a machine's run command is given (after :meth:`prepare`)."""
+        names = self._names(run_id, machine)
+        if self.delegated is not None and self.identity is None:
+            return OutputTargets(
+                output_uri=self.delegated.url(run_id, names[Stream.STDOUT], write=True),
+                error_uri=self.delegated.url(run_id, names[Stream.STDERR], write=True))
         return OutputTargets(
-            output_uri=blob_url(self.url, f"{folder}/{Stream.STDOUT.value}.txt"),
-            error_uri=blob_url(self.url, f"{folder}/{Stream.STDERR.value}.txt"),
+            output_uri=self._plain(names[Stream.STDOUT]),
+            error_uri=self._plain(names[Stream.STDERR]),
             identity=self.identity,
         )
+
+    def read_urls(self, run_id: str, machine: Machine) -> dict[Stream, str]:
+        """The URLs fleetrun reads a machine's blobs at: plain when it reads with its token
+        (no SAS needed, none kept), else the container SAS's."""
+        return {stream: self._plain(name) for stream, name in
+                self._names(run_id, machine).items()}
+
+    def _plain(self, blob_name: str) -> str:
+        if self.delegated is not None:
+            return self.delegated.plain_url(blob_name)
+        return blob_url(self.url, blob_name)
+
+    @staticmethod
+    def _names(run_id: str, machine: Machine) -> dict[Stream, str]:
+        folder = f"{run_command_name(run_id)}/{blob_folder(machine)}"
+        return {stream: f"{folder}/{stream.value}.txt"
+                for stream in (Stream.STDOUT, Stream.STDERR)}
 
 
 def blob_folder(machine: Machine) -> str:

@@ -23,6 +23,14 @@ is optional; ``config.example.toml`` beside this module is a commented example.
   default): no output blobs, only the 4 KB tails of the instance view. The environment
   variable ``FLEETRUN_AZURE_OUTPUT_CONTAINER`` overrides it, so the SAS need not be stored in
   a file. The SAS signature (``sig=``) is never shown: not in errors, not in ``repr``.
+- ``output_mode``: how the machines get at ``output_container``. ``"container-sas"`` (the
+  default): the container SAS URL above, as given. ``"user-delegation"`` (what ``fleetrun azure
+  setup-output`` writes): ``output_container`` is a plain container URL (no SAS); each run
+  asks Storage for a user-delegation key with your Entra token and signs one SAS per blob
+  (writers ``racw`` for the output, ``r`` for an uploaded script), and fleetrun reads the
+  blobs with your token. You need Storage Blob Data Contributor on the container and
+  ``generateUserDelegationKey`` on the account (any Storage Blob Data role at account scope,
+  or Storage Blob Delegator).
 - ``output_identity``: who writes the output blobs. ``""`` (the default): the SAS in
   ``output_container``. ``"system"``: the machine's system-assigned managed identity; or a
   user-assigned identity's client id (a GUID). Then fleetrun reads the blobs with its own
@@ -80,8 +88,10 @@ REDACTED = "REDACTED"
 
 Cleanup = Literal["delete", "keep"]
 CLEANUP_CHOICES: tuple[Cleanup, ...] = ("delete", "keep")
-KEYS = ("subscriptions", "arm_endpoint", "credential", "output_container", "output_identity",
-        "cleanup", "poll_interval", "api_versions", "throttle")
+KEYS = ("subscriptions", "arm_endpoint", "credential", "output_container", "output_mode",
+        "output_identity", "cleanup", "poll_interval", "api_versions", "throttle")
+OutputMode = Literal["container-sas", "user-delegation"]
+OUTPUT_MODE_CHOICES: tuple[OutputMode, ...] = ("container-sas", "user-delegation")
 Credential = Literal["default", "sandbox"]
 CREDENTIAL_CHOICES: tuple[Credential, ...] = ("default", "sandbox")
 API_VERSION_KEYS = ("compute", "hybridcompute", "resourcegraph")
@@ -117,6 +127,7 @@ class AzureSettings:
     arm_endpoint: str = PUBLIC_CLOUD
     credential: Credential = "default"
     output_container: str = ""
+    output_mode: OutputMode = "container-sas"
     output_identity: str = ""
     cleanup: Cleanup = "delete"
     poll_interval: float = 5.0
@@ -127,6 +138,11 @@ class AzureSettings:
     def uses_managed_identity(self) -> bool:
         """Whether the machines' managed identities write the output blobs (no SAS)."""
         return self.output_identity != ""
+
+    @property
+    def delegates(self) -> bool:
+        """Whether each run signs its own per-blob SAS with a user-delegation key."""
+        return self.output_mode == "user-delegation" and self.output_container != ""
 
     def __repr__(self) -> str:
         shown = []
@@ -184,6 +200,7 @@ def parse_azure_settings(
     """
     _only(table, "azure", KEYS)
     identity = _output_identity(table.get("output_identity", ""))
+    mode = _output_mode(table.get("output_mode", "container-sas"))
     container_where, container = "azure.output_container", table.get("output_container", "")
     override = (environ or {}).get(OUTPUT_CONTAINER_ENV, "")
     if override.strip():
@@ -195,7 +212,8 @@ def parse_azure_settings(
         subscriptions=_subscriptions(table.get("subscriptions", [])),
         arm_endpoint=endpoint,
         credential=_credential(table.get("credential", "default"), endpoint),
-        output_container=_output_container(container, container_where, identity),
+        output_container=_output_container(container, container_where, identity, mode),
+        output_mode=mode,
         output_identity=identity,
         cleanup=_cleanup(table.get("cleanup", "delete")),
         poll_interval=_positive_number(table.get("poll_interval", 5.0), "azure.poll_interval"),
@@ -292,7 +310,18 @@ def _output_identity(value: object) -> str:
     raise SettingsError(f"{where}: {_shown(value)} is not allowed; {allowed}")
 
 
-def _output_container(value: object, where: str, identity: str) -> str:
+def _output_mode(value: object) -> OutputMode:
+    for choice in OUTPUT_MODE_CHOICES:
+        if value == choice:
+            return choice
+    raise SettingsError(f"azure.output_mode: {_shown(value)} is not allowed; allowed: "
+                        "container-sas (the SAS in azure.output_container) or user-delegation "
+                        "(a plain container URL; each run signs its own SAS with your Entra "
+                        "login; `fleetrun azure setup-output` sets it up)")
+
+
+def _output_container(value: object, where: str, identity: str,
+                      mode: OutputMode = "container-sas") -> str:
     example = ("https://ACCOUNT.blob.core.windows.net/CONTAINER?<SAS>, or "
                "http://127.0.0.1:PORT/ACCOUNT/CONTAINER?<SAS> for Azurite or the sandbox")
     allowed = f"allowed: \"\" (no output blobs) or a container URL like {example}"
@@ -316,7 +345,12 @@ def _output_container(value: object, where: str, identity: str) -> str:
         raise SettingsError(f"{where}: {container!r} is not a valid container name (3-63 "
                             "lowercase letters, digits and single hyphens)")
     query = parse_qs(parts.query, keep_blank_values=True)
-    if identity:
+    if mode == "user-delegation":
+        if parts.query:
+            raise SettingsError(f"{where}: must be a plain container URL without a SAS or "
+                                "other query when azure.output_mode is user-delegation (each "
+                                f"run signs its own per-blob SAS), got {shown!r}")
+    elif identity:
         if parts.query:
             raise SettingsError(f"{where}: must be a plain container URL without a SAS or "
                                 "other query when azure.output_identity is set (the machines' "

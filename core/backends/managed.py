@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.azure.arm import ArmError
+from core.azure.blob_errors import BlobError
 from core.azure.blob_tail import BlobTailer
+from core.azure.blob_urls import redact_sas
 from core.azure.budget import Priority
 from core.azure.machine_health import refine_health
 from core.azure.run_commands import (
@@ -51,11 +53,13 @@ from core.model import (
     HealthStatus,
     Machine,
     MachineId,
+    MachineKind,
     OsType,
     RunState,
     Stream,
     Waiting,
 )
+from core.validate import too_big_inline
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +100,19 @@ class ManagedRunCommands:
         self.session = session
         self._canceled: set[tuple[MachineId, str]] = set()
 
+    @property
+    def uploads_scripts(self) -> bool:
+        """Whether a script over the inline limit goes by ``scriptUri`` (user-delegation
+        output storage: uploaded once per run)."""
+        output = self.session.output
+        return output is not None and output.uploads_scripts
+
+    @property
+    def keeps_full_output(self) -> bool:
+        """Whether outputs are read whole from blobs; without output storage only the
+        instance view's 4 KB tails are (see :mod:`core.output_hint`)."""
+        return self.session.output is not None and self.session.blobs is not None
+
     # -- health ---------------------------------------------------------------------------
 
     async def check_health(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
@@ -112,9 +129,26 @@ class ManagedRunCommands:
     ) -> AsyncGenerator[MachineEvent, None]:
         watch = _Watch(machine, run_id, run_command_path(machine.id, run_id))
         output = self.session.output
-        targets = output.targets(run_id, machine) if output is not None else None
+        targets = None
+        if output is not None:
+            try:
+                await output.prepare(run_id, command.timeout)
+            except BlobError as error:
+                yield Finished(machine.id, RunState.FAILED,
+                               error=f"output storage: {redact_sas(str(error))}")
+                return
+            targets = output.targets(run_id, machine)
+        source = None
+        if output is not None and output.uploads_scripts and too_big_inline(command.script):
+            try:
+                source = await output.script_source(run_id, command, command.timeout,
+                                                    arc=machine.kind is MachineKind.ARC)
+            except BlobError as error:
+                yield Finished(machine.id, RunState.FAILED,
+                               error=f"script upload: {redact_sas(str(error))}")
+                return
         watch.targets = targets
-        body = put_body(command, machine.location, targets)
+        body = put_body(command, machine.location, targets, source)
         waits = _StartWait()
         put = asyncio.ensure_future(self.session.arm.request(
             "PUT", watch.path, json_body=body, priority=Priority.START, waiting=waits.report))
@@ -191,13 +225,13 @@ class ManagedRunCommands:
     ) -> AsyncGenerator[MachineEvent, None]:
         output, blobs = self.session.output, self.session.blobs
         if output is not None and blobs is not None:
-            targets = watch.targets or output.targets(watch.run_id, watch.machine)
+            reads = output.read_urls(watch.run_id, watch.machine)
             # The Linux handler's tails are the files' last 4,096 bytes (reference
             # run-command-handlers.md section 3): a shorter one is the whole output, and its
             # blob need not be read. The Windows handler's encoding is not documented.
             watch.output = BlobOutput(watch.machine.id, watch.machine.name, {
-                Stream.STDOUT: BlobTailer(blobs, targets.output_uri),
-                Stream.STDERR: BlobTailer(blobs, targets.error_uri),
+                Stream.STDOUT: BlobTailer(blobs, reads[Stream.STDOUT]),
+                Stream.STDERR: BlobTailer(blobs, reads[Stream.STDERR]),
             }, self.session.pacing.blob_interval,
                 exact_tails=watch.machine.os is OsType.LINUX)
         finished = False

@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from core.azure.arm import ArmClient
 from core.azure.auth import STORAGE_SCOPE, IdentityTokens, StaticToken, TokenSource
-from core.azure.blob import AppendBlobClient
+from core.azure.blob import AppendBlobClient, Bearer
 from core.azure.budget import ArmBudget
+from core.azure.delegated_output import DelegatedOutput
 from core.azure.http import pooled_client
 from core.azure.session import AzureSession, OutputContainer, Pacing
 from core.azure.settings import SettingsError, load_azure_settings, sandbox_token
@@ -52,14 +53,20 @@ def azure_source(spec: str) -> FleetSource:
     blobs = None
     if settings.output_container:
         identity = None
-        bearer = None
+        bearer: Bearer | None = None
+        delegated = None
+
+        async def storage_token() -> str:
+            return await credential.token(STORAGE_SCOPE)
+
         if settings.output_identity:
             identity = "" if settings.output_identity == "system" else settings.output_identity
-
-            async def bearer() -> str:
-                return await credential.token(STORAGE_SCOPE)
-
-        output = OutputContainer(settings.output_container, identity)
+            bearer = storage_token
+        if settings.delegates:
+            # The user's own token reads the blobs and mints each run's key.
+            bearer = storage_token
+            delegated = DelegatedOutput(blob_http, settings.output_container, storage_token)
+        output = OutputContainer(settings.output_container, identity, delegated)
         blobs = AppendBlobClient(blob_http, bearer)
     session = AzureSession(
         arm=arm,

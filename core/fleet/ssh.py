@@ -105,4 +105,5 @@ def _output_container() -> str:
         settings = load_azure_settings()
     except SettingsError:
         return ""  # --fleet azure reports the error; SSH runs need no blobs
-    return "" if settings.output_identity else settings.output_container
+    sas = not settings.output_identity and not settings.delegates
+    return settings.output_container if sas else ""

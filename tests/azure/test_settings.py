@@ -364,3 +364,33 @@ def test_every_key_is_documented_in_the_example_and_the_module_docstring() -> No
         set_here = rf"^#?\s*{key}\s*=|[{{,]\s*{key}\s*=|^\[azure\.{key}\]"
         assert re.search(set_here, example, re.MULTILINE), key
         assert re.search(rf"``(\[azure\.)?{key}\]?``", docstring), key
+
+
+def test_output_mode_user_delegation_takes_a_plain_container_url() -> None:
+    settings = load_azure_settings_from_table({
+        "output_container": f"{ACCOUNT}/fleetrun-output", "output_mode": "user-delegation"})
+    assert settings.delegates and settings.output_container == f"{ACCOUNT}/fleetrun-output"
+    assert not load_azure_settings_from_table({}).delegates
+
+
+def test_output_mode_user_delegation_refuses_a_sas_without_showing_it() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_azure_settings_from_table({"output_container": CONTAINER_SAS,
+                                        "output_mode": "user-delegation"})
+    assert "azure.output_container" in str(caught.value) and "user-delegation" in str(caught.value)
+    assert SIG not in str(caught.value)
+
+
+def test_an_unknown_output_mode_is_named_with_the_choices() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_azure_settings_from_table({"output_mode": "delegated"})
+    message = str(caught.value)
+    assert message.startswith("azure.output_mode: 'delegated' is not allowed")
+    assert "container-sas" in message and "user-delegation" in message
+    assert "setup-output" in message
+
+
+def load_azure_settings_from_table(table: dict[str, object]) -> AzureSettings:
+    from core.azure.settings import parse_azure_settings
+
+    return parse_azure_settings(table, environ={})

@@ -122,3 +122,35 @@ def test_an_unreachable_endpoint_is_an_error_not_a_traceback(cli: CliRunner, hom
     assert result.stderr.startswith("error: azure:"), result.stderr
     assert "ConnectionFailed" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_without_output_storage_a_cut_output_says_once_how_to_keep_it(
+    cli: CliRunner, home: Home, serve_sandbox: ServedSandbox
+) -> None:
+    table = serve_sandbox(FLEET)
+    without_storage = "\n".join(line for line in table.splitlines()
+                                if not line.startswith("output_container"))
+    configure(home, f"{without_storage}\npoll_interval = 0.2\n")
+    long = cli("run", "--fleet", "azure", "--shell", "head -c 6000 /dev/zero | tr '\\0' x",
+               "-o", "json")
+    assert long.returncode == 0, long.stderr
+    run = json.loads(long.stdout)
+    assert all(m["stdout_bytes"] <= 4096 for m in run["machines"])
+    assert long.stderr.count("fleetrun azure setup-output") == 1, long.stderr
+    assert "2 machine(s)" in long.stderr
+    short = cli("run", "--fleet", "azure", "--shell", "echo short", "-o", "json")
+    assert short.returncode == 0, short.stderr
+    assert "setup-output" not in short.stderr
+
+
+def test_setup_output_names_a_bad_account_in_one_line(cli: CliRunner, home: Home) -> None:
+    configure(home, f'[azure]\narm_endpoint = "http://127.0.0.1:9"\ncredential = "sandbox"\n'
+              f'subscriptions = ["{"1" * 8}-1111-4111-8111-111111111111"]\n')
+    result = cli("azure", "setup-output", "--account", "Not_An_Account",
+                 env={SANDBOX_TOKEN_ENV: "t" * 24})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --account: 'Not_An_Account' is not a storage account name; allowed: 3-24 "
+        "lowercase letters and digits"]
+    help_text = cli("azure", "setup-output", "--help").stdout
+    assert "Storage Blob Data Contributor" in help_text and "--resource-group" in help_text

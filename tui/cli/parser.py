@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Protocol
 
-from tui.cli import attach, cleanup, commands, export, history, machines, run, sandbox, show
+from tui.cli import (
+    attach,
+    azure,
+    cleanup,
+    commands,
+    export,
+    history,
+    machines,
+    run,
+    sandbox,
+    show,
+)
 from tui.cli.options import Parser, add_fleet
 
 if TYPE_CHECKING:
@@ -19,7 +30,7 @@ class Subcommand(Protocol):
 
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
-    run, attach, history, show, export, cleanup, commands, machines, sandbox
+    run, attach, history, show, export, cleanup, commands, machines, sandbox, azure
 )
 """In the order ``fleetrun --help`` lists them."""
 

@@ -12,6 +12,7 @@ from core.fleet import Fleet
 from core.journal_store import Journal
 from core.library import SavedCommand
 from core.model import Command, CommandId, Machine, Run, RunState, utc_now
+from core.output_hint import setup_output_hint
 from core.run_record import run_record
 from core.run_view import RunView
 from core.runner import RunSession, check_run
@@ -150,6 +151,9 @@ def cmd_run(args: Namespace) -> int:
         json_shapes.print_json(run_record(RunView(session.run, session.output, utc_now())))
     elif output == "table":
         render.run_report(session.run, session.output)
+    hint = setup_output_hint(session.run, session.backend_for)
+    if hint:
+        print(hint, file=sys.stderr)
     if interrupted:
         return EXIT_INTERRUPTED
     return run_exit_code(session.run)
@@ -206,7 +210,7 @@ async def _plan(
     pairs = _assign(selected, commands, saved)
     # The gate RunSession.plan applies again below; passed here first so bad input costs
     # no health check, and its warnings come before a dangerous command's confirmation.
-    warnings = check_run(pairs)
+    warnings = check_run(pairs, backends.for_machine)
     if warnings:
         print(describe_problems(ValidationError(warnings)), file=sys.stderr)
 

@@ -14,6 +14,7 @@ from textual.widgets import Footer, Header, Label, Static, TabbedContent, TabPan
 
 from core.library import SavedCommand
 from core.model import Command, CommandId, Machine, OsType, Parameter
+from core.runner import uploads_for
 from core.validate import Problem, validate_selection
 from tui import keymap
 from tui.library_store import saved_commands
@@ -268,7 +269,12 @@ class ComposeScreen(Screen[RunRequest | None]):
                                   "machines it has a script for")]
         commands = {os_type: self._command(os_type, values) for os_type in oses}
         assignments = tuple((m, commands[m.os]) for m in self.machines if m.os in commands)
-        problems = self._parameter_problems() + validate_selection(assignments)
+        # A script over the inline limit passes where the fleet's backend uploads it (Azure
+        # with user-delegation output storage), as the app's gate (RunSession.plan) decides.
+        fleet = getattr(self.app, "fleet", None)
+        uploads = uploads_for(fleet.backends.for_machine) if fleet is not None else None
+        problems = self._parameter_problems() + validate_selection(
+            assignments, uploads_scripts=uploads)
         return RunRequest(assignments, values.fanout), problems
 
     def _command(self, os_type: OsType, values: OptionValues) -> Command:

@@ -7,6 +7,7 @@ screen the same few redraws a second as one machine does.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 from textual import on
@@ -17,6 +18,7 @@ from textual.widgets import Footer, Header
 
 from core.fanout import rerun_assignments
 from core.model import Command, Machine, utc_now
+from core.output_hint import setup_output_hint
 from core.runner import RunSession
 from tui import keymap
 from tui.screens.diff import open_diff_for_machine
@@ -44,6 +46,16 @@ async def execute_session(session: RunSession, app: App[object]) -> None:
     except Exception as exc:  # the run's own failures live in its state; this is the engine's
         app.notify(f"{exc}", title=f"Run {session.run.run_id} stopped", severity="error",
                    timeout=30)
+        return
+    hint = setup_output_hint(session.run, session.backend_for)
+    if hint and app not in _HINTED:
+        _HINTED.add(app)  # once per session: the next runs would lose output the same way
+        app.notify(hint, title="Output cut at 4 KB", severity="information", timeout=30,
+                   markup=False)
+
+
+_HINTED: weakref.WeakSet[App[object]] = weakref.WeakSet()
+"""Apps that showed the setup-output hint already."""
 
 
 class RunScreen(Screen[None]):

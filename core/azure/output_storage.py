@@ -1,0 +1,207 @@
+"""``fleetrun azure setup-output``: find a storage account, make its container, record it.
+
+Through ARM only (storage reference section 1): the account is found by listing
+``Microsoft.Storage/storageAccounts`` in the configured subscriptions (every subscription
+the login sees when none is configured; a resource group narrows it), its blob endpoint
+read from ``properties.primaryEndpoints.blob`` (never built from the name: sovereign clouds
+and DNS-zone endpoints differ), and the container created or reused with ``PUT
+.../blobServices/default/containers/{name}`` (201 created, 200 already there). Then
+``[azure]`` gets ``output_container`` (the plain container URL) and ``output_mode =
+"user-delegation"``: each run signs its own per-blob SAS (:mod:`core.azure.delegated_output`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.azure.arm import ArmClient, ArmError
+from core.azure.settings import parse_azure_settings
+from core.config_edit import set_table_keys
+from core.config_file import read_config
+from core.errors import BadInputError, ServiceError
+
+STORAGE_API_VERSION = "2025-06-01"
+"""Long in the spec with every container operation (reference section 1.1)."""
+SUBSCRIPTIONS_API_VERSION = "2022-12-01"
+DEFAULT_CONTAINER = "fleetrun-output"
+CONTAINER_WRITE = "Microsoft.Storage/storageAccounts/blobServices/containers/write"
+ACCOUNTS_READ = "Microsoft.Storage/storageAccounts/read"
+ROLES = (
+    "Roles you need: to create the container, Storage Account Contributor (or Contributor, "
+    f"or Storage Blob Data Contributor: {CONTAINER_WRITE}); for each run, Storage Blob Data "
+    "Contributor on the container (the machines write through your user-delegation SAS, "
+    "and you read the output; Storage Blob Data Reader is enough to read only) and "
+    "generateUserDelegationKey/action on the account (any Storage Blob Data role at account "
+    "scope, or Storage Blob Delegator)."
+)
+_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
+_CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+_RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")
+_RG_OF = re.compile(r"/resourceGroups/([^/]+)/", re.IGNORECASE)
+
+
+class OutputSetupError(ServiceError):
+    """Setting up output storage failed; the message says what to grant or fix."""
+
+    service = "azure"
+
+
+@dataclass(frozen=True, slots=True)
+class StorageAccount:
+    id: str
+    name: str
+    resource_group: str
+    blob_endpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetupResult:
+    account: StorageAccount
+    container: str
+    container_url: str
+    created: bool
+
+
+Progress = Callable[[str], None]
+
+
+def check_names(account: str, container: str, resource_group: str | None) -> None:
+    """Raises BadInputError naming the flag whose value Azure would refuse."""
+    if not _ACCOUNT.match(account):
+        raise BadInputError(f"--account: {account!r} is not a storage account name; allowed: "
+                            "3-24 lowercase letters and digits")
+    if not _CONTAINER.match(container):
+        raise BadInputError(f"--container: {container!r} is not a container name; allowed: "
+                            "3-63 lowercase letters, digits and single hyphens")
+    if resource_group is not None and not _RESOURCE_GROUP.match(resource_group):
+        raise BadInputError(f"--resource-group: {resource_group!r} is not a resource group "
+                            "name; allowed: up to 90 letters, digits, '-', '_', '.', '(', ')'")
+
+
+async def setup_output(
+    arm: ArmClient, subscriptions: Sequence[str], account: str, *,
+    resource_group: str | None = None, container: str = DEFAULT_CONTAINER,
+    progress: Progress = lambda _line: None,
+) -> SetupResult:
+    """Find ``account``, create or reuse ``container`` in it (nothing is written locally).
+
+    Raises:
+        BadInputError: A name Azure would refuse.
+        OutputSetupError: Not found, refused (403: the missing action and the roles), or
+            another ARM error.
+    """
+    check_names(account, container, resource_group)
+    if not subscriptions:
+        progress("listing the subscriptions your login can see")
+        subscriptions = await _subscriptions(arm)
+    where = f" in resource group {resource_group}" if resource_group else ""
+    progress(f"looking for storage account {account}{where} in "
+             f"{len(subscriptions)} subscription(s)")
+    found = await find_account(arm, subscriptions, account, resource_group)
+    progress(f"found {found.name} (resource group {found.resource_group}); "
+             f"blob endpoint {found.blob_endpoint}")
+    created = await ensure_container(arm, found, container)
+    url = found.blob_endpoint.rstrip("/") + "/" + container
+    return SetupResult(found, container, url, created)
+
+
+async def find_account(arm: ArmClient, subscriptions: Sequence[str], name: str,
+                       resource_group: str | None) -> StorageAccount:
+    """The storage account called ``name``, by listing each subscription's accounts."""
+    for subscription in subscriptions:
+        scope = f"/subscriptions/{subscription}"
+        if resource_group:
+            scope += f"/resourceGroups/{resource_group}"
+        path: str | None = f"{scope}/providers/Microsoft.Storage/storageAccounts"
+        params: dict[str, str] | None = {"api-version": STORAGE_API_VERSION}
+        while path:
+            try:
+                page = await arm.get(path, params)
+            except ArmError as error:
+                if error.status == 404 and resource_group:
+                    break  # no such resource group in this subscription
+                raise _refused(error, ACCOUNTS_READ, f"listing storage accounts in {scope}") \
+                    from None
+            for item in _items(page):
+                account = _account(item)
+                if account is not None and account.name == name:
+                    return account
+            path, params = _next_link(page), None
+    where = f" resource group {resource_group} of" if resource_group else ""
+    raise OutputSetupError(
+        f"no storage account {name!r} in{where} the subscription(s) "
+        f"{', '.join(subscriptions)}; check the name and [azure] subscriptions, or create "
+        "one (az storage account create --name NAME --resource-group RG --allow-blob-public-"
+        "access false)")
+
+
+async def ensure_container(arm: ArmClient, account: StorageAccount, container: str) -> bool:
+    """PUT the container (idempotent through ARM); True when it was created just now."""
+    path = f"{account.id}/blobServices/default/containers/{container}"
+    try:
+        response = await arm.request("PUT", path, params={"api-version": STORAGE_API_VERSION},
+                                     json_body={"properties": {"publicAccess": "None"}})
+    except ArmError as error:
+        raise _refused(error, CONTAINER_WRITE, f"creating container {container!r}") from None
+    return response.status_code == 201
+
+
+def record_output(config_path: Path, container_url: str) -> None:
+    """Write ``output_container`` and ``output_mode`` into ``[azure]``, keeping the rest.
+
+    Raises:
+        SettingsError: The result would not be a valid ``[azure]`` table (it is not written).
+        ConfigFileError: The file cannot be read or written.
+    """
+    values = {"output_container": container_url, "output_mode": "user-delegation"}
+    table = dict(read_config(config_path).get("azure", {}))
+    table.update(values)
+    parse_azure_settings(table, environ={})  # check before writing
+    set_table_keys(config_path, "azure", values)
+
+
+def _refused(error: ArmError, action: str, doing: str) -> OutputSetupError:
+    if error.status == 403:
+        return OutputSetupError(
+            f"{doing} was refused (403 {error.code}): your login lacks {action}. "
+            f"{ROLES}")
+    return OutputSetupError(f"{doing} failed: {error}")
+
+
+async def _subscriptions(arm: ArmClient) -> list[str]:
+    try:
+        page = await arm.get("/subscriptions", {"api-version": SUBSCRIPTIONS_API_VERSION})
+    except ArmError as error:
+        raise OutputSetupError(f"listing subscriptions failed: {error}") from None
+    found = [str(item.get("subscriptionId")) for item in _items(page)
+             if isinstance(item.get("subscriptionId"), str)]
+    if not found:
+        raise OutputSetupError("your login sees no subscription; set [azure] "
+                               "subscriptions in config.toml or `az login` to another tenant")
+    return found
+
+
+def _items(page: Any) -> list[dict[str, Any]]:
+    value = page.get("value") if isinstance(page, dict) else None
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _next_link(page: Any) -> str | None:
+    link = page.get("nextLink") if isinstance(page, dict) else None
+    return link if isinstance(link, str) and link else None
+
+
+def _account(item: dict[str, Any]) -> StorageAccount | None:
+    properties = item.get("properties") if isinstance(item.get("properties"), dict) else {}
+    endpoints = properties.get("primaryEndpoints") if isinstance(properties, dict) else None
+    blob = endpoints.get("blob") if isinstance(endpoints, dict) else None
+    ident, name = item.get("id"), item.get("name")
+    if not (isinstance(blob, str) and isinstance(ident, str) and isinstance(name, str)):
+        return None
+    group = _RG_OF.search(ident)
+    return StorageAccount(ident, name, group[1] if group else "", blob)
+
