@@ -36,8 +36,12 @@ class SandboxApp:
         self.service = service
         self.access = access
         self.arm = ArmApp(service, access)
-        self.blob: ASGIApp = create_blob_app(
-            service.blobs, BlobAuth(service.blobs, access, tenant=service.fleet.tenant))
+        blob_auth = BlobAuth(service.blobs, access, tenant=service.fleet.tenant)
+        service.sinks.check_sas_with(
+            lambda address, operation: blob_auth.check_sas(
+                (address.account, address.container, address.blob), address.query, operation,
+                https=address.https))
+        self.blob: ASGIApp = create_blob_app(service.blobs, blob_auth)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -97,10 +97,23 @@ class BlobAuth:
         client_ip: str | None,
     ) -> None:
         """Allow the request or raise the service's refusal (``StorageError``)."""
-        account, container, blob = target
         if self.bearer(headers, version) is not None:
-            self.store.account_key(account)  # 404 for an unknown account, as with a SAS
+            self.store.account_key(target[0])  # 404 for an unknown account, as with a SAS
             return
+        self.check_sas(target, query, operation, https=https, client_ip=client_ip)
+
+    def check_sas(
+        self,
+        target: tuple[str, str, str],
+        query: Mapping[str, str],
+        operation: BlobOperation,
+        *,
+        https: bool,
+        client_ip: str | None = None,
+    ) -> None:
+        """The request's SAS, account-key or user delegation, holds; else the service's
+        refusal (``StorageError``). What a simulated handler's writes go through too."""
+        account, container, blob = target
         if not is_user_delegation_sas(query):
             self.store.authorize(account, container, blob, query, operation, https=https,
                                  client_ip=client_ip)

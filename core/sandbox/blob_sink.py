@@ -26,6 +26,9 @@ from core.sandbox.identities import ManagedIdentity
 from core.sandbox.sas import has_sas
 from core.sandbox.storage_accounts import CONTRIBUTOR, NO_ROLE, READER
 
+SasCheck = Callable[[BlobAddress, BlobOperation], None]
+"""Allows a request to the sandbox's own storage by its SAS, or raises ``StorageError``."""
+
 STORAGE_VERSION = "2022-11-02"
 """The first version that takes 100 MiB blocks: the handler appends a whole tick's output
 in one block, and 4 MiB (older versions) is easy to exceed in 15 s. A tick over 100 MiB is
@@ -67,9 +70,19 @@ class BlobSinks:
     def __init__(self, store: BlobStore, identity_roles: IdentityRoles | None = None) -> None:
         self.store = store
         self._identity_roles = identity_roles or (lambda account, container: NO_ROLE)
+        self._check_sas: SasCheck = self._key_sas_only
         self.own_netlocs: set[str] = set()
         """``host:port`` values that are this sandbox's server (set when it starts)."""
         self._client: httpx.AsyncClient | None = None
+
+    def check_sas_with(self, check: SasCheck) -> None:
+        """Check the SAS of a handler's own-storage writes and script reads as the HTTP
+        endpoint checks a request's (user delegation SAS included)."""
+        self._check_sas = check
+
+    def _key_sas_only(self, address: BlobAddress, operation: BlobOperation) -> None:
+        self.store.authorize(address.account, address.container, address.blob, address.query,
+                             operation, https=address.https)
 
     def is_own(self, uri: str) -> bool:
         parts = urlsplit(uri)
@@ -80,7 +93,8 @@ class BlobSinks:
         """A sink for an output blob, written with its SAS, else (absent or refused) as the
         machine's managed identity ``identity``, as the Linux handler does."""
         if self.is_own(uri):
-            return _StoreSink(self.store, uri, self._as_identity(identity, CONTRIBUTOR))
+            return _StoreSink(self.store, uri, self._check_sas,
+                              self._as_identity(identity, CONTRIBUTOR))
         host = urlsplit(uri).hostname or ""
         if not _is_loopback(host):
             raise BlobSinkError(
@@ -115,7 +129,7 @@ class BlobSinks:
         if self.is_own(uri):
             try:
                 address = parse_blob_url(uri)
-                _authorize(self.store, address, BlobOperation.READ,
+                _authorize(self._check_sas, address, BlobOperation.READ,
                            self._as_identity(identity, READER))
                 data = self.store.read(address.account, address.container, address.blob).data
             except (ValueError, StorageError) as exc:
@@ -155,15 +169,14 @@ class BlobSinks:
 
 
 def _authorize(
-    store: BlobStore, address: BlobAddress, operation: BlobOperation,
+    check_sas: SasCheck, address: BlobAddress, operation: BlobOperation,
     as_identity: Callable[[BlobAddress], None] | None,
 ) -> None:
     """The SAS when there is one and it holds, else the managed identity; the SAS's refusal
     when there is no identity to fall back on."""
     if as_identity is None or has_sas(address.query):
         try:
-            store.authorize(address.account, address.container, address.blob, address.query,
-                            operation, https=address.https)
+            check_sas(address, operation)
             return
         except StorageError:
             if as_identity is None:
@@ -173,16 +186,18 @@ def _authorize(
 
 class _StoreSink:
     def __init__(
-        self, store: BlobStore, uri: str, as_identity: Callable[[BlobAddress], None] | None
+        self, store: BlobStore, uri: str, check_sas: SasCheck,
+        as_identity: Callable[[BlobAddress], None] | None,
     ) -> None:
         self._store = store
+        self._check_sas = check_sas
         self._uri = uri
         self._as_identity = as_identity
 
     async def create(self) -> None:
         try:
             address = parse_blob_url(self._uri)
-            _authorize(self._store, address, BlobOperation.CREATE, self._as_identity)
+            _authorize(self._check_sas, address, BlobOperation.CREATE, self._as_identity)
             self._store.put_append_blob(address.account, address.container, address.blob)
         except (ValueError, StorageError) as exc:
             raise BlobSinkError(str(exc)) from None
@@ -190,7 +205,7 @@ class _StoreSink:
     async def append(self, data: bytes) -> None:
         try:
             address = parse_blob_url(self._uri)
-            _authorize(self._store, address, BlobOperation.APPEND, self._as_identity)
+            _authorize(self._check_sas, address, BlobOperation.APPEND, self._as_identity)
             self._store.append_block(address.account, address.container, address.blob, data,
                                      version=STORAGE_VERSION)
         except (ValueError, StorageError) as exc:

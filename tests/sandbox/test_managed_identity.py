@@ -11,11 +11,14 @@ runs.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import pytest
+from azure.storage.blob import UserDelegationKey, generate_blob_sas
 
 from core.sandbox.blob_sink import BlobSinks
 from core.sandbox.storage_errors import Conditions
@@ -190,3 +193,51 @@ async def test_a_script_uri_off_this_machine_is_refused_without_a_connection(
 
     assert view["exitCode"] == -100
     assert "example.com" in view["executionMessage"]
+
+
+async def user_delegation_url(api: Api, blob: str, permission: str) -> str:
+    """``blob``'s URL with a user delegation SAS made as ``fleetrun azure setup-output``'s
+    runs make them: a key asked of the blob endpoint with the caller's bearer token, signed
+    by Microsoft's own SDK."""
+    fleet = api.service.fleet
+    now = datetime.now(UTC)
+    info = (f"<?xml version='1.0' encoding='utf-8'?><KeyInfo><Start>{_utc(now)}</Start>"
+            f"<Expiry>{_utc(now + timedelta(hours=1))}</Expiry></KeyInfo>")
+    answer = await api.client.post(f"/{fleet.account}/", content=info.encode(),
+                                   params={"restype": "service", "comp": "userdelegationkey"},
+                                   headers={"x-ms-version": "2026-10-06"})
+    assert answer.status_code == 200, answer.text
+    xml = ElementTree.fromstring(answer.content)
+    key = UserDelegationKey()
+    key.signed_oid, key.signed_tid = xml.findtext("SignedOid"), xml.findtext("SignedTid")
+    key.signed_start, key.signed_expiry = xml.findtext("SignedStart"), xml.findtext("SignedExpiry")
+    key.signed_service, key.signed_version = xml.findtext("SignedService"), xml.findtext(
+        "SignedVersion")
+    key.value = xml.findtext("Value")
+    sas = generate_blob_sas(fleet.account, fleet.containers[0], blob, user_delegation_key=key,
+                            permission=permission, expiry=now + timedelta(hours=1))
+    return f"{plain_url(api, blob)}?{sas}"
+
+
+def _utc(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def test_a_user_delegation_sas_writes_the_output_and_reads_the_script(
+    tmp_path: Path,
+) -> None:
+    """The handler's own writes and script download check a user delegation SAS as the blob
+    endpoint does (they once took only account-key SAS: every run of a user-delegation
+    setup failed with "Signature did not match")."""
+    async with sandbox_api(fleet_with_roles(), tmp_path) as api:
+        upload_script(api, "ud/script.sh", "echo from the uploaded script\n")
+        view = await run(api, "ud", {
+            "source": {"scriptUri": await user_delegation_url(api, "ud/script.sh", "r")},
+            "outputBlobUri": await user_delegation_url(api, "ud/out", "racw")})
+        assert view["executionState"] == "Succeeded", view
+        assert blob_text(api, "ud/out") == "from the uploaded script\n"
+        refused = await run(api, "ud-read-only", {
+            "source": {"script": "echo never"},
+            "outputBlobUri": await user_delegation_url(api, "ud/read-only", "r")})
+        assert refused["exitCode"] == -101, refused
+        assert "AuthorizationPermissionMismatch" in refused["executionMessage"], refused
