@@ -88,7 +88,7 @@ def describe(
     container = fleet.containers[0]
     expiry = datetime.now(UTC) + timedelta(hours=SAS_HOURS)
     sas = sign_container_sas(fleet.account, fleet.account_key, container, "racwl", expiry)
-    vm = next((m for m in fleet.machines if m.kind == "vm"), fleet.machines[0])
+    vm = next((m for m in fleet.machines if m.kind == "vm" and not m.uniform), fleet.machines[0])
     curl_tls = f" --cacert {certificate}" if certificate else ""
     vm_path = (f"{base}/subscriptions/{vm.subscription}/resourceGroups/{vm.resource_group}"
                f"/providers/Microsoft.Compute/virtualMachines/{vm.name}")
