@@ -96,6 +96,8 @@ def describe(
         f"fleetrun sandbox: {len(fleet.machines)} machines "
         f"({kinds[('vm', 'linux')]} Linux VMs, {kinds[('vm', 'windows')]} Windows VMs, "
         f"{kinds[('arc', 'linux')]} Linux Arc, {kinds[('arc', 'windows')]} Windows Arc)",
+        *([f"  of the VMs, {instances} are instances of {len(fleet.scale_sets)} scale set(s)"]
+          if (instances := sum(1 for m in fleet.machines if m.scale_set)) else []),
         "",
         f"  ARM base URL     {base}",
         *_token_lines(generated_token),
