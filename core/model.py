@@ -23,6 +23,12 @@ TAIL_BYTES = 4096
 REDACTED = "***"
 
 
+SCALE_SET_TAG = "scaleset"
+ORCHESTRATION_TAG = "orchestration"
+"""The tags fleetrun gives a VM scale set's member (Azure does not): its set's name and its
+orchestration mode (``Uniform`` or ``Flexible``); ``--target scaleset:NAME`` reads the first."""
+
+
 class MachineKind(enum.StrEnum):
     """Where a machine lives, and so which backend reaches it."""
 

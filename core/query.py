@@ -12,8 +12,9 @@ Grammar (informal)::
 
 Fields: ``name`` (glob), ``tag`` (``K``, ``K=V``; V may be a glob), ``os``, ``kind``,
 ``health`` (a HealthStatus, or ``ok``/``bad``), ``location``/``loc`` (glob),
-``subscription``/``sub`` (glob). Plain text is a case-insensitive substring of the name or
-the id. All matching is case-insensitive.
+``subscription``/``sub`` (glob), ``scaleset`` (glob: the VM scale set a machine belongs to,
+Uniform or Flexible; ``scaleset:*`` is every scale set member). Plain text is a
+case-insensitive substring of the name or the id. All matching is case-insensitive.
 
 Double quotes protect what they enclose from being read as syntax: whitespace, ``,``,
 ``:``, ``=``, a leading ``!``. Inside quotes ``\\"`` is a quote and ``\\\\`` a backslash.
@@ -30,13 +31,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from core.errors import BadInputError
-from core.model import HealthStatus, Machine, MachineKind, OsType
+from core.model import SCALE_SET_TAG, HealthStatus, Machine, MachineKind, OsType
 
 __all__ = ["Query", "QueryError", "Term", "filter_machines", "parse_query"]
 
 Predicate = Callable[[Machine], bool]
 
-FIELDS = ("name", "tag", "os", "kind", "health", "location", "subscription")
+FIELDS = ("name", "tag", "os", "kind", "health", "location", "subscription", "scaleset")
 _ALIASES = {"loc": "location", "sub": "subscription"}
 _FIELDS_TEXT = ", ".join(FIELDS)
 
@@ -218,6 +219,11 @@ def _glob_term(attr: str, values: list[str]) -> Predicate:
         return lambda m: match(m.name) is not None
     if attr == "location":
         return lambda m: match(m.location) is not None
+    if attr == "scaleset":
+        def in_scale_set(m: Machine) -> bool:
+            found = m.tags.get(SCALE_SET_TAG)
+            return found is not None and match(found) is not None
+        return in_scale_set
     return lambda m: match(m.subscription) is not None
 
 
@@ -373,7 +379,7 @@ def _parse_positive(source: str, word: _Word) -> Term:
         key, tag_values, tag_predicate = _tag_term(source, value)
         return Term("tag", tuple(tag_values), negated, key, tag_predicate)
     alts = _alternatives(source, value)
-    if fname in ("name", "location", "subscription"):
+    if fname in ("name", "location", "subscription", "scaleset"):
         return Term(fname, tuple(alts), negated, None, _glob_term(fname, alts))
     if fname == "os":
         chosen = _enum_term("os", alts, _OS_ALLOWED)

@@ -145,7 +145,8 @@ def blob_folder(machine: Machine) -> str:
     """A blob folder unique per machine: its name, and a hash of its id (names repeat
     across resource groups and subscriptions)."""
     digest = hashlib.sha256(machine.id.lower().encode()).hexdigest()[:10]
-    return f"{machine.name}-{digest}"
+    # A scale set instance's name (queue-ss/0) would make a folder of its own.
+    return f"{machine.name.replace('/', '_')}-{digest}"
 
 
 @dataclass

@@ -1,7 +1,12 @@
-"""Azure VMs and Arc servers from Azure Resource Graph, with the health the graph knows.
+"""Azure VMs, scale set instances and Arc servers from Azure Resource Graph, with the health
+the graph knows.
 
 :func:`query_machines` lists every VM and Arc-enabled server of the chosen subscriptions with
-one KQL query (reference section 6.5), page by page, and takes their health from what the
+one KQL query (reference section 6.5), page by page: Flexible scale sets' members are VMs of the
+``resources`` table naming their set in ``properties.virtualMachineScaleSet.id``, and Uniform
+scale sets' instances come from the ``computeresources`` table through a ``union``
+(azure-storage-and-scale-sets.md 6.3). Both are Compute machines tagged ``scaleset`` and
+``orchestration``. It takes their health from what the
 graph knows: a VM's power state (never its agent's readiness, which Resource Graph does not
 carry) and an Arc server's status and agent version. Asking ARM for each agent's actual
 state is :func:`core.azure.machine_health.refine_health`'s.
@@ -25,7 +30,7 @@ import httpx
 from core.azure.arm import ArmClient, ArmError, subscription_of
 from core.azure.machine_health import arc_health, error_text, text_value, vm_power_health
 from core.errors import FleetrunError
-from core.model import Machine, MachineKind, OsType
+from core.model import ORCHESTRATION_TAG, SCALE_SET_TAG, Machine, MachineKind, OsType
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,7 @@ whole seconds, so less than one is left)."""
 
 VM_TYPE = "microsoft.compute/virtualmachines"
 ARC_TYPE = "microsoft.hybridcompute/machines"
+INSTANCE_TYPE = "microsoft.compute/virtualmachinescalesets/virtualmachines"
 
 MACHINES_QUERY = f"""Resources
 | where type in~ ('{VM_TYPE}', '{ARC_TYPE}')
@@ -50,11 +56,21 @@ MACHINES_QUERY = f"""Resources
          arcStatus = tostring(properties.status),
          agentVersion = tostring(properties.agentVersion),
          errorCode = tostring(properties.errorDetails[0].code),
-         errorMessage = tostring(properties.errorDetails[0].message)
+         errorMessage = tostring(properties.errorDetails[0].message),
+         scaleSetId = tostring(properties.virtualMachineScaleSet.id)
 | project id, name, type, location, subscriptionId, tags, osType, powerState, arcStatus,
-          agentVersion, errorCode, errorMessage
+          agentVersion, errorCode, errorMessage, scaleSetId
+| union (ComputeResources
+    | where type =~ '{INSTANCE_TYPE}'
+    | extend osType = tolower(coalesce(tostring(properties.storageProfile.osDisk.osType),
+                                       iff(isnotnull(properties.osProfile.windowsConfiguration),
+                                           'windows', 'linux'))),
+             powerState = tostring(properties.extended.instanceView.powerState.code)
+    | project id, name, type, location, subscriptionId, tags, osType, powerState)
 | order by id asc"""
-"""One query for both machine kinds; every column the mapping below reads, nothing more."""
+"""One query for every machine kind; every column the mapping below reads, nothing more.
+Which columns ``computeresources`` rows carry is not documented (reference 6.1): the OS type is
+read where a VM has it, else from which OS configuration the model holds."""
 
 _HMS = re.compile(r"^\s*(\d+):(\d{1,2}):(\d{1,2})(?:\.\d+)?\s*$")
 
@@ -188,11 +204,23 @@ def machine_from_row(row: object) -> Machine:
     if not resource_id.startswith("/subscriptions/"):
         shown = f"resource {name!r}" if name else "a resource"
         raise BadRow(f"{shown}: no ARM resource id (id = {row.get('id')!r})")
-    kind = {VM_TYPE: MachineKind.VM, ARC_TYPE: MachineKind.ARC}.get(
-        text_value(row.get("type")).lower())
+    resource_type = text_value(row.get("type")).lower()
+    kind = {VM_TYPE: MachineKind.VM, INSTANCE_TYPE: MachineKind.VM,
+            ARC_TYPE: MachineKind.ARC}.get(resource_type)
     if kind is None:
-        raise BadRow(f"{resource_id}: type {row.get('type')!r} is neither a VM ({VM_TYPE}) "
-                     f"nor an Arc server ({ARC_TYPE})")
+        raise BadRow(f"{resource_id}: type {row.get('type')!r} is neither a VM ({VM_TYPE}), "
+                     f"a scale set instance ({INSTANCE_TYPE}) nor an Arc server ({ARC_TYPE})")
+    tags = _tags(row.get("tags"))
+    if resource_type == INSTANCE_TYPE:
+        scale_set, instance = uniform_instance(resource_id)
+        if not scale_set:
+            raise BadRow(f"{resource_id}: not a scale set instance's id "
+                         "(.../virtualMachineScaleSets/SET/virtualMachines/N)")
+        name = f"{scale_set}/{instance}"
+        tags |= {SCALE_SET_TAG: scale_set, ORCHESTRATION_TAG: "Uniform"}
+    elif scale_set_id := text_value(row.get("scaleSetId")):
+        tags |= {SCALE_SET_TAG: scale_set_id.rstrip("/").rpartition("/")[2],
+                 ORCHESTRATION_TAG: "Flexible"}
     os_name = text_value(row.get("osType")).lower()
     if os_name not in (OsType.LINUX, OsType.WINDOWS):
         raise BadRow(f"{resource_id}: OS type {row.get('osType')!r} is not allowed; "
@@ -210,9 +238,20 @@ def machine_from_row(row: object) -> Machine:
         os=OsType(os_name),
         location=text_value(row.get("location")),
         subscription=text_value(row.get("subscriptionId")) or subscription_of(resource_id),
-        tags=_tags(row.get("tags")),
+        tags=tags,
         health=health,
     )
+
+
+def uniform_instance(resource_id: str) -> tuple[str, str]:
+    """``(scale set, instance id)`` of a Uniform scale set instance's resource id, else
+    ``("", "")``: ``.../providers/Microsoft.Compute/virtualMachineScaleSets/{set}/
+    virtualMachines/{instance id}`` (any case)."""
+    parts = resource_id.strip("/").split("/")
+    if (len(parts) == 10 and parts[6].lower() == "virtualmachinescalesets"
+            and parts[8].lower() == "virtualmachines" and parts[5].lower() == "microsoft.compute"):
+        return parts[7], parts[9]
+    return "", ""
 
 
 def _tags(value: object) -> dict[str, str]:

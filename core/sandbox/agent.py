@@ -289,14 +289,15 @@ class Execution:
             executor = SimulatedExecutor(machine.spec.simulate, machine.name, self.rng)
         elif machine.stand_in:
             executor = PowerShellStandIn(await self._script_text(), request.parameters,
-                                         machine.name, machine.spec.simulate.duration, self.rng)
+                                         machine.computer_name, machine.spec.simulate.duration,
+                                         self.rng)
         else:
             text = await self._script_text()
             script = Script(
                 text=text,
                 windows=machine.windows,
                 parameters=request.parameters,
-                machine_name=machine.name,
+                machine_name=machine.computer_name,
                 run_command_name=request.name,
                 seq=request.seq,
                 run_as_user=request.run_as_user,

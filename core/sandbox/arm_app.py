@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from core.sandbox import action_routes, resources, storage_routes
+from core.sandbox import action_routes, resources, scale_sets, storage_routes
 from core.sandbox.access import Access
 from core.sandbox.api_versions import ARC_PATCH
 from core.sandbox.arm_routes import Match, match
@@ -32,9 +32,9 @@ from core.sandbox.errors import ArmError, ProviderThrottled
 from core.sandbox.graph import GraphQueryError, execute_query
 from core.sandbox.handler_status import handler_status
 from core.sandbox.machines import SimMachine
-from core.sandbox.names import check_machine_name, check_run_command_name
+from core.sandbox.names import check_instance_id, check_machine_name, check_run_command_name
 from core.sandbox.runcommands import ARC, RunCommand
-from core.sandbox.service import Operation, SandboxService
+from core.sandbox.service import Operation, SandboxService, scale_set_kind
 from core.sandbox.throttle import ArmThrottle, GraphQuota, Verdict
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class ArmApp:
     def _machine_or_none(self, found: Match | None) -> SimMachine | None:
         if found is None or "machine" not in found.params:
             return None
-        key = (found.params["sub"].lower(), found.params["rg"].lower(), found.route.kind,
+        key = (found.params["sub"].lower(), found.params["rg"].lower(), _machine_kind(found),
                found.params["machine"].lower())
         return self.service.machines.get(key)
 
@@ -175,7 +175,7 @@ class ArmApp:
 
     def _target(self, found: Match) -> SimMachine:
         params = found.params
-        return self.service.machine(params["sub"], params["rg"], found.route.kind,
+        return self.service.machine(params["sub"], params["rg"], _machine_kind(found),
                                     params["machine"])
 
     async def _vm(self, request: Request, found: Match, version: str) -> Response:
@@ -190,10 +190,23 @@ class ArmApp:
             machine, expand=expand, run_command_names=[c.name for c in commands],
             handler_statuses={c.name: handler_status(c) for c in commands}))
 
+    async def _vmss_vm(self, request: Request, found: Match, version: str) -> Response:
+        machine = self._target(found)
+        expand = request.query_params.get("$expand")
+        if expand is not None and expand.lower() not in ("instanceview", "userdata"):
+            raise ArmError(400, "InvalidParameter",
+                           f"The value '{expand}' of parameter '$expand' is not valid; "
+                           "allowed: instanceView, userData.")
+        commands = self.service.run_commands(machine).values()
+        return JSONResponse(scale_sets.instance_resource(
+            machine, expand=expand, run_command_names=[c.name for c in commands],
+            handler_statuses={c.name: handler_status(c) for c in commands}))
+
     async def _vm_instance_view(self, request: Request, found: Match, version: str) -> Response:
         machine = self._target(found)
         commands = self.service.run_commands(machine).values()
-        return JSONResponse(resources.vm_instance_view(
+        view = scale_sets.instance_view if machine.uniform else resources.vm_instance_view
+        return JSONResponse(view(
             machine, run_command_names=[c.name for c in commands],
             handler_statuses={c.name: handler_status(c) for c in commands}))
 
@@ -383,9 +396,15 @@ class ArmApp:
                            headers={"Retry-After": quota_headers["Retry-After"]})
         body = await _json_body(request)
         tenant = self.service.fleet.tenant
-        rows = [resources.graph_row(m, tenant_id=tenant) for m in self.service.all_machines()]
+        rows = [resources.graph_row(m, tenant_id=tenant) for m in self.service.all_machines()
+                if not m.uniform]
+        rows += [scale_sets.scale_set_row(s, tenant_id=tenant)
+                 for s in self.service.fleet.scale_sets]
+        instances = [scale_sets.compute_resources_row(m, tenant_id=tenant)
+                     for m in self.service.all_machines() if m.uniform]
         try:
-            return JSONResponse(execute_query(body if isinstance(body, dict) else {}, rows))
+            return JSONResponse(execute_query(body if isinstance(body, dict) else {}, rows,
+                                              instances))
         except GraphQueryError as error:
             return JSONResponse(error.body, status_code=400)
 
@@ -436,9 +455,20 @@ _INVALID_TOKEN_CHALLENGE = ('Bearer authorization_uri="sandbox", error="invalid_
                             'error_description="The access token is invalid."')
 
 
+def _machine_kind(found: Match) -> str:
+    """The machine-kind part of the service's key for the machine a route names."""
+    if found.route.kind == "vmss":
+        return scale_set_kind(found.params["scaleset"])
+    return found.route.kind
+
+
 def _check_names(found: Match) -> None:
     kind = found.route.kind
-    if "machine" in found.params:
+    if kind == "vmss":
+        check_machine_name(found.params["scaleset"], "vmss")
+        check_instance_id(found.params["machine"])
+        kind = "vm"
+    elif "machine" in found.params:
         check_machine_name(found.params["machine"], kind)
     if "name" in found.params:
         check_run_command_name(found.params["name"], kind)
@@ -483,8 +513,9 @@ def _provider_throttled(verdict: ComputeVerdict) -> ProviderThrottled:
 
 def _unknown_path(segments: list[str]) -> ArmError:
     lowered = [s.lower() for s in segments]
-    served = ("The sandbox serves Microsoft.Compute virtualMachines, runCommands, the action "
-              "runCommand and the locations' built-in runCommands, "
+    served = ("The sandbox serves Microsoft.Compute virtualMachines and Uniform scale sets' "
+              "virtualMachineScaleSets/{set}/virtualMachines/{instance id}, their runCommands "
+              "and the action runCommand, the locations' built-in runCommands, "
               "Microsoft.HybridCompute machines and runCommands, Microsoft.Storage accounts "
               "(listed) and blob containers, and Microsoft.ResourceGraph resources.")
     if "providers" in lowered and len(segments) > lowered.index("providers") + 1:

@@ -13,6 +13,9 @@ from core.sandbox import api_versions
 
 _RG = ("subscriptions", "{sub}", "resourcegroups", "{rg}", "providers")
 _VM = (*_RG, "microsoft.compute", "virtualmachines", "{machine}")
+_VMSS_VM = (*_RG, "microsoft.compute", "virtualmachinescalesets", "{scaleset}", "virtualmachines",
+            "{machine}")
+"""A Uniform scale set's instance; ``{machine}`` is its decimal instance id."""
 _ARC = (*_RG, "microsoft.hybridcompute", "machines", "{machine}")
 _STORAGE = (*_RG, "microsoft.storage", "storageaccounts", "{account}")
 _LOCATION = ("subscriptions", "{sub}", "providers", "microsoft.compute", "locations",
@@ -26,7 +29,8 @@ class Route:
     methods: tuple[str, ...]
     versions: tuple[str, ...]
     kind: str = ""
-    """``vm`` or ``arc`` when the route is about one machine kind."""
+    """``vm``, ``vmss`` (a Uniform scale set's instance) or ``arc`` when the route is about
+    one machine kind."""
 
 
 ROUTES = (
@@ -38,6 +42,15 @@ ROUTES = (
     # The action API and the built-in command documents (reference 3).
     Route("vm_run_command_action", (*_VM, "runcommand"), ("POST",), api_versions.COMPUTE,
           "vm"),
+    # A Uniform scale set's instances: the same operations, under the set (reference 6.4).
+    Route("vmss_vm", _VMSS_VM, ("GET",), api_versions.COMPUTE, "vmss"),
+    Route("vm_instance_view", (*_VMSS_VM, "instanceview"), ("GET",), api_versions.COMPUTE,
+          "vmss"),
+    Route("run_commands", (*_VMSS_VM, "runcommands"), ("GET",), api_versions.COMPUTE, "vmss"),
+    Route("run_command", (*_VMSS_VM, "runcommands", "{name}"), ("GET", "PUT", "PATCH", "DELETE"),
+          api_versions.COMPUTE, "vmss"),
+    Route("vm_run_command_action", (*_VMSS_VM, "runcommand"), ("POST",), api_versions.COMPUTE,
+          "vmss"),
     Route("builtin_run_commands", (*_LOCATION, "runcommands"), ("GET",), api_versions.COMPUTE),
     Route("builtin_run_command", (*_LOCATION, "runcommands", "{command}"), ("GET",),
           api_versions.COMPUTE),

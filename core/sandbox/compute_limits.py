@@ -43,7 +43,7 @@ def compute_operation(route: str, method: str, expand: str | None) -> str | None
     if method != "GET":
         return None
     view = (expand or "").lower() == "instanceview"
-    if route == "vm":
+    if route in ("vm", "vmss_vm"):
         return "vm_instance_view" if view else "vm_get"
     if route == "vm_instance_view":
         return "vm_instance_view"

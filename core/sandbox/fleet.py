@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 import string
 import tomllib
@@ -38,6 +39,9 @@ VM_AGENT = ("ready", "not-ready")
 VM_POWER = ("running", "stopped", "deallocated")
 ARC_STATUS = ("connected", "disconnected", "error", "expired")
 TIMEOUT_STATES = ("Failed", "TimedOut")
+ORCHESTRATIONS = ("Uniform", "Flexible")
+MAX_SCALE_SET_INSTANCES = 1000
+"""A Uniform scale set's limit with a platform image (azure-storage-and-scale-sets.md 6)."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,53}$")
 _ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
@@ -124,6 +128,31 @@ class MachineSpec:
     agent_version: str = ""
     simulate: Simulation = field(default_factory=Simulation)
     faults: Faults = field(default_factory=Faults)
+    scale_set: str = ""
+    """The scale set this VM belongs to ('' for a standalone VM)."""
+    orchestration: str = ""
+    """``Uniform`` (an instance under the scale set) or ``Flexible`` (an ordinary VM whose
+    ``properties.virtualMachineScaleSet.id`` names the set); '' for a standalone VM."""
+    instance_id: str = ""
+    """A Uniform instance's decimal instance id ("0", "1", ...)."""
+
+    @property
+    def uniform(self) -> bool:
+        return self.orchestration == "Uniform"
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleSetSpec:
+    """A VM scale set: the resource itself (its instances are ``MachineSpec``s)."""
+
+    name: str
+    orchestration: str
+    os: str
+    subscription: str
+    resource_group: str
+    location: str
+    capacity: int
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +183,7 @@ class FleetSpec:
     """``[[storage_accounts]]``; the ``[storage]`` account joins them where absent
     (``core.sandbox.storage_arm.accounts_of``)."""
     faults: Faults = Faults()
+    scale_sets: tuple[ScaleSetSpec, ...] = ()
 
     @property
     def subscriptions(self) -> list[str]:
@@ -196,7 +226,7 @@ def default_fleet() -> FleetSpec:
 def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
     """A checked fleet from already-parsed TOML."""
     read.only(data, "", {"sandbox", "storage", "throttle", "principals", "faults", "defaults",
-                         "machines", "storage_accounts"})
+                         "machines", "storage_accounts", "scale_sets"})
     sandbox = read.table(data, "sandbox")
     read.only(sandbox, "sandbox.", {"flush_interval", "pickup_delay", "agent_timeout",
                                 "timeouts_report_as", "seed", "tenant"})
@@ -204,22 +234,47 @@ def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
     read.only(storage, "storage.", {"account", "key", "containers", "max_append_block"})
     defaults = read.table(data, "defaults")
     raw_machines = data.get("machines", [])
-    if not isinstance(raw_machines, list) or not raw_machines:
+    raw_sets = data.get("scale_sets", [])
+    if not isinstance(raw_sets, list):
+        raise FleetFileError("scale_sets: a list of [[scale_sets]] tables")
+    if not isinstance(raw_machines, list) or not (raw_machines or raw_sets):
         raise FleetFileError("machines: at least one [[machines]] entry is required")
     machines: list[MachineSpec] = []
-    seen: dict[tuple[str, str, str], int] = {}
+    seen: dict[tuple[str, str, str], str] = {}
+    entries: list[tuple[str, list[MachineSpec]]] = []
     for index, raw in enumerate(raw_machines):
         if not isinstance(raw, dict):
             raise FleetFileError(f"machines[{index}]: must be a table")
-        for spec in _machines(f"machines[{index}].", {**defaults, **raw}):
+        entries.append((f"machines[{index}]", _machines(f"machines[{index}].",
+                                                         {**defaults, **raw})))
+    scale_sets: list[ScaleSetSpec] = []
+    for index, raw in enumerate(raw_sets):
+        where = f"scale_sets[{index}]"
+        if not isinstance(raw, dict):
+            raise FleetFileError(f"{where}: must be a table")
+        scale_set, members = _scale_set(where + ".", {**defaults, **raw})
+        key = (scale_set.subscription.lower(), scale_set.resource_group.lower(),
+               "vmss/" + scale_set.name.lower())
+        if key in seen:
+            raise FleetFileError(f"{where}.name: {scale_set.name!r} is already used by "
+                                 f"{seen[key]}; scale set names must be unique per resource "
+                                 "group (case-insensitive)")
+        seen[key] = where
+        scale_sets.append(scale_set)
+        entries.append((where, members))
+    for where, specs in entries:
+        for spec in specs:
             key = (spec.subscription.lower(), spec.resource_group.lower(), spec.name.lower())
+            if spec.uniform:  # a child of its scale set, not a VM of the resource group
+                machines.append(spec)
+                continue
             if key in seen:
                 raise FleetFileError(
-                    f"machines[{index}].name: {spec.name!r} is already used by "
-                    f"machines[{seen[key]}] in resource group {spec.resource_group!r}; "
+                    f"{where}.name: {spec.name!r} is already used by "
+                    f"{seen[key]} in resource group {spec.resource_group!r}; "
                     "names must be unique per resource group (case-insensitive)"
                 )
-            seen[key] = index
+            seen[key] = where
             machines.append(spec)
 
     account = read.text(storage, "account", "storage.", "fleetrunsandbox")
@@ -270,7 +325,48 @@ def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
             where_first=(machines[0].subscription, machines[0].resource_group,
                          machines[0].location)),
         faults=_faults(read.table(data, "faults"), "faults.", machine=False),
+        scale_sets=tuple(scale_sets),
     )
+
+
+def _scale_set(where: str, raw: Mapping[str, Any]) -> tuple[ScaleSetSpec, list[MachineSpec]]:
+    """A ``[[scale_sets]]`` entry: the set, and its instances as machines.
+
+    Uniform instances are named ``{set}_{instance id}`` (ids 0, 1, ...); Flexible members are
+    ordinary VMs named ``{set}_{8 hex digits}``, as Azure names them.
+    """
+    read.only(raw, where, {"name", "orchestration", "count", "os", "subscription",
+                           "resource_group", "location", "tags", "executor", "agent", "power",
+                           "agent_version", "simulate", "faults"})
+    name = read.text(raw, "name", where, None)
+    if not _NAME.match(name) or len(name) > 40:
+        raise FleetFileError(f"{where}name: {name!r} is not a valid scale set name (1-40 "
+                             "letters, digits, '-', '_' and '.', starting with a letter or "
+                             "digit)")
+    orchestration = read.choice(read.text(raw, "orchestration", where, "Uniform"),
+                                where + "orchestration", ORCHESTRATIONS)
+    count = raw.get("count", 2)
+    if (not isinstance(count, int) or isinstance(count, bool)
+            or not 1 <= count <= MAX_SCALE_SET_INSTANCES):
+        raise FleetFileError(f"{where}count: the number of instances, an integer from 1 to "
+                             f"{MAX_SCALE_SET_INSTANCES}")
+    as_vm = {key: value for key, value in raw.items()
+             if key not in ("name", "orchestration", "count")}
+    base = _machines(where, {**as_vm, "name": name, "kind": "vm"})[0]
+    members = []
+    for n in range(count):
+        if orchestration == "Uniform":
+            member = replace(base, name=f"{name}_{n}", instance_id=str(n))
+        else:
+            seed = f"{base.subscription}/{base.resource_group}/{name}/{n}".lower()
+            suffix = hashlib.sha256(seed.encode()).hexdigest()[:8]
+            member = replace(base, name=f"{name}_{suffix}")
+        members.append(replace(member, scale_set=name, orchestration=orchestration))
+    scale_set = ScaleSetSpec(name=name, orchestration=orchestration, os=base.os,
+                             subscription=base.subscription,
+                             resource_group=base.resource_group, location=base.location,
+                             capacity=count, tags=dict(base.tags))
+    return scale_set, members
 
 
 def _machines(where: str, raw: Mapping[str, Any]) -> list[MachineSpec]:

@@ -79,13 +79,16 @@ class GraphQueryError(Exception):
 
 
 def execute_query(
-    request: Mapping[str, Any], resources: Sequence[Mapping[str, Any]]
+    request: Mapping[str, Any], resources: Sequence[Mapping[str, Any]],
+    compute_resources: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Runs one Resource Graph request against ``resources``.
 
     Args:
         request: The parsed JSON body (``QueryRequest``).
         resources: Every resource the sandbox has, as ``Resources`` table rows.
+        compute_resources: The ``ComputeResources`` table's rows (Uniform scale set
+            instances), for a query that starts with that table.
 
     Returns:
         The ``QueryResponse``: ``totalRecords``, ``count``, ``resultTruncated`` ("true"/"false"),
@@ -135,7 +138,9 @@ def execute_query(
     if subscriptions:
         wanted = {s.lower() for s in subscriptions}
         resources = [r for r in resources if str(r.get("subscriptionId", "")).lower() in wanted]
-    rows = compiled.run(resources)
+        compute_resources = [r for r in compute_resources
+                             if str(r.get("subscriptionId", "")).lower() in wanted]
+    rows = compiled.run(resources, compute_resources)
 
     # Deep copies: the response must not share dicts with the sandbox's own resources.
     page = copy.deepcopy(rows[offset:offset + size])

@@ -4,12 +4,14 @@ A tokenizer, a recursive-descent parser and an evaluator for the ``Resources`` t
 compiles as it goes: every expression becomes a closure with a static column type, so unknown
 columns, functions and operators are reported before any row is read, as Kusto does.
 
-Supported: the table ``Resources`` (any case) and the tabular operators ``where``, ``extend``,
+Supported: the tables ``Resources`` and ``ComputeResources`` (any case; the latter holds Uniform
+scale sets' instances, with the same columns) and the tabular operators ``where``, ``extend``,
 ``project``, ``project-away``, ``project-rename``, ``order by``/``sort by`` (``asc``/``desc``,
 ``nulls first``/``nulls last``; desc by default), ``top N by``, ``take``/``limit``, ``count``
 (one row, column ``Count``) and ``summarize`` (``[name =] agg(...), ... [by [name =] expr, ...]``
 with the aggregates of ``graph_aggregates``; one row per group, by-columns first, a group per
-distinct key in first-seen order; no ``by`` gives one row even over no rows).
+distinct key in first-seen order; no ``by`` gives one row even over no rows) and ``union
+(Table | ...), ...`` (the rows so far, then each parenthesised query's; the columns of all).
 Expressions: string literals ('...', "..." with backslash escapes, @'...' verbatim), numbers,
 ``true``/``false``/``null``, columns (``['name']`` too), ``a.b`` and ``a['b']``/``a[0]``,
 ``== != < <= > >=``, ``=~ !~``, ``in``/``in~``/``!in``/``!in~``, ``contains has startswith
@@ -26,7 +28,7 @@ import json
 import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -42,8 +44,9 @@ RESOURCE_COLUMNS: dict[str, str] = {
     "managedBy": "string", "sku": "object", "plan": "object", "properties": "object",
     "tags": "object", "identity": "object", "zones": "object", "extendedLocation": "object",
 }
+TABLES = ("resources", "computeresources")
 OPERATORS = ("where", "extend", "project", "project-away", "project-rename", "order by",
-             "sort by", "top", "take", "limit", "count", "summarize")
+             "sort by", "top", "take", "limit", "count", "summarize", "union")
 _TOKEN = re.compile(
     r"(?P<skip>\s+|//[^\n]*)"
     r"|(?P<str>'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\")"
@@ -93,23 +96,35 @@ class CompiledQuery:
 
     columns: dict[str, str]
     steps: tuple[Step, ...]
+    table: str = "resources"
+    """The table the query reads, lower case: ``resources`` or ``computeresources``."""
+    sources: dict[str, list[Row]] = field(default_factory=dict)
+    """Filled by ``run`` with every table's rows, for the ``union`` steps to read."""
 
-    def run(self, resources: Iterable[Mapping[str, Any]]) -> list[Row]:
+    def run(self, resources: Iterable[Mapping[str, Any]],
+            compute_resources: Iterable[Mapping[str, Any]] = ()) -> list[Row]:
         """Evaluates the query.
 
         Args:
             resources: Rows of the ``Resources`` table; absent string columns read as ``""``,
                 absent dynamic ones as null, and keys outside the table's schema are not seen.
+            compute_resources: Rows of the ``ComputeResources`` table (same columns).
 
         Returns:
             The output rows, each a dict in ``columns`` order. They share nested values with
             ``resources``; copy before handing them out.
         """
-        rows = [{c: _to_str(r.get(c)) if t == "string" else r.get(c)
-                 for c, t in RESOURCE_COLUMNS.items()} for r in resources]
+        self.sources["resources"] = _table_rows(resources)
+        self.sources["computeresources"] = _table_rows(compute_resources)
+        rows = self.sources[self.table]
         for step in self.steps:
             rows = step(rows)
         return rows
+
+
+def _table_rows(resources: Iterable[Mapping[str, Any]]) -> list[Row]:
+    return [{c: _to_str(r.get(c)) if t == "string" else r.get(c)
+             for c, t in RESOURCE_COLUMNS.items()} for r in resources]
 
 
 def compile_query(text: str) -> CompiledQuery:
@@ -250,7 +265,19 @@ def _in_list(op: str, left: _Expr, items: list[_Expr]) -> _Expr:
 
 
 # name: (min args, max args, result type or index of the argument whose type it takes, impl)
+def _split(source: Any, delimiter: Any, index: Any = None) -> Any:
+    """Kusto's ``split(source, delimiter [, index])``: a dynamic array of the pieces, or the
+    one piece at ``index`` as a one-element array (empty when out of range)."""
+    pieces = _to_str(source).split(_to_str(delimiter)) if _to_str(delimiter) else []
+    if index is None:
+        return pieces
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(pieces):
+        return []
+    return [pieces[index]]
+
+
 _FUNCS: dict[str, tuple[int, int, str | int, Callable[..., Any]]] = {
+    "split": (2, 3, "object", _split),
     "tostring": (1, 1, "string", _to_str),
     "tolower": (1, 1, "string", lambda v: _to_str(v).lower()),
     "toupper": (1, 1, "string", lambda v: _to_str(v).upper()),
@@ -279,6 +306,10 @@ class _Parser:
         self.text = text
         self.toks, self.i = self._tokenize(text), 0
         self.schema: dict[str, str] = dict(RESOURCE_COLUMNS)
+        self.depth = 0
+        """How many ``union`` parentheses the parser is inside."""
+        self.sources: dict[str, list[Row]] = {}
+        """Every table's rows while a compiled query runs (``union`` reads the others)."""
 
     # -- tokens ---------------------------------------------------------------------------------
     def _tokenize(self, text: str) -> list[_Tok]:
@@ -339,19 +370,65 @@ class _Parser:
 
     # -- tabular operators ----------------------------------------------------------------------
     def query(self) -> CompiledQuery:
+        table = self._table()
+        steps = self._pipeline()
+        if not self._at("eof"):
+            self._fail(self._peek(), "expected '|' and an operator, or the end of the query")
+        return CompiledQuery(dict(self.schema), tuple(steps), table, self.sources)
+
+    def _table(self) -> str:
         table = self._next()
         if table.kind != "word":
             self._fail(table, "a query starts with the table name 'Resources'")
-        if table.text.lower() != "resources":
+        if table.text.lower() not in TABLES:
             self._fail(table, f"Table '{table.text}' is invalid, unsupported or disallowed: the "
-                       "sandbox serves only the 'Resources' table", "DisallowedLogicalTableName")
+                       "sandbox serves only the 'Resources' and 'ComputeResources' tables",
+                       "DisallowedLogicalTableName")
+        return table.text.lower()
+
+    def _pipeline(self) -> list[Step]:
         steps = []
         while self._at("op", "|"):
             self._next()
             steps.append(self._operator())
-        if not self._at("eof"):
-            self._fail(self._peek(), "expected '|' and an operator, or the end of the query")
-        return CompiledQuery(dict(self.schema), tuple(steps))
+        return steps
+
+    def _ended(self) -> bool:
+        """At the end of the query, or of the parenthesised query a ``union`` reads."""
+        return self._at("eof") or (self.depth > 0 and self._at("op", ")"))
+
+    def _union(self) -> Step:
+        """``union (Table | ...), ...``: the rows so far, then each subquery's, with every
+        column of either (a row lacking one has null, or "" for a string)."""
+        subqueries: list[tuple[str, list[Step]]] = []
+        outer = self.schema
+        merged = dict(outer)
+        while True:
+            self._expect("op", "(", "'(' and a query after 'union'")
+            self.schema, self.depth = dict(RESOURCE_COLUMNS), self.depth + 1
+            table = self._table()
+            steps = self._pipeline()
+            self._expect("op", ")", "')' at the end of the union's query")
+            self.depth -= 1
+            for name, kind in self.schema.items():
+                merged.setdefault(name, kind)
+            subqueries.append((table, steps))
+            if not self._at("op", ","):
+                break
+            self._next()
+        self.schema = merged
+        sources = self.sources
+        blank = {name: "" if kind == "string" else None for name, kind in merged.items()}
+
+        def step(rows: list[Row]) -> list[Row]:
+            out = [{**blank, **row} for row in rows]
+            for table, steps in subqueries:
+                more = [dict(row) for row in sources.get(table, [])]
+                for inner in steps:
+                    more = inner(more)
+                out.extend({**blank, **row} for row in more)
+            return out
+        return step
 
     def _operator(self) -> Step:
         tok = self._expect("word", None, f"an operator ({', '.join(OPERATORS)})")
@@ -371,7 +448,7 @@ class _Parser:
             return lambda rows: [{"Count": len(rows)}]
         handler = {"where": self._where, "extend": self._extend, "project": self._project,
                    "project-away": self._project_away, "project-rename": self._rename,
-                   "summarize": self._summarize}.get(op)
+                   "summarize": self._summarize, "union": self._union}.get(op)
         if handler is None:
             self._fail(tok, f"Operator '{op}' is not supported by the sandbox's KQL subset; it "
                        f"supports: {', '.join(OPERATORS)}", "UnsupportedOperator")
@@ -385,7 +462,7 @@ class _Parser:
 
     def _where(self) -> Step:
         start, pred = self._peek(), self._expr()
-        if not self._at("op", "|") and not self._at("eof"):  # a syntax error beats a type error
+        if not self._at("op", "|") and not self._ended():  # a syntax error beats a type error
             self._fail(self._peek(), "expected '|' and an operator, or the end of the query")
         if pred.type not in ("boolean", "object"):
             self._fail(start, f"the 'where' predicate must be boolean, not {pred.type}",

@@ -72,8 +72,39 @@ class SimMachine:
         return self.spec.os == "windows"
 
     @property
+    def uniform(self) -> bool:
+        """An instance of a Uniform scale set (a child resource of the set, not a VM)."""
+        return self.spec.uniform
+
+    @property
+    def computer_name(self) -> str:
+        """The guest's host name: a Uniform instance's is the set's name and its instance id
+        in 6 base-36 digits (``web000000``), as Azure derives it from computerNamePrefix; a
+        Windows name is cut to NetBIOS's 15 characters."""
+        name = self.name
+        if self.uniform:
+            number, digits = int(self.spec.instance_id), ""
+            while len(digits) < 6:
+                number, digit = divmod(number, 36)
+                digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
+            prefix = "".join(c for c in self.spec.scale_set if c.isalnum() or c == "-")
+            name = prefix[:9] + digits
+        return name[:15] if self.windows else name
+
+    @property
+    def scale_set_id(self) -> str:
+        """The id of the scale set this VM belongs to, or ''."""
+        spec = self.spec
+        if not spec.scale_set:
+            return ""
+        return (f"/subscriptions/{spec.subscription}/resourceGroups/{spec.resource_group}"
+                f"/providers/Microsoft.Compute/virtualMachineScaleSets/{spec.scale_set}")
+
+    @property
     def resource_id(self) -> str:
         spec = self.spec
+        if self.uniform:
+            return f"{self.scale_set_id}/virtualMachines/{spec.instance_id}"
         provider = "Microsoft.Compute/virtualMachines"
         if not self.is_vm:
             provider = "Microsoft.HybridCompute/machines"

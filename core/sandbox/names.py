@@ -21,10 +21,20 @@ _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?")
 
 
 def check_machine_name(name: str, kind: str) -> None:
-    """Raise ARM's 400 ``InvalidResourceName`` unless ``name`` is a safe machine name."""
-    provider = ("Microsoft.Compute/virtualMachines" if kind == "vm"
-                else "Microsoft.HybridCompute/machines")
+    """Raise ARM's 400 ``InvalidResourceName`` unless ``name`` is a safe machine name
+    (``kind`` ``vmss``: a scale set's name)."""
+    provider = {"vm": "Microsoft.Compute/virtualMachines",
+                "vmss": "Microsoft.Compute/virtualMachineScaleSets"}.get(
+                    kind, "Microsoft.HybridCompute/machines")
     _check(name, provider, MAX_MACHINE_NAME)
+
+
+def check_instance_id(instance_id: str) -> None:
+    """A scale set instance's id is a decimal number: Compute answers anything else (a
+    Flexible member's VM name, say) with this 400 (azure-storage-and-scale-sets.md 6.2)."""
+    if not (instance_id.isascii() and instance_id.isdigit()) or len(instance_id) > 10:
+        raise ArmError(400, "InvalidParameter",
+                       "Virtual Machine Scale Set VM instanceId must be a number.")
 
 
 def check_run_command_name(name: str, kind: str) -> None:

@@ -84,7 +84,7 @@ def _uuid(machine: SimMachine, purpose: str) -> str:
 
 
 def _computer_name(machine: SimMachine) -> str:
-    return machine.name[:15] if machine.windows else machine.name  # NetBIOS: 15 characters
+    return machine.computer_name
 
 
 def _os_disk_name(machine: SimMachine) -> str:
@@ -186,6 +186,9 @@ def _vm_properties(machine: SimMachine) -> Json:
             machine, "Microsoft.Network/networkInterfaces", f"{machine.name}-nic")}]},
         "provisioningState": "Succeeded",
         "timeCreated": _iso(CREATED),
+        # A Flexible scale set's member says which set it is in (reference 6.2).
+        **({"virtualMachineScaleSet": {"id": machine.scale_set_id}}
+           if machine.scale_set_id else {}),
     }
 
 

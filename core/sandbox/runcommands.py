@@ -205,6 +205,8 @@ class RunCommand:
     def resource_type(self) -> str:
         if self.provider == ARC:
             return "Microsoft.HybridCompute/machines/runcommands"
+        if self.machine.uniform:  # as VirtualMachineScaleSetVMRunCommand_Get.json shows
+            return "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/runCommands"
         return "Microsoft.Compute/virtualMachines/runCommands"
 
     @property

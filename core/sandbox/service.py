@@ -24,7 +24,7 @@ from core.sandbox.agent import AgentSettings, Execution
 from core.sandbox.blob_sink import BlobSinks
 from core.sandbox.blobstore import BlobStore
 from core.sandbox.errors import ArmError
-from core.sandbox.fleet import Faults, FleetSpec
+from core.sandbox.fleet import Faults, FleetSpec, MachineSpec
 from core.sandbox.machines import SimMachine
 from core.sandbox.runcommands import (
     ARC,
@@ -100,9 +100,7 @@ class SandboxService:
         self._background: set[asyncio.Task[None]] = set()
         for spec in fleet.machines:
             machine = SimMachine(spec, self.root / "machines" / spec.name)
-            self.machines[_key(spec.subscription, spec.resource_group, spec.kind, spec.name)] = (
-                machine
-            )
+            self.machines[machine_key(spec)] = machine
 
     async def aclose(self) -> None:
         """Kill every running script, then remove the sandbox's files if it made them."""
@@ -135,6 +133,9 @@ class SandboxService:
                            f"Resource group '{group}' could not be found.")
         provider = ("Microsoft.Compute/virtualMachines" if kind == "vm"
                     else "Microsoft.HybridCompute/machines")
+        if kind.startswith(SCALE_SET_KIND):
+            scale_set = kind[len(SCALE_SET_KIND):]
+            provider = f"Microsoft.Compute/virtualMachineScaleSets/{scale_set}/virtualMachines"
         raise ArmError(404, "ResourceNotFound",
                        f"The Resource '{provider}/{name}' under resource group '{group}' was "
                        "not found. For more details please go to "
@@ -142,7 +143,8 @@ class SandboxService:
 
     def machines_in(self, subscription: str, group: str | None, kind: str) -> list[SimMachine]:
         return [m for m in self.machines.values()
-                if m.spec.kind == kind and m.spec.subscription.lower() == subscription.lower()
+                if m.spec.kind == kind and not m.uniform
+                and m.spec.subscription.lower() == subscription.lower()
                 and (group is None or m.spec.resource_group.lower() == group.lower())]
 
     # ------------------------------------------------------------------------ run commands
@@ -155,8 +157,12 @@ class SandboxService:
         if found is None:
             kind = "virtualMachines" if machine.is_vm else "machines"
             provider = "Microsoft.Compute" if machine.is_vm else "Microsoft.HybridCompute"
+            shown = machine.name
+            if machine.uniform:
+                kind = "virtualMachineScaleSets"
+                shown = f"{machine.spec.scale_set}/virtualMachines/{machine.spec.instance_id}"
             raise ArmError(404, "ResourceNotFound",
-                           f"The Resource '{provider}/{kind}/{machine.name}/runCommands/{name}' "
+                           f"The Resource '{provider}/{kind}/{shown}/runCommands/{name}' "
                            f"under resource group '{machine.spec.resource_group}' was not "
                            "found. For more details please go to "
                            "https://aka.ms/ARMResourceNotFoundFix")
@@ -294,6 +300,22 @@ class SandboxService:
 def _merge(fleet: Faults, machine: Faults) -> Faults:
     """A machine's own faults win field by field over the fleet-wide ones."""
     return machine.over(fleet)
+
+
+SCALE_SET_KIND = "vmss/"
+"""The kind part of a Uniform instance's key: ``vmss/{scale set, lower case}``; its name part
+is the instance id. Flexible members are keyed as the VMs they are."""
+
+
+def scale_set_kind(scale_set: str) -> str:
+    return SCALE_SET_KIND + scale_set.lower()
+
+
+def machine_key(spec: MachineSpec) -> tuple[str, str, str, str]:
+    if spec.uniform:
+        return _key(spec.subscription, spec.resource_group, scale_set_kind(spec.scale_set),
+                    spec.instance_id)
+    return _key(spec.subscription, spec.resource_group, spec.kind, spec.name)
 
 
 def _key(subscription: str, group: str, kind: str, name: str) -> tuple[str, str, str, str]:

@@ -39,13 +39,26 @@ FAST = Pacing(poll_interval=0.1, blob_interval=0.05, drain_grace=3, stall_after=
 def fleet_of(*machines: Mapping[str, Any], **tables: Any) -> FleetSpec:
     """A fleet of machine tables (name, kind, os at least) with quick timings.
 
-    Keyword arguments are top-level tables (``faults``, ``throttle``) or ``[sandbox]`` keys.
+    Keyword arguments are top-level tables (``faults``, ``throttle``, the ``scale_sets``
+    list) or ``[sandbox]`` keys.
     """
-    own = {key: tables.pop(key) for key in ("faults", "throttle") if key in tables}
+    own = {key: tables.pop(key) for key in ("faults", "throttle", "scale_sets")
+           if key in tables}
     sandbox = {"flush_interval": 0.1, "pickup_delay": 0, "agent_timeout": 1, **tables}
     defaults = {"subscription": SUB, "resource_group": RG, "location": "westeurope"}
-    return parse_fleet({"sandbox": sandbox, **own,
+    return parse_fleet({"sandbox": sandbox, **own, "defaults": defaults,
                         "machines": [{**defaults, **m} for m in machines]})
+
+
+def instance_of(scale_set: str, instance: int, *, sub: str = SUB, group: str = RG) -> Machine:
+    """A Uniform scale set's instance as Resource Graph's listing names it."""
+    return Machine(
+        id=(f"/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Compute"
+            f"/virtualMachineScaleSets/{scale_set}/virtualMachines/{instance}"),
+        name=f"{scale_set}/{instance}", kind=MachineKind.VM, os=OsType.LINUX,
+        location="westeurope", subscription=sub,
+        tags={"scaleset": scale_set, "orchestration": "Uniform"},
+    )
 
 
 def machine_of(name: str, kind: str = "vm", *, sub: str = SUB, group: str = RG) -> Machine:

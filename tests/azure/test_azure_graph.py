@@ -153,7 +153,10 @@ async def test_the_subscriptions_filter_keeps_only_their_machines(tmp_path: Path
         "stg-web-01", "stg-web-02", "onprem-batch-01", "onprem-batch-02", "onprem-legacy-01",
         "onprem-dc-01", "stg-win-01"}
     assert {m.subscription for m in only_b} == {SUB_B}
-    assert {m.name for m in everything} == {s.name for s in default_fleet().machines}
+    # A Uniform scale set instance is shown as set/instance id, not by its ARM name (set_id).
+    assert {m.name for m in everything} == {
+        f"{s.scale_set}/{s.instance_id}" if s.uniform else s.name
+        for s in default_fleet().machines}
 
 
 async def test_many_subscriptions_are_queried_in_batches_within_the_quota(

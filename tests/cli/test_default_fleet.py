@@ -8,6 +8,8 @@ from pathlib import Path
 
 from tests.cli.conftest import CliRunner, Home
 
+UNIFORM_HOSTS = {"queue-ss/0": "queue-ss000000", "queue-ss/1": "queue-ss000001"}
+
 
 def configure(home: Home, text: str) -> None:
     home.config.mkdir(parents=True, exist_ok=True)
@@ -50,7 +52,11 @@ def test_fleetrun_alone_off_a_terminal_lists_the_fleet_it_would_open(
 def test_nothing_configured_means_the_sandbox(cli: CliRunner) -> None:
     listed = cli("machines", "--no-check", "-o", "json")
     assert listed.returncode == 0, listed.stderr
-    assert len(names(listed.stdout)) == 16  # the sandbox's default fleet
+    listed_names = names(listed.stdout)
+    assert len(listed_names) == 20  # the sandbox's default fleet
+    # Its scale sets' instances: a Uniform one shown as set/instance id, Flexible as the VM.
+    assert {"queue-ss/0", "queue-ss/1"} <= set(listed_names)
+    assert len([n for n in listed_names if n.startswith("api-flex_")]) == 2
 
 
 def test_a_malformed_fleet_setting_is_named(cli: CliRunner, home: Home) -> None:
@@ -76,14 +82,32 @@ def test_a_mixed_run_on_the_default_sandbox_fleet_succeeds_on_every_healthy_mach
     # The four the default fleet makes unhealthy are skipped; everything else succeeds.
     assert sorted(by_state.pop("Skipped")) == ["db-02", "onprem-batch-02",
                                               "onprem-legacy-01", "web-05"]
-    assert list(by_state) == ["Succeeded"] and len(by_state["Succeeded"]) == 12
+    assert list(by_state) == ["Succeeded"] and len(by_state["Succeeded"]) == 16
     simulated = shutil.which("pwsh") is None
     for machine in report["machines"]:
         name, lines = machine["machine"], machine["stdout"].splitlines()
         if machine["state"] == "Skipped":
             continue
         if machine["os"] == "linux":
-            assert lines == [f"linux {name} {name}"]  # its own name, not this host's
+            # Its own name, not this host's: a Uniform instance's is its computer name.
+            host = UNIFORM_HOSTS.get(name, name)
+            assert lines == [f"linux {host} {host}"]
         else:
             assert lines[-1] == f"windows {name}"
             assert lines[0].startswith("simulated: no pwsh on this host") is simulated
+
+
+def test_a_run_on_a_scale_set_targets_its_instances_only(cli: CliRunner) -> None:
+    listed = cli("machines", "--no-check", "--target", "scaleset:queue-ss", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert names(listed.stdout) == ["queue-ss/0", "queue-ss/1"]
+    result = cli("run", "--shell", "echo on $(hostname)", "--target", "scaleset:queue-ss",
+                 "-o", "json", timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    got = {m["machine"]: (m["state"], m["stdout"].strip()) for m in report["machines"]}
+    assert got == {"queue-ss/0": ("Succeeded", "on queue-ss000000"),
+                   "queue-ss/1": ("Succeeded", "on queue-ss000001")}
+    # Flexible members are ordinary VMs of their set: scaleset:api-flex picks them.
+    flexible = cli("machines", "--no-check", "--target", "scaleset:api-flex", "-o", "json")
+    assert [n.startswith("api-flex_") for n in names(flexible.stdout)] == [True, True]

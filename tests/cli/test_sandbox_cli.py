@@ -38,7 +38,7 @@ def test_machines_default_to_the_sandbox_fleet_with_its_health(cli: CliRunner) -
     result = cli("machines", "-o", "json")
     assert result.returncode == 0, result.stderr
     machines = {m["name"]: m for m in json.loads(result.stdout)}
-    assert len(machines) == 16
+    assert len(machines) == 20  # 16 VMs and Arc servers, 2 Uniform and 2 Flexible instances
     assert {m["kind"] for m in machines.values()} == {"vm", "arc"}
     health = {name: m["health"]["status"] for name, m in machines.items()}
     assert health["web-01"] == "Ready"

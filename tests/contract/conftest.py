@@ -16,7 +16,7 @@ import pytest
 from core.backends.local import LocalBackend
 from core.backends.ssh import SshBackend, SshSettings
 from core.inventory.local import local_machine
-from tests.azure.sandboxed import azure_bed, fleet_of, machine_of
+from tests.azure.sandboxed import azure_bed, fleet_of, instance_of, machine_of
 from tests.contract.harness import BackendHarness
 from tests.sshd import Sshd
 
@@ -45,6 +45,17 @@ def _azure(kind: str) -> HarnessFactory:
 
 
 @contextlib.asynccontextmanager
+async def scaleset_managed(request: pytest.FixtureRequest) -> AsyncIterator[BackendHarness]:
+    """The Compute backend on a Uniform scale set's instance (managed run commands at
+    ``.../virtualMachineScaleSets/{set}/virtualMachines/0/runCommands/{name}``), over HTTP."""
+    fleet = fleet_of(scale_sets=[{"name": "contract-ss", "orchestration": "Uniform",
+                                  "count": 1, "os": "linux"}])
+    async with azure_bed(fleet, request.getfixturevalue("tmp_path")) as bed:
+        yield BackendHarness("scaleset-managed", bed.backend("vm"), instance_of("contract-ss", 0),
+                             unnamed_values_unquoted=True, tails_are_text=True)
+
+
+@contextlib.asynccontextmanager
 async def ssh(request: pytest.FixtureRequest) -> AsyncIterator[BackendHarness]:
     """The SSH backend against a real OpenSSH sshd on loopback."""
     server: Sshd = request.getfixturevalue("sshd")
@@ -55,7 +66,7 @@ async def ssh(request: pytest.FixtureRequest) -> AsyncIterator[BackendHarness]:
         await backend.aclose()
 
 
-HARNESSES: list[HarnessFactory] = [local, _azure("vm"), _azure("arc"), ssh]
+HARNESSES: list[HarnessFactory] = [local, _azure("vm"), _azure("arc"), scaleset_managed, ssh]
 
 
 @pytest.fixture(params=HARNESSES, ids=lambda factory: factory.__name__)

@@ -507,6 +507,9 @@ async def test_an_unknown_operation_is_404(api: Api) -> None:
 
 async def test_resource_graph_pages_through_the_default_fleet(tmp_path: Path) -> None:
     fleet = default_fleet()
+    # Uniform scale set instances live in ComputeResources; the scale sets are resources.
+    in_resources = [*(m.name for m in fleet.machines if not m.uniform),
+                    *(s.name for s in fleet.scale_sets)]
     async with sandbox_api(fleet, tmp_path) as api:
         query = "Resources | project id, name, type | order by id asc"
         options: dict[str, Any] = {"$top": 5}
@@ -520,7 +523,7 @@ async def test_resource_graph_pages_through_the_default_fleet(tmp_path: Path) ->
             assert answer.status_code == 200, answer.text
             page = answer.json()
             pages += 1
-            assert page["totalRecords"] == len(fleet.machines)
+            assert page["totalRecords"] == len(in_resources)
             assert page["count"] == len(page["data"]) <= 5
             rows.extend(page["data"])
             if "$skipToken" not in page:
@@ -529,11 +532,12 @@ async def test_resource_graph_pages_through_the_default_fleet(tmp_path: Path) ->
             assert pages < 10
     assert pages == 4
     names = [row["name"] for row in rows]
-    assert sorted(names) == sorted(m.name for m in fleet.machines)
-    assert len({row["id"] for row in rows}) == len(rows) == 16
+    assert sorted(names) == sorted(in_resources)
+    assert len({row["id"] for row in rows}) == len(rows) == 20
     assert [row["id"] for row in rows] == sorted(row["id"] for row in rows)
     types = {row["type"] for row in rows}
-    assert types == {"microsoft.compute/virtualmachines", "microsoft.hybridcompute/machines"}
+    assert types == {"microsoft.compute/virtualmachines", "microsoft.hybridcompute/machines",
+                     "microsoft.compute/virtualmachinescalesets"}
 
 
 @pytest.mark.parametrize("query", ["Foo", "Resources | frobnicate", "Resources | where"])

@@ -41,8 +41,13 @@ def _version(text: str) -> tuple[int, ...]:
 def test_the_default_fleet_has_the_documented_make_up() -> None:
     fleet = default_fleet()
     machines = fleet.machines
-    assert len(machines) == 16
-    assert Counter(m.os for m in machines) == {"linux": 12, "windows": 4}
+    assert len(machines) == 20
+    assert Counter(m.os for m in machines) == {"linux": 16, "windows": 4}
+    # One small scale set of each orchestration mode, 2 Linux instances each.
+    assert [(s.name, s.orchestration, s.capacity) for s in fleet.scale_sets] == [
+        ("queue-ss", "Uniform", 2), ("api-flex", "Flexible", 2)]
+    assert Counter(m.orchestration for m in machines if m.scale_set) == {
+        "Uniform": 2, "Flexible": 2}
     assert {m.kind for m in machines} == {"vm", "arc"}
     assert {m.kind for m in machines if m.os == "windows"} == {"vm", "arc"}
     assert len(fleet.subscriptions) == 2
@@ -61,7 +66,7 @@ def test_the_default_fleet_has_the_documented_make_up() -> None:
     assert old == ["onprem-legacy-01"]
     # The troubled machines are distinct, so each problem can be shown on its own.
     assert len({"web-05", "db-02", "onprem-batch-02", "onprem-legacy-01"}) == 4
-    assert len({m.name.lower() for m in machines}) == 16
+    assert len({m.name.lower() for m in machines}) == 20
 
 
 def test_the_shipped_file_loads_through_load_fleet_too(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
 
 
 def test_a_run_on_the_sandbox_through_the_app(terminal: Terminal) -> None:
-    terminal.wait_for("16 machines")
+    terminal.wait_for("20 machines")
     terminal.keys("/")
     terminal.wait_for("filter: text")  # the filter box has the keyboard now
     terminal.keys("name:web-01,web-02", literal=True)

@@ -368,3 +368,22 @@ def test_filtering_ten_thousand_machines_is_correct() -> None:
     query = parse_query(text)
     assert [m for m in fleet if query.matches(m)] == expected
     assert filter_machines(fleet, "") == fleet
+
+
+def test_scaleset_selects_the_members_of_a_scale_set() -> None:
+    members = [
+        machine("queue-ss/0", tags={"scaleset": "queue-ss", "orchestration": "Uniform"}),
+        machine("queue-ss/1", tags={"scaleset": "queue-ss", "orchestration": "Uniform"}),
+        machine("api-flex_1a2b3c4d", tags={"scaleset": "api-flex", "orchestration": "Flexible"}),
+        machine("web-01"),
+    ]
+
+    def names(text: str) -> list[str]:
+        return [m.name for m in filter_machines(members, text)]
+
+    assert names("scaleset:queue-ss") == ["queue-ss/0", "queue-ss/1"]
+    assert names("scaleset:QUEUE-*,api-flex") == ["queue-ss/0", "queue-ss/1",
+                                                  "api-flex_1a2b3c4d"]
+    assert names("scaleset:*") == ["queue-ss/0", "queue-ss/1", "api-flex_1a2b3c4d"]
+    assert names("!scaleset:*") == ["web-01"]
+    assert parse_query("scaleset:queue-ss").describe() == "scaleset:queue-ss"

@@ -41,7 +41,8 @@ def add_parser(sub: Subparsers) -> None:
         "--target",
         default="",
         metavar="QUERY",
-        help="filter: text, name:GLOB, tag:K=V, os:linux|windows, kind:, health:, ! negates",
+        help="filter: text, name:GLOB, tag:K=V, os:linux|windows, kind:, health:, "
+             "scaleset:NAME, ! negates",
     )
     run.add_argument(
         "--shell",

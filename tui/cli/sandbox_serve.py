@@ -88,7 +88,7 @@ def describe(
     container = fleet.containers[0]
     expiry = datetime.now(UTC) + timedelta(hours=SAS_HOURS)
     sas = sign_container_sas(fleet.account, fleet.account_key, container, "racwl", expiry)
-    vm = next((m for m in fleet.machines if m.kind == "vm"), fleet.machines[0])
+    vm = next((m for m in fleet.machines if m.kind == "vm" and not m.uniform), fleet.machines[0])
     curl_tls = f" --cacert {certificate}" if certificate else ""
     vm_path = (f"{base}/subscriptions/{vm.subscription}/resourceGroups/{vm.resource_group}"
                f"/providers/Microsoft.Compute/virtualMachines/{vm.name}")
@@ -96,6 +96,8 @@ def describe(
         f"fleetrun sandbox: {len(fleet.machines)} machines "
         f"({kinds[('vm', 'linux')]} Linux VMs, {kinds[('vm', 'windows')]} Windows VMs, "
         f"{kinds[('arc', 'linux')]} Linux Arc, {kinds[('arc', 'windows')]} Windows Arc)",
+        *([f"  of the VMs, {instances} are instances of {len(fleet.scale_sets)} scale set(s)"]
+          if (instances := sum(1 for m in fleet.machines if m.scale_set)) else []),
         "",
         f"  ARM base URL     {base}",
         *_token_lines(generated_token),
