@@ -129,7 +129,8 @@ def validate_command(command: Command, *, azure_targets: bool = True) -> list[Pr
         when the command can be sent as is.
     """
     problems: list[Problem] = []
-    problems += _check_script(command.script)
+    if not command.builtin:  # a built-in command id runs its own script
+        problems += _check_script(command.script)
     problems += _check_timeout(command.timeout)
     problems += _check_parameters(command, azure_targets)
     problems += _check_run_as(command, azure_targets)
