@@ -154,8 +154,22 @@ def split_linux_message(message: str) -> tuple[str, str]:
     return text[:split], text[split + len(STDERR_MARKER):]
 
 
+REPLACED_CUT_SLACK = 3
+"""The handler cuts each stream in bytes, then sends it as text: a character cut at the start
+becomes U+FFFD (3 bytes), so a tail may be a few bytes over 4,096 and is whole as sent."""
+
+
 def _last_bytes(text: str) -> bytes:
-    return text.encode("utf-8")[-ACTION_TAIL_BYTES:]
+    """The stream as the service sent it; a longer one (not what the API documents) is cut
+    to its last 4,096 bytes at a character boundary."""
+    data = text.encode("utf-8")
+    if len(data) <= ACTION_TAIL_BYTES + REPLACED_CUT_SLACK:
+        return data
+    data = data[-ACTION_TAIL_BYTES:]
+    start = 0
+    while start < len(data) and 0x80 <= data[start] <= 0xBF:
+        start += 1  # a continuation byte: the character began before the cut
+    return data[start:]
 
 
 @dataclass(frozen=True, slots=True)

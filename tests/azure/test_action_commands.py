@@ -58,6 +58,9 @@ def test_the_operation_status_form_carries_the_result_in_properties_output() -> 
 def test_each_stream_is_cut_to_its_last_4096_bytes() -> None:
     out = parse_result(linux("[stdout]\n" + "a" * 5000 + "b\n[stderr]\n"))
     assert len(out.stdout) == 4096 and out.stdout.endswith(b"b")
+    # Cut at a character boundary, never inside one.
+    out = parse_result(linux("[stdout]\n" + "✓" * 2000))
+    assert out.stdout == "✓".encode() * 1365
 
 
 def test_a_result_without_value_is_refused() -> None:
