@@ -16,6 +16,7 @@ import pytest
 from core.backends.local import LocalBackend
 from core.backends.ssh import SshBackend, SshSettings
 from core.inventory.local import local_machine
+from core.model import RunApi
 from tests.azure.sandboxed import azure_bed, fleet_of, machine_of
 from tests.contract.harness import BackendHarness
 from tests.sshd import Sshd
@@ -45,6 +46,23 @@ def _azure(kind: str) -> HarnessFactory:
 
 
 @contextlib.asynccontextmanager
+async def compute_action(request: pytest.FixtureRequest) -> AsyncIterator[BackendHarness]:
+    """The Compute backend asked for the action Run Command API (``--api action``), against
+    the sandbox over real HTTP: no exit code, the last 4 KB at the end, one run at a time,
+    no cancel (see the capability flags of :class:`BackendHarness`)."""
+    name = "contract-action"
+    fleet = fleet_of({"name": name, "kind": "vm", "os": "linux"})
+    async with azure_bed(fleet, request.getfixturevalue("tmp_path")) as bed:
+        yield BackendHarness("azure-vm-action", bed.backend("vm"), machine_of(name, "vm"),
+                             tails_are_text=True, api=RunApi.ACTION, exit_codes=False,
+                             full_output=False, stops_scripts=False, parallel_runs=False,
+                             parameters_in_script=True)
+
+
+compute_action.__name__ = "compute-action"
+
+
+@contextlib.asynccontextmanager
 async def ssh(request: pytest.FixtureRequest) -> AsyncIterator[BackendHarness]:
     """The SSH backend against a real OpenSSH sshd on loopback."""
     server: Sshd = request.getfixturevalue("sshd")
@@ -55,7 +73,7 @@ async def ssh(request: pytest.FixtureRequest) -> AsyncIterator[BackendHarness]:
         await backend.aclose()
 
 
-HARNESSES: list[HarnessFactory] = [local, _azure("vm"), _azure("arc"), ssh]
+HARNESSES: list[HarnessFactory] = [local, _azure("vm"), _azure("arc"), compute_action, ssh]
 
 
 @pytest.fixture(params=HARNESSES, ids=lambda factory: factory.__name__)
