@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Static, TabbedContent, TabPane, TextArea
 
 from core.library import SavedCommand
-from core.model import Command, CommandId, Machine, OsType, Parameter
+from core.model import Command, CommandId, Machine, MachineKind, OsType, Parameter, RunApi
 from core.validate import Problem, validate_selection
 from tui import keymap
 from tui.library_store import saved_commands
@@ -62,6 +62,8 @@ class ComposeScreen(Screen[RunRequest | None]):
     ComposeScreen .missing.-shown { display: block; }
     ComposeScreen .section { padding: 0 1; text-style: bold; }
     ComposeScreen #problems { height: auto; max-height: 8; padding: 0 1; }
+    ComposeScreen #api { height: auto; padding: 0 1; display: none; }
+    ComposeScreen #api.-chosen { display: block; }
     """
 
     def __init__(self, machines: Sequence[Machine], saved: SavedCommand | None = None) -> None:
@@ -72,6 +74,8 @@ class ComposeScreen(Screen[RunRequest | None]):
         """The saved command loaded last (or saved as), if any."""
         self._start_with = saved
         self._pristine: State = ((), ())
+        self.api = RunApi.AUTO
+        """The Run Command API the Azure VMs get (ctrl+t: compose.api)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -85,6 +89,7 @@ class ComposeScreen(Screen[RunRequest | None]):
                     classes="section")
         yield ParameterTable(id="parameters")
         yield OptionsForm(id="options")
+        yield Static(id="api")
         yield Static(id="problems")
         yield Footer()
 
@@ -218,6 +223,27 @@ class ComposeScreen(Screen[RunRequest | None]):
         self._show_loaded()
         self._pristine = self._state()
 
+    # -- which Azure API ------------------------------------------------------------------
+
+    API_NOTES = {
+        RunApi.AUTO: "managed, falling back per VM to the action API where managed is refused",
+        RunApi.MANAGED: "managed run commands only",
+        RunApi.ACTION: "the action API: no exit code, the last 4 KB of output, one run at a "
+        "time per VM; Arc machines are skipped",
+    }
+
+    def action_cycle_api(self) -> None:
+        """auto → managed → action → auto; shown above the footer unless auto."""
+        order = list(RunApi)
+        self.api = order[(order.index(self.api) + 1) % len(order)]
+        box = self.query_one("#api", Static)
+        box.set_class(self.api is not RunApi.AUTO, "-chosen")
+        note = self.API_NOTES[self.api]
+        box.update(Text.assemble(("Azure API ", "dim"), (self.api.value, "bold"), f": {note}"))
+        if not any(m.kind in (MachineKind.VM, MachineKind.ARC) for m in self.machines):
+            note += " (no Azure machine is selected: it changes nothing here)"
+        self.notify(f"Azure API: {self.api.value}: {note}", markup=False)
+
     # -- parameters -----------------------------------------------------------------------
 
     async def action_add_parameter(self) -> None:
@@ -279,6 +305,7 @@ class ComposeScreen(Screen[RunRequest | None]):
             timeout=values.timeout,
             run_as_user=values.run_as_user,
             run_as_password=values.run_as_password,
+            api=self.api,
         )
 
     def action_run(self) -> None:
