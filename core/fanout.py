@@ -433,7 +433,7 @@ class FanOut:
                         if aclose is not None:
                             await aclose()
         except TimeoutError:
-            await self._stop_remote(slot)
+            unstopped = await self._stop_remote(slot)
             self._finish(
                 slot,
                 Finished(
@@ -442,7 +442,8 @@ class FanOut:
                     exit_code=-1,
                     error=f"no result within the {command.timeout} s "
                     f"timeout (+{self.options.grace:g} s grace)"
-                    + (f"; last report: {slot.last_report}" if slot.last_report else ""),
+                    + (f"; last report: {slot.last_report}" if slot.last_report else "")
+                    + unstopped,
                 ),
             )
         except asyncio.CancelledError:
@@ -451,11 +452,12 @@ class FanOut:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
-            await self._stop_remote(slot)
+            unstopped = await self._stop_remote(slot)
             self._finish(
                 slot,
                 Finished(
-                    machine.id, RunState.CANCELED, exit_code=None, error="canceled by the user"
+                    machine.id, RunState.CANCELED, exit_code=None,
+                    error="canceled by the user" + unstopped,
                 ),
             )
         except Exception as exc:  # a backend bug must fail one machine, not the run
@@ -484,7 +486,9 @@ class FanOut:
         return backend.attach(machine, command, run_id=self.run.run_id,
                               if_missing=self.if_missing.get(machine.id, IfMissing.REPORT))
 
-    async def _stop_remote(self, slot: _Slot) -> None:
+    async def _stop_remote(self, slot: _Slot) -> str:
+        """Stop the machine's script; what to add to its result when that failed (a backend
+        that cannot stop a script says why: the action API's)."""
         machine = slot.machine_run.machine
         try:
             async with asyncio.timeout(self.options.cancel_timeout):
@@ -493,6 +497,8 @@ class FanOut:
             log.warning("cancel on %s failed: %s", machine.name,
                         slot.redaction.message(str(exc)))
             slot.machine_run.error = slot.redaction.error(f"cancel not confirmed: {exc}")
+            return f"; cancel not confirmed: {exc}"
+        return ""
 
     def _apply(self, slot: _Slot, event: Event) -> None:
         mr = slot.machine_run

@@ -59,6 +59,15 @@ class CommandId(enum.StrEnum):
         return cls.SHELL if os_type is OsType.LINUX else cls.POWERSHELL
 
 
+class RunApi(enum.StrEnum):
+    """Which Azure Run Command API a command goes through on a VM."""
+
+    AUTO = "auto"
+    """Managed, falling back per machine to the action API where managed cannot be used."""
+    MANAGED = "managed"
+    ACTION = "action"
+
+
 class HealthStatus(enum.StrEnum):
     """Agent (or host) health, in one vocabulary for every backend."""
 
@@ -170,6 +179,11 @@ class Command:
     async_execution: bool = True
     script_path: str = ""
     """Where the script was read from, if a file (shown, never needed to run)."""
+    api: RunApi = RunApi.AUTO
+    """On Azure VMs: the managed or the action Run Command API (see :class:`RunApi`)."""
+    builtin: str = ""
+    """A built-in command id (``ifconfig``, ``IPConfig``...) run instead of ``script``:
+    always through the action API, only on machines of its OS."""
 
     @property
     def public_parameters(self) -> tuple[Parameter, ...]:
@@ -200,6 +214,8 @@ class Command:
             "run_as_user": self.run_as_user,
             "run_as_password": REDACTED if self.run_as_password else "",
             "async_execution": self.async_execution,
+            "api": self.api.value,
+            "builtin": self.builtin,
         }
 
 

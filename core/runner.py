@@ -29,6 +29,7 @@ from core.model import (
     OsType,
     Parameter,
     Run,
+    RunApi,
     RunState,
     Stream,
 )
@@ -273,6 +274,8 @@ def command_from_record(recorded: dict[str, Any],
         else "",
         async_execution=bool(recorded.get("async_execution", True)),
         script_path=recorded.get("script_path", ""),
+        api=RunApi(recorded.get("api", RunApi.AUTO.value)),
+        builtin=recorded.get("builtin", ""),
     )
 
 

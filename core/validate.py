@@ -130,7 +130,8 @@ def validate_command(command: Command, *, azure_targets: bool = True,
         when the command can be sent as is.
     """
     problems: list[Problem] = []
-    problems += _check_script(command.script, may_upload, azure_targets)
+    if not command.builtin:  # a built-in command id runs its own script
+        problems += _check_script(command.script, may_upload, azure_targets)
     problems += _check_timeout(command.timeout)
     problems += _check_parameters(command, azure_targets)
     problems += _check_run_as(command, azure_targets)

@@ -25,7 +25,7 @@ from core.validate import Problem, ValidationError
 from tui import keymap, themes
 from tui.colon_commands import Action, ColonCommands
 from tui.library_store import SavedCommands
-from tui.palette import SavedCommandsProvider
+from tui.palette import BuiltinCommandsProvider, SavedCommandsProvider
 from tui.screens.command_line import CommandLine
 from tui.screens.fleet import FleetScreen
 from tui.screens.history import HistoryScreen
@@ -64,7 +64,7 @@ class FleetrunApp(App[None]):
     BINDINGS = keymap.APP
     # Saved commands beside Textual's system commands (theme, keys, quit...).
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = (
-        App.COMMANDS | {SavedCommandsProvider})
+        App.COMMANDS | {SavedCommandsProvider, BuiltinCommandsProvider})
 
     def __init__(self, fleet_specs: Sequence[str] = (), options: FleetOptions | None = None
                  ) -> None:

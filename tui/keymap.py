@@ -163,6 +163,8 @@ COMPOSE: list[BindingType] = [
             priority=True, tooltip="Remove the parameter row that has focus"),
     Binding("ctrl+s", "save", "Save", id="compose.save", priority=True,
             tooltip="Save the scripts and parameters as a saved command (ctrl+p finds it)"),
+    Binding("ctrl+t", "cycle_api", "Azure API", id="compose.api", priority=True, show=False,
+            tooltip="Azure VMs: auto, managed or action Run Command API"),
 ]
 
 SAVE_COMMAND: list[BindingType] = [

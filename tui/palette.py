@@ -18,7 +18,11 @@ from textual.content import Content
 from textual.fuzzy import Matcher
 from textual.markup import escape
 
+from core.azure.action_commands import BuiltinCommand, InvalidActionResult
+from core.azure.arm import ArmError
+from core.backends.compute import ComputeBackend
 from core.library import SavedCommand
+from core.model import MachineKind
 from tui.library_store import saved_commands
 from tui.screens.compose import ComposeScreen
 from tui.screens.fleet import FleetScreen
@@ -117,3 +121,56 @@ class SavedCommandsProvider(Provider):
             if score > 0:
                 yield Hit(score, self._prompt(saved, matcher), partial(self._choose, saved),
                           text=saved.name, help=escape(describe(saved)))
+
+
+def describe_builtin(builtin: BuiltinCommand) -> str:
+    """Its palette line: OS, label, parameters, and that it runs through the action API."""
+    parameters = ", ".join(p.name for p in builtin.parameters) or "no parameters"
+    return f"{builtin.os.value} · {builtin.label} · {parameters} · built-in (action API)"
+
+
+class BuiltinCommandsProvider(Provider):
+    """Azure's built-in run commands of the fleet's VM regions (``ifconfig``, ``IPConfig``,
+    ...), listed per OS beside the saved commands; choosing one opens the composer for the
+    marked VMs of its OS with it loaded."""
+
+    _builtins: list[BuiltinCommand] = []
+
+    async def startup(self) -> None:
+        self._builtins = []
+        fleet = fleet_screen(self.app)
+        if fleet is None or self.screen.is_modal or isinstance(self.screen, ComposeScreen):
+            return
+        backend = fleet.backends.get(MachineKind.VM)
+        vms = [m for m in fleet.machines if m.kind is MachineKind.VM]
+        if not vms or not isinstance(backend, ComputeBackend):
+            return
+        try:
+            # Cached by the backend: ARM is asked once per region and session.
+            self._builtins = await backend.builtins.for_machines(vms)
+        except (ArmError, InvalidActionResult) as exc:
+            self.app.notify(f"Built-in run commands could not be listed: {exc}",
+                            severity="warning", markup=False)
+
+    def _choose(self, builtin: BuiltinCommand) -> None:
+        fleet = fleet_screen(self.app)
+        why = "The fleet is not open yet" if fleet is None else fleet.compose_builtin(builtin)
+        if why is not None:
+            self.app.notify(why, severity="warning", markup=False)
+
+    def _prompt(self, builtin: BuiltinCommand, matcher: Matcher | None) -> Content:
+        name = matcher.highlight(builtin.id) if matcher else Content(builtin.id)
+        return name + Content.from_markup(f"  [dim]built-in · {builtin.os.value}[/]")
+
+    async def discover(self) -> Hits:
+        for builtin in self._builtins:
+            yield DiscoveryHit(self._prompt(builtin, None), partial(self._choose, builtin),
+                               text=builtin.id, help=escape(describe_builtin(builtin)))
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for builtin in self._builtins:
+            score = matcher.match(builtin.id)
+            if score > 0:
+                yield Hit(score, self._prompt(builtin, matcher), partial(self._choose, builtin),
+                          text=builtin.id, help=escape(describe_builtin(builtin)))

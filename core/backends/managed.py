@@ -149,21 +149,27 @@ class ManagedRunCommands:
                 return
         watch.targets = targets
         body = put_body(command, machine.location, targets, source)
-        waits = _StartWait()
+        waits = StartWait()
         put = asyncio.ensure_future(self.session.arm.request(
             "PUT", watch.path, json_body=body, priority=Priority.START, waiting=waits.report))
+        refused: ArmError | None = None
         try:
             async for changed in waits.follow(machine.id, put):
                 yield changed
             answer = put.result()
         except ArmError as error:
-            yield Finished(machine.id, RunState.FAILED, error=f"run command not created: {error}")
-            return
+            refused = error
         finally:
             if not put.done():
                 put.cancel()
                 with contextlib.suppress(asyncio.CancelledError, ArmError):
                     await put
+        if refused is not None:
+            async with contextlib.aclosing(
+                    self._not_created(machine, command, run_id, refused)) as events:
+                async for event in events:
+                    yield event
+            return
         watch.operation_url = answer.headers.get("azure-asyncoperation", "")
         yield StateChanged(machine.id, RunState.PENDING, "submitted; waiting for the agent")
         # aclosing: when our consumer stops early, the inner generator's clean-up (delete the
@@ -171,6 +177,13 @@ class ManagedRunCommands:
         async with contextlib.aclosing(self._watch(watch, command)) as events:
             async for event in events:
                 yield event
+
+    async def _not_created(
+        self, machine: Machine, command: Command, run_id: str, error: ArmError
+    ) -> AsyncGenerator[MachineEvent, None]:
+        """The PUT was refused. A provider with another way to run the command (Compute's
+        action API) overrides this."""
+        yield Finished(machine.id, RunState.FAILED, error=f"run command not created: {error}")
 
     async def attach(
         self, machine: Machine, command: Command, *, run_id: str,
@@ -512,7 +525,7 @@ class ManagedRunCommands:
                                 self.session.pacing.delete_retry_pauses)
 
 
-class _StartWait:
+class StartWait:
     """A machine's PUT waiting on the ARM budget, as the machine's WaitChanged events.
 
     The client reports each change as it happens; the run's generator yields only the

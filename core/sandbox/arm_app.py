@@ -246,6 +246,8 @@ class ArmApp:
             if operation is None:
                 return Response(status_code=204)
             return Response(status_code=202, headers=self._lro_headers(request, operation))
+        if self.service.faults_for(machine).managed_forbidden:
+            raise _forbidden(machine, name, request.method)
         body = await _json_body(request)
         if request.method == "PATCH":
             if not machine.is_vm:
@@ -550,3 +552,15 @@ async def _json_body(request: Request) -> Any:
                        f"The request content was invalid and could not be deserialized: {exc}"
                        ) from None
 
+
+
+def _forbidden(machine: SimMachine, name: str, method: str) -> ArmError:
+    """ARM's answer to a principal without the write permission (the managed_forbidden
+    fault): 403 AuthorizationFailed naming the action and the scope (reference 2.6)."""
+    provider = "Microsoft.Compute/virtualMachines" if machine.is_vm else (
+        "Microsoft.HybridCompute/machines")
+    return ArmError(403, "AuthorizationFailed",
+                    f"The client does not have authorization to perform action "
+                    f"'{provider}/runCommands/write' over scope '{machine.resource_id}/runCommands/"
+                    f"{name}' or the scope is invalid. If access was recently granted, please "
+                    "refresh your credentials.")

@@ -81,6 +81,9 @@ class Faults:
     """Seconds into a run after which the machine's agent drops off (Not Ready/Disconnected)."""
     delete_errors: int = 0
     """How many of the machine's first run command DELETEs answer 500 (a passing outage)."""
+    managed_forbidden: bool = False
+    """The caller may use the action API (``runCommand/action``) but not create managed run
+    commands (no ``runCommands/write``): the managed PUT answers 403 AuthorizationFailed."""
     given: frozenset[str] = frozenset()
     """The keys the fleet file set here: a machine's ``error_rate = 0`` must still win."""
 
@@ -449,7 +452,7 @@ def _simulation(raw: Mapping[str, Any], where: str) -> Simulation:
 
 def _faults(raw: Mapping[str, Any], where: str, *, machine: bool) -> Faults:
     keys = {"latency", "error_rate", "drop_rate", "throttle_storm", "stuck", "blob_delay",
-            "disconnect_after", "delete_errors"}
+            "disconnect_after", "delete_errors", "managed_forbidden"}
     read.only(raw, where, keys)
     storm = None
     if "throttle_storm" in raw:
@@ -465,6 +468,9 @@ def _faults(raw: Mapping[str, Any], where: str, *, machine: bool) -> Faults:
     stuck = raw.get("stuck", False)
     if not isinstance(stuck, bool):
         raise FleetFileError(f"{where}stuck: true or false")
+    forbidden = raw.get("managed_forbidden", False)
+    if not isinstance(forbidden, bool):
+        raise FleetFileError(f"{where}managed_forbidden: true or false")
     disconnect = raw.get("disconnect_after")
     return Faults(
         latency=read.duration(raw, "latency", where, 0.0),
@@ -476,6 +482,7 @@ def _faults(raw: Mapping[str, Any], where: str, *, machine: bool) -> Faults:
         disconnect_after=None if disconnect is None else read.parse_duration(
             disconnect, where + "disconnect_after"),
         delete_errors=read.integer(raw, "delete_errors", where, 0, 0, 1_000_000),
+        managed_forbidden=forbidden,
         given=frozenset(raw),
     )
 

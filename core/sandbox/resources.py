@@ -121,7 +121,8 @@ def vm_instance_view(machine: SimMachine, *, run_command_names: Sequence[str] = 
     if running:
         code, display, level, message = _AGENT_READY if machine.agent_ready else _AGENT_NOT_READY
         view["vmAgent"] = {
-            "vmAgentVersion": VM_AGENT_VERSION if machine.agent_ready else "Unknown",
+            "vmAgentVersion": (machine.spec.agent_version or VM_AGENT_VERSION)
+            if machine.agent_ready else "Unknown",
             "statuses": [_status(code, display, level, message=message,
                                  time=_iso(machine.last_status_change))],
             "extensionHandlers": [{**facts.handler, "status": _status(SUCCEEDED, "Ready")}]

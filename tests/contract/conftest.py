@@ -16,6 +16,7 @@ import pytest
 from core.backends.local import LocalBackend
 from core.backends.ssh import SshBackend, SshSettings
 from core.inventory.local import local_machine
+from core.model import RunApi
 from tests.azure.sandboxed import azure_bed, fleet_of, instance_of, machine_of
 from tests.contract.harness import BackendHarness
 from tests.sshd import Sshd
@@ -56,6 +57,39 @@ async def scaleset_managed(request: pytest.FixtureRequest) -> AsyncIterator[Back
 
 
 @contextlib.asynccontextmanager
+async def scaleset_action(request: pytest.FixtureRequest) -> AsyncIterator[BackendHarness]:
+    """The Compute backend asked for the action API on a Uniform scale set's instance
+    (``POST .../virtualMachineScaleSets/{set}/virtualMachines/0/runCommand``), over HTTP."""
+    fleet = fleet_of(scale_sets=[{"name": "contract-ss", "orchestration": "Uniform",
+                                  "count": 1, "os": "linux"}])
+    async with azure_bed(fleet, request.getfixturevalue("tmp_path")) as bed:
+        yield BackendHarness("scaleset-action", bed.backend("vm"), instance_of("contract-ss", 0),
+                             tails_are_text=True, api=RunApi.ACTION, exit_codes=False,
+                             full_output=False, stops_scripts=False, parallel_runs=False,
+                             parameters_in_script=True)
+
+
+scaleset_action.__name__ = "scaleset-action"
+
+
+@contextlib.asynccontextmanager
+async def compute_action(request: pytest.FixtureRequest) -> AsyncIterator[BackendHarness]:
+    """The Compute backend asked for the action Run Command API (``--api action``), against
+    the sandbox over real HTTP: no exit code, the last 4 KB at the end, one run at a time,
+    no cancel (see the capability flags of :class:`BackendHarness`)."""
+    name = "contract-action"
+    fleet = fleet_of({"name": name, "kind": "vm", "os": "linux"})
+    async with azure_bed(fleet, request.getfixturevalue("tmp_path")) as bed:
+        yield BackendHarness("azure-vm-action", bed.backend("vm"), machine_of(name, "vm"),
+                             tails_are_text=True, api=RunApi.ACTION, exit_codes=False,
+                             full_output=False, stops_scripts=False, parallel_runs=False,
+                             parameters_in_script=True)
+
+
+compute_action.__name__ = "compute-action"
+
+
+@contextlib.asynccontextmanager
 async def ssh(request: pytest.FixtureRequest) -> AsyncIterator[BackendHarness]:
     """The SSH backend against a real OpenSSH sshd on loopback."""
     server: Sshd = request.getfixturevalue("sshd")
@@ -66,7 +100,8 @@ async def ssh(request: pytest.FixtureRequest) -> AsyncIterator[BackendHarness]:
         await backend.aclose()
 
 
-HARNESSES: list[HarnessFactory] = [local, _azure("vm"), _azure("arc"), scaleset_managed, ssh]
+HARNESSES: list[HarnessFactory] = [local, _azure("vm"), _azure("arc"), compute_action,
+                                   scaleset_managed, scaleset_action, ssh]
 
 
 @pytest.fixture(params=HARNESSES, ids=lambda factory: factory.__name__)

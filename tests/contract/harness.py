@@ -17,8 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from core.backends.base import Backend
-from core.events import Finished, MachineEvent, OutputAppended, TailUpdated
-from core.model import Command, CommandId, Machine, Parameter, Stream, new_run_id
+from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
+from core.model import (
+    Command,
+    CommandId,
+    Machine,
+    Parameter,
+    RunApi,
+    RunState,
+    Stream,
+    new_run_id,
+)
 
 RUN_LIMIT = 30.0
 """No contract test needs longer: a hung backend fails instead of stalling the suite."""
@@ -91,6 +100,16 @@ class Running:
     async def finish(self, within: float = 10.0) -> Result:
         return await finish(self.task, within)
 
+    async def wait_running(self, within: float = 10.0) -> None:
+        """Until the backend says the script runs (for a backend that reports no output
+        before the end)."""
+        deadline = time.monotonic() + within
+        while not any(isinstance(e, StateChanged) and e.state is RunState.RUNNING
+                      for e in self.result.events):
+            assert not self.task.done(), f"run ended before it ran: {self.result.events}"
+            assert time.monotonic() < deadline, f"not running: {self.result.events}"
+            await asyncio.sleep(0.02)
+
 
 @dataclass
 class BackendHarness:
@@ -104,13 +123,28 @@ class BackendHarness:
     """The Azure handler appends unnamed values to ``bash -c`` unquoted (shell-split)."""
     tails_are_text: bool = False
     """The instance view carries tails as JSON text: a cut character becomes U+FFFD."""
+    api: RunApi = RunApi.AUTO
+    """The Run Command API the harness's commands ask for (Azure VMs)."""
+    # What the action Run Command API cannot do (azure-run-command.md 3.3): each test checks
+    # what such a backend does instead.
+    exit_codes: bool = True
+    """False: no exit code; Succeeded means the handler ran the script, whatever it exited."""
+    full_output: bool = True
+    """False: the output is each stream's last 4,096 bytes, as text, at the end only."""
+    stops_scripts: bool = True
+    """False: a timeout or cancel ends the run in fleetrun only; the script goes on."""
+    parallel_runs: bool = True
+    """False: one run per machine at a time; another waits (Queued) until it is free."""
+    parameters_in_script: bool = False
+    """The Linux action handler sets named values with ``export`` lines it puts before the
+    script, and also passes them as positional arguments (unnamed ones are named argN)."""
 
     def linux_machine(self) -> Machine:
         return self.machine
 
-    @staticmethod
-    def command(script: str, *params: Parameter, timeout: int = 60) -> Command:
-        return Command(CommandId.SHELL, script, parameters=params, timeout=timeout)
+    def command(self, script: str, *params: Parameter, timeout: int = 60) -> Command:
+        return Command(CommandId.SHELL, script, parameters=params, timeout=timeout,
+                       api=self.api)
 
     async def collect(
         self, command: Command, *, keep_output: bool = True, run_id: str | None = None

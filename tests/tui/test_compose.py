@@ -213,3 +213,24 @@ async def test_remove_parameter_and_binding_ids() -> None:
     assert {"compose.run", "compose.cancel", "compose.add_parameter",
             "compose.remove_parameter", "compose.confirm_run"} <= set(ids)
     assert len(ids) == len(set(ids))
+
+
+async def test_ctrl_t_chooses_the_azure_api_the_commands_carry() -> None:
+    from core.model import RunApi
+
+    app = ComposeApp([WEB1])
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause()
+        await type_in(pilot, app, "#script-linux", "uptime")
+        assert not shown("Azure API", app)  # auto, the default, needs no line
+        await pilot.press("ctrl+t", "ctrl+t")
+        await pilot.pause()
+        assert shown("Azure API action: the action API: no exit code", app)
+        await pilot.press("ctrl+r")
+        assert isinstance(app.screen, ConfirmRun)
+        await pilot.press("enter")
+        await pilot.pause()
+    request = app.results[-1]
+    assert request is not None
+    assert [command.api for _, command in request.assignments] == [RunApi.ACTION]
+    assert "compose.api" in all_binding_ids()

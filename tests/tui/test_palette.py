@@ -227,3 +227,26 @@ async def test_system_commands_stay_beside_saved_ones(app: FleetrunApp) -> None:
         await mark_web(pilot, app)
         hits = await palette_search(pilot, "theme")
         assert any("theme" in h.lower() and h != "greet-hosts" for h in hits), hits
+
+
+async def test_builtins_of_the_fleet_regions_are_in_the_palette_and_load(
+        app: FleetrunApp) -> None:
+    from core.model import RunApi
+
+    async with app.run_test(size=SIZE) as pilot:
+        await mark_web(pilot, app)
+        hits = await palette_search(pilot, "ifconfig")
+        assert hits[:1] == ["ifconfig"]
+        assert "linux·Listnetworkconfiguration·arguments·built-in(actionAPI)" in \
+            screen_text(app)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ComposeScreen), "the composer")
+        screen = app.screen
+        assert isinstance(screen, ComposeScreen)
+        await until(pilot, lambda: bool(typed_rows(app)), "its parameters")
+        assert [m.name for m in screen.machines] == ["web-1", "web-2", "web-3"]
+        request, problems = screen.build()
+        assert request is not None and not [p for p in problems if p.is_error], problems
+        commands = {command for _, command in request.assignments}
+        assert [(c.builtin, c.api, c.script) for c in commands] == [
+            ("ifconfig", RunApi.ACTION, "")]

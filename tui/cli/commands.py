@@ -21,6 +21,7 @@ from core.library import (
 from core.library.model import SCRIPT_KEY_FOR
 from core.model import CommandId
 from tui.cli import json_shapes, render
+from tui.cli.builtins import add_builtin_parser, cmd_builtin
 from tui.cli.errors import EXIT_OK
 from tui.cli.inputs import InputError
 from tui.cli.options import Parser, add_table_output
@@ -50,7 +51,7 @@ def find(library: Library, name: str, flag: str) -> SavedCommand:
 def add_parser(sub: Subparsers) -> None:
     saved = sub.add_parser(
         "commands",
-        help="the saved-command library: list, show",
+        help="the saved-command library: list, show; builtin: Azure's built-in run commands",
         description="Saved commands: the starter library shipped with fleetrun and your own "
         "TOML files in the config dir's commands/ folder (yours replace a starter command of "
         "the same name). Run one with 'fleetrun run --command NAME'.",
@@ -66,9 +67,12 @@ def add_parser(sub: Subparsers) -> None:
     )
     saved_show.add_argument("name", metavar="NAME")
     add_table_output(saved_show)
+    add_builtin_parser(saved_sub)
 
 
 def cmd_commands(args: Namespace) -> int:
+    if args.commands_action == "builtin":
+        return cmd_builtin(args)
     library = load()
     if args.commands_action == "list":
         commands = library.sorted()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from argparse import Namespace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from core import config
@@ -11,13 +12,14 @@ from core.fanout import FanoutOptions
 from core.fleet import Fleet
 from core.journal_store import Journal
 from core.library import SavedCommand
-from core.model import Command, CommandId, Machine, Run, RunState, utc_now
+from core.model import Command, CommandId, Machine, Run, RunApi, RunState, utc_now
 from core.output_hint import setup_output_hint
 from core.run_record import run_record
 from core.run_view import RunView
 from core.runner import RunSession, check_run
 from core.validate import ValidationError
 from tui.cli import json_shapes, render
+from tui.cli.builtins import builtin_run
 from tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from tui.cli.fleets import follow, open_named, report_host_keys, select, with_health
 from tui.cli.inputs import InputError, commands_from, describe_problems, limit_from
@@ -60,6 +62,21 @@ def add_parser(sub: Subparsers) -> None:
         metavar="NAME",
         help="a saved command ('fleetrun commands list'): its scripts, parameter table and "
         "timeout; -p/-a/-P give its parameters",
+    )
+    run.add_argument(
+        "--builtin",
+        metavar="ID",
+        help="a built-in run command id ('fleetrun commands builtin': ifconfig, IPConfig, "
+        "RDPSettings, ...): runs through the action API on the Azure VMs of its OS; -p gives "
+        "its parameters",
+    )
+    run.add_argument(
+        "--api",
+        choices=[api.value for api in RunApi],
+        default=RunApi.AUTO.value,
+        help="Azure VMs: the managed Run Command API, the action API (no exit code, last 4 KB "
+        "of output, one at a time per VM, not on Arc), or auto (the default: managed, falling "
+        "back per VM to action when managed is refused (403) or the agent is too old)",
     )
     run.add_argument(
         "--yes",
@@ -131,10 +148,20 @@ def add_parser(sub: Subparsers) -> None:
 
 def cmd_run(args: Namespace) -> int:
     saved: SavedCommand | None = None
-    if args.saved_command:
+    if args.builtin:
+        if args.shell or args.powershell or args.saved_command:
+            raise InputError("--builtin: runs a built-in command instead of a script: leave "
+                             "out --shell, --powershell and --command")
+        if args.api == RunApi.MANAGED.value:
+            raise InputError("--api managed: a built-in (--builtin) runs only through the "
+                             "action API; leave out --api or give --api action")
+        commands: dict[CommandId, Command] = {}
+    elif args.saved_command:
         commands, saved = commands_from_library(args)
     else:
         commands = commands_from(args)
+    api = RunApi(args.api)
+    commands = {key: replace(command, api=api) for key, command in commands.items()}
     options = FanoutOptions(
         concurrency=limit_from(args.concurrency, "concurrency"),
         max_errors=limit_from(args.max_errors, "max_errors"),
@@ -208,6 +235,9 @@ async def _plan(
         where = f" match --target {args.target!r}" if args.target else " are in the fleet"
         total = len(fleet.machines)
         raise InputError(f"--target: no machines{where} ({total} in {', '.join(args.fleet)})")
+    if args.builtin:
+        selected, builtin = await builtin_run(args, fleet, selected)
+        commands = {builtin.command_id: builtin}
     pairs = _assign(selected, commands, saved)
     # The gate RunSession.plan applies again below; passed here first so bad input costs
     # no health check, and its warnings come before a dangerous command's confirmation.

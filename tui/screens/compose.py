@@ -12,8 +12,9 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Static, TabbedContent, TabPane, TextArea
 
-from core.library import SavedCommand
-from core.model import Command, CommandId, Machine, OsType, Parameter
+from core.azure.action_commands import BuiltinCommand
+from core.library import CommandParameter, SavedCommand
+from core.model import Command, CommandId, Machine, MachineKind, OsType, Parameter, RunApi
 from core.runner import uploads_for
 from core.validate import Problem, validate_selection
 from tui import keymap
@@ -63,16 +64,23 @@ class ComposeScreen(Screen[RunRequest | None]):
     ComposeScreen .missing.-shown { display: block; }
     ComposeScreen .section { padding: 0 1; text-style: bold; }
     ComposeScreen #problems { height: auto; max-height: 8; padding: 0 1; }
+    ComposeScreen #api { height: auto; padding: 0 1; display: none; }
+    ComposeScreen #api.-chosen { display: block; }
     """
 
-    def __init__(self, machines: Sequence[Machine], saved: SavedCommand | None = None) -> None:
+    def __init__(self, machines: Sequence[Machine], saved: SavedCommand | None = None, *,
+                 builtin: BuiltinCommand | None = None) -> None:
         super().__init__()
+        self.builtin = builtin
+        """A built-in command id to run instead of a script (the action API, its OS only)."""
         self.machines = list(machines)
         self.oses = [os for os in OsType if any(m.os is os for m in self.machines)]
         self.loaded: SavedCommand | None = None
         """The saved command loaded last (or saved as), if any."""
         self._start_with = saved
         self._pristine: State = ((), ())
+        self.api = RunApi.ACTION if builtin is not None else RunApi.AUTO
+        """The Run Command API the Azure VMs get (ctrl+t: compose.api)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -86,6 +94,7 @@ class ComposeScreen(Screen[RunRequest | None]):
                     classes="section")
         yield ParameterTable(id="parameters")
         yield OptionsForm(id="options")
+        yield Static(id="api")
         yield Static(id="problems")
         yield Footer()
 
@@ -95,6 +104,8 @@ class ComposeScreen(Screen[RunRequest | None]):
         self._pristine = self._state()
         if self._start_with is not None:
             await self._load(self._start_with)
+        if self.builtin is not None:
+            await self._load_builtin(self.builtin)
         editors = self.query(TextArea)
         if editors:
             editors.first().focus()
@@ -219,6 +230,49 @@ class ComposeScreen(Screen[RunRequest | None]):
         self._show_loaded()
         self._pristine = self._state()
 
+    # -- which Azure API ------------------------------------------------------------------
+
+    API_NOTES = {
+        RunApi.AUTO: "managed, falling back per VM to the action API where managed is refused",
+        RunApi.MANAGED: "managed run commands only",
+        RunApi.ACTION: "the action API: no exit code, the last 4 KB of output, one run at a "
+        "time per VM; Arc machines are skipped",
+    }
+
+    async def _load_builtin(self, builtin: BuiltinCommand) -> None:
+        """Its id instead of a script (the editor says so, read-only), its parameters typed."""
+        for os_type in self.oses:
+            editor = self.editor(os_type)
+            editor.text = (f"# built-in run command {builtin.id}: {builtin.label}\n"
+                           "# Azure runs its own script through the action API: no script "
+                           "of yours; its parameters are below.\n")
+            editor.read_only = True
+        await self.query_one(ParameterTable).load([
+            CommandParameter(p.name, default=p.default or "", required=p.required)
+            for p in builtin.parameters])
+        box = self.query_one("#saved-command", Static)
+        box.set_class(True, "-loaded")
+        box.update(Text.assemble(("built-in ", "dim"), (builtin.id, "bold"),
+                                 f" · {builtin.description} · action API: no exit code, the "
+                                 "last 4 KB of output"))
+        self._pristine = self._state()
+
+    def action_cycle_api(self) -> None:
+        """auto → managed → action → auto; shown above the footer unless auto."""
+        if self.builtin is not None:
+            self.notify(f"{self.builtin.id} is a built-in: it runs only through the action API",
+                        severity="warning", markup=False)
+            return
+        order = list(RunApi)
+        self.api = order[(order.index(self.api) + 1) % len(order)]
+        box = self.query_one("#api", Static)
+        box.set_class(self.api is not RunApi.AUTO, "-chosen")
+        note = self.API_NOTES[self.api]
+        box.update(Text.assemble(("Azure API ", "dim"), (self.api.value, "bold"), f": {note}"))
+        if not any(m.kind in (MachineKind.VM, MachineKind.ARC) for m in self.machines):
+            note += " (no Azure machine is selected: it changes nothing here)"
+        self.notify(f"Azure API: {self.api.value}: {note}", markup=False)
+
     # -- parameters -----------------------------------------------------------------------
 
     async def action_add_parameter(self) -> None:
@@ -280,11 +334,13 @@ class ComposeScreen(Screen[RunRequest | None]):
     def _command(self, os_type: OsType, values: OptionValues) -> Command:
         return Command(
             command_id=CommandId.for_os(os_type),
-            script=self.editor(os_type).text,
+            script="" if self.builtin is not None else self.editor(os_type).text,
             parameters=self.query_one(ParameterTable).parameters,
             timeout=values.timeout,
             run_as_user=values.run_as_user,
             run_as_password=values.run_as_password,
+            api=self.api,
+            builtin=self.builtin.id if self.builtin is not None else "",
         )
 
     def action_run(self) -> None:

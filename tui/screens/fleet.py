@@ -11,11 +11,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
+from core.azure.action_commands import BuiltinCommand
 from core.backends.base import HostKeyCheckingBackend
 from core.backends.host_keys import HostKeyProblem, KeyVerdict
 from core.fleet.routing import Backends
 from core.library import SavedCommand
-from core.model import Machine
+from core.model import Machine, MachineKind
 from core.query import QueryError, filter_machines, parse_query
 from tui import keymap
 from tui.run_request import RunRequest
@@ -222,6 +223,21 @@ class FleetScreen(Screen[None]):
         ready = sum(1 for m in checked if m.health.runnable)
         self.notify(f"Checked again: {ready} ready, {len(checked) - ready} not",
                     severity="information" if ready == len(checked) else "warning")
+
+    @property
+    def backends(self) -> Backends:
+        return self._backends
+
+    def compose_builtin(self, builtin: BuiltinCommand) -> str | None:
+        """Open the composer for the Azure VMs of ``builtin``'s OS among :meth:`targets`,
+        with it loaded; why not, or None."""
+        machines = [m for m in self.targets()
+                    if m.kind is MachineKind.VM and m.os is builtin.os]
+        if not machines:
+            return (f"{builtin.id} is a {builtin.os.value} built-in: mark {builtin.os.value} "
+                    "Azure VMs to run it (the action API has no other machines)")
+        self.app.push_screen(ComposeScreen(machines, builtin=builtin), self._composed)
+        return None
 
     def targets(self) -> list[Machine]:
         """What a run is composed for: the marked machines, else the one under the cursor."""
