@@ -140,7 +140,8 @@ def _token(banner: str) -> str:
 
 def _stop(process: subprocess.Popen[bytes], how: int = signal.SIGINT) -> str:
     process.send_signal(how)
-    _, stderr = process.communicate(timeout=15)
+    # Generous: on two cores shared with a loaded test run, stopping took over 15 s.
+    _, stderr = process.communicate(timeout=90)
     assert process.returncode == 0, stderr
     return stderr.decode()
 
