@@ -116,6 +116,7 @@ def test_list_shows_starters_and_user_commands_and_names_broken_files(
     assert table.returncode == 0
     assert "greet" in table.stdout and "dangerous" in table.stdout
     assert str(broken) in table.stderr
+    assert "fleetrun commands builtin" in table.stdout  # Azure's built-ins, beside them
 
 
 def test_show_has_everything_scripts_included(cli: CliRunner) -> None:

@@ -154,6 +154,8 @@ def _list_table(commands: list[SavedCommand], library: Library) -> None:
         table.add_row(name, ",".join(o.value for o in c.os_types()), " ".join(c.tags),
                       Text(c.description), Text(source, style="dim"))
     render.out.print(table)
+    render.out.print(Text("Azure's built-in run commands (ifconfig, IPConfig, RDPSettings, ...: "
+                          "the action API, on VMs): fleetrun commands builtin", style="dim"))
 
 
 def _show(command: SavedCommand, library: Library) -> None:
