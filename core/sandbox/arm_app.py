@@ -180,11 +180,7 @@ class ArmApp:
 
     async def _vm(self, request: Request, found: Match, version: str) -> Response:
         machine = self._target(found)
-        expand = request.query_params.get("$expand")
-        if expand is not None and expand.lower() not in ("instanceview", "userdata"):
-            raise ArmError(400, "InvalidParameter",
-                           f"The value '{expand}' of parameter '$expand' is not valid; "
-                           "allowed: instanceView, userData.")
+        expand = _vm_expand(request)
         commands = self.service.run_commands(machine).values()
         return JSONResponse(resources.vm_resource(
             machine, expand=expand, run_command_names=[c.name for c in commands],
@@ -192,11 +188,7 @@ class ArmApp:
 
     async def _vmss_vm(self, request: Request, found: Match, version: str) -> Response:
         machine = self._target(found)
-        expand = request.query_params.get("$expand")
-        if expand is not None and expand.lower() not in ("instanceview", "userdata"):
-            raise ArmError(400, "InvalidParameter",
-                           f"The value '{expand}' of parameter '$expand' is not valid; "
-                           "allowed: instanceView, userData.")
+        expand = _vm_expand(request)
         commands = self.service.run_commands(machine).values()
         return JSONResponse(scale_sets.instance_resource(
             machine, expand=expand, run_command_names=[c.name for c in commands],
@@ -511,6 +503,16 @@ def _provider_throttled(verdict: ComputeVerdict) -> ProviderThrottled:
         details=[window.detail() for window in verdict.spent],
         headers={"Retry-After": str(verdict.retry_after)},
     )
+
+
+def _vm_expand(request: Request) -> str | None:
+    """A VM's (or scale set instance's) ``$expand``: ``instanceView``, ``userData`` or none."""
+    expand = request.query_params.get("$expand")
+    if expand is not None and expand.lower() not in ("instanceview", "userdata"):
+        raise ArmError(400, "InvalidParameter",
+                       f"The value '{expand}' of parameter '$expand' is not valid; "
+                       "allowed: instanceView, userData.")
+    return expand
 
 
 def _unknown_path(segments: list[str]) -> ArmError:
