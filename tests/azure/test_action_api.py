@@ -9,6 +9,7 @@ on its row; a busy VM (409) waits Queued instead of failing; Arc machines have n
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from core.model import (
     Health,
     HealthStatus,
     Machine,
+    OsType,
     RunApi,
     RunState,
     Stream,
@@ -46,7 +48,7 @@ def vm(name: str, os: str = "linux", **faults: Any) -> dict[str, Any]:
 @pytest.fixture
 async def bed(tmp_path: Path) -> AsyncIterator[AzureBed]:
     fleet = fleet_of(vm("vm-ok"), vm("vm-denied", managed_forbidden=True),
-                     {"name": "arc-1", "kind": "arc", "os": "linux"})
+                     vm("vm-win", "windows"), {"name": "arc-1", "kind": "arc", "os": "linux"})
     async with azure_bed(fleet, tmp_path) as ready:
         yield ready
 
@@ -158,6 +160,24 @@ async def test_a_builtin_runs_through_the_action_api(bed: AzureBed) -> None:
     events = await events_of(bed.backend("vm"), machine_of("vm-ok"), command)
     assert finished(events).state is RunState.SUCCEEDED
     assert b"eth0" in output(events, Stream.STDOUT)
+
+
+async def test_windows_runs_through_the_action_api(
+        bed: AzureBed) -> None:
+    """Windows answers with two ComponentStatus entries (StdOut, StdErr), not Linux's one
+    message with [stdout]/[stderr] markers. (The sandbox plays Windows without pwsh, whose
+    stand-in prints no stderr; the StdErr entry's parsing has unit tests.)"""
+    windows = dataclasses.replace(machine_of("vm-win"), os=OsType.WINDOWS)
+    script = Command(CommandId.POWERSHELL, 'Write-Output "from windows"', api=RunApi.ACTION,
+                     timeout=int(LIMIT))
+    events = await events_of(bed.backend("vm"), windows, script)
+    assert finished(events).state is RunState.SUCCEEDED, finished(events)
+    assert b"from windows" in output(events, Stream.STDOUT)
+    assert b"from windows" not in output(events, Stream.STDERR)
+    builtin = await events_of(bed.backend("vm"), windows,
+                              Command(CommandId.POWERSHELL, "", builtin="IPConfig"))
+    assert finished(builtin).state is RunState.SUCCEEDED, finished(builtin)
+    assert b"IPv4 Address" in output(builtin, Stream.STDOUT)
 
 
 async def test_a_builtin_of_the_other_os_is_skipped(bed: AzureBed) -> None:
