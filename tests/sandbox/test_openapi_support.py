@@ -40,6 +40,18 @@ EXPECTED_EXAMPLES: dict[str, tuple[str, list[int]]] = {
     COMPUTE + "VirtualMachineRunCommand_List.json":
         ("VirtualMachineRunCommands_ListByVirtualMachine", [200]),
     COMPUTE + "VirtualMachineRunCommand_Update.json": ("VirtualMachineRunCommands_Update", [200]),
+    COMPUTE + "VirtualMachineScaleSetVMRunCommand.json":
+        ("VirtualMachineScaleSetVMs_RunCommand", [200, 202]),
+    COMPUTE + "VirtualMachineScaleSetVMRunCommand_CreateOrUpdate.json":
+        ("VirtualMachineScaleSetVMRunCommands_CreateOrUpdate", [200, 201]),
+    COMPUTE + "VirtualMachineScaleSetVMRunCommand_Delete.json":
+        ("VirtualMachineScaleSetVMRunCommands_Delete", [200, 202, 204]),
+    COMPUTE + "VirtualMachineScaleSetVMRunCommand_Get.json":
+        ("VirtualMachineScaleSetVMRunCommands_Get", [200]),
+    COMPUTE + "VirtualMachineScaleSetVMRunCommand_List.json":
+        ("VirtualMachineScaleSetVMRunCommands_List", [200]),
+    COMPUTE + "VirtualMachineScaleSetVMRunCommand_Update.json":
+        ("VirtualMachineScaleSetVMRunCommands_Update", [200]),
     INSTANCE_VIEW: ("VirtualMachines_InstanceView", [200]),
     ARC_2026 + "RunCommands_CreateOrUpdate.json": ("MachineRunCommands_CreateOrUpdate", [200, 201]),
     ARC_2026 + "RunCommands_Delete.json": ("MachineRunCommands_Delete", [202, 204]),
