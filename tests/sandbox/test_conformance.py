@@ -2,7 +2,8 @@
 
 For each example of an emulated operation, a fleet holds the machine the example names (its
 subscription, resource group and name, as spelled in the example: placeholders such as
-``{subscription-id}`` are valid fleet subscriptions), on Windows because the examples' scripts
+``{subscription-id}`` are valid fleet subscriptions; a scale set's instance is instance 0 of a
+one-instance Uniform scale set of the example's name), on Windows because the examples' scripts
 are PowerShell. Run commands the example's responses show are created first. Then the example's
 request is sent, and each answer must have a status the example documents, the shape of the
 example's body for that status (``shape_mismatches``), a body valid against the operation's
@@ -37,19 +38,22 @@ NOT_EMULATED: dict[str, str] = {}
 """Examples of operations the sandbox does not serve, and why (none since the action API)."""
 # The location-wide built-in command documents (no machine in their path).
 BUILTIN_DOCUMENTS = {"VirtualMachineRunCommands_List", "VirtualMachineRunCommands_Get"}
+# The action API (POST .../runCommand) on a VM and on a Uniform scale set's instance.
+ACTIONS = {"VirtualMachines_RunCommand", "VirtualMachineScaleSetVMs_RunCommand"}
 EXAMPLES = {e.name: e for e in spec_index().load_examples()}
 # Microsoft.Storage's examples are replayed by test_storage_conformance.py (no machines).
 IN_SCOPE = [e for name, e in EXAMPLES.items()
             if name not in NOT_EMULATED and not name.startswith(STORAGE_EXAMPLES)]
 
+_ASYNC_DELETE = ("a delete is never synchronous: 202 with Location while the script is "
+                 "killed, 204 when there is nothing to delete")
 # Documented statuses the sandbox never answers, and why.
 NEVER_PRODUCED = {
     (COMPUTE + "VirtualMachineRunCommand_CreateOrUpdate.json", 202):
         "the 2025-04-01 spec does not declare a 202 for PUT (specs/README.md); a create is 201 "
         "with the same Azure-AsyncOperation/Location headers",
-    (COMPUTE + "VirtualMachineRunCommand_Delete.json", 200):
-        "a delete is never synchronous: 202 with Location while the script is killed, 204 when "
-        "there is nothing to delete",
+    (COMPUTE + "VirtualMachineRunCommand_Delete.json", 200): _ASYNC_DELETE,
+    (COMPUTE + "VirtualMachineScaleSetVMRunCommand_Delete.json", 200): _ASYNC_DELETE,
     (ARC + "runCommand/RunCommands_Update.json", 202):
         "the 2025-01-13 PATCH changes tags only, which takes effect at once: always 200",
 }
@@ -58,6 +62,18 @@ REFUSED_REQUESTS = {
     ARG + "ResourcesNextPageQuery.json": "its $skipToken is invented (base64 of '{ \"no\": "
     "\"luck\", ... }'); a token is opaque and must come from the previous page, so it is "
     "400 InvalidSkipToken here, then replayed with the first page's token",
+}
+_UNREACHABLE_BLOBS = (
+    "its scriptUri and blob URIs are on mystorageaccount.blob.core.windows.net, which the sandbox "
+    "cannot reach (it serves blobs on this machine only); with the example's "
+    "treatFailureAsDeploymentFailure true that failure fails the deployment (provisioningState "
+    "Failed, reference 2: 'a script failure makes provisioningState Failed'), not the example's "
+    "Succeeded. The replay sends false; test_a_failing_deployment_of_the_scale_set_example "
+    "replays the request as it is")
+# Example requests replayed with a field changed: (example, field of properties) -> (value, why).
+BENT_REQUESTS: dict[tuple[str, str], tuple[Any, str]] = {
+    (COMPUTE + "VirtualMachineScaleSetVMRunCommand_CreateOrUpdate.json",
+     "treatFailureAsDeploymentFailure"): (False, _UNREACHABLE_BLOBS),
 }
 _NO_TAGS = "the request sets no tags, so the resource has none; the example's tags are invented"
 # Paths of an example's body that our answer lacks or types differently, and why.
@@ -98,16 +114,17 @@ def _fleet(example: Example) -> FleetSpec:
     if example.operation_id in BUILTIN_DOCUMENTS:
         machines = [{"name": "vm", "kind": "vm", "os": "windows",
                      "subscription": params["subscriptionId"]}]
-    elif example.operation_id == "VirtualMachines_RunCommand":
-        # Its RunPowerShellScript needs pwsh; without it the machine plays the sample's line.
-        machine = {"name": params["vmName"], "kind": "vm", "os": "windows",
-                   "subscription": params["subscriptionId"],
-                   "resource_group": params["resourceGroupName"], "location": "westus"}
-        if shutil.which("pwsh") is None:
-            machine |= {"executor": "simulated", "simulate": {
-                "output": "This is a sample script with parameters value1 value2",
-                "duration": [0.3, 0.3]}}
-        machines = [machine]
+    elif "vmScaleSetName" in params:  # instance 0 of a Uniform scale set
+        return make_fleet(scale_sets=[_simulated_if_no_pwsh(example, {
+            "name": params["vmScaleSetName"], "orchestration": "Uniform", "count": 1,
+            "os": "windows", "subscription": params["subscriptionId"],
+            "resource_group": params["resourceGroupName"], "location": "westus"})],
+            pickup_delay=0.2)
+    elif example.operation_id in ACTIONS:
+        machines = [_simulated_if_no_pwsh(example, {
+            "name": params["vmName"], "kind": "vm", "os": "windows",
+            "subscription": params["subscriptionId"],
+            "resource_group": params["resourceGroupName"], "location": "westus"})]
     elif example.operation_id == "Resources":
         machines = [{"name": "test-{n}", "count": 10, "kind": "vm", "os": "windows",
                      "subscription": ARG_SUBSCRIPTION, "tags": {"tag1": "Value1"}}]
@@ -120,6 +137,23 @@ def _fleet(example: Example) -> FleetSpec:
                      "location": "eastus2" if arc else "westus"}]
     # The agent picks a run up after 0.2 s, so an LRO is seen in progress at least once.
     return make_fleet(*machines, pickup_delay=0.2)
+
+
+# What each action example's PowerShell script writes (the result's StdOut message).
+_ACTION_OUTPUT = {
+    COMPUTE + "VirtualMachineRunCommand.json":
+        "This is a sample script with parameters value1 value2",
+    COMPUTE + "VirtualMachineScaleSetVMRunCommand.json": "Hello World!",
+}
+
+
+def _simulated_if_no_pwsh(example: Example, machine: dict[str, Any]) -> dict[str, Any]:
+    """An action example's RunPowerShellScript needs pwsh; without it the machine plays the
+    example's output line instead."""
+    if example.operation_id not in ACTIONS or shutil.which("pwsh") is not None:
+        return machine
+    return machine | {"executor": "simulated", "simulate": {
+        "output": _ACTION_OUTPUT[example.name], "duration": [0.3, 0.3]}}
 
 
 def _writable(resource: dict[str, Any]) -> dict[str, Any]:
@@ -154,11 +188,20 @@ def _machine_path(example: Example) -> str:
     return found[0]
 
 
+def _request_body(example: Example) -> Any:
+    """The example's request body, with its ``BENT_REQUESTS`` changes."""
+    body = example.request_body
+    for (name, field), (value, _) in BENT_REQUESTS.items():
+        if name == example.name:
+            body = body | {"properties": body["properties"] | {field: value}}
+    return body
+
+
 async def _send(api: Api, example: Example, body: Any = None, **query: str) -> httpx.Response:
     method = spec_index().operation(example.operation_id).method.upper()
     url = spec_index().request_path(example) + "".join(f"&{k}={v}" for k, v in query.items())
     return await api.client.request(method, url,
-                                    json=example.request_body if body is None else body)
+                                    json=_request_body(example) if body is None else body)
 
 
 def _json(response: httpx.Response) -> Any:
@@ -219,9 +262,16 @@ async def _follow(api: Api, example: Example, answer: httpx.Response,
         status = await api.client.get(operation_url)
         assert status.json()["status"] in OPERATION_STATES - {"InProgress"}
         assert status.json()["endTime"]
-    if final == 200 and example.operation_id != "VirtualMachines_RunCommand":
+    if final == 200 and example.operation_id not in ACTIONS:
         _check_answer(example, 200, result)  # a PUT's final answer: the resource, as its 200
     return result
+
+
+def _as_requested(example: Example, value: str) -> str:
+    """An id of the example's body with its subscription spelled as in its request: the
+    scale-set List example asks for ``{subscription-id}`` and answers ``{subscriptionId}``."""
+    return value.replace("/subscriptions/{subscriptionId}/",
+                         f"/subscriptions/{example.parameters['subscriptionId']}/")
 
 
 def _check_answer(example: Example, status: int, answer: httpx.Response) -> None:
@@ -239,7 +289,7 @@ def _check_answer(example: Example, status: int, answer: httpx.Response) -> None
              else [(body, expected)])
     for ours, theirs in pairs:  # same machine and names: the example's very ids and names
         assert [ours[k] for k in ("id", "name") if k in theirs] == [
-            theirs[k] for k in ("id", "name") if k in theirs]
+            _as_requested(example, theirs[k]) for k in ("id", "name") if k in theirs]
     state = (expected.get("properties") or {}).get("provisioningState")
     if state:  # Creating (201), Updating (Compute PATCH), Succeeded (a finished run)
         assert body["properties"]["provisioningState"] == state
@@ -259,7 +309,7 @@ async def _replay(api: Api, example: Example) -> list[tuple[int, httpx.Response]
         created = await _send(api, example)
         await _follow(api, example, created, 200)
         return [(201, created), (200, await _send(api, example))]  # re-PUT: a replace
-    if operation == "VirtualMachines_RunCommand":  # the action API: 202, then the result
+    if operation in ACTIONS:  # the action API: 202, then the result
         accepted = await _send(api, example)
         assert "Location" in accepted.headers and "Azure-AsyncOperation" in accepted.headers
         return [(202, accepted), (200, await _follow(api, example, accepted, 200))]
@@ -290,7 +340,10 @@ def test_every_example_is_replayed_or_listed_as_not_emulated() -> None:
         "Machines_Get", "MachineRunCommands_CreateOrUpdate", "MachineRunCommands_Update",
         "MachineRunCommands_Delete", "MachineRunCommands_Get", "MachineRunCommands_List",
         "Resources", "VirtualMachines_RunCommand", "VirtualMachineRunCommands_List",
-        "VirtualMachineRunCommands_Get"}
+        "VirtualMachineRunCommands_Get", "VirtualMachineScaleSetVMs_RunCommand",
+        "VirtualMachineScaleSetVMRunCommands_CreateOrUpdate",
+        "VirtualMachineScaleSetVMRunCommands_Update", "VirtualMachineScaleSetVMRunCommands_Delete",
+        "VirtualMachineScaleSetVMRunCommands_Get", "VirtualMachineScaleSetVMRunCommands_List"}
 
 
 @pytest.mark.parametrize("example", IN_SCOPE, ids=lambda e: e.name)
@@ -308,6 +361,29 @@ async def test_example_replays_against_the_sandbox(example: Example, tmp_path: P
                 assert int(answer.headers.get("Retry-After", "1")) >= 1
         never = {s for (name, s) in NEVER_PRODUCED if name == example.name}
         assert {s for s, _ in answers} == set(example.responses) - never
+
+
+async def test_a_failing_deployment_of_the_scale_set_example(tmp_path: Path) -> None:
+    # The scale-set PUT example as it is: its output blob cannot be created here, and with
+    # treatFailureAsDeploymentFailure the run's failure is the deployment's (BENT_REQUESTS).
+    example = EXAMPLES[COMPUTE + "VirtualMachineScaleSetVMRunCommand_CreateOrUpdate.json"]
+    async with sandbox_api(_fleet(example), tmp_path) as api:
+        created = await _send(api, example, example.request_body)
+        _check_answer(example, 201, created)
+        deadline = time.monotonic() + 5
+        while (result := await api.client.get(created.headers["Location"])).status_code == 202:
+            assert time.monotonic() < deadline, "the operation did not end within 5 s"
+            await asyncio.sleep(0.05)
+        assert result.status_code == 409, result.text
+        assert "failed to create the output blob" in result.json()["error"]["message"]
+        spec_index().validate_response(example.operation_id, 409, result.json())
+        answer = await api.client.get(f"{_machine_path(example)}/runCommands/myRunCommand",
+                                      params={"api-version": "2025-04-01",
+                                              "$expand": "instanceView"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["properties"]["provisioningState"] == "Failed"
+        spec_index().validate_response("VirtualMachineScaleSetVMRunCommands_Get", 200,
+                                       answer.json())
 
 
 async def test_operations_the_sandbox_does_not_serve_are_404_invalid_resource_type(

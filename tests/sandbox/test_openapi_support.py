@@ -40,6 +40,18 @@ EXPECTED_EXAMPLES: dict[str, tuple[str, list[int]]] = {
     COMPUTE + "VirtualMachineRunCommand_List.json":
         ("VirtualMachineRunCommands_ListByVirtualMachine", [200]),
     COMPUTE + "VirtualMachineRunCommand_Update.json": ("VirtualMachineRunCommands_Update", [200]),
+    COMPUTE + "VirtualMachineScaleSetVMRunCommand.json":
+        ("VirtualMachineScaleSetVMs_RunCommand", [200, 202]),
+    COMPUTE + "VirtualMachineScaleSetVMRunCommand_CreateOrUpdate.json":
+        ("VirtualMachineScaleSetVMRunCommands_CreateOrUpdate", [200, 201]),
+    COMPUTE + "VirtualMachineScaleSetVMRunCommand_Delete.json":
+        ("VirtualMachineScaleSetVMRunCommands_Delete", [200, 202, 204]),
+    COMPUTE + "VirtualMachineScaleSetVMRunCommand_Get.json":
+        ("VirtualMachineScaleSetVMRunCommands_Get", [200]),
+    COMPUTE + "VirtualMachineScaleSetVMRunCommand_List.json":
+        ("VirtualMachineScaleSetVMRunCommands_List", [200]),
+    COMPUTE + "VirtualMachineScaleSetVMRunCommand_Update.json":
+        ("VirtualMachineScaleSetVMRunCommands_Update", [200]),
     INSTANCE_VIEW: ("VirtualMachines_InstanceView", [200]),
     ARC_2026 + "RunCommands_CreateOrUpdate.json": ("MachineRunCommands_CreateOrUpdate", [200, 201]),
     ARC_2026 + "RunCommands_Delete.json": ("MachineRunCommands_Delete", [202, 204]),
@@ -54,7 +66,8 @@ EXPECTED_EXAMPLES: dict[str, tuple[str, list[int]]] = {
     ARG + "ResourcesBasicQuery.json": ("Resources", [200]),
     ARG + "ResourcesFirstPageQuery.json": ("Resources", [200]),
     ARG + "ResourcesNextPageQuery.json": ("Resources", [200]),
-    # Replayed by test_storage_conformance.py (shape only: no Storage schema was copied).
+    # Replayed by test_storage_conformance.py; the account list has no schema (storage.json
+    # was not copied), the containers have blob.json's.
     STORAGE_EXAMPLES + "BlobContainersPut.json": ("BlobContainers_Create", [200, 201]),
     STORAGE_EXAMPLES + "BlobContainersGet.json": ("BlobContainers_Get", [200]),
     STORAGE_EXAMPLES + "BlobContainersDelete.json": ("BlobContainers_Delete", [200, 204]),
@@ -214,6 +227,29 @@ def test_unresolvable_refs_raise_naming_the_ref() -> None:
     with pytest.raises(SpecError, match="no 'NoSuchDefinition' there"):
         spec_index().schema("compute/ComputeRP/stable/2025-04-01/runCommand.json"
                             "#/definitions/NoSuchDefinition")
+
+
+def test_refs_into_files_not_vendored_fail_only_when_used() -> None:
+    # blob.json takes two path parameters from storage.json, which was not copied: its
+    # operations load without them, and their schemas (which never reach storage.json) check.
+    create = spec_index().operation("BlobContainers_Create")
+    assert create.unresolved == ("storage/stable/2025-06-01/storage.json#/parameters/"
+                                 "ResourceGroupName",
+                                 "storage/stable/2025-06-01/storage.json#/parameters/"
+                                 "StorageAccountName")
+    assert create.body_parameter and create.body_parameter["name"] == "blobContainer"
+    assert [p["name"] for p in create.parameters if p["in"] != "body"] == [
+        "containerName", "api-version", "subscriptionId"]
+    assert spec_index().response_schema("BlobContainers_Create", 201)
+    with pytest.raises(SpecError, match=r"storage/stable/2025-06-01/storage\.json is not among "):
+        spec_index().resolve("storage/stable/2025-06-01/storage.json#/parameters/"
+                             "ResourceGroupName")
+    # Storage's own error schema, which common.json holds.
+    error = spec_index().schema("storage/stable/2025-06-01/common.json#/definitions/CloudError")
+    assert spec_index().errors(error, {"error": {"code": "ContainerNotFound", "message": "m"}}) \
+        == []
+    assert spec_index().errors(error, {"error": {"code": 404}}) == [
+        "$.error.code: 404 is not of type 'string'"]
 
 
 def test_shape_mismatches() -> None:
