@@ -1,13 +1,19 @@
 """``fleetrun azure setup-output``: find a storage account, make its container, record it.
 
-Through ARM only (storage reference section 1): the account is found by listing
-``Microsoft.Storage/storageAccounts`` in the configured subscriptions (every subscription
-the login sees when none is configured; a resource group narrows it), its blob endpoint
-read from ``properties.primaryEndpoints.blob`` (never built from the name: sovereign clouds
-and DNS-zone endpoints differ), and the container created or reused with ``PUT
+Through ARM only (storage reference section 1): the account is found with one Resource Graph
+query (reference 1.3's alternative to listing each subscription's accounts) across the
+configured subscriptions, or every subscription the login sees when none is configured, a
+resource group narrowing it in the query; its blob endpoint is read from
+``properties.primaryEndpoints.blob`` (never built from the name: sovereign clouds and DNS-zone
+endpoints differ), and the container created or reused with ``PUT
 .../blobServices/default/containers/{name}`` (201 created, 200 already there). Then
 ``[azure]`` gets ``output_container`` (the plain container URL) and ``output_mode =
 "user-delegation"``: each run signs its own per-blob SAS (:mod:`core.azure.delegated_output`).
+
+One query rather than ``GET /subscriptions`` and one account listing per subscription: the
+same single path whether or not subscriptions are configured, one request however many
+subscriptions, and the same read access (Reader) as the listing. Its one cost: Resource Graph
+shows a new account after a short delay, which the not-found error says.
 """
 
 from __future__ import annotations
@@ -26,12 +32,15 @@ from core.errors import BadInputError, ServiceError
 
 STORAGE_API_VERSION = "2025-06-01"
 """Long in the spec with every container operation (reference section 1.1)."""
-SUBSCRIPTIONS_API_VERSION = "2022-12-01"
+GRAPH_PATH = "/providers/Microsoft.ResourceGraph/resources"
+"""Resource Graph's query endpoint (as core.inventory.azure_graph's; not imported from
+there: the Azure client does not depend on an inventory)."""
 DEFAULT_CONTAINER = "fleetrun-output"
 CONTAINER_WRITE = "Microsoft.Storage/storageAccounts/blobServices/containers/write"
 ACCOUNTS_READ = "Microsoft.Storage/storageAccounts/read"
 ROLES = (
-    "Roles you need: to create the container, Storage Account Contributor (or Contributor, "
+    f"Roles you need: to find the account, Reader ({ACCOUNTS_READ}); "
+    "to create the container, Storage Account Contributor (or Contributor, "
     f"or Storage Blob Data Contributor: {CONTAINER_WRITE}); for each run, Storage Blob Data "
     "Contributor on the container (the machines write through your user-delegation SAS, "
     "and you read the output; Storage Blob Data Reader is enough to read only) and "
@@ -95,12 +104,10 @@ async def setup_output(
             another ARM error.
     """
     check_names(account, container, resource_group)
-    if not subscriptions:
-        progress("listing the subscriptions your login can see")
-        subscriptions = await _subscriptions(arm)
     where = f" in resource group {resource_group}" if resource_group else ""
-    progress(f"looking for storage account {account}{where} in "
-             f"{len(subscriptions)} subscription(s)")
+    among = (f"{len(subscriptions)} subscription(s)" if subscriptions
+             else "every subscription your login can see")
+    progress(f"looking for storage account {account}{where} in {among} (Resource Graph)")
     found = await find_account(arm, subscriptions, account, resource_group)
     progress(f"found {found.name} (resource group {found.resource_group}); "
              f"blob endpoint {found.blob_endpoint}")
@@ -109,34 +116,56 @@ async def setup_output(
     return SetupResult(found, container, url, created)
 
 
+def account_query(name: str, resource_group: str | None) -> str:
+    """The KQL that finds one storage account (reference 1.3), names quoted as KQL strings."""
+    query = ("resources\n"
+             f"| where type =~ 'microsoft.storage/storageaccounts' and name =~ {kql_text(name)}")
+    if resource_group:
+        query += f" and resourceGroup =~ {kql_text(resource_group)}"
+    return (query + "\n| project id, name, resourceGroup, subscriptionId, "
+            "blob = tostring(properties.primaryEndpoints.blob)\n| order by id asc")
+
+
+def kql_text(value: str) -> str:
+    """``value`` as a single-quoted KQL string literal. The names reaching a query are
+    checked first (:func:`check_names` allows no quote or backslash); this is the second
+    guard, so a value can never end the literal and add to the query."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 async def find_account(arm: ArmClient, subscriptions: Sequence[str], name: str,
                        resource_group: str | None) -> StorageAccount:
-    """The storage account called ``name``, by listing each subscription's accounts."""
-    for subscription in subscriptions:
-        scope = f"/subscriptions/{subscription}"
-        if resource_group:
-            scope += f"/resourceGroups/{resource_group}"
-        path: str | None = f"{scope}/providers/Microsoft.Storage/storageAccounts"
-        params: dict[str, str] | None = {"api-version": STORAGE_API_VERSION}
-        while path:
-            try:
-                page = await arm.get(path, params)
-            except ArmError as error:
-                if error.status == 404 and resource_group:
-                    break  # no such resource group in this subscription
-                raise _refused(error, ACCOUNTS_READ, f"listing storage accounts in {scope}") \
-                    from None
-            for item in _items(page):
-                account = _account(item)
-                if account is not None and account.name == name:
-                    return account
-            path, params = _next_link(page), None
-    where = f" resource group {resource_group} of" if resource_group else ""
+    """The storage account called ``name``: one Resource Graph query over ``subscriptions``
+    (empty: every subscription the login sees)."""
+    body: dict[str, Any] = {"query": account_query(name, resource_group),
+                            "options": {"resultFormat": "objectArray"}}
+    if subscriptions:
+        body["subscriptions"] = list(subscriptions)
+    try:
+        # A query changes nothing: safe to resend; Resource Graph has its own quota.
+        response = await arm.request("POST", GRAPH_PATH, json_body=body, budgeted=False,
+                                     idempotent=True)
+    except ArmError as error:
+        raise _refused(error, ACCOUNTS_READ, "looking for the storage account in Resource "
+                       "Graph") from None
+    try:
+        page = response.json()
+    except ValueError:
+        raise OutputSetupError("Resource Graph answered something that is not JSON") from None
+    data = page.get("data") if isinstance(page, dict) else None
+    rows = [row for row in data if isinstance(row, dict)] if isinstance(data, list) else []
+    for row in rows:
+        account = _account(row)
+        if account is not None and account.name.lower() == name:
+            return account
+    group = f" resource group {resource_group} of" if resource_group else ""
+    among = (f"the subscription(s) {', '.join(subscriptions)}" if subscriptions
+             else "the subscriptions your login can see")
     raise OutputSetupError(
-        f"no storage account {name!r} in{where} the subscription(s) "
-        f"{', '.join(subscriptions)}; check the name and [azure] subscriptions, or create "
-        "one (az storage account create --name NAME --resource-group RG --allow-blob-public-"
-        "access false)")
+        f"no storage account {name!r} in{group} {among} (Resource Graph lists a new account "
+        "a minute or two after it is created); check the name and [azure] subscriptions, or "
+        "create one (az storage account create --name NAME --resource-group RG "
+        "--allow-blob-public-access false)")
 
 
 async def ensure_container(arm: ArmClient, account: StorageAccount, container: str) -> bool:
@@ -172,35 +201,11 @@ def _refused(error: ArmError, action: str, doing: str) -> OutputSetupError:
     return OutputSetupError(f"{doing} failed: {error}")
 
 
-async def _subscriptions(arm: ArmClient) -> list[str]:
-    try:
-        page = await arm.get("/subscriptions", {"api-version": SUBSCRIPTIONS_API_VERSION})
-    except ArmError as error:
-        raise OutputSetupError(f"listing subscriptions failed: {error}") from None
-    found = [str(item.get("subscriptionId")) for item in _items(page)
-             if isinstance(item.get("subscriptionId"), str)]
-    if not found:
-        raise OutputSetupError("your login sees no subscription; set [azure] "
-                               "subscriptions in config.toml or `az login` to another tenant")
-    return found
-
-
-def _items(page: Any) -> list[dict[str, Any]]:
-    value = page.get("value") if isinstance(page, dict) else None
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def _next_link(page: Any) -> str | None:
-    link = page.get("nextLink") if isinstance(page, dict) else None
-    return link if isinstance(link, str) and link else None
-
-
-def _account(item: dict[str, Any]) -> StorageAccount | None:
-    properties = item.get("properties") if isinstance(item.get("properties"), dict) else {}
-    endpoints = properties.get("primaryEndpoints") if isinstance(properties, dict) else None
-    blob = endpoints.get("blob") if isinstance(endpoints, dict) else None
-    ident, name = item.get("id"), item.get("name")
-    if not (isinstance(blob, str) and isinstance(ident, str) and isinstance(name, str)):
+def _account(row: dict[str, Any]) -> StorageAccount | None:
+    """A Resource Graph row of :func:`account_query` (``blob`` projected), or None."""
+    ident, name, blob = row.get("id"), row.get("name"), row.get("blob")
+    if not (isinstance(blob, str) and blob and isinstance(ident, str)
+            and isinstance(name, str)):
         return None
     group = _RG_OF.search(ident)
     return StorageAccount(ident, name, group[1] if group else "", blob)

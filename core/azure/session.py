@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from core.azure.arm import ArmClient
 from core.azure.blob import AppendBlobClient, blob_url
 from core.azure.run_commands import OutputTargets, run_command_name
-from core.model import Command, Machine, OsType, Stream
+from core.model import Command, Machine, MachineKind, OsType, Stream
 
 if TYPE_CHECKING:
     from core.azure.delegated_output import DelegatedOutput
@@ -100,20 +100,27 @@ class OutputContainer:
         """Whether fleetrun reads the blobs with its Entra token (plain URLs), not a SAS."""
         return self.identity is not None or self.delegated is not None
 
-    async def prepare(self, run_id: str, timeout_seconds: int) -> None:
-        """What :meth:`targets` needs first: the run's user-delegation key, when SAS are
-        signed per blob (fetched once per run).
+    def _signs_for(self, machine: Machine) -> bool:
+        """Whether ``machine``'s blobs get per-blob SAS: in user-delegation mode, unless an
+        identity writes them. Arc servers cannot write blobs as a managed identity
+        (reference azure-storage-and-scale-sets.md section 3), so they get SAS there too."""
+        return self.delegated is not None and (
+            self.identity is None or machine.kind is MachineKind.ARC)
+
+    async def prepare(self, run_id: str, timeout_seconds: int, machine: Machine) -> None:
+        """What :meth:`targets` needs first for ``machine``: the run's user-delegation key,
+        when its blobs get SAS signed per blob (fetched once per run).
 
         Raises:
             BlobError: Storage refused the key (the message names the missing action).
         """
-        if self.delegated is not None and self.identity is None:
+        if self.delegated is not None and self._signs_for(machine):
             await self.delegated.prepare(run_id, timeout_seconds)
 
     def targets(self, run_id: str, machine: Machine) -> OutputTargets:
         """The blob URLs a machine's run command is given (after :meth:`prepare`)."""
         names = self._names(run_id, machine)
-        if self.delegated is not None and self.identity is None:
+        if self.delegated is not None and self._signs_for(machine):
             return OutputTargets(
                 output_uri=self.delegated.url(run_id, names[Stream.STDOUT], write=True),
                 error_uri=self.delegated.url(run_id, names[Stream.STDERR], write=True))

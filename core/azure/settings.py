@@ -34,7 +34,8 @@ is optional; ``config.example.toml`` beside this module is a commented example.
 - ``output_identity``: who writes the output blobs. ``""`` (the default): the SAS in
   ``output_container``. ``"system"``: the machine's system-assigned managed identity; or a
   user-assigned identity's client id (a GUID). Then fleetrun reads the blobs with its own
-  Entra token, and the identities need a Storage Blob Data role on the container.
+  Entra token, and the identities need a Storage Blob Data role on the container. Arc
+  servers cannot write blobs as an identity: in user-delegation mode they get a SAS.
 - ``cleanup``: ``"delete"`` (default) deletes each run command once it has finished (a VM
   holds at most 25 of them); ``"keep"`` leaves them for inspection in the portal or ``az``.
 - ``poll_interval``: seconds between instance-view polls of one machine when the ARM read

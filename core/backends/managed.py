@@ -132,7 +132,7 @@ class ManagedRunCommands:
         targets = None
         if output is not None:
             try:
-                await output.prepare(run_id, command.timeout)
+                await output.prepare(run_id, command.timeout, machine)
             except BlobError as error:
                 yield Finished(machine.id, RunState.FAILED,
                                error=f"output storage: {redact_sas(str(error))}")

@@ -394,6 +394,8 @@ class ArmApp:
                 if not m.uniform]
         rows += [scale_sets.scale_set_row(s, tenant_id=tenant)
                  for s in self.service.fleet.scale_sets]
+        rows += self.service.storage.graph_rows(f"{request.url.scheme}://{request.url.netloc}",
+                                                tenant_id=tenant)
         instances = [scale_sets.compute_resources_row(m, tenant_id=tenant)
                      for m in self.service.all_machines() if m.uniform]
         try:

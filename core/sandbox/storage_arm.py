@@ -113,6 +113,28 @@ class StorageArm:
             },
         }
 
+    def graph_rows(self, base_url: str, *, tenant_id: str) -> list[dict[str, Any]]:
+        """Every account as a row of Resource Graph's ``Resources`` table (reference 1.3:
+        ``type`` ``microsoft.storage/storageaccounts``, ``properties.primaryEndpoints.blob``);
+        ``base_url`` is the address the caller used, the blob endpoint's host."""
+        rows = []
+        for spec in self.accounts.values():
+            body = self.account_json(spec, f"{base_url}/{spec.name}/")
+            rows.append({
+                **body,
+                # ARG reports type and resourceGroup lowercase (as for the machines' rows).
+                "type": body["type"].lower(),
+                "tenantId": tenant_id,
+                "resourceGroup": spec.resource_group.lower(),
+                "subscriptionId": spec.subscription,
+                "managedBy": "",
+                "plan": None,
+                "identity": None,
+                "zones": None,
+                "extendedLocation": None,
+            })
+        return rows
+
     def identity_role(self, account: str, container: str) -> str:
         """The role the machines' managed identities hold on a container of an account."""
         spec = self.accounts.get(account)

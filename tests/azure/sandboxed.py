@@ -39,10 +39,11 @@ FAST = Pacing(poll_interval=0.1, blob_interval=0.05, drain_grace=3, stall_after=
 def fleet_of(*machines: Mapping[str, Any], **tables: Any) -> FleetSpec:
     """A fleet of machine tables (name, kind, os at least) with quick timings.
 
-    Keyword arguments are top-level tables (``faults``, ``throttle``, the ``scale_sets``
-    list) or ``[sandbox]`` keys.
+    Keyword arguments are top-level tables (``faults``, ``throttle``, the ``scale_sets`` and
+    ``storage_accounts`` lists) or ``[sandbox]`` keys.
     """
-    own = {key: tables.pop(key) for key in ("faults", "throttle", "scale_sets")
+    own = {key: tables.pop(key) for key in ("faults", "throttle", "scale_sets",
+                                            "storage_accounts")
            if key in tables}
     sandbox = {"flush_interval": 0.1, "pickup_delay": 0, "agent_timeout": 1, **tables}
     defaults = {"subscription": SUB, "resource_group": RG, "location": "westeurope"}

@@ -63,7 +63,7 @@ async def test_one_key_per_run_and_a_writer_sas_per_machine_and_stream() -> None
     machines = [machine(f"web-{i:02}") for i in range(20)]
 
     async def one(m: Machine) -> tuple[str, str]:
-        await output.prepare("r1", 600)
+        await output.prepare("r1", 600, m)
         targets = output.targets("r1", m)
         assert targets.identity is None
         return targets.output_uri, targets.error_uri
@@ -78,7 +78,7 @@ async def test_one_key_per_run_and_a_writer_sas_per_machine_and_stream() -> None
     reads = output.read_urls("r1", machines[0])
     assert not urlsplit(reads[Stream.STDOUT]).query  # read with the user's token
     assert urlsplit(reads[Stream.STDOUT]).path == urlsplit(urls[0]).path
-    await output.prepare("r2", 600)
+    await output.prepare("r2", 600, machines[0])
     assert len(service.asked) == 2
 
 
@@ -97,7 +97,7 @@ def test_a_keys_lifetime_is_the_timeout_and_a_margin_within_7_days(
 async def test_a_refused_key_fails_every_machine_with_the_reason_once_asked() -> None:
     service = KeyService(status=403)
     output = OutputContainer(CONTAINER, delegated=delegated(service, datetime.now(UTC)))
-    results = await asyncio.gather(*(output.prepare("r1", 60) for _ in range(5)),
+    results = await asyncio.gather(*(output.prepare("r1", 60, machine("a")) for _ in range(5)),
                                    return_exceptions=True)
     assert len(service.asked) == 1
     assert all(isinstance(r, BlobError) and "generateUserDelegationKey" in str(r)
@@ -107,7 +107,20 @@ async def test_a_refused_key_fails_every_machine_with_the_reason_once_asked() ->
 async def test_with_an_identity_no_key_is_asked_and_urls_are_plain() -> None:
     service = KeyService()
     output = OutputContainer(CONTAINER, identity="", delegated=delegated(service))
-    await output.prepare("r1", 60)
+    await output.prepare("r1", 60, machine("a"))
     targets = output.targets("r1", machine("a"))
     assert service.asked == [] and targets.identity == ""
     assert "?" not in targets.output_uri and targets.output_uri.startswith(CONTAINER + "/")
+
+
+async def test_with_an_identity_arc_servers_still_get_a_writer_sas() -> None:
+    # Arc has no managed identity for blobs (reference section 3): a SAS, and the key for it.
+    service = KeyService()
+    output = OutputContainer(CONTAINER, identity="", delegated=delegated(service))
+    arc = Machine(id="/subscriptions/s/resourceGroups/rg/providers/Microsoft.HybridCompute/"
+                  "machines/h", name="h", kind=MachineKind.ARC, os=OsType.LINUX)
+    await output.prepare("r1", 60, arc)
+    targets = output.targets("r1", arc)
+    assert len(service.asked) == 1 and targets.identity is None
+    assert "sp=racw" in targets.output_uri and "sig=" in targets.error_uri
+    assert output.targets("r1", machine("a")).identity == ""

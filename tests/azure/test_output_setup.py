@@ -14,49 +14,42 @@ from core.azure.arm import ArmClient
 from core.azure.auth import StaticToken
 from core.azure.output_storage import (
     CONTAINER_WRITE,
+    GRAPH_PATH,
     STORAGE_API_VERSION,
     OutputSetupError,
+    account_query,
+    check_names,
+    kql_text,
     record_output,
     setup_output,
 )
 from core.azure.settings import SettingsError, load_azure_settings
 from core.config_file import ConfigFileError
 from core.errors import BadInputError
+from tests.azure.sandboxed import SUB as SANDBOX_SUB
+from tests.azure.sandboxed import azure_bed, fleet_of
 
 SUB = "11111111-1111-4111-8111-111111111111"
 SUB2 = "22222222-2222-4222-8222-222222222222"
 ACCOUNT_ID = (f"/subscriptions/{SUB2}/resourceGroups/rg-logs/providers/Microsoft.Storage/"
               "storageAccounts/fleetout")
 ENDPOINT = "https://fleetout.z07.blob.storage.azure.net/"
-
-
-def account(name: str, ident: str, blob: str) -> dict[str, object]:
-    return {"id": ident, "name": name, "type": "Microsoft.Storage/storageAccounts",
-            "kind": "StorageV2", "properties": {"primaryEndpoints": {"blob": blob}}}
-
-
-OTHER = account("other", f"/subscriptions/{SUB}/resourceGroups/rg/providers/"
-                "Microsoft.Storage/storageAccounts/other", "https://other.blob.core.windows.net/")
 Handler = Callable[[httpx.Request], httpx.Response]
-LIST = "/providers/Microsoft.Storage/storageAccounts"
 CONTAINERS = ACCOUNT_ID + "/blobServices/default/containers/"
 
 
 def arm_answers(*, put_status: int = 201, put_error: dict[str, object] | None = None,
                 seen: list[httpx.Request] | None = None) -> Handler:
+    """Resource Graph finding ``fleetout`` (a DNS-zone endpoint), and the container PUT."""
     def answer(request: httpx.Request) -> httpx.Response:
         if seen is not None:
             seen.append(request)
         path = request.url.path
-        if request.method == "GET" and path == f"/subscriptions/{SUB}{LIST}":
-            # Two pages: the account is not on the first.
-            if "page" not in request.url.params:
-                return httpx.Response(200, json={"value": [OTHER], "nextLink": str(
-                    request.url.copy_merge_params({"page": "2"}))})
-            return httpx.Response(200, json={"value": []})
-        if request.method == "GET" and path == f"/subscriptions/{SUB2}{LIST}":
-            found = account("fleetout", ACCOUNT_ID, ENDPOINT)
-            return httpx.Response(200, json={"value": [found]})
+        if request.method == "POST" and path == GRAPH_PATH:
+            found = "'fleetout'" in json.loads(request.content)["query"]
+            return httpx.Response(200, json={"totalRecords": int(found), "data": [
+                {"id": ACCOUNT_ID, "name": "fleetout", "resourceGroup": "rg-logs",
+                 "subscriptionId": SUB2, "blob": ENDPOINT}] if found else []})
         if request.method == "PUT" and path.startswith(CONTAINERS):
             if put_error is not None:
                 return httpx.Response(put_status, json={"error": put_error})
@@ -74,7 +67,7 @@ def client(handler: Handler) -> ArmClient:
     return ArmClient("https://management.azure.com", StaticToken("t" * 20), http=http)
 
 
-async def test_the_account_is_found_across_pages_and_subscriptions_and_the_container_made() -> None:
+async def test_one_graph_query_finds_the_account_and_the_container_is_made() -> None:
     seen: list[httpx.Request] = []
     lines: list[str] = []
     arm = client(arm_answers(seen=seen))
@@ -82,26 +75,31 @@ async def test_the_account_is_found_across_pages_and_subscriptions_and_the_conta
     assert result.created
     assert result.container_url == "https://fleetout.z07.blob.storage.azure.net/fleetrun-output"
     assert result.account.resource_group == "rg-logs"
-    (put,) = [r for r in seen if r.method == "PUT"]
+    query, put = seen
+    assert (query.method, query.url.path) == ("POST", GRAPH_PATH)
+    assert json.loads(query.content)["subscriptions"] == [SUB, SUB2]
     assert put.url.path == f"{ACCOUNT_ID}/blobServices/default/containers/fleetrun-output"
     assert put.url.params["api-version"] == STORAGE_API_VERSION
     assert json.loads(put.content) == {"properties": {"publicAccess": "None"}}
-    assert all(r.url.params.get("api-version") for r in seen if "page" not in r.url.params)
     assert any("found fleetout" in line for line in lines)
 
 
-async def test_an_existing_container_is_reused() -> None:
-    result = await setup_output(client(arm_answers(put_status=200)), [SUB2], "fleetout",
-                                container="logs-1")
-    assert not result.created and result.container_url.endswith("/logs-1")
-
-
-async def test_a_resource_group_narrows_the_listing() -> None:
+async def test_without_subscriptions_the_query_spans_every_one_the_login_sees() -> None:
     seen: list[httpx.Request] = []
-    with pytest.raises(OutputSetupError, match="resource group rg-x"):
-        await setup_output(client(arm_answers(seen=seen)), [SUB], "fleetout",
-                           resource_group="rg-x")
-    assert seen[0].url.path.startswith(f"/subscriptions/{SUB}/resourceGroups/rg-x/")
+    lines: list[str] = []
+    await setup_output(client(arm_answers(seen=seen)), [], "fleetout", progress=lines.append)
+    assert "subscriptions" not in json.loads(seen[0].content)
+    assert all(r.url.path != "/subscriptions" for r in seen)
+    assert any("every subscription your login can see" in line for line in lines)
+
+
+def test_names_reach_the_query_as_kql_string_literals() -> None:
+    query = account_query("fleetout", "rg-Logs.(1)")
+    assert "name =~ 'fleetout' and resourceGroup =~ 'rg-Logs.(1)'" in query
+    # check_names refuses quotes first; the literal still cannot be ended from inside.
+    assert kql_text("a'b\\") == "'a\\'b\\\\'"
+    with pytest.raises(BadInputError, match="--resource-group"):
+        check_names("fleetout", "fleetrun-output", "rg' or name != '")
 
 
 async def test_a_403_on_the_container_names_the_missing_action_and_the_roles() -> None:
@@ -116,8 +114,37 @@ async def test_a_403_on_the_container_names_the_missing_action_and_the_roles() -
 
 
 async def test_an_account_nowhere_is_named() -> None:
-    with pytest.raises(OutputSetupError, match="no storage account 'missing'"):
+    with pytest.raises(OutputSetupError, match="no storage account 'missing'") as caught:
         await setup_output(client(arm_answers()), [SUB, SUB2], "missing")
+    assert "Resource Graph" in str(caught.value)
+
+
+# Against the sandbox over HTTP: its accounts are rows of its Resource Graph.
+TWO_SUBSCRIPTIONS = fleet_of(
+    {"name": "vm-a", "kind": "vm", "os": "linux"},
+    {"name": "vm-b", "kind": "vm", "os": "linux", "subscription": SUB2},
+    storage_accounts=[{"name": "fleetout", "subscription": SUB2, "resource_group": "rg-logs"}])
+
+
+async def test_against_the_sandbox_the_account_is_found_created_then_reused(
+        tmp_path: Path) -> None:
+    async with azure_bed(TWO_SUBSCRIPTIONS, tmp_path) as bed:
+        first = await setup_output(bed.arm, [], "fleetout")
+        assert first.created and first.account.resource_group == "rg-logs"
+        assert first.container_url == f"{bed.base_url}/fleetout/fleetrun-output"
+        assert "fleetrun-output" in bed.service.blobs.containers("fleetout")
+        again = await setup_output(bed.arm, [SANDBOX_SUB, SUB2], "fleetout",
+                                   resource_group="RG-LOGS")
+        assert not again.created and again.container_url == first.container_url
+
+
+async def test_against_the_sandbox_a_resource_group_or_subscriptions_narrow_the_search(
+        tmp_path: Path) -> None:
+    async with azure_bed(TWO_SUBSCRIPTIONS, tmp_path) as bed:
+        with pytest.raises(OutputSetupError, match="resource group rg-x of"):
+            await setup_output(bed.arm, [], "fleetout", resource_group="rg-x")
+        with pytest.raises(OutputSetupError, match=f"subscription\\(s\\) {SANDBOX_SUB}"):
+            await setup_output(bed.arm, [SANDBOX_SUB], "fleetout")
 
 
 @pytest.mark.parametrize(("flags", "named"), [

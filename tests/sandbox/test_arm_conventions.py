@@ -227,7 +227,7 @@ async def test_resource_graph_api_version_is_accepted(api: Api) -> None:
     answer = await api.client.post(GRAPH, params={"api-version": GRAPH_VERSION},
                                    json={"query": "Resources | project id"})
     assert answer.status_code == 200, answer.text
-    assert answer.json()["totalRecords"] == 2
+    assert answer.json()["totalRecords"] == 3  # two machines and the storage account
 
 
 @pytest.mark.parametrize(("path", "method", "supported"), [
@@ -507,9 +507,10 @@ async def test_an_unknown_operation_is_404(api: Api) -> None:
 
 async def test_resource_graph_pages_through_the_default_fleet(tmp_path: Path) -> None:
     fleet = default_fleet()
-    # Uniform scale set instances live in ComputeResources; the scale sets are resources.
+    # Uniform scale set instances live in ComputeResources; the scale sets and the storage
+    # account are resources.
     in_resources = [*(m.name for m in fleet.machines if not m.uniform),
-                    *(s.name for s in fleet.scale_sets)]
+                    *(s.name for s in fleet.scale_sets), fleet.account]
     async with sandbox_api(fleet, tmp_path) as api:
         query = "Resources | project id, name, type | order by id asc"
         options: dict[str, Any] = {"$top": 5}
@@ -530,14 +531,15 @@ async def test_resource_graph_pages_through_the_default_fleet(tmp_path: Path) ->
                 break
             options = {"$skipToken": page["$skipToken"]}
             assert pages < 10
-    assert pages == 4
+    assert pages == 5
     names = [row["name"] for row in rows]
     assert sorted(names) == sorted(in_resources)
-    assert len({row["id"] for row in rows}) == len(rows) == 20
+    assert len({row["id"] for row in rows}) == len(rows) == 21
     assert [row["id"] for row in rows] == sorted(row["id"] for row in rows)
     types = {row["type"] for row in rows}
     assert types == {"microsoft.compute/virtualmachines", "microsoft.hybridcompute/machines",
-                     "microsoft.compute/virtualmachinescalesets"}
+                     "microsoft.compute/virtualmachinescalesets",
+                     "microsoft.storage/storageaccounts"}
 
 
 @pytest.mark.parametrize("query", ["Foo", "Resources | frobnicate", "Resources | where"])

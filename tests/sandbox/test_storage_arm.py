@@ -159,3 +159,37 @@ def test_the_default_fleet_has_one_storage_account() -> None:
 def test_bad_storage_accounts_are_named(entry: dict[str, Any], message: str) -> None:
     with pytest.raises(FleetFileError, match=message.replace("[", r"\[").replace("*", r"\*")):
         make_fleet({"name": "vm1", "kind": "vm", "os": "linux"}, storage_accounts=[entry])
+
+
+GRAPH = "/providers/Microsoft.ResourceGraph/resources?api-version=2024-04-01"
+
+
+async def graph(api: Api, query: str, **body: Any) -> list[dict[str, Any]]:
+    response = await api.client.post(GRAPH, json={"query": query, **body})
+    assert response.status_code == 200, response.text
+    rows: list[dict[str, Any]] = response.json()["data"]
+    return rows
+
+
+async def test_accounts_are_rows_of_resource_graphs_resources_table(api: Api) -> None:
+    # Reference 1.3's alternative to the per-subscription listing.
+    rows = await graph(api, "resources | where type =~ 'microsoft.storage/storageaccounts' "
+                       "| project name, resourceGroup, subscriptionId, "
+                       "blob = tostring(properties.primaryEndpoints.blob), id | order by name asc")
+    assert rows == [
+        {"name": "fleetrunout", "resourceGroup": OTHER_RG, "subscriptionId": SUB,
+         "blob": f"{api.base_url}/fleetrunout/", "id": f"{accounts_path(OTHER_RG)}/fleetrunout"},
+        {"name": "fleetrunsandbox", "resourceGroup": RG.lower(), "subscriptionId": SUB,
+         "blob": f"{api.base_url}/fleetrunsandbox/",
+         "id": f"{accounts_path(RG)}/fleetrunsandbox"},
+    ]
+    (row,) = await graph(api, "resources | where name =~ 'FLEETRUNOUT'")
+    assert row["type"] == "microsoft.storage/storageaccounts"
+    assert row["location"] == "westeurope" and row["properties"]["provisioningState"]
+    # Narrowed by resource group in the query, and by the request's subscriptions.
+    assert await graph(api, "resources | where type =~ 'microsoft.storage/storageaccounts' "
+                       f"and resourceGroup =~ '{RG.upper()}' | project name") == [
+        {"name": "fleetrunsandbox"}]
+    other = "99999999-9999-4999-8999-999999999999"
+    assert await graph(api, "resources | where type =~ 'microsoft.storage/storageaccounts'",
+                       subscriptions=[other]) == []

@@ -12,6 +12,7 @@ from core.cleanup import remove_ended_runs
 from core.fleet import DEFAULT_FLEET, Fleet, open_fleet
 from core.journal_store import Journal, MachineRecord, RunRecord
 from core.model import RunState
+from core.output_hint import setup_output_hint
 from core.run_record import run_record
 from core.run_view import RunView
 from core.runner import RUN_AS_PASSWORD, RunSession, secret_names
@@ -106,6 +107,10 @@ def cmd_attach(args: Namespace) -> int:
         json_shapes.print_json(run_record(RunView.from_journal(final)))
     elif output == "table":
         render.show_run(final)
+    # As at the end of `run`: machines followed now whose output Azure's tails cut.
+    hint = setup_output_hint(session.run, session.backend_for)
+    if hint:
+        print(hint, file=sys.stderr)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if all(m.state is RunState.SUCCEEDED for m in final.machines) else EXIT_FAILED
