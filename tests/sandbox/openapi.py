@@ -7,9 +7,10 @@ on; ``x-ms-*``, ``readOnly`` and ``discriminator`` are unknown keywords to Draft
 ``extra_keys`` compare a response body with an example's. See ``tests/specs/README.md`` for the
 layout, the upstream source and the licence.
 
-A ``$ref`` into a file that was not vendored (Microsoft.Storage's ``storage.json``, which
-``blob.json``'s parameters name) is an error only when something uses it: a schema that reaches
-it, or an operation parameter that is looked at (``Operation.unresolved`` lists those).
+A ``$ref`` into a file that was not vendored (the shared ``v1/privatelinks.json`` or
+``v6/types.json`` that some of ``storage.json``'s operations take parameters from) is an error
+only when something uses it: a schema that reaches it, or an operation parameter that is looked
+at (``Operation.unresolved`` lists those).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ SPEC_FILES = (
     "resourcegraph/stable/2024-04-01/resourcegraph.json",
     "storage/stable/2025-06-01/blob.json",
     "storage/stable/2025-06-01/common.json",
+    "storage/stable/2025-06-01/storage.json",
+    "storage/stable/2025-06-01/privatelinks.json",
 )
 _BASE = "https://specs.invalid/"  # stands for SPECS_DIR in the schemas' $ref URIs
 # HybridCompute.json reaches the shared types five levels up (upstream layout); the README puts
@@ -69,8 +72,9 @@ class Operation:
     unresolved: tuple[str, ...] = ()
     """$refs of parameters whose file was not vendored, left out of ``parameters``: their names
     and places are unknown here. ``request_path`` fills the path from the template, so only a
-    query or body parameter among them would go unnoticed; blob.json's are storage.json's
-    ResourceGroupName and StorageAccountName, path parameters both."""
+    query or body parameter among them would go unnoticed; storage.json's are the shared
+    PrivateEndpointConnectionName and the v6 ApiVersionParameter and SubscriptionIdParameter,
+    on operations the sandbox does not serve."""
 
     @property
     def body_parameter(self) -> dict[str, Any] | None:
@@ -88,21 +92,9 @@ _INSTANCE_VIEW = Operation(
         ("api-version", "query"))),
     {}, _NO_SCHEMA)
 STORAGE_EXAMPLES = "storage/stable/2025-06-01/examples/"
-_NO_STORAGE_SPEC = ("storage.json (Microsoft.Storage 2025-06-01, 242 KB, the storage account "
-                    "operations) was not copied (tests/specs/README.md)")
-# StorageAccounts_ListByResourceGroup is defined in storage.json. Its route lets the example
-# replay anyway (shape only).
-_LIST_ACCOUNTS = Operation(
-    "StorageAccounts_ListByResourceGroup", None,
-    "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/"
-    "Microsoft.Storage/storageAccounts", "get",
-    tuple({"name": name, "in": where, "required": True, "type": "string"} for name, where in (
-        ("subscriptionId", "path"), ("resourceGroupName", "path"), ("api-version", "query"))),
-    {}, _NO_STORAGE_SPEC)
 _UNSPECCED_EXAMPLES = {
     "compute/ComputeRP/stable/2025-04-01/examples/virtualMachineExamples/"
     "VirtualMachine_Get_InstanceView.json": _INSTANCE_VIEW,
-    STORAGE_EXAMPLES + "StorageAccountListByResourceGroup.json": _LIST_ACCOUNTS,
 }
 
 

@@ -66,11 +66,12 @@ EXPECTED_EXAMPLES: dict[str, tuple[str, list[int]]] = {
     ARG + "ResourcesBasicQuery.json": ("Resources", [200]),
     ARG + "ResourcesFirstPageQuery.json": ("Resources", [200]),
     ARG + "ResourcesNextPageQuery.json": ("Resources", [200]),
-    # Replayed by test_storage_conformance.py; the account list has no schema (storage.json
-    # was not copied), the containers have blob.json's.
+    # Replayed by test_storage_conformance.py: the containers against blob.json's schemas, the
+    # account lists against storage.json's.
     STORAGE_EXAMPLES + "BlobContainersPut.json": ("BlobContainers_Create", [200, 201]),
     STORAGE_EXAMPLES + "BlobContainersGet.json": ("BlobContainers_Get", [200]),
     STORAGE_EXAMPLES + "BlobContainersDelete.json": ("BlobContainers_Delete", [200, 204]),
+    STORAGE_EXAMPLES + "StorageAccountList.json": ("StorageAccounts_List", [200]),
     STORAGE_EXAMPLES + "StorageAccountListByResourceGroup.json":
         ("StorageAccounts_ListByResourceGroup", [200]),
 }
@@ -230,20 +231,23 @@ def test_unresolvable_refs_raise_naming_the_ref() -> None:
 
 
 def test_refs_into_files_not_vendored_fail_only_when_used() -> None:
-    # blob.json takes two path parameters from storage.json, which was not copied: its
-    # operations load without them, and their schemas (which never reach storage.json) check.
+    # storage.json takes the private endpoint connection name from the shared
+    # common-types/.../v1/privatelinks.json, which was not copied (no schema reaches it): its
+    # operations load without it, and their schemas check.
+    get = spec_index().operation("PrivateEndpointConnections_Get")
+    assert get.unresolved == ("common-types/resource-management/v1/privatelinks.json"
+                              "#/parameters/PrivateEndpointConnectionName",)
+    assert [p["name"] for p in get.parameters] == [
+        "resourceGroupName", "accountName", "api-version", "subscriptionId"]
+    assert spec_index().response_schema("PrivateEndpointConnections_Get", 200)
+    with pytest.raises(SpecError, match=r"v1/privatelinks\.json is not among "):
+        spec_index().resolve("common-types/resource-management/v1/privatelinks.json"
+                             "#/parameters/PrivateEndpointConnectionName")
+    # blob.json's path parameters come from storage.json, which is now vendored.
     create = spec_index().operation("BlobContainers_Create")
-    assert create.unresolved == ("storage/stable/2025-06-01/storage.json#/parameters/"
-                                 "ResourceGroupName",
-                                 "storage/stable/2025-06-01/storage.json#/parameters/"
-                                 "StorageAccountName")
-    assert create.body_parameter and create.body_parameter["name"] == "blobContainer"
-    assert [p["name"] for p in create.parameters if p["in"] != "body"] == [
-        "containerName", "api-version", "subscriptionId"]
-    assert spec_index().response_schema("BlobContainers_Create", 201)
-    with pytest.raises(SpecError, match=r"storage/stable/2025-06-01/storage\.json is not among "):
-        spec_index().resolve("storage/stable/2025-06-01/storage.json#/parameters/"
-                             "ResourceGroupName")
+    assert create.unresolved == ()
+    assert [p["name"] for p in create.parameters if p["in"] == "path"] == [
+        "resourceGroupName", "accountName", "containerName", "subscriptionId"]
     # Storage's own error schema, which common.json holds.
     error = spec_index().schema("storage/stable/2025-06-01/common.json#/definitions/CloudError")
     assert spec_index().errors(error, {"error": {"code": "ContainerNotFound", "message": "m"}}) \

@@ -3,13 +3,15 @@
 Each example in ``tests/specs/storage/`` is replayed over HTTP against a fleet holding the
 storage account it names (its subscription, resource group and name as spelled there); each
 answer must have a status the example documents, the example's ids and names, the shape of
-the example's body (``shape_mismatches``) and a body valid against the operation's schema in
-``blob.json``. The storage account list is shape only: its schema (StorageAccountListResult)
-is in ``storage.json``, which was not copied (``openapi._NO_STORAGE_SPEC``).
+the example's body (``shape_mismatches``) and a body valid against the operation's schema
+(``blob.json``'s BlobContainer, ``storage.json``'s StorageAccountListResult). Beyond the
+examples, every page of both account lists (a subscription's, a resource group's) is checked
+against StorageAccountListResult, and so are container answers and errors.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,49 +19,71 @@ import httpx
 import pytest
 
 from core.sandbox.fleet import FleetSpec
+from core.sandbox.storage_arm import ACCOUNTS_PER_PAGE
 from tests.sandbox.arm_client import Api, make_fleet, sandbox_api
 from tests.sandbox.openapi import STORAGE_EXAMPLES, Example, shape_mismatches, spec_index
 
 EXAMPLES = {e.name: e for e in spec_index().load_examples()
             if e.name.startswith(STORAGE_EXAMPLES)}
 _LRS = "the sandbox's accounts are locally redundant (Standard_LRS): no secondary region"
+_ACCOUNT_LIST_MISMATCHES = {
+    **{f"value[].properties.primaryEndpoints.{service}": "the sandbox serves blobs only"
+       for service in ("web", "dfs", "file", "queue", "table")},
+    "value[].properties.secondaryLocation": _LRS,
+    "value[].properties.statusOfSecondary": _LRS,
+    "value[].tags": "the fleet file gives its storage accounts no tags",
+}
 ALLOWED_MISMATCHES: dict[str, dict[str, str]] = {
     STORAGE_EXAMPLES + "BlobContainersGet.json": {
         "properties.immutabilityPolicy": "the sandbox's containers have no immutability policy "
         "(hasImmutabilityPolicy false)",
         "properties.legalHold": "the sandbox's containers have no legal hold (hasLegalHold false)",
     },
-    STORAGE_EXAMPLES + "StorageAccountListByResourceGroup.json": {
-        **{f"value[].properties.primaryEndpoints.{service}": "the sandbox serves blobs only"
-           for service in ("web", "dfs", "file", "queue", "table")},
-        "value[].properties.secondaryLocation": _LRS,
-        "value[].properties.statusOfSecondary": _LRS,
-        "value[].tags": "the fleet file gives its storage accounts no tags",
+    STORAGE_EXAMPLES + "StorageAccountListByResourceGroup.json": _ACCOUNT_LIST_MISMATCHES,
+    STORAGE_EXAMPLES + "StorageAccountList.json": {
+        **_ACCOUNT_LIST_MISMATCHES,
+        **{f"value[].properties.primaryEndpoints.{routing}Endpoints": "the sandbox publishes "
+           "no routing-preference endpoints (routingPreference unset)"
+           for routing in ("microsoft", "internet")},
+        "value[].properties.routingPreference": "the sandbox's accounts set no routing "
+        "preference (optional; Microsoft routing is the default)",
+        "value[].properties.encryption": "encryption is optional in StorageAccountProperties; "
+        "the sandbox keeps no encryption settings",
     },
 }
 
 
+_ACCOUNT_ID = re.compile(r"/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
+                         r"Microsoft\.Storage/storageAccounts/([^/]+)$")
+
+
 def _fleet(example: Example) -> FleetSpec:
     params = example.parameters
-    where = {"subscription": params["subscriptionId"],
-             "resource_group": params["resourceGroupName"]}
+    subscription = params["subscriptionId"]
     if "accountName" in params:
-        names = [params["accountName"]]
-    else:
-        names = [item["name"] for item in example.responses[200]["body"]["value"]]
-    # The machine (and so the [storage] account) lives elsewhere: the example's resource
-    # group holds only the example's accounts.
+        accounts = [(params["resourceGroupName"], params["accountName"])]
+    else:  # a list: the accounts it answers, each in its own resource group
+        accounts = []
+        for item in example.responses[200]["body"]["value"]:
+            match = _ACCOUNT_ID.fullmatch(item["id"])
+            assert match and match[1] == subscription, item["id"]
+            accounts.append((match[2], match[3]))
+    # The machine (and so the [storage] account) lives elsewhere: the example's subscription
+    # (or resource group, for the subscription-wide list) holds only the example's accounts.
+    machine_subscription = (subscription if "resourceGroupName" in params
+                            else f"{subscription}-machines")
     return make_fleet({"name": "vm", "kind": "vm", "os": "linux",
-                       "subscription": params["subscriptionId"], "resource_group": "rg-vm"},
-                      storage_accounts=[{"name": name, **where} for name in names])
+                       "subscription": machine_subscription, "resource_group": "rg-vm"},
+                      storage_accounts=[{"name": name, "subscription": subscription,
+                                         "resource_group": group}
+                                        for group, name in accounts])
 
 
 def _check(example: Example, status: int, answer: httpx.Response) -> None:
     assert answer.status_code == status, answer.text
     assert status in example.responses, f"{status} is not documented by {example.name}"
-    if not spec_index().operation(example.operation_id).unavailable:
-        errors = spec_index().response_errors(example.operation_id, status, _json(answer))
-        assert not errors, "\n".join(errors)
+    errors = spec_index().response_errors(example.operation_id, status, _json(answer))
+    assert not errors, "\n".join(errors)
     expected = example.responses[status].get("body")
     if expected is None:
         assert answer.content == b""
@@ -68,11 +92,13 @@ def _check(example: Example, status: int, answer: httpx.Response) -> None:
     ignore = set(ALLOWED_MISMATCHES.get(example.name, {}))
     mismatches = shape_mismatches(expected, body, ignore=ignore)
     assert not mismatches, "\n".join(mismatches)
-    pairs = (zip(body["value"], expected["value"], strict=True) if "value" in expected
-             else [(body, expected)])
-    for ours, theirs in pairs:  # the example's very ids, names and types
-        assert [ours[k] for k in ("id", "name", "type")] == [
-            theirs[k] for k in ("id", "name", "type")]
+    # The example's very ids, names and types (a list in any order: ARM promises none).
+    assert _identities(body) == _identities(expected)
+
+
+def _identities(body: dict[str, Any]) -> list[tuple[str, str, str]]:
+    items = body["value"] if "value" in body else [body]
+    return sorted((item["id"], item["name"], item["type"]) for item in items)
 
 
 def _json(answer: httpx.Response) -> Any:
@@ -113,7 +139,44 @@ async def test_example_replays(example: Example, tmp_path: Path) -> None:
 def test_every_storage_example_is_replayed() -> None:
     assert sorted(EXAMPLES) == sorted(STORAGE_EXAMPLES + name for name in (
         "BlobContainersDelete.json", "BlobContainersGet.json", "BlobContainersPut.json",
-        "StorageAccountListByResourceGroup.json"))
+        "StorageAccountList.json", "StorageAccountListByResourceGroup.json"))
+
+
+async def test_every_page_of_both_account_lists_matches_storage_json(tmp_path: Path) -> None:
+    # More accounts than one page holds, in two resource groups: the subscription's list and
+    # one group's list each take several pages, every one a StorageAccountListResult.
+    groups = {"rg1": 2 * ACCOUNTS_PER_PAGE + 3, "rg2": 4}
+    fleet = make_fleet({"name": "vm", "kind": "vm", "os": "linux", "subscription": "s1",
+                        "resource_group": "rg-vm"},
+                       storage_accounts=[{"name": f"{group}acct{n:03d}", "subscription": "s1",
+                                          "resource_group": group}
+                                         for group, count in groups.items()
+                                         for n in range(count)])
+    accounts = "/providers/Microsoft.Storage/storageAccounts?api-version=2025-06-01"
+    lists = {"StorageAccounts_List": f"/subscriptions/s1{accounts}",
+             "StorageAccounts_ListByResourceGroup": f"/subscriptions/s1/resourceGroups/rg1"
+                                                    f"{accounts}"}
+    spec = spec_index()
+    found: dict[str, list[str]] = {}
+    async with sandbox_api(fleet, tmp_path) as api:
+        for operation, url in lists.items():
+            pages: list[dict[str, Any]] = []
+            next_url: str | None = url
+            while next_url is not None:
+                answer = await api.client.get(next_url)
+                assert answer.status_code == 200, answer.text
+                spec.validate_response(operation, 200, answer.json())
+                pages.append(answer.json())
+                next_url = pages[-1].get("nextLink")
+            assert len(pages) > 1, f"{operation}: one page only"
+            found[operation] = [account["name"] for page in pages for account in page["value"]]
+
+    # The fleet's own [storage] account is in the machine's resource group (rg-vm).
+    assert sorted(found["StorageAccounts_List"]) == sorted(
+        [f"{group}acct{n:03d}" for group, count in groups.items() for n in range(count)]
+        + [fleet.account])
+    assert sorted(found["StorageAccounts_ListByResourceGroup"]) == [
+        f"rg1acct{n:03d}" for n in range(groups["rg1"])]
 
 
 _STORAGE_ERROR = "storage/stable/2025-06-01/common.json#/definitions/CloudError"
