@@ -52,6 +52,20 @@ async def stdout_blob(bed: AzureBed, run: Run, machine: Machine) -> bytes:
     return answer.content
 
 
+async def _until_holds(url: str, size: int, ended: asyncio.Future[Run],
+                      within: float = 60.0) -> None:
+    """Wait until the blob at ``url`` holds ``size`` bytes (and the run has not ended)."""
+    deadline = asyncio.get_running_loop().time() + within
+    async with httpx.AsyncClient(timeout=10) as http:
+        while True:
+            assert not ended.done(), ended.result()
+            assert asyncio.get_running_loop().time() < deadline, f"no {size} bytes in {within} s"
+            answer = await http.get(url, headers={"x-ms-version": "2021-12-02"})
+            if answer.status_code == 200 and len(answer.content) >= size:
+                return
+            await asyncio.sleep(0.05)
+
+
 def kept(path: str) -> bytes:
     """A stored stream; a stream that stored nothing has no file."""
     return Path(path).read_bytes() if Path(path).exists() else b""
@@ -85,13 +99,30 @@ async def test_output_larger_than_one_read_arrives_byte_for_byte(tmp_path: Path)
 
 
 async def test_a_blob_that_stops_short_is_named_in_the_result(tmp_path: Path) -> None:
-    # 10,000 bytes go up at a flush during the sleep; the final 200,000-byte burst is one
-    # block over the limit, refused: the blob stops at 10,000 bytes while the run succeeds.
-    script = ("head -c 10000 /dev/zero | tr '\\0' a\nsleep 0.6\n"
+    # 10,000 bytes go up at a flush; the final 200,000-byte burst is one block over the
+    # limit, refused: the blob stops at 10,000 bytes while the run succeeds. The script
+    # holds the burst back until the test has seen the first part in the blob (a fixed
+    # sleep lost that race on a loaded machine: both parts in one refused block).
+    go = tmp_path / "go"
+    script = (f"head -c 10000 /dev/zero | tr '\\0' a\n"
+              f"while [ ! -e '{go}' ]; do sleep 0.05; done\n"
               "head -c 200000 /dev/zero | tr '\\0' b\n")
     async with azure_bed(limited_fleet("burst"), tmp_path, pacing=SHORT_GRACE) as bed:
         machine = machine_of("burst")
-        session, run = await run_script(bed, machine, script, tmp_path)
+        session = RunSession.plan(
+            [(machine, Command(CommandId.SHELL, script, timeout=30))], bed.backend_for,
+            options=FanoutOptions(grace=1.0), journal=Journal(tmp_path / "journal.sqlite3"),
+            runs_root=tmp_path / "runs",
+        )
+        assert bed.session.output is not None
+        url = bed.session.output.targets(session.run.run_id, machine).output_uri
+        ended = asyncio.ensure_future(session.execute())
+        try:
+            await _until_holds(url, 10_000, ended)
+            go.touch()
+            run = await asyncio.wait_for(ended, timeout=60)
+        finally:
+            ended.cancel()
         blob = await stdout_blob(bed, run, machine)
 
     mr = run.machines[machine.id]
