@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.app import App
 from textual.command import Command as PaletteCommand
 from textual.command import CommandList, CommandPalette
@@ -130,8 +131,19 @@ def set_value(row: TypedParameterRow, value: str) -> None:
     row.query_one(Input).value = value
 
 
-def notifications(app: FleetrunApp) -> list[str]:
-    return [str(n.message) for n in app._notifications]
+def record_notifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every notification the apps built from now on post, kept after its toast has timed
+    out (a loaded machine can outlast a toast). Call it before the app is built: parts of
+    the app keep its ``notify`` from the start."""
+    posted: list[str] = []
+    post = FleetrunApp.notify
+
+    def notify(self: FleetrunApp, message: str, *args: Any, **kwargs: Any) -> None:
+        posted.append(str(message))
+        post(self, message, *args, **kwargs)
+
+    monkeypatch.setattr(FleetrunApp, "notify", notify)
+    return posted
 
 
 def screen_text(app: App[Any]) -> str:

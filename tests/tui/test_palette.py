@@ -16,8 +16,8 @@ from tests.tui.saved_fixtures import (
     GREET,
     NOT_TOML,
     TOUCH,
-    notifications,
     palette_search,
+    record_notifications,
     sandbox_app,
     screen_text,
     set_value,
@@ -115,12 +115,15 @@ async def test_typed_parameters_are_checked_with_what_is_allowed(app: FleetrunAp
         assert "GREETING=hello" in screen_text(app)
 
 
-async def test_broken_files_are_reported_once_and_the_rest_load(app: FleetrunApp,
-                                                                tmp_path: Path) -> None:
+async def test_broken_files_are_reported_once_and_the_rest_load(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     commands = tmp_path / "config" / "commands"
+    said = record_notifications(monkeypatch)
+    app = sandbox_app(tmp_path, monkeypatch, {
+        "greet.toml": GREET, "touch.toml": TOUCH, "half.toml": NOT_TOML,
+        "bad-default.toml": BAD_FIELD})
     async with app.run_test(size=SIZE) as pilot:
         await mark_web(pilot, app)
-        said = notifications(app)
         [half] = [n for n in said if "half.toml" in n]
         assert f"{commands / 'half.toml'}: not valid TOML" in half
         [bad] = [n for n in said if "bad-default.toml" in n]
@@ -134,7 +137,7 @@ async def test_broken_files_are_reported_once_and_the_rest_load(app: FleetrunApp
         await pilot.press("escape")
         assert "bad-default" not in await palette_search(pilot, "bad-default")
         # Each palette opening reads the files again; the problems are not told again.
-        assert sorted(n for n in notifications(app) if "toml" in n) == sorted([half, bad])
+        assert sorted(n for n in said if "toml" in n) == sorted([half, bad])
 
 
 async def test_a_fixed_file_shows_in_the_palette_without_a_restart(
