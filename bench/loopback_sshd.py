@@ -33,16 +33,19 @@ START_TIMEOUT = 10.0
 BECOME_NOPASSWD_USER = "fleetrun-nopw"
 """USER may run anything as this account through sudo without a password."""
 BECOME_PASSWORD_USER = "fleetrun-pw"
-"""USER may run anything as this account through sudo with USER's password, or su with its own."""
+"""USER may run anything as this account through sudo, or su, with this account's password
+(sudo's ``targetpw`` for it): the login user keeps no password at all."""
 BECOME_PASSWORD = "fleetrun-test-become-Pw.7"
-"""USER's and BECOME_PASSWORD_USER's password. Fixed, not random: every pytest worker starts
-its own sshd but they share the accounts. Password logins stay off in the test sshd."""
+"""BECOME_PASSWORD_USER's password, the only one the tests set. Fixed, not random: every pytest
+worker starts its own sshd but they share the account, which can do nothing but be run as.
+Password logins stay off in the test sshd."""
 SUDOERS = Path("/etc/sudoers.d/fleetrun-tests")
 SUDO_LOG = Path("/var/log/fleetrun-tests-sudo.log")
 """sudo's own log of USER's commands and failed password attempts, one line each."""
 SUDOERS_RULES = (
     f"Defaults:{USER} lecture=never, logfile={SUDO_LOG}, loglinelen=0\n"
     f"{USER} ALL=({BECOME_NOPASSWD_USER}) NOPASSWD: ALL\n"
+    f"Defaults>{BECOME_PASSWORD_USER} targetpw\n"
     f"{USER} ALL=({BECOME_PASSWORD_USER}) ALL\n"
 )
 
@@ -94,8 +97,8 @@ def _ensure_become_accounts() -> None:
     """The accounts and sudoers rule the become tests need (only where sudo is installed)."""
     for name in (BECOME_NOPASSWD_USER, BECOME_PASSWORD_USER):
         _ensure_user(name)
-    passwords = f"{USER}:{BECOME_PASSWORD}\n{BECOME_PASSWORD_USER}:{BECOME_PASSWORD}\n"
-    subprocess.run(["chpasswd"], input=passwords.encode(), check=True, capture_output=True)
+    subprocess.run(["chpasswd"], input=f"{BECOME_PASSWORD_USER}:{BECOME_PASSWORD}\n".encode(),
+                   check=True, capture_output=True)
     if not SUDOERS.parent.is_dir():
         return
     if not SUDOERS.exists() or SUDOERS.read_text() != SUDOERS_RULES:
