@@ -39,10 +39,13 @@ $(AZURITE_BLOB):
 
 azurite: $(AZURITE_BLOB)
 
-# OpenSSH's server: the SSH backend's contract suite logs in to a private sshd on loopback.
+# OpenSSH's server: the SSH backend's contract suite logs in to a private sshd on loopback;
+# sudo: the --run-as (become) tests run sudo on it, as Ansible's become would.
 sshd:
 	test -x /usr/sbin/sshd || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server; }
+	command -v sudo >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo; }
 
 # tmux drives the installed app in the end-to-end test, as a person at a terminal would.
 tmux:

@@ -30,6 +30,24 @@ from core.model import Machine, MachineKind, OsType, SshEndpoint
 SSHD = Path("/usr/sbin/sshd")
 USER = "fleetrun-ssh"
 START_TIMEOUT = 10.0
+BECOME_NOPASSWD_USER = "fleetrun-nopw"
+"""USER may run anything as this account through sudo without a password."""
+BECOME_PASSWORD_USER = "fleetrun-pw"
+"""USER may run anything as this account through sudo, or su, with this account's password
+(sudo's ``targetpw`` for it): the login user keeps no password at all."""
+BECOME_PASSWORD = "fleetrun-test-become-Pw.7"
+"""BECOME_PASSWORD_USER's password, the only one the tests set. Fixed, not random: every pytest
+worker starts its own sshd but they share the account, which can do nothing but be run as.
+Password logins stay off in the test sshd."""
+SUDOERS = Path("/etc/sudoers.d/fleetrun-tests")
+SUDO_LOG = Path("/var/log/fleetrun-tests-sudo.log")
+"""sudo's own log of USER's commands and failed password attempts, one line each."""
+SUDOERS_RULES = (
+    f"Defaults:{USER} lecture=never, logfile={SUDO_LOG}, loglinelen=0\n"
+    f"{USER} ALL=({BECOME_NOPASSWD_USER}) NOPASSWD: ALL\n"
+    f"Defaults>{BECOME_PASSWORD_USER} targetpw\n"
+    f"{USER} ALL=({BECOME_PASSWORD_USER}) ALL\n"
+)
 
 
 @dataclass(frozen=True)
@@ -66,12 +84,29 @@ def _free_port() -> int:
         return port
 
 
-def _ensure_user() -> None:
+def _ensure_user(name: str) -> None:
     try:
-        pwd.getpwnam(USER)
+        pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "-m", "-s", "/bin/bash", USER], check=True,
-                       capture_output=True)
+        made = subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], capture_output=True)
+        if made.returncode not in (0, 9):  # 9: another pytest worker made it first
+            raise RuntimeError(f"useradd {name}: {made.stderr.decode().strip()}") from None
+
+
+def _ensure_become_accounts() -> None:
+    """The accounts and sudoers rule the become tests need (only where sudo is installed)."""
+    for name in (BECOME_NOPASSWD_USER, BECOME_PASSWORD_USER):
+        _ensure_user(name)
+    subprocess.run(["chpasswd"], input=f"{BECOME_PASSWORD_USER}:{BECOME_PASSWORD}\n".encode(),
+                   check=True, capture_output=True)
+    if not SUDOERS.parent.is_dir():
+        return
+    if not SUDOERS.exists() or SUDOERS.read_text() != SUDOERS_RULES:
+        # Written beside, then renamed: sudo never reads half a rule from a racing worker.
+        partial = SUDOERS.parent / f".fleetrun-tests.{os.getpid()}"
+        partial.write_text(SUDOERS_RULES)
+        partial.chmod(0o440)
+        partial.rename(SUDOERS)
 
 
 @contextlib.contextmanager
@@ -89,7 +124,8 @@ def running_sshd(root: Path, *, reexec: bool = True) -> Iterator[Sshd]:
     Raises:
         RuntimeError: sshd rejected its config or did not start listening in time.
     """
-    _ensure_user()
+    _ensure_user(USER)
+    _ensure_become_accounts()
     # sshd reads authorized_keys as the user: the folder must be open to it (not 0700).
     root.chmod(0o755)
     host_key = asyncssh.generate_private_key("ssh-ed25519")

@@ -111,6 +111,10 @@ class SshEndpoint:
     port: int | None = None
     user: str = ""
     identity_file: str = ""
+    become_user: str = ""
+    """Run scripts as this user through sudo/su (inventory ``become``); "" = the login user."""
+    become_method: str = ""
+    """``sudo`` or ``su`` as the inventory says; "" leaves it to the run (sudo by default)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@ rest of the fleet's life; ``~/.ssh/config`` and ssh-agent are honoured by asyncs
 keys are checked against known_hosts (:mod:`core.backends.ssh_hostkeys`). The script and
 every parameter travel over stdin (:mod:`core.backends.ssh_bootstrap`); the host runs the
 script as the Linux handler would, and kills its whole process group when it ends, times
-out or is cancelled.
+out or is cancelled. ``--run-as`` (or an inventory's become) wraps that command line in sudo
+or su (:mod:`core.backends.ssh_become`); the script still travels on stdin.
 
 ``RunPowerShellScript`` goes to ``powershell.exe`` (or ``pwsh``) the same way, through
 :mod:`core.backends.ssh_powershell`. Output is treated as on the Azure path: every byte of
@@ -21,7 +22,7 @@ import os
 import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ from core.backends import ssh_powershell as powershell
 from core.backends.base import HostKeyCheckingBackend
 from core.backends.blob_mirror import BlobMirror
 from core.backends.host_keys import HostKeyProblem
+from core.backends.ssh_become import Become, BecomeError, become_for, escalate
 from core.backends.ssh_bootstrap import (
     BOOTSTRAP_FAILURE,
     FrameError,
@@ -97,6 +99,8 @@ class SshSettings:
     kill_grace: float = 3.0
     powershell: str = "powershell.exe"
     max_handshakes: int = 128
+    become_method: str = ""
+    """``--become-method``: sudo or su for every host; "" leaves it to the inventory."""
 
 
 class SshError(FleetrunError):
@@ -133,6 +137,8 @@ class SshBackend:
         self._runs: dict[tuple[MachineId, str], str] = {}
         """The kill command line of each live run, to stop it from another channel."""
         self._canceled: set[tuple[MachineId, str]] = set()
+        self._processes: dict[tuple[MachineId, str], asyncssh.SSHClientProcess[bytes]] = {}
+        """The process of each live become run, stopped through its stdin."""
 
     # -- connections ----------------------------------------------------------------------
 
@@ -289,10 +295,20 @@ class SshBackend:
         except FrameError as exc:
             yield Finished(machine.id, RunState.FAILED, error=str(exc))
             return
-        if command.run_as_user:
-            yield Finished(machine.id, RunState.FAILED, error="run-as is not available over "
-                           "SSH: log in as that user instead (ssh config or inventory)")
+        try:
+            become = become_for(machine, command, self.settings.become_method)
+        except BecomeError as exc:
+            yield Finished(machine.id, RunState.FAILED, error=str(exc))
             return
+        if become is not None:
+            if command.command_id is not CommandId.SHELL:
+                yield Finished(machine.id, RunState.FAILED, error="run-as over SSH runs shell "
+                               "scripts only (sudo/su); log in as that user for PowerShell")
+                return
+            # The kill line would run as the login user, who cannot touch the become user's
+            # processes: a become run is stopped through its own stdin (see _kill).
+            launch = replace(launch, command_line=become.wrap(launch.command_line), kill="",
+                             become=become)
         try:
             connection = await self.connection(machine)
         except (HostKeyError, SshError) as exc:
@@ -310,6 +326,7 @@ class SshBackend:
                     yield event
         finally:
             self._runs.pop(key, None)
+            self._processes.pop(key, None)
             self._canceled.discard(key)
 
     async def _run(
@@ -325,6 +342,20 @@ class SshBackend:
         except (asyncssh.Error, OSError) as exc:
             yield Finished(machine.id, RunState.FAILED, error=f"cannot start the command: {exc}")
             return
+        if launch.become is not None:
+            self._processes[key] = process
+            try:
+                await escalate(process, launch.become, self.settings.connect_timeout)
+            except BecomeError as exc:
+                # No second try: a wrong password must not count towards a lockout.
+                process.close()
+                yield Finished(machine.id, RunState.FAILED, error=str(exc))
+                return
+            except (asyncssh.Error, OSError) as exc:
+                process.close()
+                yield Finished(machine.id, RunState.FAILED,
+                               error=f"connection lost while switching user: {exc}")
+                return
         started = utc_now()
         began = time.monotonic()
         finished = False
@@ -344,7 +375,7 @@ class SshBackend:
                         mirror.add(event.stream, event.offset, event.data)
                     yield event
             except _ClientTimeout:
-                await asyncio.shield(self._kill(machine, launch.kill))
+                await asyncio.shield(self._kill(machine, launch.kill, key))
                 finished = True
                 yield Finished(machine.id, RunState.TIMED_OUT, -1, started, utc_now(),
                                f"timed out after {command.timeout} s: the host did not stop "
@@ -369,7 +400,7 @@ class SshBackend:
             if not finished:
                 # Cancelled, timed out on our side, or a failure half-way: the host must
                 # not keep running it.
-                await asyncio.shield(self._kill(machine, launch.kill))
+                await asyncio.shield(self._kill(machine, launch.kill, key))
             process.close()
 
     async def _follow(
@@ -483,10 +514,21 @@ class SshBackend:
         if kill is None:
             return
         self._canceled.add(key)
-        await self._kill(machine, kill)
+        await self._kill(machine, kill, key)
 
-    async def _kill(self, machine: Machine, kill: str) -> None:
-        """Run ``kill`` (a run's kill command line) on the host, on its own channel."""
+    async def _kill(self, machine: Machine, kill: str, key: tuple[MachineId, str]) -> None:
+        """Run ``kill`` (a run's kill command line) on the host, on its own channel.
+
+        A become run has none: a byte on its stdin, then its end, tell the run's reaper
+        (running as the become user) to kill the script's group and what carries its cookie.
+        """
+        process = self._processes.get(key)
+        if not kill:
+            if process is not None:
+                with contextlib.suppress(asyncssh.Error, OSError):
+                    process.stdin.write(b"x")
+                    process.stdin.write_eof()
+            return
         try:
             connection = await self.connection(machine)
             stop = connection.run(kill, stdin=asyncssh.DEVNULL, check=False)
@@ -504,6 +546,8 @@ class _Launch:
     kill: str
     holds_stdin: bool = False
     """Keep stdin open until the run ends: the host's reaper reads its end as "stop"."""
+    become: Become | None = None
+    """sudo/su to answer before the payload goes out (the command line is already wrapped)."""
 
 
 class _ClientTimeout(FleetrunError):

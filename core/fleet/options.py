@@ -15,3 +15,5 @@ class FleetOptions:
     """
 
     accept_new_host_keys: bool = False
+    become_method: str = ""
+    """``--become-method``: sudo or su on every SSH host; "" leaves it to the inventory."""

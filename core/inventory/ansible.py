@@ -17,7 +17,9 @@ Variables read: ``ansible_host``, ``ansible_port``, ``ansible_user``,
 paths stay relative to where fleetrun runs, as for Ansible), the older ``ansible_ssh_host``,
 ``ansible_ssh_port`` and ``ansible_ssh_user``, and, for the OS, ``ansible_connection``
 (``winrm``/``psrp``), ``ansible_shell_type`` (``powershell``/``cmd``) and
-``ansible_os_family`` (``Windows``): any of those makes a host Windows. Templates
+``ansible_os_family`` (``Windows``): any of those makes a host Windows. ``ansible_become``
+(with ``ansible_become_user``, default root, and ``ansible_become_method``, sudo or su) runs
+the host's scripts through sudo/su. Templates
 (``{{ ... }}``) in these are not evaluated: they are errors. Other variables are ignored.
 """
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.inventory.errors import InventoryError
@@ -185,7 +187,15 @@ class AnsibleInventory:
             or self._text(merged, "ansible_shell_type").lower() in _WINDOWS_SHELLS
             or self._text(merged, "ansible_os_family").lower() == "windows"
         )
-        return ssh_machine(
+        become_user, become_method = "", ""
+        if self._flag(merged, "ansible_become"):
+            become_user = self._text(merged, "ansible_become_user") or "root"
+            become_method = self._text(merged, "ansible_become_method").lower()
+            method_var = merged.get("ansible_become_method")
+            if become_method not in ("", "sudo", "su") and method_var is not None:
+                raise self.error(method_var.line, method_var.field,
+                                 f"{become_method!r} is not allowed; use sudo or su")
+        machine = ssh_machine(
             name,
             host=host or name,
             port=port,
@@ -194,6 +204,24 @@ class AnsibleInventory:
             os_type=OsType.WINDOWS if windows else OsType.LINUX,
             groups=groups,
         )
+        if not become_user or machine.ssh is None:
+            return machine
+        return replace(machine, ssh=replace(machine.ssh, become_user=become_user,
+                                            become_method=become_method))
+
+    def _flag(self, merged: Mapping[str, Var], name: str) -> bool:
+        """A boolean variable as Ansible reads one (true/yes/on/1, false/no/off/0)."""
+        var = merged.get(name)
+        if var is None:
+            return False
+        if isinstance(var.value, bool):
+            return var.value
+        text = str(var.value).strip().lower()
+        if text in ("true", "yes", "on", "1", "y", "t"):
+            return True
+        if text in ("false", "no", "off", "0", "n", "f", ""):
+            return False
+        raise self.error(var.line, var.field, f"{var.value!r} is not allowed; use true or false")
 
     def _text(self, merged: Mapping[str, Var], *names: str) -> str:
         """The first of ``names`` that is set, as text ("" when none is)."""

@@ -20,6 +20,9 @@ copy to start from)::
     os = "linux"
     tags = { role = "web" }         # string values
     groups = ["web", "eu"]          # each a tag with an empty value: --target tag:web
+    become = true                   # run scripts through sudo/su (also in [defaults])
+    become_user = "root"            # the default with become; --run-as USER wins
+    become_method = "sudo"          # "sudo" (default) or "su"; --become-method wins
 
 Empty ``user``, ``port`` and ``identity_file`` leave the choice to the ssh config of
 ``host`` (which may be an alias there). Unknown keys are errors, as are duplicate names.
@@ -31,6 +34,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +51,10 @@ from core.inventory.ssh_hosts import (
 from core.model import Machine, OsType
 from core.toml_text import parse_toml
 
-HOST_KEYS = ("name", "host", "port", "user", "identity_file", "os", "tags", "groups")
-DEFAULT_KEYS = ("user", "port", "identity_file", "os", "tags", "groups")
+BECOME_KEYS = ("become", "become_user", "become_method")
+HOST_KEYS = ("name", "host", "port", "user", "identity_file", "os", "tags", "groups",
+             *BECOME_KEYS)
+DEFAULT_KEYS = ("user", "port", "identity_file", "os", "tags", "groups", *BECOME_KEYS)
 TOP_KEYS = ("defaults", "hosts")
 
 _HOSTS_HEADER = re.compile(r"^\s*\[\[\s*hosts\s*\]\]")
@@ -122,6 +128,18 @@ class _Checker:
         if not isinstance(value, str) or not value or _BAD_NAME.search(value):
             raise self.error(key, f"{value!r} is not allowed; use a non-empty string "
                                   "without spaces")
+        return value
+
+    def become(self) -> bool | None:
+        value = self.table.get("become")
+        if value is not None and not isinstance(value, bool):
+            raise self.error("become", f"{value!r} is not allowed; use true or false")
+        return value
+
+    def become_method(self) -> str:
+        value = self.text("become_method")
+        if value not in ("", "sudo", "su"):
+            raise self.error("become_method", f"{value!r} is not allowed; use 'sudo' or 'su'")
         return value
 
     def port(self) -> int | None:
@@ -207,6 +225,8 @@ def parse_toml_inventory(text: str, path: Path) -> list[Machine]:
     defaults.only(DEFAULT_KEYS)
     user, port, identity_file = defaults.text("user"), defaults.port(), defaults.identity_file()
     os_type, tags, groups = defaults.os_type() or OsType.LINUX, defaults.tags(), defaults.groups()
+    become, become_user = defaults.become(), defaults.text("become_user")
+    become_method = defaults.become_method()
     machines: list[Machine] = []
     seen: dict[str, int] = {}
     for index, table in enumerate(hosts):
@@ -222,7 +242,7 @@ def parse_toml_inventory(text: str, path: Path) -> list[Machine]:
             raise host.error("name", f"{name!r} is already the name of {place}; "
                                      "names must be unique (case-insensitive)")
         seen[name.lower()] = index
-        machines.append(ssh_machine(
+        machine = ssh_machine(
             name,
             host=host.text("host") or name,
             port=host.port() or port,
@@ -231,7 +251,14 @@ def parse_toml_inventory(text: str, path: Path) -> list[Machine]:
             os_type=host.os_type() or os_type,
             tags={**tags, **host.tags()},
             groups=dict.fromkeys([*groups, *host.groups()]),
-        ))
+        )
+        host_become = host.become()
+        if (become if host_become is None else host_become) and machine.ssh is not None:
+            # As Ansible: become without a user means root; sudo unless the method says su.
+            machine = replace(machine, ssh=replace(
+                machine.ssh, become_user=host.text("become_user") or become_user or "root",
+                become_method=host.become_method() or become_method))
+        machines.append(machine)
     return machines
 
 

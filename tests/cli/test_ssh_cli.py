@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import asyncssh
+import pytest
 
+from bench.loopback_sshd import BECOME_PASSWORD, BECOME_PASSWORD_USER
 from tests.cli.conftest import FLEETRUN, CliRunner, Home
 from tests.contract.harness import command_lines
 from tests.sshd import Sshd
@@ -117,3 +120,43 @@ def test_a_killed_ssh_run_leaves_nothing_on_the_host_and_nothing_to_attach(
     result = cli("attach", run_id, env={"HOME": str(fake_home)})
     assert result.returncode == 2
     assert "nothing to attach to" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_as_through_sudo_keeps_the_password_secret(
+    cli: CliRunner, home: Home, sshd: Sshd
+) -> None:
+    if shutil.which("sudo") is None:
+        pytest.skip("sudo is not installed")
+    fake_home = home.config.parent / "home"
+    (fake_home / ".ssh").mkdir(parents=True)
+    (fake_home / ".ssh" / "known_hosts").write_text(sshd.known_hosts.read_text())
+    # The canary: the script prints the password (from a file only the target user reads),
+    # which must come back masked, and nothing fleetrun writes may hold it.
+    planted = sshd.root / f"become-canary-{os.getpid()}"
+    planted.write_text(f"pw={BECOME_PASSWORD}\n")
+    shutil.chown(planted, BECOME_PASSWORD_USER)
+    planted.chmod(0o400)
+    env = {"HOME": str(fake_home), "FLEETRUN_SECRET_RUN_AS_PASSWORD": BECOME_PASSWORD}
+    hosts = str(inventory(home, sshd))
+    try:
+        result = cli("run", "--fleet", hosts, "--shell", f"id -un; cat {planted}",
+                     "--run-as", BECOME_PASSWORD_USER, "--run-as-password", "-o", "json",
+                     env=env)
+        wrong = cli("run", "--fleet", hosts, "--shell", "echo never", "--run-as",
+                    BECOME_PASSWORD_USER, "--run-as-password", "-o", "json",
+                    env=env | {"FLEETRUN_SECRET_RUN_AS_PASSWORD": "not-" + BECOME_PASSWORD})
+    finally:
+        planted.unlink()
+    assert result.returncode == 0, result.stderr
+    [machine] = json.loads(result.stdout)["machines"]
+    assert machine["stdout"] == f"{BECOME_PASSWORD_USER}\npw=***\n"
+    assert wrong.returncode == 1
+    [machine] = json.loads(wrong.stdout)["machines"]
+    assert machine["state"] == "Failed"
+    assert machine["error"] == "sudo: incorrect password"
+    for run in (result, wrong):
+        assert BECOME_PASSWORD not in run.stdout + run.stderr
+    for root in (home.data, home.config, fake_home):
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                assert BECOME_PASSWORD.encode() not in path.read_bytes(), path

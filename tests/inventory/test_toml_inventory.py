@@ -112,10 +112,10 @@ def test_bad_values_name_their_field() -> None:
 def test_unknown_keys_list_the_allowed_ones() -> None:
     assert _error(HOSTS + 'hostname = "x"\n') == (
         f"{PATH}:9: hosts[2].hostname: unknown key; allowed: name, host, port, user, "
-        "identity_file, os, tags, groups")
+        "identity_file, os, tags, groups, become, become_user, become_method")
     assert _error('[defaults]\nname = "x"\n' + HOSTS) == (
         f"{PATH}:2: defaults.name: unknown key; allowed: user, port, identity_file, os, "
-        "tags, groups")
+        "tags, groups, become, become_user, become_method")
     assert _error('[host]\nname = "x"\n') == (
         f"{PATH}: host: unknown key; allowed: defaults, hosts")
 

@@ -134,14 +134,22 @@ def add_parser(sub: Subparsers) -> None:
         "--run-as",
         default="",
         metavar="USER",
-        help="run the script as USER (on Azure the handler uses sudo; on this machine and "
-        "the sandbox fleetrun, as root, switches user itself; not over SSH)",
+        help="run the script as USER (on Azure the handler uses sudo; over SSH sudo or su, "
+        "see --become-method; on this machine and the sandbox fleetrun, as root, switches "
+        "user itself)",
+    )
+    run.add_argument(
+        "--become-method",
+        choices=("sudo", "su"),
+        default="",
+        help="how SSH hosts switch to the --run-as (or inventory become) user: sudo "
+        "(default) or su; overrides the inventory's ansible_become_method",
     )
     run.add_argument(
         "--run-as-password",
         action="store_true",
-        help="ask for USER's password (or read $FLEETRUN_SECRET_RUN_AS_PASSWORD); only "
-        "Azure's handler uses it",
+        help="ask once for USER's password (or read $FLEETRUN_SECRET_RUN_AS_PASSWORD): "
+        "Azure's handler and SSH hosts' sudo/su use it (fed on stdin, never on a command line)",
     )
     add_event_output(run)
 
