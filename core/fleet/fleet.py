@@ -49,7 +49,7 @@ async def open_fleet(specs: Sequence[str], options: FleetOptions | None = None) 
     closers: list[Callable[[], Awaitable[None]]] = []
     try:
         for spec in specs:
-            sources.append(resolve_fleet(spec))
+            sources.append(resolve_fleet(spec, options))
         reaches: dict[MachineKind, list[SourceReach]] = {}
         for source in sources:
             for kind, reach in source.reach.items():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from core.inventory.host_list import HostDefaults
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,8 +14,11 @@ class FleetOptions:
     Attributes:
         accept_new_host_keys: Trust (and record in known_hosts) SSH host keys not seen
             before; changed keys are refused regardless.
+        host_defaults: Login name, key and port of ad-hoc hosts (``ssh:HOSTS``) whose
+            names do not give them.
     """
 
     accept_new_host_keys: bool = False
     become_method: str = ""
     """``--become-method``: sudo or su on every SSH host; "" leaves it to the inventory."""
+    host_defaults: HostDefaults = field(default_factory=HostDefaults)

@@ -13,11 +13,17 @@ from core.backends.base import HostKeyCheckingBackend
 from core.backends.host_keys import host_pattern
 from core.fleet import Backends, Fleet, FleetOptions, open_fleet
 from core.fleet.default_fleet import DefaultFleetError, default_fleet
+from core.inventory.host_list import HostDefaults, parse_port_text
+from core.inventory.ssh_hosts import PORT_ALLOWED
 from core.model import Machine
 from core.query import filter_machines
 from core.runner import RunSession
+from core.user_paths import UnknownUserError, expand_user
 from tui.cli import render
 from tui.cli.errors import UsageError
+
+AD_HOC_PREFIX = "ssh:"
+"""The ``--fleet`` source ``--hosts`` stands for."""
 
 
 def fleet_or_default(fleet: list[str] | None) -> list[str]:
@@ -32,13 +38,37 @@ def fleet_or_default(fleet: list[str] | None) -> list[str]:
 
 async def open_named(args: Namespace) -> Fleet:
     """The fleets --fleet names (the default one when none is given); the caller closes them."""
+    hosts = getattr(args, "hosts", None)
+    if hosts is not None:
+        args.fleet = [*(args.fleet or []), f"{AD_HOC_PREFIX}{hosts}"]
     args.fleet = fleet_or_default(args.fleet)
     return await open_fleet(args.fleet, fleet_options(args))
 
 
 def fleet_options(args: Namespace) -> FleetOptions:
     return FleetOptions(accept_new_host_keys=getattr(args, "accept_new_host_keys", False),
-                        become_method=getattr(args, "become_method", "") or "")
+                        become_method=getattr(args, "become_method", "") or "",
+                        host_defaults=host_defaults(args))
+
+
+def host_defaults(args: Namespace) -> HostDefaults:
+    """``-l``, ``-i`` and ``--port``: what ad-hoc hosts get when their names do not say."""
+    port_text = getattr(args, "port", None)
+    port = None
+    if port_text is not None:
+        port = parse_port_text(port_text.strip())
+        if port is None:
+            raise UsageError(f"--port {port_text!r}: {PORT_ALLOWED}")
+    identity = getattr(args, "identity", "")
+    if identity:
+        try:
+            path = expand_user(identity)
+        except UnknownUserError as exc:
+            raise UsageError(f"-i: {exc}") from None
+        if not path.is_file():
+            raise UsageError(f"-i {identity!r}: no such file; give the private key's path")
+        identity = str(path)
+    return HostDefaults(user=getattr(args, "login", ""), identity_file=identity, port=port)
 
 
 def report_host_keys(fleet: Fleet) -> None:

@@ -28,6 +28,24 @@ def add_fleet(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--fleet", action="append", metavar="SOURCE", help=help_text)
 
 
+def add_hosts(parser: argparse.ArgumentParser) -> None:
+    """``--hosts`` (ad-hoc SSH hosts, as ``--fleet ssh:HOSTS``) and their login defaults."""
+    parser.add_argument(
+        "--hosts",
+        metavar="NODESET",
+        help="SSH hosts without an inventory: a node set of [user@]host[:port] such as "
+        "'web[01-20].prod,db-[1-3]:2222' (ranges, lists, ! & ^ as clush); same as "
+        "--fleet ssh:NODESET",
+    )
+    parser.add_argument("-l", "--login", default="", metavar="USER",
+                        help="login name for --hosts / ssh: hosts that name none")
+    parser.add_argument("-i", "--identity", default="", metavar="KEY",
+                        help="private key for --hosts / ssh: hosts")
+    parser.add_argument("--port", default=None, metavar="PORT",
+                        help="port for --hosts / ssh: hosts that name none (-p is a "
+                        "script parameter)")
+
+
 def add_accept_new_host_keys(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--accept-new-host-keys",

@@ -24,6 +24,7 @@ from core.azure.budget_view import budget_line
 from core.journal_store import MachineRecord, RunRecord
 from core.live_counts import LIVE_ORDER, LiveState, is_done, live_counts
 from core.model import TAIL_BYTES, Machine, MachineRun, Run
+from core.node_sets import compact
 from core.output import OutputStore
 from core.runner import RunSession
 from core.terminal_text import InertStream, inert, inert_bytes, json_text
@@ -209,9 +210,7 @@ def run_report(run: Run, output: OutputStore) -> None:
     """Identical outputs grouped (largest first), then one row per machine."""
     names = {mid: mr.machine.name for mid, mr in run.machines.items()}
     for group in output.groups(run.machines.values()):
-        members = ", ".join(names[mid] for mid in group.machine_ids[:8])
-        if group.size > 8:
-            members += f" and {group.size - 8} more"
+        members = compact([names[mid] for mid in group.machine_ids])
         body = [Text(_last_lines(group.stdout_tail))] if group.stdout_tail else []
         if group.stderr_tail:
             body.append(Text(_last_lines(group.stderr_tail), style="red"))
