@@ -12,6 +12,9 @@ class FleetOptions:
     Attributes:
         accept_new_host_keys: Trust (and record in known_hosts) SSH host keys not seen
             before; changed keys are refused regardless.
+        connect_timeout: Seconds each SSH host gets to connect and log in; None: the ssh
+            config's ConnectTimeout, else 15.
     """
 
     accept_new_host_keys: bool = False
+    connect_timeout: float | None = None

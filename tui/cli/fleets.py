@@ -37,7 +37,8 @@ async def open_named(args: Namespace) -> Fleet:
 
 
 def fleet_options(args: Namespace) -> FleetOptions:
-    return FleetOptions(accept_new_host_keys=getattr(args, "accept_new_host_keys", False))
+    return FleetOptions(accept_new_host_keys=getattr(args, "accept_new_host_keys", False),
+                        connect_timeout=getattr(args, "connect_timeout", None))
 
 
 def report_host_keys(fleet: Fleet) -> None:
