@@ -23,8 +23,9 @@ def test_connect_timeout_bounds_a_host_that_never_answers(cli: CliRunner, home: 
 
 
 def test_a_bad_connect_timeout_is_one_line(cli: CliRunner) -> None:
-    for value in ("soon", "0", "-3", "nan"):
-        result = cli("machines", "--connect-timeout", value)
+    for args in (("machines", "--connect-timeout", "soon"), ("machines", "--connect-timeout=0"),
+                 ("run", "--connect-timeout", "nan"), ("--connect-timeout", "-3")):
+        result = cli(*args)
         assert result.returncode == 2, result.stderr
         assert "--connect-timeout" in result.stderr and "seconds" in result.stderr
         assert "Traceback" not in result.stderr
