@@ -198,8 +198,15 @@ class SshBackend:
         key = (alias, user, port)
         if key not in self._host_configs:
             files = await asyncio.to_thread(self._configs.for_host, alias)
-            self._host_configs[key] = await asyncio.to_thread(
-                host_config, files, alias, user=user, port=port)
+            try:
+                self._host_configs[key] = await asyncio.to_thread(
+                    host_config, files, alias, user=user, port=port)
+            except JumpError:
+                # Read the user's own files again, for a message naming their lines
+                # rather than those of our cut-down copy.
+                originals = await asyncio.to_thread(self._configs.originals)
+                await asyncio.to_thread(host_config, originals, alias, user=user, port=port)
+                raise
         return self._host_configs[key]
 
     def _connect_timeout(self, config: HostConfig) -> float:

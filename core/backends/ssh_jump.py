@@ -125,6 +125,8 @@ def host_config(paths: Sequence[str], alias: str, *, user: str = "",
                                       port if port is not None else ())
     except asyncssh.ConfigParseError as exc:
         raise JumpError(f"ssh config: {exc}") from None
+    except OSError as exc:  # a config named with --fleet ssh-config:PATH that has gone
+        raise JumpError(f"ssh config: {exc.filename}: {exc.strerror}") from None
     hostname = str(config.get("Hostname") or alias)
     jump_value = config.get("ProxyJump")
     command = config.get("ProxyCommand")

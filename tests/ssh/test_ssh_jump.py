@@ -314,3 +314,13 @@ def test_proxyjump_values_parse_as_ssh_reads_them() -> None:
         parse_proxy_jump("a:99999", "web")
     with pytest.raises(JumpError, match="each hop is"):
         parse_proxy_jump("a,,b", "web")
+
+
+async def test_a_bad_ssh_config_fails_the_machine_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text("Host web\n    Port eighty\n")
+    backend = SshBackend(SshSettings(known_hosts=tmp_path / "known_hosts", config=(config,)))
+    async with closing(backend):
+        done, _ = await run(backend, machine("web"))
+    assert done.state is RunState.FAILED
+    assert f"ssh config: {config} line 2: Invalid Port integer value: eighty" in done.error
