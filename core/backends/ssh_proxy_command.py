@@ -16,11 +16,13 @@ import subprocess
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from core.errors import FleetrunError
+
 STDERR_KEPT = 2048
 """Bytes of the command's stderr kept for the message when it fails."""
 
 
-class ProxyCommandError(ConnectionError):
+class ProxyCommandError(FleetrunError, ConnectionError):
     """The proxy command ended before the connection did; its stderr says why, if it did."""
 
 
