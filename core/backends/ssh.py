@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import secrets
+import socket
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -45,6 +46,8 @@ from core.backends.ssh_bootstrap import (
 )
 from core.backends.ssh_config_files import ConfigFiles
 from core.backends.ssh_hostkeys import CheckingClient, HostKeyError, HostKeyPolicy, KnownHosts
+from core.backends.ssh_jump import Bastions, HostConfig, JumpError, host_config
+from core.backends.ssh_proxy_command import ProxyCommandTunnel
 from core.errors import FleetrunError
 from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
 from core.model import (
@@ -56,7 +59,6 @@ from core.model import (
     Machine,
     MachineId,
     RunState,
-    SshEndpoint,
     Stream,
     utc_now,
 )
@@ -66,6 +68,7 @@ log = logging.getLogger(__name__)
 
 PROBE = "exec bash --noprofile --norc -c 'echo fleetrun-ok'"
 READ_SIZE = 1 << 16
+DEFAULT_CONNECT_TIMEOUT = 15.0
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
                      "chacha20-poly1305@openssh.com", "aes256-ctr", "aes192-ctr", "aes128-ctr")
 
@@ -78,7 +81,9 @@ class SshSettings:
         known_hosts: The known_hosts file to enforce (``~/.ssh/known_hosts`` by default).
         accept_new_host_keys: Trust and record keys of hosts known_hosts does not know.
         config: SSH client config files; asyncssh's default (``~/.ssh/config``) when None.
-        connect_timeout: Seconds for TCP connect plus the SSH handshake and login.
+        connect_timeout: Seconds for TCP connect plus the SSH handshake and login, for
+            every host (``--connect-timeout``); None: each host's ``ConnectTimeout`` in the
+            ssh config, else 15 s.
         keepalive_interval: Seconds between keepalives on an idle connection.
         keepalive_count_max: Unanswered keepalives after which the host is taken for dead.
         tail_interval: Seconds between tail reports of a running script.
@@ -92,7 +97,7 @@ class SshSettings:
     known_hosts: Path | None = None
     accept_new_host_keys: bool = False
     config: tuple[Path, ...] | None = None
-    connect_timeout: float = 15.0
+    connect_timeout: float | None = None
     keepalive_interval: float = 3.0
     keepalive_count_max: int = 3
     tail_interval: float = 0.5
@@ -132,6 +137,9 @@ class SshBackend:
         self.host_keys = HostKeyPolicy(KnownHosts(self.settings.known_hosts),
                                        accept_new=self.settings.accept_new_host_keys)
         self._hosts: dict[MachineId, _Host] = {}
+        self.bastions = Bastions(self._host_config, self._open_bastion)
+        """ProxyJump hosts, one connection each for all the machines behind them."""
+        self._host_configs: dict[tuple[str, str, int | None], HostConfig] = {}
         self._key_problems: dict[MachineId, HostKeyProblem] = {}
         """Why each machine's last connection attempt was refused for its host key."""
         self._runs: dict[tuple[MachineId, str], str] = {}
@@ -170,14 +178,59 @@ class SshBackend:
         endpoint = machine.ssh
         if endpoint is None:
             raise SshError(f"{machine.name}: no SSH address")
-        s = self.settings
-        client = CheckingClient(self.host_keys)
-        options = self._options(endpoint, client)
-        configs = await asyncio.to_thread(self._configs.for_host, endpoint.host)
-        options["config"] = configs or None
         where = f"{machine.name} ({endpoint.host}{f':{endpoint.port}' if endpoint.port else ''})"
         try:
-            return await asyncssh.connect(endpoint.host, **options)
+            config = await self._host_config(endpoint.host, endpoint.user, endpoint.port)
+            tunnel = (await self.bastions.through(config.jump, endpoint.host)
+                      if config.jump else None)
+        except (JumpError, SshError) as exc:
+            # A bastion's failure, named, on each machine behind it.
+            raise SshError(f"{where}: {exc}") from None
+        client = CheckingClient(self.host_keys)
+        options = self._options(config, client, tunnel, endpoint.identity_file)
+        return await self._login(endpoint.host, options, client, where, config)
+
+    async def _open_bastion(self, config: HostConfig,
+                            via: asyncssh.SSHClientConnection | None
+                            ) -> asyncssh.SSHClientConnection:
+        """A jump host's connection: its key checked as any host's, its own config applied."""
+        client = CheckingClient(self.host_keys)
+        options = self._options(config, client, via)
+        where = f"bastion {config.alias} ({config.address})"
+        return await self._login(config.alias, options, client, where, config)
+
+    async def _host_config(self, alias: str, user: str, port: int | None) -> HostConfig:
+        """What the ssh config says for ``alias`` (read once per backend)."""
+        key = (alias, user, port)
+        if key not in self._host_configs:
+            files = await asyncio.to_thread(self._configs.for_host, alias)
+            try:
+                self._host_configs[key] = await asyncio.to_thread(
+                    host_config, files, alias, user=user, port=port)
+            except JumpError:
+                # Read the user's own files again, for a message naming their lines
+                # rather than those of our cut-down copy.
+                originals = await asyncio.to_thread(self._configs.originals)
+                await asyncio.to_thread(host_config, originals, alias, user=user, port=port)
+                raise
+        return self._host_configs[key]
+
+    def _connect_timeout(self, config: HostConfig) -> float:
+        """``--connect-timeout`` wins (as ssh's command line), then ConnectTimeout, then 15 s."""
+        if self.settings.connect_timeout is not None:
+            return self.settings.connect_timeout
+        return config.connect_timeout or DEFAULT_CONNECT_TIMEOUT
+
+    @property
+    def _reply_timeout(self) -> float:
+        """How long a logged-in host gets to answer a probe or a kill."""
+        return self.settings.connect_timeout or DEFAULT_CONNECT_TIMEOUT
+
+    async def _login(self, host: str, options: dict[str, object], client: CheckingClient,
+                     where: str, config: HostConfig) -> asyncssh.SSHClientConnection:
+        options["config"] = await asyncio.to_thread(self._configs.for_host, host) or None
+        try:
+            return await asyncssh.connect(host, **options)
         except asyncssh.HostKeyNotVerifiable as exc:
             if client.problem is not None:
                 raise HostKeyError(client.problem) from None
@@ -186,42 +239,54 @@ class SshBackend:
             raise SshError(f"{where}: authentication failed ({exc.reason})") from None
         except asyncssh.DisconnectError as exc:
             raise SshError(f"{where}: the server closed the connection ({exc.reason})") from None
+        except asyncssh.ChannelOpenError as exc:
+            raise SshError(f"{where}: the bastion could not reach it ({exc.reason})") from None
         except TimeoutError:
-            raise SshError(f"{where}: no answer within {s.connect_timeout:g} s") from None
+            timeout = self._connect_timeout(config)
+            raise SshError(f"{where}: no answer within {timeout:g} s") from None
+        except socket.gaierror:
+            raise SshError(f"{where}: cannot resolve {config.hostname}") from None
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else (str(exc) or type(exc).__name__)
             raise SshError(f"{where}: cannot connect: {reason}") from None
 
-    def _options(self, endpoint: SshEndpoint, client: CheckingClient) -> dict[str, object]:
-        """asyncssh options: ours, then the endpoint's; the ssh config fills in the rest."""
+    def _options(self, config: HostConfig, client: CheckingClient,
+                 tunnel: asyncssh.SSHClientConnection | None,
+                 identity_file: str = "") -> dict[str, object]:
+        """asyncssh options: ours, then the host's; the ssh config fills in the rest."""
         s = self.settings
+        timeout = self._connect_timeout(config)
         options: dict[str, object] = {
             "known_hosts": self.host_keys.known_hosts.load(),
-            "connect_timeout": s.connect_timeout,
-            "login_timeout": s.connect_timeout,
+            "connect_timeout": timeout,
+            "login_timeout": timeout,
             "keepalive_interval": s.keepalive_interval,
             "keepalive_count_max": s.keepalive_count_max,
             "client_factory": lambda: client,
             # AES-GCM first: one call into OpenSSL per packet, where asyncssh's
             # ChaCha20-Poly1305 (its default first choice) does more per packet in Python.
             "encryption_algs": PREFERRED_CIPHERS,
+            "port": config.port,
+            "username": config.user,
         }
-        if endpoint.port:
-            options["port"] = endpoint.port
-        if endpoint.user:
-            options["username"] = endpoint.user
-        if endpoint.identity_file:
-            options["client_keys"] = [os.path.expanduser(endpoint.identity_file)]
+        if tunnel is not None:
+            options["tunnel"] = tunnel
+        elif config.proxy_command:
+            options["tunnel"] = ProxyCommandTunnel(config.proxy_command)
+        if identity_file:
+            options["client_keys"] = [os.path.expanduser(identity_file)]
         return options
 
     async def aclose(self) -> None:
-        """Close every connection (the fleet is done)."""
+        """Close every connection (the fleet is done), the bastions' last."""
         for host in self._hosts.values():
             if host.connection is not None:
                 host.connection.close()
                 with contextlib.suppress(Exception):
                     await host.connection.wait_closed()
                 host.connection = None
+        with contextlib.suppress(Exception):
+            await self.bastions.aclose()
         await asyncio.to_thread(self._configs.close)
 
     def pending_host_keys(self) -> list[HostKeyProblem]:
@@ -254,7 +319,7 @@ class SshBackend:
         try:
             connection = await self.connection(machine)
             probe = connection.run(PROBE, stdin=asyncssh.DEVNULL, check=False)
-            result = await asyncio.wait_for(probe, self.settings.connect_timeout)
+            result = await asyncio.wait_for(probe, self._reply_timeout)
         except HostKeyError as exc:
             return Health(HealthStatus.NOT_READY, str(exc), checked_at=utc_now())
         except SshError as exc:
@@ -264,7 +329,7 @@ class SshBackend:
             return Health(status, text.split(": ", 1)[-1], checked_at=utc_now())
         except TimeoutError:
             return Health(HealthStatus.NOT_READY, "logged in, but the probe (bash) did not "
-                          f"answer within {self.settings.connect_timeout:g} s",
+                          f"answer within {self._reply_timeout:g} s",
                           checked_at=utc_now())
         except (asyncssh.Error, OSError) as exc:
             return Health(HealthStatus.UNREACHABLE, f"connection lost while checking: {exc}",
@@ -345,7 +410,7 @@ class SshBackend:
         if launch.become is not None:
             self._processes[key] = process
             try:
-                await escalate(process, launch.become, self.settings.connect_timeout)
+                await escalate(process, launch.become, self._reply_timeout)
             except BecomeError as exc:
                 # No second try: a wrong password must not count towards a lockout.
                 process.close()
@@ -532,7 +597,7 @@ class SshBackend:
         try:
             connection = await self.connection(machine)
             stop = connection.run(kill, stdin=asyncssh.DEVNULL, check=False)
-            await asyncio.wait_for(stop, self.settings.connect_timeout)
+            await asyncio.wait_for(stop, self._reply_timeout)
         except (HostKeyError, SshError, asyncssh.Error, OSError, TimeoutError) as exc:
             log.warning("%s: could not stop a run: %r", machine.name, exc)
 

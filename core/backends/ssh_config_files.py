@@ -44,6 +44,11 @@ class ConfigFiles:
             self._written[alias] = files
             return files
 
+    def originals(self) -> list[str]:
+        """The config files as the user named them (for messages naming their lines)."""
+        with self._lock:
+            return [str(path) for path, _ in self._read()]
+
     def close(self) -> None:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)

@@ -81,7 +81,8 @@ def open_ssh_backend(reaches: Sequence[SourceReach], options: FleetOptions) -> O
     configs = tuple(r.reach.config for r in reaches
                     if isinstance(r.reach, SshReach) and r.reach.config is not None)
     settings = SshSettings(accept_new_host_keys=options.accept_new_host_keys,
-                           config=configs or None, become_method=options.become_method)
+                           config=configs or None, become_method=options.become_method,
+                           connect_timeout=options.connect_timeout)
     container = _output_container()
     if not container:
         backend = SshBackend(settings)

@@ -20,7 +20,7 @@ from tui.cli import json_shapes, render
 from tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from tui.cli.fleets import fleet_options, follow
 from tui.cli.inputs import RUN_AS_PASSWORD_ENV, SECRET_ENV_PREFIX, InputError, read_secret
-from tui.cli.options import add_accept_new_host_keys, add_event_output, add_run_id
+from tui.cli.options import add_event_output, add_run_id, add_ssh_options
 
 if TYPE_CHECKING:
     from tui.cli.options import Subparsers
@@ -43,7 +43,7 @@ def add_parser(sub: Subparsers) -> None:
         help="send nothing: a machine whose run command never reached Azure ends NotStarted "
         "(the app's ':rerun failed' picks it up later)",
     )
-    add_accept_new_host_keys(attach)
+    add_ssh_options(attach)
     add_event_output(attach)
 
 

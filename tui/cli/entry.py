@@ -82,7 +82,8 @@ def _open_app(args: argparse.Namespace) -> int:
     from tui.cli.fleets import fleet_or_default
 
     fleet = fleet_or_default(args.fleet)
-    FleetrunApp(fleet, FleetOptions(accept_new_host_keys=args.accept_new_host_keys)).run()
+    FleetrunApp(fleet, FleetOptions(accept_new_host_keys=args.accept_new_host_keys,
+                                    connect_timeout=args.connect_timeout)).run()
     return EXIT_OK
 
 
@@ -95,6 +96,8 @@ def _list_instead(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     argv = ["machines", *(f"--fleet={source}" for source in fleet)]
     if args.accept_new_host_keys:
         argv.append("--accept-new-host-keys")
+    if args.connect_timeout is not None:
+        argv.append(f"--connect-timeout={args.connect_timeout}")
     code = dispatch(parser.parse_args(argv))
     if fleet != [DEFAULT_FLEET]:
         return code

@@ -48,7 +48,8 @@ async def open_named(args: Namespace) -> Fleet:
 def fleet_options(args: Namespace) -> FleetOptions:
     return FleetOptions(accept_new_host_keys=getattr(args, "accept_new_host_keys", False),
                         become_method=getattr(args, "become_method", "") or "",
-                        host_defaults=host_defaults(args))
+                        host_defaults=host_defaults(args),
+                        connect_timeout=getattr(args, "connect_timeout", None))
 
 
 def host_defaults(args: Namespace) -> HostDefaults:

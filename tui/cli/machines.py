@@ -10,7 +10,7 @@ from core.model import Machine
 from tui.cli import json_shapes, render
 from tui.cli.errors import EXIT_OK
 from tui.cli.fleets import open_named, report_host_keys, select, with_health
-from tui.cli.options import add_accept_new_host_keys, add_fleet, add_hosts, add_table_output
+from tui.cli.options import add_fleet, add_hosts, add_ssh_options, add_table_output
 
 if TYPE_CHECKING:
     from tui.cli.options import Subparsers
@@ -21,7 +21,7 @@ def add_parser(sub: Subparsers) -> None:
     mach.set_defaults(handler=cmd_machines)
     add_fleet(mach, "sandbox (the default), sandbox:FILE, local (repeatable)")
     mach.add_argument("--target", default="", metavar="QUERY")
-    add_accept_new_host_keys(mach)
+    add_ssh_options(mach)
     add_hosts(mach)
     mach.add_argument(
         "--no-check",

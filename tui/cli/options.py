@@ -55,6 +55,31 @@ def add_accept_new_host_keys(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def connect_timeout(text: str) -> float:
+    """``--connect-timeout``'s value: seconds, more than 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 3600:  # NaN and inf fail this too
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds from more than 0 to 3600")
+    return seconds
+
+
+def add_ssh_options(parser: argparse.ArgumentParser) -> None:
+    """The SSH options of a command that opens a fleet: host keys, connect timeout."""
+    add_accept_new_host_keys(parser)
+    parser.add_argument(
+        "--connect-timeout",
+        type=connect_timeout,
+        default=None,
+        metavar="S",
+        help="seconds each SSH host (and bastion) gets to connect and log in; default: the "
+        "ssh config's ConnectTimeout, else 15",
+    )
+
+
 def add_run_id(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_id", metavar="RUN", help=RUN_ID_HELP)
 

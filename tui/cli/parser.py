@@ -17,7 +17,7 @@ from tui.cli import (
     sandbox,
     show,
 )
-from tui.cli.options import Parser, add_fleet
+from tui.cli.options import Parser, add_fleet, connect_timeout
 
 if TYPE_CHECKING:
     from tui.cli.options import Subparsers
@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with no COMMAND: trust SSH host keys known_hosts does not have yet (written to it)",
     )
+    parser.add_argument("--connect-timeout", type=connect_timeout, default=None, metavar="S",
+                        help="with no COMMAND: seconds each SSH host gets to connect and log in")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for subcommand in SUBCOMMANDS:
         subcommand.add_parser(sub)

@@ -23,7 +23,7 @@ from tui.cli.builtins import builtin_run
 from tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from tui.cli.fleets import follow, open_named, report_host_keys, select, with_health
 from tui.cli.inputs import InputError, commands_from, describe_problems, limit_from
-from tui.cli.options import add_accept_new_host_keys, add_event_output, add_fleet, add_hosts
+from tui.cli.options import add_event_output, add_fleet, add_hosts, add_ssh_options
 from tui.cli.run_saved import commands_from_library, confirm_dangerous
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def add_parser(sub: Subparsers) -> None:
         action="store_true",
         help="ramp up 1, 2, 4, ... machines, each wave after the last finished",
     )
-    add_accept_new_host_keys(run)
+    add_ssh_options(run)
     add_hosts(run)
     run.add_argument(
         "--run-as",
