@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import re
+import signal
 import subprocess
 from pathlib import Path
 
@@ -187,3 +188,24 @@ def test_ssh_output_dir_and_lines_are_exact_and_masked(
     assert _machine_lines(result.stderr, "loop-1") == ["err␀***"]
     assert CANARY not in result.stdout + result.stderr
     _no_canary_anywhere(home.data, home.config, out_dir, fake_home)
+
+
+def test_an_interrupted_run_leaves_what_arrived_and_exits(home: Home, tmp_path: Path) -> None:
+    out_dir = tmp_path / "out"
+    proc = subprocess.Popen(
+        [FLEETRUN, "run", "--fleet", "local", "--shell", "echo before; exec sleep 300",
+         "-o", "lines", "--output-dir", str(out_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        env=home.env())
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the line is printed once it arrived
+        assert first.endswith(b": before\n"), first
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    [written] = out_dir.glob("*.out")
+    assert written.read_bytes() == b"before\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from argparse import Namespace
 from collections.abc import Awaitable, Callable
@@ -99,7 +100,11 @@ def follow(
                     await asyncio.gather(render.follow_run(session, output), beside(fleet))
             finally:
                 if extra is not None:
-                    await asyncio.shield(extra)
+                    if session.run.ended is None:
+                        # The run never got going, so nothing will end what it follows.
+                        extra.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.shield(extra)
         finally:
             await fleet.aclose()
 
