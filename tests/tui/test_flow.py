@@ -14,6 +14,7 @@ from core.fanout import plan_run
 from core.journal_store import Journal
 from core.model import Command, CommandId, Parameter, RunState, Stream
 from core.runner import RunSession
+from tests.tui.saved_fixtures import record_notifications
 from tests.tui.test_fleet_screen import FLEET, fleet_screen
 from tui.app import FleetrunApp
 from tui.screens.compose import ComposeScreen
@@ -28,7 +29,16 @@ async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     monkeypatch.setenv("FLEETRUN_CONFIG_DIR", str(tmp_path / "config"))
     path = tmp_path / "fleet.toml"
     path.write_text(FLEET)
-    yield FleetrunApp([f"sandbox:{path}"])
+    posted = record_notifications(monkeypatch)
+    app = FleetrunApp([f"sandbox:{path}"])
+    _POSTED[id(app)] = posted
+    yield app
+    del _POSTED[id(app)]
+
+
+_POSTED: dict[int, list[str]] = {}
+"""Every notification each test's app posted (its toasts may have timed out by the time a
+loaded machine gets to look)."""
 
 
 async def run_on(pilot: Pilot[None], app: FleetrunApp, target: str, script: str) -> RunScreen:
@@ -41,7 +51,7 @@ async def run_on(pilot: Pilot[None], app: FleetrunApp, target: str, script: str)
     await pilot.press("ctrl+r")
     await pilot.pause()
     await pilot.press("enter")
-    for _ in range(100):
+    for _ in range(1200):
         if isinstance(app.screen, RunScreen):
             return app.screen
         await pilot.pause(0.05)
@@ -105,7 +115,7 @@ CANARY = "Flow-canary-1c9e-secret"
 
 
 def notified(app: FleetrunApp, text: str) -> bool:
-    return any(text in str(n.message) for n in app._notifications)
+    return any(text in message for message in _POSTED[id(app)])
 
 
 async def until_finished(pilot: Pilot[None], screen: RunScreen) -> None:
@@ -133,7 +143,7 @@ async def test_parameters_cancel_rerun_failed_and_history(app: FleetrunApp,
         await pilot.press("ctrl+r")
         await pilot.pause()
         await pilot.press("enter")
-        for _ in range(100):
+        for _ in range(1200):
             if isinstance(app.screen, RunScreen):
                 break
             await pilot.pause(0.05)
@@ -154,7 +164,7 @@ async def test_parameters_cancel_rerun_failed_and_history(app: FleetrunApp,
         await until_finished(pilot, screen)
         assert by_name["web-3"].state is RunState.CANCELED
         assert notified(app, "Canceling web-3")
-        for _ in range(40):  # said on the screen's next redraw
+        for _ in range(1200):  # said on the screen's next redraw
             if notified(app, "Run ended: 1 Succeeded, 1 Failed, 1 Canceled"):
                 break
             await pilot.pause(0.05)
@@ -162,7 +172,7 @@ async def test_parameters_cancel_rerun_failed_and_history(app: FleetrunApp,
             raise AssertionError("the end of the run was not announced")
 
         await pilot.press("R")  # the failed one only: canceled is not "failed"
-        for _ in range(100):
+        for _ in range(1200):
             if isinstance(app.screen, RunScreen) and app.screen is not screen:
                 break
             await pilot.pause(0.05)
@@ -209,7 +219,7 @@ async def test_a_rerun_the_gate_refuses_shows_the_problem_and_starts_nothing(
         await until_finished(pilot, app.screen)  # type: ignore[arg-type]
         screen = app.screen
         await pilot.press("R")
-        for _ in range(100):
+        for _ in range(1200):
             if notified(app, "not-a-name"):
                 break
             await pilot.pause(0.05)
