@@ -110,13 +110,20 @@ class OutputDir:
                     for chunk in self._in_order.chunks(event):
                         self._writer.append(path, chunk)
                 elif isinstance(event, Finished):
-                    for stream in SUFFIXES:
-                        path = self.paths[(event.machine_id, stream)]
-                        for chunk in self._in_order.rest(event.machine_id, stream):
-                            self._writer.append(path, chunk)
-                        self._writer.close_file(path)
+                    self._complete(event.machine_id)
+            # The subscription may end with events still unread (it closes with the run):
+            # what the store holds and the files lack is read back now.
+            for machine_id in {mid for mid, _ in self.paths}:
+                self._complete(machine_id)
         finally:
             self._writer.close()
+
+    def _complete(self, machine_id: MachineId) -> None:
+        for stream in SUFFIXES:
+            path = self.paths[(machine_id, stream)]
+            for chunk in self._in_order.rest(machine_id, stream):
+                self._writer.append(path, chunk)
+            self._writer.close_file(path)
 
     def problem(self) -> str:
         """Why some output could not be written here (a full disk); '' if none."""

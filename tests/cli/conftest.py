@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pty
 import re
 import signal
 import subprocess
@@ -104,3 +105,30 @@ def serve_sandbox(home: Home, tmp_path: Path) -> Iterator[ServedSandbox]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def on_a_terminal(home: Home, *args: str, **env: str) -> bytes:
+    """What ``fleetrun ARGS`` writes to a terminal (a pseudo-terminal here, 200 columns
+    unless ``COLUMNS`` is given), stdout and stderr together."""
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([FLEETRUN, *args], stdout=follower, stderr=follower,
+                                stdin=subprocess.DEVNULL,
+                                env=home.env(**{"COLUMNS": "200", **env}))
+        os.close(follower)
+        follower = -1
+        written = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: every writer has closed the terminal
+                break
+            if not chunk:
+                break
+            written += chunk
+        assert proc.wait(timeout=60) == 0, written
+        return written
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)

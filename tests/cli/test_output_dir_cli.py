@@ -5,14 +5,12 @@ only where it belongs. On this machine, the sandbox and a real sshd on loopback.
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
 import signal
 import subprocess
 from pathlib import Path
 
-from tests.cli.conftest import FLEETRUN, CliRunner, Home
+from tests.cli.conftest import FLEETRUN, CliRunner, Home, on_a_terminal
 from tests.cli.test_ssh_cli import inventory
 from tests.sshd import Sshd
 
@@ -98,7 +96,7 @@ def test_machines_with_one_name_get_a_file_each(cli: CliRunner, tmp_path: Path) 
     fleet = tmp_path / "twins.toml"
     fleet.write_text(TWINS)
     out_dir = tmp_path / "out"
-    result = cli("run", "--fleet", f"sandbox:{fleet}", "--shell", "echo $HOSTNAME; echo e >&2",
+    result = cli("run", "--fleet", f"sandbox:{fleet}", "--shell", "hostname; echo e >&2",
                  "-o", "json", "--output-dir", str(out_dir))
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out_dir.iterdir()) == [
@@ -134,35 +132,11 @@ def test_lines_stream_in_order_per_machine_with_partial_last_lines(
     assert (out_dir / "queue-ss_0.err").read_bytes() == b"oops\n\x1b[2J"
 
 
-def _on_a_terminal(home: Home, *args: str, **env: str) -> bytes:
-    leader, follower = pty.openpty()
-    try:
-        proc = subprocess.Popen([FLEETRUN, *args], stdout=follower, stderr=follower,
-                                stdin=subprocess.DEVNULL, env=home.env(**env))
-        os.close(follower)
-        follower = -1
-        written = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: every writer has closed the terminal
-                break
-            if not chunk:
-                break
-            written += chunk
-        assert proc.wait(timeout=60) == 0, written
-        return written
-    finally:
-        os.close(leader)
-        if follower >= 0:
-            os.close(follower)
-
-
 def test_names_are_coloured_on_a_terminal_unless_no_color(cli: CliRunner, home: Home) -> None:
     args = ("run", "--fleet", "local", "--shell", "echo hello", "-o", "lines")
-    on_terminal = _on_a_terminal(home, *args)
+    on_terminal = on_a_terminal(home, *args)
     assert re.search(rb"\x1b\[36m[^\x1b]+:\x1b\[0m hello", on_terminal), on_terminal
-    plain = _on_a_terminal(home, *args, NO_COLOR="1")
+    plain = on_a_terminal(home, *args, NO_COLOR="1")
     assert b"hello" in plain and not COLOUR.search(plain.decode()), plain
     forced = cli(*args, env={"FORCE_COLOR": "1"})
     assert COLOUR.search(forced.stdout), forced.stdout

@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import pty
 import secrets
 import subprocess
 from pathlib import Path
@@ -18,7 +16,7 @@ from pathlib import Path
 from core.fanout import plan_run
 from core.journal_store import Journal
 from core.model import Command, CommandId, Machine, MachineKind, OsType, Parameter, RunState
-from tests.cli.conftest import FLEETRUN, CliRunner, Home
+from tests.cli.conftest import FLEETRUN, CliRunner, Home, on_a_terminal
 
 SECRET = f"Prot-{secrets.token_hex(10)}-canary"
 HALF = len(SECRET) // 2
@@ -65,31 +63,6 @@ def _run_secret(cli: CliRunner, home: Home, output: str, nonce: str
                  env={"FLEETRUN_SECRET_TOKEN": SECRET})
     assert result.returncode == 0, result.stderr
     return result
-
-
-def _on_a_terminal(home: Home, *args: str) -> bytes:
-    """What `fleetrun ARGS` writes to a terminal (a pseudo-terminal here)."""
-    leader, follower = pty.openpty()
-    try:
-        proc = subprocess.Popen([FLEETRUN, *args], stdout=follower, stderr=follower,
-                                stdin=subprocess.DEVNULL, env=home.env(COLUMNS="200"))
-        os.close(follower)
-        follower = -1
-        written = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: every writer has closed the terminal
-                break
-            if not chunk:
-                break
-            written += chunk
-        assert proc.wait(timeout=60) == 0, written
-        return written
-    finally:
-        os.close(leader)
-        if follower >= 0:
-            os.close(follower)
 
 
 def test_a_protected_value_printed_whole_split_or_cut_reaches_no_screen_or_file(
@@ -175,7 +148,7 @@ def test_escape_sequences_from_a_machine_are_printed_inert(cli: CliRunner, home:
         result = cli(*args)
         assert result.returncode == 0, (args, result.stderr)
         printed[what] = result.stdout
-    printed["show --full (terminal)"] = _on_a_terminal(
+    printed["show --full (terminal)"] = on_a_terminal(
         home, "show", run_id, name, "--full").decode("utf-8", "replace")
     for what, text in printed.items():
         for char in UNSAFE:
@@ -189,7 +162,7 @@ def test_escape_sequences_from_a_machine_are_printed_inert(cli: CliRunner, home:
                            capture_output=True, env=home.env(), stdin=subprocess.DEVNULL,
                            timeout=60)
     assert piped.stdout == RAW_STDOUT
-    raw = _on_a_terminal(home, "show", run_id, name, "--full", "--stream", "stdout", "--raw")
+    raw = on_a_terminal(home, "show", run_id, name, "--full", "--stream", "stdout", "--raw")
     assert b"\x1b]0;pwned\x07" in raw
 
     # JSON keeps the text, escaped: nothing in it drives a terminal either.
