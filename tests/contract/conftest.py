@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import pytest
 
@@ -45,12 +46,19 @@ def _azure(kind: str) -> HarnessFactory:
     return factory
 
 
+UNIFORM_SET = {"name": "contract-ss", "orchestration": "Uniform", "count": 1, "os": "linux"}
+"""One Uniform scale set of one Linux instance (``contract-ss/0``)."""
+ACTION_API: dict[str, Any] = {
+    "tails_are_text": True, "api": RunApi.ACTION, "exit_codes": False, "full_output": False,
+    "stops_scripts": False, "parallel_runs": False, "parameters_in_script": True}
+"""What the action API can keep of the contract (see :class:`BackendHarness`)."""
+
+
 @contextlib.asynccontextmanager
 async def scaleset_managed(request: pytest.FixtureRequest) -> AsyncIterator[BackendHarness]:
     """The Compute backend on a Uniform scale set's instance (managed run commands at
     ``.../virtualMachineScaleSets/{set}/virtualMachines/0/runCommands/{name}``), over HTTP."""
-    fleet = fleet_of(scale_sets=[{"name": "contract-ss", "orchestration": "Uniform",
-                                  "count": 1, "os": "linux"}])
+    fleet = fleet_of(scale_sets=[UNIFORM_SET])
     async with azure_bed(fleet, request.getfixturevalue("tmp_path")) as bed:
         yield BackendHarness("scaleset-managed", bed.backend("vm"), instance_of("contract-ss", 0),
                              unnamed_values_unquoted=True, tails_are_text=True)
@@ -60,13 +68,10 @@ async def scaleset_managed(request: pytest.FixtureRequest) -> AsyncIterator[Back
 async def scaleset_action(request: pytest.FixtureRequest) -> AsyncIterator[BackendHarness]:
     """The Compute backend asked for the action API on a Uniform scale set's instance
     (``POST .../virtualMachineScaleSets/{set}/virtualMachines/0/runCommand``), over HTTP."""
-    fleet = fleet_of(scale_sets=[{"name": "contract-ss", "orchestration": "Uniform",
-                                  "count": 1, "os": "linux"}])
+    fleet = fleet_of(scale_sets=[UNIFORM_SET])
     async with azure_bed(fleet, request.getfixturevalue("tmp_path")) as bed:
         yield BackendHarness("scaleset-action", bed.backend("vm"), instance_of("contract-ss", 0),
-                             tails_are_text=True, api=RunApi.ACTION, exit_codes=False,
-                             full_output=False, stops_scripts=False, parallel_runs=False,
-                             parameters_in_script=True)
+                             **ACTION_API)
 
 
 scaleset_action.__name__ = "scaleset-action"
@@ -81,9 +86,7 @@ async def compute_action(request: pytest.FixtureRequest) -> AsyncIterator[Backen
     fleet = fleet_of({"name": name, "kind": "vm", "os": "linux"})
     async with azure_bed(fleet, request.getfixturevalue("tmp_path")) as bed:
         yield BackendHarness("azure-vm-action", bed.backend("vm"), machine_of(name, "vm"),
-                             tails_are_text=True, api=RunApi.ACTION, exit_codes=False,
-                             full_output=False, stops_scripts=False, parallel_runs=False,
-                             parameters_in_script=True)
+                             **ACTION_API)
 
 
 compute_action.__name__ = "compute-action"
