@@ -179,20 +179,16 @@ class ArmApp:
                                     params["machine"])
 
     async def _vm(self, request: Request, found: Match, version: str) -> Response:
+        """A VM, or a Uniform scale set's instance (route ``vmss_vm``), as ARM shows it."""
         machine = self._target(found)
         expand = _vm_expand(request)
         commands = self.service.run_commands(machine).values()
-        return JSONResponse(resources.vm_resource(
+        shown = scale_sets.instance_resource if machine.uniform else resources.vm_resource
+        return JSONResponse(shown(
             machine, expand=expand, run_command_names=[c.name for c in commands],
             handler_statuses={c.name: handler_status(c) for c in commands}))
 
-    async def _vmss_vm(self, request: Request, found: Match, version: str) -> Response:
-        machine = self._target(found)
-        expand = _vm_expand(request)
-        commands = self.service.run_commands(machine).values()
-        return JSONResponse(scale_sets.instance_resource(
-            machine, expand=expand, run_command_names=[c.name for c in commands],
-            handler_statuses={c.name: handler_status(c) for c in commands}))
+    _vmss_vm = _vm
 
     async def _vm_instance_view(self, request: Request, found: Match, version: str) -> Response:
         machine = self._target(found)
