@@ -18,6 +18,7 @@ from core.backends.base import HostKeyCheckingBackend
 from core.errors import FleetrunError
 from core.fanout import FanoutOptions
 from core.fleet import DEFAULT_FLEET, Fleet, FleetOptions, open_fleet
+from core.fleet.spec_text import join_fleet_specs
 from core.journal_store import Journal
 from core.model import Command, Machine
 from core.runner import RunSession
@@ -171,7 +172,7 @@ class FleetrunApp(App[None]):
         backends = self.fleet.backends
         try:
             session = RunSession.plan(
-                list(assignments), backends.for_machine, fleet=",".join(self.fleet_specs),
+                list(assignments), backends.for_machine, fleet=join_fleet_specs(self.fleet_specs),
                 parent_run_id=parent_run_id, options=options,
                 journal=Journal(config.journal_path()),
             )

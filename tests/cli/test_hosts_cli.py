@@ -3,9 +3,16 @@ applied to each name, login defaults, per-host ports, ``--target``, and bad inpu
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
 from pathlib import Path
 
+from core.fanout import plan_run
+from core.fleet import resolve_fleet
+from core.fleet.spec_text import join_fleet_specs
+from core.journal_store import Journal
+from core.model import Command, CommandId, RunState
 from tests.cli.conftest import CliRunner, Home
 from tests.sshd import Sshd
 
@@ -71,3 +78,25 @@ def test_bad_hosts_and_defaults_are_one_line_errors(cli: CliRunner, home: Home) 
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_attach_reopens_an_ad_hoc_node_set_with_commas(cli: CliRunner, home: Home) -> None:
+    """An interrupted ``ssh:a,b`` run: attach opens the same two hosts (not an "unknown
+    source" ``b``) and says that SSH runs cannot be followed again."""
+    hosts = "ssh:loop1,loop2"
+    machines = asyncio.run(resolve_fleet(hosts).load())
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    run = plan_run([(m, Command(CommandId.SHELL, "sleep 600")) for m in machines],
+                   fleet=join_fleet_specs([hosts]))
+    run.pid = gone.pid  # the process that followed it is gone: the run is interrupted
+    for machine in machines:
+        run.machines[machine.id].state = RunState.RUNNING
+    with Journal(home.data / "journal.sqlite3") as journal:
+        journal.record_run(run)
+
+    attached = cli("attach", run.run_id, timeout=120)
+    assert attached.returncode == 2, attached.stderr
+    assert "unknown source" not in attached.stderr
+    assert "2 machine(s) ran over SSH or locally and cannot be followed" in attached.stderr
+    assert "Traceback" not in attached.stderr

@@ -10,6 +10,7 @@ from core import config
 from core.backends.base import ReattachableBackend
 from core.cleanup import remove_ended_runs
 from core.fleet import DEFAULT_FLEET, Fleet, open_fleet
+from core.fleet.spec_text import split_fleet_specs
 from core.journal_store import Journal, MachineRecord, RunRecord
 from core.model import RunState
 from core.output_hint import setup_output_hint
@@ -96,7 +97,7 @@ def cmd_attach(args: Namespace) -> int:
                   "'fleetrun cleanup' removes it", file=sys.stderr)
 
     session, interrupted = follow(
-        lambda: open_fleet(record.fleet.split(",") if record.fleet else [DEFAULT_FLEET],
+        lambda: open_fleet(split_fleet_specs(record.fleet) or [DEFAULT_FLEET],
                            fleet_options(args)),
         plan, output, beside=clean_up_ended if ended else None)
     if session is None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from core import config
 from core.fanout import FanoutOptions
 from core.fleet import Fleet
+from core.fleet.spec_text import join_fleet_specs
 from core.journal_store import Journal
 from core.library import SavedCommand
 from core.model import Command, CommandId, Machine, Run, RunApi, RunState, utc_now
@@ -263,7 +264,7 @@ async def _plan(
     return RunSession.plan(
         pairs,
         backends.for_machine,
-        fleet=",".join(args.fleet),
+        fleet=join_fleet_specs(args.fleet),
         target=args.target,
         options=options,
         journal=Journal(config.journal_path()),
