@@ -108,6 +108,8 @@ def test_trust_pins_the_scanned_key_of_one_host_and_a_swapped_key_is_refused(
     fleet.write_text(host_block("pinned", second_sshd) + host_block("other", sshd))
     env = {"HOME": str(fake_home)}
     assert cli("hostkeys", "scan", "--fleet", str(fleet), env=env).returncode == 1
+    sshd_log = second_sshd.root / "sshd.log"
+    assert "Accepted publickey" not in sshd_log.read_text()  # the scan never logged in
 
     trusted = cli("hostkeys", "trust", "pinned", env=env)
     assert trusted.returncode == 0, trusted.stderr
@@ -117,6 +119,7 @@ def test_trust_pins_the_scanned_key_of_one_host_and_a_swapped_key_is_refused(
 
     states = run_states(cli, fleet, env)
     assert states["pinned"]["state"] == "Succeeded", states
+    assert "Accepted publickey" in sshd_log.read_text()  # as a run does
     assert states["other"]["state"] == "Skipped"
     assert "unknown host key" in states["other"]["error"]
     assert "fleetrun hostkeys scan" in states["other"]["error"]
