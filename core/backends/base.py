@@ -5,11 +5,14 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from core.backends.host_keys import HostKeyProblem
 from core.events import MachineEvent
 from core.model import Command, Health, Machine, MachineId
+
+if TYPE_CHECKING:
+    from core.host_key_scan import HostScan
 
 
 @runtime_checkable
@@ -92,4 +95,15 @@ class HostKeyCheckingBackend(Backend, Protocol):
         Raises:
             OSError: the trusted-keys file could not be written.
         """
+        ...
+
+
+@runtime_checkable
+class HostKeyScanningBackend(HostKeyCheckingBackend, Protocol):
+    """A host-key checking backend that can also collect its hosts' keys without logging
+    in (``fleetrun hostkeys scan``), for review before any are trusted."""
+
+    async def scan_host_keys(self, machine: Machine) -> HostScan:
+        """The keys the machine's host presents, judged against the trusted-keys file, or
+        why it could not be asked (in the result, not raised). Writes nothing."""
         ...

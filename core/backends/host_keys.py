@@ -43,7 +43,8 @@ class HostKeyProblem:
                     f"has {', '.join(self.known_fingerprints)}; refused (if the change is "
                     "expected, remove the old key with `ssh-keygen -R`)")
         return (f"unknown host key for {where} ({self.fingerprint}); not in known_hosts "
-                "(review it, or run with --accept-new-host-keys to trust and record it)")
+                "(review it with `fleetrun hostkeys scan`, then `fleetrun hostkeys trust`; or "
+                "run with --accept-new-host-keys to trust and record it)")
 
 
 def host_pattern(host: str, port: int) -> str:

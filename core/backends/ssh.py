@@ -33,7 +33,7 @@ import asyncssh
 from core.azure.blob import AppendBlobClient
 from core.azure.session import OutputContainer
 from core.backends import ssh_powershell as powershell
-from core.backends.base import HostKeyCheckingBackend
+from core.backends.base import HostKeyScanningBackend
 from core.backends.blob_mirror import BlobMirror
 from core.backends.host_keys import HostKeyProblem
 from core.backends.ssh_become import Become, BecomeError, become_for, escalate
@@ -47,6 +47,7 @@ from core.backends.ssh_bootstrap import (
 from core.backends.ssh_config_files import ConfigFiles
 from core.backends.ssh_hostkeys import CheckingClient, HostKeyError, HostKeyPolicy, KnownHosts
 from core.backends.ssh_jump import Bastions, HostConfig, JumpError, host_config
+from core.backends.ssh_key_scan import NO_TRUSTED_KEYS, KeyCollector, PresentedKey, scan_host
 from core.backends.ssh_proxy_command import ProxyCommandTunnel
 from core.errors import FleetrunError
 from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
@@ -59,10 +60,14 @@ from core.model import (
     Machine,
     MachineId,
     RunState,
+    SshEndpoint,
     Stream,
     utc_now,
 )
 from core.redaction import SecretMask
+
+if TYPE_CHECKING:
+    from core.host_key_scan import HostScan
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +124,7 @@ class _Host:
 
 
 class SshBackend:
-    """Runs commands on SSH hosts (the HostKeyCheckingBackend protocol: known_hosts)."""
+    """Runs commands on SSH hosts (the HostKeyScanningBackend protocol: known_hosts)."""
 
     def __init__(
         self,
@@ -175,6 +180,14 @@ class SshBackend:
             return host.connection
 
     async def _connect(self, machine: Machine) -> asyncssh.SSHClientConnection:
+        endpoint, where, config, tunnel = await self._route(machine)
+        client = CheckingClient(self.host_keys)
+        options = self._options(config, client, tunnel, endpoint.identity_file)
+        return await self._login(endpoint.host, options, client, where, config)
+
+    async def _route(self, machine: Machine) -> tuple[
+            SshEndpoint, str, HostConfig, asyncssh.SSHClientConnection | None]:
+        """The machine's endpoint, its name for messages, its ssh config and its bastion."""
         endpoint = machine.ssh
         if endpoint is None:
             raise SshError(f"{machine.name}: no SSH address")
@@ -186,9 +199,27 @@ class SshBackend:
         except (JumpError, SshError) as exc:
             # A bastion's failure, named, on each machine behind it.
             raise SshError(f"{where}: {exc}") from None
-        client = CheckingClient(self.host_keys)
-        options = self._options(config, client, tunnel, endpoint.identity_file)
-        return await self._login(endpoint.host, options, client, where, config)
+        return endpoint, where, config, tunnel
+
+    async def scan_host_keys(self, machine: Machine) -> HostScan:
+        """The keys the machine's host presents, judged against known_hosts; no login
+        (:mod:`core.backends.ssh_key_scan`). Nothing is written anywhere."""
+        return await scan_host(self._presented_key, self.host_keys, machine)
+
+    async def _presented_key(self, machine: Machine, algorithms: Sequence[str]) -> PresentedKey:
+        endpoint, where, config, tunnel = await self._route(machine)
+        collector = KeyCollector(self.host_keys)
+        options = self._options(config, collector, tunnel, endpoint.identity_file)
+        options.update(known_hosts=NO_TRUSTED_KEYS, server_host_key_algs=list(algorithms))
+        async with self._handshakes:
+            try:
+                connection = await self._login(endpoint.host, options, collector, where, config)
+            except SshError:
+                if collector.presented is None:
+                    raise
+                return collector.presented
+        connection.close()  # not reached: the collector refuses every key
+        raise SshError(f"{where}: presented no host key to check")
 
     async def _open_bastion(self, config: HostConfig,
                             via: asyncssh.SSHClientConnection | None
@@ -621,4 +652,4 @@ class _ClientTimeout(FleetrunError):
 
 if TYPE_CHECKING:
     # Front ends know SSH's host keys only through the protocol: mypy holds SshBackend to it.
-    _CHECKS_HOST_KEYS: type[HostKeyCheckingBackend] = SshBackend
+    _CHECKS_HOST_KEYS: type[HostKeyScanningBackend] = SshBackend

@@ -82,8 +82,10 @@ def report_host_keys(fleet: Fleet) -> None:
     lines = [f"{len(pending)} SSH host(s) presented keys that known_hosts does not have; "
              "they were left out:"]
     lines += [f"  {host_pattern(p.host, p.port)}  {p.fingerprint}" for p in pending]
-    lines.append("Check these fingerprints, then run again with --accept-new-host-keys to "
-                 "trust them and record them in known_hosts.")
+    lines.append("Review them with `fleetrun hostkeys scan --fleet ...` and pin the ones you "
+                 "checked with `fleetrun hostkeys trust HOST...`; or run again with "
+                 "--accept-new-host-keys to trust whatever they present now and record it in "
+                 "known_hosts.")
     print("\n".join(lines), file=sys.stderr)
 
 

@@ -12,6 +12,7 @@ from tui.cli import (
     commands,
     export,
     history,
+    hostkeys,
     machines,
     run,
     sandbox,
@@ -30,7 +31,7 @@ class Subcommand(Protocol):
 
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
-    run, attach, history, show, export, cleanup, commands, machines, sandbox, azure
+    run, attach, history, show, export, cleanup, commands, machines, hostkeys, sandbox, azure
 )
 """In the order ``fleetrun --help`` lists them."""
 

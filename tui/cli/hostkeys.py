@@ -1,0 +1,230 @@
+"""``fleetrun hostkeys scan|trust``: review SSH host keys first, then pin exactly those.
+
+``scan`` collects every SSH host's keys without logging in (:mod:`core.backends.ssh_key_scan`),
+shows their fingerprints and verdicts, and records them (:mod:`core.host_key_scan`); it
+writes no known_hosts. ``trust`` records in known_hosts exactly the keys of that scan for
+the hosts named (never fetched again), through the backend's own host-key policy, so a run
+afterwards accepts those keys and refuses any other as changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from argparse import Namespace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from core.backends.base import HostKeyScanningBackend
+from core.backends.host_keys import HostKeyProblem, host_pattern
+from core.fleet import Fleet, open_fleet
+from core.host_key_scan import HostScan, ScanRecord, ScanVerdict, load_scan, save_scan
+from core.model import Machine
+from core.terminal_text import inert
+from tui.cli import json_shapes, render
+from tui.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from tui.cli.fleets import open_named, select
+from tui.cli.options import Parser, add_fleet, add_hosts, add_table_output, connect_timeout
+
+if TYPE_CHECKING:
+    from tui.cli.options import Subparsers
+
+EXIT_RULE = ("Exit status: 0 when every host's key is known (trusted), 1 when any host's key "
+             "is unknown, 2 when any host's key CHANGED, a host could not be scanned or "
+             "trusted, or the input is wrong")
+
+VERDICT_STYLE = {ScanVerdict.KNOWN: "green", ScanVerdict.UNKNOWN: "yellow",
+                 ScanVerdict.CHANGED: "bold red", ScanVerdict.ERROR: "red"}
+
+
+def add_parser(sub: Subparsers) -> None:
+    keys = sub.add_parser(
+        "hostkeys",
+        help="SSH host keys: scan and review fingerprints, then trust exactly those",
+        description="Review SSH host keys before trusting them: 'scan' shows every host's "
+        "key fingerprints (no login) and records them; 'trust' pins the recorded keys of the "
+        "hosts you checked in known_hosts. A run then accepts only those keys. " + EXIT_RULE,
+    )
+    keys.set_defaults(handler=cmd_hostkeys)
+    actions = keys.add_subparsers(dest="hostkeys_action", metavar="ACTION",
+                                  parser_class=Parser, required=True)
+    scan = actions.add_parser(
+        "scan", help="collect and show each SSH host's keys; changes no known_hosts",
+        description="Connect to every SSH host of the fleet as far as the key exchange (no "
+        "login; a ProxyJump bastion is logged into as for a run), show each key's type, "
+        "SHA256 fingerprint and verdict (known, unknown, CHANGED), and record the scan for "
+        "'fleetrun hostkeys trust'.",
+        epilog=EXIT_RULE)
+    add_fleet(scan, "the fleet whose SSH hosts to scan (repeatable; default as for run)")
+    scan.add_argument("--target", default="", metavar="QUERY", help="only these machines")
+    scan.add_argument("--connect-timeout", type=connect_timeout, default=None, metavar="S",
+                      help="seconds each SSH host (and bastion) gets to connect; default: "
+                      "the ssh config's ConnectTimeout, else 15")
+    add_hosts(scan)
+    add_table_output(scan)
+    trust = actions.add_parser(
+        "trust", help="record the last scan's keys of these hosts in known_hosts",
+        description="Trust exactly the keys the last 'fleetrun hostkeys scan' showed for "
+        "these hosts (nothing is fetched again): each is written to known_hosts, and a run "
+        "then accepts it and refuses any other key from that host. A CHANGED key is never "
+        "trusted from here.",
+        epilog="HOST is a machine name, a host name or [host]:port as the scan shows it. "
+        + EXIT_RULE)
+    trust.add_argument("hosts", nargs="*", metavar="HOST", help="hosts of the last scan")
+    trust.add_argument("--all-shown", action="store_true",
+                       help="every host of the last scan whose keys were unknown")
+
+
+def cmd_hostkeys(args: Namespace) -> int:
+    if args.hostkeys_action == "scan":
+        return cmd_scan(args)
+    return cmd_trust(args)
+
+
+# -- scan -------------------------------------------------------------------------------------
+
+
+def cmd_scan(args: Namespace) -> int:
+    record = asyncio.run(_scan(args))
+    save_scan(record)
+    if args.output == "json":
+        json_shapes.print_json(record.to_json())
+    else:
+        _scan_table(record)
+    return exit_code([host.verdict for host in record.hosts])
+
+
+def exit_code(verdicts: list[ScanVerdict]) -> int:
+    if ScanVerdict.CHANGED in verdicts or ScanVerdict.ERROR in verdicts:
+        return EXIT_USAGE
+    return EXIT_FAILED if ScanVerdict.UNKNOWN in verdicts else EXIT_OK
+
+
+async def _scan(args: Namespace) -> ScanRecord:
+    fleet = await open_named(args)
+    try:
+        machines = await select(args, fleet)
+        scanned = [(m, b) for m in machines
+                   if isinstance(b := fleet.backends.get(m.kind), HostKeyScanningBackend)]
+        if not scanned:
+            which = " that --target picks" if args.target else ""
+            raise UsageError(f"fleet {', '.join(args.fleet)}: no SSH hosts{which}; nothing "
+                             "to scan")
+        progress = Progress(TextColumn("scanning host keys"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=render.err, transient=True,
+                            disable=not render.err.is_terminal)
+        task = progress.add_task("scan", total=len(scanned))
+
+        async def one(machine: Machine, backend: HostKeyScanningBackend) -> HostScan:
+            try:
+                return await backend.scan_host_keys(machine)
+            finally:
+                progress.advance(task)
+
+        with progress:
+            hosts = await asyncio.gather(*(one(m, b) for m, b in scanned))
+    finally:
+        await fleet.aclose()
+    return ScanRecord(tuple(_lasting(spec) for spec in args.fleet), datetime.now(UTC),
+                      tuple(hosts))
+
+
+def _lasting(spec: str) -> str:
+    """A ``--fleet`` value that names the same fleet from any folder (``trust`` may run
+    elsewhere): a relative inventory path made absolute."""
+    path = Path(spec)
+    return str(path.resolve()) if not path.is_absolute() and path.is_file() else spec
+
+
+def _scan_table(record: ScanRecord) -> None:
+    table = Table()
+    for col in ("machine", "host", "port", "type", "fingerprint", "verdict"):
+        table.add_column(col, no_wrap=col in ("fingerprint", "type"))
+    for host in record.hosts:
+        if host.error:
+            table.add_row(Text(inert(host.machine)), Text(inert(host.host)), str(host.port),
+                          "", "", Text(f"error: {host.error}", style="red"))
+        for key in host.keys:
+            verdict = Text(key.verdict.value.upper() if key.verdict is ScanVerdict.CHANGED
+                           else key.verdict.value, style=VERDICT_STYLE[key.verdict])
+            if key.known_fingerprints:
+                verdict.append(f" (known_hosts has {', '.join(key.known_fingerprints)})",
+                               style="dim")
+            table.add_row(Text(inert(host.machine)), Text(inert(host.host)), str(host.port),
+                          key.key_type, key.fingerprint, verdict)
+    render.out.print(table)
+    counts = {v: sum(h.verdict is v for h in record.hosts) for v in ScanVerdict}
+    summary = ", ".join(f"{n} {v.value}" for v, n in counts.items() if n)
+    render.out.print(Text(f"{len(record.hosts)} host(s): {summary}. Check the fingerprints out "
+                          "of band, then: fleetrun hostkeys trust HOST... (or --all-shown)",
+                          style="dim"))
+
+
+# -- trust ------------------------------------------------------------------------------------
+
+
+def cmd_trust(args: Namespace) -> int:
+    if bool(args.hosts) == bool(args.all_shown):
+        raise UsageError("hostkeys trust: name the HOSTs to trust, or --all-shown (not both)")
+    record = load_scan()
+    chosen = record.hosts if args.all_shown else _named(record, args.hosts)
+    failed = False
+    problems: list[HostKeyProblem] = []
+    for host in chosen:
+        if host.verdict is ScanVerdict.CHANGED:
+            failed = True
+            changed = [k for k in host.keys if k.verdict is ScanVerdict.CHANGED]
+            print(f"{host.where}: host key CHANGED ({', '.join(k.fingerprint for k in changed)}; "
+                  f"known_hosts has {', '.join(changed[0].known_fingerprints)}); not trusted "
+                  "from here. If the change is expected, remove the old key with "
+                  f"`ssh-keygen -R '{host.where}'`, then scan and trust again",
+                  file=sys.stderr)
+        elif host.verdict is ScanVerdict.ERROR:
+            # --all-shown trusts what was shown; a host that showed no key is only noted.
+            failed = failed or not args.all_shown
+            print(f"{host.where}: the scan collected no key from it ({host.error}); "
+                  "nothing to trust", file=sys.stderr)
+        else:
+            problems += host.problems()
+    if problems:
+        asyncio.run(_trust(record, problems))
+        for problem in problems:
+            print(f"trusted {host_pattern(problem.host, problem.port)}  {problem.fingerprint}")
+    elif not failed:
+        print("nothing to trust: the chosen hosts' keys are known already")
+    return EXIT_USAGE if failed else EXIT_OK
+
+
+def _named(record: ScanRecord, names: list[str]) -> list[HostScan]:
+    """The scanned hosts each name picks (machine, host or [host]:port); all or an error."""
+    chosen: dict[tuple[str, int], HostScan] = {}
+    for name in names:
+        matches = [h for h in record.hosts if name in (h.machine, h.host, h.where)]
+        if not matches:
+            shown = ", ".join(dict.fromkeys(h.where for h in record.hosts)) or "none"
+            raise UsageError(f"hostkeys trust {name}: not in the last scan (fleet "
+                             f"{', '.join(record.fleet)}, {record.scanned_at:%Y-%m-%d %H:%M} "
+                             f"UTC; hosts: {shown}); scan it first with `fleetrun hostkeys "
+                             "scan`")
+        for host in matches:
+            chosen.setdefault((host.host, host.port), host)
+    return list(chosen.values())
+
+
+async def _trust(record: ScanRecord, problems: list[HostKeyProblem]) -> None:
+    """Hand the keys to the scanned fleet's own host-key policy, which records them."""
+    fleet: Fleet = await open_fleet(record.fleet)
+    try:
+        backend = next((b for b in fleet.backends if isinstance(b, HostKeyScanningBackend)),
+                       None)
+        if backend is None:
+            raise UsageError(f"fleet {', '.join(record.fleet)}: no SSH hosts any more; scan "
+                             "again")
+        await asyncio.to_thread(backend.trust_host_keys, problems)
+    finally:
+        await fleet.aclose()
