@@ -97,8 +97,11 @@ async def select(args: Namespace, fleet: Fleet) -> list[Machine]:
     return filter_machines(machines, args.target)
 
 
-async def with_health(backends: Backends, machines: list[Machine]) -> list[Machine]:
-    return await backends.refresh_health(machines) if machines else []
+async def with_health(backends: Backends, machines: list[Machine], *,
+                      before_run: bool = False) -> list[Machine]:
+    """The machines with their health checked (``before_run``: as a run needs it)."""
+    return (await backends.refresh_health(machines, before_run=before_run) if machines
+            else [])
 
 
 def follow(

@@ -255,7 +255,10 @@ async def _plan(
         print(describe_problems(ValidationError(warnings)), file=sys.stderr)
 
     # Health is checked only once the input is known good: on Azure it costs API calls.
-    checked = {m.id: m for m in await with_health(backends, [m for m, _ in pairs])}
+    # Before a run, SSH hosts are only connected to (the run reuses each connection):
+    # a host that cannot run the script says so in its own result.
+    checked = {m.id: m for m in await with_health(backends, [m for m, _ in pairs],
+                                                  before_run=True)}
     report_host_keys(fleet)
     pairs = [(checked[m.id], c) for m, c in pairs]
     if saved is not None and saved.dangerous:
