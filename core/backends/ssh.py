@@ -30,11 +30,8 @@ from typing import TYPE_CHECKING
 
 import asyncssh
 
-from core.azure.blob import AppendBlobClient
-from core.azure.session import OutputContainer
 from core.backends import ssh_powershell as powershell
 from core.backends.base import HostKeyCheckingBackend, RunCheckedBackend
-from core.backends.blob_mirror import BlobMirror
 from core.backends.host_keys import HostKeyProblem
 from core.backends.ssh_become import Become, BecomeError, become_for, escalate
 from core.backends.ssh_bootstrap import (
@@ -63,6 +60,12 @@ from core.model import (
     utc_now,
 )
 from core.redaction import SecretMask
+
+if TYPE_CHECKING:
+    # Only a fleet that copies output to blobs loads their client (and httpx): see _run.
+    from core.azure.blob import AppendBlobClient
+    from core.azure.session import OutputContainer
+    from core.backends.blob_mirror import BlobMirror
 
 log = logging.getLogger(__name__)
 
@@ -437,8 +440,11 @@ class SshBackend:
         started = utc_now()
         began = time.monotonic()
         finished = False
-        mirror = None
+        mirror: BlobMirror | None = None
         if self._blobs is not None and self._output is not None:
+            # Imported here: the blob client (httpx) is for a fleet that copies output.
+            from core.backends.blob_mirror import BlobMirror
+
             mirror = BlobMirror(self._blobs, self._output.targets(key[1], machine), machine.name,
                                 mask=SecretMask.of([command]))
             await mirror.start()

@@ -19,7 +19,6 @@ from core.run_view import RunView
 from core.runner import RunSession, check_run
 from core.validate import ValidationError
 from tui.cli import json_shapes, render
-from tui.cli.builtins import builtin_run
 from tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from tui.cli.fleets import follow, open_named, report_host_keys, select, with_health
 from tui.cli.inputs import InputError, commands_from, describe_problems, limit_from
@@ -245,6 +244,9 @@ async def _plan(
         total = len(fleet.machines)
         raise InputError(f"--target: no machines{where} ({total} in {', '.join(args.fleet)})")
     if args.builtin:
+        # Deferred: the action API's client (Azure, httpx) is for --builtin only.
+        from tui.cli.builtins import builtin_run
+
         selected, builtin = await builtin_run(args, fleet, selected)
         commands = {builtin.command_id: builtin}
     pairs = _assign(selected, commands, saved)
