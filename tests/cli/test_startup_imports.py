@@ -1,4 +1,5 @@
-"""What ``fleetrun`` loads before it does anything: only what the command in hand uses.
+"""What ``fleetrun`` loads before it does anything (only what the command in hand uses),
+and what an SSH run writes to its log.
 
 Start-up time is a benchmark's business (bench/ssh prints it); these tests hold the
 behaviour behind it, read from Python's own import log (``-X importtime``): ``--help``
@@ -18,6 +19,7 @@ from tui.cli.parser import SUBCOMMANDS, build_parser, subcommand_parser
 NEVER_FOR_HELP = ("textual", "asyncssh", "httpx", "rich", "core.azure.arm", "core.fanout",
                   "tui.cli.run", "tui.app")
 NEVER_FOR_AN_SSH_RUN = ("textual", "httpx", "core.azure.arm", "core.azure.blob", "tui.app",
+                        "core.library",
                         "tui.cli.builtins", "tui.cli.commands")
 
 
@@ -72,3 +74,16 @@ def test_each_subcommand_is_listed_with_its_own_help() -> None:
 def _choices(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     return list(sub._get_subactions())
+
+
+def test_an_ssh_run_logs_no_per_host_chatter_of_the_ssh_library(cli: CliRunner, home: Home,
+                                                                 sshd: Sshd) -> None:
+    """asyncssh's INFO lines (a dozen per host, the bootstrap's whole command line among
+    them) stay out of fleetrun's log; per host they cost CPU and kilobytes."""
+    result = cli("run", "--hosts", f"127.0.0.1:{sshd.port}", "-l", sshd.user,
+                 "-i", str(sshd.client_key), "--accept-new-host-keys",
+                 "--shell", "echo hi", "-o", "json",
+                 env={"HOME": str(home.config.parent / "home")}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    log = (home.data / "fleetrun.log").read_text()
+    assert "INFO asyncssh" not in log, log[:2000]

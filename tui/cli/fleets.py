@@ -8,7 +8,6 @@ from argparse import Namespace
 from collections.abc import Awaitable, Callable
 
 from core import config
-from core.azure.settings import SettingsError
 from core.backends.base import HostKeyCheckingBackend
 from core.backends.host_keys import host_pattern
 from core.fleet import Backends, Fleet, FleetOptions, open_fleet
@@ -30,6 +29,8 @@ def fleet_or_default(fleet: list[str] | None) -> list[str]:
     """``--fleet`` as given, else the configured default (see core.fleet.default_fleet)."""
     if fleet:
         return fleet
+    from core.azure.settings import SettingsError  # only a default fleet reads [azure]
+
     try:
         return default_fleet(config.config_dir() / "config.toml")
     except (DefaultFleetError, SettingsError) as exc:

@@ -11,7 +11,6 @@ from core import config
 from core.fanout import FanoutOptions
 from core.fleet import Fleet
 from core.journal_store import Journal
-from core.library import SavedCommand
 from core.model import Command, CommandId, Machine, Run, RunApi, RunState, utc_now
 from core.output_hint import setup_output_hint
 from core.run_record import run_record
@@ -26,6 +25,7 @@ from tui.cli.options import add_event_output, add_fleet, add_hosts, add_ssh_opti
 from tui.cli.run_saved import commands_from_library, confirm_dangerous
 
 if TYPE_CHECKING:
+    from core.library import SavedCommand
     from tui.cli.options import Subparsers
 
 

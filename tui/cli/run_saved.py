@@ -6,10 +6,13 @@ import asyncio
 import sys
 from argparse import Namespace
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from core.library import SavedCommand
 from core.model import Command, CommandId, Machine
 from tui.cli.inputs import SECRET_ENV_PREFIX, InputError, read_secret, run_as_from, timeout_from
+
+if TYPE_CHECKING:
+    from core.library import SavedCommand  # the library itself: --command only
 
 
 def values_from(args: Namespace, saved: SavedCommand, *, interactive: bool
