@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from core.azure.api_versions import ApiVersions
 from core.azure.auth import ARM_SCOPE, TokenSource, principal_of
 from core.azure.blob_urls import redact_sas
 from core.azure.budget import ArmBudget, Priority, ThrottleScope, Ticket, kind_of
@@ -40,35 +41,12 @@ from core.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
-PUBLIC_CLOUD = "https://management.azure.com"
 _SUBSCRIPTION = re.compile(r"/subscriptions/([^/?#]+)", re.IGNORECASE)
-_PROVIDER = re.compile(r"/providers/([^/?#]+)", re.IGNORECASE)
 _ROUTING = re.compile(r"^([A-Za-z][A-Za-z0-9]{1,39}):\d{8}T\d{6}Z:[^:]+$")
 _PROVIDER_TAIL = re.compile(r".*/providers/([^/?#]+)((?:/[^/?#]+)*)", re.IGNORECASE)
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 TERMINAL_OPERATION = frozenset({"succeeded", "failed", "canceled", "cancelled"})
-
-
-@dataclass(frozen=True, slots=True)
-class ApiVersions:
-    """The api-version sent to each resource provider (reference section 1)."""
-
-    compute: str = "2025-04-01"
-    hybridcompute: str = "2025-01-13"
-    resourcegraph: str = "2024-04-01"
-
-    def for_path(self, path: str) -> str | None:
-        """The version for the last provider named in ``path``; None when none is named."""
-        found = _PROVIDER.findall(path)
-        if not found:
-            return None
-        provider = found[-1].lower()
-        return {
-            "microsoft.compute": self.compute,
-            "microsoft.hybridcompute": self.hybridcompute,
-            "microsoft.resourcegraph": self.resourcegraph,
-        }.get(provider)
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeGuard
 from urllib.parse import SplitResult, parse_qs, urlsplit, urlunsplit
 
-from core.azure.arm import PUBLIC_CLOUD, ApiVersions
+from core.azure.api_versions import PUBLIC_CLOUD, ApiVersions
 from core.azure.budget import BucketLimit, BudgetLimits
 from core.config import config_dir
 from core.config_file import ConfigFileError, read_config

@@ -68,6 +68,19 @@ class ReattachableBackend(Backend, Protocol):
 
 
 @runtime_checkable
+class RunCheckedBackend(Backend, Protocol):
+    """A backend whose run itself tells a machine that cannot run scripts, with its reason.
+
+    Before a run it only checks that it reaches each machine (``check_reachable``: for SSH,
+    connect and log in, the connection the run then uses), sparing the per-machine probe
+    that ``check_health``, which a person reads in a machine list, still makes.
+    """
+
+    async def check_reachable(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
+        ...
+
+
+@runtime_checkable
 class HostKeyCheckingBackend(Backend, Protocol):
     """A backend that refuses hosts whose keys its trusted-keys file does not vouch for.
 

@@ -30,11 +30,8 @@ from typing import TYPE_CHECKING
 
 import asyncssh
 
-from core.azure.blob import AppendBlobClient
-from core.azure.session import OutputContainer
 from core.backends import ssh_powershell as powershell
-from core.backends.base import HostKeyScanningBackend
-from core.backends.blob_mirror import BlobMirror
+from core.backends.base import HostKeyScanningBackend, RunCheckedBackend
 from core.backends.host_keys import HostKeyProblem
 from core.backends.ssh_become import Become, BecomeError, become_for, escalate
 from core.backends.ssh_bootstrap import (
@@ -67,6 +64,10 @@ from core.model import (
 from core.redaction import SecretMask
 
 if TYPE_CHECKING:
+    # Only a fleet that copies output to blobs loads their client (and httpx): see _run.
+    from core.azure.blob import AppendBlobClient
+    from core.azure.session import OutputContainer
+    from core.backends.blob_mirror import BlobMirror
     from core.host_key_scan import HostScan
 
 log = logging.getLogger(__name__)
@@ -342,15 +343,25 @@ class SshBackend:
     # -- health ---------------------------------------------------------------------------
 
     async def check_health(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
-        results = await asyncio.gather(*(self._health(m) for m in machines))
+        """Each host connected, logged in, and running bash (a probe command): what a
+        person reads in a machine list, where a host without bash shows before any run."""
+        results = await asyncio.gather(*(self._health(m, probe=True) for m in machines))
         return {m.id: h for m, h in zip(machines, results, strict=True)}
 
-    async def _health(self, machine: Machine) -> Health:
+    async def check_reachable(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
+        """Each host connected and logged in, no command: the check before a run, whose
+        connections the run then uses; a host that cannot run the script fails in the run,
+        with the bootstrap's reason."""
+        results = await asyncio.gather(*(self._health(m, probe=False) for m in machines))
+        return {m.id: h for m, h in zip(machines, results, strict=True)}
+
+    async def _health(self, machine: Machine, *, probe: bool) -> Health:
         began = time.monotonic()
         try:
             connection = await self.connection(machine)
-            probe = connection.run(PROBE, stdin=asyncssh.DEVNULL, check=False)
-            result = await asyncio.wait_for(probe, self._reply_timeout)
+            if probe:
+                answer = connection.run(PROBE, stdin=asyncssh.DEVNULL, check=False)
+                result = await asyncio.wait_for(answer, self._reply_timeout)
         except HostKeyError as exc:
             return Health(HealthStatus.NOT_READY, str(exc), checked_at=utc_now())
         except SshError as exc:
@@ -366,11 +377,14 @@ class SshBackend:
             return Health(HealthStatus.UNREACHABLE, f"connection lost while checking: {exc}",
                           checked_at=utc_now())
         version = str(connection.get_extra_info("server_version") or "") or None
+        latency = (time.monotonic() - began) * 1000
+        if not probe:
+            return Health(HealthStatus.READY, f"logged in, {latency:.0f} ms", version,
+                          utc_now())
         if result.exit_status != 0 or "fleetrun-ok" not in str(result.stdout):
             why = str(result.stderr).strip().splitlines()[-1:] or [f"exit {result.exit_status}"]
             return Health(HealthStatus.NOT_READY, f"bash does not run: {why[0]}", version,
                           utc_now())
-        latency = (time.monotonic() - began) * 1000
         return Health(HealthStatus.READY, f"bash, {latency:.0f} ms", version, utc_now())
 
     # -- run ------------------------------------------------------------------------------
@@ -455,8 +469,11 @@ class SshBackend:
         started = utc_now()
         began = time.monotonic()
         finished = False
-        mirror = None
+        mirror: BlobMirror | None = None
         if self._blobs is not None and self._output is not None:
+            # Imported here: the blob client (httpx) is for a fleet that copies output.
+            from core.backends.blob_mirror import BlobMirror
+
             mirror = BlobMirror(self._blobs, self._output.targets(key[1], machine), machine.name,
                                 mask=SecretMask.of([command]))
             await mirror.start()
@@ -653,3 +670,4 @@ class _ClientTimeout(FleetrunError):
 if TYPE_CHECKING:
     # Front ends know SSH's host keys only through the protocol: mypy holds SshBackend to it.
     _CHECKS_HOST_KEYS: type[HostKeyScanningBackend] = SshBackend
+    _CHECKED_BY_ITS_RUN: type[RunCheckedBackend] = SshBackend

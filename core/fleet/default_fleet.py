@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.azure.settings import load_azure_settings
 from core.config_file import ConfigFileError, read_config
 from core.errors import BadInputError
 
@@ -54,4 +53,7 @@ def default_fleet(config_file: Path) -> list[str]:
     """
     if configured := configured_fleet(config_file):
         return configured
+    # Here, not at the top: a run that names its fleet never reads the [azure] table.
+    from core.azure.settings import load_azure_settings
+
     return ["azure"] if load_azure_settings(config_file).configured else [DEFAULT_FLEET]

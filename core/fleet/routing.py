@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Sequence
 
-from core.backends.base import Backend
+from core.backends.base import Backend, RunCheckedBackend
 from core.model import Machine, MachineKind
 
 
@@ -33,17 +33,22 @@ class Backends:
             raise LookupError(f"no backend for {machine.kind.value} machines yet")
         return backend
 
-    async def refresh_health(self, machines: Sequence[Machine]) -> list[Machine]:
+    async def refresh_health(self, machines: Sequence[Machine], *,
+                             before_run: bool = False) -> list[Machine]:
         """The machines with health as their backends see it now, checked concurrently.
 
         Machines of a kind no backend reaches (yet) keep the health their inventory gave
-        them, so they can still be listed.
+        them, so they can still be listed. ``before_run``: the run comes next, so a backend
+        whose run reports an unhealthy machine itself (:class:`RunCheckedBackend`) only
+        checks that it reaches each one.
         """
         by_kind: dict[MachineKind, list[Machine]] = {}
         for machine in machines:
             by_kind.setdefault(machine.kind, []).append(machine)
         checks = [
-            backend.check_health(group)
+            backend.check_reachable(group)
+            if before_run and isinstance(backend, RunCheckedBackend)
+            else backend.check_health(group)
             for kind, group in by_kind.items()
             if (backend := self.get(kind)) is not None
         ]

@@ -73,9 +73,6 @@ def open_ssh_backend(reaches: Sequence[SourceReach], options: FleetOptions) -> O
     blobs of ``[azure] output_container`` when that is a SAS URL (the same blobs as the
     Azure path).
     """
-    from core.azure.blob import AppendBlobClient
-    from core.azure.http import pooled_client
-    from core.azure.session import OutputContainer
     from core.backends.ssh import SshBackend, SshSettings
 
     configs = tuple(r.reach.config for r in reaches
@@ -87,6 +84,11 @@ def open_ssh_backend(reaches: Sequence[SourceReach], options: FleetOptions) -> O
     if not container:
         backend = SshBackend(settings)
         return OpenedBackend(backend, backend.aclose)
+    # Only now: the blob client's HTTP stack (httpx) is for a fleet that copies output.
+    from core.azure.blob import AppendBlobClient
+    from core.azure.http import pooled_client
+    from core.azure.session import OutputContainer
+
     http = pooled_client()
     backend = SshBackend(settings, blobs=AppendBlobClient(http),
                          output=OutputContainer(container))

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from core.azure.arm import ApiVersions, ArmClient, ArmError, RetryPolicy
+from core.azure.api_versions import ApiVersions
+from core.azure.arm import ArmClient, ArmError, RetryPolicy
 from core.azure.auth import AuthError, IdentityTokens, StaticToken
 from core.azure.budget import ArmBudget, BucketLimit, BudgetLimits
 from tests.azure.sandboxed import RG, SUB, azure_bed, fleet_of

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.azure import settings as settings_module
-from core.azure.arm import ApiVersions
+from core.azure.api_versions import ApiVersions
 from core.azure.budget import BucketLimit, BudgetLimits
 from core.azure.settings import (
     OUTPUT_CONTAINER_ENV,

@@ -71,6 +71,10 @@ def _setup_logging() -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # asyncssh logs a dozen INFO lines per SSH host and run, the whole bootstrap command
+    # line among them: per-host CPU and a log that grows by kilobytes per host. Its
+    # warnings and errors still come through.
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
     # httpx logs every URL at INFO, query included: blob SAS signatures must not reach a log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 

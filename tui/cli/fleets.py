@@ -8,7 +8,6 @@ from argparse import Namespace
 from collections.abc import Awaitable, Callable
 
 from core import config
-from core.azure.settings import SettingsError
 from core.backends.base import HostKeyCheckingBackend
 from core.backends.host_keys import host_pattern
 from core.fleet import Backends, Fleet, FleetOptions, open_fleet
@@ -30,6 +29,8 @@ def fleet_or_default(fleet: list[str] | None) -> list[str]:
     """``--fleet`` as given, else the configured default (see core.fleet.default_fleet)."""
     if fleet:
         return fleet
+    from core.azure.settings import SettingsError  # only a default fleet reads [azure]
+
     try:
         return default_fleet(config.config_dir() / "config.toml")
     except (DefaultFleetError, SettingsError) as exc:
@@ -99,8 +100,11 @@ async def select(args: Namespace, fleet: Fleet) -> list[Machine]:
     return filter_machines(machines, args.target)
 
 
-async def with_health(backends: Backends, machines: list[Machine]) -> list[Machine]:
-    return await backends.refresh_health(machines) if machines else []
+async def with_health(backends: Backends, machines: list[Machine], *,
+                      before_run: bool = False) -> list[Machine]:
+    """The machines with their health checked (``before_run``: as a run needs it)."""
+    return (await backends.refresh_health(machines, before_run=before_run) if machines
+            else [])
 
 
 def follow(

@@ -12,7 +12,6 @@ from core.fanout import FanoutOptions
 from core.fleet import Fleet
 from core.fleet.spec_text import join_fleet_specs
 from core.journal_store import Journal
-from core.library import SavedCommand
 from core.model import Command, CommandId, Machine, Run, RunApi, RunState, utc_now
 from core.output_hint import setup_output_hint
 from core.run_record import run_record
@@ -20,7 +19,6 @@ from core.run_view import RunView
 from core.runner import RunSession, check_run
 from core.validate import ValidationError
 from tui.cli import json_shapes, render
-from tui.cli.builtins import builtin_run
 from tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from tui.cli.fleets import follow, open_named, report_host_keys, select, with_health
 from tui.cli.inputs import InputError, commands_from, describe_problems, limit_from
@@ -28,6 +26,7 @@ from tui.cli.options import add_event_output, add_fleet, add_hosts, add_ssh_opti
 from tui.cli.run_saved import commands_from_library, confirm_dangerous
 
 if TYPE_CHECKING:
+    from core.library import SavedCommand
     from tui.cli.options import Subparsers
 
 
@@ -246,6 +245,9 @@ async def _plan(
         total = len(fleet.machines)
         raise InputError(f"--target: no machines{where} ({total} in {', '.join(args.fleet)})")
     if args.builtin:
+        # Deferred: the action API's client (Azure, httpx) is for --builtin only.
+        from tui.cli.builtins import builtin_run
+
         selected, builtin = await builtin_run(args, fleet, selected)
         commands = {builtin.command_id: builtin}
     pairs = _assign(selected, commands, saved)
@@ -256,7 +258,10 @@ async def _plan(
         print(describe_problems(ValidationError(warnings)), file=sys.stderr)
 
     # Health is checked only once the input is known good: on Azure it costs API calls.
-    checked = {m.id: m for m in await with_health(backends, [m for m, _ in pairs])}
+    # Before a run, SSH hosts are only connected to (the run reuses each connection):
+    # a host that cannot run the script says so in its own result.
+    checked = {m.id: m for m in await with_health(backends, [m for m, _ in pairs],
+                                                  before_run=True)}
     report_host_keys(fleet)
     pairs = [(checked[m.id], c) for m, c in pairs]
     if saved is not None and saved.dangerous:

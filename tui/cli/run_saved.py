@@ -6,11 +6,13 @@ import asyncio
 import sys
 from argparse import Namespace
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from core.library import SavedCommand
 from core.model import Command, CommandId, Machine
-from tui.cli.commands import find, load
 from tui.cli.inputs import SECRET_ENV_PREFIX, InputError, read_secret, run_as_from, timeout_from
+
+if TYPE_CHECKING:
+    from core.library import SavedCommand  # the library itself: --command only
 
 
 def values_from(args: Namespace, saved: SavedCommand, *, interactive: bool
@@ -60,6 +62,9 @@ def commands_from_library(args: Namespace) -> tuple[dict[CommandId, Command], Sa
     if args.shell or args.powershell:
         raise InputError("--command: the scripts come from the saved command; "
                          "leave out --shell/--powershell (or leave out --command)")
+    # Deferred: the library's listing (rich tables, Azure's built-ins) is for --command only.
+    from tui.cli.commands import find, load
+
     saved = find(load(), args.saved_command, "--command")
     interactive = sys.stdin.isatty()
     values, _ = values_from(args, saved, interactive=interactive)
