@@ -110,7 +110,8 @@ def _ensure_become_accounts() -> None:
 
 
 @contextlib.contextmanager
-def running_sshd(root: Path, *, reexec: bool = True) -> Iterator[Sshd]:
+def running_sshd(root: Path, *, reexec: bool = True,
+                 host_ca: Path | None = None) -> Iterator[Sshd]:
     """A private sshd on 127.0.0.1 with its keys and files in ``root``, stopped on exit.
 
     Needs root and /usr/sbin/sshd (see :func:`unavailable_reason`); creates the test user
@@ -120,6 +121,8 @@ def running_sshd(root: Path, *, reexec: bool = True) -> Iterator[Sshd]:
         root: Where its keys, config, log and known_hosts go.
         reexec: As sshd does by default, re-execute itself for every connection. False
             passes ``-r`` (OpenSSH before 9.8): connections are forked from the listener.
+        host_ca: A CA private key: the host key is signed with it (``ssh-keygen -s -h``,
+            principal 127.0.0.1) and served as a ``HostCertificate``.
 
     Raises:
         RuntimeError: sshd rejected its config or did not start listening in time.
@@ -140,8 +143,15 @@ def running_sshd(root: Path, *, reexec: bool = True) -> Iterator[Sshd]:
     port = _free_port()
     (root / "known_hosts").write_text(
         f"[127.0.0.1]:{port} {host_key.export_public_key().decode().strip()}\n")
+    certificate: list[str] = []
+    if host_ca is not None:
+        (root / "host_key.pub").write_bytes(host_key.export_public_key())
+        subprocess.run(["ssh-keygen", "-q", "-s", str(host_ca), "-I", "fleetrun-test-host",
+                        "-h", "-n", "127.0.0.1", str(root / "host_key.pub")],
+                       check=True, capture_output=True)
+        certificate.append(f"HostCertificate {root / 'host_key-cert.pub'}")
     config = root / "sshd_config"
-    config.write_text("\n".join([
+    config.write_text("\n".join([*certificate,
         f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {root / 'host_key'}",
         f"PidFile {root / 'sshd.pid'}", f"AuthorizedKeysFile {authorized}",
         "PubkeyAuthentication yes", "PasswordAuthentication no",

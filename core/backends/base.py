@@ -120,3 +120,13 @@ class HostKeyScanningBackend(HostKeyCheckingBackend, Protocol):
         """The keys the machine's host presents, judged against the trusted-keys file, or
         why it could not be asked (in the result, not raised). Writes nothing."""
         ...
+
+    async def trust_scanned_keys(self, machine: Machine, problems: list[HostKeyProblem]
+                                 ) -> None:
+        """Record keys a scan of ``machine`` showed (and the user reviewed) in the
+        trusted-keys file that machine's connections read; changed keys are ignored.
+
+        Raises:
+            OSError: the trusted-keys file could not be written.
+        """
+        ...

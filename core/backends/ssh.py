@@ -33,6 +33,7 @@ import asyncssh
 from core.backends import ssh_powershell as powershell
 from core.backends.base import HostKeyScanningBackend, RunCheckedBackend
 from core.backends.host_keys import HostKeyProblem
+from core.backends.known_hosts_files import KnownHostsFiles, KnownHostsSet, UntrustedFileError
 from core.backends.ssh_become import Become, BecomeError, become_for, escalate
 from core.backends.ssh_bootstrap import (
     BOOTSTRAP_FAILURE,
@@ -42,7 +43,13 @@ from core.backends.ssh_bootstrap import (
     run_command_line,
 )
 from core.backends.ssh_config_files import ConfigFiles
-from core.backends.ssh_hostkeys import CheckingClient, HostKeyError, HostKeyPolicy, KnownHosts
+from core.backends.ssh_host_options import DEFAULT_GLOBAL_KNOWN_HOSTS, DEFAULT_USER_KNOWN_HOSTS
+from core.backends.ssh_hostkeys import (
+    CheckingClient,
+    HostKeyError,
+    HostKeyPolicy,
+    host_key_algorithms,
+)
 from core.backends.ssh_jump import Bastions, HostConfig, JumpError, host_config
 from core.backends.ssh_key_scan import NO_TRUSTED_KEYS, KeyCollector, PresentedKey, scan_host
 from core.backends.ssh_proxy_command import ProxyCommandTunnel
@@ -84,14 +91,20 @@ class SshSettings:
     """How the SSH backend connects.
 
     Attributes:
-        known_hosts: The known_hosts file to enforce (``~/.ssh/known_hosts`` by default).
+        known_hosts: The one user known_hosts file for every host, as ``ssh -o
+            UserKnownHostsFile`` (None: each host's UserKnownHostsFile, by default
+            ``~/.ssh/known_hosts`` and ``known_hosts2``).
+        global_known_hosts: The global known_hosts files for every host (None: each
+            host's GlobalKnownHostsFile, by default ``/etc/ssh/ssh_known_hosts{,2}``).
         accept_new_host_keys: Trust and record keys of hosts known_hosts does not know.
         config: SSH client config files; asyncssh's default (``~/.ssh/config``) when None.
         connect_timeout: Seconds for TCP connect plus the SSH handshake and login, for
             every host (``--connect-timeout``); None: each host's ``ConnectTimeout`` in the
             ssh config, else 15 s.
-        keepalive_interval: Seconds between keepalives on an idle connection.
-        keepalive_count_max: Unanswered keepalives after which the host is taken for dead.
+        keepalive_interval: Seconds between keepalives on an idle connection (a host's
+            ServerAliveInterval wins).
+        keepalive_count_max: Unanswered keepalives after which the host is taken for dead
+            (a host's ServerAliveCountMax wins).
         tail_interval: Seconds between tail reports of a running script.
         powershell: The PowerShell that runs RunPowerShellScript (``pwsh`` for 7).
         max_handshakes: Connections being set up at once; more wait their turn (a
@@ -101,6 +114,7 @@ class SshSettings:
     """
 
     known_hosts: Path | None = None
+    global_known_hosts: tuple[Path, ...] | None = None
     accept_new_host_keys: bool = False
     config: tuple[Path, ...] | None = None
     connect_timeout: float | None = None
@@ -140,8 +154,11 @@ class SshBackend:
         self._blobs = blobs
         self._output = output
         """Where to copy each run's output as append blobs, as the Azure agents do."""
-        self.host_keys = HostKeyPolicy(KnownHosts(self.settings.known_hosts),
-                                       accept_new=self.settings.accept_new_host_keys)
+        self._known_hosts_files = KnownHostsFiles()
+        self.host_keys = HostKeyPolicy(
+            self._known_hosts_set(tuple(Path(p) for p in DEFAULT_USER_KNOWN_HOSTS),
+                                  tuple(Path(p) for p in DEFAULT_GLOBAL_KNOWN_HOSTS)),
+            accept_new=self.settings.accept_new_host_keys)
         self._hosts: dict[MachineId, _Host] = {}
         self.bastions = Bastions(self._host_config, self._open_bastion)
         """ProxyJump hosts, one connection each for all the machines behind them."""
@@ -182,8 +199,8 @@ class SshBackend:
 
     async def _connect(self, machine: Machine) -> asyncssh.SSHClientConnection:
         endpoint, where, config, tunnel = await self._route(machine)
-        client = CheckingClient(self.host_keys)
-        options = self._options(config, client, tunnel, endpoint.identity_file)
+        client = self._checking_client(config)
+        options = self._options(config, client, tunnel, where, endpoint.identity_file)
         return await self._login(endpoint.host, options, client, where, config)
 
     async def _route(self, machine: Machine) -> tuple[
@@ -203,14 +220,15 @@ class SshBackend:
         return endpoint, where, config, tunnel
 
     async def scan_host_keys(self, machine: Machine) -> HostScan:
-        """The keys the machine's host presents, judged against known_hosts; no login
-        (:mod:`core.backends.ssh_key_scan`). Nothing is written anywhere."""
-        return await scan_host(self._presented_key, self.host_keys, machine)
+        """The keys the machine's host presents, judged against its known_hosts files; no
+        login (:mod:`core.backends.ssh_key_scan`). Nothing is written anywhere."""
+        return await scan_host(self._presented_key, machine)
 
     async def _presented_key(self, machine: Machine, algorithms: Sequence[str]) -> PresentedKey:
         endpoint, where, config, tunnel = await self._route(machine)
-        collector = KeyCollector(self.host_keys)
-        options = self._options(config, collector, tunnel, endpoint.identity_file)
+        checking = self._checking_client(config)
+        collector = KeyCollector(self.host_keys, checking.files, checking.mode)
+        options = self._options(config, collector, tunnel, where, endpoint.identity_file)
         options.update(known_hosts=NO_TRUSTED_KEYS, server_host_key_algs=list(algorithms))
         async with self._handshakes:
             try:
@@ -226,10 +244,23 @@ class SshBackend:
                             via: asyncssh.SSHClientConnection | None
                             ) -> asyncssh.SSHClientConnection:
         """A jump host's connection: its key checked as any host's, its own config applied."""
-        client = CheckingClient(self.host_keys)
-        options = self._options(config, client, via)
+        client = self._checking_client(config)
         where = f"bastion {config.alias} ({config.address})"
+        options = self._options(config, client, via, where)
         return await self._login(config.alias, options, client, where, config)
+
+    def _known_hosts_set(self, user: tuple[Path, ...],
+                         global_: tuple[Path, ...]) -> KnownHostsSet:
+        """A host's known_hosts files; the settings (the command line) win over its config."""
+        s = self.settings
+        return self._known_hosts_files.set_for(
+            (s.known_hosts,) if s.known_hosts is not None else user,
+            s.global_known_hosts if s.global_known_hosts is not None else global_)
+
+    def _checking_client(self, config: HostConfig) -> CheckingClient:
+        files = self._known_hosts_set(config.user_known_hosts, config.global_known_hosts)
+        return CheckingClient(self.host_keys, files,
+                              self.host_keys.mode_for(config.strict_host_key_checking))
 
     async def _host_config(self, alias: str, user: str, port: int | None) -> HostConfig:
         """What the ssh config says for ``alias`` (read once per backend)."""
@@ -261,11 +292,29 @@ class SshBackend:
     async def _login(self, host: str, options: dict[str, object], client: CheckingClient,
                      where: str, config: HostConfig) -> asyncssh.SSHClientConnection:
         options["config"] = await asyncio.to_thread(self._configs.for_host, host) or None
+        for attempt in range(config.connection_attempts, 0, -1):
+            try:
+                return await self._login_once(host, options, client, where, config)
+            except _Unconnected as exc:
+                if attempt == 1:
+                    raise SshError(str(exc)) from None
+            # ssh's ConnectionAttempts: another try a second later (the host may be booting).
+            await asyncio.sleep(1.0)
+        raise AssertionError("unreachable: connection_attempts is at least 1")
+
+    async def _login_once(self, host: str, options: dict[str, object],
+                          client: CheckingClient, where: str,
+                          config: HostConfig) -> asyncssh.SSHClientConnection:
         try:
             return await asyncssh.connect(host, **options)
         except asyncssh.HostKeyNotVerifiable as exc:
             if client.problem is not None:
                 raise HostKeyError(client.problem) from None
+            if client.refusal:
+                raise SshError(f"{where}: {client.refusal}") from None
+            if "revoked" in str(exc).lower():
+                raise SshError(f"{where}: host key refused: it is marked @revoked in "
+                               f"known_hosts ({exc.reason})") from None
             raise SshError(f"{where}: host key not verifiable: {exc}") from None
         except asyncssh.PermissionDenied as exc:
             raise SshError(f"{where}: authentication failed ({exc.reason})") from None
@@ -275,25 +324,37 @@ class SshBackend:
             raise SshError(f"{where}: the bastion could not reach it ({exc.reason})") from None
         except TimeoutError:
             timeout = self._connect_timeout(config)
-            raise SshError(f"{where}: no answer within {timeout:g} s") from None
+            raise _Unconnected(f"{where}: no answer within {timeout:g} s") from None
         except socket.gaierror:
             raise SshError(f"{where}: cannot resolve {config.hostname}") from None
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else (str(exc) or type(exc).__name__)
-            raise SshError(f"{where}: cannot connect: {reason}") from None
+            raise _Unconnected(f"{where}: cannot connect: {reason}") from None
 
     def _options(self, config: HostConfig, client: CheckingClient,
-                 tunnel: asyncssh.SSHClientConnection | None,
+                 tunnel: asyncssh.SSHClientConnection | None, where: str,
                  identity_file: str = "") -> dict[str, object]:
-        """asyncssh options: ours, then the host's; the ssh config fills in the rest."""
+        """asyncssh options: ours, then the host's; the ssh config fills in the rest.
+
+        Raises:
+            SshError: a known_hosts file that is not the user's own (see
+                :mod:`core.backends.known_hosts_files`).
+        """
         s = self.settings
         timeout = self._connect_timeout(config)
+        try:
+            known_hosts = client.files.load()
+        except UntrustedFileError as exc:
+            raise SshError(f"{where}: known_hosts refused: {exc}") from None
+        interval = config.server_alive_interval
+        count_max = config.server_alive_count_max
         options: dict[str, object] = {
-            "known_hosts": self.host_keys.known_hosts.load(),
+            "known_hosts": known_hosts,
             "connect_timeout": timeout,
             "login_timeout": timeout,
-            "keepalive_interval": s.keepalive_interval,
-            "keepalive_count_max": s.keepalive_count_max,
+            "keepalive_interval": s.keepalive_interval if interval is None else interval,
+            "keepalive_count_max": s.keepalive_count_max if count_max is None else count_max,
+            "agent_path": config.agent_path or None,
             "client_factory": lambda: client,
             # AES-GCM first: one call into OpenSSL per packet, where asyncssh's
             # ChaCha20-Poly1305 (its default first choice) does more per packet in Python.
@@ -301,12 +362,26 @@ class SshBackend:
             "port": config.port,
             "username": config.user,
         }
+        if not config.own_host_key_choice:
+            algorithms = host_key_algorithms(known_hosts, config.hostname, config.port)
+            if algorithms is not None:
+                options["server_host_key_algs"] = algorithms
         if tunnel is not None:
             options["tunnel"] = tunnel
         elif config.proxy_command:
             options["tunnel"] = ProxyCommandTunnel(config.proxy_command)
-        if identity_file:
-            options["client_keys"] = [os.path.expanduser(identity_file)]
+        explicit = os.path.expanduser(identity_file) if identity_file else ""
+        if explicit and os.path.exists(explicit):
+            options["client_keys"] = [explicit]
+            return options
+        missing = [explicit] if explicit else []
+        if missing or config.missing_identity_files:
+            # ssh logs "no such identity" and goes on with the agent and the other keys;
+            # asyncssh would fail on the missing file. [] (not the config's list): the
+            # configured files that exist, else asyncssh's default keys, and the agent.
+            log.info("%s: no such identity: %s (trying the agent and other keys)", where,
+                     ", ".join(missing + list(config.missing_identity_files)))
+            options["client_keys"] = list(config.identity_files)
         return options
 
     async def aclose(self) -> None:
@@ -335,10 +410,21 @@ class SshBackend:
 
     @property
     def known_hosts_path(self) -> Path:
-        return self.host_keys.known_hosts.path
+        """Where keys of hosts with no UserKnownHostsFile of their own are recorded."""
+        first = self.host_keys.known_hosts.first_user
+        return first.path if first is not None else Path(DEFAULT_USER_KNOWN_HOSTS[0]).expanduser()
 
     def trust_host_keys(self, problems: list[HostKeyProblem]) -> None:
         self.host_keys.accept(problems)
+
+    async def trust_scanned_keys(self, machine: Machine, problems: list[HostKeyProblem]
+                                 ) -> None:
+        endpoint = machine.ssh
+        if endpoint is None:
+            raise SshError(f"{machine.name}: no SSH address")
+        config = await self._host_config(endpoint.host, endpoint.user, endpoint.port)
+        files = self._checking_client(config).files
+        await asyncio.to_thread(self.host_keys.accept, problems, files)
 
     # -- health ---------------------------------------------------------------------------
 
@@ -366,8 +452,8 @@ class SshBackend:
             return Health(HealthStatus.NOT_READY, str(exc), checked_at=utc_now())
         except SshError as exc:
             text = str(exc)
-            status = (HealthStatus.NOT_READY if "authentication failed" in text
-                      else HealthStatus.UNREACHABLE)
+            refused = "authentication failed" in text or "host key" in text
+            status = HealthStatus.NOT_READY if refused else HealthStatus.UNREACHABLE
             return Health(status, text.split(": ", 1)[-1], checked_at=utc_now())
         except TimeoutError:
             return Health(HealthStatus.NOT_READY, "logged in, but the probe (bash) did not "
@@ -661,6 +747,10 @@ class _Launch:
     """Keep stdin open until the run ends: the host's reaper reads its end as "stop"."""
     become: Become | None = None
     """sudo/su to answer before the payload goes out (the command line is already wrapped)."""
+
+
+class _Unconnected(FleetrunError):
+    """The TCP connect (or the handshake) failed: ConnectionAttempts may try again."""
 
 
 class _ClientTimeout(FleetrunError):

@@ -25,10 +25,22 @@ import getpass
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncssh
-from asyncssh.config import SSHClientConfig
 
+from core.backends.ssh_host_options import (
+    DEFAULT_GLOBAL_KNOWN_HOSTS,
+    DEFAULT_USER_KNOWN_HOSTS,
+    FullClientConfig,
+    HostOptionError,
+    StrictMode,
+    agent_path,
+    connection_attempts,
+    known_hosts_paths,
+    present_identity_files,
+    strict_mode,
+)
 from core.errors import FleetrunError
 
 DEFAULT_PORT = 22
@@ -61,6 +73,20 @@ class HostConfig:
     jump: tuple[Hop, ...] = ()
     proxy_command: tuple[str, ...] = ()
     connect_timeout: float | None = None
+    user_known_hosts: tuple[Path, ...] = ()
+    """UserKnownHostsFile (ssh's two defaults when unset; empty for ``none``)."""
+    global_known_hosts: tuple[Path, ...] = ()
+    strict_host_key_checking: StrictMode | None = None
+    connection_attempts: int = 1
+    server_alive_interval: float | None = None
+    server_alive_count_max: int | None = None
+    agent_path: str = ""
+    """The agent socket (IdentityAgent, else SSH_AUTH_SOCK); "" for no agent."""
+    identity_files: tuple[str, ...] = ()
+    """The IdentityFile entries that exist (ssh skips the others)."""
+    missing_identity_files: tuple[str, ...] = ()
+    own_host_key_choice: bool = False
+    """HostKeyAlgorithms or HostKeyAlias is set: leave host key negotiation to asyncssh."""
 
     @property
     def address(self) -> str:
@@ -120,7 +146,7 @@ def host_config(paths: Sequence[str], alias: str, *, user: str = "",
         JumpError: ProxyJump unreadable, or set beside ProxyCommand.
     """
     try:
-        config = SSHClientConfig.load(None, list(paths), False, False, False,
+        config = FullClientConfig.load(None, list(paths), False, False, False,
                                       getpass.getuser(), user or (), alias,
                                       port if port is not None else ())
     except asyncssh.ConfigParseError as exc:
@@ -134,6 +160,14 @@ def host_config(paths: Sequence[str], alias: str, *, user: str = "",
         raise JumpError(f"{alias}: the ssh config sets both ProxyJump and ProxyCommand; ssh "
                         "refuses that too (inconsistent options): keep one")
     timeout = config.get("ConnectTimeout")
+    alive = config.get("ServerAliveInterval")
+    alive_max = config.get("ServerAliveCountMax")
+    present, missing = present_identity_files(config.get("IdentityFile"))
+    try:
+        strict = strict_mode(config.get("StrictHostKeyChecking"), alias)
+        attempts = connection_attempts(config.get("ConnectionAttempts"), alias)
+    except HostOptionError as exc:
+        raise JumpError(str(exc)) from None
     return HostConfig(
         alias=alias,
         hostname=hostname,
@@ -142,6 +176,18 @@ def host_config(paths: Sequence[str], alias: str, *, user: str = "",
         jump=parse_proxy_jump(str(jump_value), alias) if jump_value else (),
         proxy_command=proxy_command_argv(str(command)) if command else (),
         connect_timeout=float(str(timeout)) if timeout else None,
+        user_known_hosts=known_hosts_paths(config.get("UserKnownHostsFile"),
+                                           DEFAULT_USER_KNOWN_HOSTS),
+        global_known_hosts=known_hosts_paths(config.get("GlobalKnownHostsFile"),
+                                             DEFAULT_GLOBAL_KNOWN_HOSTS),
+        strict_host_key_checking=strict,
+        connection_attempts=attempts,
+        server_alive_interval=float(str(alive)) if alive is not None else None,
+        server_alive_count_max=int(str(alive_max)) if alive_max is not None else None,
+        agent_path=agent_path(config.get("IdentityAgent")),
+        identity_files=tuple(present),
+        missing_identity_files=tuple(missing),
+        own_host_key_choice=bool(config.get("HostKeyAlgorithms") or config.get("HostKeyAlias")),
     )
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import asyncssh
 
 from core.backends.host_keys import host_pattern
+from core.backends.known_hosts_files import KnownHostsSet
+from core.backends.ssh_host_options import StrictMode
 from core.backends.ssh_hostkeys import CheckingClient, HostKeyPolicy
 from core.errors import FleetrunError
 from core.host_key_scan import HostScan, ScannedKey, ScanVerdict
@@ -45,19 +47,22 @@ class PresentedKey:
     addr: str
     port: int
     key: asyncssh.SSHKey
+    known_hosts: KnownHostsSet
+    """The host's own known_hosts files, which judge the key as a run's connection would."""
 
 
 class KeyCollector(CheckingClient):
     """Notes the key the server presents and refuses it: the connection ends before login."""
 
-    def __init__(self, policy: HostKeyPolicy) -> None:
-        super().__init__(policy)
+    def __init__(self, policy: HostKeyPolicy, files: KnownHostsSet,
+                 mode: StrictMode) -> None:
+        super().__init__(policy, files, mode)
         self.presented: PresentedKey | None = None
 
     def validate_host_public_key(
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey
     ) -> bool:
-        self.presented = PresentedKey(host, addr, port, key)
+        self.presented = PresentedKey(host, addr, port, key, self.files)
         return False
 
 
@@ -73,14 +78,14 @@ def _family(algorithm: str) -> int:
     return -1
 
 
-def judge_key(policy: HostKeyPolicy, presented: PresentedKey) -> ScannedKey:
+def judge_key(presented: PresentedKey) -> ScannedKey:
     """Known (known_hosts trusts it), changed (known_hosts has another key of this type for
     the host: a run offered it would be refused) or unknown."""
     key = presented.key
     fingerprint = key.get_fingerprint()
     line = (f"{host_pattern(presented.host, presented.port)} "
             f"{key.export_public_key().decode().strip()}")
-    known = policy.known_keys_for(presented.host, presented.addr, presented.port)
+    known = presented.known_hosts.known_keys(presented.host, presented.addr, presented.port)
     algorithm = key.get_algorithm()
     if any(k.get_fingerprint() == fingerprint for k in known):
         return ScannedKey(algorithm, fingerprint, line, ScanVerdict.KNOWN)
@@ -91,7 +96,7 @@ def judge_key(policy: HostKeyPolicy, presented: PresentedKey) -> ScannedKey:
     return ScannedKey(algorithm, fingerprint, line, ScanVerdict.UNKNOWN)
 
 
-async def scan_host(fetch: FetchKey, policy: HostKeyPolicy, machine: Machine) -> HostScan:
+async def scan_host(fetch: FetchKey, machine: Machine) -> HostScan:
     """Every key type the machine's host has, judged; or why it could not be reached.
 
     The first connection lets the server pick any type: its failure is the host's (it is
@@ -112,5 +117,5 @@ async def scan_host(fetch: FetchKey, policy: HostKeyPolicy, machine: Machine) ->
     for failure in found:
         if isinstance(failure, BaseException) and not isinstance(failure, FleetrunError):
             raise failure
-    keys = tuple(judge_key(policy, p) for p in presented)
+    keys = tuple(judge_key(p) for p in presented)
     return HostScan(machine.name, first.host, first.port, keys)

@@ -199,3 +199,33 @@ def test_scan_of_a_fleet_without_ssh_hosts_says_so(cli: CliRunner, fake_home: Pa
     result = cli("hostkeys", "scan", "--fleet", "local", env={"HOME": str(fake_home)})
     assert result.returncode == 2
     assert "no SSH hosts" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_trust_records_into_the_hosts_own_user_known_hosts_file(
+    cli: CliRunner, home: Home, sshd: Sshd, fake_home: Path
+) -> None:
+    """A Host block with its own UserKnownHostsFile: scan judges against that file, trust
+    writes there (not to ~/.ssh/known_hosts), and the next scan and run find it known."""
+    ssh = fake_home / ".ssh"
+    ssh.mkdir(mode=0o700)
+    (ssh / "config").write_text(
+        f"Host pinned\n  HostName 127.0.0.1\n  Port {sshd.port}\n"
+        "  UserKnownHostsFile ~/.ssh/pinned_hosts\n")
+    env = {"HOME": str(fake_home)}
+    hosts = ["--hosts", "pinned", "-l", sshd.user, "-i", str(sshd.client_key)]
+
+    scanned = cli("hostkeys", "scan", *hosts, "-o", "json", env=env)
+    assert scanned.returncode == 1, scanned.stderr
+    trusted = cli("hostkeys", "trust", "--all-shown", env=env)
+    assert trusted.returncode == 0, trusted.stderr
+    assert keygen_fingerprint(sshd) in trusted.stdout
+
+    assert not known_hosts(fake_home).exists()
+    pinned = (ssh / "pinned_hosts").read_text()
+    assert f"[127.0.0.1]:{sshd.port} " in pinned or "pinned" in pinned, pinned
+    again = cli("hostkeys", "scan", *hosts, "-o", "json", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    ran = cli("run", *hosts, "--shell", "echo ok", "-o", "json", env=env)
+    assert ran.returncode == 0, ran.stderr
+    [machine] = json.loads(ran.stdout)["machines"]
+    assert machine["stdout"] == "ok\n"

@@ -175,6 +175,7 @@ def cmd_trust(args: Namespace) -> int:
     chosen = record.hosts if args.all_shown else _named(record, args.hosts)
     failed = False
     problems: list[HostKeyProblem] = []
+    chosen_problems: list[tuple[HostScan, list[HostKeyProblem]]] = []
     for host in chosen:
         if host.verdict is ScanVerdict.CHANGED:
             failed = True
@@ -191,8 +192,9 @@ def cmd_trust(args: Namespace) -> int:
                   "nothing to trust", file=sys.stderr)
         else:
             problems += host.problems()
+            chosen_problems.append((host, host.problems()))
     if problems:
-        asyncio.run(_trust(record, problems))
+        asyncio.run(_trust(record, [c for c in chosen_problems if c[1]]))
         for problem in problems:
             print(f"trusted {host_pattern(problem.host, problem.port)}  {problem.fingerprint}")
     elif not failed:
@@ -216,15 +218,22 @@ def _named(record: ScanRecord, names: list[str]) -> list[HostScan]:
     return list(chosen.values())
 
 
-async def _trust(record: ScanRecord, problems: list[HostKeyProblem]) -> None:
-    """Hand the keys to the scanned fleet's own host-key policy, which records them."""
+async def _trust(record: ScanRecord,
+                 chosen: list[tuple[HostScan, list[HostKeyProblem]]]) -> None:
+    """Hand each host's keys to the scanned fleet's own backend, which records them in the
+    known_hosts file that host's connections read (its UserKnownHostsFile, if it has one)."""
     fleet: Fleet = await open_fleet(record.fleet)
     try:
-        backend = next((b for b in fleet.backends if isinstance(b, HostKeyScanningBackend)),
-                       None)
-        if backend is None:
-            raise UsageError(f"fleet {', '.join(record.fleet)}: no SSH hosts any more; scan "
-                             "again")
-        await asyncio.to_thread(backend.trust_host_keys, problems)
+        machines = {m.name: m for m in fleet.machines}
+        gone = [host.machine for host, _ in chosen if host.machine not in machines]
+        if gone:
+            raise UsageError(f"hostkeys trust: {', '.join(gone[:5])} no longer in fleet "
+                             f"{', '.join(record.fleet)}; scan again")
+        for host, problems in chosen:
+            backend = fleet.backends.for_machine(machines[host.machine])
+            if not isinstance(backend, HostKeyScanningBackend):
+                raise UsageError(f"hostkeys trust: {host.machine} is no SSH host any more; "
+                                 "scan again")
+            await backend.trust_scanned_keys(machines[host.machine], problems)
     finally:
         await fleet.aclose()
