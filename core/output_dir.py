@@ -5,10 +5,12 @@ The files hold the bytes as the run's output store holds them: byte for byte wha
 machine printed, with protected values already masked (:mod:`core.redaction`), so a secret
 never reaches them. They are written as output arrives (through the store's
 :class:`core.output_writer.OutputWriter`, between the loop's other work) and are complete
-when the run ends. Every machine of the run gets both files, empty if it printed nothing;
-an existing file of that name is replaced (removed, then created anew, so a link planted
-there is not followed). The directory is created 0700 when missing, the files 0600: output
-often holds what only its owner should read.
+when the run ends. A machine gets both files when it starts (empty if it prints nothing);
+one that never starts (skipped, not started, canceled while pending) gets none, as pssh
+writes files only for the hosts it ran on. An existing file of that name is replaced
+(removed, then created anew, so a link planted there is not followed). The directory is
+created 0700 when missing, the files 0600: output often holds what only its owner should
+read.
 
 A file's name is the machine's name made safe (:func:`file_names`); two machines whose
 names end up alike (``web`` in two resource groups, ``Web`` and ``web`` on a file system
@@ -25,8 +27,8 @@ from collections.abc import AsyncIterable, Iterable
 from pathlib import Path
 
 from core.errors import BadInputError
-from core.events import Event, Finished, OutputAppended
-from core.model import MachineId, Run, Stream
+from core.events import Event, Finished, OutputAppended, StateChanged
+from core.model import MachineId, Run, RunState, Stream
 from core.output import OutputStore
 from core.output_in_order import OutputInOrder
 from core.output_writer import OutputWriter
@@ -91,6 +93,10 @@ class OutputDir:
 
     def __init__(self, directory: Path, run: Run, store: OutputStore) -> None:
         self.directory = directory
+        self._run = run
+        self._store = store
+        # Every machine's name is settled up front, so the numbering of alike names does
+        # not depend on which machine starts first.
         stems = file_names((mid, mr.machine.name) for mid, mr in run.machines.items())
         self.paths: dict[tuple[MachineId, Stream], str] = {
             (mid, stream): str(directory / f"{stem}{suffix}")
@@ -98,27 +104,57 @@ class OutputDir:
         }
         self._in_order = OutputInOrder(store)
         self._writer = OutputWriter(str(directory))
-        for path in self.paths.values():
-            _replace_with_empty(path)
+        self._created: set[MachineId] = set()
+        self._unwritable: set[MachineId] = set()
+        self._create_error: OSError | None = None
 
     async def write(self, events: AsyncIterable[Event]) -> None:
         """Follow the run to its end; every file is complete when this returns."""
         try:
             async for event in events:
                 if isinstance(event, OutputAppended):
-                    path = self.paths[(event.machine_id, event.stream)]
-                    for chunk in self._in_order.chunks(event):
-                        self._writer.append(path, chunk)
+                    if self._create(event.machine_id):
+                        path = self.paths[(event.machine_id, event.stream)]
+                        for chunk in self._in_order.chunks(event):
+                            self._writer.append(path, chunk)
+                elif isinstance(event, StateChanged):
+                    if event.state is RunState.RUNNING:
+                        self._create(event.machine_id)
                 elif isinstance(event, Finished):
                     self._complete(event.machine_id)
             # The subscription may end with events still unread (it closes with the run):
             # what the store holds and the files lack is read back now.
-            for machine_id in {mid for mid, _ in self.paths}:
+            for machine_id in self._run.machines:
                 self._complete(machine_id)
         finally:
             self._writer.close()
 
+    def _ran(self, machine_id: MachineId) -> bool:
+        """Whether the machine started (or printed: a backend may not say it started)."""
+        if machine_id in self._created or self._run.machines[machine_id].started is not None:
+            return True
+        return any(self._store.stream(machine_id, stream).size for stream in SUFFIXES)
+
+    def _create(self, machine_id: MachineId) -> bool:
+        """The machine's two files, replaced by empty ones the first time; False if they
+        could not be made (said once, by :meth:`problem`)."""
+        if machine_id in self._created:
+            return True
+        if machine_id in self._unwritable:
+            return False
+        try:
+            for stream in SUFFIXES:
+                _replace_with_empty(self.paths[(machine_id, stream)])
+        except OSError as exc:
+            self._unwritable.add(machine_id)
+            self._create_error = self._create_error or exc
+            return False
+        self._created.add(machine_id)
+        return True
+
     def _complete(self, machine_id: MachineId) -> None:
+        if not self._ran(machine_id) or not self._create(machine_id):
+            return
         for stream in SUFFIXES:
             path = self.paths[(machine_id, stream)]
             for chunk in self._in_order.rest(machine_id, stream):
@@ -127,20 +163,16 @@ class OutputDir:
 
     def problem(self) -> str:
         """Why some output could not be written here (a full disk); '' if none."""
-        error = self._writer.error
+        error = self._create_error or self._writer.error
         if error is None:
             return ""
-        return (f"--output-dir: files incomplete: cannot write in {self.directory}: "
-                f"{error.strerror or error}")
+        where = error.filename or self.directory
+        return f"--output-dir: files incomplete: cannot write {where}: {error.strerror or error}"
 
 
 def _replace_with_empty(path: str) -> None:
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600)
-        os.close(fd)
-    except OSError as exc:
-        raise OutputDirError(f"--output-dir: cannot create {path}: {exc.strerror or exc}",
-                             where=path) from None
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    os.close(fd)

@@ -106,6 +106,39 @@ def test_machines_with_one_name_get_a_file_each(cli: CliRunner, tmp_path: Path) 
         assert (out_dir / f"{stem}.err").read_bytes() == b"e\n"
 
 
+UP_AND_DOWN = """
+[sandbox]
+flush_interval = "200ms"
+""" + "".join(f"""
+[[machines]]
+name = "{name}"
+kind = "vm"
+os = "linux"
+power = "{power}"
+subscription = "33333333-3333-4333-8333-333333333333"
+resource_group = "rg-a"
+location = "westus2"
+""" for name, power in (("up", "running"), ("down", "stopped")))
+
+
+def test_only_machines_that_start_get_files(cli: CliRunner, tmp_path: Path) -> None:
+    fleet = tmp_path / "up-and-down.toml"
+    fleet.write_text(UP_AND_DOWN)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "down.out").write_bytes(b"from an earlier run\n")
+    result = cli("run", "--fleet", f"sandbox:{fleet}", "--shell", "true", "-o", "json",
+                 "--output-dir", str(out_dir))
+    assert result.returncode == 1, result.stderr  # the stopped machine did not run
+    states = {m["machine"]: m["state"] for m in json.loads(result.stdout)["machines"]}
+    assert states["up"] == "Succeeded" and states["down"] != "Succeeded", states
+    # The machine that ran has both files, empty; the one that never started has none,
+    # and what an earlier run left for it is not touched.
+    assert sorted(p.name for p in out_dir.iterdir()) == ["down.out", "up.err", "up.out"]
+    assert (out_dir / "up.out").read_bytes() == b""
+    assert (out_dir / "down.out").read_bytes() == b"from an earlier run\n"
+
+
 def _machine_lines(text: str, name: str) -> list[str]:
     prefix = f"{name}: "
     return [line[len(prefix):] for line in text.splitlines() if line.startswith(prefix)]

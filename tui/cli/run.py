@@ -158,8 +158,9 @@ def add_parser(sub: Subparsers) -> None:
         "--output-dir",
         metavar="DIR",
         help="also write each machine's stdout and stderr to DIR/MACHINE.out and .err as "
-        "they arrive (as pssh -o/-e; protected values masked); DIR is created 0700 if "
-        "missing, the files 0600; a file already there with that name is replaced",
+        "they arrive (as pssh -o/-e; protected values masked), from when the machine "
+        "starts; DIR is created 0700 if missing, the files 0600; a file already there "
+        "with that name is replaced (a link there is not followed)",
     )
     add_event_output(run, lines=True)
 
