@@ -4,9 +4,10 @@ every stored byte seen in order even when a slow subscriber dropped events."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from core.events import OutputAppended
+from core.events import Event, Finished, OutputAppended, StateChanged
 from core.model import (
     Command,
     CommandId,
@@ -15,10 +16,13 @@ from core.model import (
     MachineKind,
     MachineRun,
     OsType,
+    Run,
+    RunState,
     Stream,
+    utc_now,
 )
 from core.output import OutputStore
-from core.output_dir import file_names, prepare_output_dir, safe_name
+from core.output_dir import OutputDir, file_names, prepare_output_dir, safe_name
 from core.output_in_order import OutputInOrder
 from core.output_lines import OutputLines
 
@@ -88,3 +92,46 @@ def test_dropped_output_events_are_read_back_from_the_store(tmp_path: Path) -> N
         return bytes(seen)
 
     assert asyncio.run(scenario()) == b"first dropped also dropped kept lost at the end"
+
+
+def test_files_appear_when_a_machine_starts_and_hold_what_the_store_holds(
+    tmp_path: Path
+) -> None:
+    """A (runs, prints; its events partly unread), B (runs, prints nothing), C (skipped)."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "c.out").write_bytes(b"an earlier run's\n")
+
+    async def scenario() -> None:
+        store = OutputStore(tmp_path / "run")
+        runs = {}
+        for mid in ("a", "b", "c"):
+            machine = Machine(id=MachineId(mid), name=mid, kind=MachineKind.LOCAL,
+                              os=OsType.LINUX)
+            runs[MachineId(mid)] = MachineRun(machine, Command(CommandId.SHELL, "true"))
+            store.attach(runs[MachineId(mid)])
+        written = OutputDir(out_dir, Run("r", runs), store)
+        assert list(out_dir.iterdir()) == [out_dir / "c.out"]  # nothing made up front
+
+        async def events() -> AsyncIterator[Event]:
+            for mid in (A, B):
+                yield StateChanged(mid, RunState.RUNNING)
+                runs[mid].started = utc_now()
+            assert sorted(p.name for p in out_dir.iterdir()) == [
+                "a.err", "a.out", "b.err", "b.out", "c.out"]
+            store.append(A, Stream.STDOUT, b"seen ")
+            yield OutputAppended(A, Stream.STDOUT, 0, b"seen ")
+            store.append(A, Stream.STDOUT, b"never an event")  # dropped, or unread at the end
+            yield Finished(B, RunState.SUCCEEDED, 0)
+            yield Finished(MachineId("c"), RunState.SKIPPED, error="skipped: stopped")
+
+        await written.write(events())
+        assert written.problem() == ""
+
+    asyncio.run(scenario())
+    assert (out_dir / "a.out").read_bytes() == b"seen never an event"
+    assert (out_dir / "a.err").read_bytes() == b""
+    assert (out_dir / "b.out").read_bytes() == b""
+    assert (out_dir / "c.out").read_bytes() == b"an earlier run's\n"
+    assert not (out_dir / "c.err").exists()
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in out_dir.glob("[ab].*"))
