@@ -146,7 +146,9 @@ class OutputWriter:
         if len(self._fds) >= _OPEN_FILES:
             _, oldest = self._fds.popitem(last=False)
             os.close(oldest)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        # Never through a link: --output-dir's files sit in a directory others may write.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     0o600)
         self._fds[path] = fd
         return fd
 

@@ -8,6 +8,7 @@ which machines refuse run commands — lives in this module and ``runcommands``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import secrets
 import shutil
@@ -99,7 +100,7 @@ class SandboxService:
         """Runs of the action API (``POST .../runCommand``), by operation id."""
         self._background: set[asyncio.Task[None]] = set()
         for spec in fleet.machines:
-            machine = SimMachine(spec, self.root / "machines" / spec.name)
+            machine = SimMachine(spec, self.root / "machines" / machine_folder(spec))
             self.machines[machine_key(spec)] = machine
 
     async def aclose(self) -> None:
@@ -316,6 +317,17 @@ def machine_key(spec: MachineSpec) -> tuple[str, str, str, str]:
         return _key(spec.subscription, spec.resource_group, scale_set_kind(spec.scale_set),
                     spec.instance_id)
     return _key(spec.subscription, spec.resource_group, spec.kind, spec.name)
+
+
+def machine_folder(spec: MachineSpec) -> str:
+    """The machine's own folder under the sandbox's root: its name, then its key's digest.
+
+    Named after the whole key, not the name alone: machines of one name in two resource
+    groups are two machines, and sharing a folder they shared their scripts' output files
+    (each start truncates them), so one of them came out with the other's bytes or none.
+    """
+    digest = hashlib.sha1("/".join(machine_key(spec)).encode(), usedforsecurity=False)
+    return f"{spec.name}-{digest.hexdigest()[:8]}"
 
 
 def _key(subscription: str, group: str, kind: str, name: str) -> tuple[str, str, str, str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from core.sandbox.service import machine_folder
 from tests.sandbox.arm_client import ARC, COMPUTE, Api, make_fleet, sandbox_api
 
 STORAGE_VERSION = "2022-11-02"
@@ -186,9 +187,9 @@ async def test_disconnect_after_freezes_the_run(tmp_path: Path) -> None:
                 > datetime.fromisoformat(before["lastStatusChange"]))
 
         frozen = {path: await api.view(path, "ticker") for path in (vm, arc)}
-        for name in ("flaky-vm", "flaky-arc"):
-            await wait_path(tmp_path / "machines" / name / "download" / "ticker" / "1"
-                            / "finished")
+        for spec in fleet.machines:
+            await wait_path(tmp_path / "machines" / machine_folder(spec) / "download"
+                            / "ticker" / "1" / "finished")
         await asyncio.sleep(0.3)  # several flush intervals after the scripts ended
         for path in (vm, arc):
             body = (await api.get(path, "ticker")).json()

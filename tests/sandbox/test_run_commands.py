@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from core.sandbox.blob_sink import BlobSinks
+from core.sandbox.service import machine_folder
 from tests.sandbox.arm_client import Api, make_fleet, sandbox_api
 
 VM = Api.vm_path("vm-1")
@@ -30,6 +31,7 @@ LINUX_VM = {"name": "vm-1", "kind": "vm", "os": "linux"}
 LINUX_ARC = {"name": "arc-1", "kind": "arc", "os": "linux", "agent_version": "1.45.02800.0"}
 WINDOWS_VM = {"name": "win-1", "kind": "vm", "os": "windows"}
 STORAGE_VERSION = "2022-11-02"
+_MACHINES = {m["name"]: m for m in (LINUX_VM, LINUX_ARC, WINDOWS_VM)}
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$")
 
 
@@ -38,9 +40,15 @@ def failed(code: int) -> str:
             f"status={code}")
 
 
+def machine_root(root: Path, machine: Mapping[str, Any]) -> Path:
+    """The machine's own folder in a sandbox whose root is ``root``."""
+    [spec] = make_fleet(machine).machines
+    return root / "machines" / machine_folder(spec)
+
+
 def run_dir(tmp_path: Path, machine: str, name: str, seq: int = 1) -> Path:
     """Where the sandbox runs ``name``'s sequence ``seq`` on ``machine`` (root = tmp_path)."""
-    return tmp_path / "machines" / machine / "download" / name / str(seq)
+    return machine_root(tmp_path, _MACHINES[machine]) / "download" / name / str(seq)
 
 
 async def blob_head(api: Api, url: str) -> httpx.Response:
@@ -343,6 +351,25 @@ async def test_changed_re_put_kills_the_old_run_and_starts_seq_2(tmp_path: Path)
         assert not seq1.exists()  # the handler keeps only the newest sequence's files
 
 
+async def test_machines_of_one_name_in_two_groups_keep_their_own_files(tmp_path: Path) -> None:
+    # Two machines, not one: a run on the second must neither see the first's HOME nor
+    # truncate the output files the first's script wrote (it once did, at random, when the
+    # two ran together: one came out with no output; issue 18's --output-dir twins test).
+    fleet = make_fleet(LINUX_VM, {**LINUX_VM, "resource_group": "rg-other"})
+    other = Api.vm_path("vm-1", group="rg-other")
+    async with sandbox_api(fleet, tmp_path) as api:
+        put = await api.put(VM, "job", {"source": {"script": 'echo first; echo a > "$HOME/left"'}})
+        assert put.status_code == 201, put.text
+        first = (await api.wait_for(VM, "job"))["properties"]["instanceView"]
+        assert (first["executionState"], first["output"]) == ("Succeeded", "first\n")
+        put = await api.put(other, "job", {"source": {
+            "script": 'test -e "$HOME/left" && echo shared-home || echo own-home'}})
+        assert put.status_code == 201, put.text
+        second = (await api.wait_for(other, "job"))["properties"]["instanceView"]
+        assert (second["executionState"], second["output"]) == ("Succeeded", "own-home\n")
+        assert (run_dir(tmp_path, "vm-1", "job") / "stdout").read_bytes() == b"first\n"
+
+
 # -------------------------------------------------------------------- handler semantics
 
 
@@ -554,10 +581,10 @@ async def test_the_script_gets_a_minimal_environment_and_none_of_fleetruns(
     # Where no UTS namespace names the machine (always for another user), the hostname and
     # uname wrappers come first on PATH: the sandbox's own, and nothing of fleetrun's.
     safe_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    with_shims = f"{Path(root) / 'machines' / 'vm-1' / 'bin'}:{safe_path}"
+    with_shims = f"{machine_root(Path(root), LINUX_VM) / 'bin'}:{safe_path}"
     assert env.pop("PATH") in ((with_shims,) if user else (safe_path, with_shims))
     assert env == {
-        "HOME": account.pw_dir if user else str(Path(root) / "machines" / "vm-1" / "home"),
+        "HOME": account.pw_dir if user else str(machine_root(Path(root), LINUX_VM) / "home"),
         "USER": account.pw_name,
         "LOGNAME": account.pw_name,
         "SHELL": account.pw_shell,
@@ -748,7 +775,7 @@ async def test_simulated_machine_plays_its_script_without_processes(tmp_path: Pa
         assert view["output"] == full
         assert view["error"] == "sim warning\n"
         assert await blob_bytes(api, url) == full.encode()
-        assert not (tmp_path / "machines" / "sim-1" / "download").exists()
+        assert not (machine_root(tmp_path, sim) / "download").exists()
 
 
 async def _simulated_exit_codes(root: Path) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from argparse import Namespace
 from collections.abc import Awaitable, Callable
@@ -112,9 +113,12 @@ def follow(
     plan: Callable[[Fleet], Awaitable[RunSession]],
     output: str,
     beside: Callable[[Fleet], Awaitable[None]] | None = None,
+    alongside: Callable[[RunSession], Awaitable[None]] | None = None,
 ) -> tuple[RunSession | None, bool]:
     """Open a fleet, plan a run on it and follow it to the end, all in one event loop;
     ``beside`` runs on the same fleet meanwhile, and the fleet closes once both are done.
+    ``alongside`` is called with the session before it starts (so it can subscribe to see
+    every event) and what it returns is awaited to its end, even when interrupted.
 
     Returns the session (None when interrupted before it existed) and whether Ctrl-C
     interrupted it.
@@ -126,10 +130,19 @@ def follow(
         try:
             session = await plan(fleet)
             sessions.append(session)
-            if beside is None:
-                await render.follow_run(session, output)
-            else:
-                await asyncio.gather(render.follow_run(session, output), beside(fleet))
+            extra = None if alongside is None else asyncio.ensure_future(alongside(session))
+            try:
+                if beside is None:
+                    await render.follow_run(session, output)
+                else:
+                    await asyncio.gather(render.follow_run(session, output), beside(fleet))
+            finally:
+                if extra is not None:
+                    if session.run.ended is None:
+                        # The run never got going, so nothing will end what it follows.
+                        extra.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.shield(extra)
         finally:
             await fleet.aclose()
 

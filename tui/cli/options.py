@@ -84,14 +84,17 @@ def add_run_id(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_id", metavar="RUN", help=RUN_ID_HELP)
 
 
-def add_event_output(parser: argparse.ArgumentParser) -> None:
-    """``-o`` of a command that follows a run: a table, one JSON document, or JSON lines."""
+def add_event_output(parser: argparse.ArgumentParser, *, lines: bool = False) -> None:
+    """``-o`` of a command that follows a run: a table, one JSON document, or JSON lines;
+    with ``lines``, also ``machine: line`` as output arrives."""
     parser.add_argument(
         "-o",
         "--output",
-        choices=OUTPUT_FORMATS,
+        choices=(*OUTPUT_FORMATS, "lines") if lines else OUTPUT_FORMATS,
         default=None,
-        help="table (default on a terminal), json, or jsonl events",
+        help="table (default on a terminal), json, or jsonl events"
+        + (", or lines: 'machine: line' as each line arrives (stderr's to stderr)"
+           if lines else ""),
     )
 
 

@@ -30,6 +30,7 @@ from core.runner import RunSession
 from core.terminal_text import InertStream, inert, inert_bytes, json_text
 from tui.cli import json_shapes
 from tui.cli.inputs import InputError
+from tui.cli.line_output import follow_lines
 from tui.states import LIVE_STATES
 
 GLYPHS: dict[LiveState, tuple[str, str]] = {
@@ -84,6 +85,8 @@ async def follow_run(session: RunSession, output: str) -> None:
     """Execute the run while showing it: JSON lines, or a live progress display."""
     if output == "jsonl":
         await _follow_jsonl(session)
+    elif output == "lines":
+        await follow_lines(session)
     elif output == "table" and err.is_terminal:
         await _follow_progress(session)
     else:

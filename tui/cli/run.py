@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from argparse import Namespace
+from collections.abc import Awaitable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ from core.fleet import Fleet
 from core.fleet.spec_text import join_fleet_specs
 from core.journal_store import Journal
 from core.model import Command, CommandId, Machine, Run, RunApi, RunState, utc_now
+from core.output_dir import OutputDir, prepare_output_dir
 from core.output_hint import setup_output_hint
 from core.run_record import run_record
 from core.run_view import RunView
@@ -152,7 +154,15 @@ def add_parser(sub: Subparsers) -> None:
         help="ask once for USER's password (or read $FLEETRUN_SECRET_RUN_AS_PASSWORD): "
         "Azure's handler and SSH hosts' sudo/su use it (fed on stdin, never on a command line)",
     )
-    add_event_output(run)
+    run.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="also write each machine's stdout and stderr to DIR/MACHINE.out and .err as "
+        "they arrive (as pssh -o/-e; protected values masked), from when the machine "
+        "starts; DIR is created 0700 if missing, the files 0600; a file already there "
+        "with that name is replaced (a link there is not followed)",
+    )
+    add_event_output(run, lines=True)
 
 
 def cmd_run(args: Namespace) -> int:
@@ -177,11 +187,24 @@ def cmd_run(args: Namespace) -> int:
         canary=args.canary,
     )
     output = args.output or "table"
+    # Checked before the fleet opens: a directory that cannot be written costs nothing.
+    directory = prepare_output_dir(args.output_dir) if args.output_dir else None
+    output_dirs: list[OutputDir] = []
 
     async def plan(fleet: Fleet) -> RunSession:
-        return await _plan(args, fleet, await select(args, fleet), commands, options, saved)
+        session = await _plan(args, fleet, await select(args, fleet), commands, options, saved)
+        if directory is not None:
+            output_dirs.append(OutputDir(directory, session.run, session.output))
+        return session
 
-    session, interrupted = follow(lambda: open_named(args), plan, output)
+    def write_output_dir(session: RunSession) -> Awaitable[None]:
+        return output_dirs[0].write(session.subscribe(max_pending=2_000))
+
+    session, interrupted = follow(lambda: open_named(args), plan, output,
+                                  alongside=write_output_dir if directory else None)
+    for written in output_dirs:
+        if written.problem():
+            print(written.problem(), file=sys.stderr)
     if session is None:
         return EXIT_INTERRUPTED
     if output == "json":
