@@ -133,9 +133,9 @@ async def test_unknown_keys_are_reviewed_in_one_batch_and_only_the_marked_one_is
             review = await review_opens(pilot, app)
             fleet = fleet_below(app)
             table = review.query_one("#keys", DataTable)
-            rows = {str(table.get_cell_at(Coordinate(i, 1))): [str(c) for c in table.get_row_at(i)]
+            rows = {str(table.get_cell_at(Coordinate(i, 4))): [str(c) for c in table.get_row_at(i)]
                     for i in range(table.row_count)}
-            assert {name: (row[2], row[3], row[4]) for name, row in rows.items()} == {
+            assert {name: (row[3], row[2], row[1]) for name, row in rows.items()} == {
                 h.name: (f"127.0.0.1:{h.port}", "ssh-ed25519", h.fingerprint) for h in hosts}
             assert any("3 SSH host(s) held back" in n.message for n in app._notifications)
 
@@ -150,7 +150,7 @@ async def test_unknown_keys_are_reviewed_in_one_batch_and_only_the_marked_one_is
             review = await review_opens(pilot, app)
             table = review.query_one("#keys", DataTable)
             beta = next(i for i in range(table.row_count)
-                        if str(table.get_cell_at(Coordinate(i, 1))) == "beta")
+                        if str(table.get_cell_at(Coordinate(i, 4))) == "beta")
             await pilot.press(*["down"] * beta, "space", "enter")
             await until(pilot, "beta turns Ready", lambda: health(fleet)["beta"]
                         is HealthStatus.READY)
@@ -184,7 +184,7 @@ async def test_a_changed_key_is_shown_refused_with_both_fingerprints_and_never_t
             table = review.query_one("#keys", DataTable)
             # Only the unknown key is offered; the changed one is not in the table at all.
             assert [str(c) for c in table.get_row_at(0)][1:] == [
-                "new-1", f"127.0.0.1:{fresh.port}", "ssh-ed25519", fresh.fingerprint]
+                fresh.fingerprint, "ssh-ed25519", f"127.0.0.1:{fresh.port}", "new-1"]
             assert table.row_count == 1
             refused = str(review.query_one("#changed", Static).render())
             assert "Refused" in refused and "moved-1" in refused
@@ -208,6 +208,24 @@ async def test_a_changed_key_is_shown_refused_with_both_fingerprints_and_never_t
         assert trusted_fingerprints(known_hosts, moved) == {impostor.get_fingerprint()}
         assert trusted_fingerprints(known_hosts, fresh) == {fresh.fingerprint}
         assert known_hosts.read_text().startswith(recorded)
+
+
+async def test_on_an_80_column_terminal_every_fingerprint_shows_whole(
+    tmp_path: Path, known_hosts: Path
+) -> None:
+    """The fingerprint is what the user compares with the host's own: never cut off."""
+    async with ssh_hosts(tmp_path, ["alpha", "beta"]) as (hosts, inventory):
+        app = FleetrunApp([str(inventory)])
+        async with app.run_test(size=(80, 24)) as pilot:
+            review = await review_opens(pilot, app)
+            table = review.query_one("#keys", DataTable)
+            columns = list(table.columns.values())
+            fingerprint = next(i for i, c in enumerate(columns) if str(c.label) == "fingerprint")
+            right_edge = sum(c.get_render_width(table) for c in columns[:fingerprint + 1])
+            assert right_edge <= table.scrollable_content_region.width
+            shown = {str(table.get_cell_at(Coordinate(i, fingerprint)))
+                     for i in range(table.row_count)}
+            assert shown == {h.fingerprint for h in hosts}
 
 
 def test_aliases_of_one_host_share_one_row_and_rows_follow_machine_names() -> None:

@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from core.backends.host_keys import HostKeyProblem, KeyVerdict, host_pattern
 from core.model import Machine, MachineId
+from core.node_sets import compact
 from tui import keymap
 
 MARK = "●"
@@ -157,11 +158,13 @@ class HostKeyReview(ModalScreen[list[HostKeyProblem] | None]):
             return
         table = self.query_one("#keys", DataTable)
         table.add_column("", key="mark", width=1)
-        for label in ("machines", "address", "key type", "fingerprint"):
+        # The fingerprint first: it is what the user compares, and it must stay whole on an
+        # 80-column terminal; the rest may scroll.
+        for label in ("fingerprint", "key type", "address", "machines"):
             table.add_column(label, key=label)
         for index, item in enumerate(self.unknown):
-            table.add_row("", ", ".join(item.machines), item.address, item.key_type,
-                          item.problem.fingerprint, key=str(index))
+            table.add_row("", item.problem.fingerprint, item.key_type, item.address,
+                          compact(list(item.machines), width=60), key=str(index))
         table.focus()
         self._status()
 
