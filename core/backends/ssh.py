@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import os
 import secrets
 import socket
 import time
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING
 import asyncssh
 
 from core.backends import ssh_powershell as powershell
+from core.backends.asyncssh_logging import skip_unheard_logging
 from core.backends.base import HostKeyScanningBackend, RunCheckedBackend
 from core.backends.host_keys import HostKeyProblem
 from core.backends.known_hosts_files import KnownHostsFiles, KnownHostsSet, UntrustedFileError
@@ -78,6 +81,7 @@ if TYPE_CHECKING:
     from core.host_key_scan import HostScan
 
 log = logging.getLogger(__name__)
+skip_unheard_logging()
 
 PROBE = "exec bash --noprofile --norc -c 'echo fleetrun-ok'"
 READ_SIZE = 1 << 16
@@ -163,6 +167,11 @@ class SshBackend:
         self.bastions = Bastions(self._host_config, self._open_bastion)
         """ProxyJump hosts, one connection each for all the machines behind them."""
         self._host_configs: dict[tuple[str, str, int | None], HostConfig] = {}
+        self._algorithms: weakref.WeakKeyDictionary[
+            asyncssh.SSHKnownHosts, dict[tuple[str, int], list[str] | None]
+        ] = weakref.WeakKeyDictionary()
+        """Host key algorithms to ask each host for, per parse of its known_hosts files
+        (a file that changes is parsed again, and the answers go with the old parse)."""
         self._key_problems: dict[MachineId, HostKeyProblem] = {}
         """Why each machine's last connection attempt was refused for its host key."""
         self._runs: dict[tuple[MachineId, str], str] = {}
@@ -265,18 +274,43 @@ class SshBackend:
     async def _host_config(self, alias: str, user: str, port: int | None) -> HostConfig:
         """What the ssh config says for ``alias`` (read once per backend)."""
         key = (alias, user, port)
-        if key not in self._host_configs:
-            files = await asyncio.to_thread(self._configs.for_host, alias)
-            try:
-                self._host_configs[key] = await asyncio.to_thread(
-                    host_config, files, alias, user=user, port=port)
-            except JumpError:
-                # Read the user's own files again, for a message naming their lines
-                # rather than those of our cut-down copy.
-                originals = await asyncio.to_thread(self._configs.originals)
-                await asyncio.to_thread(host_config, originals, alias, user=user, port=port)
-                raise
-        return self._host_configs[key]
+        found = self._host_configs.get(key)
+        if found is None:
+            # One thread hop per alias: the cut-down copy and its reading together (the
+            # login then takes the copy from the cache, on the loop).
+            found = self._host_configs[key] = await asyncio.to_thread(
+                self._read_host_config, alias, user, port)
+        return found
+
+    def _read_host_config(self, alias: str, user: str, port: int | None) -> HostConfig:
+        """Blocking: the cut-down config copy for ``alias``, read as ssh would."""
+        files = self._configs.for_host(alias)
+        try:
+            return host_config(files, alias, user=user, port=port)
+        except JumpError:
+            # Read the user's own files again, for a message naming their lines rather
+            # than those of our cut-down copy.
+            host_config(self._configs.originals(), alias, user=user, port=port)
+            raise
+
+    async def _config_files(self, alias: str) -> list[str]:
+        """The config copy for ``alias``: cached by :meth:`_host_config`, so no thread hop."""
+        cached = self._configs.cached(alias)
+        if cached is not None:
+            return cached
+        return await asyncio.to_thread(self._configs.for_host, alias)
+
+    def _host_key_algorithms(self, known: asyncssh.SSHKnownHosts, host: str,
+                             port: int) -> list[str] | None:
+        """:func:`host_key_algorithms`, worked out once per host and parse of its files
+        (a fleet of aliases of a few addresses asks the same question for each alias)."""
+        answers = self._algorithms.get(known)
+        if answers is None:
+            answers = self._algorithms[known] = {}
+        if (host, port) not in answers:
+            answers[host, port] = host_key_algorithms(known, host, port)
+        found = answers[host, port]
+        return None if found is None else list(found)
 
     def _connect_timeout(self, config: HostConfig) -> float:
         """``--connect-timeout`` wins (as ssh's command line), then ConnectTimeout, then 15 s."""
@@ -291,7 +325,7 @@ class SshBackend:
 
     async def _login(self, host: str, options: dict[str, object], client: CheckingClient,
                      where: str, config: HostConfig) -> asyncssh.SSHClientConnection:
-        options["config"] = await asyncio.to_thread(self._configs.for_host, host) or None
+        options["config"] = await self._config_files(host) or None
         for attempt in range(config.connection_attempts, 0, -1):
             try:
                 return await self._login_once(host, options, client, where, config)
@@ -363,7 +397,7 @@ class SshBackend:
             "username": config.user,
         }
         if not config.own_host_key_choice:
-            algorithms = host_key_algorithms(known_hosts, config.hostname, config.port)
+            algorithms = self._host_key_algorithms(known_hosts, config.hostname, config.port)
             if algorithms is not None:
                 options["server_host_key_algs"] = algorithms
         if tunnel is not None:
@@ -605,8 +639,13 @@ class SshBackend:
     async def _follow(
         self, machine: Machine, process: asyncssh.SSHClientProcess[bytes], limit: int
     ) -> AsyncIterator[MachineEvent]:
-        """Every byte of both streams, tails every ``tail_interval``, until both end."""
-        chunks: asyncio.Queue[tuple[Stream, bytes | Exception]] = asyncio.Queue()
+        """Every byte of both streams, tails every ``tail_interval``, until both end.
+
+        One queue carries both streams' chunks and the two clocks (the next tail report,
+        the client's deadline): each clock is one timer set once and re-armed only when it
+        fires, rather than a fresh timeout around every chunk.
+        """
+        chunks: asyncio.Queue[tuple[Stream, bytes | Exception | _Clock]] = asyncio.Queue()
         offsets = dict.fromkeys(Stream, 0)
         tails = dict.fromkeys(Stream, b"")
         reported: dict[Stream, bytes] = {}
@@ -614,48 +653,50 @@ class SshBackend:
         async def pump(stream: Stream, reader: asyncssh.SSHReader[bytes]) -> None:
             try:
                 while data := await reader.read(READ_SIZE):
-                    await chunks.put((stream, data))
+                    chunks.put_nowait((stream, data))
             except (asyncssh.Error, OSError) as exc:  # the connection died (keepalives)
-                await chunks.put((stream, exc))
+                chunks.put_nowait((stream, exc))
                 return
-            await chunks.put((stream, b""))
+            chunks.put_nowait((stream, b""))
 
+        loop = asyncio.get_running_loop()
+        interval = self.settings.tail_interval
+        clocks = [loop.call_later(interval, chunks.put_nowait, (Stream.STDOUT, _Clock.TAIL))]
+        if limit > 0:
+            clocks.append(loop.call_later(limit + self.settings.kill_grace, chunks.put_nowait,
+                                          (Stream.STDOUT, _Clock.DEADLINE)))
         readers = [asyncio.create_task(pump(Stream.STDOUT, process.stdout)),
                    asyncio.create_task(pump(Stream.STDERR, process.stderr))]
-        loop = asyncio.get_running_loop()
-        deadline = (loop.time() + limit + self.settings.kill_grace) if limit > 0 else None
-        next_tail = loop.time() + self.settings.tail_interval
         open_streams = 2
         try:
             while open_streams:
-                wait = next_tail - loop.time()
-                if deadline is not None:
-                    wait = min(wait, deadline - loop.time())
-                data: bytes | Exception | None
-                try:
-                    async with asyncio.timeout(max(0.0, wait)):
-                        stream, data = await chunks.get()
-                except TimeoutError:
-                    if deadline is not None and loop.time() >= deadline:
-                        raise _ClientTimeout from None
-                    stream, data = Stream.STDOUT, None
+                stream, data = await chunks.get()
+                if data is _Clock.DEADLINE:
+                    raise _ClientTimeout
                 if isinstance(data, Exception):
                     raise data
-                if data is not None:
-                    if not data:
-                        open_streams -= 1
-                    else:
-                        yield OutputAppended(machine.id, stream, offsets[stream], data)
-                        offsets[stream] += len(data)
-                        tails[stream] = (tails[stream] + data)[-TAIL_BYTES:]
-                if loop.time() >= next_tail or not open_streams:
-                    next_tail = loop.time() + self.settings.tail_interval
+                if data is _Clock.TAIL:
+                    clocks[0] = loop.call_later(interval, chunks.put_nowait,
+                                                (Stream.STDOUT, _Clock.TAIL))
                     for name in Stream:
-                        if reported.get(name) != tails[name] or not open_streams:
+                        if reported.get(name) != tails[name]:
                             reported[name] = tails[name]
                             yield TailUpdated(machine.id, name, tails[name])
+                    continue
+                if not data:
+                    open_streams -= 1
+                    continue
+                yield OutputAppended(machine.id, stream, offsets[stream], data)
+                offsets[stream] += len(data)
+                tail = tails[stream]
+                tails[stream] = (data[-TAIL_BYTES:] if len(data) >= TAIL_BYTES
+                                 else (tail + data)[-TAIL_BYTES:])
+            for name in Stream:
+                yield TailUpdated(machine.id, name, tails[name])
             await process.wait_closed()
         finally:
+            for clock in clocks:
+                clock.cancel()
             for reader in readers:
                 reader.cancel()
 
@@ -751,6 +792,13 @@ class _Launch:
 
 class _Unconnected(FleetrunError):
     """The TCP connect (or the handshake) failed: ConnectionAttempts may try again."""
+
+
+class _Clock(enum.Enum):
+    """A timer's mark in :meth:`SshBackend._follow`'s queue."""
+
+    TAIL = "time for a tail report"
+    DEADLINE = "the command's timeout plus grace has passed"
 
 
 class _ClientTimeout(FleetrunError):

@@ -4,7 +4,9 @@ asyncssh reads and splits every line of its config files on every connection: wi
 ``Host`` block per machine, N connections cost N² lines. The files are read once here and
 each host gets its own copy holding only the lines that can apply to it
 (:func:`core.openssh.config.config_for`); a file that cannot be cut faithfully is
-passed whole.
+passed whole. Hosts whose cut is the same text (no Host block of their own: ad-hoc node
+sets, ``Host *`` configs) share one copy, so a 5,000-host fleet writes as many files as it
+has distinct cuts, not one per host.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class ConfigFiles:
         self._readers: list[tuple[Path, SshConfigReader | None]] | None = None
         self._dir: Path | None = None
         self._written: dict[str, list[str]] = {}
+        self._copies: dict[str, str] = {}
+        """Each cut's content digest to the copy holding it."""
 
     def for_host(self, alias: str) -> list[str]:
         """The config files to give asyncssh for ``alias`` (blocking: call in a thread)."""
@@ -43,6 +47,10 @@ class ConfigFiles:
             files = [self._file_for(path, reader, alias) for path, reader in self._read()]
             self._written[alias] = files
             return files
+
+    def cached(self, alias: str) -> list[str] | None:
+        """What :meth:`for_host` gave for ``alias`` already, without blocking; None if not yet."""
+        return self._written.get(alias)
 
     def originals(self) -> list[str]:
         """The config files as the user named them (for messages naming their lines)."""
@@ -54,6 +62,7 @@ class ConfigFiles:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
         self._written.clear()
+        self._copies.clear()
 
     def _read(self) -> list[tuple[Path, SshConfigReader | None]]:
         if self._readers is None:
@@ -74,7 +83,10 @@ class ConfigFiles:
             return str(path)
         if self._dir is None:
             self._dir = Path(tempfile.mkdtemp(prefix="fleetrun-sshconfig-"))
-        digest = hashlib.sha256(f"{path}\0{alias}".encode()).hexdigest()[:16]
-        target = self._dir / f"{digest}.conf"
-        target.write_text(text, encoding="utf-8")
-        return str(target)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+        copy = self._copies.get(digest)
+        if copy is None:
+            target = self._dir / f"{digest}.conf"
+            target.write_text(text, encoding="utf-8")
+            copy = self._copies[digest] = str(target)
+        return copy

@@ -107,3 +107,19 @@ def test_config_files_are_cut_once_per_host_and_removed_on_close(config: Path) -
     assert Path(first).read_text() == config_for(read_ssh_config(config), "web-1")
     files.close()
     assert not Path(first).exists()
+
+
+def test_hosts_with_the_same_cut_share_one_copy(tmp_path: Path) -> None:
+    path = tmp_path / "config"
+    path.write_text("Host *\n    User everyone\nHost web-1\n    Port 2201\n")
+    files = ConfigFiles((path,))
+    # Node-set hosts with no block of their own: one file for all of them.
+    [shared] = files.for_host("db-1")
+    assert files.for_host("db-2") == [shared]
+    assert files.cached("db-2") == [shared]
+    assert files.cached("db-3") is None  # not cut yet: the caller goes to a thread
+    [own] = files.for_host("web-1")
+    assert own != shared
+    assert Path(own).read_text() == config_for(read_ssh_config(path), "web-1")
+    assert len(list(Path(shared).parent.iterdir())) == 2
+    files.close()
