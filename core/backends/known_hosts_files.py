@@ -137,6 +137,11 @@ class KnownHostsSet:
         """The keys trusted for the host named so, by name only (:func:`match_name`)."""
         return trusted_keys(self.load(), name)
 
+    def files_holding(self, name: HostKeyName, fingerprints: Sequence[str]) -> tuple[Path, ...]:
+        """The files with a key of these fingerprints for the host (where to remove them)."""
+        return tuple(f.path for f in (*self.user, *self.global_)
+                     if any(k.get_fingerprint() in fingerprints for k in f.known_keys(name)))
+
     def add(self, lines: list[str]) -> bool:
         """Record lines in the first user file; False when there is none to write."""
         first = self.first_user

@@ -81,17 +81,22 @@ class HostKeyPolicy:
         """What is wrong with ``key`` for the host known_hosts names so (by name only, as
         ssh matches); None if known_hosts trusts it by now (another connection to the same
         host may have just recorded it)."""
-        known = (files or self.known_hosts).known_keys(name)
+        files = files or self.known_hosts
+        known = files.known_keys(name)
         fingerprint = key.get_fingerprint()
         known_fingerprints = tuple(dict.fromkeys(k.get_fingerprint() for k in known))
         if fingerprint in known_fingerprints:
             return None
         host, port = name.record_host
         line = f"{name.lookup} {key.export_public_key().decode().strip()}"
+        record_file = str(files.path or "")
         if known:
+            holding = files.files_holding(name, known_fingerprints)
             return HostKeyProblem(host, port, KeyVerdict.CHANGED, fingerprint, line,
-                                  known_fingerprints)
-        return HostKeyProblem(host, port, KeyVerdict.UNKNOWN, fingerprint, line)
+                                  known_fingerprints, record_file,
+                                  tuple(str(p) for p in holding))
+        return HostKeyProblem(host, port, KeyVerdict.UNKNOWN, fingerprint, line,
+                              record_file=record_file)
 
     def decide(self, problem: HostKeyProblem, files: KnownHostsSet | None = None,
                mode: StrictMode | None = None) -> bool:

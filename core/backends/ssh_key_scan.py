@@ -90,7 +90,9 @@ def judge_key(presented: PresentedKey) -> ScannedKey:
     same_type = tuple(dict.fromkeys(k.get_fingerprint() for k in known
                                     if _family(k.get_algorithm()) == _family(algorithm)))
     if same_type:
-        return ScannedKey(algorithm, fingerprint, line, ScanVerdict.CHANGED, same_type)
+        holding = presented.known_hosts.files_holding(presented.name, same_type)
+        return ScannedKey(algorithm, fingerprint, line, ScanVerdict.CHANGED, same_type,
+                          tuple(str(path) for path in holding))
     return ScannedKey(algorithm, fingerprint, line, ScanVerdict.UNKNOWN)
 
 

@@ -21,7 +21,13 @@ from core.query import QueryError, filter_machines, parse_query
 from tui import keymap
 from tui.run_request import RunRequest
 from tui.screens.compose import ComposeScreen
-from tui.screens.host_key_review import HostKeyReview, health_notes, review_items
+from tui.screens.host_key_review import (
+    HostKeyReview,
+    files_text,
+    health_notes,
+    record_files,
+    review_items,
+)
 from tui.widgets.fleet.machine_details import MachineDetails
 from tui.widgets.fleet.machine_table import MachineTable
 
@@ -205,7 +211,7 @@ class FleetScreen(Screen[None]):
         """Record the trusted keys in known_hosts, then check their hosts again."""
         if self._host_keys is None:
             return
-        path = self._host_keys.known_hosts_path
+        path = files_text(record_files(trusted, self._host_keys.known_hosts_path))
         try:
             # A file write: off the event loop.
             await asyncio.to_thread(self._host_keys.trust_host_keys, trusted)
