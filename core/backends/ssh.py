@@ -403,6 +403,10 @@ class SshBackend:
         """Unknown host keys refused so far, for the user to review in one batch."""
         return list(self.host_keys.pending.values())
 
+    def host_key_warnings(self) -> list[str]:
+        """Keys let through only by StrictHostKeyChecking no, one line per host."""
+        return list(self.host_keys.warnings.values())
+
     def host_key_problems(self) -> dict[MachineId, HostKeyProblem]:
         """Each machine whose last connection attempt was refused for its host key, and why.
 

@@ -231,3 +231,40 @@ def test_trust_records_into_the_hosts_own_user_known_hosts_file(
     assert ran.returncode == 0, ran.stderr
     [machine] = json.loads(ran.stdout)["machines"]
     assert machine["stdout"] == "ok\n"
+
+
+def test_strict_no_lets_a_changed_key_through_with_one_warning_per_host_on_stderr(
+    cli: CliRunner, home: Home, sshd: Sshd, fake_home: Path
+) -> None:
+    impostor = asyncssh.generate_private_key("ssh-ed25519")
+    old = impostor.export_public_key().decode().strip()
+    known = fake_home / "lab_known_hosts"
+    known.write_text(f"[127.0.0.1]:{sshd.port} {old}\n")
+    # Two aliases of one host: one warning, for the host.
+    config = home.config.parent / "lab_ssh_config"
+    config.write_text(f"""Host lab-a lab-b
+    HostName 127.0.0.1
+    Port {sshd.port}
+    User {sshd.user}
+    IdentityFile {sshd.client_key}
+    UserKnownHostsFile {known}
+    GlobalKnownHostsFile none
+    StrictHostKeyChecking no
+""")
+    env = {"HOME": str(fake_home)}
+    fleet = f"ssh-config:{config}"
+    result = cli("run", "--fleet", fleet, "--shell", "echo ok", "-o", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    states = {m["machine"]: m["state"] for m in json.loads(result.stdout)["machines"]}
+    assert states == {"lab-a": "Succeeded", "lab-b": "Succeeded"}
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, result.stderr
+    assert f"[127.0.0.1]:{sshd.port}: CHANGED host key" in warnings[0]
+    assert "StrictHostKeyChecking no" in warnings[0]
+    assert sshd.host_key.get_fingerprint() in warnings[0]
+    assert impostor.get_fingerprint() in warnings[0]
+    assert known.read_text() == f"[127.0.0.1]:{sshd.port} {old}\n"  # never written over
+
+    listed = cli("machines", "--fleet", fleet, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert sum(line.startswith("warning:") for line in listed.stderr.splitlines()) == 1

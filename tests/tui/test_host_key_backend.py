@@ -36,6 +36,7 @@ class KeyedBackend:
 
     problems: dict[MachineId, HostKeyProblem]
     trusted: list[HostKeyProblem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def known_hosts_path(self) -> Path:
@@ -49,6 +50,9 @@ class KeyedBackend:
 
     def trust_host_keys(self, problems: list[HostKeyProblem]) -> None:
         self.trusted += problems
+
+    def host_key_warnings(self) -> list[str]:
+        return list(self.warnings)
 
     async def check_health(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
         trusted = {(p.host, p.port) for p in self.trusted}
@@ -158,3 +162,21 @@ async def test_the_review_names_each_hosts_own_known_hosts_files() -> None:
         await until(pilot, "the notification names both files", lambda: any(
             "/keys/lab_known_hosts, /keys/prod_known_hosts" in n.message
             for n in app._notifications))
+
+
+async def test_keys_let_through_by_strict_no_are_notified_once_each() -> None:
+    warning = ("[lab.example]:2222: CHANGED host key, accepted because its ssh config says "
+               "StrictHostKeyChecking no: it presented SHA256:new (known_hosts has SHA256:old)")
+    lab = machine("lab")
+    backend = KeyedBackend({}, warnings=[warning])
+    app = ScreenApp(lambda: FleetScreen([lab], Backends({MachineKind.LOCAL: backend}),
+                                        "keyed", host_keys=backend))
+    async with app.run_test(size=(160, 45)) as pilot:
+        def shown() -> int:
+            return sum(n.message == warning for n in app._notifications)
+        await until(pilot, "the warning is shown", lambda: shown() == 1)
+        checks = sum("Health checked" in n.message for n in app._notifications)
+        await pilot.press("r")
+        await until(pilot, "a second check reports", lambda: sum(
+            "Health checked" in n.message for n in app._notifications) > checks)
+        assert shown() == 1

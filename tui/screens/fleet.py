@@ -57,6 +57,8 @@ class FleetScreen(Screen[None]):
         self._machines = machines
         self._backends = backends
         self._host_keys = host_keys
+        self._warned: set[str] = set()
+        """StrictHostKeyChecking-no warnings already shown (each once a session)."""
         self.fleet_name = fleet_name
         self._query = ""
 
@@ -172,6 +174,11 @@ class FleetScreen(Screen[None]):
         """Say which hosts were refused for their keys; offer the review of unknown ones."""
         if self._host_keys is None:
             return
+        fresh = [w for w in self._host_keys.host_key_warnings() if w not in self._warned]
+        self._warned.update(fresh)
+        for warning in fresh:
+            # Not a refusal, but a key nothing vouched for: as loud as a changed key.
+            self.notify(warning, title="Host key not checked", severity="warning", timeout=30)
         verdicts = [p.verdict for p in self._host_keys.host_key_problems().values()]
         changed = verdicts.count(KeyVerdict.CHANGED)
         unknown = verdicts.count(KeyVerdict.UNKNOWN)
