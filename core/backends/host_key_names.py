@@ -6,7 +6,9 @@ When ``[host]:port`` has no key of the presented key's type (and there is no ali
 also tries the bare ``host`` entry, read-only. The address connected to plays no part
 unless ``CheckHostIP yes`` (the default has been ``no`` since 8.5), and even then only to
 refuse a key the address's entry contradicts; ssh turns the address check off for loopback
-addresses and for ProxyCommand/ProxyJump connections.
+addresses and for ProxyCommand/ProxyJump connections. fleetrun does not do that address
+check: it matches by name only whatever CheckHostIP says (so it never refuses a key an
+address entry contradicts, and records no address entries).
 
 asyncssh matches by name *and* address (trusting ``[127.0.0.1]:P`` lets ``localhost:P``
 pass), takes ``[alias]:port`` for an alias, and falls back to the bare name whatever the

@@ -1,8 +1,8 @@
 """The OpenSSH client options asyncssh reads but does not honour as ssh does, read per host.
 
 asyncssh evaluates a config for one host with OpenSSH's rules (first value wins, Host and
-Match blocks), but silently drops ``StrictHostKeyChecking``, ``ConnectionAttempts`` and
-``CheckHostIP``, expands no tokens in ``UserKnownHostsFile``/``GlobalKnownHostsFile``, takes
+Match blocks), but silently drops ``StrictHostKeyChecking`` and ``ConnectionAttempts``,
+expands no tokens in ``UserKnownHostsFile``/``GlobalKnownHostsFile``, takes
 ``IdentityAgent SSH_AUTH_SOCK`` as a file name, and fails on a missing ``IdentityFile``
 (shared/reference/ssh-conventions.md §2.6). :class:`FullClientConfig` is asyncssh's own
 reader taught those options; the functions here turn their values into what ssh means.
@@ -54,7 +54,6 @@ class FullClientConfig(SSHClientConfig):
         **SSHClientConfig._handlers,
         "stricthostkeychecking": ("StrictHostKeyChecking", SSHConfig._set_string),
         "connectionattempts": ("ConnectionAttempts", SSHConfig._set_string),
-        "checkhostip": ("CheckHostIP", SSHConfig._set_bool),
     }
     _percent_expand = {*SSHClientConfig._percent_expand,
                        "UserKnownHostsFile", "GlobalKnownHostsFile"}

@@ -89,7 +89,6 @@ class HostConfig:
     own_host_key_choice: bool = False
     """HostKeyAlgorithms or HostKeyAlias is set: leave host key negotiation to asyncssh."""
     host_key_alias: str = ""
-    check_host_ip: bool = False
 
     @property
     def key_name(self) -> HostKeyName:
@@ -197,7 +196,6 @@ def host_config(paths: Sequence[str], alias: str, *, user: str = "",
         missing_identity_files=tuple(missing),
         own_host_key_choice=bool(config.get("HostKeyAlgorithms") or config.get("HostKeyAlias")),
         host_key_alias=str(config.get("HostKeyAlias") or ""),
-        check_host_ip=bool(config.get("CheckHostIP")),
     )
 
 

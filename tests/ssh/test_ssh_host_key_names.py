@@ -54,7 +54,7 @@ async def test_a_key_trusted_for_the_address_does_not_vouch_for_another_name(
 async def test_check_host_ip_yes_on_a_loopback_address_still_matches_by_name(
     tmp_path: Path, sshd: Sshd
 ) -> None:
-    # ssh turns CheckHostIP off for loopback addresses (sshconnect.c): the name decides.
+    # fleetrun matches by name whatever CheckHostIP says; ssh too on a loopback address.
     known = tmp_path / "known"
     known.write_text(f"[127.0.0.1]:{sshd.port} {key_text(sshd)}\n")
     ssh = backend(tmp_path, named_block(sshd, "localhost", f"UserKnownHostsFile {known}",
