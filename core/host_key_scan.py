@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core import config
-from core.backends.host_keys import HostKeyProblem, KeyVerdict, host_pattern
+from core.backends.host_keys import HostKeyProblem, KeyVerdict, host_pattern, removal_command
 from core.errors import BadInputError
 from core.trusted_files import make_private
 
@@ -50,6 +50,7 @@ class ScannedKey:
         key_line: The known_hosts line that trusts this key for the host.
         verdict: Known, unknown or changed.
         known_fingerprints: What known_hosts has for the host instead (changed keys only).
+        known_in: The known_hosts files holding those (changed keys only).
     """
 
     key_type: str
@@ -57,6 +58,11 @@ class ScannedKey:
     key_line: str
     verdict: ScanVerdict
     known_fingerprints: tuple[str, ...] = ()
+    known_in: tuple[str, ...] = ()
+
+    def removal_commands(self, where: str) -> list[str]:
+        """How to drop the keys it contradicts: ``ssh-keygen -R`` on each file holding them."""
+        return [removal_command(where, file) for file in self.known_in or ("",)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +133,8 @@ class ScanRecord:
             HostScan(str(h["machine"]), str(h["host"]), int(h["port"]),
                      tuple(ScannedKey(str(k["type"]), str(k["fingerprint"]),
                                       str(k["key_line"]), ScanVerdict(k["verdict"]),
-                                      tuple(str(f) for f in k["known_fingerprints"]))
+                                      tuple(str(f) for f in k["known_fingerprints"]),
+                                      tuple(str(f) for f in k.get("known_in", ())))
                            for k in h["keys"]),
                      str(h["error"]))
             for h in doc["hosts"])
@@ -144,6 +151,7 @@ def _host_json(host: HostScan) -> dict[str, Any]:
         "error": host.error,
         "keys": [{"type": k.key_type, "fingerprint": k.fingerprint,
                   "verdict": k.verdict.value, "known_fingerprints": list(k.known_fingerprints),
+                  "known_in": list(k.known_in),
                   "key_line": k.key_line}
                  for k in host.keys],
     }

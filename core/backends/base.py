@@ -110,6 +110,11 @@ class HostKeyCheckingBackend(Backend, Protocol):
         """
         ...
 
+    def host_key_warnings(self) -> list[str]:
+        """One line per host whose key was let through only because its config says not to
+        check strictly (ssh's StrictHostKeyChecking no): the user must hear of each."""
+        ...
+
 
 @runtime_checkable
 class HostKeyScanningBackend(HostKeyCheckingBackend, Protocol):

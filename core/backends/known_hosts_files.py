@@ -29,6 +29,7 @@ from pathlib import Path
 
 import asyncssh
 
+from core.backends.host_key_names import HostKeyName, trusted_keys
 from core.trusted_files import UntrustedFileError, check_trusted
 
 _MISSING = (0, -1, -1)
@@ -67,9 +68,9 @@ class KnownHosts:
     def load(self) -> asyncssh.SSHKnownHosts:
         return asyncssh.import_known_hosts(self.text()[1])
 
-    def known_keys(self, host: str, addr: str, port: int) -> list[asyncssh.SSHKey]:
-        trusted, *_ = self.load().match(host, addr, port)
-        return list(trusted)
+    def known_keys(self, name: HostKeyName) -> list[asyncssh.SSHKey]:
+        """The keys trusted for the host named so, by name only (:func:`match_name`)."""
+        return trusted_keys(self.load(), name)
 
     def add(self, lines: list[str]) -> None:
         """Append trusted-key lines (created 0600 in a 0700 folder if missing)."""
@@ -132,9 +133,14 @@ class KnownHostsSet:
             self._cached = (stamps, parsed)
             return parsed
 
-    def known_keys(self, host: str, addr: str, port: int) -> list[asyncssh.SSHKey]:
-        trusted, *_ = self.load().match(host, addr, port)
-        return list(trusted)
+    def known_keys(self, name: HostKeyName) -> list[asyncssh.SSHKey]:
+        """The keys trusted for the host named so, by name only (:func:`match_name`)."""
+        return trusted_keys(self.load(), name)
+
+    def files_holding(self, name: HostKeyName, fingerprints: Sequence[str]) -> tuple[Path, ...]:
+        """The files with a key of these fingerprints for the host (where to remove them)."""
+        return tuple(f.path for f in (*self.user, *self.global_)
+                     if any(k.get_fingerprint() in fingerprints for k in f.known_keys(name)))
 
     def add(self, lines: list[str]) -> bool:
         """Record lines in the first user file; False when there is none to write."""

@@ -35,6 +35,7 @@ import asyncssh
 from core.backends import ssh_powershell as powershell
 from core.backends.asyncssh_logging import skip_unheard_logging
 from core.backends.base import HostKeyScanningBackend, RunCheckedBackend
+from core.backends.host_key_names import match_name
 from core.backends.host_keys import HostKeyProblem
 from core.backends.known_hosts_files import KnownHostsFiles, KnownHostsSet, UntrustedFileError
 from core.backends.ssh_become import Become, BecomeError, become_for, escalate
@@ -236,7 +237,7 @@ class SshBackend:
     async def _presented_key(self, machine: Machine, algorithms: Sequence[str]) -> PresentedKey:
         endpoint, where, config, tunnel = await self._route(machine)
         checking = self._checking_client(config)
-        collector = KeyCollector(self.host_keys, checking.files, checking.mode)
+        collector = KeyCollector(self.host_keys, checking.files, checking.mode, checking.name)
         options = self._options(config, collector, tunnel, where, endpoint.identity_file)
         options.update(known_hosts=NO_TRUSTED_KEYS, server_host_key_algs=list(algorithms))
         async with self._handshakes:
@@ -269,7 +270,8 @@ class SshBackend:
     def _checking_client(self, config: HostConfig) -> CheckingClient:
         files = self._known_hosts_set(config.user_known_hosts, config.global_known_hosts)
         return CheckingClient(self.host_keys, files,
-                              self.host_keys.mode_for(config.strict_host_key_checking))
+                              self.host_keys.mode_for(config.strict_host_key_checking),
+                              config.key_name)
 
     async def _host_config(self, alias: str, user: str, port: int | None) -> HostConfig:
         """What the ssh config says for ``alias`` (read once per backend)."""
@@ -383,7 +385,8 @@ class SshBackend:
         interval = config.server_alive_interval
         count_max = config.server_alive_count_max
         options: dict[str, object] = {
-            "known_hosts": known_hosts,
+            # Matched here by name only, as ssh does (asyncssh would match the address too).
+            "known_hosts": match_name(known_hosts, config.key_name),
             "connect_timeout": timeout,
             "login_timeout": timeout,
             "keepalive_interval": s.keepalive_interval if interval is None else interval,
@@ -433,6 +436,10 @@ class SshBackend:
     def pending_host_keys(self) -> list[HostKeyProblem]:
         """Unknown host keys refused so far, for the user to review in one batch."""
         return list(self.host_keys.pending.values())
+
+    def host_key_warnings(self) -> list[str]:
+        """Keys let through only by StrictHostKeyChecking no, one line per host."""
+        return list(self.host_keys.warnings.values())
 
     def host_key_problems(self) -> dict[MachineId, HostKeyProblem]:
         """Each machine whose last connection attempt was refused for its host key, and why.

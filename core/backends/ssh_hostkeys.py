@@ -22,6 +22,7 @@ from pathlib import Path
 import asyncssh
 from asyncssh.public_key import get_default_public_key_algs
 
+from core.backends.host_key_names import HostKeyName, match_name
 from core.backends.host_keys import HostKeyProblem, KeyVerdict, host_pattern
 from core.backends.known_hosts_files import KnownHosts, KnownHostsSet
 from core.backends.ssh_host_options import StrictMode
@@ -75,24 +76,27 @@ class HostKeyPolicy:
         return configured or StrictMode.ASK
 
     def judge(
-        self, host: str, addr: str, port: int, key: asyncssh.SSHKey,
-        files: KnownHostsSet | None = None,
+        self, name: HostKeyName, key: asyncssh.SSHKey, files: KnownHostsSet | None = None,
     ) -> HostKeyProblem | None:
-        """What is wrong with ``key`` for this host; None if known_hosts trusts it by now
-        (another connection to the same host may have just recorded it)."""
-        known = (files or self.known_hosts).known_keys(host, addr, port)
+        """What is wrong with ``key`` for the host known_hosts names so (by name only, as
+        ssh matches); None if known_hosts trusts it by now (another connection to the same
+        host may have just recorded it)."""
+        files = files or self.known_hosts
+        known = files.known_keys(name)
         fingerprint = key.get_fingerprint()
         known_fingerprints = tuple(dict.fromkeys(k.get_fingerprint() for k in known))
         if fingerprint in known_fingerprints:
             return None
-        line = f"{host_pattern(host, port)} {key.export_public_key().decode().strip()}"
+        host, port = name.record_host
+        line = f"{name.lookup} {key.export_public_key().decode().strip()}"
+        record_file = str(files.path or "")
         if known:
+            holding = files.files_holding(name, known_fingerprints)
             return HostKeyProblem(host, port, KeyVerdict.CHANGED, fingerprint, line,
-                                  known_fingerprints)
-        return HostKeyProblem(host, port, KeyVerdict.UNKNOWN, fingerprint, line)
-
-    def known_keys_for(self, host: str, addr: str, port: int) -> list[asyncssh.SSHKey]:
-        return self.known_hosts.known_keys(host, addr, port)
+                                  known_fingerprints, record_file,
+                                  tuple(str(p) for p in holding))
+        return HostKeyProblem(host, port, KeyVerdict.UNKNOWN, fingerprint, line,
+                              record_file=record_file)
 
     def decide(self, problem: HostKeyProblem, files: KnownHostsSet | None = None,
                mode: StrictMode | None = None) -> bool:
@@ -154,7 +158,7 @@ def host_key_algorithms(known: asyncssh.SSHKnownHosts, host: str,
     key flow). Asking as asyncssh would without CA keys (the known keys' algorithms, else
     every plain-key algorithm) does that. None: a CA line matches, asyncssh's own choice.
     """
-    trusted, ca_keys, *_ = known.match(host, "", port if port != DEFAULT_PORT else None)
+    trusted, ca_keys, *_ = match_name(known, HostKeyName(host, port))
     if ca_keys:
         return None
     algorithms: list[str] = []
@@ -173,8 +177,10 @@ class CheckingClient(asyncssh.SSHClient):
     """
 
     def __init__(self, policy: HostKeyPolicy, files: KnownHostsSet | None = None,
-                 mode: StrictMode | None = None) -> None:
+                 mode: StrictMode | None = None, name: HostKeyName | None = None) -> None:
         self.policy = policy
+        self.name = name
+        """Who the host is to known_hosts (None: the host and port asyncssh connects to)."""
         self.files = files or policy.known_hosts
         self.mode = mode or policy.mode_for(None)
         self.problem: HostKeyProblem | None = None
@@ -182,10 +188,13 @@ class CheckingClient(asyncssh.SSHClient):
         self.refusal = ""
         """Why an unknown key was refused outright (StrictHostKeyChecking yes)."""
 
+    def name_for(self, host: str, port: int) -> HostKeyName:
+        return self.name or HostKeyName(host, port)
+
     def validate_host_public_key(
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey
     ) -> bool:
-        problem = self.policy.judge(host, addr, port, key, self.files)
+        problem = self.policy.judge(self.name_for(host, port), key, self.files)
         if problem is None or self.policy.decide(problem, self.files, self.mode):
             return True
         if problem.verdict is KeyVerdict.UNKNOWN and self.mode is StrictMode.YES:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import asyncssh
 
+from core.backends.host_key_names import HostKeyName
 from core.backends.ssh_host_options import (
     DEFAULT_GLOBAL_KNOWN_HOSTS,
     DEFAULT_USER_KNOWN_HOSTS,
@@ -87,6 +88,12 @@ class HostConfig:
     missing_identity_files: tuple[str, ...] = ()
     own_host_key_choice: bool = False
     """HostKeyAlgorithms or HostKeyAlias is set: leave host key negotiation to asyncssh."""
+    host_key_alias: str = ""
+
+    @property
+    def key_name(self) -> HostKeyName:
+        """Who this host is to known_hosts (:mod:`core.backends.host_key_names`)."""
+        return HostKeyName(self.hostname, self.port, self.host_key_alias)
 
     @property
     def address(self) -> str:
@@ -188,6 +195,7 @@ def host_config(paths: Sequence[str], alias: str, *, user: str = "",
         identity_files=tuple(present),
         missing_identity_files=tuple(missing),
         own_host_key_choice=bool(config.get("HostKeyAlgorithms") or config.get("HostKeyAlias")),
+        host_key_alias=str(config.get("HostKeyAlias") or ""),
     )
 
 

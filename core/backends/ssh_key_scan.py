@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from core.backends.host_keys import host_pattern
+from core.backends.host_key_names import HostKeyName
 from core.backends.known_hosts_files import KnownHostsSet
 from core.backends.ssh_host_options import StrictMode
 from core.backends.ssh_hostkeys import CheckingClient, HostKeyPolicy
@@ -41,11 +41,10 @@ NO_TRUSTED_KEYS = asyncssh.import_known_hosts("")
 
 @dataclass(frozen=True, slots=True)
 class PresentedKey:
-    """A key a server presented, with the names asyncssh checks known_hosts by."""
+    """A key a server presented, with the name known_hosts knows its host by."""
 
-    host: str
-    addr: str
-    port: int
+    name: HostKeyName
+    """Who the host is to known_hosts (HostKeyAlias, else ``[HostName]:port``)."""
     key: asyncssh.SSHKey
     known_hosts: KnownHostsSet
     """The host's own known_hosts files, which judge the key as a run's connection would."""
@@ -55,14 +54,14 @@ class KeyCollector(CheckingClient):
     """Notes the key the server presents and refuses it: the connection ends before login."""
 
     def __init__(self, policy: HostKeyPolicy, files: KnownHostsSet,
-                 mode: StrictMode) -> None:
-        super().__init__(policy, files, mode)
+                 mode: StrictMode, name: HostKeyName | None = None) -> None:
+        super().__init__(policy, files, mode, name)
         self.presented: PresentedKey | None = None
 
     def validate_host_public_key(
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey
     ) -> bool:
-        self.presented = PresentedKey(host, addr, port, key, self.files)
+        self.presented = PresentedKey(self.name_for(host, port), key, self.files)
         return False
 
 
@@ -83,16 +82,17 @@ def judge_key(presented: PresentedKey) -> ScannedKey:
     the host: a run offered it would be refused) or unknown."""
     key = presented.key
     fingerprint = key.get_fingerprint()
-    line = (f"{host_pattern(presented.host, presented.port)} "
-            f"{key.export_public_key().decode().strip()}")
-    known = presented.known_hosts.known_keys(presented.host, presented.addr, presented.port)
+    line = f"{presented.name.lookup} {key.export_public_key().decode().strip()}"
+    known = presented.known_hosts.known_keys(presented.name)
     algorithm = key.get_algorithm()
     if any(k.get_fingerprint() == fingerprint for k in known):
         return ScannedKey(algorithm, fingerprint, line, ScanVerdict.KNOWN)
     same_type = tuple(dict.fromkeys(k.get_fingerprint() for k in known
                                     if _family(k.get_algorithm()) == _family(algorithm)))
     if same_type:
-        return ScannedKey(algorithm, fingerprint, line, ScanVerdict.CHANGED, same_type)
+        holding = presented.known_hosts.files_holding(presented.name, same_type)
+        return ScannedKey(algorithm, fingerprint, line, ScanVerdict.CHANGED, same_type,
+                          tuple(str(path) for path in holding))
     return ScannedKey(algorithm, fingerprint, line, ScanVerdict.UNKNOWN)
 
 
@@ -118,4 +118,4 @@ async def scan_host(fetch: FetchKey, machine: Machine) -> HostScan:
         if isinstance(failure, BaseException) and not isinstance(failure, FleetrunError):
             raise failure
     keys = tuple(judge_key(p) for p in presented)
-    return HostScan(machine.name, first.host, first.port, keys)
+    return HostScan(machine.name, *first.name.record_host, keys)

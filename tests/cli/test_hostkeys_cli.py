@@ -1,7 +1,7 @@
 """``fleetrun hostkeys scan|trust`` against real sshds: review, pin, and the pin holding.
 
-Two servers, so that two hosts have keys known_hosts tells apart (asyncssh also matches
-known_hosts by address: two names of 127.0.0.1 on one port would share one entry).
+Two servers, so that two hosts have keys known_hosts tells apart (known_hosts is matched
+by name only, as ssh does, but both machines are named 127.0.0.1 here).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def test_scan_shows_keygen_fingerprints_records_privately_and_writes_no_known_ho
     [key] = host["keys"]  # the test sshd has one host key: ed25519
     public = sshd.host_key.export_public_key().decode().strip()
     assert key == {"type": "ssh-ed25519", "fingerprint": keygen_fingerprint(sshd),
-                   "verdict": "unknown", "known_fingerprints": [],
+                   "verdict": "unknown", "known_fingerprints": [], "known_in": [],
                    "key_line": f"[127.0.0.1]:{sshd.port} {public}"}
     assert not (fake_home / ".ssh").exists()
 
@@ -131,6 +131,8 @@ def test_trust_pins_the_scanned_key_of_one_host_and_a_swapped_key_is_refused(
     assert states["pinned"]["state"] == "Skipped"
     assert "CHANGED" in states["pinned"]["error"]
     assert impostor.get_fingerprint() in states["pinned"]["error"]
+    # The default file: ssh-keygen's own default, so no -f.
+    assert f"`ssh-keygen -R '[127.0.0.1]:{second_sshd.port}'`" in states["pinned"]["error"]
 
     rescanned = cli("hostkeys", "scan", "--fleet", str(fleet), "-o", "json", env=env)
     assert rescanned.returncode == 2  # 2: a key CHANGED
@@ -140,7 +142,7 @@ def test_trust_pins_the_scanned_key_of_one_host_and_a_swapped_key_is_refused(
     assert hosts["pinned"]["keys"][0]["known_fingerprints"] == [pinned]
     refused = cli("hostkeys", "trust", "pinned", env=env)
     assert refused.returncode == 2
-    assert f"ssh-keygen -R '[127.0.0.1]:{second_sshd.port}'" in refused.stderr
+    assert f"`ssh-keygen -R '[127.0.0.1]:{second_sshd.port}'`" in refused.stderr
     assert known_hosts(fake_home).read_text() == f"[127.0.0.1]:{second_sshd.port} {public}\n"
 
 
@@ -229,3 +231,40 @@ def test_trust_records_into_the_hosts_own_user_known_hosts_file(
     assert ran.returncode == 0, ran.stderr
     [machine] = json.loads(ran.stdout)["machines"]
     assert machine["stdout"] == "ok\n"
+
+
+def test_strict_no_lets_a_changed_key_through_with_one_warning_per_host_on_stderr(
+    cli: CliRunner, home: Home, sshd: Sshd, fake_home: Path
+) -> None:
+    impostor = asyncssh.generate_private_key("ssh-ed25519")
+    old = impostor.export_public_key().decode().strip()
+    known = fake_home / "lab_known_hosts"
+    known.write_text(f"[127.0.0.1]:{sshd.port} {old}\n")
+    # Two aliases of one host: one warning, for the host.
+    config = home.config.parent / "lab_ssh_config"
+    config.write_text(f"""Host lab-a lab-b
+    HostName 127.0.0.1
+    Port {sshd.port}
+    User {sshd.user}
+    IdentityFile {sshd.client_key}
+    UserKnownHostsFile {known}
+    GlobalKnownHostsFile none
+    StrictHostKeyChecking no
+""")
+    env = {"HOME": str(fake_home)}
+    fleet = f"ssh-config:{config}"
+    result = cli("run", "--fleet", fleet, "--shell", "echo ok", "-o", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    states = {m["machine"]: m["state"] for m in json.loads(result.stdout)["machines"]}
+    assert states == {"lab-a": "Succeeded", "lab-b": "Succeeded"}
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, result.stderr
+    assert f"[127.0.0.1]:{sshd.port}: CHANGED host key" in warnings[0]
+    assert "StrictHostKeyChecking no" in warnings[0]
+    assert sshd.host_key.get_fingerprint() in warnings[0]
+    assert impostor.get_fingerprint() in warnings[0]
+    assert known.read_text() == f"[127.0.0.1]:{sshd.port} {old}\n"  # never written over
+
+    listed = cli("machines", "--fleet", fleet, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert sum(line.startswith("warning:") for line in listed.stderr.splitlines()) == 1

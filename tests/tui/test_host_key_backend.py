@@ -36,6 +36,7 @@ class KeyedBackend:
 
     problems: dict[MachineId, HostKeyProblem]
     trusted: list[HostKeyProblem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def known_hosts_path(self) -> Path:
@@ -49,6 +50,9 @@ class KeyedBackend:
 
     def trust_host_keys(self, problems: list[HostKeyProblem]) -> None:
         self.trusted += problems
+
+    def host_key_warnings(self) -> list[str]:
+        return list(self.warnings)
 
     async def check_health(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
         trusted = {(p.host, p.port) for p in self.trusted}
@@ -127,3 +131,52 @@ async def test_the_review_is_not_offered_without_a_backend_that_checks_host_keys
         await pilot.press("K")
         await pilot.pause()
         assert app.screen is screen
+
+
+async def test_the_review_names_each_hosts_own_known_hosts_files() -> None:
+    lab = HostKeyProblem("lab.example", 22, KeyVerdict.UNKNOWN, "SHA256:lab",
+                         "lab.example ssh-ed25519 CCCC", record_file="/keys/lab_known_hosts")
+    prod = HostKeyProblem("prod.example", 22, KeyVerdict.UNKNOWN, "SHA256:prod",
+                          "prod.example ssh-ed25519 DDDD", record_file="/keys/prod_known_hosts")
+    moved = HostKeyProblem("moved.example", 2222, KeyVerdict.CHANGED, "SHA256:new",
+                           "[moved.example]:2222 ssh-ed25519 EEEE", ("SHA256:old",),
+                           record_file="/keys/lab_known_hosts",
+                           old_key_files=("/etc/ssh/ssh_known_hosts",))
+    hosts = [machine("lab"), machine("prod"), machine("moved")]
+    backend = KeyedBackend({hosts[0].id: lab, hosts[1].id: prod, hosts[2].id: moved})
+    app = ScreenApp(lambda: FleetScreen(hosts, Backends({MachineKind.LOCAL: backend}),
+                                        "keyed", host_keys=backend))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await until(pilot, "the review opens", lambda: isinstance(app.screen, HostKeyReview))
+        await pilot.pause()
+        review = app.screen
+        intro = str(review.query_one("#intro").render())
+        assert "/keys/lab_known_hosts, /keys/prod_known_hosts" in intro
+        assert "/nowhere/trusted_keys" not in intro
+        changed = str(review.query_one("#changed").render())
+        assert ("ssh-keygen -R '[moved.example]:2222' -f /etc/ssh/ssh_known_hosts"
+                in changed)
+
+        await pilot.press("a", "enter")
+        await until(pilot, "the keys are trusted", lambda: len(backend.trusted) == 2)
+        await until(pilot, "the notification names both files", lambda: any(
+            "/keys/lab_known_hosts, /keys/prod_known_hosts" in n.message
+            for n in app._notifications))
+
+
+async def test_keys_let_through_by_strict_no_are_notified_once_each() -> None:
+    warning = ("[lab.example]:2222: CHANGED host key, accepted because its ssh config says "
+               "StrictHostKeyChecking no: it presented SHA256:new (known_hosts has SHA256:old)")
+    lab = machine("lab")
+    backend = KeyedBackend({}, warnings=[warning])
+    app = ScreenApp(lambda: FleetScreen([lab], Backends({MachineKind.LOCAL: backend}),
+                                        "keyed", host_keys=backend))
+    async with app.run_test(size=(160, 45)) as pilot:
+        def shown() -> int:
+            return sum(n.message == warning for n in app._notifications)
+        await until(pilot, "the warning is shown", lambda: shown() == 1)
+        checks = sum("Health checked" in n.message for n in app._notifications)
+        await pilot.press("r")
+        await until(pilot, "a second check reports", lambda: sum(
+            "Health checked" in n.message for n in app._notifications) > checks)
+        assert shown() == 1

@@ -91,6 +91,15 @@ def report_host_keys(fleet: Fleet) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
+def report_host_key_warnings(fleet: Fleet) -> None:
+    """Keys let through only because a host's config says StrictHostKeyChecking no: one
+    line per host on stderr (fleetrun's log file alone would hide them)."""
+    for backend in fleet.backends:
+        if isinstance(backend, HostKeyCheckingBackend):
+            for warning in backend.host_key_warnings():
+                print(f"warning: {warning}", file=sys.stderr)
+
+
 async def select(args: Namespace, fleet: Fleet) -> list[Machine]:
     """The machines --target picks."""
     machines = fleet.machines

@@ -180,10 +180,11 @@ def cmd_trust(args: Namespace) -> int:
         if host.verdict is ScanVerdict.CHANGED:
             failed = True
             changed = [k for k in host.keys if k.verdict is ScanVerdict.CHANGED]
+            commands = dict.fromkeys(c for k in changed for c in k.removal_commands(host.where))
             print(f"{host.where}: host key CHANGED ({', '.join(k.fingerprint for k in changed)}; "
                   f"known_hosts has {', '.join(changed[0].known_fingerprints)}); not trusted "
                   "from here. If the change is expected, remove the old key with "
-                  f"`ssh-keygen -R '{host.where}'`, then scan and trust again",
+                  f"{' and '.join(f'`{c}`' for c in commands)}, then scan and trust again",
                   file=sys.stderr)
         elif host.verdict is ScanVerdict.ERROR:
             # --all-shown trusts what was shown; a host that showed no key is only noted.

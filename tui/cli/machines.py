@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 from core.model import Machine
 from tui.cli import json_shapes, render
 from tui.cli.errors import EXIT_OK
-from tui.cli.fleets import open_named, report_host_keys, select, with_health
+from tui.cli.fleets import (
+    open_named,
+    report_host_key_warnings,
+    report_host_keys,
+    select,
+    with_health,
+)
 from tui.cli.options import add_fleet, add_hosts, add_ssh_options, add_table_output
 
 if TYPE_CHECKING:
@@ -40,6 +46,7 @@ def cmd_machines(args: Namespace) -> int:
                 return selected
             checked = await with_health(fleet.backends, selected)
             report_host_keys(fleet)
+            report_host_key_warnings(fleet)
             return checked
         finally:
             await fleet.aclose()

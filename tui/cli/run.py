@@ -22,7 +22,14 @@ from core.runner import RunSession, check_run
 from core.validate import ValidationError
 from tui.cli import json_shapes, render
 from tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from tui.cli.fleets import follow, open_named, report_host_keys, select, with_health
+from tui.cli.fleets import (
+    follow,
+    open_named,
+    report_host_key_warnings,
+    report_host_keys,
+    select,
+    with_health,
+)
 from tui.cli.inputs import InputError, commands_from, describe_problems, limit_from
 from tui.cli.options import add_event_output, add_fleet, add_hosts, add_ssh_options
 from tui.cli.run_saved import commands_from_library, confirm_dangerous
@@ -190,8 +197,10 @@ def cmd_run(args: Namespace) -> int:
     # Checked before the fleet opens: a directory that cannot be written costs nothing.
     directory = prepare_output_dir(args.output_dir) if args.output_dir else None
     output_dirs: list[OutputDir] = []
+    fleets: list[Fleet] = []
 
     async def plan(fleet: Fleet) -> RunSession:
+        fleets.append(fleet)
         session = await _plan(args, fleet, await select(args, fleet), commands, options, saved)
         if directory is not None:
             output_dirs.append(OutputDir(directory, session.run, session.output))
@@ -211,6 +220,8 @@ def cmd_run(args: Namespace) -> int:
         json_shapes.print_json(run_record(RunView(session.run, session.output, utc_now())))
     elif output == "table":
         render.run_report(session.run, session.output)
+    for fleet in fleets:  # after the report: the last thing a user reads
+        report_host_key_warnings(fleet)
     hint = setup_output_hint(session.run, session.backend_for)
     if hint:
         print(hint, file=sys.stderr)

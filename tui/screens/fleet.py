@@ -21,7 +21,13 @@ from core.query import QueryError, filter_machines, parse_query
 from tui import keymap
 from tui.run_request import RunRequest
 from tui.screens.compose import ComposeScreen
-from tui.screens.host_key_review import HostKeyReview, health_notes, review_items
+from tui.screens.host_key_review import (
+    HostKeyReview,
+    files_text,
+    health_notes,
+    record_files,
+    review_items,
+)
 from tui.widgets.fleet.machine_details import MachineDetails
 from tui.widgets.fleet.machine_table import MachineTable
 
@@ -51,6 +57,8 @@ class FleetScreen(Screen[None]):
         self._machines = machines
         self._backends = backends
         self._host_keys = host_keys
+        self._warned: set[str] = set()
+        """StrictHostKeyChecking-no warnings already shown (each once a session)."""
         self.fleet_name = fleet_name
         self._query = ""
 
@@ -166,6 +174,11 @@ class FleetScreen(Screen[None]):
         """Say which hosts were refused for their keys; offer the review of unknown ones."""
         if self._host_keys is None:
             return
+        fresh = [w for w in self._host_keys.host_key_warnings() if w not in self._warned]
+        self._warned.update(fresh)
+        for warning in fresh:
+            # Not a refusal, but a key nothing vouched for: as loud as a changed key.
+            self.notify(warning, title="Host key not checked", severity="warning", timeout=30)
         verdicts = [p.verdict for p in self._host_keys.host_key_problems().values()]
         changed = verdicts.count(KeyVerdict.CHANGED)
         unknown = verdicts.count(KeyVerdict.UNKNOWN)
@@ -205,7 +218,7 @@ class FleetScreen(Screen[None]):
         """Record the trusted keys in known_hosts, then check their hosts again."""
         if self._host_keys is None:
             return
-        path = self._host_keys.known_hosts_path
+        path = files_text(record_files(trusted, self._host_keys.known_hosts_path))
         try:
             # A file write: off the event loop.
             await asyncio.to_thread(self._host_keys.trust_host_keys, trusted)

@@ -72,10 +72,22 @@ def health_notes(
             if m.id in problems and not m.health.runnable}
 
 
-def removal_command(problem: HostKeyProblem, known_hosts: Path) -> str:
-    """The command that drops a host's recorded keys from ``known_hosts``."""
-    return (f"ssh-keygen -R {shlex.quote(host_pattern(problem.host, problem.port))} "
-            f"-f {shlex.quote(str(known_hosts))}")
+def removal_commands(problem: HostKeyProblem, known_hosts: Path) -> list[str]:
+    """The commands that drop a host's old keys: from each file holding them (the host's
+    own known_hosts files), else from ``known_hosts``. Always with ``-f``: explicit here."""
+    files = problem.old_key_files or (problem.record_file or str(known_hosts),)
+    return [f"ssh-keygen -R {shlex.quote(host_pattern(problem.host, problem.port))} "
+            f"-f {shlex.quote(file)}" for file in files]
+
+
+def record_files(problems: Iterable[HostKeyProblem], known_hosts: Path) -> list[str]:
+    """The files trusting these keys records them in (each host's first user known_hosts
+    file), in order; ``known_hosts`` for problems that do not say."""
+    return list(dict.fromkeys(p.record_file or str(known_hosts) for p in problems))
+
+
+def files_text(files: list[str]) -> str:
+    return files[0] if len(files) == 1 else f"their hosts' own files ({', '.join(files)})"
 
 
 def changed_text(items: Iterable[KeyReviewItem], known_hosts: Path) -> Text:
@@ -96,7 +108,7 @@ def changed_text(items: Iterable[KeyReviewItem], known_hosts: Path) -> Text:
             text.append(f"{known}\n", style="green")
         text.append("  If the change is expected (confirm the new fingerprint on the host "
                     "itself), remove the old key:\n    ")
-        text.append(removal_command(problem, known_hosts), style="bold")
+        text.append("\n    ".join(removal_commands(problem, known_hosts)), style="bold")
         text.append("\n  then check health again (r): the host comes back here as unknown.\n")
     return text
 
@@ -146,9 +158,11 @@ class HostKeyReview(ModalScreen[list[HostKeyProblem] | None]):
         if not self.unknown:
             return Text("No unknown host keys to trust.", style="bold")
         return Text.assemble(
-            f"{len(self.unknown)} SSH host(s) presented keys that ",
-            (str(self.known_hosts), "bold"),
-            " has no key for; until trusted they are skipped by runs.\nCompare each "
+            f"{len(self.unknown)} SSH host(s) presented keys that known_hosts has no key "
+            "for; until trusted they are skipped by runs. Trusting records them in ",
+            (files_text(record_files((i.problem for i in self.unknown), self.known_hosts)),
+             "bold"),
+            ".\nCompare each "
             "fingerprint with the host's own (on the host: ssh-keygen -lf "
             "/etc/ssh/ssh_host_*_key.pub) before trusting it.",
         )
