@@ -9,9 +9,7 @@ through a temporary file, so a failure leaves the old file as it was.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,8 +17,8 @@ from typing import Any
 
 import tomli_w
 
+from core.atomic_files import replace_file
 from core.config_file import ConfigFileError, read_config
-from core.trusted_files import make_private
 
 _HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\"' -]+?)\s*\]\s*(?:#.*)?$")
 _ARRAY_HEADER = re.compile(r"^\s*\[\[")
@@ -98,10 +96,6 @@ def _line(key: str, value: Any) -> str:
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".config-", suffix=".toml")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        make_private(Path(temporary), 0o600)
-        os.replace(temporary, path)
+        replace_file(path, text)
     except OSError as exc:
         raise ConfigFileError(f"{path}: cannot write it: {exc.strerror or exc}") from None

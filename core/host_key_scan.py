@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import enum
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from core import config
+from core.atomic_files import replace_file
 from core.backends.host_keys import HostKeyProblem, KeyVerdict, host_pattern, removal_command
 from core.errors import BadInputError
-from core.trusted_files import make_private
 
 SCAN_FILE = "host-key-scan.json"
 SCAN_VERSION = 1
@@ -174,15 +172,7 @@ def save_scan(record: ScanRecord, path: Path | None = None) -> Path:
     path = path or scan_path()
     text = json.dumps(record.to_json(), indent=2) + "\n"
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".host-key-scan-")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:  # mkstemp: mode 0600
-                out.write(text)
-            make_private(Path(temporary), 0o600)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        replace_file(path, text)
     except OSError as exc:
         raise ScanFileError(f"{path}: cannot record the scan: {exc.strerror or exc}") from None
     return path

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from core.atomic_files import replace_file
 from core.errors import FleetrunError
 from core.incident_report import markdown_report
 from core.model import Run, utc_now
@@ -100,14 +100,9 @@ def write_view(view: RunView, fmt: ExportFormat, path: Path) -> Path:
     """Like :func:`write`, for a :class:`RunView` (a run from history: its journal's status)."""
     text = render_view(view, fmt)
     target = path.expanduser().absolute()
-    partial = target.with_name(f".{target.name}.partial")
     try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(partial, target)
+        replace_file(target, text)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from None
     return target
 

@@ -7,8 +7,6 @@ load. The format is described in :mod:`core.library`.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import tomllib
 from collections.abc import Iterable, Mapping
 from importlib import resources
@@ -18,6 +16,7 @@ from typing import Any
 import tomli_w
 
 from core import config
+from core.atomic_files import replace_file
 from core.errors import BadInputError
 from core.field_names import shown_key
 from core.library.model import (
@@ -401,17 +400,7 @@ def save_command(command: SavedCommand, directory: Path | None = None, *,
         _refuse_foreign(target, command.name)
     text = HEADER + tomli_w.dumps(doc, multiline_strings=True)
     try:
-        fd, temp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        replace_file(target, text, sync=True)
     except OSError as exc:
         raise LibraryError(f"{target}: cannot write it: {exc.strerror}") from None
     return target
