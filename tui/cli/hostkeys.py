@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -141,23 +142,69 @@ def _lasting(spec: str) -> str:
     return str(path.resolve()) if not path.is_absolute() and path.is_file() else spec
 
 
-def _scan_table(record: ScanRecord) -> None:
-    table = Table()
-    for col in ("machine", "host", "port", "type", "fingerprint", "verdict"):
-        table.add_column(col, no_wrap=col in ("fingerprint", "type"))
+def _table_fits(record: ScanRecord, width: int) -> bool:
+    """Whether the table shows every fingerprint whole with the machine and host names
+    folded no narrower than a dozen and a score of characters."""
+    keys = [(h, k) for h in record.hosts for k in h.keys]
+    if not keys:
+        return True
+    machine = min(12, max(len(h.machine) for h, _ in keys))
+    host = min(21, max(len(h.where) for h, _ in keys))
+    kind = max(len(key_type_label(k.key_type)) for _, k in keys)
+    fingerprint = max(len(k.fingerprint) for _, k in keys)
+    verdict = len("unknown")
+    return machine + host + kind + fingerprint + verdict + 4 * 3 + 2 <= width
+
+
+def _stacked(record: ScanRecord) -> Text:
+    """The scan for a terminal too narrow for the table: a line per host and verdict, the
+    key type and the whole fingerprint indented below it."""
+    text = Text()
     for host in record.hosts:
         if host.error:
-            table.add_row(Text(inert(host.machine)), Text(inert(host.host)), str(host.port),
-                          "", "", Text(f"error: {host.error}", style="red"))
+            text.append(f"{inert(host.machine)}  {inert(host.where)}  ")
+            text.append(f"error: {host.error}\n", style="red")
+        for key in host.keys:
+            text.append(f"{inert(host.machine)}  {inert(host.where)}  ")
+            text.append(key.verdict.value.upper() if key.verdict is ScanVerdict.CHANGED
+                        else key.verdict.value, style=VERDICT_STYLE[key.verdict])
+            text.append(f"\n    {key_type_label(key.key_type)} {key.fingerprint}\n")
+            for known in key.known_fingerprints:
+                text.append(f"    known_hosts has {known}\n", style="dim")
+    return text
+
+
+def key_type_label(algorithm: str) -> str:
+    """The key type as ``ssh-keygen -l`` prints it: ED25519, ECDSA, RSA (else as given)."""
+    for prefix, label in (("ssh-ed25519", "ED25519"), ("ecdsa-", "ECDSA"),
+                          ("rsa-", "RSA"), ("ssh-rsa", "RSA"), ("ssh-dss", "DSA")):
+        if algorithm.startswith(prefix):
+            return label
+    return algorithm
+
+
+def _scan_table(record: ScanRecord) -> None:
+    # The fingerprint is what a person compares: never wrapped or cut. The rest fold, and
+    # the box is light, so that it all fits an 80-column terminal.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("machine", min_width=6, overflow="fold")
+    table.add_column("host", min_width=9, overflow="fold")
+    table.add_column("type", no_wrap=True)
+    table.add_column("fingerprint", no_wrap=True)
+    table.add_column("verdict", min_width=7, overflow="fold")
+    for host in record.hosts:
+        if host.error:
+            table.add_row(Text(inert(host.machine)), Text(inert(host.where)), "", "",
+                          Text(f"error: {host.error}", style="red"))
         for key in host.keys:
             verdict = Text(key.verdict.value.upper() if key.verdict is ScanVerdict.CHANGED
                            else key.verdict.value, style=VERDICT_STYLE[key.verdict])
             if key.known_fingerprints:
                 verdict.append(f" (known_hosts has {', '.join(key.known_fingerprints)})",
                                style="dim")
-            table.add_row(Text(inert(host.machine)), Text(inert(host.host)), str(host.port),
-                          key.key_type, key.fingerprint, verdict)
-    render.out.print(table)
+            table.add_row(Text(inert(host.machine)), Text(inert(host.where)),
+                          key_type_label(key.key_type), key.fingerprint, verdict)
+    render.out.print(table if _table_fits(record, render.out.width) else _stacked(record))
     counts = {v: sum(h.verdict is v for h in record.hosts) for v in ScanVerdict}
     summary = ", ".join(f"{n} {v.value}" for v, n in counts.items() if n)
     render.out.print(Text(f"{len(record.hosts)} host(s): {summary}. Check the fingerprints out "
