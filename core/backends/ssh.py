@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import secrets
 import time
@@ -35,7 +34,6 @@ from core.backends.base import HostKeyScanningBackend, RunCheckedBackend
 from core.backends.host_keys import HostKeyProblem
 from core.backends.ssh_become import Become, BecomeError, become_for, escalate
 from core.backends.ssh_bootstrap import (
-    BOOTSTRAP_FAILURE,
     FrameError,
     frame,
     kill_command_line,
@@ -51,10 +49,9 @@ from core.backends.ssh_hostkeys import (
     HostKeyPolicy,
 )
 from core.backends.ssh_jump import Bastions
-from core.errors import FleetrunError
-from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
+from core.backends.ssh_output import ClientTimeout, follow_output, outcome
+from core.events import Finished, MachineEvent, OutputAppended, StateChanged
 from core.model import (
-    TAIL_BYTES,
     Command,
     CommandId,
     Health,
@@ -62,7 +59,6 @@ from core.model import (
     Machine,
     MachineId,
     RunState,
-    Stream,
     utc_now,
 )
 from core.redaction import SecretMask
@@ -81,7 +77,6 @@ log = logging.getLogger(__name__)
 skip_unheard_logging()
 
 PROBE = "exec bash --noprofile --norc -c 'echo fleetrun-ok'"
-READ_SIZE = 1 << 16
 
 
 class SshBackend:
@@ -290,11 +285,14 @@ class SshBackend:
                 process.stdin.write_eof()
             yield StateChanged(machine.id, RunState.RUNNING, "running", at=started)
             try:
-                async for event in self._follow(machine, process, command.timeout):
+                async for event in follow_output(
+                        machine, process, command.timeout,
+                        tail_interval=self.settings.tail_interval,
+                        kill_grace=self.settings.kill_grace):
                     if mirror is not None and isinstance(event, OutputAppended):
                         mirror.add(event.stream, event.offset, event.data)
                     yield event
-            except _ClientTimeout:
+            except ClientTimeout:
                 await asyncio.shield(self._kill(machine, launch.kill, key))
                 finished = True
                 yield Finished(machine.id, RunState.TIMED_OUT, -1, started, utc_now(),
@@ -323,70 +321,6 @@ class SshBackend:
                 await asyncio.shield(self._kill(machine, launch.kill, key))
             process.close()
 
-    async def _follow(
-        self, machine: Machine, process: asyncssh.SSHClientProcess[bytes], limit: int
-    ) -> AsyncIterator[MachineEvent]:
-        """Every byte of both streams, tails every ``tail_interval``, until both end.
-
-        One queue carries both streams' chunks and the two clocks (the next tail report,
-        the client's deadline): each clock is one timer set once and re-armed only when it
-        fires, rather than a fresh timeout around every chunk.
-        """
-        chunks: asyncio.Queue[tuple[Stream, bytes | Exception | _Clock]] = asyncio.Queue()
-        offsets = dict.fromkeys(Stream, 0)
-        tails = dict.fromkeys(Stream, b"")
-        reported: dict[Stream, bytes] = {}
-
-        async def pump(stream: Stream, reader: asyncssh.SSHReader[bytes]) -> None:
-            try:
-                while data := await reader.read(READ_SIZE):
-                    chunks.put_nowait((stream, data))
-            except (asyncssh.Error, OSError) as exc:  # the connection died (keepalives)
-                chunks.put_nowait((stream, exc))
-                return
-            chunks.put_nowait((stream, b""))
-
-        loop = asyncio.get_running_loop()
-        interval = self.settings.tail_interval
-        clocks = [loop.call_later(interval, chunks.put_nowait, (Stream.STDOUT, _Clock.TAIL))]
-        if limit > 0:
-            clocks.append(loop.call_later(limit + self.settings.kill_grace, chunks.put_nowait,
-                                          (Stream.STDOUT, _Clock.DEADLINE)))
-        readers = [asyncio.create_task(pump(Stream.STDOUT, process.stdout)),
-                   asyncio.create_task(pump(Stream.STDERR, process.stderr))]
-        open_streams = 2
-        try:
-            while open_streams:
-                stream, data = await chunks.get()
-                if data is _Clock.DEADLINE:
-                    raise _ClientTimeout
-                if isinstance(data, Exception):
-                    raise data
-                if data is _Clock.TAIL:
-                    clocks[0] = loop.call_later(interval, chunks.put_nowait,
-                                                (Stream.STDOUT, _Clock.TAIL))
-                    for name in Stream:
-                        if reported.get(name) != tails[name]:
-                            reported[name] = tails[name]
-                            yield TailUpdated(machine.id, name, tails[name])
-                    continue
-                if not data:
-                    open_streams -= 1
-                    continue
-                yield OutputAppended(machine.id, stream, offsets[stream], data)
-                offsets[stream] += len(data)
-                tail = tails[stream]
-                tails[stream] = (data[-TAIL_BYTES:] if len(data) >= TAIL_BYTES
-                                 else (tail + data)[-TAIL_BYTES:])
-            for name in Stream:
-                yield TailUpdated(machine.id, name, tails[name])
-            await process.wait_closed()
-        finally:
-            for clock in clocks:
-                clock.cancel()
-            for reader in readers:
-                reader.cancel()
-
     def _result(
         self,
         machine: Machine,
@@ -396,41 +330,9 @@ class SshBackend:
         started: datetime,
         elapsed: float,
     ) -> Finished:
-        state, code, error = self._outcome(process, command, key, elapsed)
+        state, code, error = outcome(process, command, canceled=key in self._canceled,
+                                     elapsed=elapsed)
         return Finished(machine.id, state, code, started, utc_now(), error)
-
-    def _outcome(
-        self,
-        process: asyncssh.SSHClientProcess[bytes],
-        command: Command,
-        key: tuple[MachineId, str],
-        elapsed: float,
-    ) -> tuple[RunState, int | None, str]:
-        signal, status = process.exit_signal, process.exit_status
-        if key in self._canceled:
-            return RunState.CANCELED, None, "canceled by the user"
-        timed_out = command.timeout > 0 and elapsed >= command.timeout - 0.5
-        if timed_out and command.command_id is CommandId.POWERSHELL and status != 0:
-            # Windows has no exit signal: the watchdog's taskkill leaves exit status 1.
-            return RunState.TIMED_OUT, -1, (f"timed out after {command.timeout} s: the host "
-                                            "killed the script's process tree")
-        if signal is not None:
-            name = f"SIG{signal[0]}"
-            if timed_out:
-                return RunState.TIMED_OUT, -1, (f"timed out after {command.timeout} s: the "
-                                                f"host killed the script and its process "
-                                                f"group ({name})")
-            return RunState.FAILED, -1, f"killed by {name}"
-        if status is None or status < 0:
-            return RunState.FAILED, None, ("the connection ended before the command reported "
-                                           "its exit status")
-        if status == 0:
-            return RunState.SUCCEEDED, 0, ""
-        error = f"exit status {status}"
-        if status == BOOTSTRAP_FAILURE:
-            error += (" (unless the script exited 203 itself, fleetrun could not set it up on "
-                      "the host: see stderr)")
-        return RunState.FAILED, status, error
 
     # -- cancel ---------------------------------------------------------------------------
 
@@ -475,17 +377,6 @@ class _Launch:
     """Keep stdin open until the run ends: the host's reaper reads its end as "stop"."""
     become: Become | None = None
     """sudo/su to answer before the payload goes out (the command line is already wrapped)."""
-
-
-class _Clock(enum.Enum):
-    """A timer's mark in :meth:`SshBackend._follow`'s queue."""
-
-    TAIL = "time for a tail report"
-    DEADLINE = "the command's timeout plus grace has passed"
-
-
-class _ClientTimeout(FleetrunError):
-    """The host did not end the script by its timeout (plus grace): the client steps in."""
 
 
 if TYPE_CHECKING:
