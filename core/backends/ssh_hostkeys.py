@@ -141,8 +141,8 @@ class HostKeyPolicy:
         unknown = [p for p in problems if p.verdict is KeyVerdict.UNKNOWN]
         by_files: dict[int, tuple[KnownHostsSet, list[str]]] = {}
         for problem in unknown:
-            files = self._files_of.pop((problem.host, problem.port), self.known_hosts)
-            files = files_for_all or files
+            refused_in = self._files_of.pop((problem.host, problem.port), self.known_hosts)
+            files = files_for_all or refused_in
             by_files.setdefault(id(files), (files, []))[1].append(problem.key_line)
             self.pending.pop((problem.host, problem.port), None)
         for files, lines in by_files.values():

@@ -221,8 +221,7 @@ def cmd_trust(args: Namespace) -> int:
     record = load_scan()
     chosen = record.hosts if args.all_shown else _named(record, args.hosts)
     failed = False
-    problems: list[HostKeyProblem] = []
-    chosen_problems: list[tuple[HostScan, list[HostKeyProblem]]] = []
+    to_trust: list[tuple[HostScan, list[HostKeyProblem]]] = []
     for host in chosen:
         if host.verdict is ScanVerdict.CHANGED:
             failed = True
@@ -238,13 +237,14 @@ def cmd_trust(args: Namespace) -> int:
             failed = failed or not args.all_shown
             print(f"{host.where}: the scan collected no key from it ({host.error}); "
                   "nothing to trust", file=sys.stderr)
-        else:
-            problems += host.problems()
-            chosen_problems.append((host, host.problems()))
-    if problems:
-        asyncio.run(_trust(record, [c for c in chosen_problems if c[1]]))
-        for problem in problems:
-            print(f"trusted {host_pattern(problem.host, problem.port)}  {problem.fingerprint}")
+        elif problems := host.problems():
+            to_trust.append((host, problems))
+    if to_trust:
+        asyncio.run(_trust(record, to_trust))
+        for _, problems in to_trust:
+            for problem in problems:
+                print(f"trusted {host_pattern(problem.host, problem.port)}  "
+                      f"{problem.fingerprint}")
     elif not failed:
         print("nothing to trust: the chosen hosts' keys are known already")
     return EXIT_USAGE if failed else EXIT_OK
