@@ -15,6 +15,7 @@ applies the config at connect time with its own, complete semantics.
 
 from __future__ import annotations
 
+import functools
 import glob
 import re
 import shlex
@@ -79,7 +80,9 @@ class _Block:
         return matched
 
 
+@functools.lru_cache(maxsize=4096)
 def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    # Cached: a fleet's aliases are each tried against the same few wildcard patterns.
     parts = (".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
     return re.compile("".join(parts), re.IGNORECASE)
 
@@ -96,8 +99,20 @@ class SshConfigReader:
         self.blocks: list[_Block] = [_Block(("*",))]
         self.reducible = True
         """Whether each host's part can be cut out faithfully (see :func:`config_for`)."""
+        self._index: _BlockIndex | None = None
+
+    def candidates(self, alias: str) -> list[_Block]:
+        """The blocks that may apply to ``alias`` (see :func:`config_for`), in file order.
+
+        A config with a Host block per machine is asked this once per machine: blocks
+        naming hosts literally are looked up by name, so N aliases cost N, not N².
+        """
+        if self._index is None:
+            self._index = _BlockIndex(self.blocks)
+        return [self.blocks[i] for i in self._index.candidates(self.blocks, alias)]
 
     def read(self, path: Path, depth: int = 0) -> None:
+        self._index = None
         try:
             text = read_trusted_text(path)
         except UnreadableFileError as exc:
@@ -193,6 +208,35 @@ class SshConfigReader:
         return files
 
 
+class _BlockIndex:
+    """Which blocks name which hosts literally; the others are tried pattern by pattern."""
+
+    def __init__(self, blocks: list[_Block]) -> None:
+        self.by_name: dict[str, list[int]] = {}
+        self.always: list[int] = []
+        """The global part and Match blocks: kept for every alias."""
+        self.patterned: list[int] = []
+        """Blocks with a wildcard (or a name not in ASCII): matched by regex."""
+        for index, block in enumerate(blocks):
+            if index == 0 or block.match:
+                self.always.append(index)
+                continue
+            words = [p.lstrip("!") for p in block.loose or block.patterns]
+            if all(w.isascii() and not _WILDCARDS & set(w) for w in words):
+                for word in dict.fromkeys(w.lower() for w in words):
+                    self.by_name.setdefault(word, []).append(index)
+            else:
+                self.patterned.append(index)
+
+    def candidates(self, blocks: list[_Block], alias: str) -> list[int]:
+        if not alias.isascii():  # case folding beyond ASCII: leave it to the regexes
+            return [i for i, b in enumerate(blocks)
+                    if i in self.always or b.may_apply_to(alias)]
+        found = {*self.always, *self.by_name.get(alias.lower(), ()),
+                 *(i for i in self.patterned if blocks[i].may_apply_to(alias))}
+        return sorted(found)
+
+
 def read_ssh_config(path: Path, *, ssh_dir: Path | None = None) -> SshConfigReader:
     """A config and what it includes, read once (for :func:`config_for`)."""
     reader = SshConfigReader(ssh_dir if ssh_dir is not None else Path("~/.ssh").expanduser())
@@ -213,8 +257,7 @@ def config_for(reader: SshConfigReader, alias: str) -> str | None:
     """
     if not reader.reducible:
         return None
-    kept = [b.lines for b in reader.blocks
-            if b is reader.blocks[0] or b.match or b.may_apply_to(alias)]
+    kept = [b.lines for b in reader.candidates(alias)]
     return "\n".join(line for lines in kept for line in lines) + "\n"
 
 

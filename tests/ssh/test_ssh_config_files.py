@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from asyncssh.config import SSHClientConfig
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from core.backends.ssh_config_files import ConfigFiles
 from core.openssh.config import config_for, read_ssh_config
@@ -123,3 +125,33 @@ def test_hosts_with_the_same_cut_share_one_copy(tmp_path: Path) -> None:
     assert Path(own).read_text() == config_for(read_ssh_config(path), "web-1")
     assert len(list(Path(shared).parent.iterdir())) == 2
     files.close()
+
+
+_FOLDS = "\u017f\u212a"
+"""Beyond ASCII, yet equal to "s" and "k" when case is ignored (long s, Kelvin sign)."""
+_WORDS = st.text(alphabet="abskAB-1*?!." + _FOLDS, min_size=1, max_size=4).filter(
+    lambda w: w != "!")
+
+
+@settings(max_examples=300, deadline=None)
+@given(hosts=st.lists(st.lists(_WORDS, min_size=1, max_size=3), max_size=8),
+       matches=st.sets(st.integers(0, 8)),
+       alias=st.text(alphabet="abskSB-1." + _FOLDS, min_size=1, max_size=4))
+@example(hosts=[["s"]], matches=set(), alias="\u017f")  # the long s matches "s", ignoring case
+def test_the_blocks_looked_up_by_name_are_those_every_pattern_tried_would_give(
+    tmp_path_factory: pytest.TempPathFactory, hosts: list[list[str]], matches: set[int],
+    alias: str,
+) -> None:
+    # A Host block per machine is looked up by name; a wildcard, a negation, another case
+    # or a letter beyond ASCII must keep exactly the blocks the pattern-by-pattern scan keeps.
+    lines = []
+    for number, words in enumerate(hosts):
+        if number in matches:
+            lines.append("Match host x")
+        lines.append("Host " + " ".join(words))
+        lines.append(f"    Port {number + 1}")
+    path = tmp_path_factory.mktemp("cfg") / "config"
+    path.write_text("\n".join(lines) + "\n")
+    reader = read_ssh_config(path)
+    every = [b for i, b in enumerate(reader.blocks) if i == 0 or b.match or b.may_apply_to(alias)]
+    assert reader.candidates(alias) == every
