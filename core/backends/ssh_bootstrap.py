@@ -81,7 +81,7 @@ _BOOTSTRAP = _SWEEP + "\n" + r"""
 __fleetrun_made=
 __fleetrun_fail() {
   echo "fleetrun: $1" >&2
-  [ -n "$__fleetrun_made" ] && rm -rf -- "$__fleetrun_dir"
+  [ -n "$__fleetrun_made" ] && LC_ALL=C rm -rf -- "$__fleetrun_dir"
   exit 203
 }
 umask 077
@@ -91,7 +91,9 @@ LC_ALL=C
 __fleetrun_dir="${TMPDIR:-/tmp}/fleetrun-$1"
 __fleetrun_timeout="$2"
 __fleetrun_bash="$BASH"
-mkdir -m 700 -- "$__fleetrun_dir" || __fleetrun_fail "cannot create $__fleetrun_dir"
+# LC_ALL=C: coreutils in the C locale skip loading locale data (a millisecond a process
+# on every run of every host; their messages stay English).
+LC_ALL=C mkdir -m 700 -- "$__fleetrun_dir" || __fleetrun_fail "cannot create $__fleetrun_dir"
 __fleetrun_made=1
 IFS= read -r -d "" __fleetrun_magic || __fleetrun_fail "bad frame"
 [ "$__fleetrun_magic" = FLEETRUN2 ] || __fleetrun_fail "bad frame"
@@ -150,7 +152,7 @@ echo "$__fleetrun_pg" > "$__fleetrun_dir/pgid"
     IFS= read -r -t 0.1 -n 1 _
     [ "$?" -gt 128 ] || break
   done
-  rm -rf -- "$__fleetrun_dir"
+  LC_ALL=C rm -rf -- "$__fleetrun_dir"
   # Stopped while the script still runs (timeout, cancel, the session gone), not ended:
   # what left the group goes too. The client closing stdin after a normal end finds the
   # script already reaped (sshd reports the exit status only then): no /proc scan. Before
@@ -170,7 +172,7 @@ exec "$__fleetrun_bash" ./script.sh "${__fleetrun_args[@]}" < /dev/null
 _KILL = _SWEEP + "\n" + r"""
 __fleetrun_dir="${TMPDIR:-/tmp}/fleetrun-$1"
 __fleetrun_pg=$(cat -- "$__fleetrun_dir/pgid" 2> /dev/null) || exit 0
-rm -rf -- "$__fleetrun_dir"
+LC_ALL=C rm -rf -- "$__fleetrun_dir"
 kill -KILL -- "-$__fleetrun_pg" 2> /dev/null
 __fleetrun_sweep "$1"
 exit 0
