@@ -129,9 +129,13 @@ class _GlobLookupLoader(importlib.abc.Loader):
         import ctypes.util  # here: only a process that loads asyncssh pays for ctypes
 
         original = ctypes.util.find_library
+        dirs: list[str] = []  # read once per probing module, on its first lookup
 
         def find_library(name: str) -> str | None:
-            return find_shared_library(name) if name in self._names else original(name)
+            if name not in self._names:
+                return original(name)
+            dirs[:] = dirs or library_dirs()
+            return find_shared_library(name, dirs)
 
         ctypes.util.find_library = find_library
         try:
