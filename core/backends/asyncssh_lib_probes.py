@@ -17,17 +17,21 @@ before; on other systems nothing changes.
 
 from __future__ import annotations
 
-import glob
-import importlib.abc
 import importlib.machinery
 import os
 import re
 import sys
-import sysconfig
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
+
+    _LoaderBase = Loader
+else:  # importlib.abc costs 4 ms to import; the import system needs no base class
+    _LoaderBase = object
 
 PROBES: Mapping[str, tuple[str, ...]] = {
     "asyncssh.crypto.pq": ("oqs", "liboqs"),
@@ -42,6 +46,8 @@ _ELF_MAGIC = b"\x7fELF"
 def library_dirs(conf: Path = LD_SO_CONF,
                  environ: Mapping[str, str] | None = None) -> list[str]:
     """Where the dynamic linker looks: ``$LD_LIBRARY_PATH``, ``ld.so.conf``, the defaults."""
+    import sysconfig  # here, as glob below: core.backends imports this module, cheaply
+
     env = os.environ if environ is None else environ
     dirs = [d for d in env.get("LD_LIBRARY_PATH", "").split(":") if d]
     dirs.extend(_conf_dirs(conf, depth=0))
@@ -53,6 +59,8 @@ def library_dirs(conf: Path = LD_SO_CONF,
 
 def _conf_dirs(conf: Path, depth: int) -> list[str]:
     """The folders ``conf`` lists, ``include`` globs followed (not too deep: no loops)."""
+    import glob
+
     try:
         lines = conf.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
@@ -72,16 +80,39 @@ def _conf_dirs(conf: Path, depth: int) -> list[str]:
 
 def find_shared_library(name: str, dirs: Sequence[str] | None = None) -> str | None:
     """The path of ``lib<name>.so`` or ``lib<name>.so.N...`` that this interpreter can load
-    (its ELF class and machine), in the first of ``dirs`` that has one; the versioned
-    soname first, as ``ldconfig`` lists it. None when there is none."""
-    wanted = _elf_kind(sys.executable)
-    for folder in library_dirs() if dirs is None else dirs:
-        found = [path for path in glob.glob(os.path.join(glob.escape(folder), f"lib{name}.so*"))
-                 if _SONAME.search(path) and os.path.isfile(path)
-                 and _elf_kind(path) == wanted]
-        if found:
-            return sorted(found, key=lambda path: (path.endswith(".so"), len(path), path))[0]
-    return None
+    (its ELF class and machine), in the first of ``dirs`` (the linker's when None) that has
+    one; the versioned soname first, as ``ldconfig`` lists it. None when there is none."""
+    return LibraryFolders(library_dirs() if dirs is None else dirs).find(name)
+
+
+class LibraryFolders:
+    """Folders to look for shared libraries in, each listed once however many names are
+    looked up (the multiarch folder holds a thousand files, and is often there twice)."""
+
+    def __init__(self, dirs: Sequence[str]) -> None:
+        self._dirs = list(dict.fromkeys(os.path.realpath(d) for d in dirs))
+        self._listed: dict[str, list[str]] = {}
+        self._wanted = _elf_kind(sys.executable)
+
+    def find(self, name: str) -> str | None:
+        prefix = f"lib{name}.so"
+        for folder in self._dirs:
+            found = [path for path in (os.path.join(folder, entry)
+                                       for entry in self._names_in(folder)
+                                       if entry.startswith(prefix)
+                                       and _SONAME.fullmatch(entry, len(prefix) - 3))
+                     if os.path.isfile(path) and _elf_kind(path) == self._wanted]
+            if found:
+                return sorted(found, key=lambda path: (path.endswith(".so"), len(path), path))[0]
+        return None
+
+    def _names_in(self, folder: str) -> list[str]:
+        if folder not in self._listed:
+            try:
+                self._listed[folder] = os.listdir(folder)
+            except OSError:
+                self._listed[folder] = []
+        return self._listed[folder]
 
 
 def _elf_kind(path: str) -> bytes:
@@ -103,22 +134,24 @@ def install() -> None:
         sys.meta_path.insert(0, _ProbeFinder())
 
 
-class _ProbeFinder(importlib.abc.MetaPathFinder):
+class _ProbeFinder:
     """Finds a module of :data:`PROBES` as usual and hands it a loader that runs it with
-    the glob lookup in place."""
+    the glob lookup in place (a meta path finder by duck typing, like the loader)."""
 
     def find_spec(self, fullname: str, path: Sequence[str] | None,
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         if fullname not in PROBES:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
-        if spec is not None and isinstance(spec.loader, importlib.abc.Loader):
+        if spec is not None and spec.loader is not None:
             spec.loader = _GlobLookupLoader(spec.loader, PROBES[fullname])
         return spec
 
 
-class _GlobLookupLoader(importlib.abc.Loader):
-    def __init__(self, inner: importlib.abc.Loader, names: tuple[str, ...]) -> None:
+class _GlobLookupLoader(_LoaderBase):
+    """The module's own loader, with :func:`find_shared_library` in place while it runs."""
+
+    def __init__(self, inner: Loader, names: tuple[str, ...]) -> None:
         self._inner = inner
         self._names = names
 
@@ -129,13 +162,13 @@ class _GlobLookupLoader(importlib.abc.Loader):
         import ctypes.util  # here: only a process that loads asyncssh pays for ctypes
 
         original = ctypes.util.find_library
-        dirs: list[str] = []  # read once per probing module, on its first lookup
+        folders: list[LibraryFolders] = []  # made on the module's first lookup, then kept
 
         def find_library(name: str) -> str | None:
             if name not in self._names:
                 return original(name)
-            dirs[:] = dirs or library_dirs()
-            return find_shared_library(name, dirs)
+            folders[:] = folders or [LibraryFolders(library_dirs())]
+            return folders[0].find(name)
 
         ctypes.util.find_library = find_library
         try:
