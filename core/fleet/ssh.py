@@ -8,10 +8,13 @@ sources name as well as the default one.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.config import config_dir
+from core.config_file import CONFIG_FILE, ConfigFileError, read_config
 from core.fleet.opened_backend import OpenedBackend, SourceReach
 from core.fleet.options import FleetOptions
 from core.fleet.source import FleetError, FleetSource
@@ -19,6 +22,8 @@ from core.model import Machine, MachineKind
 from core.user_paths import UnknownUserError, expand_user
 
 DEFAULT_CONFIG = "~/.ssh/config"
+OUTPUT_CONTAINER_ENV = "FLEETRUN_AZURE_OUTPUT_CONTAINER"
+"""core.azure.settings's, named here so that an SSH fleet checks it without loading Azure."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,8 @@ def open_ssh_backend(reaches: Sequence[SourceReach], options: FleetOptions) -> O
 
 def _output_container() -> str:
     """``[azure] output_container`` when it is a SAS URL; '' otherwise (or unreadable)."""
+    if not _azure_output_may_be_set():
+        return ""
     from core.azure.settings import SettingsError, load_azure_settings
 
     try:
@@ -110,3 +117,14 @@ def _output_container() -> str:
         return ""  # --fleet azure reports the error; SSH runs need no blobs
     sas = not settings.output_identity and not settings.delegates
     return settings.output_container if sas else ""
+
+
+def _azure_output_may_be_set() -> bool:
+    """Whether config.toml has an ``[azure]`` table or the environment names a container:
+    without either the Azure settings (and their modules) need not load for SSH hosts."""
+    if os.environ.get(OUTPUT_CONTAINER_ENV):
+        return True
+    try:
+        return "azure" in read_config(config_dir() / CONFIG_FILE)
+    except ConfigFileError:
+        return False  # as load_azure_settings's SettingsError: no output container

@@ -4,7 +4,7 @@ and what an SSH run writes to its log.
 Start-up time is a benchmark's business (bench/ssh prints it); these tests hold the
 behaviour behind it, read from Python's own import log (``-X importtime``): ``--help``
 loads no subcommand's runtime (the app, SSH, HTTP, tables), and a run on SSH hosts loads
-no Azure client and no HTTP stack.
+no Azure module and no HTTP stack.
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ def test_a_run_on_ssh_hosts_loads_no_azure_client(cli: CliRunner, home: Home,
     modules = imported(result.stderr)
     assert "asyncssh" in modules
     assert not modules & set(NEVER_FOR_AN_SSH_RUN), sorted(modules & set(NEVER_FOR_AN_SSH_RUN))
+    azure = sorted(m for m in modules if m == "core.azure" or m.startswith("core.azure."))
+    assert not azure, azure  # not even the settings or the throttle budget's display
 
 
 def test_each_subcommand_is_listed_with_its_own_help() -> None:

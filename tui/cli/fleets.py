@@ -19,7 +19,6 @@ from core.model import Machine
 from core.query import filter_machines
 from core.runner import RunSession
 from core.user_paths import UnknownUserError, expand_user
-from tui.cli import render
 from tui.cli.errors import UsageError
 
 AD_HOC_PREFIX = "ssh:"
@@ -139,6 +138,9 @@ def follow(
         try:
             session = await plan(fleet)
             sessions.append(session)
+            # Only now (rich's console, progress and tables): the hosts are being worked on.
+            from tui.cli import render
+
             extra = None if alongside is None else asyncio.ensure_future(alongside(session))
             try:
                 if beside is None:

@@ -19,8 +19,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 from rich.text import Text
 
-from core.azure.budget import live_states
-from core.azure.budget_view import budget_line
 from core.journal_store import MachineRecord, RunRecord
 from core.live_counts import LIVE_ORDER, LiveState, is_done, live_counts
 from core.model import TAIL_BYTES, Machine, MachineRun, Run
@@ -75,6 +73,11 @@ def progress_counts(run: Run) -> tuple[int, Text]:
 def budget_text() -> str:
     """Azure's throttle budget as it stands (machines queued for a write token, throttled
     scopes, what is left, the ETA); empty without Azure machines."""
+    if "core.azure.budget" not in sys.modules:
+        return ""  # no Azure client was made, so there is no budget (an SSH-only run)
+    from core.azure.budget import live_states
+    from core.azure.budget_view import budget_line
+
     return inert(budget_line(live_states()))
 
 

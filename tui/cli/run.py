@@ -16,11 +16,8 @@ from core.journal_store import Journal
 from core.model import Command, CommandId, Machine, Run, RunApi, RunState, utc_now
 from core.output_dir import OutputDir, prepare_output_dir
 from core.output_hint import setup_output_hint
-from core.run_record import run_record
-from core.run_view import RunView
 from core.runner import RunSession, check_run
 from core.validate import ValidationError
-from tui.cli import json_shapes, render
 from tui.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from tui.cli.fleets import (
     follow,
@@ -216,9 +213,16 @@ def cmd_run(args: Namespace) -> int:
             print(written.problem(), file=sys.stderr)
     if session is None:
         return EXIT_INTERRUPTED
+    # The report's modules load once the run is over: none of them before its connections.
     if output == "json":
+        from core.run_record import run_record
+        from core.run_view import RunView
+        from tui.cli import json_shapes
+
         json_shapes.print_json(run_record(RunView(session.run, session.output, utc_now())))
     elif output == "table":
+        from tui.cli import render
+
         render.run_report(session.run, session.output)
     for fleet in fleets:  # after the report: the last thing a user reads
         report_host_key_warnings(fleet)
