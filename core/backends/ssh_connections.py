@@ -17,6 +17,7 @@ import os
 import socket
 import weakref
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -116,6 +117,10 @@ class SshConnections:
     def __init__(self, settings: SshSettings) -> None:
         self.settings = settings
         self._configs = ConfigFiles(self.settings.config)
+        self._config_reader = ThreadPoolExecutor(1, thread_name_prefix="fleetrun-ssh-config")
+        """Reads each host's ssh config off the loop, one at a time, in its own thread: in
+        the loop's shared pool, a fleet's worth of reads queued ahead of asyncssh's own
+        option building, and the first connection waited for the last host's config."""
         self._handshakes = asyncio.Semaphore(self.settings.max_handshakes)
         self._known_hosts_files = KnownHostsFiles()
         self.host_keys = HostKeyPolicy(
@@ -233,8 +238,8 @@ class SshConnections:
         if found is None:
             # One thread hop per alias: the cut-down copy and its reading together (the
             # login then takes the copy from the cache, on the loop).
-            found = self._host_configs[key] = await asyncio.to_thread(
-                self._read_host_config, alias, user, port)
+            found = self._host_configs[key] = await asyncio.get_running_loop(
+            ).run_in_executor(self._config_reader, self._read_host_config, alias, user, port)
         return found
 
     def _read_host_config(self, alias: str, user: str, port: int | None) -> HostConfig:
@@ -253,7 +258,8 @@ class SshConnections:
         cached = self._configs.cached(alias)
         if cached is not None:
             return cached
-        return await asyncio.to_thread(self._configs.for_host, alias)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._config_reader, self._configs.for_host, alias)
 
     def _host_key_algorithms(self, known: asyncssh.SSHKnownHosts, host: str,
                              port: int) -> list[str] | None:
@@ -385,6 +391,7 @@ class SshConnections:
         with contextlib.suppress(Exception):
             await self.bastions.aclose()
         await asyncio.to_thread(self._configs.close)
+        self._config_reader.shutdown(wait=False)
 
     def pending_host_keys(self) -> list[HostKeyProblem]:
         """Unknown host keys refused so far, for the user to review in one batch."""
