@@ -120,6 +120,9 @@ class HistoryScreen(Screen[None]):
     def action_search(self) -> None:
         box = self.query_one("#history-search", Input)
         box.add_class("-open")
+        # Shown at once (an inline style, not the class's CSS on the next refresh), so the
+        # focus lands on it and keys typed right after / reach it, not the table.
+        box.display = True
         box.focus()
 
     @on(Input.Changed, "#history-search")
@@ -134,7 +137,9 @@ class HistoryScreen(Screen[None]):
     @on(Input.Submitted, "#history-search")
     def _search_kept(self, event: Input.Submitted) -> None:
         if not event.value.strip():
-            self.query_one("#history-search", Input).remove_class("-open")
+            box = self.query_one("#history-search", Input)
+            box.remove_class("-open")
+            box.display = False
         self.query_one("#runs", DataTable).focus()
 
     def action_today(self) -> None:
@@ -165,6 +170,7 @@ class HistoryScreen(Screen[None]):
         if box.value or box.has_class("-open"):
             box.value = ""
             box.remove_class("-open")
+            box.display = False
             self._search = RunFilter()
             self.action_reload()
             self.query_one("#runs", DataTable).focus()
