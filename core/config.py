@@ -36,6 +36,11 @@ def journal_path() -> Path:
     return data_dir() / "journal.sqlite3"
 
 
+def health_cache_path() -> Path:
+    """The machines' last checked health (:mod:`core.health_cache`), beside the journal."""
+    return data_dir() / "health.json"
+
+
 def runs_dir() -> Path:
     """Full outputs, one folder per run."""
     path = data_dir() / "runs"

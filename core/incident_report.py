@@ -111,6 +111,9 @@ class _Report:
 
     def _command_section(self, shown: dict[str, Any]) -> list[str]:
         details = [f"`{shown['command_id']}`"]
+        if shown.get("saved_command"):
+            details.append(f"saved command `{_inline(shown['saved_command'])}` "
+                           f"(`{_inline(shown.get('saved_hash', ''))}`)")
         if shown["script_path"]:
             details.append(f"from `{_inline(shown['script_path'])}`")
         details.append(f"timeout {shown['timeout']} s" if shown["timeout"] else "no timeout")

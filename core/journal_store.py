@@ -26,6 +26,7 @@ from typing import Any, Literal, NamedTuple, cast
 
 from core.errors import FleetrunError
 from core.model import MachineId, MachineRun, Run, RunState
+from core.run_search import RunFilter
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,18 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE machine_runs ADD COLUMN masked INTEGER NOT NULL DEFAULT 0;
     """,
+    # The saved command a run was made from (name and content hash); empty for an ad-hoc
+    # script, and for every run recorded before this.
+    """
+    ALTER TABLE runs ADD COLUMN saved_command TEXT NOT NULL DEFAULT '';
+    ALTER TABLE runs ADD COLUMN saved_hash TEXT NOT NULL DEFAULT '';
+    """,
 ]
 """Schema scripts in order; ``PRAGMA user_version`` counts how many were applied."""
 
 _RUN_COLUMNS = (
     "run_id, created, ended, parent_run_id, fleet, target, stop_reason, commands_json, "
-    "pid, host, status"
+    "pid, host, status, saved_command, saved_hash"
 )
 _MACHINE_COLUMNS = (
     "machine_id, name, kind, os, location, subscription, tags_json, command_index, state, "
@@ -74,8 +81,8 @@ _MACHINE_COLUMNS = (
 )
 _UPSERT_RUN = """
     INSERT INTO runs (run_id, created, ended, parent_run_id, fleet, target, stop_reason,
-                      pid, pid_start, host, status)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      pid, pid_start, host, status, saved_command, saved_hash)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (run_id) DO UPDATE SET
         ended = excluded.ended, stop_reason = excluded.stop_reason, status = excluded.status
 """
@@ -172,6 +179,17 @@ class RunRecord:
     summary: dict[str, int]
     machine_count: int
     machines: tuple[MachineRecord, ...] = ()
+    saved_command: str = ""
+    """The saved command it ran, by name; empty for an ad-hoc script."""
+    saved_hash: str = ""
+    """That saved command's content hash then (see ``SavedCommand.content_hash``)."""
+
+    def saved_label(self) -> str:
+        """The saved command it ran, as ``name #hash`` (6 hex digits); empty for ad hoc."""
+        if not self.saved_command:
+            return ""
+        short = self.saved_hash.removeprefix("sha256:")[:6]
+        return f"{self.saved_command} #{short}" if short else self.saved_command
 
     def command_for(self, machine: MachineRecord) -> dict[str, Any]:
         """The (redacted) command a machine ran."""
@@ -310,7 +328,7 @@ class Journal:
         row = (
             run.run_id, _ts(run.created), _ts(run.ended), run.parent_run_id, run.fleet,
             run.target, run.stop_reason, run.pid, _start_token(run.pid) or "",
-            socket.gethostname(), status,
+            socket.gethostname(), status, *_saved_of(run),
         )  # fmt: skip
         with self._transaction() as conn:
             conn.execute(_UPSERT_RUN, row)
@@ -355,23 +373,33 @@ class Journal:
 
     # -- reading -------------------------------------------------------------------------
 
-    def list_runs(self, limit: int = 50) -> list[RunRecord]:
-        """The newest ``limit`` runs, newest first, with state counts but no machines."""
+    def list_runs(self, limit: int = 50, where: RunFilter | None = None) -> list[RunRecord]:
+        """The newest ``limit`` runs ``where`` keeps, newest first, with state counts but no
+        machines."""
         if limit < 1:
             raise ValueError(f"limit must be 1 or more, not {limit}")
         self._mark_interrupted()
-        newest = f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created DESC, run_id DESC LIMIT ?"
+        condition, params = (where or RunFilter()).sql()
+        newest = (f"SELECT {_RUN_COLUMNS} FROM runs WHERE {condition} "
+                  "ORDER BY created DESC, run_id DESC LIMIT ?")
         with self._transaction(write=False) as conn:
-            rows = conn.execute(newest, (limit,)).fetchall()
+            rows = conn.execute(newest, (*params, limit)).fetchall()
             counts = conn.execute(
                 "SELECT run_id, state, COUNT(*) FROM machine_runs WHERE run_id IN "
                 f"(SELECT run_id FROM ({newest})) GROUP BY run_id, state",
-                (limit,),
+                (*params, limit),
             ).fetchall()
         summaries: dict[str, dict[str, int]] = {}
         for run_id, state, count in counts:
             summaries.setdefault(run_id, {})[state] = count
         return [_run_record(row, summaries.get(row[0], {}), ()) for row in rows]
+
+    def count_runs(self, where: RunFilter | None = None) -> int:
+        """How many runs ``where`` keeps (all of them without it)."""
+        condition, params = (where or RunFilter()).sql()
+        with self._transaction(write=False) as conn:
+            found = conn.execute(f"SELECT COUNT(*) FROM runs WHERE {condition}", params)
+            return int(found.fetchone()[0])
 
     def get_run(self, ref: str) -> RunRecord:
         """A run with its machines, by id or by a prefix that only one run id has.
@@ -434,6 +462,12 @@ class Journal:
                     )  # fmt: skip
 
 
+def _saved_of(run: Run) -> tuple[str, str]:
+    """The saved command a run was made from: its first command's that names one."""
+    saved = next((c for c in run.commands() if c.saved_command), None)
+    return (saved.saved_command, saved.saved_hash) if saved is not None else ("", "")
+
+
 def _statements(script: str) -> Iterator[str]:
     """The statements of a script, so a migration can run inside our own transaction."""
     pending = ""
@@ -469,12 +503,14 @@ def _state(text: str) -> RunState:
 def _run_record(
     row: tuple[Any, ...], summary: dict[str, int], machines: tuple[MachineRecord, ...]
 ) -> RunRecord:
-    run_id, created, ended, parent, fleet, target, stop, commands, pid, host, status = row
+    (run_id, created, ended, parent, fleet, target, stop, commands, pid, host, status,
+     saved_command, saved_hash) = row
     return RunRecord(
         run_id=run_id, created=datetime.fromisoformat(created), ended=_dt(ended),
         parent_run_id=parent, fleet=fleet, target=target, stop_reason=stop,
         commands=tuple(json.loads(commands)), pid=pid, host=host, status=cast(RunStatus, status),
         summary=summary, machine_count=sum(summary.values()), machines=machines,
+        saved_command=saved_command, saved_hash=saved_hash,
     )  # fmt: skip
 
 

@@ -188,6 +188,11 @@ class Command:
     builtin: str = ""
     """A built-in command id (``ifconfig``, ``IPConfig``...) run instead of ``script``:
     always through the action API, only on machines of its OS."""
+    saved_command: str = ""
+    """The saved command this was made from, by name; empty for an ad-hoc script."""
+    saved_hash: str = ""
+    """That saved command's content hash when it ran (``sha256:`` + 12 hex digits): tells
+    two versions of one name apart in history."""
 
     @property
     def public_parameters(self) -> tuple[Parameter, ...]:
@@ -220,6 +225,8 @@ class Command:
             "async_execution": self.async_execution,
             "api": self.api.value,
             "builtin": self.builtin,
+            "saved_command": self.saved_command,
+            "saved_hash": self.saved_hash,
         }
 
 

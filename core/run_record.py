@@ -94,6 +94,7 @@ def _run_fields(schema: str, run_id: str, parent_run_id: str, status: str, creat
                 commands: list[dict[str, Any]], summary: dict[str, int],
                 machine_count: int) -> dict[str, Any]:
     """What a run document and a listed run share, under the same names."""
+    saved = next((c for c in commands if c.get("saved_command")), None)
     return {
         "schema": schema,
         "run_id": run_id,
@@ -108,6 +109,9 @@ def _run_fields(schema: str, run_id: str, parent_run_id: str, status: str, creat
         "commands": commands,
         "summary": summary,
         "machine_count": machine_count,
+        # The saved command it ran (as its commands record it), or null for an ad-hoc one.
+        "saved_command": None if saved is None else {
+            "name": saved["saved_command"], "hash": saved.get("saved_hash", "")},
     }
 
 

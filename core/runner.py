@@ -276,6 +276,8 @@ def command_from_record(recorded: dict[str, Any],
         script_path=recorded.get("script_path", ""),
         api=RunApi(recorded.get("api", RunApi.AUTO.value)),
         builtin=recorded.get("builtin", ""),
+        saved_command=recorded.get("saved_command", ""),
+        saved_hash=recorded.get("saved_hash", ""),
     )
 
 

@@ -19,6 +19,7 @@ from core.errors import FleetrunError
 from core.fanout import FanoutOptions
 from core.fleet import DEFAULT_FLEET, Fleet, FleetOptions, open_fleet
 from core.fleet.spec_text import join_fleet_specs
+from core.health_cache import HealthCache
 from core.journal_store import Journal
 from core.model import Command, Machine
 from core.runner import RunSession
@@ -142,7 +143,8 @@ class FleetrunApp(App[None]):
         host_keys = next((b for b in self.fleet.backends
                           if isinstance(b, HostKeyCheckingBackend)), None)
         await self.push_screen(FleetScreen(self.fleet.machines, self.fleet.backends,
-                                           name, host_keys=host_keys))
+                                           name, host_keys=host_keys,
+                                           health_cache=HealthCache(config.health_cache_path())))
 
     def on_fleet_screen_run_requested(self, message: FleetScreen.RunRequested) -> None:
         # The composer showed the warnings on its confirmation already.

@@ -61,6 +61,13 @@ HOST_KEYS: list[BindingType] = [
 HISTORY: list[BindingType] = [
     Binding("escape", "back", "Back", id="history.back"),
     Binding("ctrl+l", "reload", "Reload", id="history.reload", tooltip="Read the journal again"),
+    Binding("slash", "search", "Search", id="history.search",
+            tooltip="Find runs by saved command, script, target, state or machine"),
+    Binding("t", "today", "Today", id="history.today", tooltip="Only today's runs"),
+    Binding("w", "last_week", "7 days", id="history.last_week",
+            tooltip="Only the last 7 days' runs"),
+    Binding("a", "all_dates", "All dates", id="history.all_dates", show=False,
+            tooltip="Runs of any date"),
 ]
 
 DETAILS: list[BindingType] = [

@@ -6,9 +6,11 @@ the value of a protected parameter: it may be a secret.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.errors import BadInputError
@@ -186,10 +188,29 @@ class SavedCommand:
             for p in self.parameters
             if (value := self.value_of(p, values)) != ""
         )
-        if self.timeout is None:
-            return Command(command_id=command_id, script=script, parameters=parameters)
-        return Command(command_id=command_id, script=script, parameters=parameters,
-                       timeout=self.timeout)
+        made = Command(command_id=command_id, script=script, parameters=parameters,
+                       saved_command=self.name, saved_hash=self.content_hash())
+        return made if self.timeout is None else replace(made, timeout=self.timeout)
+
+    def content_hash(self) -> str:
+        """A short hash of what runs (scripts, parameter table, timeout): history tells two
+        versions of one name apart by it. Description, tags and the file's place are left
+        out, as they change nothing that runs."""
+        content = {
+            "scripts": {str(k): v for k, v in sorted(self.scripts.items())},
+            "parameters": [
+                [p.name, p.default, p.required, p.protected, list(p.choices), p.pattern]
+                for p in self.parameters
+            ],
+            "timeout": self.timeout,
+            "dangerous": self.dangerous,
+        }
+        text = json.dumps(content, sort_keys=True, ensure_ascii=False)
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def matches_scripts(self, command_id: CommandId, script: str) -> bool:
+        """Whether ``script`` is this command's script for ``command_id``, unedited."""
+        return self.scripts.get(command_id) == script
 
 
 @dataclass(frozen=True, slots=True)

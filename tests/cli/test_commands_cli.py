@@ -270,3 +270,26 @@ def test_a_command_without_a_script_for_a_selected_os_says_how_to_leave_them_out
     assert result.returncode == 2
     assert ("--command wipe: 1 windows machine(s) selected but it has no powershell script: "
             "win-1; leave them out with --target '!os:windows'") in result.stderr
+
+
+def test_history_names_the_saved_command_and_finds_runs_by_it(
+        cli: CliRunner, home: Home, fleet: str) -> None:
+    save(home, "greet.toml", GREET)
+    saved = cli("run", "--fleet", fleet, "--command", "greet", "-p", "greeting=hi", "-P",
+                "token", "-o", "json", env={"FLEETRUN_SECRET_token": CANARY})
+    adhoc = cli("run", "--fleet", fleet, "--shell", "echo plain", "-o", "json")
+    assert saved.returncode == 0 and adhoc.returncode == 0, saved.stderr + adhoc.stderr
+    doc = json.loads(saved.stdout)
+    assert doc["saved_command"]["name"] == "greet"
+    assert doc["saved_command"]["hash"].startswith("sha256:")
+    assert json.loads(adhoc.stdout)["saved_command"] is None
+
+    found = json.loads(cli("history", "--grep", "GREET", "--since", "today", "-o",
+                           "json").stdout)
+    assert [r["run_id"] for r in found] == [doc["run_id"]]
+    assert "greet #" in cli("history", "--grep", "greet").stdout
+    assert json.loads(cli("history", "--until", "2000-01-01", "-o", "json").stdout) == []
+
+    bad = cli("history", "--since", "last tuesday")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "--since: 'last tuesday' is not a date; use YYYY-MM-DD" in bad.stderr

@@ -266,7 +266,7 @@ def history_table(runs: Iterable[RunRecord]) -> None:
             rec.status,
             str(rec.machine_count),
             counts_text(rec.summary),
-            (script[0][:40] if script else ""),
+            rec.saved_label() or (script[0][:40] if script else ""),
         )
     out.print(table)
 

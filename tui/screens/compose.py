@@ -332,9 +332,18 @@ class ComposeScreen(Screen[RunRequest | None]):
         return RunRequest(assignments, values.fanout), problems
 
     def _command(self, os_type: OsType, values: OptionValues) -> Command:
+        command_id = CommandId.for_os(os_type)
+        script = "" if self.builtin is not None else self.editor(os_type).text
+        # History names the saved command only while its script is unedited: an edited one
+        # is an ad-hoc script that started from it.
+        saved = self.loaded
+        if saved is not None and not saved.matches_scripts(command_id, script):
+            saved = None
         return Command(
-            command_id=CommandId.for_os(os_type),
-            script="" if self.builtin is not None else self.editor(os_type).text,
+            command_id=command_id,
+            script=script,
+            saved_command=saved.name if saved is not None else "",
+            saved_hash=saved.content_hash() if saved is not None else "",
             parameters=self.query_one(ParameterTable).parameters,
             timeout=values.timeout,
             run_as_user=values.run_as_user,

@@ -15,6 +15,7 @@ from core.azure.action_commands import BuiltinCommand
 from core.backends.base import HostKeyCheckingBackend
 from core.backends.host_keys import HostKeyProblem, KeyVerdict
 from core.fleet.routing import Backends
+from core.health_cache import HealthCache, with_cached_health
 from core.library import SavedCommand
 from core.model import Machine, MachineKind
 from core.query import QueryError, filter_machines, parse_query
@@ -31,6 +32,9 @@ from tui.screens.host_key_review import (
 from tui.widgets.fleet.machine_details import MachineDetails
 from tui.widgets.fleet.machine_table import MachineTable
 
+AGE_REFRESH_SECONDS = 30.0
+"""How often the "checked" column's ages ("2 min ago") are said again."""
+
 
 class FleetScreen(Screen[None]):
     """The machines of the open fleet.
@@ -41,6 +45,8 @@ class FleetScreen(Screen[None]):
         fleet_name: Shown in the header: which fleet this is.
         host_keys: The fleet's backend that checks host keys (SSH's), if it has one: the
             keys it refused get reviewed.
+        health_cache: Where each machine's last checked health is kept: shown at once on
+            opening (with its age) while a fresh check runs; every check updates it.
     """
 
     BINDINGS = keymap.FLEET
@@ -52,9 +58,13 @@ class FleetScreen(Screen[None]):
     """
 
     def __init__(self, machines: list[Machine], backends: Backends, fleet_name: str, *,
-                 host_keys: HostKeyCheckingBackend | None = None) -> None:
+                 host_keys: HostKeyCheckingBackend | None = None,
+                 health_cache: HealthCache | None = None) -> None:
         super().__init__()
         self._machines = machines
+        self._health_cache = health_cache
+        self._checking = False
+        self._check_generation = 0
         self._backends = backends
         self._host_keys = host_keys
         self._warned: set[str] = set()
@@ -73,11 +83,16 @@ class FleetScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = self.fleet_name
+        if self._health_cache is not None:
+            # A small file: read here so the first frame already shows the last check.
+            self._machines = with_cached_health(self._machines, self._health_cache.load())
         self._apply("")
         self.query_one(MachineTable).focus()
         # The inventory does not know every agent's state; the backends decide what a check
-        # costs (Azure checks large fleets from the inventory alone).
+        # costs (Azure checks large fleets from the inventory alone). In a worker: the
+        # screen never waits for it.
         self._refresh_health()
+        self.set_interval(AGE_REFRESH_SECONDS, self.query_one(MachineTable).refresh_ages)
 
     # -- filter ---------------------------------------------------------------------------
 
@@ -122,6 +137,8 @@ class FleetScreen(Screen[None]):
                 f"{len(table.marked)} marked")
         if self._query:
             text += f" · filter: {self._query}"
+        if self._checking:
+            text += " · checking health…"
         if error:
             text += f" · [red]{error}[/]"
         self.query_one("#status", Static).update(text)
@@ -149,9 +166,19 @@ class FleetScreen(Screen[None]):
 
     @work(exclusive=True, group="health")
     async def _refresh_health(self) -> None:
-        checked = await self._check(list(self.query_one(MachineTable).shown))
+        # r cancels a check still running (exclusive): only the newest one says it is done.
+        self._check_generation += 1
+        generation = self._check_generation
+        self._checking = True
+        self._status()
+        try:
+            checked = await self._check(list(self.query_one(MachineTable).shown))
+        finally:
+            if generation == self._check_generation:
+                self._checking = False
         if not self.is_attached:
             return
+        self._status()
         bad = sum(1 for m in checked if not m.health.runnable)
         self.notify(f"Health checked: {len(checked) - bad} ready, {bad} not")
         self._report_host_keys()
@@ -160,6 +187,8 @@ class FleetScreen(Screen[None]):
         """Check these machines' health and show it; the machines as checked."""
         checked = {m.id: m for m in await self._backends.refresh_health(machines)}
         self._machines = [checked.get(m.id, m) for m in self._machines]
+        if self._health_cache is not None:
+            await asyncio.to_thread(self._health_cache.save, list(checked.values()))
         if not self.is_attached:  # the app closed while the check ran: nothing to draw on
             return list(checked.values())
         if self._host_keys is not None:

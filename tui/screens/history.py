@@ -1,4 +1,9 @@
-"""Past runs from the journal; any one opens, read-only, on a run screen."""
+"""Past runs from the journal; any one opens, read-only, on a run screen.
+
+``/`` searches them (the saved command's name, scripts, target, state, machines: see
+:mod:`core.run_search`, which does the finding), ``t``/``w``/``a`` bound them to today, the
+last 7 days or any date, and ``since:WHEN until:WHEN`` in the search box to any range.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,12 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from core import config
 from core.journal_store import Journal, JournalError, RunRecord
+from core.model import utc_now
+from core.run_search import RunFilter, RunFilterError, last_days, parse_search
 from core.runner import RunSession
 from tui import keymap
 from tui.screens.run import RunScreen
@@ -29,6 +36,8 @@ def summary_text(record: RunRecord) -> Text:
 
 
 def first_line(record: RunRecord) -> str:
+    if record.saved_command:
+        return record.saved_label()
     script = str(record.commands[0].get("script", "")) if record.commands else ""
     line = next((ln.strip() for ln in script.splitlines() if ln.strip()), "")
     return line[:60] + ("…" if len(line) > 60 else "")
@@ -41,15 +50,25 @@ class HistoryScreen(Screen[None]):
     DEFAULT_CSS = """
     HistoryScreen DataTable { height: 1fr; }
     HistoryScreen #history-status { height: 1; padding: 0 1; color: $text-muted; }
+    HistoryScreen #history-search { display: none; }
+    HistoryScreen #history-search.-open { display: block; }
     """
 
     def __init__(self, journal: Journal | None = None) -> None:
         super().__init__()
         self._journal = journal or Journal(config.journal_path())
         self._runs: list[RunRecord] = []
+        self._search = RunFilter()
+        """What the search box holds, parsed (its text and any since:/until:)."""
+        self._dates = RunFilter()
+        """The date preset (t, w, a); since:/until: in the search box win over it."""
+        self._dates_label = ""
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Input(placeholder="search: command name, script, target, state, machine; "
+                    "since:7d until:2026-12-01 (enter keeps it, esc clears)",
+                    id="history-search")
         yield DataTable(cursor_type="row", zebra_stripes=True, id="runs")
         yield Static(id="history-status")
         yield Footer()
@@ -57,26 +76,83 @@ class HistoryScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = "history"
         table = self.query_one("#runs", DataTable)
-        for label in ("run", "started", "status", "machines", "states", "fleet", "target",
-                      "command"):
+        # The command early: it is what people look for ("what did we run?"), and at 80
+        # columns the later ones are off screen.
+        for label in ("run", "started", "status", "command", "machines", "states", "fleet",
+                      "target"):
             table.add_column(label, key=label)
         self.action_reload()
         table.focus()
 
+    @property
+    def run_filter(self) -> RunFilter:
+        """The runs shown: the search box's words and dates, else the date preset's."""
+        return RunFilter(text=self._search.text,
+                         since=self._search.since or self._dates.since,
+                         until=self._search.until or self._dates.until)
+
     def action_reload(self) -> None:
         table = self.query_one("#runs", DataTable)
         table.clear()
-        self._runs = self._journal.list_runs(limit=LIMIT)
+        where = self.run_filter
+        self._runs = self._journal.list_runs(limit=LIMIT, where=where)
+        needle = where.text.strip()
         for record in self._runs:
             table.add_row(
                 record.run_id, record.created.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
                 Text(record.status, style=STATUS_STYLE.get(record.status, "")),
-                str(record.machine_count), summary_text(record), record.fleet,
-                record.target, first_line(record), key=record.run_id)
-        shown = f"{len(self._runs)} run(s)"
+                _marked(first_line(record), needle), str(record.machine_count),
+                summary_text(record), _marked(record.fleet, needle),
+                _marked(record.target, needle), key=record.run_id)
+        if where.is_empty:
+            shown = f"{len(self._runs)} run(s)"
+        else:
+            total = self._journal.count_runs()
+            matching = self._journal.count_runs(where)
+            shown = f"{matching} of {total} run(s) match {where.describe()}"
         if len(self._runs) == LIMIT:
             shown += f" (the newest {LIMIT}; `fleetrun history --limit N` lists more)"
-        self.query_one("#history-status", Static).update(shown + " · enter opens one")
+        keys = " · enter opens one · / searches" if where.is_empty else " · esc clears"
+        self.query_one("#history-status", Static).update(Text(shown + keys))
+
+    # -- search and dates ------------------------------------------------------------------
+
+    def action_search(self) -> None:
+        box = self.query_one("#history-search", Input)
+        box.add_class("-open")
+        # Shown at once (an inline style, not the class's CSS on the next refresh), so the
+        # focus lands on it and keys typed right after / reach it, not the table.
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#history-search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        try:
+            self._search = parse_search(event.value, utc_now())
+        except RunFilterError as exc:  # still being typed: keep the last good list
+            self.query_one("#history-status", Static).update(Text(str(exc), style="red"))
+            return
+        self.action_reload()
+
+    @on(Input.Submitted, "#history-search")
+    def _search_kept(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            box = self.query_one("#history-search", Input)
+            box.remove_class("-open")
+            box.display = False
+        self.query_one("#runs", DataTable).focus()
+
+    def action_today(self) -> None:
+        self._dates = last_days(1, utc_now())
+        self.action_reload()
+
+    def action_last_week(self) -> None:
+        self._dates = last_days(7, utc_now())
+        self.action_reload()
+
+    def action_all_dates(self) -> None:
+        self._dates = RunFilter()
+        self.action_reload()
 
     @on(DataTable.RowSelected, "#runs")
     def _open(self, event: DataTable.RowSelected) -> None:
@@ -89,4 +165,24 @@ class HistoryScreen(Screen[None]):
         self.app.push_screen(RunScreen(RunSession.recorded(record), record.fleet or "history"))
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        """esc clears a search (then the dates) before it leaves."""
+        box = self.query_one("#history-search", Input)
+        if box.value or box.has_class("-open"):
+            box.value = ""
+            box.remove_class("-open")
+            box.display = False
+            self._search = RunFilter()
+            self.action_reload()
+            self.query_one("#runs", DataTable).focus()
+        elif not self._dates.is_empty:
+            self.action_all_dates()
+        else:
+            self.app.pop_screen()
+
+
+def _marked(text: str, needle: str) -> Text:
+    """``text`` with every (any-case) occurrence of ``needle`` highlighted."""
+    shown = Text(text)
+    if needle:
+        shown.highlight_words([needle], style="reverse", case_sensitive=False)
+    return shown

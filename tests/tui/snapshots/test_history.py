@@ -6,9 +6,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from core.fanout import plan_run
 from core.journal_store import Journal
+from core.library import SavedCommand
 from core.model import Command, CommandId, RunState
 from tests.tui.snapshots.harness import (
     DB1,
@@ -18,6 +20,7 @@ from tests.tui.snapshots.harness import (
     WIN1,
     ScreenApp,
     SnapCompare,
+    steady_cursors,
     until,
 )
 from tui.screens.history import HistoryScreen
@@ -73,3 +76,33 @@ class TestHistory:
 
         assert snap_compare(ScreenApp(lambda: HistoryScreen(journal)), terminal_size=SIZE,
                             run_before=run_before)
+
+    def test_history_search_by_saved_command_at_80x24(self, snap_compare: SnapCompare,
+                                                      tmp_path: Path) -> None:
+        """/ then a saved command's name: the matching run, the match highlighted, the count."""
+        journal = fixture_journal(tmp_path / "journal.sqlite")
+        record_saved_run(journal)
+
+        async def run_before(pilot: Pilot[None]) -> None:
+            await until(pilot, lambda: isinstance(pilot.app.screen, HistoryScreen),
+                        "the history screen")
+            await pilot.press("slash", *"disk", "enter")
+            await until(pilot, lambda: len(pilot.app.screen.query_one(DataTable).rows) == 1,
+                        "the search to keep one run")
+            await steady_cursors(pilot)
+
+        assert snap_compare(ScreenApp(lambda: HistoryScreen(journal)), terminal_size=(80, 24),
+                            run_before=run_before)
+
+
+def record_saved_run(journal: Journal) -> None:
+    """A run of the saved command disk-usage, an hour before the snapshot."""
+    disk = SavedCommand("disk-usage", scripts={CommandId.SHELL: "df -h /\n"})
+    run = plan_run([(WEB1, disk.command_for(CommandId.SHELL, {}))], fleet="sandbox",
+                   run_id=f"{int((NOW - timedelta(hours=1)).timestamp()):08x}{9:06x}")
+    run.created = NOW - timedelta(hours=1)
+    (mr,) = run.machines.values()
+    mr.state, mr.exit_code = RunState.SUCCEEDED, 0
+    mr.started, mr.ended = run.created, run.created + timedelta(seconds=2)
+    run.ended = mr.ended
+    journal.finish_run(run)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
-from core.model import HealthStatus, Machine, MachineId
+from core.health_cache import age_text
+from core.model import HealthStatus, Machine, MachineId, utc_now
 from tui.states import HEALTH
 
 HEALTH_STYLE: dict[HealthStatus, tuple[str, str]] = {
@@ -57,8 +59,8 @@ class MachineTable(DataTable[Text | str]):
     def on_mount(self) -> None:
         self.add_column("", key="mark", width=1)
         for label, key in (("name", "name"), ("kind", "kind"), ("os", "os"),
-                           ("health", "health"), ("agent", "agent"), ("where", "where"),
-                           ("tags", "tags")):
+                           ("health", "health"), ("checked", "checked"), ("agent", "agent"),
+                           ("where", "where"), ("tags", "tags")):
             self.add_column(label, key=key)
 
     @property
@@ -84,6 +86,12 @@ class MachineTable(DataTable[Text | str]):
             self.add_row(*cells, key=machine.id)
         if current is not None and current.id in self.rows:
             self.move_cursor(row=self.get_row_index(current.id))
+
+    def refresh_ages(self) -> None:
+        """Say again how long ago each shown machine was checked (time moved on)."""
+        now = utc_now()
+        for machine in self._shown:
+            self.update_cell(machine.id, "checked", _age_cell(machine, now))
 
     def _fit_columns(self, rows: Sequence[tuple[Text | str, ...]]) -> None:
         # Widths set here, with the rows: a DataTable left to size its columns does so on a
@@ -129,7 +137,13 @@ class MachineTable(DataTable[Text | str]):
             machine.kind.value,
             machine.os.value,
             health_text(health.status, self._health_notes.get(machine.id, "")),
+            _age_cell(machine, utc_now()),
             health.agent_version or "",
             where,
             tags_text(dict(machine.tags)),
         )
+
+
+def _age_cell(machine: Machine, now: datetime) -> Text:
+    # Dim: the age qualifies the health beside it; "unknown" for a machine never checked.
+    return Text(age_text(machine.health.checked_at, now), style="dim")
