@@ -60,12 +60,16 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE machine_runs ADD COLUMN masked INTEGER NOT NULL DEFAULT 0;
     """,
+    # The output group(s) of the parent run a run's machines were chosen from (a label).
+    """
+    ALTER TABLE runs ADD COLUMN source_group TEXT NOT NULL DEFAULT '';
+    """,
 ]
 """Schema scripts in order; ``PRAGMA user_version`` counts how many were applied."""
 
 _RUN_COLUMNS = (
     "run_id, created, ended, parent_run_id, fleet, target, stop_reason, commands_json, "
-    "pid, host, status"
+    "pid, host, status, source_group"
 )
 _MACHINE_COLUMNS = (
     "machine_id, name, kind, os, location, subscription, tags_json, command_index, state, "
@@ -74,8 +78,8 @@ _MACHINE_COLUMNS = (
 )
 _UPSERT_RUN = """
     INSERT INTO runs (run_id, created, ended, parent_run_id, fleet, target, stop_reason,
-                      pid, pid_start, host, status)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      pid, pid_start, host, status, source_group)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (run_id) DO UPDATE SET
         ended = excluded.ended, stop_reason = excluded.stop_reason, status = excluded.status
 """
@@ -172,6 +176,8 @@ class RunRecord:
     summary: dict[str, int]
     machine_count: int
     machines: tuple[MachineRecord, ...] = ()
+    source_group: str = ""
+    """The parent run's output group(s) its machines were chosen from, if any."""
 
     def command_for(self, machine: MachineRecord) -> dict[str, Any]:
         """The (redacted) command a machine ran."""
@@ -310,7 +316,7 @@ class Journal:
         row = (
             run.run_id, _ts(run.created), _ts(run.ended), run.parent_run_id, run.fleet,
             run.target, run.stop_reason, run.pid, _start_token(run.pid) or "",
-            socket.gethostname(), status,
+            socket.gethostname(), status, run.source_group,
         )  # fmt: skip
         with self._transaction() as conn:
             conn.execute(_UPSERT_RUN, row)
@@ -469,10 +475,12 @@ def _state(text: str) -> RunState:
 def _run_record(
     row: tuple[Any, ...], summary: dict[str, int], machines: tuple[MachineRecord, ...]
 ) -> RunRecord:
-    run_id, created, ended, parent, fleet, target, stop, commands, pid, host, status = row
+    (run_id, created, ended, parent, fleet, target, stop, commands, pid, host, status,
+     source_group) = row
     return RunRecord(
         run_id=run_id, created=datetime.fromisoformat(created), ended=_dt(ended),
-        parent_run_id=parent, fleet=fleet, target=target, stop_reason=stop,
+        parent_run_id=parent, source_group=source_group, fleet=fleet, target=target,
+        stop_reason=stop,
         commands=tuple(json.loads(commands)), pid=pid, host=host, status=cast(RunStatus, status),
         summary=summary, machine_count=sum(summary.values()), machines=machines,
     )  # fmt: skip

@@ -99,8 +99,20 @@ GROUPS: list[BindingType] = [
     # priority: the group table would take enter for itself (and hide it from the footer).
     Binding("enter", "open_group", "Machines", id="groups.open", priority=True,
             tooltip="The machines of this group and their output"),
+    Binding("m", "mark", "Mark", id="groups.mark", tooltip="Mark or unmark this group"),
+    Binding("c", "compose", "Compose", id="groups.compose",
+            tooltip="Compose a command for the marked groups' machines (else this group's)"),
+    Binding("R", "rerun", "Rerun", id="groups.rerun",
+            tooltip="Run this run's command again on the marked groups' machines (else this "
+                    "group's)"),
     Binding("d", "diff", "Diff", id="groups.diff",
-            tooltip="Diff this group's output against the largest group's"),
+            tooltip="Diff this group's output against the baseline group's"),
+    Binding("b", "baseline", "Baseline", id="groups.baseline",
+            tooltip="Make this group the baseline that d diffs against and rows are told "
+                    "apart from"),
+    Binding("n", "toggle_noise", "Noise", id="groups.noise",
+            tooltip="Group modulo noise (times, durations, PIDs, addresses, hex ids, the "
+                    "machine's name), or byte for byte"),
     Binding("e", "export", "Export", id="groups.export",
             tooltip="Write the run as JSON, CSV or a Markdown incident report"),
     Binding("escape,g", "back", "Back", id="groups.back", tooltip="Back to the machines"),
@@ -113,6 +125,8 @@ GROUP: list[BindingType] = [
 ]
 
 DIFF: list[BindingType] = [
+    Binding("s", "swap", "Swap sides", id="diff.swap",
+            tooltip="Diff the baseline against this group instead"),
     Binding("escape,q", "back", "Back", id="diff.back"),
 ]
 
