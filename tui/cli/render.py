@@ -212,16 +212,18 @@ def results_table(rows: Iterable[tuple[str, MachineRun | MachineRecord]], title:
     return table
 
 
-def run_report(run: Run, output: OutputStore) -> None:
-    """Identical outputs grouped (largest first), then one row per machine."""
+def run_report(run: Run, output: OutputStore, *, noise: bool = False) -> None:
+    """Identical outputs grouped (largest first; modulo noise with ``noise``), then one row
+    per machine."""
     names = {mid: mr.machine.name for mid, mr in run.machines.items()}
-    for group in output.groups(run.machines.values()):
+    for group in output.groups(run.machines.values(), noise=noise):
         members = compact([names[mid] for mid in group.machine_ids])
         body = [Text(_last_lines(group.stdout_tail))] if group.stdout_tail else []
         if group.stderr_tail:
             body.append(Text(_last_lines(group.stderr_tail), style="red"))
         code = "no exit code" if group.exit_code is None else f"exit {group.exit_code}"
-        title = Text(inert(f"{group.size} machine(s), {code}: {members}"))
+        title = Text(inert(f"{group.size} machine(s), {code}"
+                           f"{', modulo noise' if noise else ''}: {members}"))
         out.print(
             Panel(
                 Group(*body) if body else Text("(no output)", style="dim"),

@@ -28,6 +28,17 @@ def summary_text(record: RunRecord) -> Text:
     return text
 
 
+def origin_text(record: RunRecord) -> Text:
+    """Where a run came from: ``↳ <parent run>`` and the parent's group(s) it was run on."""
+    if not record.parent_run_id:
+        return Text("")
+    text = Text(f"↳ {record.parent_run_id}", style="cyan")
+    if record.source_group:
+        group = record.source_group
+        text.append(" · " + (group[:48] + "…" if len(group) > 48 else group), style="dim")
+    return text
+
+
 def first_line(record: RunRecord) -> str:
     script = str(record.commands[0].get("script", "")) if record.commands else ""
     line = next((ln.strip() for ln in script.splitlines() if ln.strip()), "")
@@ -58,7 +69,7 @@ class HistoryScreen(Screen[None]):
         self.sub_title = "history"
         table = self.query_one("#runs", DataTable)
         for label in ("run", "started", "status", "machines", "states", "fleet", "target",
-                      "command"):
+                      "from", "command"):
             table.add_column(label, key=label)
         self.action_reload()
         table.focus()
@@ -72,7 +83,7 @@ class HistoryScreen(Screen[None]):
                 record.run_id, record.created.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
                 Text(record.status, style=STATUS_STYLE.get(record.status, "")),
                 str(record.machine_count), summary_text(record), record.fleet,
-                record.target, first_line(record), key=record.run_id)
+                record.target, origin_text(record), first_line(record), key=record.run_id)
         shown = f"{len(self._runs)} run(s)"
         if len(self._runs) == LIMIT:
             shown += f" (the newest {LIMIT}; `fleetrun history --limit N` lists more)"
