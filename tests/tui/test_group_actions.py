@@ -183,3 +183,16 @@ async def test_b_sets_the_baseline_rows_and_the_diff_compare_against(tmp_path: P
         await pilot.press("s")
         await until(pilot, lambda: str(diff.query_one("#diff-title", Static).render())
                     .startswith("- group 1"), "the sides swapped")
+
+
+async def test_at_80_columns_the_telling_line_is_on_screen(tmp_path: Path) -> None:
+    session = await finished_run(tmp_path)
+    app = RunApp(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("g")
+        table = app.screen.query_one(GroupTable)
+        await until(pilot, lambda: table.row_count == 2, "two groups drawn")
+        before = [c for c in table.columns.values() if str(c.key.value) != "output"]
+        left = sum(c.get_render_width(table) for c in before)
+        assert left <= 80 - 16, f"the output column starts at {left}"
+        assert rows(table)[1][4] == "m001, m003"  # the members still fit their column

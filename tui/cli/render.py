@@ -276,6 +276,11 @@ def history_table(runs: Iterable[RunRecord]) -> None:
 def show_run(rec: RunRecord) -> None:
     created = rec.created.astimezone()
     out.print(f"[bold]run {rec.run_id}[/]  {rec.status}  created {created:%Y-%m-%d %H:%M:%S}")
+    if rec.parent_run_id:
+        origin = f"from run {rec.parent_run_id}"
+        if rec.source_group:
+            origin += f", {rec.source_group}"
+        out.print(Text(inert(origin), style="cyan"))
     if rec.stop_reason:
         out.print(Text(inert(rec.stop_reason), style="yellow"))
     for command in rec.commands:

@@ -19,6 +19,11 @@ from tui.widgets.run.run_table import STATE_STYLE
 MEMBERS_WIDTH = 44
 """Characters of member names in a group's row before ``+N``."""
 
+NARROW_WIDTH = 120
+"""Below this many columns, states and members get :data:`NARROW_COLUMN` each, so that the
+line that sets a group apart still shows (at 80 columns it would be off screen)."""
+NARROW_COLUMN = 16
+
 MAX_ROWS = 1000
 """Groups drawn at most: when every machine printed something of its own (a host name, a
 time), thousands of one-machine groups would make a table too slow to redraw live."""
@@ -133,10 +138,14 @@ class GroupTable(DataTable[Text | str]):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
         self.groups: list[OutputGroup] = []
+        self.members_width = MEMBERS_WIDTH
         self._drawn: object = None
 
     def on_mount(self) -> None:
-        widths = {"number": 5, "size": 8, "exit": 5, "states": 22, "members": MEMBERS_WIDTH}
+        narrow = self.app.size.width < NARROW_WIDTH
+        self.members_width = NARROW_COLUMN if narrow else MEMBERS_WIDTH
+        widths = {"number": 5, "size": 8, "exit": 5, "states": NARROW_COLUMN if narrow else 22,
+                  "members": self.members_width}
         for label, key in COLUMNS:
             self.add_column(label, key=key, width=widths.get(key))
 
@@ -189,12 +198,11 @@ class GroupTable(DataTable[Text | str]):
         """The highlighted group's number (1 is the largest); 0 when there is none."""
         return self.cursor_row + 1 if self.current_group() is not None else 0
 
-    @staticmethod
-    def _cells(number: int, group: OutputGroup, run: Run, reference: OutputGroup | None,
+    def _cells(self, number: int, group: OutputGroup, run: Run, reference: OutputGroup | None,
                marked: bool, noise: bool, run_has_others: bool) -> tuple[Text | str, ...]:
         label = first_line_text(group, reference, run, noise=noise)
         if group is reference and run_has_others:
             label = Text.assemble(("baseline · ", "bold"), label)
         number_text = Text(f"● {number}", style="bold reverse") if marked else str(number)
         return (number_text, str(group.size), exit_text(group), state_counts_text(group, run),
-                members_text(group, run), label)
+                members_text(group, run, self.members_width), label)
