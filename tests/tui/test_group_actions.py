@@ -13,11 +13,12 @@ from textual.widgets import DataTable, Static, TextArea
 
 from core import config
 from core.journal_store import Journal
+from tests.fakes import Scenario
 from tests.tui.saved_fixtures import record_notifications
 from tests.tui.test_fleet_screen import FLEET
 from tests.tui.test_flow import run_on, until_finished
 from tests.tui.test_groups_diff_export import finished_run, rows
-from tests.tui.test_run_screen import RunApp, until
+from tests.tui.test_run_screen import RunApp, make_session, until
 from tui.app import FleetrunApp
 from tui.screens.compose import ComposeScreen
 from tui.screens.diff import DiffScreen
@@ -196,3 +197,21 @@ async def test_at_80_columns_the_telling_line_is_on_screen(tmp_path: Path) -> No
         left = sum(c.get_render_width(table) for c in before)
         assert left <= 80 - 16, f"the output column starts at {left}"
         assert rows(table)[1][4] == "m001, m003"  # the members still fit their column
+
+
+async def test_n_follows_a_live_run(tmp_path: Path) -> None:
+    session, _, _ = make_session(tmp_path, {"m001": Scenario(stdout=b"working\n", hang=True)},
+                                 count=4)
+    app = RunApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: sum(mr.state.terminal for mr in
+                                       session.run.machines.values()) == 3, "three ended")
+        await pilot.press("g", "n")
+        screen = app.screen
+        assert isinstance(screen, GroupsScreen)
+        table = screen.query_one(GroupTable)
+        await until(pilot, lambda: table.row_count == 2 and "live" in status(screen),
+                    "two live groups modulo noise")
+        session.fanout.cancel("m001")
+        await until(pilot, lambda: "final" in status(screen), "the run's end shows")
+        assert "Canceled" in rows(table)[1][3] and "modulo noise" in status(screen)
