@@ -103,16 +103,13 @@ GROUPS: list[BindingType] = [
     Binding("c", "compose", "Compose", id="groups.compose",
             tooltip="Compose a command for the marked groups' machines (else this group's)"),
     Binding("R", "rerun", "Rerun", id="groups.rerun",
-            tooltip="Run this run's command again on the marked groups' machines (else this "
-                    "group's)"),
+            tooltip="This run's command again on the marked groups (else this one)"),
     Binding("d", "diff", "Diff", id="groups.diff",
             tooltip="Diff this group's output against the baseline group's"),
     Binding("b", "baseline", "Baseline", id="groups.baseline",
-            tooltip="Make this group the baseline that d diffs against and rows are told "
-                    "apart from"),
+            tooltip="Diff and tell the rows apart against this group"),
     Binding("n", "toggle_noise", "Noise", id="groups.noise",
-            tooltip="Group modulo noise (times, durations, PIDs, addresses, hex ids, the "
-                    "machine's name), or byte for byte"),
+            tooltip="Group ignoring times, PIDs, addresses, ids, names"),
     Binding("e", "export", "Export", id="groups.export",
             tooltip="Write the run as JSON, CSV or a Markdown incident report"),
     Binding("escape,g", "back", "Back", id="groups.back", tooltip="Back to the machines"),

@@ -114,13 +114,6 @@ async def test_c_composes_for_exactly_the_marked_groups_machines(app: FleetrunAp
     async with app.run_test(size=SIZE) as pilot:
         first = await run_on(pilot, app, "tag:role=web", SPLIT)
         groups = await groups_of(pilot, app, first, 2)
-        await pilot.press("c")  # nothing marked: the group under the cursor
-        await until(pilot, lambda: isinstance(app.screen, ComposeScreen), "the composer")
-        composer = app.screen
-        assert isinstance(composer, ComposeScreen)
-        assert sorted(m.name for m in composer.machines) == ["web-1", "web-3"]
-        await pilot.press("escape")
-        await until(pilot, lambda: app.screen is groups, "back to the groups")
         await pilot.press("down", "m", "up", "c")  # marked: those, wherever the cursor is
         await until(pilot, lambda: isinstance(app.screen, ComposeScreen), "the composer")
         composer = app.screen
