@@ -101,6 +101,7 @@ def plan_run(
     fleet: str = "",
     target: str = "",
     parent_run_id: str = "",
+    source_group: str = "",
     run_id: str | None = None,
 ) -> Run:
     """A new Run with every machine Pending."""
@@ -111,6 +112,7 @@ def plan_run(
         fleet=fleet,
         target=target,
         parent_run_id=parent_run_id,
+        source_group=source_group,
     )
 
 

@@ -67,12 +67,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN saved_command TEXT NOT NULL DEFAULT '';
     ALTER TABLE runs ADD COLUMN saved_hash TEXT NOT NULL DEFAULT '';
     """,
+    # The output group(s) of the parent run a run's machines were chosen from (a label).
+    """
+    ALTER TABLE runs ADD COLUMN source_group TEXT NOT NULL DEFAULT '';
+    """,
 ]
 """Schema scripts in order; ``PRAGMA user_version`` counts how many were applied."""
 
 _RUN_COLUMNS = (
     "run_id, created, ended, parent_run_id, fleet, target, stop_reason, commands_json, "
-    "pid, host, status, saved_command, saved_hash"
+    "pid, host, status, saved_command, saved_hash, source_group"
 )
 _MACHINE_COLUMNS = (
     "machine_id, name, kind, os, location, subscription, tags_json, command_index, state, "
@@ -81,8 +85,9 @@ _MACHINE_COLUMNS = (
 )
 _UPSERT_RUN = """
     INSERT INTO runs (run_id, created, ended, parent_run_id, fleet, target, stop_reason,
-                      pid, pid_start, host, status, saved_command, saved_hash)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      pid, pid_start, host, status, saved_command, saved_hash,
+                      source_group)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (run_id) DO UPDATE SET
         ended = excluded.ended, stop_reason = excluded.stop_reason, status = excluded.status
 """
@@ -179,6 +184,8 @@ class RunRecord:
     summary: dict[str, int]
     machine_count: int
     machines: tuple[MachineRecord, ...] = ()
+    source_group: str = ""
+    """The parent run's output group(s) its machines were chosen from, if any."""
     saved_command: str = ""
     """The saved command it ran, by name; empty for an ad-hoc script."""
     saved_hash: str = ""
@@ -328,7 +335,7 @@ class Journal:
         row = (
             run.run_id, _ts(run.created), _ts(run.ended), run.parent_run_id, run.fleet,
             run.target, run.stop_reason, run.pid, _start_token(run.pid) or "",
-            socket.gethostname(), status, *_saved_of(run),
+            socket.gethostname(), status, *_saved_of(run), run.source_group,
         )  # fmt: skip
         with self._transaction() as conn:
             conn.execute(_UPSERT_RUN, row)
@@ -504,10 +511,11 @@ def _run_record(
     row: tuple[Any, ...], summary: dict[str, int], machines: tuple[MachineRecord, ...]
 ) -> RunRecord:
     (run_id, created, ended, parent, fleet, target, stop, commands, pid, host, status,
-     saved_command, saved_hash) = row
+     saved_command, saved_hash, source_group) = row
     return RunRecord(
         run_id=run_id, created=datetime.fromisoformat(created), ended=_dt(ended),
-        parent_run_id=parent, fleet=fleet, target=target, stop_reason=stop,
+        parent_run_id=parent, source_group=source_group, fleet=fleet, target=target,
+        stop_reason=stop,
         commands=tuple(json.loads(commands)), pid=pid, host=host, status=cast(RunStatus, status),
         summary=summary, machine_count=sum(summary.values()), machines=machines,
         saved_command=saved_command, saved_hash=saved_hash,

@@ -330,6 +330,8 @@ class Run:
     created: datetime = field(default_factory=utc_now)
     ended: datetime | None = None
     parent_run_id: str = ""
+    source_group: str = ""
+    """The parent run's output group(s) this run's machines were chosen from (a label)."""
     fleet: str = ""
     target: str = ""
     stop_reason: str = ""

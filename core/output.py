@@ -28,10 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.model import TAIL_BYTES, MachineId, MachineRun, RunState, Stream
+from core.output_noise import host_names, normalize_noise
 from core.output_writer import OutputWriter
 from core.redaction import Mark
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+NOISE_BYTES = 1 << 20
+"""A stream grouped modulo noise is read whole up to this size; a bigger one groups by its
+bytes (its noise kept): reading and normalizing megabytes per machine on every redraw of a
+live run would cost more than the grouping is worth."""
 
 
 def decode_tail(data: bytes) -> str:
@@ -76,6 +82,9 @@ class OutputGroup:
     stdout_tail: bytes
     stderr_tail: bytes
     key: tuple[int | None, bytes, bytes]
+    stdout_size: int = 0
+    """How many bytes the first machine's stdout holds: the tail starts mid-line when more."""
+    stderr_size: int = 0
 
     @property
     def size(self) -> int:
@@ -99,6 +108,8 @@ class OutputStore:
         # (the TUI) while another asks for groups: one completion at a time.
         self._digest_lock = threading.Lock()
         self._pending_digests = 0
+        # Digests of the streams' text modulo noise, by the size they were taken at.
+        self._noise_digests: dict[tuple[MachineId, Stream], tuple[int, bytes]] = {}
 
     def attach(self, machine_run: MachineRun, *, resume: bool = False) -> None:
         """Register a machine: decide its file paths and write them into the MachineRun.
@@ -245,12 +256,15 @@ class OutputStore:
         return (f"output files incomplete: cannot write in {self._run_dir_text}: "
                 f"{error.strerror or error}")
 
-    def groups(self, machine_runs: Iterable[MachineRun]) -> list[OutputGroup]:
+    def groups(self, machine_runs: Iterable[MachineRun], *, noise: bool = False
+               ) -> list[OutputGroup]:
         """Identical outputs grouped, largest group first; live while the run goes on.
 
         Like ClusterShell's ``-b``, machines group only when their exit codes are equal too.
         Machines that never ran (pending, skipped, not started) are left out. A recorded
-        run's files are read here first if :meth:`complete_digests` was not called.
+        run's files are read here first if :meth:`complete_digests` was not called. With
+        ``noise``, outputs are compared modulo noise (:mod:`core.output_noise`): their files
+        are read (blocking; what was read before is not read again).
         """
         if self.pending_digests():
             self.complete_digests()
@@ -258,9 +272,14 @@ class OutputStore:
         for mr in machine_runs:
             if mr.state in (RunState.PENDING, RunState.SKIPPED, RunState.NOT_STARTED):
                 continue
-            out = self._streams[(mr.machine_id, Stream.STDOUT)]
-            err = self._streams[(mr.machine_id, Stream.STDERR)]
-            key = (mr.exit_code, out.digest.digest(), err.digest.digest())
+            if noise:
+                names = host_names(mr.machine.name)
+                key = (mr.exit_code, self._noise_digest(mr.machine_id, Stream.STDOUT, names),
+                       self._noise_digest(mr.machine_id, Stream.STDERR, names))
+            else:
+                out = self._streams[(mr.machine_id, Stream.STDOUT)]
+                err = self._streams[(mr.machine_id, Stream.STDERR)]
+                key = (mr.exit_code, out.digest.digest(), err.digest.digest())
             buckets.setdefault(key, []).append(mr.machine_id)
         groups = [
             OutputGroup(
@@ -269,12 +288,35 @@ class OutputStore:
                 stdout_tail=self.tail(ids[0], Stream.STDOUT),
                 stderr_tail=self.tail(ids[0], Stream.STDERR),
                 key=key,
+                stdout_size=self._streams[(ids[0], Stream.STDOUT)].size,
+                stderr_size=self._streams[(ids[0], Stream.STDERR)].size,
             )
             for key, ids in buckets.items()
         ]
         # Ties: the lower exit code first, as clush --diff picks its reference.
         groups.sort(key=lambda g: (-g.size, g.exit_code if g.exit_code is not None else 1 << 31))
         return groups
+
+    def _noise_digest(self, machine_id: MachineId, stream: Stream, names: tuple[str, ...]
+                      ) -> bytes:
+        """The digest of a stream's text modulo noise; of its bytes when it is too big."""
+        out = self._streams[(machine_id, stream)]
+        if out.size > NOISE_BYTES:
+            return b"raw:" + out.digest.digest()
+        kept = self._noise_digests.get((machine_id, stream))
+        if kept is not None and kept[0] == out.size:
+            return kept[1]
+        try:
+            with open(out.path, "rb") as handle:
+                data = handle.read(NOISE_BYTES + 1)
+        except FileNotFoundError:
+            data = b""
+        text = normalize_noise(data.decode("utf-8", errors="replace"), names)
+        digest = hashlib.sha256(text.encode()).digest()
+        # The writer may not have written the last bytes yet: not kept until it has.
+        if len(data) == out.size:
+            self._noise_digests[(machine_id, stream)] = (out.size, digest)
+        return digest
 
 
 _MARK_FIELDS = 8

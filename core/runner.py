@@ -114,6 +114,7 @@ class RunSession:
         fleet: str = "",
         target: str = "",
         parent_run_id: str = "",
+        source_group: str = "",
         options: FanoutOptions | None = None,
         journal: Journal | None = None,
         runs_root: Path | None = None,
@@ -127,7 +128,8 @@ class RunSession:
                 written to the journal.
         """
         warnings = check_run(assignments, backend_for)
-        run = plan_run(assignments, fleet=fleet, target=target, parent_run_id=parent_run_id)
+        run = plan_run(assignments, fleet=fleet, target=target, parent_run_id=parent_run_id,
+                       source_group=source_group)
         session = cls(run, backend_for, options=options, journal=journal, runs_root=runs_root)
         session.warnings = warnings
         return session
@@ -170,7 +172,8 @@ class RunSession:
                 machine=machine, command=command, state=RunState.PENDING, started=kept.started)
         run = Run(
             run_id=record.run_id, machines=machine_runs, created=record.created,
-            parent_run_id=record.parent_run_id, fleet=record.fleet, target=record.target,
+            parent_run_id=record.parent_run_id, source_group=record.source_group,
+            fleet=record.fleet, target=record.target,
         )
         return cls(run, backend_for, journal=journal, runs_root=runs_root, reattach=True,
                    if_missing=if_missing)
@@ -201,6 +204,7 @@ class RunSession:
         run = Run(
             run_id=record.run_id, machines=machine_runs, created=record.created,
             ended=record.ended or record.created, parent_run_id=record.parent_run_id,
+            source_group=record.source_group,
             fleet=record.fleet, target=record.target, stop_reason=record.stop_reason,
         )
         session = cls(run, lambda _machine: _NOTHING_RUNS, runs_root=runs_root)

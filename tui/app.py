@@ -28,8 +28,11 @@ from tui import keymap, themes
 from tui.colon_commands import Action, ColonCommands
 from tui.library_store import SavedCommands
 from tui.palette import BuiltinCommandsProvider, SavedCommandsProvider
+from tui.run_request import RunRequest
 from tui.screens.command_line import CommandLine
+from tui.screens.compose import ComposeScreen
 from tui.screens.fleet import FleetScreen
+from tui.screens.groups import GroupsScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.key_sheet import KeySheet
 from tui.screens.run import RunScreen
@@ -155,12 +158,31 @@ class FleetrunApp(App[None]):
         self.start_run(message.assignments, FanoutOptions(),
                        parent_run_id=message.parent_run_id)
 
+    def on_groups_screen_rerun_requested(self, message: GroupsScreen.RerunRequested) -> None:
+        self.start_run(message.assignments, FanoutOptions(), parent_run_id=message.parent_run_id,
+                       source_group=message.source_group)
+
+    def on_groups_screen_compose_requested(self, message: GroupsScreen.ComposeRequested
+                                           ) -> None:
+        # The fleet's own machines (their health now), where the fleet still has them.
+        current = {m.id: m for m in self.fleet.machines} if self.fleet is not None else {}
+        machines = [current.get(m.id, m) for m in message.machines]
+
+        def composed(request: RunRequest | None) -> None:
+            if request is not None:
+                self.start_run(request.assignments, request.options, warnings_shown=True,
+                               parent_run_id=message.parent_run_id,
+                               source_group=message.source_group)
+
+        self.push_screen(ComposeScreen(machines), composed)
+
     def start_run(
         self,
         assignments: Sequence[tuple[Machine, Command]],
         options: FanoutOptions,
         *,
         parent_run_id: str = "",
+        source_group: str = "",
         warnings_shown: bool = False,
     ) -> None:
         """Plan a run, record it in the journal, and show it on a run screen.
@@ -175,7 +197,7 @@ class FleetrunApp(App[None]):
         try:
             session = RunSession.plan(
                 list(assignments), backends.for_machine, fleet=join_fleet_specs(self.fleet_specs),
-                parent_run_id=parent_run_id, options=options,
+                parent_run_id=parent_run_id, source_group=source_group, options=options,
                 journal=Journal(config.journal_path()),
             )
         except ValidationError as exc:
@@ -187,7 +209,10 @@ class FleetrunApp(App[None]):
             return
         if parent_run_id:
             # Said only now: a rerun the gate refuses must not first announce itself.
-            self.notify(f"Rerunning {len(assignments)} machine(s) of run {parent_run_id}…")
+            verb = "Running the new command on" if warnings_shown else "Rerunning"
+            origin = f", {source_group}" if source_group else ""
+            self.notify(f"{verb} {len(assignments)} machine(s) of run {parent_run_id}{origin}…",
+                        markup=False)
         if session.warnings and not warnings_shown:
             self.notify(_problem_lines(session.warnings), title="Run started with warnings",
                         severity="warning", timeout=15, markup=False)

@@ -106,8 +106,17 @@ GROUPS: list[BindingType] = [
     # priority: the group table would take enter for itself (and hide it from the footer).
     Binding("enter", "open_group", "Machines", id="groups.open", priority=True,
             tooltip="The machines of this group and their output"),
+    Binding("m", "mark", "Mark", id="groups.mark", tooltip="Mark or unmark this group"),
+    Binding("c", "compose", "Compose", id="groups.compose",
+            tooltip="Compose a command for the marked groups' machines (else this group's)"),
+    Binding("R", "rerun", "Rerun", id="groups.rerun",
+            tooltip="This run's command again on the marked groups (else this one)"),
     Binding("d", "diff", "Diff", id="groups.diff",
-            tooltip="Diff this group's output against the largest group's"),
+            tooltip="Diff this group's output against the baseline group's"),
+    Binding("b", "baseline", "Baseline", id="groups.baseline",
+            tooltip="Diff and tell the rows apart against this group"),
+    Binding("n", "toggle_noise", "Noise", id="groups.noise",
+            tooltip="Group ignoring times, PIDs, addresses, ids, names"),
     Binding("e", "export", "Export", id="groups.export",
             tooltip="Write the run as JSON, CSV or a Markdown incident report"),
     Binding("escape,g", "back", "Back", id="groups.back", tooltip="Back to the machines"),
@@ -120,6 +129,8 @@ GROUP: list[BindingType] = [
 ]
 
 DIFF: list[BindingType] = [
+    Binding("s", "swap", "Swap sides", id="diff.swap",
+            tooltip="Diff the baseline against this group instead"),
     Binding("escape,q", "back", "Back", id="diff.back"),
 ]
 

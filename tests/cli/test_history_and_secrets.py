@@ -10,7 +10,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
+from core import config
+from core.fanout import plan_run
+from core.journal_store import Journal
+from core.model import Command, CommandId
 from tests.cli.conftest import FLEETRUN, CliRunner, Home
+from tests.fakes import machines
 
 CANARY = "CANARY-d41d8cd9-8f00b204"
 
@@ -203,3 +210,17 @@ def test_50_mb_output_streams_in_flat_memory(home: Home) -> None:
     assert len(machine["stdout"]) == 4096
     # Streaming holds a few 64 KiB chunks at a time; 50 MB held in memory would show.
     assert big_rss - small_rss < 20_000, (small_rss, big_rss)
+
+
+def test_show_names_the_parent_run_and_the_group_a_run_came_from(
+        cli: CliRunner, home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLEETRUN_DATA_DIR", str(home.data))
+    journal = Journal(config.journal_path())
+    run = plan_run([(m, Command(CommandId.SHELL, "uptime")) for m in machines(1)],
+                   parent_run_id="6b1622f50f4856",
+                   source_group="group 2 (1 machine, exit 3): broken")
+    journal.record_run(run)
+    journal.finish_run(run)
+    result = cli("show", run.run_id)
+    assert result.returncode == 0, result.stderr
+    assert "from run 6b1622f50f4856, group 2 (1 machine, exit 3): broken" in result.stdout

@@ -293,3 +293,19 @@ def test_serve_refuses_a_token_a_fleet_principal_already_has(
     assert "principal 'engineer-b' has the sandbox's own token" in result.stderr
     assert chosen not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_group_noise_collapses_uptime_like_outputs_in_the_table(cli: CliRunner,
+                                                                 tmp_path: Path) -> None:
+    path = tmp_path / "fleet.toml"
+    path.write_text(FLEET_FILE)
+    # Each machine prints its own name, a clock, a PID and a duration: noise, all of it.
+    script = 'echo "$(hostname) $(date +%T.%N) up $$ ms, pid $$ [$$]"; echo same-answer'
+    plain = cli("run", "--fleet", f"sandbox:{path}", "--shell", script, "-o", "table")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.count("1 machine(s), exit 0") == 2
+    noisy = cli("run", "--fleet", f"sandbox:{path}", "--shell", script, "-o", "table",
+                "--group-noise")
+    assert noisy.returncode == 0, noisy.stderr
+    assert "2 machine(s), exit 0, modulo noise: lab-" in noisy.stdout
+    assert "1 machine(s)" not in noisy.stdout

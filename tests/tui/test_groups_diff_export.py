@@ -69,7 +69,7 @@ async def test_g_shows_each_group_of_identical_output_with_its_count(
         assert first[:3] == ["1", "3", "0"] and second[:3] == ["2", "2", "1"]
         assert first[3].strip() == "✓ Succeeded 3" and second[3].strip() == "✗ Failed 2"
         assert first[4] == "m000, m002, m004" and second[4] == "m001, m003"
-        assert first[5] == "ok" and second[5] == "checking"
+        assert first[5] == "baseline · ok" and second[5] == "checking"
         status = str(screen.query_one("#groups-status", Static).render())
         assert status.startswith("2 groups of identical output across 5 machines · final")
 

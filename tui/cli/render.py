@@ -212,16 +212,18 @@ def results_table(rows: Iterable[tuple[str, MachineRun | MachineRecord]], title:
     return table
 
 
-def run_report(run: Run, output: OutputStore) -> None:
-    """Identical outputs grouped (largest first), then one row per machine."""
+def run_report(run: Run, output: OutputStore, *, noise: bool = False) -> None:
+    """Identical outputs grouped (largest first; modulo noise with ``noise``), then one row
+    per machine."""
     names = {mid: mr.machine.name for mid, mr in run.machines.items()}
-    for group in output.groups(run.machines.values()):
+    for group in output.groups(run.machines.values(), noise=noise):
         members = compact([names[mid] for mid in group.machine_ids])
         body = [Text(_last_lines(group.stdout_tail))] if group.stdout_tail else []
         if group.stderr_tail:
             body.append(Text(_last_lines(group.stderr_tail), style="red"))
         code = "no exit code" if group.exit_code is None else f"exit {group.exit_code}"
-        title = Text(inert(f"{group.size} machine(s), {code}: {members}"))
+        title = Text(inert(f"{group.size} machine(s), {code}"
+                           f"{', modulo noise' if noise else ''}: {members}"))
         out.print(
             Panel(
                 Group(*body) if body else Text("(no output)", style="dim"),
@@ -274,6 +276,11 @@ def history_table(runs: Iterable[RunRecord]) -> None:
 def show_run(rec: RunRecord) -> None:
     created = rec.created.astimezone()
     out.print(f"[bold]run {rec.run_id}[/]  {rec.status}  created {created:%Y-%m-%d %H:%M:%S}")
+    if rec.parent_run_id:
+        origin = f"from run {rec.parent_run_id}"
+        if rec.source_group:
+            origin += f", {rec.source_group}"
+        out.print(Text(inert(origin), style="cyan"))
     if rec.stop_reason:
         out.print(Text(inert(rec.stop_reason), style="yellow"))
     for command in rec.commands:

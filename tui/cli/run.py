@@ -166,6 +166,13 @@ def add_parser(sub: Subparsers) -> None:
         "starts; DIR is created 0700 if missing, the files 0600; a file already there "
         "with that name is replaced (a link there is not followed)",
     )
+    run.add_argument(
+        "--group-noise",
+        action="store_true",
+        help="in the table, group outputs modulo noise: times, durations, load averages, "
+        "PIDs, IP addresses, hex ids and the machine's own name count as equal (as n in "
+        "the app's groups view)",
+    )
     add_event_output(run, lines=True)
 
 
@@ -223,7 +230,7 @@ def cmd_run(args: Namespace) -> int:
     elif output == "table":
         from tui.cli import render
 
-        render.run_report(session.run, session.output)
+        render.run_report(session.run, session.output, noise=args.group_noise)
     for fleet in fleets:  # after the report: the last thing a user reads
         report_host_key_warnings(fleet)
     hint = setup_output_hint(session.run, session.backend_for)

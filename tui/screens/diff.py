@@ -1,4 +1,5 @@
-"""A group's output against the largest group's, as a unified diff (``clush --diff``).
+"""A group's output against a baseline group's (the largest unless the groups view set
+another with ``b``), as a unified diff (``clush --diff``); ``s`` swaps the sides.
 
 The diff is read from the output files in a thread (:mod:`core.output_diff` bounds what it
 reads); the screen says what was left out when outputs are too big to diff whole.
@@ -27,22 +28,26 @@ LINE_STYLES = {"+": "green", "-": "red", "@": "cyan", "\\": "dim"}
 
 
 def open_diff(app: App[object], session: RunSession, groups: Sequence[OutputGroup],
-              index: int, machine_id: MachineId | None = None) -> None:
-    """Show group ``index`` of ``groups`` against the largest, or say why there is nothing.
+              index: int, machine_id: MachineId | None = None, *, baseline: int = 0) -> None:
+    """Show group ``index`` of ``groups`` against group ``baseline`` (the largest by
+    default), or say why there is nothing.
 
     ``machine_id`` names the group's machine to show (its first one by default).
     """
     if not groups:
         app.notify("No machine has produced output yet: nothing to diff")
         return
-    if index == 0:
+    if index == baseline:
         if len(groups) == 1:
             app.notify("Every machine that ran printed the same: nothing to diff")
-        else:
+        elif baseline == 0:
             app.notify("This is the largest group, the one the others are diffed against: "
+                       "pick another group (b on another makes it the baseline)")
+        else:
+            app.notify(f"Group {baseline + 1} is the baseline the others are diffed against: "
                        "pick another group")
         return
-    app.push_screen(DiffScreen(session, groups, index, machine_id))
+    app.push_screen(DiffScreen(session, groups, index, machine_id, baseline=baseline))
 
 
 async def open_diff_for_machine(app: App[object], session: RunSession,
@@ -67,14 +72,15 @@ async def open_diff_for_machine(app: App[object], session: RunSession,
 
 
 class DiffScreen(Screen[None]):
-    """One group's output against the largest group's.
+    """One group's output against a baseline group's.
 
     Args:
         session: The run.
         groups: Its groups, largest first (as the groups view or the machine table saw them).
-        index: Which one to diff against ``groups[0]``.
+        index: Which one to diff against ``groups[baseline]``.
         machine_id: The machine of that group to name (its first one by default): they all
             printed the same.
+        baseline: Which group is the baseline (the ``-`` side); the largest by default.
     """
 
     BINDINGS = keymap.DIFF
@@ -85,12 +91,14 @@ class DiffScreen(Screen[None]):
     """
 
     def __init__(self, session: RunSession, groups: Sequence[OutputGroup], index: int,
-                 machine_id: MachineId | None = None) -> None:
+                 machine_id: MachineId | None = None, *, baseline: int = 0) -> None:
         super().__init__()
         self.session = session
-        self.reference = groups[0]
+        self.reference = groups[baseline]
+        self.reference_number = baseline + 1
         self.other = groups[index]
         self.number = index + 1
+        self.reference_machine = self.reference.machine_ids[0]
         self.other_machine = (machine_id if machine_id in self.other.machine_ids
                               else self.other.machine_ids[0])
         self.diffs: list[StreamDiff] = []
@@ -103,24 +111,37 @@ class DiffScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one(RichLog).focus()
+        self._show()
+
+    def _show(self) -> None:
         run = self.session.run
         self.sub_title = f"run {run.run_id} · diff"
         title = Text()
         title.append("- ", style="red")
-        title.append(group_title(1, self.reference, run) + "  (the largest)\n")
+        title.append(group_title(self.reference_number, self.reference, run) + "  (baseline)\n")
         title.append("+ ", style="green")
         title.append(group_title(self.number, self.other, run))
         if self.reference.exit_code != self.other.exit_code:
             title.append(f"\nexit codes differ: {self.reference.exit_code} → "
                          f"{self.other.exit_code}", style="bold")
         self.query_one("#diff-title", Static).update(title)
-        self.query_one(RichLog).focus()
+        self.query_one("#diff-notes", Static).update("comparing…")
+        self.query_one("#diff-notes", Static).display = True
+        self.query_one(RichLog).clear()
         self._compare()
+
+    def action_swap(self) -> None:
+        """The other group becomes the baseline (``-``), the baseline the ``+`` side."""
+        self.reference, self.other = self.other, self.reference
+        self.reference_number, self.number = self.number, self.reference_number
+        self.reference_machine, self.other_machine = self.other_machine, self.reference_machine
+        self._show()
 
     @work(exclusive=True, group="diff")
     async def _compare(self) -> None:
         machines = self.session.run.machines
-        reference = machines[self.reference.machine_ids[0]]
+        reference = machines[self.reference_machine]
         other = machines[self.other_machine]
         try:
             self.diffs = await asyncio.to_thread(diff_machines, reference, other)

@@ -35,6 +35,17 @@ def summary_text(record: RunRecord) -> Text:
     return text
 
 
+def origin_text(record: RunRecord) -> Text:
+    """Where a run came from: ``↳ <parent run>`` and the parent's group(s) it was run on."""
+    if not record.parent_run_id:
+        return Text("")
+    text = Text(f"↳ {record.parent_run_id}", style="cyan")
+    if record.source_group:
+        group = record.source_group
+        text.append(" · " + (group[:48] + "…" if len(group) > 48 else group), style="dim")
+    return text
+
+
 def first_line(record: RunRecord) -> str:
     if record.saved_command:
         return record.saved_label()
@@ -79,7 +90,7 @@ class HistoryScreen(Screen[None]):
         # The command early: it is what people look for ("what did we run?"), and at 80
         # columns the later ones are off screen.
         for label in ("run", "started", "status", "command", "machines", "states", "fleet",
-                      "target"):
+                      "target", "from"):
             table.add_column(label, key=label)
         self.action_reload()
         table.focus()
@@ -103,7 +114,7 @@ class HistoryScreen(Screen[None]):
                 Text(record.status, style=STATUS_STYLE.get(record.status, "")),
                 _marked(first_line(record), needle), str(record.machine_count),
                 summary_text(record), _marked(record.fleet, needle),
-                _marked(record.target, needle), key=record.run_id)
+                _marked(record.target, needle), origin_text(record), key=record.run_id)
         if where.is_empty:
             shown = f"{len(self._runs)} run(s)"
         else:

@@ -108,6 +108,7 @@ class RunScreen(Screen[None]):
     def on_mount(self) -> None:
         run = self.session.run
         self.sub_title = f"{self.fleet_name} · run {run.run_id}" + (
+            f" · from run {run.parent_run_id}" if run.parent_run_id else "") + (
             " · read-only" if self.read_only else "")
         self.query_one(RunTable).load(run)
         if not self.read_only and not self.executing:

@@ -23,7 +23,9 @@ from tests.tui.snapshots.harness import (
     machine,
     until,
 )
+from tui.screens.groups import GroupsScreen
 from tui.screens.run import RunScreen
+from tui.widgets.run.group_table import GroupTable
 from tui.widgets.run.run_table import RunTable
 
 SIZE = (150, 40)
@@ -109,6 +111,28 @@ class TestRunTools:
                 await pilot.press(key)
                 await pilot.pause()
             await until(pilot, lambda: pilot.app.screen is not screen, "the view to open")
+            await pilot.pause()
+
+        assert snap_compare(ScreenApp(lambda: RunScreen(session, "sandbox")),
+                            terminal_size=SIZE, run_before=run_before)
+
+    def test_groups_with_two_marked(self, snap_compare: SnapCompare, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+        """m on two groups: ● before their numbers, the count in the status and title."""
+        monkeypatch.chdir(tmp_path)
+        session = ended_run(Path("runs"))
+
+        async def run_before(pilot: Pilot[None]) -> None:
+            screen = await ended_run_screen(pilot, session)
+            await pilot.press("g")
+            await until(pilot, lambda: pilot.app.screen is not screen, "the groups view")
+            groups = pilot.app.screen
+            assert isinstance(groups, GroupsScreen)
+            table = groups.query_one(GroupTable)
+            await until(pilot, lambda: table.row_count >= 3 and groups._final_drawn,
+                        "the groups drawn")
+            await pilot.press("down", "m", "down", "m")
+            await until(pilot, lambda: len(groups.marked) == 2, "two groups marked")
             await pilot.pause()
 
         assert snap_compare(ScreenApp(lambda: RunScreen(session, "sandbox")),

@@ -8,14 +8,21 @@ import os
 from rich.text import Text
 from textual.widgets import DataTable
 
-from core.model import Run, RunState
+from core.group_line import telling_line
+from core.model import Run, RunState, Stream
 from core.output import OutputGroup
+from core.output_noise import host_names
 from core.runner import RunSession
-from core.terminal_text import inert, inert_bytes
+from core.terminal_text import inert
 from tui.widgets.run.run_table import STATE_STYLE
 
 MEMBERS_WIDTH = 44
 """Characters of member names in a group's row before ``+N``."""
+
+NARROW_WIDTH = 120
+"""Below this many columns, states and members get :data:`NARROW_COLUMN` each, so that the
+line that sets a group apart still shows (at 80 columns it would be off screen)."""
+NARROW_COLUMN = 16
 
 MAX_ROWS = 1000
 """Groups drawn at most: when every machine printed something of its own (a host name, a
@@ -25,10 +32,14 @@ COLUMNS = (("#", "number"), ("machines", "size"), ("exit", "exit"), ("states", "
            ("members", "members"), ("output", "output"))
 
 
-async def current_groups(session: RunSession) -> list[OutputGroup]:
-    """The run's groups now; a run from history has its files read in a thread first."""
+async def current_groups(session: RunSession, *, noise: bool = False) -> list[OutputGroup]:
+    """The run's groups now; a run from history has its files read in a thread first, and
+    grouping modulo noise reads every file (in a thread too)."""
     if session.output.pending_digests():
         await asyncio.to_thread(session.output.complete_digests)
+    if noise:
+        return await asyncio.to_thread(session.output.groups, list(session.run.machines.values()),
+                                       noise=True)
     return session.output.groups(session.run.machines.values())
 
 
@@ -68,28 +79,23 @@ def members_text(group: OutputGroup, run: Run, width: int = MEMBERS_WIDTH) -> st
     return ", ".join(names) + (f" +{more}" if more else "")
 
 
-def first_line_text(group: OutputGroup, reference: OutputGroup | None = None) -> Text:
-    """What tells the group's output apart: its first line that the largest group
-    (``reference``) does not have at the same place, from stdout then stderr (in red).
-
-    The largest group itself, and one whose output only differs past what the tails hold,
-    shows its first line. ``(no output)`` when it printed nothing.
+def first_line_text(group: OutputGroup, reference: OutputGroup | None = None,
+                    run: Run | None = None, *, noise: bool = False) -> Text:
+    """What tells the group's output apart from the baseline group's (``reference``): the
+    rule of :func:`core.group_line.telling_line`; stderr in red, ``… `` before a line that
+    is not the first. ``(no output)`` when it printed nothing.
     """
-    streams = ((group.stdout_tail, reference.stdout_tail if reference else None, ""),
-               (group.stderr_tail, reference.stderr_tail if reference else None, "red"))
-    first: Text | None = None
-    for tail, other, style in streams:
-        lines = inert_bytes(tail).splitlines()
-        if first is None and any(ln.strip() for ln in lines):
-            first = Text(next(ln.strip() for ln in lines if ln.strip())[:200], style=style)
-        if other is None or reference is group:
-            continue
-        theirs = inert_bytes(other).splitlines()
-        for number, line in enumerate(lines):
-            if line.strip() and (number >= len(theirs) or theirs[number] != line):
-                prefix = "… " if number else ""
-                return Text(prefix + line.strip()[:200], style=style)
-    return first or Text("(no output)", style="dim")
+    def names(of: OutputGroup | None) -> tuple[str, ...]:
+        if run is None or of is None or not of.machine_ids:
+            return ()
+        return host_names(run.machines[of.machine_ids[0]].machine.name)
+
+    line = telling_line(group, reference, own_names=names(group),
+                        baseline_names=names(reference), noise=noise)
+    if line is None:
+        return Text("(no output)", style="dim")
+    style = "red" if line.stream is Stream.STDERR else ""
+    return Text(("… " if line.number else "") + inert(line.text), style=style)
 
 
 def exit_text(group: OutputGroup) -> Text:
@@ -132,33 +138,47 @@ class GroupTable(DataTable[Text | str]):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
         self.groups: list[OutputGroup] = []
-        self._drawn: list[tuple[str, bytes, bytes, tuple[str, ...], tuple[RunState, ...]]] = []
+        self.members_width = MEMBERS_WIDTH
+        self._drawn: object = None
 
     def on_mount(self) -> None:
-        widths = {"number": 3, "size": 8, "exit": 5, "states": 22, "members": MEMBERS_WIDTH}
+        narrow = self.app.size.width < NARROW_WIDTH
+        self.members_width = NARROW_COLUMN if narrow else MEMBERS_WIDTH
+        widths = {"number": 5, "size": 8, "exit": 5, "states": NARROW_COLUMN if narrow else 22,
+                  "members": self.members_width}
         for label, key in COLUMNS:
             self.add_column(label, key=key, width=widths.get(key))
 
-    def show(self, groups: list[OutputGroup], run: Run) -> bool:
+    def show(self, groups: list[OutputGroup], run: Run, *, marked: frozenset[str] = frozenset(),
+             baseline: str | None = None, noise: bool = False) -> bool:
         """Draw ``groups`` of ``run`` (the largest :data:`MAX_ROWS`); returns whether
-        anything changed."""
+        anything changed.
+
+        ``marked`` are the keys of the marked groups (``●`` before their number);
+        ``baseline`` the key of the group the others are told apart from (the largest when
+        None or gone); ``noise`` whether the groups were made modulo noise (their labels are
+        compared the same way).
+        """
         groups = groups[:MAX_ROWS]
         keys = [group_id(g) for g in groups]
+        reference = next((g for g, k in zip(groups, keys, strict=True) if k == baseline),
+                         groups[0] if groups else None)
         # A row shows its group's output (key and tails), machines and their states, and how
-        # it differs from the first row's output: compared before any cell is made.
+        # it differs from the baseline's output: compared before any cell is made.
         signature = [(key, g.stdout_tail, g.stderr_tail, g.machine_ids,
                       tuple(run.machines[m].state for m in g.machine_ids))
                      for key, g in zip(keys, groups, strict=True)]
+        drawn = (signature, marked, group_id(reference) if reference else None, noise)
         keep = self.current_key()
         self.groups = groups
-        if signature == self._drawn:
+        if drawn == self._drawn:
             return False
-        self._drawn = signature
-        largest = groups[0] if groups else None
+        self._drawn = drawn
         row_index = self.cursor_row
         self.clear()
         for number, (key, group) in enumerate(zip(keys, groups, strict=True), start=1):
-            self.add_row(*self._cells(number, group, run, largest), key=key)
+            self.add_row(*self._cells(number, group, run, reference, key in marked, noise,
+                                      len(groups) > 1), key=key)
         if keep in keys:
             self.move_cursor(row=keys.index(keep), scroll=False)
         elif groups:
@@ -178,8 +198,11 @@ class GroupTable(DataTable[Text | str]):
         """The highlighted group's number (1 is the largest); 0 when there is none."""
         return self.cursor_row + 1 if self.current_group() is not None else 0
 
-    @staticmethod
-    def _cells(number: int, group: OutputGroup, run: Run, largest: OutputGroup | None
-               ) -> tuple[Text | str, ...]:
-        return (str(number), str(group.size), exit_text(group), state_counts_text(group, run),
-                members_text(group, run), first_line_text(group, largest))
+    def _cells(self, number: int, group: OutputGroup, run: Run, reference: OutputGroup | None,
+               marked: bool, noise: bool, run_has_others: bool) -> tuple[Text | str, ...]:
+        label = first_line_text(group, reference, run, noise=noise)
+        if group is reference and run_has_others:
+            label = Text.assemble(("baseline · ", "bold"), label)
+        number_text = Text(f"● {number}", style="bold reverse") if marked else str(number)
+        return (number_text, str(group.size), exit_text(group), state_counts_text(group, run),
+                members_text(group, run, self.members_width), label)
