@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-BENCHMARKS = ("fanout", "sandbox", "azure", "ssh", "tui", "output_file")
+BENCHMARKS = ("fanout", "sandbox", "azure", "ssh", "tui", "tui_pty", "output_file")
 
 
 def main(argv: list[str] | None = None) -> int:

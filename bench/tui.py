@@ -243,7 +243,7 @@ async def measure(n: int, seconds: float, root: Path) -> Result:
         while time.perf_counter() - t0 < seconds - LINE_EVERY and not run.finished:
             row = table.cursor_row
             key, target = ("down", row + 1) if row + 1 < len(order) else ("up", row - 1)
-            took = await press_and_wait(app, key, f"tail · {names[target]}")
+            took = await press_and_wait(app, key, f"last 4 KB · {names[target]}")
             if took is None:
                 timeouts += 1
                 took = KEY_TIMEOUT

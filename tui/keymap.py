@@ -75,30 +75,51 @@ DETAILS: list[BindingType] = [
 ]
 
 RUN: list[BindingType] = [
-    Binding("x", "cancel_machine", "Cancel machine", id="run.cancel_machine",
+    Binding("enter", "open_machine", "Open", id="run.open",
+            tooltip="The machine's error and whole output, full screen (z again: back)"),
+    Binding("z", "toggle_full_screen", "Full", id="run.full_screen",
+            tooltip="The output pane full screen, or back beside the table"),
+    Binding("y", "copy_output", "Copy", id="run.copy",
+            tooltip="Copy this machine's output to the clipboard (OSC 52) and to a file"),
+    Binding("w", "toggle_wrap", "Wrap", id="run.wrap", show=False,
+            tooltip="Wrap long output lines, or cut them at the pane's edge"),
+    Binding("x", "cancel_machine", "Cancel", id="run.cancel_machine",
             tooltip="Cancel the machine under the cursor"),
-    Binding("X", "cancel_run", "Cancel run", id="run.cancel_run",
-            tooltip="Cancel the whole run (asks first)"),
-    Binding("R", "rerun", "Rerun failed", id="run.rerun",
-            tooltip="Run again the failed, timed-out and not-started machines"),
     Binding("g", "groups", "Groups", id="run.groups",
             tooltip="Group the machines whose outputs and exit codes are identical"),
     Binding("d", "diff", "Diff", id="run.diff",
             tooltip="Diff the output of this machine's group against the largest group's"),
+    Binding("R", "rerun", "Rerun", id="run.rerun",
+            tooltip="Run again the failed, timed-out and not-started machines"),
     Binding("e", "export", "Export", id="run.export",
             tooltip="Write the run as JSON, CSV or a Markdown incident report"),
-    Binding("escape", "back", "Back", id="run.back",
-            tooltip="Leave this screen; the run goes on"),
+    Binding("X", "cancel_run", "Cancel all", id="run.cancel_run",
+            tooltip="Cancel the whole run (asks first)"),
+    Binding("escape,q", "back", "Back", id="run.back",
+            tooltip="Leave full screen, or this screen; the run goes on"),
 ]
 
 # Moving through the run's machine table.
+# (g groups the outputs there, so the first machine is home only.)
 TABLE: list[BindingType] = [
-    Binding("up", "cursor_up", "Up", id="table.up", show=False),
-    Binding("down", "cursor_down", "Down", id="table.down", show=False),
+    Binding("up,k", "cursor_up", "Up", id="table.up", show=False),
+    Binding("down,j", "cursor_down", "Down", id="table.down", show=False),
     Binding("pageup", "page_up", "Page up", id="table.page_up", show=False),
     Binding("pagedown", "page_down", "Page down", id="table.page_down", show=False),
     Binding("home", "first", "First machine", id="table.first", show=False),
-    Binding("end", "last", "Last machine", id="table.last", show=False),
+    Binding("end,G", "last", "Last machine", id="table.last", show=False),
+    Binding("o", "cycle_sort", "Sort", id="table.sort",
+            tooltip="By state, elapsed, exit, out, machine, or none (or click a header)"),
+    Binding("O", "reverse_sort", "Reverse sort", id="table.reverse_sort", show=False,
+            tooltip="Sort the other way round"),
+]
+
+# Every other table (Textual's DataTable, through tui.widgets.vim_table.VimTable): as less.
+VIM_TABLE: list[BindingType] = [
+    Binding("j", "cursor_down", "Down", id="vim_table.down", show=False),
+    Binding("k", "cursor_up", "Up", id="vim_table.up", show=False),
+    Binding("g", "scroll_top", "First row", id="vim_table.first", show=False),
+    Binding("G", "scroll_bottom", "Last row", id="vim_table.last", show=False),
 ]
 
 # The groups of identical output (g on the run screen).
@@ -152,7 +173,7 @@ OUTPUT: list[BindingType] = [
     Binding("home,less_than_sign", "top", "Top", id="output.top", show=False),
     Binding("G,end,greater_than_sign", "bottom", "End", id="output.bottom", show=False,
             tooltip="Go to the end and follow new output"),
-    Binding("s", "switch_stream", "stdout/stderr", id="output.stream",
+    Binding("s", "switch_stream", "Stream", id="output.stream",
             tooltip="Show the other stream of this machine"),
     Binding("j", "scroll_down", "Down", id="output.down", show=False),
     Binding("k", "scroll_up", "Up", id="output.up", show=False),
@@ -243,6 +264,7 @@ class Chain(NamedTuple):
 
 CHAINS: tuple[Chain, ...] = (
     Chain("fleet screen", ("FLEET",)),
+    Chain("fleet screen's machine table", ("VIM_TABLE", "FLEET")),
     Chain("host key review", ("HOST_KEYS",), modal=True),
     Chain("machine details", ("DETAILS",), modal=True),
     Chain("compose screen", ("COMPOSE",)),
@@ -256,7 +278,7 @@ CHAINS: tuple[Chain, ...] = (
     Chain("diff screen", ("DIFF",)),
     Chain("export dialog", ("EXPORT",), modal=True),
     Chain("history screen", ("HISTORY",)),
-    Chain("key sheet", ("KEY_SHEET",), modal=True),
+    Chain("key sheet", ("VIM_TABLE", "KEY_SHEET"), modal=True),
     Chain("save command dialog", ("SAVE_COMMAND",), modal=True),
     Chain("command line", ("COMMAND_LINE",), modal=True),
 )

@@ -61,7 +61,7 @@ async def test_tail_full_output_groups_and_diff_draw_output_inert_and_masked(
         await pilot.pause()
         text = assert_safe(app, "run screen: tail and full output")
         assert "token *** used" in text and "␛]0;pwned␇" in text and "<U+202E>" in text
-        assert "tail · m000 · 1 masked" in text
+        assert "last 4 KB · m000 · 1 masked" in text
 
         await pilot.press("g")
         assert isinstance(app.screen, GroupsScreen)

@@ -19,6 +19,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Static
 
 from tui import keymap
+from tui.widgets.vim_table import VimTable
 
 HINT = 'Remap a key by its id in [keymap] of config.toml, e.g. "fleet.mark" = "m"'
 
@@ -130,7 +131,7 @@ class KeySheet(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical() as box:
             box.border_title = "Keys"
-            yield DataTable(cursor_type="row", zebra_stripes=True, id="keys")
+            yield VimTable[Text | str](cursor_type="row", zebra_stripes=True, id="keys")
             yield Static(HINT, id="key-hint", markup=False)
 
     def on_mount(self) -> None:

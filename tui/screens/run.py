@@ -7,26 +7,31 @@ screen the same few redraws a second as one machine does.
 
 from __future__ import annotations
 
+import os
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from textual import on
 from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Header
 
 from core.fanout import rerun_assignments
-from core.model import Command, Machine, utc_now
+from core.model import Command, Machine, MachineRun, utc_now
 from core.output_hint import setup_output_hint
 from core.runner import RunSession
+from core.terminal_text import inert
 from tui import keymap
+from tui.clipboard import copy_out_in_thread, file_name, inert_file_text
 from tui.screens.diff import open_diff_for_machine
 from tui.screens.export import ExportDialog
 from tui.screens.groups import GroupsScreen
 from tui.widgets.dialogs.confirm import Confirm
 from tui.widgets.run.budget_line import BudgetLine
-from tui.widgets.run.output_panes import OutputPanes
+from tui.widgets.run.file_view import FileView
+from tui.widgets.run.fitting_footer import FittingFooter
+from tui.widgets.run.output_panes import FullOutput, OutputPanes
 from tui.widgets.run.run_summary import RunSummary
 from tui.widgets.run.run_table import RunTable
 
@@ -70,6 +75,8 @@ class RunScreen(Screen[None]):
     """
 
     BINDINGS = keymap.RUN
+    ESCAPE_TO_MINIMIZE = False
+    """esc is run.back's (remappable): it closes the search bar first, then full screen."""
     DEFAULT_CSS = """
     RunScreen RunTable { height: 1fr; }
     RunScreen OutputPanes { height: 1fr; }
@@ -103,7 +110,7 @@ class RunScreen(Screen[None]):
         yield BudgetLine(id="budget")
         yield RunTable(id="machines")
         yield OutputPanes(id="output")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         run = self.session.run
@@ -207,5 +214,56 @@ class RunScreen(Screen[None]):
     def action_export(self) -> None:
         self.app.push_screen(ExportDialog(self.session))
 
+    # -- full screen, wrap, copy ----------------------------------------------------------
+
+    @property
+    def full_screen(self) -> bool:
+        """The full-output pane fills the screen."""
+        return isinstance(self.maximized, FullOutput)
+
+    def action_open_machine(self) -> None:
+        """The machine under the cursor: its error and whole output, full screen."""
+        if not self.full_screen:
+            self.action_toggle_full_screen()
+
+    def action_toggle_full_screen(self) -> None:
+        if self.full_screen:
+            self.minimize()
+            # Once the table is laid out again: a widget out of the view cannot take focus.
+            self.call_after_refresh(self.query_one(RunTable).focus)
+            return
+        self.maximize(self.query_one(FullOutput), container=False)
+        self.query_one(FileView).focus()
+
+    def action_toggle_wrap(self) -> None:
+        view = self.query_one(FileView)
+        view.action_toggle_wrap()
+        self.notify("Long lines wrapped" if view.wrap
+                    else "Long lines cut at the edge (← → scroll)", timeout=2)
+
+    def action_copy_output(self) -> None:
+        machine_id = self.query_one(RunTable).current_machine_id()
+        mr = self.session.run.machines.get(machine_id) if machine_id else None
+        if mr is None:
+            return
+        self.run_worker(self._copy(mr), group="copy", exclusive=True)
+
+    async def _copy(self, mr: MachineRun) -> None:
+        def pieces() -> Iterator[str]:
+            if mr.error:
+                yield f"error: {inert(mr.error)}\n"
+            for label, path in (("stdout", mr.stdout_file), ("stderr", mr.stderr_file)):
+                if path and os.path.exists(path) and os.path.getsize(path):
+                    if mr.error or label == "stderr":
+                        yield f"--- {label} ---\n"
+                    yield from inert_file_text(path)
+
+        run_id = self.session.run.run_id
+        await copy_out_in_thread(self.app, pieces(), what=f"the output of {inert(mr.machine.name)}",
+                 name=file_name(run_id, mr.machine.name))
+
     def action_back(self) -> None:
+        if self.full_screen:  # esc leaves full screen first
+            self.action_toggle_full_screen()
+            return
         self.dismiss()

@@ -25,6 +25,7 @@ from tests.tui.snapshots.harness import (
 )
 from tui.screens.groups import GroupsScreen
 from tui.screens.run import RunScreen
+from tui.widgets.run.file_view import FileView
 from tui.widgets.run.group_table import GroupTable
 from tui.widgets.run.run_table import RunTable
 
@@ -137,3 +138,26 @@ class TestRunTools:
 
         assert snap_compare(ScreenApp(lambda: RunScreen(session, "sandbox")),
                             terminal_size=SIZE, run_before=run_before)
+
+
+class TestRunFullScreen:
+    """enter on a failed machine: its whole error above its output, the pane full screen."""
+
+    def test_full_screen_output_of_a_failed_machine(
+            self, snap_compare: SnapCompare, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.chdir(tmp_path)
+        session = ended_run(Path("runs"))
+
+        async def run_before(pilot: Pilot[None]) -> None:
+            screen = await ended_run_screen(pilot, session)
+            await pilot.press("down", "enter")
+            await until(pilot, lambda: screen.maximized is not None, "full screen")
+            view = screen.query_one(FileView)
+            await until(pilot, lambda: view.name_shown == "web-02"
+                        and view.index is not None and view.index.line_count == 1,
+                        "web-02's output")
+            await pilot.pause()
+
+        assert snap_compare(ScreenApp(lambda: RunScreen(session, "sandbox")),
+                            terminal_size=(100, 24), run_before=run_before)

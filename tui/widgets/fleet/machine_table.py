@@ -8,11 +8,11 @@ from datetime import datetime
 from rich.cells import cell_len
 from rich.text import Text
 from textual.message import Message
-from textual.widgets import DataTable
 
 from core.health_cache import age_text
 from core.model import HealthStatus, Machine, MachineId, utc_now
 from tui.states import HEALTH
+from tui.widgets.vim_table import VimTable
 
 HEALTH_STYLE: dict[HealthStatus, tuple[str, str]] = {
     status: (look.glyph, look.tone.value) for status, look in HEALTH.items()
@@ -33,7 +33,7 @@ def tags_text(tags: dict[str, str] | Iterable[tuple[str, str]]) -> str:
     return " ".join(f"{k}={v}" if v else k for k, v in sorted(items))
 
 
-class MachineTable(DataTable[Text | str]):
+class MachineTable(VimTable[Text | str]):
     """Machines, one per row, keyed by machine id; marked rows carry a ``●``.
 
     Marks belong to machines, not rows: a machine hidden by the filter keeps its mark.

@@ -29,6 +29,8 @@ from core.line_index import MAX_LINE_BYTES, Line, LineIndex
 from core.model import Stream
 from tui import keymap
 from tui.widgets.run.cells import size_text
+from tui.widgets.run.match_count import MatchLines, matching_lines
+from tui.widgets.run.wrap_layout import wrapped_rows
 
 SYNC_BYTES = 1 << 20
 """New bytes indexed right away on a refresh; more go to a thread."""
@@ -60,6 +62,9 @@ class FileView(ScrollView, can_focus=True):
     following: var[bool] = var(True)
     """New output scrolls into view (turned off by scrolling up)."""
 
+    wrap: var[bool] = var(False)
+    """Long lines go on over the next rows (else they are cut at the pane's edge)."""
+
     class StatusChanged(Message):
         """What the pane's title says changed (following, stream, search, indexing)."""
 
@@ -77,10 +82,12 @@ class FileView(ScrollView, can_focus=True):
     class SearchDone(Message, bubble=False):
         """A search thread ended (``job`` tells which search it was)."""
 
-        def __init__(self, job: int, found: Found | None, error: str = "") -> None:
+        def __init__(self, job: int, found: Found | None, error: str = "",
+                     counted: MatchLines | None = None) -> None:
             self.job = job
             self.found = found
             self.error = error
+            self.counted = counted
             super().__init__()
 
     def __init__(self, **kwargs: object) -> None:
@@ -100,6 +107,10 @@ class FileView(ScrollView, can_focus=True):
         self.search_status = ""
         self._search_job = 0
         self._strips: LRUCache[tuple[int, int, int], Strip] = LRUCache(1024)
+        self._counted: MatchLines | None = None
+        """The matching lines of the last search (kept while the file has not grown)."""
+        self._wrapped: tuple[tuple[object, ...], list[tuple[int, Strip]]] | None = None
+        """The rows on screen when wrapping, and what they were laid out for."""
 
     # -- which file -----------------------------------------------------------------------
 
@@ -175,6 +186,9 @@ class FileView(ScrollView, can_focus=True):
             self.scroll_end(animate=False, immediate=True, x_axis=False)
         # Draw what changed on screen: the last line (it may have been unfinished) and the
         # new ones, but only those in view (a million new lines are not a million refreshes).
+        if self.wrap:  # rows are not lines: a grown line may take more of them
+            self.refresh()
+            return
         top = self.scroll_offset.y
         first = max(before - 1, top, 0)
         last = min(self._line_count, top + self.scrollable_content_region.height)
@@ -221,6 +235,15 @@ class FileView(ScrollView, can_focus=True):
             other = Stream.STDERR if self.stream is Stream.STDOUT else Stream.STDOUT
             self._show_stream(other)
 
+    def action_toggle_wrap(self) -> None:
+        self.wrap = not self.wrap
+
+    def watch_wrap(self) -> None:
+        self.h_offset = 0
+        self._wrapped = None
+        self.refresh()
+        self.post_message(self.StatusChanged())
+
     def action_scroll_left(self) -> None:
         self.h_offset = max(0, self.h_offset - max(8, self.size.width // 2))
         self.refresh()
@@ -257,13 +280,20 @@ class FileView(ScrollView, can_focus=True):
 
     def _search_in_thread(self, job: int, index: LineIndex, matcher: Matcher, start: int,
                           backward: bool) -> None:
+        def cancelled() -> bool:
+            return job != self._search_job
+
         try:
-            found = search(index, matcher, start, backward=backward,
-                           cancelled=lambda: job != self._search_job)
+            found = search(index, matcher, start, backward=backward, cancelled=cancelled)
+            counted = self._counted
+            if found is not None and (counted is None or counted.matcher is not matcher
+                                      or counted.path != index.path
+                                      or counted.indexed != index.indexed):
+                counted = matching_lines(index, matcher, cancelled)
         except OSError as exc:
             self.post_message(self.SearchDone(job, None, f"cannot read the output: {exc}"))
         else:
-            self.post_message(self.SearchDone(job, found))
+            self.post_message(self.SearchDone(job, found, counted=counted))
 
     def on_file_view_search_done(self, message: SearchDone) -> None:
         if message.job != self._search_job or self.matcher is None:
@@ -283,7 +313,11 @@ class FileView(ScrollView, can_focus=True):
                 self.scroll_to(y=max(0, found.line - height // 3), animate=False,
                                immediate=True)
             self.refresh()
-            self.search_status = (f"/{text}: line {found.line + 1:,}"
+            counted = message.counted
+            self._counted = counted
+            where = (f" · {counted.describe(found.line)}"
+                     if counted is not None and found.line in counted.lines else "")
+            self.search_status = (f"/{text}: line {found.line + 1:,}{where}"
                                   + (" (wrapped)" if found.wrapped else ""))
         self.post_message(self.StatusChanged())
 
@@ -320,6 +354,8 @@ class FileView(ScrollView, can_focus=True):
             top = min(self.scroll_offset.y + 1, self._line_count)
             parts += ["paused", f"line {top:,} of {self._line_count:,}"]
         parts.append(size_text(indexed))
+        if self.wrap:
+            parts.append("wrapped")
         if self.index is not None and self._indexing is self.index:
             size = self.index.file_size()
             parts.append(f"indexing {100 * indexed // max(1, size)}%")
@@ -352,22 +388,49 @@ class FileView(ScrollView, can_focus=True):
             return []
 
     def render_line(self, y: int) -> Strip:
-        number = self.scroll_offset.y + y
         width = self.scrollable_content_region.width
         style = self.rich_style
+        if self.wrap:
+            rows = self._wrapped_rows()
+            if y >= len(rows):
+                return Strip.blank(width, style)
+            return rows[y][1].crop_extend(0, width, style)
+        number = self.scroll_offset.y + y
         lines = self._read(number, 1)
         if not lines:
             return Strip.blank(width, style)
-        line = lines[0]
-        key = (number, len(line.raw), line.cut)
-        strip = self._strips.get(key)
-        if strip is None:
-            strip = self._strips[key] = self._render_text(number, line)
+        strip = self._line_strip(number, lines[0])
         fitted = strip.crop_extend(self.h_offset, self.h_offset + width, style)
         if strip.cell_length > self.h_offset + width and width > 1:
             more = Strip([Segment(MORE, self.get_component_rich_style("file-view--cut"))], 1)
             fitted = Strip.join([fitted.crop(0, width - 1), more])
         return fitted
+
+    def _line_strip(self, number: int, line: Line) -> Strip:
+        key = (number, len(line.raw), line.cut)
+        strip = self._strips.get(key)
+        if strip is None:
+            strip = self._strips[key] = self._render_text(number, line)
+        return strip
+
+    def _wrapped_rows(self) -> list[tuple[int, Strip]]:
+        """The rows on screen, wrapped: from the top line shown, or (at the end of the
+        file) up to its last line."""
+        width = max(1, self.scrollable_content_region.width)
+        height = self.scrollable_content_region.height
+        top = self.scroll_offset.y
+        at_end = self.following or top >= self.max_scroll_y
+        first = max(0, self._line_count - height) if at_end else top
+        indexed = self.index.indexed if self.index else 0
+        layout = (first, width, height, at_end, indexed, self._line_count, self.matcher,
+                  self.match_line, self.stream, self.name_shown)
+        if self._wrapped is not None and self._wrapped[0] == layout:
+            return self._wrapped[1]
+        lines = self._read(first, height)
+        strips = [self._line_strip(number, line) for number, line in enumerate(lines, first)]
+        rows = wrapped_rows(first, strips, width, height, from_bottom=at_end)
+        self._wrapped = (layout, rows)
+        return rows
 
     def _render_text(self, number: int, line: Line) -> Strip:
         text = Text(line.text, no_wrap=True, end="")

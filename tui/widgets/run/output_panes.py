@@ -14,7 +14,7 @@ import textwrap
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Input, Log
+from textual.widgets import Input, Log, Static
 
 from core.file_search import Matcher, SearchTextError
 from core.model import MachineRun, Stream
@@ -58,18 +58,26 @@ class TailPane(Log):
 
 
 class FullOutput(Vertical):
-    """The full-output pane: the file view, its title, and its search bar."""
+    """The full-output pane: the file view, its title, and its search bar; full screen
+    (``z``, or ``enter`` on a machine), the machine's whole error above its output."""
 
+    ALLOW_MAXIMIZE = True
     DEFAULT_CSS = """
     FullOutput {
         width: 1fr;
         border: round $primary-darken-2;
         border-subtitle-align: left;
         &:focus-within { border: round $accent; }
+        & > #full-error {
+            display: none; height: auto; max-height: 10; padding: 0 1;
+            color: $text-error; background: $error-muted;
+        }
+        &.-maximized > #full-error.-has-error { display: block; }
     }
     """
 
     def compose(self) -> ComposeResult:
+        yield Static("", id="full-error", markup=False)
         yield FileView(id="full-view")
         yield SearchBar(id="full-search")
 
@@ -79,6 +87,11 @@ class FullOutput(Vertical):
 
     def show(self, mr: MachineRun | None) -> None:
         """Show ``mr``'s output files (and keep up with them); None shows nothing."""
+        error = inert(mr.error) if mr is not None else ""
+        for line in self.query("#full-error").results(Static):
+            if str(line.content) != error:
+                line.update(error)
+                line.set_class(bool(error), "-has-error")
         if mr is None:
             self.show_files("", "", "")
         else:
@@ -153,5 +166,5 @@ class OutputPanes(Horizontal):
         tail.show(output.tail(mr.machine_id, Stream.STDOUT),
                   output.tail(mr.machine_id, Stream.STDERR), mr.error)
         masked = f" · {mr.masked} masked" if mr.masked else ""
-        tail.border_title = f"tail · {inert(mr.machine.name)}{masked}"
+        tail.border_title = f"last 4 KB · {inert(mr.machine.name)}{masked}"
         full.show(mr)

@@ -33,6 +33,7 @@ from tui.widgets.run.cells import (  # re-exported: other views read cells from 
     size_text,
     state_text,
 )
+from tui.widgets.run.sort_order import SortOrder
 
 __all__ = ["COLUMNS", "STATE_STYLE", "RunTable", "duration_text", "row_cells", "size_text",
            "state_text"]
@@ -108,8 +109,10 @@ class RunTable(ScrollView, can_focus=True):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._order: list[MachineId] = []
         self._index: dict[MachineId, int] = {}
-        self._cells: list[tuple[Cell, ...]] = []
-        self._states: list[LiveState] = []
+        self._cells: dict[MachineId, tuple[Cell, ...]] = {}
+        self._states: dict[MachineId, LiveState] = {}
+        self.row_order = SortOrder()
+        """By which column the rows are sorted (by default, none: the run's order)."""
         self._settled: set[MachineId] = set()
         self._strips: dict[int, Strip] = {}
         self._widths: list[int] = []
@@ -123,10 +126,10 @@ class RunTable(ScrollView, can_focus=True):
     def load(self, run: Run, now: datetime | None = None) -> None:
         """Draw every machine of ``run`` (once, when the screen opens)."""
         self._run, self._now = run, now
-        self._order = list(run.machines)
+        self._order = self.row_order.arrange(run.machines, now)
         self._index = {machine_id: i for i, machine_id in enumerate(self._order)}
-        self._cells = [row_cells(mr, now) for mr in run.machines.values()]
-        self._states = [live_state(mr) for mr in run.machines.values()]
+        self._cells = {mid: row_cells(mr, now) for mid, mr in run.machines.items()}
+        self._states = {mid: live_state(mr) for mid, mr in run.machines.items()}
         self._settled = {mid for mid, mr in run.machines.items() if mr.state.terminal}
         longest = max((len(mr.machine.name) for mr in run.machines.values()), default=0)
         self._machine_width = min(max(longest, MACHINE_WIDTH[0]), MACHINE_WIDTH[1])
@@ -145,6 +148,8 @@ class RunTable(ScrollView, can_focus=True):
         clock = time.monotonic()
         if force or clock - self._last_redraw >= self.REDRAW_SECONDS:
             self._last_redraw = clock
+            if self.row_order.column is not None:
+                self._arrange()  # the values sorted by change as the run goes
             return self._update_rows(self.rows_in_view())
         return self._update_rows(self.rows_in_view(), states_only=True)
 
@@ -165,14 +170,14 @@ class RunTable(ScrollView, can_focus=True):
                 continue
             mr = run.machines[machine_id]
             state = live_state(mr)  # a wait for Azure's budget shows like a state
-            if states_only and self._states[index] is state:
+            if states_only and self._states[machine_id] is state:
                 continue
-            self._states[index] = state
+            self._states[machine_id] = state
             cells = row_cells(mr, self._now)
-            before = self._cells[index]
+            before = self._cells[machine_id]
             if cells != before:
                 changed += sum(1 for old, new in zip(before, cells, strict=True) if old != new)
-                self._cells[index] = cells
+                self._cells[machine_id] = cells
                 self._invalidate(index)
             if mr.state.terminal:
                 self._settled.add(machine_id)
@@ -189,12 +194,50 @@ class RunTable(ScrollView, can_focus=True):
 
     def get_row_at(self, row: int) -> tuple[Cell, ...]:
         """The cells of row ``row``, as last drawn."""
-        return self._cells[row]
+        return self._cells[self._order[row]]
 
     def get_cell(self, machine_id: MachineId, column: str) -> Cell:
         """The cell of ``machine_id`` in ``column`` (a key of :data:`COLUMNS`), as last drawn."""
         keys = [key for _, key in COLUMNS]
-        return self._cells[self._index[machine_id]][keys.index(column)]
+        return self._cells[machine_id][keys.index(column)]
+
+    def machine_ids(self) -> list[MachineId]:
+        """The machines in the order shown."""
+        return list(self._order)
+
+    # -- sorting --------------------------------------------------------------------------
+
+    def sort_by(self, order: SortOrder) -> None:
+        """Show the rows in ``order``; the cursor stays on its machine."""
+        self.row_order = order
+        self._arrange()
+        self.refresh_lines(0)  # the header shows the sort
+
+    def _arrange(self) -> None:
+        run = self._run
+        if run is None:
+            return
+        order = self.row_order.arrange(run.machines, self._now)
+        if order == self._order:
+            return
+        current = self.current_machine_id()
+        self._order = order
+        self._index = {machine_id: i for i, machine_id in enumerate(order)}
+        self._strips.clear()
+        # Rows that come into view were not kept up to date while out of it.
+        self._update_rows(self.rows_in_view())
+        if current is not None and self._index[current] != self.cursor_row:
+            self.set_reactive(RunTable.cursor_row, self._index[current])
+            self._scroll_to_cursor()
+        self.refresh()
+
+    def action_cycle_sort(self) -> None:
+        self.sort_by(self.row_order.next())
+        self.notify(f"Sorted by {self.row_order.label()}", timeout=2)
+
+    def action_reverse_sort(self) -> None:
+        if self.row_order.column is not None:
+            self.sort_by(self.row_order.reversed())
 
     # -- cursor and scrolling -------------------------------------------------------------
 
@@ -249,6 +292,28 @@ class RunTable(ScrollView, can_focus=True):
     def on_click(self, event: events.Click) -> None:
         if event.y >= 1:
             self.cursor_row = int(self.scroll_y) + event.y - 1
+            return
+        column = self.column_at(event.x + int(self.scroll_x))
+        if column is not None:
+            self.sort_by(self.row_order.by(column))
+
+    def column_left(self, column: str) -> int:
+        """Where ``column`` (a key of :data:`COLUMNS`) starts, in columns from the left."""
+        left = 0
+        for (_, key), width in zip(COLUMNS, self._widths, strict=True):
+            if key == column:
+                return left
+            left += width + GAP
+        raise KeyError(column)
+
+    def column_at(self, x: int) -> str | None:
+        """The key of the column drawn at ``x`` (columns from the left edge), if any."""
+        left = 0
+        for (_, key), width in zip(COLUMNS, self._widths, strict=True):
+            if left <= x < left + width + GAP:
+                return key
+            left += width + GAP
+        return None
 
     def _on_focus(self, event: events.Focus) -> None:
         self._invalidate(self.cursor_row)  # the cursor is drawn brighter with focus
@@ -281,7 +346,7 @@ class RunTable(ScrollView, can_focus=True):
         width = self.size.width
         scroll_x = int(self.scroll_x)
         if y == 0:
-            strip = self._row_strip([label for label, _ in COLUMNS],
+            strip = self._row_strip(self._header_labels(),
                                     self.get_component_rich_style("run-table--header"))
         else:
             row = int(self.scroll_y) + y - 1
@@ -297,9 +362,15 @@ class RunTable(ScrollView, can_focus=True):
             base = self.get_component_rich_style("run-table--even-row")
         else:
             base = self.rich_style
-        strip = self._row_strip(self._cells[row], base, over=row == self.cursor_row)
+        strip = self._row_strip(self._cells[self._order[row]], base,
+                                over=row == self.cursor_row)
         self._strips[row] = strip
         return strip
+
+    def _header_labels(self) -> list[str]:
+        order = self.row_order
+        arrow = " ▼" if order.descending else " ▲"
+        return [label + arrow if key == order.column else label for label, key in COLUMNS]
 
     def _row_strip(self, cells: tuple[Cell, ...] | list[str], base: Style, *,
                    over: bool = False) -> Strip:
