@@ -167,6 +167,13 @@ COMPOSE: list[BindingType] = [
             tooltip="Azure VMs: auto, managed or action Run Command API"),
 ]
 
+# In the compose screen's script editors (tab moves focus on, as everywhere).
+SCRIPT_EDITOR: list[BindingType] = [
+    # ctrl+] too: without the kitty keyboard protocol (tmux, most terminals) ctrl+i is tab.
+    Binding("ctrl+i,ctrl+right_square_bracket", "indent", "Indent", id="script_editor.indent",
+            show=False, tooltip="Indent in the script editor (tab moves to the next field)"),
+]
+
 SAVE_COMMAND: list[BindingType] = [
     Binding("ctrl+s", "save", "Save", id="save_command.save", priority=True,
             tooltip="Save (enter in a field does too)"),
@@ -228,6 +235,7 @@ CHAINS: tuple[Chain, ...] = (
     Chain("host key review", ("HOST_KEYS",), modal=True),
     Chain("machine details", ("DETAILS",), modal=True),
     Chain("compose screen", ("COMPOSE",)),
+    Chain("compose screen's script editor", ("SCRIPT_EDITOR", "COMPOSE")),
     Chain("run confirmation", ("COMPOSE_CONFIRM",), modal=True),
     Chain("run screen's machine table", ("TABLE", "RUN")),
     Chain("run screen's full output", ("OUTPUT", "RUN")),
