@@ -72,8 +72,8 @@ RUN: list[BindingType] = [
             tooltip="Cancel the machine under the cursor"),
     Binding("X", "cancel_run", "Cancel run", id="run.cancel_run",
             tooltip="Cancel the whole run (asks first)"),
-    Binding("R", "rerun", "Rerun failed", id="run.rerun",
-            tooltip="Run again the failed, timed-out and not-started machines"),
+    Binding("R", "rerun", "Rerun", id="run.rerun",
+            tooltip="Run again some machines: failed, timed out, canceled or not started"),
     Binding("g", "groups", "Groups", id="run.groups",
             tooltip="Group the machines whose outputs and exit codes are identical"),
     Binding("d", "diff", "Diff", id="run.diff",
@@ -193,6 +193,17 @@ COMPOSE_CONFIRM: list[BindingType] = [
 ]
 
 
+# The rerun dialog (R on the run screen): a checkbox per end state.
+RERUN: list[BindingType] = [
+    # priority: a focused checkbox would take enter to tick itself.
+    Binding("enter", "confirm", "Rerun", id="rerun.confirm", priority=True,
+            tooltip="Rerun the machines in the ticked states"),
+    Binding("escape", "cancel", "Back", id="rerun.cancel"),
+    Binding("down,j", "app.focus_next", "Next", id="rerun.next", show=False),
+    Binding("up,k", "app.focus_previous", "Previous", id="rerun.previous", show=False),
+]
+
+
 KEY_SHEET: list[BindingType] = [
     Binding("escape,q,question_mark", "dismiss", "Close", id="keys.close"),
 ]
@@ -241,6 +252,7 @@ CHAINS: tuple[Chain, ...] = (
     Chain("run screen's full output", ("OUTPUT", "RUN")),
     Chain("run screen's output search", ("OUTPUT_SEARCH", "RUN")),
     Chain("question", ("ASK",), modal=True),
+    Chain("rerun dialog", ("RERUN",), modal=True),
     Chain("groups screen", ("GROUPS",)),
     Chain("group screen", ("GROUP",)),
     Chain("diff screen", ("DIFF",)),
