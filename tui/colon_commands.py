@@ -163,7 +163,7 @@ class ColonCommands:
         if isinstance(screen, RunScreen):
 
             async def rerun_shown() -> None:
-                screen.action_rerun()
+                screen.rerun_failed()  # typed in full: no dialog (R asks which states)
 
             return rerun_shown
         session = getattr(self.app, "last_session", None)

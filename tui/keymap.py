@@ -90,7 +90,7 @@ RUN: list[BindingType] = [
     Binding("d", "diff", "Diff", id="run.diff",
             tooltip="Diff the output of this machine's group against the largest group's"),
     Binding("R", "rerun", "Rerun", id="run.rerun",
-            tooltip="Run again the failed, timed-out and not-started machines"),
+            tooltip="Run again some machines: failed, timed out, canceled or not started"),
     Binding("e", "export", "Export", id="run.export",
             tooltip="Write the run as JSON, CSV or a Markdown incident report"),
     Binding("X", "cancel_run", "Cancel all", id="run.cancel_run",
@@ -206,6 +206,13 @@ COMPOSE: list[BindingType] = [
             tooltip="Azure VMs: auto, managed or action Run Command API"),
 ]
 
+# In the compose screen's script editors (tab moves focus on, as everywhere).
+SCRIPT_EDITOR: list[BindingType] = [
+    # ctrl+] too: without the kitty keyboard protocol (tmux, most terminals) ctrl+i is tab.
+    Binding("ctrl+i,ctrl+right_square_bracket", "indent", "Indent", id="script_editor.indent",
+            show=False, tooltip="Indent in the script editor (tab moves to the next field)"),
+]
+
 SAVE_COMMAND: list[BindingType] = [
     Binding("ctrl+s", "save", "Save", id="save_command.save", priority=True,
             tooltip="Save (enter in a field does too)"),
@@ -222,6 +229,17 @@ COMMAND_LINE: list[BindingType] = [
 COMPOSE_CONFIRM: list[BindingType] = [
     Binding("enter", "confirm", "Run", id="compose.confirm_run"),
     Binding("escape", "cancel", "Back", id="compose.confirm_back"),
+]
+
+
+# The rerun dialog (R on the run screen): a checkbox per end state.
+RERUN: list[BindingType] = [
+    # priority: a focused checkbox would take enter to tick itself.
+    Binding("enter", "confirm", "Rerun", id="rerun.confirm", priority=True,
+            tooltip="Rerun the machines in the ticked states"),
+    Binding("escape", "cancel", "Back", id="rerun.cancel"),
+    Binding("down,j", "app.focus_next", "Next", id="rerun.next", show=False),
+    Binding("up,k", "app.focus_previous", "Previous", id="rerun.previous", show=False),
 ]
 
 
@@ -268,11 +286,13 @@ CHAINS: tuple[Chain, ...] = (
     Chain("host key review", ("HOST_KEYS",), modal=True),
     Chain("machine details", ("DETAILS",), modal=True),
     Chain("compose screen", ("COMPOSE",)),
+    Chain("compose screen's script editor", ("SCRIPT_EDITOR", "COMPOSE")),
     Chain("run confirmation", ("COMPOSE_CONFIRM",), modal=True),
     Chain("run screen's machine table", ("TABLE", "RUN")),
     Chain("run screen's full output", ("OUTPUT", "RUN")),
     Chain("run screen's output search", ("OUTPUT_SEARCH", "RUN")),
     Chain("question", ("ASK",), modal=True),
+    Chain("rerun dialog", ("RERUN",), modal=True),
     Chain("groups screen", ("GROUPS",)),
     Chain("group screen", ("GROUP",)),
     Chain("diff screen", ("DIFF",)),

@@ -21,6 +21,7 @@ from tui.screens.compose import ComposeScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.run import RunScreen
 from tui.widgets.dialogs.confirm import Confirm
+from tui.widgets.dialogs.rerun import RerunDialog
 
 
 @pytest.fixture
@@ -118,6 +119,15 @@ def notified(app: FleetrunApp, text: str) -> bool:
     return any(text in message for message in _POSTED[id(app)])
 
 
+async def until_dialog(pilot: Pilot[None]) -> None:
+    """Until R's rerun dialog is up."""
+    for _ in range(1200):
+        if isinstance(pilot.app.screen, RerunDialog):
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("the rerun dialog did not open")
+
+
 async def until_finished(pilot: Pilot[None], screen: RunScreen) -> None:
     for _ in range(300):
         if screen.session.run.finished:
@@ -171,7 +181,9 @@ async def test_parameters_cancel_rerun_failed_and_history(app: FleetrunApp,
         else:
             raise AssertionError("the end of the run was not announced")
 
-        await pilot.press("R")  # the failed one only: canceled is not "failed"
+        await pilot.press("R")  # the failed one only: canceled is not ticked to start with
+        await until_dialog(pilot)
+        await pilot.press("enter")
         for _ in range(1200):
             if isinstance(app.screen, RunScreen) and app.screen is not screen:
                 break
@@ -219,6 +231,8 @@ async def test_a_rerun_the_gate_refuses_shows_the_problem_and_starts_nothing(
         await until_finished(pilot, app.screen)  # type: ignore[arg-type]
         screen = app.screen
         await pilot.press("R")
+        await until_dialog(pilot)
+        await pilot.press("enter")
         for _ in range(1200):
             if notified(app, "not-a-name"):
                 break

@@ -17,6 +17,7 @@ from tests.fakes import FakeBackend, Scenario, machines
 from tui import keymap
 from tui.screens.run import RunScreen, worker_name
 from tui.widgets.dialogs.confirm import Confirm
+from tui.widgets.dialogs.rerun import RerunDialog
 from tui.widgets.run.file_view import FileView
 from tui.widgets.run.output_panes import TailPane
 from tui.widgets.run.run_summary import RunSummary
@@ -220,7 +221,9 @@ async def test_shift_r_asks_to_rerun_the_failed_timed_out_and_not_started(
         await until(pilot, lambda: session.run.finished, "the run ended")
         assert states(session)["m004"] is RunState.SUCCEEDED
 
-        await pilot.press("R")
+        await pilot.press("R")  # the rerun dialog: failed and timed out ticked
+        await until(pilot, lambda: isinstance(app.screen, RerunDialog), "the rerun dialog")
+        await pilot.press("enter")
         await until(pilot, lambda: len(app.reruns) == 1, "a rerun is requested")
         message = app.reruns[0]
         assert [m.id for m, _ in message.assignments] == ["m001", "m002"]
@@ -246,7 +249,9 @@ async def test_a_finished_run_opens_read_only(tmp_path: Path) -> None:
         await pilot.press("x")
         await pilot.press("X")
         assert app.screen is screen  # nothing to cancel: no confirmation either
-        await pilot.press("R")
+        await pilot.press("R")  # the rerun dialog, failed ticked
+        await until(pilot, lambda: isinstance(app.screen, RerunDialog), "the rerun dialog")
+        await pilot.press("enter")
         await until(pilot, lambda: len(app.reruns) == 1, "a rerun is requested")
         assert [m.id for m, _ in app.reruns[0].assignments] == ["m001"]
 

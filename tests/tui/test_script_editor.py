@@ -43,3 +43,27 @@ async def test_changing_the_command_id_changes_the_language() -> None:
         assert editor.text.startswith("Get-Service")  # the script is kept
         editor.command_id = CommandId.SHELL
         assert editor.language == "bash"
+
+
+async def test_tab_leaves_the_editor_and_the_script_is_unchanged() -> None:
+    app = ComposeApp([WEB1, WIN1])
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause()
+        editor = app.screen.query_one("#script-linux", ScriptEditor)
+        editor.text = "echo hi\n"
+        editor.focus()
+        await pilot.press("tab")
+        await pilot.pause()
+        assert app.focused is not editor
+        assert editor.text == "echo hi\n"
+        editor.focus()
+        editor.move_cursor((1, 0))
+        await pilot.press("ctrl+i")  # the indent binding (script_editor.indent)
+        await pilot.press("ctrl+right_square_bracket")
+        await pilot.pause()
+        assert editor.text == "echo hi\n        "
+        assert app.focused is editor
+        await pilot.press("escape")  # esc leaves the editor, not the composer
+        await pilot.pause()
+        assert app.focused is not editor
+        assert app.results == []

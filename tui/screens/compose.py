@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from rich.console import Group
@@ -10,7 +11,19 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, Static, TabbedContent, TabPane, TextArea
+from textual.timer import Timer
+from textual.widgets import (
+    Button,
+    Checkbox,
+    Footer,
+    Header,
+    Input,
+    Label,
+    Static,
+    TabbedContent,
+    TabPane,
+    TextArea,
+)
 
 from core.azure.action_commands import BuiltinCommand
 from core.library import CommandParameter, SavedCommand
@@ -30,6 +43,12 @@ from tui.widgets.dialogs.confirm import Confirm
 
 SCRIPT_KIND = {CommandId.SHELL: "shell (RunShellScript)",
                CommandId.POWERSHELL: "PowerShell (RunPowerShellScript)"}
+
+LIVE_CHECK_DELAY = 0.3
+"""Seconds of no typing before the problem list is checked again."""
+
+MAX_NAMES_SHOWN = 5
+"""How many machine names a left-out line lists before saying "and N more"."""
 
 State = tuple[tuple[str, ...], tuple[Parameter, ...]]
 """What loading a saved command would replace: the scripts and the parameters."""
@@ -63,7 +82,7 @@ class ComposeScreen(Screen[RunRequest | None]):
                              display: none; }
     ComposeScreen .missing.-shown { display: block; }
     ComposeScreen .section { padding: 0 1; text-style: bold; }
-    ComposeScreen #problems { height: auto; max-height: 8; padding: 0 1; }
+    ComposeScreen #problems { height: auto; max-height: 6; padding: 0 1; overflow-y: auto; }
     ComposeScreen #api { height: auto; padding: 0 1; display: none; }
     ComposeScreen #api.-chosen { display: block; }
     """
@@ -80,6 +99,7 @@ class ComposeScreen(Screen[RunRequest | None]):
         self._start_with = saved
         self._pristine: State = ((), ())
         self.api = RunApi.ACTION if builtin is not None else RunApi.AUTO
+        self._live_timer: Timer | None = None
         """The Run Command API the Azure VMs get (ctrl+t: compose.api)."""
 
     def compose(self) -> ComposeResult:
@@ -87,10 +107,11 @@ class ComposeScreen(Screen[RunRequest | None]):
         yield Static(id="saved-command")
         with TabbedContent(id="scripts"):
             for os_type in self.oses:
-                with TabPane(self._tab_label(os_type), id=f"tab-{os_type}"):
+                with TabPane(self._tab_label(os_type, mounted=False), id=f"tab-{os_type}"):
                     yield Static(id=f"missing-{os_type}", classes="missing")
                     yield script_editor(os_type)
-        yield Label("Parameters (ctrl+n adds, ctrl+o removes; empty name = positional)",
+        # Short enough for 80 columns; the OS button's label says the rest.
+        yield Label("Parameters · ctrl+n adds · ctrl+o removes · no name: positional (Linux)",
                     classes="section")
         yield ParameterTable(id="parameters")
         yield OptionsForm(id="options")
@@ -102,6 +123,8 @@ class ComposeScreen(Screen[RunRequest | None]):
         by_os = ", ".join(f"{self._count(o)} {o}" for o in self.oses)
         self.sub_title = f"compose for {len(self.machines)} machines ({by_os or 'none'})"
         self._pristine = self._state()
+        for os_type in self.oses:
+            self._show_missing(os_type)
         if self._start_with is not None:
             await self._load(self._start_with)
         if self.builtin is not None:
@@ -116,9 +139,10 @@ class ComposeScreen(Screen[RunRequest | None]):
     def _count(self, os_type: OsType) -> int:
         return sum(1 for m in self.machines if m.os is os_type)
 
-    def _tab_label(self, os_type: OsType) -> str:
+    def _tab_label(self, os_type: OsType, *, mounted: bool = True) -> str:
         label = f"{CommandId.for_os(os_type)} · {self._count(os_type)} {os_type}"
-        return label + (" · no script: left out" if self._missing(os_type) else "")
+        left_out = mounted and self._says_missing(os_type)
+        return label + (" · no script: left out" if left_out else "")
 
     # -- saved commands -------------------------------------------------------------------
 
@@ -176,24 +200,32 @@ class ComposeScreen(Screen[RunRequest | None]):
         box.update(text)
 
     def _missing(self, os_type: OsType) -> bool:
-        """A loaded command has no script for ``os_type`` and none was written here."""
-        saved = self.loaded
-        if saved is None or CommandId.for_os(os_type) in saved.scripts:
+        """No script for ``os_type``: its machines are left out (when another OS has one)."""
+        if self.builtin is not None:
             return False
         return not self.editor(os_type).text.strip()
 
+    def _says_missing(self, os_type: OsType) -> bool:
+        """Whether the tab says its machines are left out: only where that is news (a
+        saved command without that OS's script, or a mixed selection), not on the one
+        empty editor of a fresh single-OS composer."""
+        return self._missing(os_type) and (self.loaded is not None or len(self.oses) > 1)
+
     def _show_missing(self, os_type: OsType) -> None:
-        missing = self._missing(os_type)
+        missing = self._says_missing(os_type)
         notice = self.query_one(f"#missing-{os_type}", Static)
+        was_shown = notice.has_class("-shown")
         notice.set_class(missing, "-shown")
-        if missing and self.loaded is not None:
-            command_id = CommandId.for_os(os_type)
+        if missing:
+            kind = SCRIPT_KIND[CommandId.for_os(os_type)]
+            whose = (f"{self.loaded.name} has no {kind} script" if self.loaded is not None
+                     else f"no {kind} script yet")
             notice.update(Text(
-                f"⊘ {self.loaded.name} has no {SCRIPT_KIND[command_id]} script: the "
-                f"{self._count(os_type)} {os_type} machine(s) are left out of the run. "
-                "Write a script here to run them too."))
-        tabs = self.query_one(TabbedContent)
-        tabs.get_tab(f"tab-{os_type}").label = self._tab_label(os_type)
+                f"⊘ {whose}: the {self._count(os_type)} {os_type} machine(s) are left out "
+                "of the run. Write a script here to run them too."))
+        if missing != was_shown or self.loaded is not None:
+            tabs = self.query_one(TabbedContent)
+            tabs.get_tab(f"tab-{os_type}").label = self._tab_label(os_type)
 
     @on(TextArea.Changed)
     def _script_changed(self, event: TextArea.Changed) -> None:
@@ -303,33 +335,86 @@ class ComposeScreen(Screen[RunRequest | None]):
         """Why machines of the selection are not in the run, one line per OS."""
         lines = []
         for os_type in self.oses:
-            if self._missing(os_type) and self.loaded is not None:
-                names = ", ".join(m.name for m in self.machines if m.os is os_type)
-                lines.append(f"⊘ {self._count(os_type)} {os_type} machine(s) left out: "
-                             f"{self.loaded.name} has no "
-                             f"{SCRIPT_KIND[CommandId.for_os(os_type)]} script ({names})")
+            if not self._says_missing(os_type):
+                continue
+            machines = [m.name for m in self.machines if m.os is os_type]
+            names = ", ".join(machines[:MAX_NAMES_SHOWN]) + (
+                f" and {len(machines) - MAX_NAMES_SHOWN} more"
+                if len(machines) > MAX_NAMES_SHOWN else "")
+            kind = SCRIPT_KIND[CommandId.for_os(os_type)]
+            whose = f"{self.loaded.name} has no" if self.loaded is not None else "no"
+            lines.append(f"⊘ {len(machines)} {os_type} machine(s) left out: {whose} {kind} "
+                         f"script ({names})")
         return lines
 
     def build(self) -> tuple[RunRequest | None, list[Problem]]:
         """The request the form describes and every problem with it (errors and warnings)."""
+        request, problems, uploads = self._plan()
+        if request is None:
+            return None, problems
+        return request, problems + validate_selection(request.assignments,
+                                                      uploads_scripts=uploads)
+
+    def _plan(self) -> tuple[RunRequest | None, list[Problem],
+                             Callable[[Machine], bool] | None]:
+        """The request, the form's own problems, and which machines' backends upload a big
+        script (asked here, on the loop: the core's check may then run in a thread)."""
         values, problems = self.query_one(OptionsForm).read()
         if values is None:
-            return None, problems
+            return None, problems, None
         oses = [os for os in self.oses if not self._missing(os)]
         if not oses and self.loaded is not None:
             kinds = " or ".join(SCRIPT_KIND[CommandId.for_os(os)] for os in self.oses)
             return None, [Problem("script", f"{self.loaded.name} has no {kinds} script for "
                                   "the selected machines: write one on their tab, or choose "
-                                  "machines it has a script for")]
+                                  "machines it has a script for")], None
+        if not oses:
+            oses = self.oses  # nothing written anywhere: the core says the script is empty
         commands = {os_type: self._command(os_type, values) for os_type in oses}
         assignments = tuple((m, commands[m.os]) for m in self.machines if m.os in commands)
         # A script over the inline limit passes where the fleet's backend uploads it (Azure
         # with user-delegation output storage), as the app's gate (RunSession.plan) decides.
         fleet = getattr(self.app, "fleet", None)
-        uploads = uploads_for(fleet.backends.for_machine) if fleet is not None else None
-        problems = self._parameter_problems() + validate_selection(
-            assignments, uploads_scripts=uploads)
-        return RunRequest(assignments, values.fanout), problems
+        uploads = None
+        if fleet is not None:
+            asks = uploads_for(fleet.backends.for_machine)
+            uploading = frozenset(m.id for m, _ in assignments if asks(m))
+            uploads = lambda machine: machine.id in uploading  # noqa: E731
+        request = RunRequest(assignments, values.fanout)
+        return request, self._parameter_problems(), uploads
+
+    # -- problems as you type -------------------------------------------------------------
+
+    @on(TextArea.Changed)
+    @on(Input.Changed)
+    @on(Checkbox.Changed)
+    @on(Button.Pressed)
+    def _edited(self) -> None:
+        """Check again once typing pauses: one check per pause, not per key."""
+        if self._live_timer is not None:
+            self._live_timer.stop()
+        self._live_timer = self.set_timer(LIVE_CHECK_DELAY, self._check_live)
+
+    @property
+    def checking(self) -> bool:
+        """Whether a check of the typing is due or under way (the list may still change)."""
+        return self._live_timer is not None or any(
+            w.group == "live-problems" and not w.is_finished for w in self.workers)
+
+    def _check_live(self) -> None:
+        self._live_timer = None
+        self._live_problems()
+
+    @work(exclusive=True, group="live-problems")
+    async def _live_problems(self) -> None:
+        """Every problem (errors and warnings), the core's check in a thread: a 256 KiB
+        script never stalls the keys."""
+        request, problems, uploads = self._plan()
+        if request is not None:
+            problems += await asyncio.to_thread(validate_selection, request.assignments,
+                                                uploads_scripts=uploads)
+        box = self.query_one("#problems", Static)
+        box.update(Group(*(problem_text(p) for p in problems)) if problems else "")
 
     def _command(self, os_type: OsType, values: OptionValues) -> Command:
         command_id = CommandId.for_os(os_type)
@@ -344,7 +429,7 @@ class ComposeScreen(Screen[RunRequest | None]):
             script=script,
             saved_command=saved.name if saved is not None else "",
             saved_hash=saved.content_hash() if saved is not None else "",
-            parameters=self.query_one(ParameterTable).parameters,
+            parameters=self.query_one(ParameterTable).parameters_for(os_type),
             timeout=values.timeout,
             run_as_user=values.run_as_user,
             run_as_password=values.run_as_password,

@@ -23,7 +23,21 @@ from tui.screens.run import RunScreen
 from tui.widgets.run.run_table import STATE_STYLE
 
 LIMIT = 500
-STATUS_STYLE = {"finished": "green", "running": "cyan", "interrupted": "yellow"}
+STATUS_STYLE = {"finished": "green", "running": "cyan", "interrupted": "yellow",
+                "canceled": "yellow"}
+STOPPED_AS = (("run canceled", "canceled"), ("run interrupted", "interrupted"))
+"""A run that ended because it was stopped (X, or ctrl+c on the CLI) is written to the
+journal as finished with the fan-out's stop reason (cancel_all's); history shows it by that
+reason, not as finished. A write problem may follow the reason after a ';'."""
+
+
+def shown_status(record: RunRecord) -> str:
+    """The journal's status, or canceled / interrupted for a run that was stopped."""
+    if record.status == "finished":
+        for reason, shown in STOPPED_AS:
+            if record.stop_reason.startswith(reason):
+                return shown
+    return record.status
 
 
 def summary_text(record: RunRecord) -> Text:
@@ -111,7 +125,7 @@ class HistoryScreen(Screen[None]):
         for record in self._runs:
             table.add_row(
                 record.run_id, record.created.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-                Text(record.status, style=STATUS_STYLE.get(record.status, "")),
+                Text(shown_status(record), style=STATUS_STYLE.get(shown_status(record), "")),
                 _marked(first_line(record), needle), str(record.machine_count),
                 summary_text(record), _marked(record.fleet, needle),
                 _marked(record.target, needle), origin_text(record), key=record.run_id)

@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Header
 
 from core.fanout import rerun_assignments
-from core.model import Command, Machine, MachineRun, utc_now
+from core.model import Command, Machine, MachineRun, RunState, utc_now
 from core.output_hint import setup_output_hint
 from core.runner import RunSession
 from core.terminal_text import inert
@@ -28,12 +28,15 @@ from tui.screens.diff import open_diff_for_machine
 from tui.screens.export import ExportDialog
 from tui.screens.groups import GroupsScreen
 from tui.widgets.dialogs.confirm import Confirm
+from tui.widgets.dialogs.rerun import CHOICES, RerunDialog
 from tui.widgets.run.budget_line import BudgetLine
 from tui.widgets.run.file_view import FileView
 from tui.widgets.run.fitting_footer import FittingFooter
 from tui.widgets.run.output_panes import FullOutput, OutputPanes
 from tui.widgets.run.run_summary import RunSummary
 from tui.widgets.run.run_table import RunTable
+
+RERUN_STATES = frozenset(state for state, _ in CHOICES)
 
 REFRESH_SECONDS = 0.1
 """How often the screen redraws from the run state."""
@@ -197,12 +200,32 @@ class RunScreen(Screen[None]):
             self.notify("The run is still going: rerun once it ends (X cancels it)",
                         severity="warning")
             return
+        if not any(mr.state in RERUN_STATES for mr in run.machines.values()):
+            self.notify("Nothing to rerun: no machine failed, timed out, was canceled or "
+                        "was left unstarted")
+            return
+        self.app.push_screen(RerunDialog(run), self._rerun_chosen)
+
+    def _rerun_chosen(self, states: frozenset[RunState] | None) -> None:
+        if states:
+            self._rerun(rerun_assignments(self.session.run, states))
+
+    def rerun_failed(self) -> None:
+        """``:rerun failed``: the failed, timed-out and not-started machines, no dialog."""
+        run = self.session.run
+        if not run.finished:
+            self.notify("The run is still going: rerun once it ends (X cancels it)",
+                        severity="warning")
+            return
         assignments = rerun_assignments(run)
         if not assignments:
             self.notify("Nothing to rerun: no machine failed, timed out or was left unstarted")
             return
+        self._rerun(assignments)
+
+    def _rerun(self, assignments: list[tuple[Machine, Command]]) -> None:
         # The app says "Rerunning…" once the core's gate has let the rerun through.
-        self.post_message(self.RerunRequested(assignments, run.run_id))
+        self.post_message(self.RerunRequested(assignments, self.session.run.run_id))
 
     def action_groups(self) -> None:
         self.app.push_screen(GroupsScreen(self.session))

@@ -55,6 +55,7 @@ async def composed(pilot: Pilot[None]) -> ComposeScreen:
     await parameters.add_row(Parameter("SERVICE", "nginx"))
     await pilot.press("ctrl+n", *"TOKEN", "tab", "space", "tab")  # protected, as a user does
     screen.query_one(ParameterTable).query(".value").last(Input).value = SECRET
+    await until(pilot, lambda: not screen.checking, "the problem list to follow the typing")
     await steady_cursors(pilot)
     assert SECRET not in app.export_screenshot()
     return screen

@@ -1,4 +1,8 @@
-"""The parameter table: one row per parameter (name, protected, value), in the given order.
+"""The parameter table: one row per parameter (name, protected, OS, value), in order.
+
+A row's OS button says which machines get it: Linux, Windows or both. A positional
+(unnamed) parameter is Linux's whatever the button says: only the Linux handler takes
+positional arguments, so it never reaches (nor blocks) the Windows machines.
 
 Rows are free (any name, or none for a positional argument) or typed: loaded from a saved
 command's parameter table, with a fixed name and a checked value (:mod:`.typed_parameter`).
@@ -12,12 +16,45 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import Checkbox, Input
+from textual.widgets import Button, Checkbox, Input
 
 from core.library import CommandParameter
-from core.model import Parameter
+from core.model import OsType, Parameter
 from tui.widgets.compose.typed_parameter import TypedParameterRow
 from tui.widgets.toggles import StateCheckbox
+
+OS_CHOICES: tuple[frozenset[OsType], ...] = (
+    frozenset(OsType), frozenset({OsType.LINUX}), frozenset({OsType.WINDOWS}))
+"""What the OS button cycles through (enter or space on it)."""
+
+
+def os_label(oses: frozenset[OsType]) -> str:
+    return "both OS" if len(oses) > 1 else f"{next(iter(oses))} only"
+
+
+def sent_to(parameter: Parameter, oses: frozenset[OsType], os_type: OsType) -> bool:
+    """Whether ``os_type``'s machines get ``parameter``: positional ones are Linux's."""
+    if not parameter.named and os_type is not OsType.LINUX:
+        return False
+    return os_type in oses
+
+
+class OsButton(Button):
+    """Which OS a parameter is for; pressing it cycles both → Linux → Windows."""
+
+    DEFAULT_CSS = """
+    OsButton { width: 14; min-width: 14; }
+    """
+
+    def __init__(self, oses: frozenset[OsType]) -> None:
+        super().__init__(os_label(oses), classes="os", compact=True)
+        self.oses = oses
+        # A cycling choice takes every press; the click effect would swallow quick ones.
+        self.active_effect_duration = 0
+
+    def cycle(self) -> None:
+        self.oses = OS_CHOICES[(OS_CHOICES.index(self.oses) + 1) % len(OS_CHOICES)]
+        self.label = os_label(self.oses)
 
 
 class ParameterRow(Horizontal):
@@ -31,19 +68,24 @@ class ParameterRow(Horizontal):
     ParameterRow { height: 3; }
     ParameterRow .name { width: 30; }
     ParameterRow Checkbox { width: auto; }
+    ParameterRow OsButton { margin: 1 0 0 1; }
     ParameterRow .value { width: 1fr; }
     """
 
-    def __init__(self, parameter: Parameter | None = None) -> None:
+    def __init__(self, parameter: Parameter | None = None,
+                 oses: frozenset[OsType] = OS_CHOICES[0]) -> None:
         super().__init__()
         self._start = parameter or Parameter("", "")
         self._protected = self._start.protected
+        self._oses = oses
 
     def compose(self) -> ComposeResult:
         yield Input(self._start.name, placeholder="name (empty: positional)", classes="name")
         yield StateCheckbox("protected", self._start.protected, classes="protected")
         yield Input(self._start.value, placeholder="value", password=self._start.protected,
                     classes="value")
+        # Last, so name → protected → value stays the tab order people learned.
+        yield OsButton(self._oses)
 
     @on(Checkbox.Changed)
     def _protection_changed(self, event: Checkbox.Changed) -> None:
@@ -56,6 +98,16 @@ class ParameterRow(Horizontal):
         self._protected = event.value
         value.password = event.value
 
+    @on(Button.Pressed, "OsButton")
+    def _os_pressed(self) -> None:
+        # Not stopped: the composer checks the run again when a parameter changes OS.
+        self.query_one(OsButton).cycle()
+
+    @property
+    def oses(self) -> frozenset[OsType]:
+        """The OS whose machines get this parameter (positional: Linux only, see sent_to)."""
+        return self.query_one(OsButton).oses
+
     @property
     def parameter(self) -> Parameter:
         return Parameter(self.query_one(".name", Input).value.strip(),
@@ -67,12 +119,14 @@ class ParameterTable(VerticalScroll):
 
     DEFAULT_CSS = """
     ParameterTable { height: auto; max-height: 12; }
+    ParameterTable.-rows { min-height: 7; max-height: 45%; }
     """
 
     async def add_row(self, parameter: Parameter | None = None) -> ParameterRow:
         """Add a row at the end and focus its name."""
         row = ParameterRow(parameter)
         await self.mount(row)
+        self.add_class("-rows")
         row.query_one(".name", Input).focus()
         self.call_after_refresh(self.scroll_end, animate=False)
         return row
@@ -81,6 +135,7 @@ class ParameterTable(VerticalScroll):
         """Replace every row with the typed rows of a saved command's parameter table."""
         await self.remove_children()
         await self.mount_all([TypedParameterRow(spec) for spec in specs])
+        self.set_class(bool(specs), "-rows")
 
     def row_of(self, focused: Widget | None) -> ParameterRow | TypedParameterRow | None:
         """The row holding ``focused``, if any."""
@@ -96,6 +151,7 @@ class ParameterTable(VerticalScroll):
         index = rows.index(row)
         row.remove()
         rest = rows[:index] + rows[index + 1:]
+        self.set_class(bool(rest), "-rows")
         if rest:
             self.call_after_refresh(rest[min(index, len(rest) - 1)].query_one(Input).focus)
         return True
@@ -115,6 +171,20 @@ class ParameterTable(VerticalScroll):
                                                          row.spec.protected))
             elif isinstance(row, ParameterRow):
                 if (free := row.parameter).name or free.value:
+                    params.append(free)
+        return tuple(params)
+
+    def parameters_for(self, os_type: OsType) -> tuple[Parameter, ...]:
+        """The parameters ``os_type``'s machines get: a free row as its OS button says
+        (positional ones only on Linux); a saved command's typed rows go to both."""
+        params: list[Parameter] = []
+        for row in self.query("ParameterRow, TypedParameterRow"):
+            if isinstance(row, TypedParameterRow):
+                if (typed := row.parameter) is not None:
+                    params.append(typed)
+            elif isinstance(row, ParameterRow):
+                free = row.parameter
+                if (free.name or free.value) and sent_to(free, row.oses, os_type):
                     params.append(free)
         return tuple(params)
 
