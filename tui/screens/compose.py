@@ -403,7 +403,13 @@ class ComposeScreen(Screen[RunRequest | None]):
 
     def _check_live(self) -> None:
         self._live_timer = None
-        self._live_problems()
+        if self.is_attached:
+            self._live_problems()
+
+    def on_unmount(self) -> None:
+        if self._live_timer is not None:
+            self._live_timer.stop()
+            self._live_timer = None
 
     @work(exclusive=True, group="live-problems")
     async def _live_problems(self) -> None:
@@ -413,6 +419,8 @@ class ComposeScreen(Screen[RunRequest | None]):
         if request is not None:
             problems += await asyncio.to_thread(validate_selection, request.assignments,
                                                 uploads_scripts=uploads)
+        if not self.is_attached:
+            return  # the screen went (run or cancelled) while the check ran in its thread
         box = self.query_one("#problems", Static)
         box.update(Group(*(problem_text(p) for p in problems)) if problems else "")
 
