@@ -11,6 +11,7 @@ from textual.app import App
 
 from core.model import Machine, MachineKind, OsType
 from core.validate import MAX_SCRIPT_BYTES
+from tests.tui.saved_fixtures import until
 from tests.tui.test_compose import screen_text
 from tui.run_request import RunRequest
 from tui.screens.compose import ComposeScreen
@@ -57,23 +58,25 @@ class FleetComposeApp(App[None]):
 async def compose_big(uploads: bool) -> FleetComposeApp:
     app = FleetComposeApp([VM, ARC], uploads=uploads)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
-        assert isinstance(app.screen, ComposeScreen)
-        app.screen.editor(OsType.LINUX).text = BIG
+        # Conditions, not single pauses: on a loaded machine a step can take longer.
+        await until(pilot, lambda: isinstance(app.screen, ComposeScreen), "the compose screen")
+        screen = app.screen
+        assert isinstance(screen, ComposeScreen)
+        screen.editor(OsType.LINUX).text = BIG
         await pilot.pause()
         await pilot.press("ctrl+r")
-        await pilot.pause()
         if uploads:
-            assert isinstance(app.screen, ConfirmRun)
+            await until(pilot, lambda: isinstance(app.screen, ConfirmRun), "the confirmation")
             await pilot.press("enter")
-            await pilot.pause()
-            assert app.results and app.results[0] is not None
+            await until(pilot, lambda: bool(app.results), "the run requested")
+            assert app.results[0] is not None
             assert {c.script for _, c in app.results[0].assignments} == {BIG}
         else:
+            await until(pilot, lambda: "fleetrunazuresetup-output" in screen_text(app),  # type: ignore[arg-type]
+                        "the refusal naming setup-output")
             assert isinstance(app.screen, ComposeScreen)
             text = screen_text(app)  # type: ignore[arg-type]
             assert "limitforaninlinescriptis262,144bytes" in text
-            assert "fleetrunazuresetup-output" in text
             assert not app.results
     return app
 

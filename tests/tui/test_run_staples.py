@@ -239,7 +239,7 @@ async def test_at_80x24_the_footer_keeps_back_and_keys_and_cuts_no_key(
         tmp_path: Path) -> None:
     from textual.widgets._footer import FooterKey
 
-    from tui.widgets.run.fitting_footer import FittingFooter
+    from tui.widgets.fitting_footer import FittingFooter
 
     session, _, _ = make_session(tmp_path, {}, count=3)
     app = RunApp(session)

@@ -10,12 +10,12 @@ from rich.console import Group
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import (
     Button,
     Checkbox,
-    Footer,
     Header,
     Input,
     Label,
@@ -40,6 +40,7 @@ from tui.widgets.compose.parameter_table import ParameterTable
 from tui.widgets.compose.script_editor import script_editor
 from tui.widgets.compose.typed_parameter import TypedParameterRow
 from tui.widgets.dialogs.confirm import Confirm
+from tui.widgets.fitting_footer import FittingFooter
 
 SCRIPT_KIND = {CommandId.SHELL: "shell (RunShellScript)",
                CommandId.POWERSHELL: "PowerShell (RunPowerShellScript)"}
@@ -117,7 +118,7 @@ class ComposeScreen(Screen[RunRequest | None]):
         yield OptionsForm(id="options")
         yield Static(id="api")
         yield Static(id="problems")
-        yield Footer()
+        yield FittingFooter()
 
     async def on_mount(self) -> None:
         by_os = ", ".join(f"{self._count(o)} {o}" for o in self.oses)
@@ -419,9 +420,10 @@ class ComposeScreen(Screen[RunRequest | None]):
         if request is not None:
             problems += await asyncio.to_thread(validate_selection, request.assignments,
                                                 uploads_scripts=uploads)
-        if not self.is_attached:
+        try:
+            box = self.query_one("#problems", Static)
+        except NoMatches:
             return  # the screen went (run or cancelled) while the check ran in its thread
-        box = self.query_one("#problems", Static)
         box.update(Group(*(problem_text(p) for p in problems)) if problems else "")
 
     def _command(self, os_type: OsType, values: OptionValues) -> Command:

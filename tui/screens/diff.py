@@ -14,7 +14,7 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer, Header, RichLog, Static
+from textual.widgets import Header, RichLog, Static
 
 from core.model import MachineId
 from core.output import OutputGroup
@@ -22,6 +22,7 @@ from core.output_diff import StreamDiff, diff_machines
 from core.runner import RunSession
 from core.terminal_text import inert
 from tui import keymap
+from tui.widgets.fitting_footer import FittingFooter
 from tui.widgets.run.group_table import current_groups, group_title
 
 LINE_STYLES = {"+": "green", "-": "red", "@": "cyan", "\\": "dim"}
@@ -108,7 +109,7 @@ class DiffScreen(Screen[None]):
         yield Static(id="diff-title")
         yield Static("comparing…", id="diff-notes")
         yield RichLog(id="diff", max_lines=None, wrap=False, markup=False)
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one(RichLog).focus()

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 
 from core.azure.action_commands import BuiltinCommand
 from core.backends.base import HostKeyCheckingBackend
@@ -29,6 +29,7 @@ from tui.screens.host_key_review import (
     record_files,
     review_items,
 )
+from tui.widgets.fitting_footer import FittingFooter
 from tui.widgets.fleet.machine_details import MachineDetails
 from tui.widgets.fleet.machine_table import MachineTable
 
@@ -79,7 +80,7 @@ class FleetScreen(Screen[None]):
         yield MachineTable(id="machines")
         with Horizontal(id="status-bar"):
             yield Static(id="status")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.sub_title = self.fleet_name

@@ -18,7 +18,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Log, Static
+from textual.widgets import DataTable, Header, Log, Static
 
 from core.model import Command, Machine, RunState
 from core.output import OutputGroup
@@ -28,6 +28,7 @@ from tui import keymap
 from tui.screens.diff import open_diff
 from tui.screens.export import ExportDialog
 from tui.widgets.dialogs.confirm import Confirm
+from tui.widgets.fitting_footer import FittingFooter
 from tui.widgets.run.group_table import (
     MAX_ROWS,
     GroupTable,
@@ -151,7 +152,7 @@ class GroupsScreen(Screen[None]):
         yield Static("grouping outputs…", id="groups-status")
         yield GroupTable(id="groups")
         yield Log(id="group-preview")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self._set_sub_title()
@@ -383,7 +384,7 @@ class GroupScreen(Screen[None]):
         yield Static(id="group-status")
         yield DataTable(cursor_type="row", zebra_stripes=True, id="members")
         yield Log(id="group-output")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         run = self.session.run

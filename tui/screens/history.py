@@ -11,7 +11,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 
 from core import config
 from core.journal_store import Journal, JournalError, RunRecord
@@ -20,6 +20,7 @@ from core.run_search import RunFilter, RunFilterError, last_days, parse_search
 from core.runner import RunSession
 from tui import keymap
 from tui.screens.run import RunScreen
+from tui.widgets.fitting_footer import FittingFooter
 from tui.widgets.run.run_table import STATE_STYLE
 
 LIMIT = 500
@@ -96,7 +97,7 @@ class HistoryScreen(Screen[None]):
                     id="history-search")
         yield DataTable(cursor_type="row", zebra_stripes=True, id="runs")
         yield Static(id="history-status")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "history"

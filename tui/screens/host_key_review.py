@@ -19,12 +19,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from core.backends.host_keys import HostKeyProblem, KeyVerdict, host_pattern
 from core.model import Machine, MachineId
 from core.node_sets import compact
 from tui import keymap
+from tui.widgets.fitting_footer import FittingFooter
 
 MARK = "●"
 
@@ -152,7 +153,7 @@ class HostKeyReview(ModalScreen[list[HostKeyProblem] | None]):
                 yield Static(id="review-status")
             if self.changed:
                 yield Static(changed_text(self.changed, self.known_hosts), id="changed")
-        yield Footer()
+        yield FittingFooter()
 
     def _intro(self) -> Text:
         if not self.unknown:

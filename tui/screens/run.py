@@ -29,9 +29,9 @@ from tui.screens.export import ExportDialog
 from tui.screens.groups import GroupsScreen
 from tui.widgets.dialogs.confirm import Confirm
 from tui.widgets.dialogs.rerun import CHOICES, RerunDialog
+from tui.widgets.fitting_footer import FittingFooter
 from tui.widgets.run.budget_line import BudgetLine
 from tui.widgets.run.file_view import FileView
-from tui.widgets.run.fitting_footer import FittingFooter
 from tui.widgets.run.output_panes import FullOutput, OutputPanes
 from tui.widgets.run.run_summary import RunSummary
 from tui.widgets.run.run_table import RunTable

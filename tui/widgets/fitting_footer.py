@@ -13,8 +13,10 @@ from __future__ import annotations
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
-ESSENTIAL = frozenset({"help", "app.help", "back", "quit", "app.quit"})
-"""Actions whose key stays in the footer at any width."""
+ESSENTIAL = frozenset({"help", "app.help", "back", "quit", "app.quit", "cancel", "leave",
+                       "dismiss", "close", "run"})
+"""Actions whose key stays in the footer at any width: the key sheet, the ways out of a
+screen (back, cancel, leave, close), and compose's run."""
 
 
 class FittingFooter(Footer):
