@@ -11,6 +11,7 @@ from textual.widgets import Input, TabbedContent
 
 from core.model import CommandId, Health, HealthStatus, Machine, MachineKind, OsType, Parameter
 from core.validate import Limit
+from tests.tui.saved_fixtures import until
 from tui.keymap import all_binding_ids
 from tui.run_request import RunRequest
 from tui.screens.compose import ComposeScreen
@@ -120,16 +121,16 @@ async def test_validation_error_blocks_and_names_the_field() -> None:
         await add_parameter(pilot, "NAME", "b")
         await add_parameter(pilot, "BAD-NAME", "c")
         await pilot.press("ctrl+r")
-        await pilot.pause()
+        await until(pilot, lambda: shown("parameter 2 name: error: 'NAME' is already used", app)
+                    and shown("parameter 3 name: error: 'BAD-NAME' is not a valid parameter "
+                              "name", app), "both errors listed")
         assert isinstance(app.screen, ComposeScreen)
-        assert shown("parameter 2 name: error: 'NAME' is already used", app)
-        assert shown("parameter 3 name: error: 'BAD-NAME' is not a valid parameter name", app)
         # Fixing it lets the run through.
         await app.screen.query(ParameterRow).last().remove()
         await app.screen.query(ParameterRow).last().remove()
         await pilot.pause()
         await pilot.press("ctrl+r")
-        assert isinstance(app.screen, ConfirmRun)
+        await until(pilot, lambda: isinstance(app.screen, ConfirmRun), "the confirmation")
 
 
 async def test_bad_option_blocks_and_names_the_field() -> None:

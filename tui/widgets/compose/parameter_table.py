@@ -177,6 +177,16 @@ class ParameterTable(VerticalScroll):
     def parameters_for(self, os_type: OsType) -> tuple[Parameter, ...]:
         """The parameters ``os_type``'s machines get: a free row as its OS button says
         (positional ones only on Linux); a saved command's typed rows go to both."""
+        return self._collect(os_type)
+
+    @property
+    def parameters(self) -> tuple[Parameter, ...]:
+        """Every row's parameter, in order. Free rows left entirely empty are ignored; a
+        typed row sends its value, else its default, else nothing."""
+        return self._collect(None)
+
+    def _collect(self, os_type: OsType | None) -> tuple[Parameter, ...]:
+        """The rows' parameters in order; for one OS only when ``os_type`` is given."""
         params: list[Parameter] = []
         for row in self.query("ParameterRow, TypedParameterRow"):
             if isinstance(row, TypedParameterRow):
@@ -184,20 +194,8 @@ class ParameterTable(VerticalScroll):
                     params.append(typed)
             elif isinstance(row, ParameterRow):
                 free = row.parameter
-                if (free.name or free.value) and sent_to(free, row.oses, os_type):
-                    params.append(free)
-        return tuple(params)
-
-    @property
-    def parameters(self) -> tuple[Parameter, ...]:
-        """Every row's parameter, in order. Free rows left entirely empty are ignored; a
-        typed row sends its value, else its default, else nothing."""
-        params: list[Parameter] = []
-        for row in self.query("ParameterRow, TypedParameterRow"):
-            if isinstance(row, TypedParameterRow):
-                if (typed := row.parameter) is not None:
-                    params.append(typed)
-            elif isinstance(row, ParameterRow):
-                if (free := row.parameter).name or free.value:
+                if not (free.name or free.value):
+                    continue
+                if os_type is None or sent_to(free, row.oses, os_type):
                     params.append(free)
         return tuple(params)
