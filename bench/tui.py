@@ -3,9 +3,9 @@
 N simulated machines (a backend in this file, no processes) each print an 80-byte line
 every 0.5 s (first line at a random phase), report their 4 KB tail every 5 s, and end
 Succeeded once the streaming time is up. fleetrun's own app (:class:`tui.app.FleetrunApp`,
-its fleet loading skipped) shows them on the real :class:`tui.screens.run.RunScreen`, on
-a real :class:`core.runner.RunSession` with a journal, in Textual's headless driver at
-160x45.
+its fleet files skipped) shows them on the real :class:`tui.screens.run.RunScreen` over
+the real fleet screen, as the app stacks them, on a real :class:`core.runner.RunSession`
+with a journal, in Textual's headless driver at 160x45.
 
 Measured while every machine streams:
 
@@ -46,6 +46,7 @@ from textual import events, on
 from textual.screen import Screen
 
 from core.events import Finished, MachineEvent, OutputAppended, StateChanged, TailUpdated
+from core.fleet.routing import Backends
 from core.journal_store import Journal
 from core.model import (
     Command,
@@ -63,6 +64,7 @@ from core.model import (
 )
 from core.runner import RunSession
 from tui.app import FleetrunApp
+from tui.screens.fleet import FleetScreen
 from tui.screens.run import RunScreen
 from tui.widgets.run.output_panes import TailPane
 from tui.widgets.run.run_table import RunTable
@@ -149,9 +151,10 @@ def fleet(n: int) -> list[Machine]:
 class BenchApp(FleetrunApp):
     """fleetrun's app opened straight on one run's screen, noting every frame it composes."""
 
-    def __init__(self, session: RunSession) -> None:
+    def __init__(self, session: RunSession, backend: StreamingBackend) -> None:
         super().__init__()
         self.session = session
+        self.backend = backend
         self.run_screen = RunScreen(session, "bench")
         self.frames: list[tuple[float, str]] = []
         """(when, tail pane title) of every frame handed to the driver."""
@@ -167,10 +170,16 @@ class BenchApp(FleetrunApp):
         return timed
 
     @on(events.Mount)
-    def _open_run(self, event: events.Mount) -> None:
-        # Textual would call FleetrunApp.on_mount too, which opens a fleet: no fleet here.
+    async def _open_run(self, event: events.Mount) -> None:
+        # Textual would call FleetrunApp.on_mount too, which opens a fleet from files: here
+        # the screens are stacked as the app stacks them once the user has started a run
+        # (what lies under the run screen decides what Textual repaints with it).
         event.prevent_default()
-        self.push_screen(self.run_screen)
+        machines = [mr.machine for mr in self.session.run.machines.values()]
+        backends = Backends({MachineKind.LOCAL: self.backend})
+        self._stop_loading()
+        await self.push_screen(FleetScreen(machines, backends, "bench"))
+        await self.push_screen(self.run_screen)
 
     def _display(self, screen: Screen[object], renderable: RenderableType | None) -> None:
         if renderable is not None and screen is self.run_screen:
@@ -228,7 +237,7 @@ async def measure(n: int, seconds: float, root: Path) -> Result:
     session = RunSession.plan([(m, command) for m in machines], lambda _m: backend,
                               fleet="bench", journal=Journal(root / "journal.sqlite"),
                               runs_root=root / "runs")
-    app = BenchApp(session)
+    app = BenchApp(session, backend)
     run = session.run
     order = list(run.machines)
     names = [run.machines[m].machine.name for m in order]

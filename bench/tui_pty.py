@@ -40,7 +40,7 @@ START_TIMEOUT = 120.0
 KEY_TIMEOUT = 10.0
 GAP = (0.0, 0.05)
 GOAL_P95_MS = 100.0
-DOWN, UP, QUIT = b"\x1b[B", b"\x1b[A", b"\x11"  # ctrl+q
+DOWN, UP, QUIT, CONFIRM = b"\x1b[B", b"\x1b[A", b"\x11", b"y"  # QUIT: ctrl+q
 
 _ESCAPES = re.compile(rb"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[PX^_][^\x1b]*"
                       rb"\x1b\\|[@-Z\\-_])")
@@ -71,7 +71,7 @@ def child(n: int, seconds: float, root: Path) -> None:
     session = RunSession.plan([(m, command) for m in fleet(n)], lambda _m: backend,
                               fleet="bench", journal=Journal(root / "journal.sqlite"),
                               runs_root=root / "runs")
-    app = BenchApp(session)
+    app = BenchApp(session, backend)
     app.run()
     (root / "draws.json").write_text(json.dumps(app.draws))
 
@@ -171,7 +171,11 @@ def measure(n: int, seconds: float, root: Path) -> Result:
         bytes_per_s = (len(terminal.data) - first_byte) / max(time.perf_counter() - t_first,
                                                               1e-9)
         load = "load average {:.2f}, {:.2f}, {:.2f}".format(*os.getloadavg())
+        quit_asked = len(terminal.data)
         os.write(master, QUIT)
+        # The run is still going, so the app asks before it cancels the machines.
+        if terminal.wait_for("still going", quit_asked, KEY_TIMEOUT) is not None:
+            os.write(master, CONFIRM)
         deadline = time.perf_counter() + 90  # 1,000 machines take a while to stop
         while process.poll() is None and time.perf_counter() < deadline:
             terminal.pump(0.1)

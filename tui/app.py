@@ -129,11 +129,13 @@ class FleetrunApp(App[None]):
         try:
             self.fleet = await open_fleet(self.fleet_specs, self.options)
         except FleetrunError as exc:
+            self._stop_loading()
             self.sub_title = "no fleet"
             self.notify(str(exc), title="Cannot open the fleet", severity="error", timeout=30)
             return
         except Exception as exc:  # a bug, not the user's doing: a line here, the rest logged
             log.exception("opening the fleet %s failed", ", ".join(self.fleet_specs))
+            self._stop_loading()
             self.sub_title = "no fleet"
             first_line = next(iter(str(exc).splitlines()), "")
             self.notify(f"{type(exc).__name__}: {first_line} (details in {config.log_path()})",
@@ -145,9 +147,16 @@ class FleetrunApp(App[None]):
         # The first (today the only: SSH's) whose refused host keys the user reviews.
         host_keys = next((b for b in self.fleet.backends
                           if isinstance(b, HostKeyCheckingBackend)), None)
+        self._stop_loading()
         await self.push_screen(FleetScreen(self.fleet.machines, self.fleet.backends,
                                            name, host_keys=host_keys,
                                            health_cache=HealthCache(config.health_cache_path())))
+
+    def _stop_loading(self) -> None:
+        # Its animation repaints this screen 16 times a second even when covered, and
+        # Textual then repaints the whole screen above it (the fleet screen) as often.
+        for indicator in self.screen_stack[0].query(LoadingIndicator):
+            indicator.remove()
 
     def on_fleet_screen_run_requested(self, message: FleetScreen.RunRequested) -> None:
         # The composer showed the warnings on its confirmation already.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -115,3 +116,29 @@ async def test_health_is_checked_and_details_open(app: FleetrunApp) -> None:
         assert app.screen.machine.name == "db-1"
         await pilot.press("escape")
         assert isinstance(app.screen, FleetScreen)
+
+
+async def test_an_idle_fleet_screen_sends_the_terminal_nothing(
+        app: FleetrunApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing changes, so nothing is drawn: a screen that repaints itself anyway costs a
+    1,000-machine table's worth of CPU and of terminal bandwidth (over ssh) every frame.
+    The app's opening spinner, still animating under the fleet screen, used to make Textual
+    repaint the whole fleet screen 16 times a second."""
+    async with app.run_test(size=(140, 30)) as pilot:
+        screen = await fleet_screen(pilot, app)
+        for _ in range(200):  # the health check on open, and its redraw
+            if "checking health" not in str(screen.query_one("#status").render()):
+                break
+            await pilot.pause(0.05)
+        await pilot.pause()
+        frames: list[object] = []
+        display = app._display
+
+        def counting(screen: object, renderable: object) -> None:
+            if renderable is not None:
+                frames.append(renderable)
+            display(screen, renderable)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(app, "_display", counting)
+        await asyncio.sleep(1.5)  # what is measured is nothing happening: wall time it is
+        assert len(frames) <= 2, f"{len(frames)} frames drawn in 1.5 s on an idle fleet screen"
