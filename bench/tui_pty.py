@@ -22,6 +22,7 @@ import os
 import random
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -31,6 +32,9 @@ import time
 from dataclasses import dataclass
 from fcntl import ioctl
 from pathlib import Path
+from typing import Any
+
+from bench.loop_time import LoopTime
 
 FULL = (1_000, 40.0)
 QUICK = (200, 20.0)
@@ -40,6 +44,7 @@ START_TIMEOUT = 120.0
 KEY_TIMEOUT = 10.0
 GAP = (0.0, 0.05)
 GOAL_P95_MS = 100.0
+LOOP_KINDS = 8
 DOWN, UP, QUIT, CONFIRM = b"\x1b[B", b"\x1b[A", b"\x11", b"y"  # QUIT: ctrl+q
 
 _ESCAPES = re.compile(rb"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[PX^_][^\x1b]*"
@@ -72,8 +77,16 @@ def child(n: int, seconds: float, root: Path) -> None:
                               fleet="bench", journal=Journal(root / "journal.sqlite"),
                               runs_root=root / "runs")
     app = BenchApp(session, backend)
+    loop_time = LoopTime()
+    # The terminal says when its keys start and end: the loop is timed over that window.
+    signal.signal(signal.SIGUSR1, lambda *_: loop_time.start())
+    signal.signal(signal.SIGUSR2, lambda *_: loop_time.stop())
     app.run()
+    loop_time.stop()
     (root / "draws.json").write_text(json.dumps(app.draws))
+    (root / "loop.json").write_text(json.dumps({
+        "top": loop_time.top(LOOP_KINDS), "busy": loop_time.busy(),
+        "longest": loop_time.longest}))
 
 
 # ----------------------------------------------------------------------------- the terminal
@@ -128,6 +141,9 @@ class Result:
     bytes_per_s: float
     draws: list[float]
     load: str
+    loop: dict[str, Any]
+    """The child's loop over the keys' window: ``busy`` (its CPU share), ``top`` (kinds of
+    callback and their shares), ``longest`` (seconds, kind)."""
 
 
 def measure(n: int, seconds: float, root: Path) -> Result:
@@ -151,6 +167,7 @@ def measure(n: int, seconds: float, root: Path) -> Result:
         if started is None:
             raise SystemExit("bench/tui_pty: the run screen never showed; the app wrote:\n"
                              + plain(bytes(terminal.data[-3000:])))
+        process.send_signal(signal.SIGUSR1)
         row, t_first = 0, time.perf_counter()
         first_byte = len(terminal.data)
         while len(latencies) < KEYS and time.perf_counter() - started < seconds - 1.0:
@@ -170,6 +187,7 @@ def measure(n: int, seconds: float, root: Path) -> Result:
                 terminal.pump(left)
         bytes_per_s = (len(terminal.data) - first_byte) / max(time.perf_counter() - t_first,
                                                               1e-9)
+        process.send_signal(signal.SIGUSR2)
         load = "load average {:.2f}, {:.2f}, {:.2f}".format(*os.getloadavg())
         quit_asked = len(terminal.data)
         os.write(master, QUIT)
@@ -186,7 +204,9 @@ def measure(n: int, seconds: float, root: Path) -> Result:
         os.close(master)
     draws_file = root / "draws.json"
     draws = json.loads(draws_file.read_text()) if draws_file.exists() else []
-    return Result(n, seconds, latencies, timeouts, bytes_per_s, draws, load)
+    loop_file = root / "loop.json"
+    loop = json.loads(loop_file.read_text()) if loop_file.exists() else {}
+    return Result(n, seconds, latencies, timeouts, bytes_per_s, draws, load, loop)
 
 
 def _ms(values: list[float], q: float) -> float:
@@ -208,7 +228,18 @@ def report(r: Result) -> list[str]:
         f"{_ms(r.draws, 0.5):.1f} ms, p95 {_ms(r.draws, 0.95):.1f} ms, "
         f"max {max(r.draws, default=0) * 1e3:.1f} ms",
         f"({r.load} at the end of the keys; 2 cores shared)",
+        *_loop_lines(r.loop),
     ]
+
+
+def _loop_lines(loop: dict[str, Any]) -> list[str]:
+    if not loop:
+        return ["the app's loop: not reported (the child did not end cleanly)"]
+    longest, kind = loop["longest"]
+    lines = [f"the app's loop while the keys were sent: busy {loop['busy']:.0%} of the time "
+             f"(CPU); longest single callback {longest * 1e3:.1f} ms ({kind})"]
+    lines += [f"  {share:6.1%}  {kind}" for kind, share in loop["top"]]
+    return lines
 
 
 def main(quick: bool = False) -> None:

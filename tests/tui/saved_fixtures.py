@@ -112,9 +112,10 @@ async def palette_search(pilot: Pilot[None], query: str) -> list[str]:
         options = app.screen.query_one(CommandList).options
         return [o.hit.text or "" for o in options if isinstance(o, PaletteCommand)]
 
-    # The palette gathers hits in the background and shows them in batches: wait for quiet.
+    # The palette gathers hits in the background and shows them in batches: wait for quiet
+    # (up to 15 s: on a loaded machine the first batch alone can take seconds).
     last: list[str] = []
-    for _ in range(40):
+    for _ in range(300):
         await pilot.pause(0.05)
         now = hits()
         if now and now == last:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
+from textual._compositor import Compositor
 from textual.app import App, ComposeResult
 from textual.widgets import Static
 
@@ -15,6 +18,7 @@ from core.runner import RunSession
 from core.validate import Limit
 from tests.fakes import FakeBackend, Scenario, machines
 from tui import keymap
+from tui.screens.groups import GroupsScreen
 from tui.screens.run import RunScreen, worker_name
 from tui.widgets.dialogs.confirm import Confirm
 from tui.widgets.dialogs.rerun import RerunDialog
@@ -271,6 +275,41 @@ async def test_escape_leaves_the_screen_and_the_run_goes_on(tmp_path: Path) -> N
         release.set()
         await until(pilot, lambda: session.run.finished, "the run ended off screen")
         assert states(session) == {"m000": RunState.SUCCEEDED, "m001": RunState.SUCCEEDED}
+
+
+async def test_a_covered_run_screen_costs_the_screen_above_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a run goes on under the groups view, the view is not repainted whole on every
+    tick of the run screen (Textual repaints the top screen when the one under it changes);
+    back on the run screen, what happened meanwhile shows at once."""
+    release = asyncio.Event()
+    session, _, _ = make_session(tmp_path, {"m000": Scenario(release=release)}, count=2)
+    app = RunApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        run_screen = app.screen
+        assert isinstance(run_screen, RunScreen)
+        await until(pilot, lambda: session.run.machines["m000"].state is RunState.RUNNING,
+                    "m000 runs")
+        await pilot.press("g")
+        await until(pilot, lambda: isinstance(app.screen, GroupsScreen), "the groups view")
+        await pilot.pause()
+        full_frames: list[object] = []
+        render_full_update = Compositor.render_full_update
+
+        def counting(compositor: Compositor, *args: Any, **kwargs: Any) -> object:
+            full_frames.append(compositor)
+            return render_full_update(compositor, *args, **kwargs)
+
+        monkeypatch.setattr(Compositor, "render_full_update", counting)
+        await asyncio.sleep(1.5)  # ~15 ticks of the run screen's redraw timer: wall time
+        assert len(full_frames) <= 2, f"{len(full_frames)} full repaints in 1.5 s"
+        monkeypatch.undo()
+        release.set()
+        await until(pilot, lambda: session.run.finished, "the run ended under the view")
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is run_screen, "back on the run screen")
+        await until(pilot, lambda: cell(run_screen, "m000", "state").endswith("Succeeded"),
+                    "m000's end drawn")
 
 
 def test_run_bindings_have_ids_and_are_listed() -> None:

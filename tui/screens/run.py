@@ -24,6 +24,7 @@ from core.runner import RunSession
 from core.terminal_text import inert
 from tui import keymap
 from tui.clipboard import copy_out_in_thread, file_name, inert_file_text
+from tui.screen_visibility import is_visible
 from tui.screens.diff import open_diff_for_machine
 from tui.screens.export import ExportDialog
 from tui.screens.groups import GroupsScreen
@@ -139,17 +140,21 @@ class RunScreen(Screen[None]):
 
     def _draw(self) -> None:
         run = self.session.run
-        now = utc_now()
-        self.query_one(RunSummary).refresh_from(run, now)
-        self.query_one(BudgetLine).refresh_from(not run.finished)
-        self.query_one(RunTable).refresh_from(run, now)
-        self._show_current()
+        if is_visible(self):
+            now = utc_now()
+            self.query_one(RunSummary).refresh_from(run, now)
+            self.query_one(BudgetLine).refresh_from(not run.finished)
+            self.query_one(RunTable).refresh_from(run, now)
+            self._show_current()
         if run.finished and not self._ended_drawn:
             self._ended_drawn = True
             self.refresh_bindings()
             if not self.read_only:
                 counts = ", ".join(f"{n} {state}" for state, n in run.summary().items())
                 self.notify(f"Run ended: {counts}")
+
+    def on_screen_resume(self) -> None:
+        self._draw()  # what changed while another screen covered this one
 
     def _show_current(self) -> None:
         machine_id = self.query_one(RunTable).current_machine_id()
