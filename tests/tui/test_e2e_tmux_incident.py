@@ -108,3 +108,19 @@ def test_a_group_of_a_saved_commands_run_rerun_and_found_in_history(
     assert f"↳ {first} · group 1 (2 machines, exit 0)" in rerun_row, shown
     assert "↳" not in first_row, shown
     term.keys("C-q")
+
+
+def test_at_80x24_the_fleet_and_compose_footers_keep_their_keys_whole(
+        start_app: StartApp) -> None:
+    term = start_app(80, 24)
+    # The footer is fitted to the width after its first layout: wait for its keys.
+    fleet_keys = ("/ Filter", "space Mark", "c Compose", "? Keys", "^p Palette")
+    shown = term.wait_for("20 machines", *fleet_keys)
+    assert all(key in line_with(shown, "^p Palette") for key in fleet_keys), shown
+    term.keys("a")
+    term.wait_for("20 marked")
+    term.keys("c")
+    compose_keys = ("^⏎ Run", "esc Cancel", "^s Save", "^p Palette")
+    shown = term.wait_for("compose for 20 machines (16 linux, 4 windows)", *compose_keys)
+    assert all(key in line_with(shown, "^p Palette") for key in compose_keys), shown
+    term.keys("C-q")
