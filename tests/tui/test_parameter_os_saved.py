@@ -13,7 +13,7 @@ from textual.widgets import Input, TabbedContent
 from core.library import load_library
 from core.model import OsType
 from tests.tui.saved_fixtures import until
-from tests.tui.test_compose import WEB1, WIN1, ComposeApp, add_parameter, type_in
+from tests.tui.test_compose import WEB1, WIN1, ComposeApp, add_parameter, shown, type_in
 from tests.tui.test_compose_saved import SavedComposeApp, loaded
 from tui.screens.compose import ComposeScreen
 from tui.screens.save_command import SaveCommandDialog
@@ -61,6 +61,10 @@ async def test_the_os_mark_is_saved_reopened_and_applied(
         assert str(marks["UNIT"].label) == "linux only"
         await pilot.press("ctrl+r")
         await until(pilot, lambda: isinstance(reopened.screen, ConfirmRun), "the confirmation")
+        # The confirmation says what each OS's machines get.
+        await until(pilot, lambda: shown("parameters for linux:", reopened)
+                    and shown("parameters for windows:", reopened),
+                    "each OS's parameters in the confirmation")
         await pilot.press("enter")
         await until(pilot, lambda: not isinstance(reopened.screen, ComposeScreen | ConfirmRun),
                     "the run requested")
