@@ -68,6 +68,11 @@ class _Report:
             parts.append(f"- **Target:** `{_inline(run.target)}`")
         if run.parent_run_id:
             parts.append(f"- **Rerun of:** {run.parent_run_id}")
+        if self.record["source_group"]:
+            parts.append(f"- **Chosen from:** {_text_md(self.record['source_group'])}")
+        if saved := self.record["saved_command"]:
+            parts.append(f"- **Saved command:** `{_inline(saved['name'])}` "
+                         f"(`{_inline(saved['hash'])}`)")
         if run.stop_reason:
             parts.append(f"- **Stopped early:** {_inline(run.stop_reason)}")
         parts += ["", "## What ran", ""]

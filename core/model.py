@@ -133,6 +133,9 @@ class Machine:
     """Where it is, for people: the host name for SSH, empty where the id is enough."""
     ssh: SshEndpoint | None = None
     """How the SSH backend reaches it (None for machines of other kinds)."""
+    computer_name: str = ""
+    """What the guest calls itself (``hostname``) when the inventory knows it and it is not
+    ``name``; empty otherwise (a scale set instance's is derived: :mod:`core.scale_set_names`)."""
 
     def with_health(self, health: Health) -> Machine:
         return replace(self, health=health)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.model import TAIL_BYTES, MachineId, MachineRun, RunState, Stream
-from core.output_noise import host_names, normalize_noise
+from core.output_noise import machine_names, normalize_noise
 from core.output_writer import OutputWriter
 from core.redaction import Mark
 
@@ -273,7 +273,7 @@ class OutputStore:
             if mr.state in (RunState.PENDING, RunState.SKIPPED, RunState.NOT_STARTED):
                 continue
             if noise:
-                names = host_names(mr.machine.name)
+                names = machine_names(mr.machine)
                 key = (mr.exit_code, self._noise_digest(mr.machine_id, Stream.STDOUT, names),
                        self._noise_digest(mr.machine_id, Stream.STDERR, names))
             else:

@@ -6,7 +6,9 @@ normalized, machines that only differ in such values group together. The TUI's g
 (``n``) and ``fleetrun run --group-noise`` use the same function.
 
 What counts as noise (each becomes a placeholder no pattern matches, so normalizing twice
-changes nothing): the machine's own name and short host name (``<host>``), timestamps (ISO
+changes nothing): the machine's own name, short host name and computer name (a scale set
+instance ``queue-ss/0`` calls itself ``queue-ss000000``: :mod:`core.scale_set_names`)
+(``<host>``), timestamps (ISO
 8601 with an optional weekday and zone, syslog ``Dec  7 02:03:16``, ``HH:MM:SS``,
 ``HH:MM``: ``<time>``), uptimes and durations (``up 3 days,  4:05``, ``3 days``, ``12ms``,
 ``1.5s``, ``2min``: ``<dur>``), load averages (``<load>``), PIDs (``[1234]``, ``pid 1234``,
@@ -18,6 +20,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+
+from core.model import Machine
+from core.scale_set_names import computer_names
 
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _WEEKDAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
@@ -57,6 +62,15 @@ def host_names(name: str) -> tuple[str, ...]:
     """A machine's own names as it may print them: the name and its short host name."""
     short = name.split(".", 1)[0]
     return (name, short) if short and short != name else (name,)
+
+
+def machine_names(machine: Machine) -> tuple[str, ...]:
+    """Every name ``machine`` may print as its own: :func:`host_names` of its name and of its
+    computer name (given by the inventory, or derived for a scale set's instance)."""
+    names = [*host_names(machine.name)]
+    for computer in computer_names(machine):
+        names += host_names(computer)
+    return tuple(dict.fromkeys(names))
 
 
 def _names_pattern(names: Iterable[str]) -> re.Pattern[str] | None:

@@ -44,7 +44,7 @@ def run_record(view: RunView) -> dict[str, Any]:
     doc = _run_fields(
         RUN_SCHEMA, view.run.run_id, run.parent_run_id, view.status, run.created, view.ended,
         run.fleet, run.target, run.stop_reason, view.commands(), view.counts(),
-        len(run.machines))
+        len(run.machines), run.source_group)
     doc |= {
         "exported": _iso(view.now),
         "masked": view.masked(),
@@ -86,19 +86,22 @@ def listed_run_record(record: RunRecord) -> dict[str, Any]:
     return _run_fields(
         LISTED_RUN_SCHEMA, record.run_id, record.parent_run_id, record.status, record.created,
         record.ended, record.fleet, record.target, record.stop_reason, list(record.commands),
-        dict(record.summary), record.machine_count)
+        dict(record.summary), record.machine_count, record.source_group)
 
 
 def _run_fields(schema: str, run_id: str, parent_run_id: str, status: str, created: datetime,
                 ended: datetime | None, fleet: str, target: str, stop_reason: str,
                 commands: list[dict[str, Any]], summary: dict[str, int],
-                machine_count: int) -> dict[str, Any]:
+                machine_count: int, source_group: str) -> dict[str, Any]:
     """What a run document and a listed run share, under the same names."""
     saved = next((c for c in commands if c.get("saved_command")), None)
     return {
         "schema": schema,
         "run_id": run_id,
         "parent_run_id": parent_run_id,
+        # The parent's output group(s) its machines were chosen from, with the line that set
+        # each apart, as the journal keeps it; empty when it is no rerun of groups.
+        "source_group": source_group,
         "status": status,
         "created": _iso(created),
         "ended": _iso(ended),

@@ -28,6 +28,8 @@ The file format, by example (every field shown; only ``name`` and one script are
     [[parameters]]
     name = "proto"
     choices = ["tcp", "udp"]              # choices or pattern, not both
+    os = "linux"                          # only Linux machines get it ("windows": only
+                                          # Windows); absent (or "both"): both
 
     [[parameters]]
     name = "token"

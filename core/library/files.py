@@ -32,7 +32,7 @@ from core.library.model import (
     LibraryProblem,
     SavedCommand,
 )
-from core.model import Command, CommandId
+from core.model import Command, CommandId, OsType
 from core.safe_regex import PatternError, compile_pattern
 from core.toml_text import parse_toml
 from core.trusted_files import UntrustedFileError, check_trusted
@@ -44,7 +44,10 @@ MAX_FILE_BYTES = 1024 * 1024
 
 TOP_KEYS = ("name", "description", "tags", "timeout", "dangerous", "parameters", "scripts")
 PARAMETER_KEYS = ("name", "description", "default", "required", "protected", "choices",
-                  "pattern")
+                  "pattern", "os")
+PARAMETER_OS_VALUES: dict[str, OsType | None] = {
+    "linux": OsType.LINUX, "windows": OsType.WINDOWS, "both": None}
+"""A parameter's ``os`` key: the only OS whose machines get it; omitted (or both) for both."""
 
 POWERSHELL_RESERVED = frozenset({
     "args", "error", "executioncontext", "false", "home", "host", "input", "matches",
@@ -202,6 +205,7 @@ def _parameter(entry: Mapping[str, Any], where: str) -> CommandParameter:
         protected=_bool(entry, "protected", where),
         choices=tuple(choices),
         pattern=pattern,
+        os=_parameter_os(entry, where),
     )
     if param.protected and param.default:
         # Never echo it: whoever wrote it meant it as a secret.
@@ -210,6 +214,15 @@ def _parameter(entry: Mapping[str, Any], where: str) -> CommandParameter:
     if param.default and (why := param.check(param.default)) is not None:
         raise _FieldError(f"{where}default", why)
     return param
+
+
+def _parameter_os(entry: Mapping[str, Any], where: str) -> OsType | None:
+    raw = entry.get("os", "both")
+    if not isinstance(raw, str) or raw not in PARAMETER_OS_VALUES:
+        raise _FieldError(f"{where}os", f"{raw!r} is not allowed; use "
+                          + ", ".join(f'"{v}"' for v in PARAMETER_OS_VALUES)
+                          + ' (or leave it out: both)')
+    return PARAMETER_OS_VALUES[raw]
 
 
 def _only(data: Mapping[str, Any], where: str, allowed: Iterable[str]) -> None:
@@ -364,6 +377,8 @@ def _parameter_document(param: CommandParameter) -> dict[str, Any]:
         doc["choices"] = list(param.choices)
     if param.pattern:
         doc["pattern"] = param.pattern
+    if param.os is not None:
+        doc["os"] = str(param.os)
     return doc
 
 
@@ -424,13 +439,15 @@ def saved_command_from(
     tags: Iterable[str] = (),
     *,
     dangerous: bool = False,
+    parameter_os: Mapping[str, OsType] | None = None,
 ) -> SavedCommand:
     """A saved command from what the composer holds (one command, or one per OS).
 
     Named parameters become the table with their values as defaults, except protected ones:
     their name and protected flag are kept, their value is dropped. A parameter in several
     scripts keeps the first value (shell before PowerShell). The run-as user and password
-    are not part of a saved command.
+    are not part of a saved command. ``parameter_os`` marks parameters (by name) for one
+    OS only, as the composer's OS buttons do; the others go to both.
 
     Raises:
         LibraryError: the name is not allowed, or a parameter has no name (a saved command's
@@ -440,6 +457,7 @@ def saved_command_from(
     if not commands:
         raise LibraryError("nothing to save: no script")
     ordered = [commands[c] for c in (CommandId.SHELL, CommandId.POWERSHELL) if c in commands]
+    marks = parameter_os or {}
     params: dict[str, CommandParameter] = {}
     for cmd in ordered:
         for index, param in enumerate(cmd.parameters):
@@ -452,9 +470,9 @@ def saved_command_from(
             if first is None:
                 params[key] = CommandParameter(
                     name=param.name, default="" if param.protected else param.value,
-                    protected=param.protected)
+                    protected=param.protected, os=marks.get(param.name))
             elif param.protected and not first.protected:
-                params[key] = CommandParameter(name=first.name, protected=True)
+                params[key] = CommandParameter(name=first.name, protected=True, os=first.os)
     saved = SavedCommand(
         name=name,
         description=description,

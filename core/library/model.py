@@ -73,6 +73,7 @@ class CommandParameter:
         protected: sent as a protected parameter; its value is never stored or shown.
         choices: the only values allowed, when not empty.
         pattern: a regular expression a non-empty value must match as a whole.
+        os: the only OS whose machines get it (the composer's per-row mark); None: both.
     """
 
     name: str
@@ -82,6 +83,11 @@ class CommandParameter:
     protected: bool = False
     choices: tuple[str, ...] = ()
     pattern: str = ""
+    os: OsType | None = None
+
+    def sent_to(self, os_type: OsType) -> bool:
+        """Whether ``os_type``'s machines get this parameter."""
+        return self.os is None or self.os is os_type
 
     def allowed(self) -> str:
         """What values are allowed, in words (for messages and help)."""
@@ -186,7 +192,7 @@ class SavedCommand:
         parameters = tuple(
             Parameter(p.name, value, protected=p.protected)
             for p in self.parameters
-            if (value := self.value_of(p, values)) != ""
+            if p.sent_to(command_id.os) and (value := self.value_of(p, values)) != ""
         )
         made = Command(command_id=command_id, script=script, parameters=parameters,
                        saved_command=self.name, saved_hash=self.content_hash())
@@ -198,8 +204,11 @@ class SavedCommand:
         out, as they change nothing that runs."""
         content = {
             "scripts": {str(k): v for k, v in sorted(self.scripts.items())},
+            # An OS mark changes what runs; it is appended only when set, so the hashes of
+            # commands without one stay what history already recorded.
             "parameters": [
                 [p.name, p.default, p.required, p.protected, list(p.choices), p.pattern]
+                + ([str(p.os)] if p.os is not None else [])
                 for p in self.parameters
             ],
             "timeout": self.timeout,

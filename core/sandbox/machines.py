@@ -7,9 +7,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.model import OsType
 from core.sandbox.fleet import MachineSpec
 from core.sandbox.names import is_safe_name
 from core.sandbox.stand_in import TAG, stand_in_reason
+from core.scale_set_names import uniform_computer_name
 
 MIN_ARC_AGENT = (1, 33)
 """Run commands are built into the Connected Machine agent from 1.33 on."""
@@ -81,15 +83,11 @@ class SimMachine:
         """The guest's host name: a Uniform instance's is the set's name and its instance id
         in 6 base-36 digits (``web000000``), as Azure derives it from computerNamePrefix; a
         Windows name is cut to NetBIOS's 15 characters."""
-        name = self.name
         if self.uniform:
-            number, digits = int(self.spec.instance_id), ""
-            while len(digits) < 6:
-                number, digit = divmod(number, 36)
-                digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
-            prefix = "".join(c for c in self.spec.scale_set if c.isalnum() or c == "-")
-            name = prefix[:9] + digits
-        return name[:15] if self.windows else name
+            os_type = OsType.WINDOWS if self.windows else OsType.LINUX
+            return uniform_computer_name(self.spec.scale_set, int(self.spec.instance_id),
+                                         os_type)
+        return self.name[:15] if self.windows else self.name
 
     @property
     def scale_set_id(self) -> str:

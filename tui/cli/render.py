@@ -281,6 +281,8 @@ def show_run(rec: RunRecord) -> None:
         if rec.source_group:
             origin += f", {rec.source_group}"
         out.print(Text(inert(origin), style="cyan"))
+    if rec.saved_command:
+        out.print(Text(inert(f"saved command {rec.saved_command} ({rec.saved_hash})")))
     if rec.stop_reason:
         out.print(Text(inert(rec.stop_reason), style="yellow"))
     for command in rec.commands:

@@ -254,7 +254,8 @@ class ComposeScreen(Screen[RunRequest | None]):
             return
         name = suggested_name([self.editor(os).text for os in self.oses])
         self.app.push_screen(SaveCommandDialog(commands, saved_commands(self.app), self.loaded,
-                                               name), self._saved)
+                                               name, self.query_one(ParameterTable).os_marks),
+                             self._saved)
 
     def _saved(self, saved: SavedCommand | None) -> None:
         if saved is None:

@@ -27,7 +27,7 @@ from core.library import (
     saved_command_from,
     suggest_name,
 )
-from core.model import Command, CommandId
+from core.model import Command, CommandId, OsType
 from tui import keymap
 from tui.library_store import SavedCommands
 from tui.widgets.toggles import StateCheckbox
@@ -40,7 +40,8 @@ def split_tags(text: str) -> list[str]:
 
 def command_to_save(commands: Mapping[CommandId, Command], name: str, description: str,
                     tags: Sequence[str], *, dangerous: bool,
-                    loaded: SavedCommand | None) -> SavedCommand:
+                    loaded: SavedCommand | None,
+                    parameter_os: Mapping[str, OsType] | None = None) -> SavedCommand:
     """The saved command for what the composer holds.
 
     Args:
@@ -51,11 +52,13 @@ def command_to_save(commands: Mapping[CommandId, Command], name: str, descriptio
         dangerous: Running it needs a typed confirmation.
         loaded: The saved command the composer was loaded with: its parameters keep their
             description, required flag, choices and pattern.
+        parameter_os: Parameters marked for one OS only (the rows' OS buttons), by name.
 
     Raises:
         LibraryError: Nothing to save, a bad name, a positional parameter, ...
     """
-    saved = saved_command_from(commands, name, description, tags, dangerous=dangerous)
+    saved = saved_command_from(commands, name, description, tags, dangerous=dangerous,
+                               parameter_os=parameter_os)
     if loaded is None:
         return saved
     params = []
@@ -63,7 +66,7 @@ def command_to_save(commands: Mapping[CommandId, Command], name: str, descriptio
         spec = loaded.parameter(param.name)
         if spec is not None:
             protected = spec.protected or param.protected
-            param = replace(spec, protected=protected,
+            param = replace(spec, protected=protected, os=param.os,
                             default="" if protected else param.default)
         params.append(param)
     return replace(saved, parameters=tuple(params))
@@ -78,6 +81,7 @@ class SaveCommandDialog(ModalScreen[SavedCommand | None]):
         loaded: The saved command the composer was loaded with, if any (its name,
             description, tags and parameter table are the starting point).
         suggested_name: The name offered when nothing was loaded.
+        parameter_os: Parameters marked for one OS only, by name (saved with the command).
     """
 
     BINDINGS = keymap.SAVE_COMMAND
@@ -94,8 +98,10 @@ class SaveCommandDialog(ModalScreen[SavedCommand | None]):
     """
 
     def __init__(self, commands: Mapping[CommandId, Command], store: SavedCommands,
-                 loaded: SavedCommand | None = None, suggested_name: str = "") -> None:
+                 loaded: SavedCommand | None = None, suggested_name: str = "",
+                 parameter_os: Mapping[str, OsType] | None = None) -> None:
         super().__init__()
+        self.parameter_os = dict(parameter_os or {})
         self.commands = dict(commands)
         self.store = store
         self.loaded = loaded
@@ -146,7 +152,7 @@ class SaveCommandDialog(ModalScreen[SavedCommand | None]):
                 self.commands, name, self._text("save-description"),
                 split_tags(self._text("save-tags")),
                 dangerous=self.query_one("#save-dangerous", Checkbox).value,
-                loaded=self.loaded)
+                loaded=self.loaded, parameter_os=self.parameter_os)
         except LibraryError as exc:
             self._say(str(exc), error=True)
             return

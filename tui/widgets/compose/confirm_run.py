@@ -50,10 +50,11 @@ def problem_text(problem: Problem) -> Text:
                          problem.message)
 
 
-def parameter_text(command: Command) -> Text:
+def parameter_text(command: Command, whose: str = "") -> Text:
+    """The parameters ``command`` sends (``whose``: `` for linux`` when the OS differ)."""
     if not command.parameters:
-        return Text("parameters: none", style="dim")
-    text = Text("parameters:")
+        return Text(f"parameters{whose}: none", style="dim")
+    text = Text(f"parameters{whose}:")
     for index, param in enumerate(command.parameters, 1):
         shown = param.redacted()["value"]
         name = param.name or "(positional)"
@@ -84,7 +85,13 @@ def summary(request: RunRequest, warnings: Sequence[Problem], left_out: Sequence
         lines.append(Text(f"{len(skipped)} unhealthy machine(s) will be skipped:", style="yellow"))
         lines += [Text(f"  {m.name} ({m.health.status})") for m in skipped]
     command = request.assignments[0][1]
-    lines.append(parameter_text(command))
+    per_os = {os_type: _command_for(request, os_type) for os_type in OsType
+              if any(m.os is os_type for m in machines)}
+    if len({c.parameters for c in per_os.values()}) > 1:
+        # Marked per OS (or positional: Linux only): say what each OS's machines get.
+        lines += [parameter_text(c, f" for {os_type}") for os_type, c in per_os.items()]
+    else:
+        lines.append(parameter_text(command))
     timeout = f"{command.timeout} s" if command.timeout else "no limit"
     options = request.options
     lines.append(Text(f"timeout: {timeout} · concurrency: {options.concurrency or 'all'} · "

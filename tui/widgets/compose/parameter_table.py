@@ -6,6 +6,7 @@ positional arguments, so it never reaches (nor blocks) the Windows machines.
 
 Rows are free (any name, or none for a positional argument) or typed: loaded from a saved
 command's parameter table, with a fixed name and a checked value (:mod:`.typed_parameter`).
+Both kinds have the OS button (:mod:`.os_button`); a saved command keeps its marks.
 """
 
 from __future__ import annotations
@@ -16,20 +17,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import Button, Checkbox, Input
+from textual.widgets import Checkbox, Input
 
 from core.library import CommandParameter
 from core.model import OsType, Parameter
+from tui.widgets.compose.os_button import OS_CHOICES, OsButton, only_os
 from tui.widgets.compose.typed_parameter import TypedParameterRow
 from tui.widgets.toggles import StateCheckbox
-
-OS_CHOICES: tuple[frozenset[OsType], ...] = (
-    frozenset(OsType), frozenset({OsType.LINUX}), frozenset({OsType.WINDOWS}))
-"""What the OS button cycles through (enter or space on it)."""
-
-
-def os_label(oses: frozenset[OsType]) -> str:
-    return "both OS" if len(oses) > 1 else f"{next(iter(oses))} only"
 
 
 def sent_to(parameter: Parameter, oses: frozenset[OsType], os_type: OsType) -> bool:
@@ -37,24 +31,6 @@ def sent_to(parameter: Parameter, oses: frozenset[OsType], os_type: OsType) -> b
     if not parameter.named and os_type is not OsType.LINUX:
         return False
     return os_type in oses
-
-
-class OsButton(Button):
-    """Which OS a parameter is for; pressing it cycles both → Linux → Windows."""
-
-    DEFAULT_CSS = """
-    OsButton { width: 14; min-width: 14; }
-    """
-
-    def __init__(self, oses: frozenset[OsType]) -> None:
-        super().__init__(os_label(oses), classes="os", compact=True)
-        self.oses = oses
-        # A cycling choice takes every press; the click effect would swallow quick ones.
-        self.active_effect_duration = 0
-
-    def cycle(self) -> None:
-        self.oses = OS_CHOICES[(OS_CHOICES.index(self.oses) + 1) % len(OS_CHOICES)]
-        self.label = os_label(self.oses)
 
 
 class ParameterRow(Horizontal):
@@ -97,11 +73,6 @@ class ParameterRow(Horizontal):
             self.notify("The protected value was cleared; type it again (it will show)")
         self._protected = event.value
         value.password = event.value
-
-    @on(Button.Pressed, "OsButton")
-    def _os_pressed(self) -> None:
-        # Not stopped: the composer checks the run again when a parameter changes OS.
-        self.query_one(OsButton).cycle()
 
     @property
     def oses(self) -> frozenset[OsType]:
@@ -174,9 +145,21 @@ class ParameterTable(VerticalScroll):
                     params.append(free)
         return tuple(params)
 
+    @property
+    def os_marks(self) -> dict[str, OsType]:
+        """Named parameters marked for one OS only, by name (a saved command stores these)."""
+        marks: dict[str, OsType] = {}
+        for row in self.query("ParameterRow, TypedParameterRow"):
+            if isinstance(row, ParameterRow | TypedParameterRow):
+                name = row.spec.name if isinstance(row, TypedParameterRow) else (
+                    row.parameter.name)
+                if name and (only := only_os(row.oses)) is not None:
+                    marks[name] = only
+        return marks
+
     def parameters_for(self, os_type: OsType) -> tuple[Parameter, ...]:
-        """The parameters ``os_type``'s machines get: a free row as its OS button says
-        (positional ones only on Linux); a saved command's typed rows go to both."""
+        """The parameters ``os_type``'s machines get, as each row's OS button says
+        (positional ones only on Linux)."""
         return self._collect(os_type)
 
     @property
@@ -190,7 +173,8 @@ class ParameterTable(VerticalScroll):
         params: list[Parameter] = []
         for row in self.query("ParameterRow, TypedParameterRow"):
             if isinstance(row, TypedParameterRow):
-                if (typed := row.parameter) is not None:
+                typed = row.parameter
+                if typed is not None and (os_type is None or os_type in row.oses):
                     params.append(typed)
             elif isinstance(row, ParameterRow):
                 free = row.parameter

@@ -1,6 +1,7 @@
 """A parameter row from a saved command's typed table: a fixed name, a value checked as typed.
 
-The name and the protection come from the saved command and cannot be changed here; the
+The name and the protection come from the saved command and cannot be changed here (its OS
+mark can: the OS button, as on a free row, starts at the saved mark); the
 value starts at the default (a protected one starts empty and masked), choices complete as
 they are typed, and a value that does not fit is marked at once, with the core's words
 (:meth:`core.library.CommandParameter.check`), so the composer and a headless run agree.
@@ -16,7 +17,8 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Static
 
 from core.library import CommandParameter, SavedCommand
-from core.model import Parameter
+from core.model import OsType, Parameter
+from tui.widgets.compose.os_button import OsButton
 
 
 class ParameterCheck(Validator):
@@ -60,6 +62,7 @@ class TypedParameterRow(Horizontal):
     TypedParameterRow .name { width: 30; padding: 1 1 0 1; }
     TypedParameterRow .value { width: 1fr; }
     TypedParameterRow .hint { width: 1fr; height: 3; padding: 0 1; content-align: left middle; }
+    TypedParameterRow OsButton { margin: 1 0 0 1; }
     """
 
     def __init__(self, spec: CommandParameter) -> None:
@@ -85,6 +88,12 @@ class TypedParameterRow(Horizontal):
             classes="value",
         )
         yield Static(hint_text(spec), classes="hint")
+        yield OsButton(frozenset({spec.os}) if spec.os is not None else frozenset(OsType))
+
+    @property
+    def oses(self) -> frozenset[OsType]:
+        """The OS whose machines get this parameter (the saved mark, unless changed)."""
+        return self.query_one(OsButton).oses
 
     @property
     def value(self) -> str:

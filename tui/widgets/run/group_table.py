@@ -11,7 +11,7 @@ from textual.widgets import DataTable
 from core.group_line import telling_line
 from core.model import Run, RunState, Stream
 from core.output import OutputGroup
-from core.output_noise import host_names
+from core.output_noise import machine_names
 from core.runner import RunSession
 from core.terminal_text import inert
 from tui.widgets.run.run_table import STATE_STYLE
@@ -88,7 +88,7 @@ def first_line_text(group: OutputGroup, reference: OutputGroup | None = None,
     def names(of: OutputGroup | None) -> tuple[str, ...]:
         if run is None or of is None or not of.machine_ids:
             return ()
-        return host_names(run.machines[of.machine_ids[0]].machine.name)
+        return machine_names(run.machines[of.machine_ids[0]].machine)
 
     line = telling_line(group, reference, own_names=names(group),
                         baseline_names=names(reference), noise=noise)
