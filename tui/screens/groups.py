@@ -39,6 +39,7 @@ from tui.widgets.run.group_table import (
     read_end,
 )
 from tui.widgets.run.run_table import duration_text, row_cells
+from tui.widgets.vim_table import VimTable
 
 REFRESH_SECONDS = 0.5
 """How often the groups are recomputed while the run goes on."""
@@ -382,7 +383,7 @@ class GroupScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="group-status")
-        yield DataTable(cursor_type="row", zebra_stripes=True, id="members")
+        yield VimTable[Text | str](cursor_type="row", zebra_stripes=True, id="members")
         yield Log(id="group-output")
         yield FittingFooter()
 
