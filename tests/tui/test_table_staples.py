@@ -18,7 +18,8 @@ from tests.tui.snapshots.harness import DB1, NOW, WEB1, WEB2, ScreenApp, until
 from tests.tui.snapshots.test_history import fixture_journal
 from tests.tui.test_groups_diff_export import finished_run
 from tests.tui.test_run_screen import SIZE, RunApp
-from tui.screens.groups import GroupScreen, GroupsScreen
+from tui.screens.group_members import GroupScreen
+from tui.screens.groups import GroupsScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.host_key_review import HostKeyReview, review_items
 from tui.screens.run import RunScreen
