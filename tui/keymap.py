@@ -17,7 +17,8 @@ from core.config_file import ConfigFileError, read_config
 from core.field_names import shown_key
 
 APP: list[BindingType] = [
-    Binding("question_mark", "help", "Keys", id="app.help", tooltip="List every key"),
+    # f1 too: in a script editor or a text field ? is typed, and the footer hides it there.
+    Binding("question_mark,f1", "help", "Keys", id="app.help", tooltip="List every key"),
     Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     # Declared here, not left to Textual, so that it has an id like every other key.
     Binding("ctrl+p", "command_palette", "Palette", id="app.palette", priority=True, show=False,

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import asyncssh
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
@@ -16,13 +17,19 @@ from core.journal_store import Journal
 from core.model import Command, CommandId, RunState
 from tests.tui.snapshots.harness import DB1, NOW, WEB1, WEB2, ScreenApp, until
 from tests.tui.snapshots.test_history import fixture_journal
+from tests.tui.test_fleet_screen import FLEET
 from tests.tui.test_groups_diff_export import finished_run
+from tests.tui.test_key_sheet import settled_fleet_screen
 from tests.tui.test_run_screen import SIZE, RunApp
+from tui.app import FleetrunApp
+from tui.screens.compose import ComposeScreen
 from tui.screens.group_members import GroupScreen
 from tui.screens.groups import GroupsScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.host_key_review import HostKeyReview, review_items
+from tui.screens.key_sheet import KeySheet
 from tui.screens.run import RunScreen
+from tui.widgets.compose.script_editor import ScriptEditor
 from tui.widgets.history_table import HistoryTable
 from tui.widgets.run.group_table import GroupTable
 
@@ -172,3 +179,30 @@ async def test_at_80_columns_every_history_column_is_on_screen(tmp_path: Path) -
         assert table.virtual_size.width <= table.scrollable_content_region.width
         parent = journal.get_run("a-old").created.astimezone().strftime("%m-%d %H:%M")
         assert str(table.get_cell("c-new", "from")).startswith(f"↳ {parent}")
+
+
+async def test_in_the_script_editor_the_footer_offers_f1_for_the_keys_and_f1_opens_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """? is typed into the script, so the footer showed no way to the key sheet there."""
+    from textual.widgets._footer import FooterKey
+
+    monkeypatch.setenv("FLEETRUN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FLEETRUN_CONFIG_DIR", str(tmp_path / "config"))
+    (tmp_path / "fleet.toml").write_text(FLEET)
+    app = FleetrunApp([f"sandbox:{tmp_path / 'fleet.toml'}"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settled_fleet_screen(pilot, app)
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ComposeScreen)
+                    and isinstance(app.focused, ScriptEditor), "the composer's editor")
+
+        def help_keys() -> list[FooterKey]:
+            return [k for k in app.screen.query(FooterKey) if k.action == "help"
+                    and k.display]
+
+        await until(pilot, lambda: [(k.key, k.region.right <= 80) for k in help_keys()]
+                    == [("f1", True)], "f1 Keys shown whole on the 80 columns")
+        await pilot.press("question_mark")  # typed into the script, as it should be
+        await until(pilot, lambda: "?" in app.screen.query_one(ScriptEditor).text, "? typed")
+        await pilot.press("f1")
+        await until(pilot, lambda: isinstance(app.screen, KeySheet), "the key sheet")
