@@ -17,7 +17,8 @@ from core.config_file import ConfigFileError, read_config
 from core.field_names import shown_key
 
 APP: list[BindingType] = [
-    Binding("question_mark", "help", "Keys", id="app.help", tooltip="List every key"),
+    # f1 too: in a script editor or a text field ? is typed, and the footer hides it there.
+    Binding("question_mark,f1", "help", "Keys", id="app.help", tooltip="List every key"),
     Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     # Declared here, not left to Textual, so that it has an id like every other key.
     Binding("ctrl+p", "command_palette", "Palette", id="app.palette", priority=True, show=False,
@@ -69,6 +70,10 @@ HISTORY: list[BindingType] = [
             tooltip="Only the last 7 days' runs"),
     Binding("a", "all_dates", "All dates", id="history.all_dates", show=False,
             tooltip="Runs of any date"),
+    Binding("o", "cycle_sort", "Sort", id="history.sort",
+            tooltip="By started, status, machines, failures, command, or newest first"),
+    Binding("O", "reverse_sort", "Reverse sort", id="history.reverse_sort", show=False,
+            tooltip="Sort the other way round"),
 ]
 
 DETAILS: list[BindingType] = [
@@ -121,6 +126,14 @@ VIM_TABLE: list[BindingType] = [
     Binding("k", "cursor_up", "Up", id="vim_table.up", show=False),
     Binding("g", "scroll_top", "First row", id="vim_table.first", show=False),
     Binding("G", "scroll_bottom", "Last row", id="vim_table.last", show=False),
+]
+
+# The groups view's table: as VIM_TABLE but for g, which leaves the groups view there
+# (groups.back; home goes to the first group).
+GROUP_TABLE: list[BindingType] = [
+    Binding("j", "cursor_down", "Down", id="group_table.down", show=False),
+    Binding("k", "cursor_up", "Up", id="group_table.up", show=False),
+    Binding("G", "scroll_bottom", "Last group", id="group_table.last", show=False),
 ]
 
 # The groups of identical output (g on the run screen).
@@ -285,6 +298,7 @@ CHAINS: tuple[Chain, ...] = (
     Chain("fleet screen", ("FLEET",)),
     Chain("fleet screen's machine table", ("VIM_TABLE", "FLEET")),
     Chain("host key review", ("HOST_KEYS",), modal=True),
+    Chain("host key review's key table", ("VIM_TABLE", "HOST_KEYS"), modal=True),
     Chain("machine details", ("DETAILS",), modal=True),
     Chain("compose screen", ("COMPOSE",)),
     Chain("compose screen's script editor", ("SCRIPT_EDITOR", "COMPOSE")),
@@ -295,10 +309,13 @@ CHAINS: tuple[Chain, ...] = (
     Chain("question", ("ASK",), modal=True),
     Chain("rerun dialog", ("RERUN",), modal=True),
     Chain("groups screen", ("GROUPS",)),
+    Chain("groups screen's group table", ("GROUP_TABLE", "GROUPS")),
     Chain("group screen", ("GROUP",)),
+    Chain("group screen's machine table", ("VIM_TABLE", "GROUP")),
     Chain("diff screen", ("DIFF",)),
     Chain("export dialog", ("EXPORT",), modal=True),
     Chain("history screen", ("HISTORY",)),
+    Chain("history screen's run table", ("VIM_TABLE", "HISTORY")),
     Chain("key sheet", ("VIM_TABLE", "KEY_SHEET"), modal=True),
     Chain("save command dialog", ("SAVE_COMMAND",), modal=True),
     Chain("command line", ("COMMAND_LINE",), modal=True),

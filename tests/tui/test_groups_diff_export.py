@@ -19,7 +19,8 @@ from tests.tui.test_run_screen import SIZE, RunApp, make_session, until
 from tui import keymap
 from tui.screens.diff import DiffScreen
 from tui.screens.export import ExportDialog
-from tui.screens.groups import GroupScreen, GroupsScreen
+from tui.screens.group_members import GroupScreen
+from tui.screens.groups import GroupsScreen
 from tui.screens.run import RunScreen
 from tui.widgets.run.group_table import GroupTable, first_line_text, members_text
 from tui.widgets.run.run_table import RunTable

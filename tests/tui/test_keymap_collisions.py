@@ -24,7 +24,8 @@ from tui.app import FleetrunApp
 from tui.keymap import CHAINS, SHADOWS, Collision, binding_keys, chain_bindings, collisions
 from tui.screens.diff import DiffScreen
 from tui.screens.export import ExportDialog
-from tui.screens.groups import GroupScreen, GroupsScreen
+from tui.screens.group_members import GroupScreen
+from tui.screens.groups import GroupsScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.key_sheet import KeySheet
 from tui.screens.run import RunScreen

@@ -12,7 +12,8 @@ from core.model import Command, CommandId, Parameter
 from tests.fakes import Scenario
 from tests.tui.test_run_screen import SIZE, RunApp, make_session, until
 from tui.screens.diff import DiffScreen
-from tui.screens.groups import GroupScreen, GroupsScreen
+from tui.screens.group_members import GroupScreen
+from tui.screens.groups import GroupsScreen
 from tui.widgets.run.file_view import FileView
 from tui.widgets.run.group_table import GroupTable
 

@@ -2,7 +2,9 @@
 
 ``/`` searches them (the saved command's name, scripts, target, state, machines: see
 :mod:`core.run_search`, which does the finding), ``t``/``w``/``a`` bound them to today, the
-last 7 days or any date, and ``since:WHEN until:WHEN`` in the search box to any range.
+last 7 days or any date, and ``since:WHEN until:WHEN`` in the search box to any range;
+``o``/``O`` sort (the table, its columns at each width and its sort:
+:mod:`tui.widgets.history_table`).
 """
 
 from __future__ import annotations
@@ -21,52 +23,9 @@ from core.runner import RunSession
 from tui import keymap
 from tui.screens.run import RunScreen
 from tui.widgets.fitting_footer import FittingFooter
-from tui.widgets.run.run_table import STATE_STYLE
+from tui.widgets.history_table import HistoryTable
 
 LIMIT = 500
-STATUS_STYLE = {"finished": "green", "running": "cyan", "interrupted": "yellow",
-                "canceled": "yellow"}
-STOPPED_AS = (("run canceled", "canceled"), ("run interrupted", "interrupted"))
-"""A run that ended because it was stopped (X, or ctrl+c on the CLI) is written to the
-journal as finished with the fan-out's stop reason (cancel_all's); history shows it by that
-reason, not as finished. A write problem may follow the reason after a ';'."""
-
-
-def shown_status(record: RunRecord) -> str:
-    """The journal's status, or canceled / interrupted for a run that was stopped."""
-    if record.status == "finished":
-        for reason, shown in STOPPED_AS:
-            if record.stop_reason.startswith(reason):
-                return shown
-    return record.status
-
-
-def summary_text(record: RunRecord) -> Text:
-    text = Text()
-    for state, count in sorted(record.summary.items()):
-        glyph, style = next(((g, st) for s, (g, st) in STATE_STYLE.items() if s.value == state),
-                            ("·", ""))
-        text.append(f"{glyph}{count} ", style=style)
-    return text
-
-
-def origin_text(record: RunRecord) -> Text:
-    """Where a run came from: ``↳ <parent run>`` and the parent's group(s) it was run on."""
-    if not record.parent_run_id:
-        return Text("")
-    text = Text(f"↳ {record.parent_run_id}", style="cyan")
-    if record.source_group:
-        group = record.source_group
-        text.append(" · " + (group[:48] + "…" if len(group) > 48 else group), style="dim")
-    return text
-
-
-def first_line(record: RunRecord) -> str:
-    if record.saved_command:
-        return record.saved_label()
-    script = str(record.commands[0].get("script", "")) if record.commands else ""
-    line = next((ln.strip() for ln in script.splitlines() if ln.strip()), "")
-    return line[:60] + ("…" if len(line) > 60 else "")
 
 
 class HistoryScreen(Screen[None]):
@@ -95,20 +54,14 @@ class HistoryScreen(Screen[None]):
         yield Input(placeholder="search: command name, script, target, state, machine; "
                     "since:7d until:2026-12-01 (enter keeps it, esc clears)",
                     id="history-search")
-        yield DataTable(cursor_type="row", zebra_stripes=True, id="runs")
+        yield HistoryTable(id="runs")
         yield Static(id="history-status")
         yield FittingFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "history"
-        table = self.query_one("#runs", DataTable)
-        # The command early: it is what people look for ("what did we run?"), and at 80
-        # columns the later ones are off screen.
-        for label in ("run", "started", "status", "command", "machines", "states", "fleet",
-                      "target", "from"):
-            table.add_column(label, key=label)
         self.action_reload()
-        table.focus()
+        self.query_one("#runs", HistoryTable).focus()
 
     @property
     def run_filter(self) -> RunFilter:
@@ -118,18 +71,9 @@ class HistoryScreen(Screen[None]):
                          until=self._search.until or self._dates.until)
 
     def action_reload(self) -> None:
-        table = self.query_one("#runs", DataTable)
-        table.clear()
         where = self.run_filter
         self._runs = self._journal.list_runs(limit=LIMIT, where=where)
-        needle = where.text.strip()
-        for record in self._runs:
-            table.add_row(
-                record.run_id, record.created.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-                Text(shown_status(record), style=STATUS_STYLE.get(shown_status(record), "")),
-                _marked(first_line(record), needle), str(record.machine_count),
-                summary_text(record), _marked(record.fleet, needle),
-                _marked(record.target, needle), origin_text(record), key=record.run_id)
+        self.query_one("#runs", HistoryTable).show(self._runs, where.text.strip())
         if where.is_empty:
             shown = f"{len(self._runs)} run(s)"
         else:
@@ -140,6 +84,14 @@ class HistoryScreen(Screen[None]):
             shown += f" (the newest {LIMIT}; `fleetrun history --limit N` lists more)"
         keys = " · enter opens one · / searches" if where.is_empty else " · esc clears"
         self.query_one("#history-status", Static).update(Text(shown + keys))
+
+    # -- sorting (as the run screen's table: o, O, a click on a header) --------------------
+
+    def action_cycle_sort(self) -> None:
+        self.query_one("#runs", HistoryTable).action_cycle_sort()
+
+    def action_reverse_sort(self) -> None:
+        self.query_one("#runs", HistoryTable).action_reverse_sort()
 
     # -- search and dates ------------------------------------------------------------------
 
@@ -205,10 +157,3 @@ class HistoryScreen(Screen[None]):
         else:
             self.app.pop_screen()
 
-
-def _marked(text: str, needle: str) -> Text:
-    """``text`` with every (any-case) occurrence of ``needle`` highlighted."""
-    shown = Text(text)
-    if needle:
-        shown.highlight_words([needle], style="reverse", case_sensitive=False)
-    return shown

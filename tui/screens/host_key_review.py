@@ -26,6 +26,7 @@ from core.model import Machine, MachineId
 from core.node_sets import compact
 from tui import keymap
 from tui.widgets.fitting_footer import FittingFooter
+from tui.widgets.vim_table import VimTable
 
 MARK = "●"
 
@@ -149,7 +150,7 @@ class HostKeyReview(ModalScreen[list[HostKeyProblem] | None]):
         with VerticalScroll():
             yield Static(self._intro(), id="intro")
             if self.unknown:
-                yield DataTable(cursor_type="row", zebra_stripes=True, id="keys")
+                yield VimTable[Text | str](cursor_type="row", zebra_stripes=True, id="keys")
                 yield Static(id="review-status")
             if self.changed:
                 yield Static(changed_text(self.changed, self.known_hosts), id="changed")

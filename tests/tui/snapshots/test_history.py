@@ -106,3 +106,32 @@ def record_saved_run(journal: Journal) -> None:
     mr.started, mr.ended = run.created, run.created + timedelta(seconds=2)
     run.ended = mr.ended
     journal.finish_run(run)
+
+
+class TestHistoryNarrow:
+    def test_history_with_a_chained_run_at_80x24(self, snap_compare: SnapCompare,
+                                                 tmp_path: Path) -> None:
+        """Started, status, command, states and "from" (the parent's start time and group)
+        all on an 80-column screen, each cut with an ellipsis where it does not fit."""
+        journal = fixture_journal(tmp_path / "journal.sqlite")
+        parent = journal.list_runs(limit=10)[-1]  # the oldest: the one with a failure
+        rerun = plan_run([(WEB2, Command(CommandId.SHELL, "systemctl restart nginx\n"))],
+                         fleet="sandbox", parent_run_id=parent.run_id,
+                         source_group="exit 3 · Failed 1 · web-02",
+                         run_id=f"{int((NOW - timedelta(minutes=5)).timestamp()):08x}{7:06x}")
+        rerun.created = NOW - timedelta(minutes=5)
+        (mr,) = rerun.machines.values()
+        mr.state, mr.exit_code = RunState.SUCCEEDED, 0
+        mr.started, mr.ended = rerun.created, rerun.created + timedelta(seconds=3)
+        rerun.ended = mr.ended
+        journal.finish_run(rerun)
+
+        async def run_before(pilot: Pilot[None]) -> None:
+            await until(pilot, lambda: isinstance(pilot.app.screen, HistoryScreen),
+                        "the history screen")
+            await until(pilot, lambda: len(pilot.app.screen.query_one(DataTable).rows) == 4,
+                        "the four runs")
+            await pilot.pause()
+
+        assert snap_compare(ScreenApp(lambda: HistoryScreen(journal)), terminal_size=(80, 24),
+                            run_before=run_before)

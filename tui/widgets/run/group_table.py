@@ -14,6 +14,7 @@ from core.output import OutputGroup
 from core.output_noise import machine_names
 from core.runner import RunSession
 from core.terminal_text import inert
+from tui import keymap
 from tui.widgets.run.run_table import STATE_STYLE
 
 MEMBERS_WIDTH = 44
@@ -130,6 +131,9 @@ class GroupTable(DataTable[Text | str]):
     :meth:`show` redraws only when the groups changed, and keeps the cursor on the group it
     was on (or at the same row when that group is gone: its machines printed more).
     """
+
+    BINDINGS = keymap.GROUP_TABLE
+    """j/k/G as in every table; not g, which leaves the groups view."""
 
     DEFAULT_CSS = """
     GroupTable { height: 1fr; }
