@@ -137,6 +137,7 @@ class Result:
     n: int
     seconds: float
     latencies: list[float]
+    sent_at: list[float]
     timeouts: int
     bytes_per_s: float
     draws: list[float]
@@ -160,6 +161,8 @@ def measure(n: int, seconds: float, root: Path) -> Result:
     terminal = Terminal(master, bytearray(), [])
     names = [f"sim-{i:04d}" for i in range(n)]
     latencies: list[float] = []
+    sent_at: list[float] = []
+    """Seconds from the run screen's first frame to each key."""
     timeouts = 0
     rng = random.Random(7)
     try:
@@ -174,6 +177,7 @@ def measure(n: int, seconds: float, root: Path) -> Result:
             key, target = (DOWN, row + 1) if row + 1 < n else (UP, row - 1)
             since = len(terminal.data)
             t0 = time.perf_counter()
+            sent_at.append(t0 - started)
             os.write(master, key)
             shown = terminal.wait_for(f"last 4 KB · {names[target]}", since, KEY_TIMEOUT)
             if shown is None:
@@ -206,7 +210,7 @@ def measure(n: int, seconds: float, root: Path) -> Result:
     draws = json.loads(draws_file.read_text()) if draws_file.exists() else []
     loop_file = root / "loop.json"
     loop = json.loads(loop_file.read_text()) if loop_file.exists() else {}
-    return Result(n, seconds, latencies, timeouts, bytes_per_s, draws, load, loop)
+    return Result(n, seconds, latencies, sent_at, timeouts, bytes_per_s, draws, load, loop)
 
 
 def _ms(values: list[float], q: float) -> float:

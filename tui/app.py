@@ -70,6 +70,8 @@ class FleetrunApp(App[None]):
     # Saved commands beside Textual's system commands (theme, keys, quit...).
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = (
         App.COMMANDS | {SavedCommandsProvider, BuiltinCommandsProvider})
+    _last_ansi_theme: tuple[tuple[str, TerminalTheme, TerminalTheme], TerminalTheme] | None = None
+    """The palette :attr:`ansi_theme` last gave, and for which theme and bases."""
 
     def __init__(self, fleet_specs: Sequence[str] = (), options: FleetOptions | None = None
                  ) -> None:
@@ -120,9 +122,17 @@ class FleetrunApp(App[None]):
     @property
     def ansi_theme(self) -> TerminalTheme:
         """Textual's ANSI palette, with the colours states are drawn in from the theme."""
-        base = super().ansi_theme
         palettes = getattr(self, "_palettes", None)  # asked for while App.__init__ runs
-        return base if palettes is None else palettes.get(self.current_theme, base)
+        if palettes is None:
+            return super().ansi_theme
+        # Asked for at every line drawn: looking the theme up costs more than the line.
+        key = (self.theme, self.ansi_theme_dark, self.ansi_theme_light)
+        last = self._last_ansi_theme
+        if last is not None and last[0] == key:
+            return last[1]
+        palette: TerminalTheme = palettes.get(self.current_theme, super().ansi_theme)
+        self._last_ansi_theme = (key, palette)
+        return palette
 
     @work(exclusive=True, group="fleet")
     async def _open(self) -> None:

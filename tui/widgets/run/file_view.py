@@ -31,6 +31,7 @@ from tui import keymap
 from tui.widgets.run.cells import size_text
 from tui.widgets.run.match_count import MatchLines, matching_lines
 from tui.widgets.run.wrap_layout import wrapped_rows
+from tui.widgets.style_per_pass import StylePerPass
 
 SYNC_BYTES = 1 << 20
 """New bytes indexed right away on a refresh; more go to a thread."""
@@ -42,7 +43,7 @@ MORE = "\u203a"
 """Drawn in the last column of a line that goes on past the pane's edge."""
 
 
-class FileView(ScrollView, can_focus=True):
+class FileView(StylePerPass, ScrollView, can_focus=True):
     """The lines of one output file (stdout, or stderr), followed as it grows."""
 
     BINDINGS = keymap.OUTPUT

@@ -20,11 +20,13 @@ from core.file_search import Matcher, SearchTextError
 from core.model import MachineRun, Stream
 from core.output import OutputStore
 from core.terminal_text import inert, inert_bytes
+from tui.widgets.border_titles import set_titles
 from tui.widgets.run.file_view import FileView
 from tui.widgets.run.search_bar import SearchBar
+from tui.widgets.style_per_pass import StylePerPass
 
 
-class TailPane(Log):
+class TailPane(StylePerPass, Log):
     """The machine's last 4 KB of stdout, then of stderr (as the instance view reports).
 
     A machine with no output at all but an error (a script that never started, a refused
@@ -109,8 +111,7 @@ class FullOutput(Vertical):
 
     def _retitle(self) -> None:
         view = self.view
-        self.border_title = view.status()
-        self.border_subtitle = view.hint()
+        set_titles(self, view.status(), view.hint())
 
     @on(FileView.StatusChanged)
     def _status_changed(self) -> None:
@@ -166,5 +167,5 @@ class OutputPanes(Horizontal):
         tail.show(output.tail(mr.machine_id, Stream.STDOUT),
                   output.tail(mr.machine_id, Stream.STDERR), mr.error)
         masked = f" · {mr.masked} masked" if mr.masked else ""
-        tail.border_title = f"last 4 KB · {inert(mr.machine.name)}{masked}"
+        set_titles(tail, f"last 4 KB · {inert(mr.machine.name)}{masked}")
         full.show(mr)

@@ -34,6 +34,7 @@ from tui.widgets.run.cells import (  # re-exported: other views read cells from 
     state_text,
 )
 from tui.widgets.run.sort_order import SortOrder
+from tui.widgets.style_per_pass import StylePerPass
 
 __all__ = ["COLUMNS", "STATE_STYLE", "RunTable", "duration_text", "row_cells", "size_text",
            "state_text"]
@@ -47,7 +48,7 @@ MACHINE_WIDTH = (7, 40)
 GAP = 2
 
 
-class RunTable(ScrollView, can_focus=True):
+class RunTable(StylePerPass, ScrollView, can_focus=True):
     """The machines of a run, keyed by machine id, in the run's order, with a row cursor.
 
     Only the rows in view are kept up to date, at most every :data:`REDRAW_SECONDS`; a row
