@@ -64,7 +64,7 @@ def following(view: FileView) -> bool:
 
 
 def title(app: App[None]) -> str:
-    return str(app.screen.query_one(FullOutput).border_title)
+    return str(app.screen.query_one(FullOutput).view.border_title)
 
 
 async def test_a_20_mb_output_shows_its_end_then_its_start(tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ async def test_slash_finds_a_line_deep_in_the_file_and_n_goes_on(tmp_path: Path)
         other = next(iter(view.render_line(row + 1)))
         assert other.text.startswith("line") and other.style is not None
         assert other.style.bgcolor == view.rich_style.bgcolor
-        assert f"line {target + 1:,}" in str(app.query_one(FullOutput).border_subtitle)
+        assert f"line {target + 1:,}" in str(app.query_one(FullOutput).view.border_subtitle)
         assert "paused" in title(app)
 
         await pilot.press("slash")

@@ -312,6 +312,26 @@ async def test_a_covered_run_screen_costs_the_screen_above_nothing(
                     "m000's end drawn")
 
 
+async def test_the_panes_follow_the_cursor_before_any_frame_can_be_drawn(
+        tmp_path: Path) -> None:
+    """The output panes show the machine under the cursor as soon as the cursor moves, in
+    the same step: a frame drawn in between (the screen's timer does not wait for messages)
+    would show the cursor on one machine and another machine's output, and each key would
+    cost two frames instead of one."""
+    session, _, _ = make_session(tmp_path, {f"m00{i}": Scenario(stdout=f"out {i}\n".encode())
+                                            for i in range(5)}, count=5)
+    app = RunApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        await until(pilot, lambda: session.run.finished, "the run's end")
+        table, tail = screen.query_one(RunTable), screen.query_one(TailPane)
+        for _ in range(4):
+            table.action_cursor_down()  # what the key does; no loop turn before the check
+            assert str(tail.border_title) == f"last 4 KB · {table.current_machine_id()}"
+            assert screen.query_one(FileView).name_shown == table.current_machine_id()
+
+
 def test_run_bindings_have_ids_and_are_listed() -> None:
     ids = keymap.all_binding_ids()
     assert {"run.cancel_machine", "run.cancel_run", "run.rerun", "run.back",

@@ -205,12 +205,12 @@ async def test_search_says_which_match_of_how_many(tmp_path: Path) -> None:
                     "the output indexed")
         await pilot.press("tab", "home", "slash")
         await pilot.press(*"error", "enter")
-        await until(pilot, lambda: "match 1 of 17" in str(full.border_subtitle), "match 1")
+        await until(pilot, lambda: "match 1 of 17" in str(full.view.border_subtitle), "match 1")
         await pilot.press("n", "n")
-        await until(pilot, lambda: "match 3 of 17" in str(full.border_subtitle), "match 3")
-        assert "line 7" in str(full.border_subtitle)
+        await until(pilot, lambda: "match 3 of 17" in str(full.view.border_subtitle), "match 3")
+        assert "line 7" in str(full.view.border_subtitle)
         await pilot.press("N")
-        await until(pilot, lambda: "match 2 of 17" in str(full.border_subtitle), "match 2")
+        await until(pilot, lambda: "match 2 of 17" in str(full.view.border_subtitle), "match 2")
 
 
 class Tables(App[None]):

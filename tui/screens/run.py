@@ -11,7 +11,6 @@ import os
 import weakref
 from collections.abc import Iterator, Sequence
 
-from textual import on
 from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.screen import Screen
@@ -121,7 +120,9 @@ class RunScreen(Screen[None]):
         self.sub_title = f"{self.fleet_name} · run {run.run_id}" + (
             f" · from run {run.parent_run_id}" if run.parent_run_id else "") + (
             " · read-only" if self.read_only else "")
-        self.query_one(RunTable).load(run)
+        table = self.query_one(RunTable)
+        table.load(run)
+        table.cursor_moved = self._show_current
         if not self.read_only and not self.executing:
             self.app.run_worker(execute_session(self.session, self.app),
                                 name=worker_name(run.run_id), group="runs",
@@ -160,10 +161,6 @@ class RunScreen(Screen[None]):
         machine_id = self.query_one(RunTable).current_machine_id()
         mr = self.session.run.machines.get(machine_id) if machine_id else None
         self.query_one(OutputPanes).show(mr, self.session.output)
-
-    @on(RunTable.RowHighlighted, "#machines")
-    def _cursor_moved(self) -> None:
-        self._show_current()
 
     # -- actions --------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 from rich.segment import Segment
@@ -121,6 +122,10 @@ class RunTable(StylePerPass, ScrollView, can_focus=True):
         self._now: datetime | None = None
         self._last_redraw = -math.inf
         self._machine_width = MACHINE_WIDTH[0]
+        self.cursor_moved: Callable[[], None] | None = None
+        """Called as the cursor moves, before :class:`RowHighlighted` is posted: what shows
+        the machine under the cursor is drawn in the same frame as the cursor (the message
+        reaches the screen a loop turn later, often after a frame with the cursor alone)."""
 
     # -- data -----------------------------------------------------------------------------
 
@@ -254,6 +259,8 @@ class RunTable(StylePerPass, ScrollView, can_focus=True):
         self._invalidate(new)
         self._scroll_to_cursor()
         if self._order:
+            if self.cursor_moved is not None:
+                self.cursor_moved()
             self.post_message(self.RowHighlighted(self, self._order[new], new))
 
     def _scroll_to_cursor(self) -> None:
