@@ -259,7 +259,7 @@ def _loop_lines(loop: dict[str, Any]) -> list[str]:
 def main(quick: bool = False) -> None:
     n, seconds = QUICK if quick else FULL
     print(f"bench/tui_pty: {n} simulated machines streaming for {seconds:g} s, fleetrun's "
-          f"run screen in a real {SIZE[0]}x{SIZE[1]} pty (Textual's Linux driver); up to "
+          f"run screen in a real {SIZE[0]}x{SIZE[1]} pty (Textual's Linux driver); "
           f"keys until a second before the streaming ends, each timed until the frame naming the "
           f"new machine is written")
     with tempfile.TemporaryDirectory(prefix="fleetrun-bench-pty-") as tmp:
