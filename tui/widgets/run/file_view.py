@@ -20,7 +20,7 @@ from rich.text import Text
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
-from textual.reactive import var
+from textual.reactive import Reactive, var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -59,6 +59,13 @@ class FileView(StylePerPass, ScrollView, can_focus=True):
         & > .file-view--cut { color: $text-muted; }
     }
     """
+
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
+    """As Textual's, without a layout of the whole screen at each change (this pane's size
+    does not depend on it): only the scrollbars follow."""
+
+    def watch_virtual_size(self, size: Size) -> None:
+        self._scroll_update(size)
 
     following: var[bool] = var(True)
     """New output scrolls into view (turned off by scrolling up)."""

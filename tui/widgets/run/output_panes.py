@@ -14,6 +14,8 @@ import textwrap
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import Input, Log, Static
 
 from core.file_search import Matcher, SearchTextError
@@ -35,6 +37,13 @@ class TailPane(StylePerPass, Log):
 
     # Tab goes from the machine table straight to the full output: this pane is short.
     can_focus = False
+
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
+    """As Textual's, without a layout of the whole screen at each write (this pane's size
+    does not depend on what it holds)."""
+
+    def watch_virtual_size(self, size: Size) -> None:
+        self._scroll_update(size)
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
