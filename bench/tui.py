@@ -175,6 +175,7 @@ class BenchApp(FleetrunApp):
         # the screens are stacked as the app stacks them once the user has started a run
         # (what lies under the run screen decides what Textual repaints with it).
         event.prevent_default()
+        self.collect_garbage_between_keys()  # as FleetrunApp.on_mount does
         machines = [mr.machine for mr in self.session.run.machines.values()]
         backends = Backends({MachineKind.LOCAL: self.backend})
         self._stop_loading()

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from rich.terminal_theme import TerminalTheme
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.command import Provider
 from textual.widgets import Footer, Header, LoadingIndicator
@@ -24,7 +24,7 @@ from core.journal_store import Journal
 from core.model import Command, Machine
 from core.runner import RunSession
 from core.validate import Problem, ValidationError
-from tui import keymap, themes
+from tui import idle_collector, keymap, themes
 from tui.colon_commands import Action, ColonCommands
 from tui.library_store import SavedCommands
 from tui.palette import BuiltinCommandsProvider, SavedCommandsProvider
@@ -93,6 +93,7 @@ class FleetrunApp(App[None]):
         self.saved_commands = SavedCommands(self.notify)
         """The saved-command library (palette, ``:run``, the composer's ctrl+s)."""
         self.last_session: RunSession | None = None
+        self._idle_collector = idle_collector.IdleCollector()
         """The run started last in this session (``:rerun failed`` off the run screen)."""
 
     def compose(self) -> ComposeResult:
@@ -100,7 +101,19 @@ class FleetrunApp(App[None]):
         yield LoadingIndicator()
         yield Footer()
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._idle_collector.key_pressed()
+        await super().on_event(event)
+
+    def collect_garbage_between_keys(self) -> None:
+        """Take Python's full collections over: run them when no key is coming
+        (:mod:`tui.idle_collector`)."""
+        self._idle_collector.start()
+        self.set_interval(idle_collector.CHECK_SECONDS, self._idle_collector.tick)
+
     def on_mount(self) -> None:
+        self.collect_garbage_between_keys()
         try:
             user_keymap = keymap.load_keymap(config.config_dir() / "config.toml")
         except keymap.KeymapError as exc:
@@ -274,5 +287,6 @@ class FleetrunApp(App[None]):
             self.push_screen(KeySheet(self.user_keymap, self.screen))
 
     async def on_unmount(self) -> None:
+        self._idle_collector.stop()
         if self.fleet is not None:
             await self.fleet.aclose()
