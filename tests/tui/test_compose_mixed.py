@@ -113,3 +113,21 @@ async def test_problems_update_as_you_type_and_the_table_gets_room() -> None:
         await until(pilot, lambda: not shown("is not a valid parameter name", app),
                     "the fixed name clears the problem")
         assert isinstance(app.screen, ComposeScreen)
+
+
+async def test_both_tabs_say_what_they_hold_at_80_columns_in_whole_words() -> None:
+    app = ComposeApp([WEB1, WIN1, WEB2])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await type_in(pilot, app, "#script-linux", "uptime")
+        tabs = app.screen.query_one(TabbedContent)
+        await until(pilot, lambda: "left out" in str(tabs.get_tab("tab-windows").label),
+                    "the windows tab says it is left out")
+        labels = [str(tabs.get_tab(f"tab-{os}").label) for os in ("linux", "windows")]
+        assert labels == ["Shell · 2 linux", "PowerShell · 1 windows · left out"]
+        assert sum(len(label) + 2 for label in labels) <= 80  # both whole, side by side
+        await pilot.resize_terminal(160, 45)
+        await until(pilot, lambda: str(tabs.get_tab("tab-windows").label).startswith("RunPower"),
+                    "the full names once there is room")
+        assert str(tabs.get_tab("tab-windows").label) == (
+            "RunPowerShellScript · 1 windows · no script: left out")

@@ -122,7 +122,9 @@ class ComposeScreen(Screen[RunRequest | None]):
 
     async def on_mount(self) -> None:
         by_os = ", ".join(f"{self._count(o)} {o}" for o in self.oses)
-        self.sub_title = f"compose for {len(self.machines)} machines ({by_os or 'none'})"
+        count = len(self.machines)
+        self.sub_title = (f"compose for {count} machine{'' if count == 1 else 's'} "
+                          f"({by_os or 'none'})")
         self._pristine = self._state()
         for os_type in self.oses:
             self._show_missing(os_type)
@@ -141,9 +143,20 @@ class ComposeScreen(Screen[RunRequest | None]):
         return sum(1 for m in self.machines if m.os is os_type)
 
     def _tab_label(self, os_type: OsType, *, mounted: bool = True) -> str:
-        label = f"{CommandId.for_os(os_type)} · {self._count(os_type)} {os_type}"
-        left_out = mounted and self._says_missing(os_type)
-        return label + (" · no script: left out" if left_out else "")
+        command = str(CommandId.for_os(os_type))
+        # Below 120 columns both tabs' full labels do not fit: the same words, fewer.
+        narrow = self.app.size.width < 120
+        if narrow:
+            command = command.removeprefix("Run").removesuffix("Script")
+        label = f"{command} · {self._count(os_type)} {os_type}"
+        if mounted and self._says_missing(os_type):
+            label += " · left out" if narrow else " · no script: left out"
+        return label
+
+    def on_resize(self) -> None:
+        tabs = self.query(TabbedContent)
+        for os_type in self.oses if tabs else ():
+            tabs.first().get_tab(f"tab-{os_type}").label = self._tab_label(os_type)
 
     # -- saved commands -------------------------------------------------------------------
 

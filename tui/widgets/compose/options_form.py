@@ -40,12 +40,29 @@ class OptionsForm(Horizontal):
         ("run_as_user", "run-as user", "", "the agent's account", False),
         ("run_as_password", "run-as password", "", "none", True),
     )
+    NARROW_FIELDS = {
+        "timeout": ("timeout (s)", "3600"),
+        "concurrency": ("concurrency", "all"),
+        "max_errors": ("error budget", "no limit"),
+        "run_as_user": ("run-as user", "agent's"),
+        "run_as_password": ("run-as pass", "none"),
+    }
+    """Label and placeholder of each field when a field has less room than its wide label
+    (80 columns): whole words, never one cut in the middle."""
 
     def compose(self) -> ComposeResult:
         for key, label, value, placeholder, secret in self.FIELDS:
             with Vertical():
-                yield Label(label)
+                yield Label(label, id=f"{key}-label")
                 yield Input(value, placeholder=placeholder, password=secret, id=key)
+
+    def on_resize(self) -> None:
+        room = self.size.width // len(self.FIELDS) - 4  # a field's padding and borders
+        for key, label, _, placeholder, _ in self.FIELDS:
+            if len(label) > room or len(placeholder) > room:
+                label, placeholder = self.NARROW_FIELDS[key]
+            self.query_one(f"#{key}-label", Label).update(label)
+            self.query_one(f"#{key}", Input).placeholder = placeholder
 
     def _text(self, key: str) -> str:
         return self.query_one(f"#{key}", Input).value
