@@ -246,3 +246,7 @@ async def test_member_names_are_cut_to_fit_with_a_count(tmp_path: Path) -> None:
         "m000, m001, m002, m003, m004, m005 +6")
     assert members_text(everyone, session.run, width=100) == ", ".join(
         f"m{i:03d}" for i in range(12))
+    # A first name longer than the room (an 80-column terminal): cut with an ellipsis,
+    # the cell still fits, and the count says how many more.
+    assert members_text(everyone, session.run, width=7) == "m0… +11"
+    assert len(members_text(everyone, session.run, width=7)) <= 7

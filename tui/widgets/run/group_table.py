@@ -74,6 +74,8 @@ def members_text(group: OutputGroup, run: Run, width: int = MEMBERS_WIDTH) -> st
         room = width - (len(f" +{left}") if left else 0)
         if names and used + 2 + len(name) > room:
             break
+        if not names and len(name) > room:  # the first name alone is too long: say so
+            name = name[:max(1, room - 1)] + "…"
         names.append(name)
         used += len(name) + (2 if len(names) > 1 else 0)
     more = group.size - len(names)
