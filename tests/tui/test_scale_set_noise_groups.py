@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.test_scale_set_noise import FLEET  # the same scale set, in the app
 from tests.tui.test_flow import run_on
 from tests.tui.test_group_actions import groups_of, status
 from tests.tui.test_groups_diff_export import rows
@@ -17,19 +18,6 @@ from tui.app import FleetrunApp
 from tui.widgets.run.group_table import GroupTable
 
 SIZE = (160, 45)
-FLEET = """
-[sandbox]
-flush_interval = "200ms"
-
-[[scale_sets]]
-name = "queue-ss"
-orchestration = "Uniform"
-count = 3
-os = "linux"
-subscription = "33333333-3333-4333-8333-333333333333"
-resource_group = "rg-queue"
-location = "westus2"
-"""
 
 
 @pytest.fixture
