@@ -39,3 +39,7 @@ STORAGE = (
 )
 """Microsoft.Storage: the stable versions azure-storage-and-scale-sets.md 1.1 lists (2025-01-01
 and newer) and older stable ones that carry the same container and list operations."""
+
+AUTHORIZATION = ("2015-07-01", "2018-01-01-preview", "2022-04-01")
+"""Microsoft.Authorization permissions reads (``.../providers/Microsoft.Authorization/
+permissions``); fleetrun asks 2022-04-01."""

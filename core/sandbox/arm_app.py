@@ -33,6 +33,7 @@ from core.sandbox.graph import GraphQueryError, execute_query
 from core.sandbox.handler_status import handler_status
 from core.sandbox.machines import SimMachine
 from core.sandbox.names import check_instance_id, check_machine_name, check_run_command_name
+from core.sandbox.rbac import Rbac, rbac_of, required_action
 from core.sandbox.runcommands import ARC, RunCommand
 from core.sandbox.service import Operation, SandboxService, scale_set_kind
 from core.sandbox.throttle import ArmThrottle, GraphQuota, Verdict
@@ -57,6 +58,7 @@ class ArmApp:
         self.throttle = ArmThrottle(service.fleet.throttle)
         self.compute_throttle = ComputeThrottle(service.fleet.throttle.compute)
         self.graph_quota = GraphQuota(service.fleet.throttle)
+        self.rbac: Rbac = rbac_of([(p.name, p.roles) for p in service.fleet.principals])
         self._dice = service.rng
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -113,6 +115,9 @@ class ArmApp:
         headers.update(verdict.headers())
         if not verdict.allowed:
             raise _throttled(verdict, found.params["sub"], principal)
+        if found.route.name == "permissions":
+            return self._permissions(found, segments, principal)
+        self._authorize(request, found, segments, principal)
         self._charge_compute(request, found, machine, headers, resource_limits)
         handler = getattr(self, "_" + found.route.name)
         response: Response = await handler(request, found, version)
@@ -138,6 +143,23 @@ class ArmApp:
         if not verdict.allowed:
             raise _provider_throttled(verdict)
         headers["x-ms-request-charge"] = "1"
+
+    # ------------------------------------------------------------------------ authorization
+
+    def _authorize(self, request: Request, found: Match, segments: list[str],
+                   principal: str) -> None:
+        """403 AuthorizationFailed unless the principal's roles grant the route's action at
+        its scope (the resource the path names; the machine for the action API's POST)."""
+        action = required_action(found.route.name, found.route.kind, request.method)
+        if action is None:
+            return
+        named = segments[:-1] if found.route.name == "vm_run_command_action" else segments
+        self.rbac.check(principal, action, "/" + "/".join(named))
+
+    def _permissions(self, found: Match, segments: list[str], principal: str) -> Response:
+        self._check_subscription(found.params["sub"])
+        scope = "/" + "/".join(segments[:-3])
+        return JSONResponse({"value": self.rbac.permissions(principal, scope)})
 
     # ------------------------------------------------------------------------------ faults
 
@@ -519,7 +541,8 @@ def _unknown_path(segments: list[str]) -> ArmError:
               "virtualMachineScaleSets/{set}/virtualMachines/{instance id}, their runCommands "
               "and the action runCommand, the locations' built-in runCommands, "
               "Microsoft.HybridCompute machines and runCommands, Microsoft.Storage accounts "
-              "(listed) and blob containers, and Microsoft.ResourceGraph resources.")
+              "(listed) and blob containers, Microsoft.ResourceGraph resources, and "
+              "Microsoft.Authorization permissions.")
     if "providers" in lowered and len(segments) > lowered.index("providers") + 1:
         namespace = segments[lowered.index("providers") + 1]
         if namespace.lower() not in _KNOWN_NAMESPACES:
@@ -532,7 +555,7 @@ def _unknown_path(segments: list[str]) -> ArmError:
 
 
 _KNOWN_NAMESPACES = {"microsoft.compute", "microsoft.hybridcompute", "microsoft.resourcegraph",
-                     "microsoft.storage"}
+                     "microsoft.storage", "microsoft.authorization"}
 
 
 def _wants_instance_view(request: Request, machine: SimMachine) -> bool:

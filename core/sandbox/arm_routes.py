@@ -87,6 +87,11 @@ ROUTES = (
                              "{container}"), ("GET", "PUT", "DELETE"), api_versions.STORAGE),
     Route("resource_graph", ("providers", "microsoft.resourcegraph", "resources"), ("POST",),
           api_versions.RESOURCE_GRAPH),
+    # What the caller may do at a subscription or resource group (core/sandbox/rbac.py).
+    Route("permissions", ("subscriptions", "{sub}", "providers", "microsoft.authorization",
+                          "permissions"), ("GET",), api_versions.AUTHORIZATION),
+    Route("permissions", (*_RG, "microsoft.authorization", "permissions"), ("GET",),
+          api_versions.AUTHORIZATION),
 )
 
 

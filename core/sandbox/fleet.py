@@ -23,6 +23,7 @@ from core.field_names import shown_key
 from core.sandbox import fleet_fields as read
 from core.sandbox.access import new_account_key
 from core.sandbox.fleet_fields import FleetFileError as FleetFileError  # its home for callers
+from core.sandbox.rbac import parse_custom_roles
 from core.sandbox.storage_accounts import StorageAccountSpec, parse_storage_accounts
 from core.sandbox.throttle_settings import Principal, Throttle, parse_principals, parse_throttle
 from core.toml_text import parse_toml
@@ -228,8 +229,8 @@ def default_fleet() -> FleetSpec:
 
 def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
     """A checked fleet from already-parsed TOML."""
-    read.only(data, "", {"sandbox", "storage", "throttle", "principals", "faults", "defaults",
-                         "machines", "storage_accounts", "scale_sets"})
+    read.only(data, "", {"sandbox", "storage", "throttle", "principals", "roles", "faults",
+                         "defaults", "machines", "storage_accounts", "scale_sets"})
     sandbox = read.table(data, "sandbox")
     read.only(sandbox, "sandbox.", {"flush_interval", "pickup_delay", "agent_timeout",
                                 "timeouts_report_as", "seed", "tenant"})
@@ -322,7 +323,8 @@ def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
         max_append_block=read.size(storage, "max_append_block", "storage.",
                                MAX_APPEND_BLOCK_CEILING),
         throttle=parse_throttle(read.table(data, "throttle")),
-        principals=parse_principals(data.get("principals", [])),
+        principals=parse_principals(data.get("principals", []),
+                                    parse_custom_roles(data.get("roles", []))),
         storage_accounts=parse_storage_accounts(
             data.get("storage_accounts", []), own_account=account,
             where_first=(machines[0].subscription, machines[0].resource_group,

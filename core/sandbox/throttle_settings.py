@@ -17,6 +17,7 @@ from typing import Any
 from core.sandbox import fleet_fields as read
 from core.sandbox.access import DEFAULT_PRINCIPAL, MIN_TOKEN_LENGTH, is_bearer_token
 from core.sandbox.fleet_fields import FleetFileError
+from core.sandbox.rbac import Assignment, Role, parse_assignments
 
 GLOBAL_FACTOR = 15
 """ARM's subscription-global bucket is 15x the regional one (7.2: 3749 next to 249)."""
@@ -104,6 +105,8 @@ class Principal:
 
     name: str
     token: str = field(repr=False)
+    roles: tuple[Assignment, ...] | None = None
+    """Its role assignments; None (no ``roles`` in the fleet file): Owner at ``/``."""
 
 
 def parse_throttle(raw: Mapping[str, Any]) -> Throttle:
@@ -180,8 +183,10 @@ def _group(name: str, raw: Mapping[str, Any], where: str) -> ComputeGroup:
     return ComputeGroup(name, frozenset(operations), counts[0], counts[1])
 
 
-def parse_principals(raw: object) -> tuple[Principal, ...]:
-    """``[[principals]]``: more callers, each a name and a bearer token of its own."""
+def parse_principals(raw: object, roles: Mapping[str, Role] | None = None
+                     ) -> tuple[Principal, ...]:
+    """``[[principals]]``: more callers, each a name and a bearer token of its own, and
+    the roles it holds (``roles``: custom roles by lowercase name besides the built-in)."""
     if not isinstance(raw, list):
         raise FleetFileError("principals: a list of [[principals]] tables with name and token")
     principals: list[Principal] = []
@@ -191,7 +196,7 @@ def parse_principals(raw: object) -> tuple[Principal, ...]:
         where = f"principals[{index}]."
         if not isinstance(entry, dict):
             raise FleetFileError(f"principals[{index}]: must be a table with name and token")
-        read.only(entry, where, {"name", "token"})
+        read.only(entry, where, {"name", "token", "roles"})
         name = read.text(entry, "name", where, None)
         if not _PRINCIPAL.match(name):
             raise FleetFileError(f"{where}name: {name!r} is not allowed; 1-64 letters, digits "
@@ -213,5 +218,7 @@ def parse_principals(raw: object) -> tuple[Principal, ...]:
             raise FleetFileError(f"{where}token: the same token as principals[{tokens[token]}]; "
                                  "each principal needs its own")
         tokens[token] = index
-        principals.append(Principal(name, token))
+        held = (parse_assignments(entry["roles"], where, roles or {}) if "roles" in entry
+                else None)
+        principals.append(Principal(name, token, held))
     return tuple(principals)

@@ -38,13 +38,15 @@ def make_fleet(*machines: Mapping[str, Any], **sandbox: Any) -> FleetSpec:
     """A fleet of the given machine tables (name/kind/os at least), quick timings by default.
 
     Keyword arguments go to ``[sandbox]``, except ``faults`` and ``throttle`` which are
-    tables of their own, ``principals``, a list of ``{name, token}`` tables,
+    tables of their own, ``principals``, a list of ``{name, token}`` tables (``roles`` too),
+    ``roles``, a list of custom ``[[roles]]`` tables,
     ``storage_accounts``, a list of ``[[storage_accounts]]`` tables, and ``scale_sets``, a list
     of ``[[scale_sets]]`` tables (with ``machines`` empty, the fleet is those sets alone).
     """
     faults = sandbox.pop("faults", {})
     throttle = sandbox.pop("throttle", {})
     principals = sandbox.pop("principals", [])
+    roles = sandbox.pop("roles", [])
     storage_accounts = sandbox.pop("storage_accounts", [])
     scale_sets = sandbox.pop("scale_sets", [])
     settings = {"flush_interval": 0.1, "pickup_delay": 0, "agent_timeout": 1, **sandbox}
@@ -54,6 +56,7 @@ def make_fleet(*machines: Mapping[str, Any], **sandbox: Any) -> FleetSpec:
         "faults": faults,
         "throttle": throttle,
         "principals": principals,
+        "roles": roles,
         "storage_accounts": storage_accounts,
         "machines": [{**defaults, **m} for m in machines],
         "scale_sets": [{**defaults, **s} for s in scale_sets],

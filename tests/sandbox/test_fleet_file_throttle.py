@@ -93,7 +93,7 @@ ERRORS: list[tuple[str, dict[str, Any], str, list[str]]] = [
      "throttle.compute.groups.G.per_5min", ["unknown key", "operations, per_30min, per_3min"]),
     ("principals not a list", {"principals": {"name": "b"}}, "principals", ["[[principals]]"]),
     ("unknown principal key", {"principals": [{"name": "b", "token": TOKEN, "role": "x"}]},
-     "principals[0].role", ["unknown key", "name, token"]),
+     "principals[0].role", ["unknown key", "name, roles, token"]),
     ("principal without a name", {"principals": [{"token": TOKEN}]}, "principals[0].name",
      ["required"]),
     ("bad principal name", {"principals": [{"name": "eng b", "token": TOKEN}]},
