@@ -289,6 +289,8 @@ class FanOut:
                 reason = f"skipped: {health.status.value}"
                 if health.detail:
                     reason += f" ({health.detail})"
+                if health.remedy:
+                    reason += f"; to lift it, run on the machine: {health.remedy_line}"
                 self._finish(slot, Finished(mid, RunState.SKIPPED, error=reason))
         with _heap_frozen(len(self._slots)):
             self._fill()

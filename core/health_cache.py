@@ -94,7 +94,7 @@ def _entry(health: Health) -> dict[str, Any]:
     assert health.checked_at is not None  # only checked machines are kept
     return {"status": health.status.value, "detail": health.detail,
             "agent_version": health.agent_version,
-            "checked_at": health.checked_at.isoformat()}
+            "checked_at": health.checked_at.isoformat(), "remedy": list(health.remedy)}
 
 
 def _health(entry: dict[str, Any]) -> Health:
@@ -103,5 +103,7 @@ def _health(entry: dict[str, Any]) -> Health:
     except ValueError:  # written by a newer fleetrun
         status = HealthStatus.UNKNOWN
     agent = entry.get("agent_version")
+    remedy = entry.get("remedy")
+    commands = tuple(str(c) for c in remedy) if isinstance(remedy, list) else ()
     return Health(status, str(entry.get("detail", "")), str(agent) if agent else None,
-                  datetime.fromisoformat(entry["checked_at"]))
+                  datetime.fromisoformat(entry["checked_at"]), commands)

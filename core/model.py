@@ -75,6 +75,8 @@ class HealthStatus(enum.StrEnum):
     NOT_READY = "NotReady"
     DISCONNECTED = "Disconnected"
     AGENT_TOO_OLD = "AgentTooOld"
+    BLOCKED = "Blocked"
+    """The machine's own agent configuration refuses Run Command (core.azure.local_blocking)."""
     DEALLOCATED = "Deallocated"
     UNREACHABLE = "Unreachable"
     UNKNOWN = "Unknown"
@@ -93,10 +95,17 @@ class Health:
     detail: str = ""
     agent_version: str | None = None
     checked_at: datetime | None = None
+    remedy: tuple[str, ...] = ()
+    """Commands, to run on the machine in this order, that lift what keeps runs off it."""
 
     @property
     def runnable(self) -> bool:
         return self.status.runnable
+
+    @property
+    def remedy_line(self) -> str:
+        """The remedy as one line to paste into bash or PowerShell (``;`` between commands)."""
+        return "; ".join(self.remedy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,7 @@ HEALTH: dict[HealthStatus, Look] = {
     HealthStatus.DISCONNECTED: Look("⊘", Tone.BAD),
     HealthStatus.UNREACHABLE: Look("↯", Tone.BAD),
     HealthStatus.AGENT_TOO_OLD: Look("⚠", Tone.WARN),
+    HealthStatus.BLOCKED: Look("⊗", Tone.WARN),
     # ⏻ (power) would say it better but is missing from common terminal fonts.
     HealthStatus.DEALLOCATED: Look("■", Tone.QUIET),
     HealthStatus.UNKNOWN: Look("?", Tone.QUIET),

@@ -13,8 +13,9 @@ from collections.abc import Iterator, Sequence
 
 from core.azure.arm import ArmClient, ArmError
 from core.azure.budget import Priority
+from core.azure.local_blocking import local_blocks
 from core.errors import FleetrunError
-from core.model import Health, HealthStatus, Machine, MachineId, MachineKind, utc_now
+from core.model import Health, HealthStatus, Machine, MachineId, MachineKind, OsType, utc_now
 
 MIN_ARC_AGENT = (1, 33)
 """Run commands are part of the Connected Machine agent from 1.33 on."""
@@ -52,8 +53,12 @@ def vm_power_health(power_code: str, display: str = "") -> Health:
     return Health(HealthStatus.DEALLOCATED, display or f"VM {state}", checked_at=utc_now())
 
 
-def arc_health(status: str, agent_version: str, error: str = "") -> Health:
-    """An Arc server's health from its ``status``, ``agentVersion`` and first error."""
+def arc_health(status: str, agent_version: str, error: str = "", *,
+               agent_configuration: object = None, os_type: OsType | None = None) -> Health:
+    """An Arc server's health from its ``status``, ``agentVersion``, first error and
+    ``agentConfiguration`` (which can block Run Command on the machine: Blocked, with the
+    ``azcmagent`` commands that lift it; ``os_type`` picks the handler and the commands'
+    form, and without it the configuration is not judged)."""
     now = utc_now()
     version = agent_version or None
     gone = _ARC_GONE.get(status.lower())
@@ -72,7 +77,20 @@ def arc_health(status: str, agent_version: str, error: str = "") -> Health:
         return Health(HealthStatus.AGENT_TOO_OLD,
                       f"agent {agent_version} is older than {floor} (no run commands)",
                       version, now)
+    blocks = local_blocks(agent_configuration, os_type) if os_type is not None else []
+    if blocks:
+        detail = "blocked on the machine: " + "; ".join(block.reason for block in blocks)
+        return Health(HealthStatus.BLOCKED, detail, version, now,
+                      tuple(block.unblock for block in blocks))
     return Health(HealthStatus.READY, "", version, now)
+
+
+def os_type_of(value: object) -> OsType | None:
+    """``linux``/``windows`` (any case) as an OS type; anything else None."""
+    try:
+        return OsType(text_value(value).lower())
+    except ValueError:
+        return None
 
 
 def agent_version_tuple(version: str) -> tuple[int, ...]:
@@ -91,7 +109,8 @@ async def refine_health(
     """Each VM's and Arc server's health, asked of ARM one machine at a time.
 
     VMs: ``GET {id}?$expand=instanceView`` for the power state and the VM agent's status.
-    Arc servers: ``GET {id}`` for ``status``, ``agentVersion`` and ``errorDetails``. The reads
+    Arc servers: ``GET {id}`` for ``status``, ``agentVersion``, ``errorDetails`` and
+    ``agentConfiguration`` (Run Command blocked on the machine). The reads
     go through the client's ARM budget, at most ``concurrency`` at once. Machines of other
     kinds are left out of the answer.
 
@@ -122,7 +141,7 @@ async def _machine_health(arm: ArmClient, machine: Machine) -> Health:
         if machine.kind is MachineKind.VM:
             body = await arm.get(machine.id, {"$expand": "instanceView"}, Priority.CHECK)
             return vm_health(body)
-        return arc_health_of(await arm.get(machine.id, priority=Priority.CHECK))
+        return arc_health_of(await arm.get(machine.id, priority=Priority.CHECK), machine.os)
     except ArmError as error:
         return Health(HealthStatus.UNKNOWN, f"health check failed: {error}",
                       machine.health.agent_version, utc_now())
@@ -164,8 +183,9 @@ def vm_health(body: object) -> Health:
     return Health(HealthStatus.UNKNOWN, detail, version, utc_now())
 
 
-def arc_health_of(body: object) -> Health:
-    """An Arc server's health from ``GET {id}`` (reference 5.1).
+def arc_health_of(body: object, os_type: OsType | None = None) -> Health:
+    """An Arc server's health from ``GET {id}`` (reference 5.1); ``os_type`` is the OS the
+    fleet knows, for a body whose ``osType`` says none.
 
     Raises:
         BadHealthAnswer: The body has no properties.
@@ -178,7 +198,9 @@ def arc_health_of(body: object) -> Health:
     first = first if isinstance(first, dict) else {}
     return arc_health(text_value(properties.get("status")),
                       text_value(properties.get("agentVersion")),
-                      error_text(first.get("code"), first.get("message")))
+                      error_text(first.get("code"), first.get("message")),
+                      agent_configuration=properties.get("agentConfiguration"),
+                      os_type=os_type_of(properties.get("osType")) or os_type)
 
 
 def _dig(value: object, *keys: str) -> object:

@@ -57,9 +57,10 @@ MACHINES_QUERY = f"""Resources
          agentVersion = tostring(properties.agentVersion),
          errorCode = tostring(properties.errorDetails[0].code),
          errorMessage = tostring(properties.errorDetails[0].message),
-         scaleSetId = tostring(properties.virtualMachineScaleSet.id)
+         scaleSetId = tostring(properties.virtualMachineScaleSet.id),
+         agentConfiguration = properties.agentConfiguration
 | project id, name, type, location, subscriptionId, tags, osType, powerState, arcStatus,
-          agentVersion, errorCode, errorMessage, scaleSetId
+          agentVersion, errorCode, errorMessage, scaleSetId, agentConfiguration
 | union (ComputeResources
     | where type =~ '{INSTANCE_TYPE}'
     | extend osType = tolower(coalesce(tostring(properties.storageProfile.osDisk.osType),
@@ -230,7 +231,9 @@ def machine_from_row(row: object) -> Machine:
     else:
         health = arc_health(text_value(row.get("arcStatus")),
                             text_value(row.get("agentVersion")),
-                            error_text(row.get("errorCode"), row.get("errorMessage")))
+                            error_text(row.get("errorCode"), row.get("errorMessage")),
+                            agent_configuration=row.get("agentConfiguration"),
+                            os_type=OsType(os_name))
     return Machine(
         id=resource_id,
         name=name,

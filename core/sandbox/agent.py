@@ -233,6 +233,17 @@ class Execution:
                 "Upgrade the agent (azcmagent) and try again.",
             )
             return False
+        if machine.can_run and machine.local_block:
+            # Refused and reported as a failure (run-command-handlers.md 6). The reference
+            # gives no error code or text for it: these are the sandbox's.
+            publisher, _, kind = machine.handler.rpartition(".")
+            self.agent_error = (
+                "ExtensionBlocked",
+                f"The Connected Machine agent on '{machine.name}' refused extension "
+                f"{publisher}/{kind}: it is blocked by the agent's local configuration "
+                f"({machine.local_block}). Change it on the machine with azcmagent config.",
+            )
+            return False
         if machine.can_run:
             return True
         if not machine.is_vm:

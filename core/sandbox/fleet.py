@@ -39,6 +39,9 @@ EXECUTORS = ("auto", "process", "simulated")
 VM_AGENT = ("ready", "not-ready")
 VM_POWER = ("running", "stopped", "deallocated")
 ARC_STATUS = ("connected", "disconnected", "error", "expired")
+CONFIG_MODES = ("full", "monitor")
+_EXTENSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+"""An extension as azcmagent's lists name it: ``Publisher/Type``."""
 TIMEOUT_STATES = ("Failed", "TimedOut")
 ORCHESTRATIONS = ("Uniform", "Flexible")
 MAX_SCALE_SET_INSTANCES = 1000
@@ -130,6 +133,13 @@ class MachineSpec:
     power: str = "running"
     status: str = "connected"
     agent_version: str = ""
+    extensions_allowlist: tuple[str, ...] = ()
+    """An Arc agent's local ``extensions.allowlist`` (``Publisher/Type``; ``Allow/None``
+    allows nothing); empty allows every extension."""
+    extensions_blocklist: tuple[str, ...] = ()
+    extensions_enabled: bool = True
+    config_mode: str = "full"
+    """``monitor`` blocks script-running extensions, Run Command's handler among them."""
     simulate: Simulation = field(default_factory=Simulation)
     faults: Faults = field(default_factory=Faults)
     scale_set: str = ""
@@ -377,7 +387,7 @@ def _scale_set(where: str, raw: Mapping[str, Any]) -> tuple[ScaleSetSpec, list[M
 def _machines(where: str, raw: Mapping[str, Any]) -> list[MachineSpec]:
     read.only(raw, where, {"name", "count", "kind", "os", "subscription", "resource_group",
                        "location", "tags", "executor", "agent", "power", "status",
-                       "agent_version", "simulate", "faults"})
+                       "agent_version", "simulate", "faults", *_AGENT_CONFIG})
     name = read.text(raw, "name", where, None)
     kind = read.choice(read.text(raw, "kind", where, "vm"), where + "kind", KINDS)
     os_type = read.choice(read.text(raw, "os", where, "linux"), where + "os", OSES)
@@ -405,6 +415,10 @@ def _machines(where: str, raw: Mapping[str, Any]) -> list[MachineSpec]:
         power=_choose(raw, "power", where, "running", VM_POWER),
         status=_choose(raw, "status", where, "connected", ARC_STATUS),
         agent_version=read.text(raw, "agent_version", where, ""),
+        extensions_allowlist=_extension_list(raw, "extensions_allowlist", where),
+        extensions_blocklist=_extension_list(raw, "extensions_blocklist", where),
+        extensions_enabled=_flag(raw, "extensions_enabled", where, True),
+        config_mode=_choose(raw, "config_mode", where, "full", CONFIG_MODES),
         simulate=_simulation(read.table(raw, "simulate", where), where + "simulate."),
         faults=_faults(read.table(raw, "faults", where), where + "faults.", machine=True),
     )
@@ -413,6 +427,9 @@ def _machines(where: str, raw: Mapping[str, Any]) -> list[MachineSpec]:
             raise FleetFileError(f"{where}{key}: is for VMs; Arc machines use status")
     if kind == "vm" and "status" in raw:
         raise FleetFileError(f"{where}status: is for Arc machines; VMs use agent and power")
+    for key in _AGENT_CONFIG:
+        if kind == "vm" and key in raw:
+            raise FleetFileError(f"{where}{key}: is for Arc machines (azcmagent config)")
     specs = []
     for n in range(1, count + 1):
         expanded = name.format(n=n) if count > 1 else name  # a template checked above
@@ -423,6 +440,29 @@ def _machines(where: str, raw: Mapping[str, Any]) -> list[MachineSpec]:
             )
         specs.append(replace(base, name=expanded))
     return specs
+
+
+_AGENT_CONFIG = ("extensions_allowlist", "extensions_blocklist", "extensions_enabled",
+                 "config_mode")
+"""An Arc agent's local settings (``azcmagent config``), as its machine's agentConfiguration
+reports them."""
+
+
+def _extension_list(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(
+            isinstance(item, str) and _EXTENSION.match(item) for item in value):
+        raise FleetFileError(
+            f"{where}{key}: a list of extensions as Publisher/Type, e.g. "
+            '["microsoft.cplat.core/runcommandhandlerlinux"] ("Allow/None" allows nothing)')
+    return tuple(value)
+
+
+def _flag(raw: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise FleetFileError(f"{where}{key}: true or false")
+    return value
 
 
 def _simulation(raw: Mapping[str, Any], where: str) -> Simulation:

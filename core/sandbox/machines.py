@@ -119,6 +119,33 @@ class SimMachine:
         return not version or version >= MIN_ARC_AGENT
 
     @property
+    def handler(self) -> str:
+        """Run Command's extension on this machine, ``Publisher.Type`` as Azure names it."""
+        return WINDOWS_HANDLER if self.windows else LINUX_HANDLER
+
+    @property
+    def local_block(self) -> str:
+        """Which ``azcmagent config`` setting refuses Run Command's handler on this Arc
+        machine ('' for none): monitor mode blocks script-running extensions, and the
+        lists (``Publisher/Type``, any case) block what they name or leave out
+        (run-command-handlers.md 6)."""
+        spec = self.spec
+        if self.is_vm:
+            return ""
+        publisher, _, kind = self.handler.lower().rpartition(".")
+        name = f"{publisher}/{kind}"
+        if spec.config_mode == "monitor":
+            return "config.mode monitor"
+        if not spec.extensions_enabled:
+            return "extensions.enabled false"
+        if name in (entry.lower() for entry in spec.extensions_blocklist):
+            return "extensions.blocklist"
+        allowed = [entry.lower() for entry in spec.extensions_allowlist]
+        if allowed and name not in allowed:
+            return "extensions.allowlist"
+        return ""
+
+    @property
     def can_run(self) -> bool:
         """Whether the agent would pick up a new run command now."""
         if self.is_vm:

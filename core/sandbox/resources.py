@@ -233,6 +233,22 @@ def _arc_license_profile(machine: SimMachine) -> Json:
     }
 
 
+def _agent_configuration(machine: SimMachine) -> Json:
+    """What the agent's local ``azcmagent config`` settings are, as ``Machines_Get`` reports
+    them: lists of ``{publisher, type}``, ``extensionsEnabled`` as the string "true"/"false"."""
+    spec = machine.spec
+
+    def extensions(names: Sequence[str]) -> list[Json]:
+        return [{"publisher": publisher, "type": kind}
+                for publisher, _, kind in (name.partition("/") for name in names)]
+
+    return {"proxyUrl": None, "incomingConnectionsPorts": [],
+            "extensionsAllowList": extensions(spec.extensions_allowlist),
+            "extensionsBlockList": extensions(spec.extensions_blocklist),
+            "proxyBypass": [], "extensionsEnabled": "true" if spec.extensions_enabled else "false",
+            "guestConfigurationEnabled": "true", "configMode": spec.config_mode}
+
+
 def arc_machine(machine: SimMachine, *, expand: str | None = None,
                 tenant_id: str = DEFAULT_TENANT) -> Json:
     """The body of ``Machines_Get`` (HybridCompute 2025-01-13), shaped like its example.
@@ -287,10 +303,7 @@ def arc_machine(machine: SimMachine, *, expand: str | None = None,
                                "model": "Virtual Machine", "coreCount": "4",
                                "logicalCoreCount": "4", "processorCount": "1",
                                "totalPhysicalMemoryInGigabytes": "16", "mssqldiscovered": "false"},
-        "agentConfiguration": {"proxyUrl": None, "incomingConnectionsPorts": [],
-                               "extensionsAllowList": [], "extensionsBlockList": [],
-                               "proxyBypass": [], "extensionsEnabled": "true",
-                               "guestConfigurationEnabled": "true", "configMode": "full"},
+        "agentConfiguration": _agent_configuration(machine),
         "serviceStatuses": {"extensionService": dict(service),
                             "guestConfigurationService": dict(service)},
         "cloudMetadata": {"provider": "N/A"},

@@ -151,7 +151,7 @@ async def test_the_subscriptions_filter_keeps_only_their_machines(tmp_path: Path
 
     assert {m.name for m in only_b} == {
         "stg-web-01", "stg-web-02", "onprem-batch-01", "onprem-batch-02", "onprem-legacy-01",
-        "onprem-dc-01", "stg-win-01"}
+        "onprem-dc-01", "stg-win-01", "onprem-locked-01", "onprem-monitor-01"}
     assert {m.subscription for m in only_b} == {SUB_B}
     # A Uniform scale set instance is shown as set/instance id, not by its ARM name (set_id).
     assert {m.name for m in everything} == {
@@ -186,6 +186,9 @@ GRAPH_HEALTH = {
     "onprem-batch-02": (HealthStatus.DISCONNECTED, "Arc status Disconnected", "1.45.02800.0"),
     "onprem-legacy-01": (HealthStatus.AGENT_TOO_OLD, "older than 1.33", "1.29.02286.0"),
     "stg-win-01": (HealthStatus.READY, "", "1.45.02800.0"),
+    "onprem-locked-01": (HealthStatus.BLOCKED, "runcommandhandlerlinux is on the agent's "
+                         "extensions blocklist", "1.45.02800.0"),
+    "onprem-monitor-01": (HealthStatus.BLOCKED, "monitor mode", "1.45.02800.0"),
 }
 
 
@@ -197,7 +200,9 @@ def sandbox_truth(sim: SimMachine) -> HealthStatus:
         return HealthStatus.READY if sim.agent_ready else HealthStatus.NOT_READY
     if sim.arc_status != "connected":
         return HealthStatus.DISCONNECTED
-    return HealthStatus.READY if sim.agent_supports_run_commands else HealthStatus.AGENT_TOO_OLD
+    if not sim.agent_supports_run_commands:
+        return HealthStatus.AGENT_TOO_OLD
+    return HealthStatus.BLOCKED if sim.local_block else HealthStatus.READY
 
 
 def summary(health: Health) -> tuple[HealthStatus, str, str | None]:
@@ -228,7 +233,8 @@ async def test_refined_health_matches_what_the_sandbox_says(tmp_path: Path) -> N
     for machine in machines:
         sim = sims[machine.id]
         assert refined[machine.id].status is sandbox_truth(sim), machine.name
-        assert refined[machine.id].runnable is sim.can_run, machine.name
+        assert refined[machine.id].runnable is (sim.can_run and not sim.local_block), \
+            machine.name
     names = {m.id: m.name for m in machines}
     health = {names[i]: h for i, h in refined.items()}
     assert summary(health["web-05"]) == (HealthStatus.NOT_READY, "VM Agent is unresponsive.",
@@ -238,6 +244,9 @@ async def test_refined_health_matches_what_the_sandbox_says(tmp_path: Path) -> N
     assert health["onprem-batch-02"].status is HealthStatus.DISCONNECTED
     assert health["onprem-legacy-01"].status is HealthStatus.AGENT_TOO_OLD
     assert summary(health["onprem-dc-01"]) == (HealthStatus.READY, "", "1.45.02800.0")
+    assert health["onprem-locked-01"].remedy == (
+        'sudo azcmagent config set extensions.blocklist ""',)
+    assert health["onprem-monitor-01"].remedy == ("azcmagent config set config.mode full",)
     assert all(h.checked_at is not None for h in refined.values())
 
 

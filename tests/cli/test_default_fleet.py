@@ -53,7 +53,7 @@ def test_nothing_configured_means_the_sandbox(cli: CliRunner) -> None:
     listed = cli("machines", "--no-check", "-o", "json")
     assert listed.returncode == 0, listed.stderr
     listed_names = names(listed.stdout)
-    assert len(listed_names) == 20  # the sandbox's default fleet
+    assert len(listed_names) == 22  # the sandbox's default fleet
     # Its scale sets' instances: a Uniform one shown as set/instance id, Flexible as the VM.
     assert {"queue-ss/0", "queue-ss/1"} <= set(listed_names)
     assert len([n for n in listed_names if n.startswith("api-flex_")]) == 2
@@ -81,7 +81,8 @@ def test_a_mixed_run_on_the_default_sandbox_fleet_succeeds_on_every_healthy_mach
         by_state.setdefault(machine["state"], []).append(machine["machine"])
     # The four the default fleet makes unhealthy are skipped; everything else succeeds.
     assert sorted(by_state.pop("Skipped")) == ["db-02", "onprem-batch-02",
-                                              "onprem-legacy-01", "web-05"]
+                                              "onprem-legacy-01", "onprem-locked-01",
+                                              "onprem-monitor-01", "web-05"]
     assert list(by_state) == ["Succeeded"] and len(by_state["Succeeded"]) == 16
     simulated = shutil.which("pwsh") is None
     for machine in report["machines"]:

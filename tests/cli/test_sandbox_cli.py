@@ -38,7 +38,7 @@ def test_machines_default_to_the_sandbox_fleet_with_its_health(cli: CliRunner) -
     result = cli("machines", "-o", "json")
     assert result.returncode == 0, result.stderr
     machines = {m["name"]: m for m in json.loads(result.stdout)}
-    assert len(machines) == 20  # 16 VMs and Arc servers, 2 Uniform and 2 Flexible instances
+    assert len(machines) == 22  # 18 VMs and Arc servers, 2 Uniform and 2 Flexible instances
     assert {m["kind"] for m in machines.values()} == {"vm", "arc"}
     health = {name: m["health"]["status"] for name, m in machines.items()}
     assert health["web-01"] == "Ready"
@@ -46,6 +46,9 @@ def test_machines_default_to_the_sandbox_fleet_with_its_health(cli: CliRunner) -
     assert health["db-02"] == "Deallocated"
     assert health["onprem-batch-02"] == "Disconnected"
     assert health["onprem-legacy-01"] == "AgentTooOld"
+    assert health["onprem-locked-01"] == health["onprem-monitor-01"] == "Blocked"
+    assert machines["onprem-monitor-01"]["health"]["remedy"] == [
+        "azcmagent config set config.mode full"]
 
 
 def test_run_on_the_sandbox_runs_each_machine_as_itself(cli: CliRunner) -> None:
@@ -67,6 +70,24 @@ def test_unhealthy_sandbox_machines_are_skipped_not_failed(cli: CliRunner) -> No
     assert result.returncode == 1
     states = {m["machine"]: m["state"] for m in json.loads(result.stdout)["machines"]}
     assert states == {"web-05": "Skipped", "db-02": "Skipped"}
+
+
+def test_machines_that_block_run_command_are_skipped_with_the_command_that_lifts_it(
+        cli: CliRunner) -> None:
+    result = cli("run", "--target", "name:onprem-locked-01,onprem-monitor-01,stg-web-01",
+                 "--shell", "echo hi", "--powershell", "Write-Output hi", "-o", "lines")
+    assert result.returncode == 1  # a skipped machine is not a success
+    skips = sorted(line for line in result.stderr.splitlines() if "skipped: Blocked" in line)
+    assert len(skips) == 2, result.stderr
+    locked, monitor = skips
+    assert locked.startswith("fleetrun: onprem-locked-01: skipped: Blocked (blocked on the "
+                             "machine: microsoft.cplat.core/runcommandhandlerlinux is on the "
+                             "agent's extensions blocklist)")
+    assert locked.endswith('run on the machine: sudo azcmagent config set '
+                           'extensions.blocklist ""')
+    assert "monitor mode" in monitor
+    assert monitor.endswith("run on the machine: azcmagent config set config.mode full")
+    assert "stg-web-01" not in result.stderr  # the healthy machine ran
 
 
 def test_a_fleet_file_is_a_source(cli: CliRunner, tmp_path: Path) -> None:

@@ -534,7 +534,7 @@ async def test_resource_graph_pages_through_the_default_fleet(tmp_path: Path) ->
     assert pages == 5
     names = [row["name"] for row in rows]
     assert sorted(names) == sorted(in_resources)
-    assert len({row["id"] for row in rows}) == len(rows) == 21
+    assert len({row["id"] for row in rows}) == len(rows) == 23
     assert [row["id"] for row in rows] == sorted(row["id"] for row in rows)
     types = {row["type"] for row in rows}
     assert types == {"microsoft.compute/virtualmachines", "microsoft.hybridcompute/machines",

@@ -41,8 +41,8 @@ def _version(text: str) -> tuple[int, ...]:
 def test_the_default_fleet_has_the_documented_make_up() -> None:
     fleet = default_fleet()
     machines = fleet.machines
-    assert len(machines) == 20
-    assert Counter(m.os for m in machines) == {"linux": 16, "windows": 4}
+    assert len(machines) == 22
+    assert Counter(m.os for m in machines) == {"linux": 17, "windows": 5}
     # One small scale set of each orchestration mode, 2 Linux instances each.
     assert [(s.name, s.orchestration, s.capacity) for s in fleet.scale_sets] == [
         ("queue-ss", "Uniform", 2), ("api-flex", "Flexible", 2)]
@@ -64,9 +64,15 @@ def test_the_default_fleet_has_the_documented_make_up() -> None:
     assert [m.name for m in arcs if m.status == "disconnected"] == ["onprem-batch-02"]
     old = [m.name for m in arcs if _version(m.agent_version) < (1, 33)]
     assert old == ["onprem-legacy-01"]
+    # Run Command blocked on the machine: one by its blocklist, one by monitor mode.
+    assert [(m.name, m.os) for m in arcs if m.extensions_blocklist] == [
+        ("onprem-locked-01", "linux")]
+    assert [(m.name, m.os) for m in arcs if m.config_mode == "monitor"] == [
+        ("onprem-monitor-01", "windows")]
     # The troubled machines are distinct, so each problem can be shown on its own.
-    assert len({"web-05", "db-02", "onprem-batch-02", "onprem-legacy-01"}) == 4
-    assert len({m.name.lower() for m in machines}) == 20
+    assert len({"web-05", "db-02", "onprem-batch-02", "onprem-legacy-01", "onprem-locked-01",
+                "onprem-monitor-01"}) == 6
+    assert len({m.name.lower() for m in machines}) == 22
 
 
 def test_the_shipped_file_loads_through_load_fleet_too(tmp_path: Path) -> None:

@@ -8,12 +8,12 @@ from tests.tui.tmux_terminal import Terminal
 
 
 def test_a_run_on_the_sandbox_through_the_app(terminal: Terminal) -> None:
-    terminal.wait_for("20 machines")
+    terminal.wait_for("22 machines")
     terminal.keys("/")
     terminal.wait_for("filter: text")  # the filter box has the keyboard now
     terminal.keys("name:web-01,web-02", literal=True)
     terminal.keys("Enter")
-    terminal.wait_for("2 shown")
+    terminal.wait_for("· 2 shown")  # not "22 shown": the whole fleet
     terminal.keys("a")
     terminal.wait_for("2 marked")
     terminal.keys("c")

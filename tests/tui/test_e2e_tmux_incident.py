@@ -34,7 +34,7 @@ RUN_ID = r"[0-9a-f]{8,}"
 
 
 def compose_saved_on_a_mixed_selection(term: Terminal) -> None:
-    term.wait_for("20 machines", "Ready")
+    term.wait_for("22 machines", "Ready")
     term.keys("/")
     term.wait_for("filter: text")  # the filter box has the keyboard now
     term.keys(f"name:{MACHINES}", literal=True)
@@ -88,7 +88,7 @@ def test_a_group_of_a_saved_commands_run_rerun_and_found_in_history(
     term.keys("Escape")
     term.wait_for(f"sandbox · run {first}", "✓ Succeeded 3")
     term.keys("Escape")
-    term.wait_for("20 machines · ")
+    term.wait_for("22 machines · ")
     term.keys("H")
     term.wait_for("fleetrun — history", "2 run(s)")
 
@@ -115,12 +115,12 @@ def test_at_80x24_the_fleet_and_compose_footers_keep_their_keys_whole(
     term = start_app(80, 24)
     # The footer is fitted to the width after its first layout: wait for its keys.
     fleet_keys = ("/ Filter", "space Mark", "c Compose", "? Keys", "^p Palette")
-    shown = term.wait_for("20 machines", *fleet_keys)
+    shown = term.wait_for("22 machines", *fleet_keys)
     assert all(key in line_with(shown, "^p Palette") for key in fleet_keys), shown
     term.keys("a")
-    term.wait_for("20 marked")
+    term.wait_for("22 marked")
     term.keys("c")
     compose_keys = ("^⏎ Run", "esc Cancel", "^s Save", "^p Palette")
-    shown = term.wait_for("compose for 20 machines (16 linux, 4 windows)", *compose_keys)
+    shown = term.wait_for("compose for 22 machines (17 linux, 5 windows)", *compose_keys)
     assert all(key in line_with(shown, "^p Palette") for key in compose_keys), shown
     term.keys("C-q")

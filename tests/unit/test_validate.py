@@ -470,6 +470,7 @@ def test_split_runnable_keeps_ready_and_unknown_and_skips_the_rest() -> None:
         "NotReady",
         "Disconnected",
         "AgentTooOld",
+        "Blocked",
         "Deallocated",
         "Unreachable",
     ]

@@ -49,6 +49,7 @@ def machine_json(machine: Machine) -> dict[str, Any]:
             "status": machine.health.status.value,
             "detail": machine.health.detail,
             "agent_version": machine.health.agent_version,
+            "remedy": list(machine.health.remedy),
         },
     }
 

@@ -247,6 +247,8 @@ def machines_table(machines: Iterable[Machine]) -> None:
         health = Text(m.health.status.value, style=style)
         if m.health.detail:
             health.append(f" {m.health.detail}", style="dim")
+        if m.health.remedy:
+            health.append(f"; to lift it: {m.health.remedy_line}", style="dim")
         tags = " ".join(f"{k}={v}" if v else k for k, v in sorted(m.tags.items()))
         table.add_row(
             Text(inert(m.name)), m.kind.value, m.os.value, health, m.health.agent_version or "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
@@ -25,6 +26,8 @@ def details_table(machine: Machine) -> Table:
         ("os", machine.os.value),
         ("health", health_text(health.status)),
         ("detail", health.detail),
+        # The exact commands, one a line, to copy into a shell on the machine.
+        ("to lift it", Text("\n".join(health.remedy))),
         ("agent", health.agent_version or ""),
         ("checked", health.checked_at.isoformat(timespec="seconds") if health.checked_at
          else "not yet"),
