@@ -49,7 +49,7 @@ class MachineDetails(ModalScreen[None]):
     DEFAULT_CSS = """
     MachineDetails { align: center middle; }
     MachineDetails > Vertical {
-        width: 90; height: auto; max-height: 80%;
+        width: 90; max-width: 100%; height: auto; max-height: 90%;
         border: thick $primary; background: $surface; padding: 1 2;
     }
     """
