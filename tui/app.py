@@ -93,8 +93,8 @@ class FleetrunApp(App[None]):
         self.saved_commands = SavedCommands(self.notify)
         """The saved-command library (palette, ``:run``, the composer's ctrl+s)."""
         self.last_session: RunSession | None = None
-        self._idle_collector = idle_collector.IdleCollector()
         """The run started last in this session (``:rerun failed`` off the run screen)."""
+        self._idle_collector = idle_collector.IdleCollector()
 
     def compose(self) -> ComposeResult:
         yield Header()

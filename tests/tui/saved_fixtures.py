@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,11 +94,17 @@ def sandbox_app(tmp_path: Path, monkeypatch: object, files: dict[str, str]) -> F
     return FleetrunApp([f"sandbox:{path}"])
 
 
-async def until(pilot: Pilot[None], condition: Callable[[], bool], what: str) -> None:
-    for _ in range(300):
+async def until(pilot: Pilot[None], condition: Callable[[], bool], what: str,
+                within: float = 30.0) -> None:
+    # A deadline in wall time, not a count of pauses: at load 9 a check before a run took
+    # longer than 300 pauses of 20 ms.
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
         if condition():
             return
         await pilot.pause(0.02)
+    if condition():
+        return
     raise AssertionError(f"timed out waiting for: {what}; on {pilot.app.screen!r}")
 
 
