@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.model import TAIL_BYTES, MachineId, MachineRun, RunState, Stream
-from core.output_noise import machine_names, normalize_noise
 from core.output_writer import OutputWriter
 from core.redaction import Mark
 
@@ -268,6 +267,8 @@ class OutputStore:
         """
         if self.pending_digests():
             self.complete_digests()
+        if noise:  # here: only grouping modulo noise pays for its regular expressions
+            from core.output_noise import machine_names
         buckets: dict[tuple[int | None, bytes, bytes], list[MachineId]] = {}
         for mr in machine_runs:
             if mr.state in (RunState.PENDING, RunState.SKIPPED, RunState.NOT_STARTED):
@@ -311,6 +312,8 @@ class OutputStore:
                 data = handle.read(NOISE_BYTES + 1)
         except FileNotFoundError:
             data = b""
+        from core.output_noise import normalize_noise
+
         text = normalize_noise(data.decode("utf-8", errors="replace"), names)
         digest = hashlib.sha256(text.encode()).digest()
         # The writer may not have written the last bytes yet: not kept until it has.

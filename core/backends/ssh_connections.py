@@ -36,7 +36,6 @@ from core.backends.ssh_hostkeys import (
     host_key_algorithms,
 )
 from core.backends.ssh_jump import Bastions, HostConfig, JumpError, host_config
-from core.backends.ssh_key_scan import NO_TRUSTED_KEYS, KeyCollector, PresentedKey, scan_host
 from core.backends.ssh_proxy_command import ProxyCommandTunnel
 from core.errors import FleetrunError
 from core.model import (
@@ -46,7 +45,8 @@ from core.model import (
 )
 
 if TYPE_CHECKING:
-    # Only a fleet that copies output to blobs loads their client (and httpx): see _run.
+    # Scanning keys is no part of a run: a run's start loads neither module (about 4 ms).
+    from core.backends.ssh_key_scan import PresentedKey
     from core.host_key_scan import HostScan
 
 log = logging.getLogger(__name__)
@@ -190,9 +190,13 @@ class SshConnections:
     async def scan_host_keys(self, machine: Machine) -> HostScan:
         """The keys the machine's host presents, judged against its known_hosts files; no
         login (:mod:`core.backends.ssh_key_scan`). Nothing is written anywhere."""
+        from core.backends.ssh_key_scan import scan_host
+
         return await scan_host(self._presented_key, machine)
 
     async def _presented_key(self, machine: Machine, algorithms: Sequence[str]) -> PresentedKey:
+        from core.backends.ssh_key_scan import NO_TRUSTED_KEYS, KeyCollector
+
         endpoint, where, config, tunnel = await self._route(machine)
         checking = self._checking_client(config)
         collector = KeyCollector(self.host_keys, checking.files, checking.mode, checking.name)
