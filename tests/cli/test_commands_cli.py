@@ -218,6 +218,18 @@ def test_a_dangerous_command_needs_yes_without_a_terminal(
     assert len(json.loads(done.stdout)["machines"]) == 3
 
 
+def test_a_dangerous_commands_confirmation_says_why_machines_will_be_skipped(
+        cli: CliRunner, home: Home) -> None:
+    save(home, "wipe.toml", WIPE)
+    refused = cli("run", "--fleet", "sandbox", "--target", "kind:arc os:linux",
+                  "--command", "wipe")
+    assert refused.returncode == 2
+    # The sandbox's Linux Arc servers: three Ready, three kept off, each for its own reason.
+    assert ("would run on 3 machine(s) (3 linux); 3 more will be skipped (1 AgentTooOld, "
+            "1 Blocked, 1 Disconnected)") in refused.stderr
+    assert cli("history", "-o", "json").stdout.strip() == "[]", "nothing ran"
+
+
 def run_on_a_terminal(home: Home, args: list[str], typed: str) -> subprocess.CompletedProcess[str]:
     """Run fleetrun with a pseudo-terminal as stdin, typing ``typed`` into it."""
     controller, terminal = pty.openpty()

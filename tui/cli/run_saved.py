@@ -93,13 +93,19 @@ async def confirm_dangerous(saved: SavedCommand, pairs: list[tuple[Machine, Comm
     count = len(runnable)
     if count == 0:
         return  # every machine will be skipped: nothing changes anywhere
-    skipped = len(pairs) - count
     by_os: dict[str, int] = {}
     for machine in runnable:
         by_os[machine.os.value] = by_os.get(machine.os.value, 0) + 1
     spread = ", ".join(f"{n} {os_name}" for os_name, n in sorted(by_os.items()))
+    by_health: dict[str, int] = {}
+    for machine, _ in pairs:
+        if not machine.health.runnable:
+            status = machine.health.status.value
+            by_health[status] = by_health.get(status, 0) + 1
+    why = ", ".join(f"{n} {status}" for status, n in sorted(by_health.items()))
+    skipped = len(pairs) - count
     where = f"{count} machine(s) ({spread})" + (
-        f"; {skipped} more are not ready and will be skipped" if skipped else "")
+        f"; {skipped} more will be skipped ({why})" if skipped else "")
     if yes:
         print(f"--yes: running dangerous command {saved.name} on {where}", file=sys.stderr)
         return
