@@ -234,7 +234,7 @@ def summary_line(verdicts: Sequence[MachineVerdict]) -> str:
         "" if len(verdicts) == 1 else "s")
     needs = Counter((v.missing, v.role) for v in verdicts if v.missing)
     parts = [f"{count} need{'s' if count == 1 else ''} `{action}` ({role})"
-             for (action, role), count in sorted(needs.items(), key=lambda kv: -kv[1])]
+             for (action, role), count in sorted(needs.items(), key=lambda kv: (-kv[1], kv[0]))]
     unknown = sum(1 for v in verdicts if v.access is Access.UNKNOWN)
     if unknown:
         parts.append(f"{unknown} not checked")

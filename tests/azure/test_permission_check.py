@@ -114,9 +114,10 @@ async def test_a_reader_sees_the_fleet_not_permitted_and_a_run_sends_nothing(
 async def test_an_administrator_of_one_resource_group_runs_there_only(tmp_path: Path) -> None:
     async with azure_bed(_fleet(), tmp_path, caller="ops-admin") as bed:
         checked = await _backends(bed).refresh_health(_machines(), before_run=True)
+        # Most needed first; as many: by action name.
         assert permission_line(checked) == (
-            f"you can run on 1 of 3 machines; 1 needs `{ARC_RUN}` ({ARC_ROLE}); "
-            f"1 needs `{VM_MANAGED_RUN}` ({VM_ROLE})")
+            f"you can run on 1 of 3 machines; 1 needs `{VM_MANAGED_RUN}` ({VM_ROLE}); "
+            f"1 needs `{ARC_RUN}` ({ARC_ROLE})")
         _, run = await _run(bed, checked, tmp_path)
         found = _by_name(run)
         assert found["arc2"].state is RunState.SUCCEEDED, found["arc2"].error
