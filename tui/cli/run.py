@@ -9,7 +9,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from core import config
-from core.azure.permissions import NothingPermitted, permission_line
 from core.fanout import FanoutOptions
 from core.fleet import Fleet
 from core.fleet.spec_text import join_fleet_specs
@@ -339,9 +338,11 @@ def refuse_unless_permitted(machines: list[Machine]) -> None:
         NothingPermitted: It may run on none of them: refused before anything is sent or
             recorded (exit 2, like any refusal of the world's).
     """
-    line = permission_line(machines)
-    if line is None:
-        return
+    if not any(m.health.status is HealthStatus.NOT_PERMITTED for m in machines):
+        return  # before the import: an SSH run loads nothing of Azure's
+    from core.azure.permissions import NothingPermitted, permission_line
+
+    line = permission_line(machines) or ""
     if all(m.health.status is HealthStatus.NOT_PERMITTED for m in machines):
         raise NothingPermitted(f"{line}; nothing was run")
     print(line, file=sys.stderr)
