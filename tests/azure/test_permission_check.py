@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from core.azure.arm import ArmClient, ArmError
+from core.azure.permission_check import PermissionCheck, permitted_health
 from core.azure.permissions import (
     ARC_ROLE,
     ARC_RUN,
     VM_MANAGED_RUN,
     VM_ROLE,
+    Access,
+    MachineVerdict,
     permission_line,
 )
 from core.backends.compute import ACTION_ONLY_REASON
@@ -28,6 +32,7 @@ from core.journal_store import Journal
 from core.model import (
     Command,
     CommandId,
+    Health,
     HealthStatus,
     Machine,
     MachineKind,
@@ -178,3 +183,37 @@ async def test_permissions_are_read_once_per_resource_group_per_session(
         assert sorted(reads) == sorted(
             f"GET {SUB_SCOPE}/resourcegroups/{group}/providers/Microsoft.Authorization/"
             "permissions" for group in ("rg", OPS_RG))
+
+
+def test_an_unhealthy_machine_keeps_its_state_and_says_the_permission_is_missing() -> None:
+    vm = machine_of("vm1")
+    denied = MachineVerdict(vm.id, Access.READ_ONLY, missing=VM_MANAGED_RUN, role=VM_ROLE)
+    gone = Health(HealthStatus.NOT_READY, "VM agent Not Ready")
+    assert permitted_health(gone, denied) == Health(
+        HealthStatus.NOT_READY,
+        f"VM agent Not Ready; also not permitted: needs {VM_MANAGED_RUN} ({VM_ROLE})")
+    ready = Health(HealthStatus.READY, "", "2.9")
+    assert permitted_health(ready, denied).status is HealthStatus.NOT_PERMITTED
+    assert permitted_health(ready, MachineVerdict(vm.id, Access.UNKNOWN)) == ready
+
+
+class _RefusingArm:
+    """An ARM client whose permissions read is refused, as for a caller who may not read it."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def get(self, path: str, params: object = None, priority: object = None) -> object:
+        self.reads += 1
+        raise ArmError(403, "AuthorizationFailed", "does not have authorization to perform "
+                       "action 'Microsoft.Authorization/permissions/read'")
+
+
+async def test_a_refused_permissions_read_leaves_the_verdict_unknown_and_is_not_repeated(
+) -> None:
+    arm = _RefusingArm()
+    check = PermissionCheck(cast(ArmClient, arm))
+    for _ in range(2):
+        verdicts = await check.verdicts([machine_of("vm1"), machine_of("arc1", "arc")])
+        assert {v.access for v in verdicts.values()} == {Access.UNKNOWN}
+    assert arm.reads == 1
