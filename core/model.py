@@ -77,6 +77,9 @@ class HealthStatus(enum.StrEnum):
     AGENT_TOO_OLD = "AgentTooOld"
     BLOCKED = "Blocked"
     """The machine's own agent configuration refuses Run Command (core.azure.local_blocking)."""
+    NOT_PERMITTED = "NotPermitted"
+    """The caller's Azure role lets it read but not run, or not even read, on this machine
+    (from ARM's permissions answer: core.azure.permission_check)."""
     DEALLOCATED = "Deallocated"
     UNREACHABLE = "Unreachable"
     UNKNOWN = "Unknown"

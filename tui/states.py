@@ -77,6 +77,7 @@ HEALTH: dict[HealthStatus, Look] = {
     HealthStatus.UNREACHABLE: Look("↯", Tone.BAD),
     HealthStatus.AGENT_TOO_OLD: Look("⚠", Tone.WARN),
     HealthStatus.BLOCKED: Look("⊗", Tone.WARN),
+    HealthStatus.NOT_PERMITTED: Look("⊖", Tone.WARN),
     # ⏻ (power) would say it better but is missing from common terminal fonts.
     HealthStatus.DEALLOCATED: Look("■", Tone.QUIET),
     HealthStatus.UNKNOWN: Look("?", Tone.QUIET),

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from core.errors import FleetrunError
-from core.model import Machine, MachineKind
+from core.model import HealthStatus, Machine, MachineKind
 
 API_VERSION = "2022-04-01"
 
@@ -142,6 +142,13 @@ def machine_scopes(machine_id: str) -> tuple[str, ...]:
     return tuple(reversed(found))
 
 
+def resource_group_scope(machine_id: str) -> str:
+    """The scope whose permissions answer covers the machine: its resource group's id
+    (lowercase), or "" when the id names none."""
+    scopes = machine_scopes(machine_id)
+    return next((s for s in scopes if s.count("/") == 4), "")
+
+
 class Access(enum.StrEnum):
     """What the caller may do with run commands on one machine."""
 
@@ -227,12 +234,38 @@ def summary_line(verdicts: Sequence[MachineVerdict]) -> str:
         "" if len(verdicts) == 1 else "s")
     needs = Counter((v.missing, v.role) for v in verdicts if v.missing)
     parts = [f"{count} need{'s' if count == 1 else ''} `{action}` ({role})"
-             for (action, role), count in sorted(needs.items(), key=lambda kv: -kv[1])]
+             for (action, role), count in sorted(needs.items(), key=lambda kv: (-kv[1], kv[0]))]
     unknown = sum(1 for v in verdicts if v.access is Access.UNKNOWN)
     if unknown:
         parts.append(f"{unknown} not checked")
     return "; ".join([line, *parts])
 
+
+def permission_line(machines: Iterable[Machine]) -> str | None:
+    """The summary line over ``machines`` from their health (NotPermitted ones named by the
+    action they need), for the CLI before a run and compose; None when none is NotPermitted.
+    """
+    verdicts: list[MachineVerdict] = []
+    for machine in machines:
+        health = machine.health
+        if health.status is not HealthStatus.NOT_PERMITTED:
+            verdicts.append(MachineVerdict(machine.id, Access.RUN))
+            continue
+        found = _NEEDS.search(health.detail)
+        action, role = (found["action"], found["role"]) if found else ("", "")
+        verdicts.append(MachineVerdict(machine.id, Access.READ_ONLY, missing=action or "?",
+                                       role=role or role_for(action)))
+    if all(v.access is Access.RUN for v in verdicts):
+        return None
+    return summary_line(verdicts)
+
+
+class NothingPermitted(FleetrunError):
+    """No selected machine may be run on by the caller: the run is refused before it starts
+    (the message is :func:`permission_line`'s)."""
+
+
+_NEEDS = re.compile(r"needs (?P<action>\S+) \((?P<role>[^)]*)\)")
 
 _AUTHORIZATION_FAILED = re.compile(
     r"perform action '(?P<action>[^']+)' over scope '(?P<scope>[^']+)'", re.IGNORECASE)

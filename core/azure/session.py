@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.azure.arm import ArmClient
 from core.azure.blob import AppendBlobClient, blob_url
+from core.azure.permission_check import PermissionCheck
 from core.azure.run_commands import OutputTargets, run_command_name
 from core.model import Command, Machine, MachineKind, OsType, Stream
 
@@ -166,6 +167,11 @@ class AzureSession:
     pacing: Pacing = field(default_factory=Pacing)
     delete_finished: bool = True
     """Delete each machine's run command once its result is in (a VM holds at most 25)."""
+    permissions: PermissionCheck = field(init=False, repr=False)
+    """What the caller may do, read once per resource group for the session."""
+
+    def __post_init__(self) -> None:
+        self.permissions = PermissionCheck(self.arm)
 
     async def aclose(self) -> None:
         await self.arm.aclose()

@@ -34,7 +34,7 @@ from core.azure.action_commands import (
 from core.azure.arm import ArmError
 from core.azure.budget import Priority
 from core.azure.session import AzureSession
-from core.backends.managed import AGENT_UNAVAILABLE_CODES, StartWait
+from core.backends.managed import AGENT_UNAVAILABLE_CODES, StartWait, not_permitted
 from core.events import (
     Finished,
     MachineEvent,
@@ -230,6 +230,9 @@ def _busy(error: ArmError) -> bool:
 
 
 def _refused(machine: Machine, error: ArmError, reason: str) -> Finished:
+    refusal = not_permitted(machine, error, reason)
+    if refusal is not None:
+        return refusal
     return Finished(machine.id, RunState.FAILED,
                     error=_joined(reason, f"action run command not accepted: {error}"))
 

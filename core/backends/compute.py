@@ -9,15 +9,18 @@ from collections.abc import AsyncGenerator
 from core.azure.arm import ArmError
 from core.azure.builtin_catalog import BuiltinCatalog
 from core.azure.machine_health import agent_version_tuple
+from core.azure.permissions import VM_ACTION_RUN, VM_MANAGED_RUN, VM_ROLE
 from core.azure.session import AzureSession
 from core.backends.action import ActionRunCommands
 from core.backends.managed import ManagedRunCommands
 from core.events import Finished, MachineEvent
-from core.model import Command, Machine, OsType, RunApi, RunState
+from core.model import Command, HealthStatus, Machine, OsType, RunApi, RunState
 
 MANAGED_LINUX_AGENT = (2, 4, 0, 2)
 """Managed run commands need Linux guest agent 2.4.0.2 or later (azure-run-command.md 9)."""
 FORBIDDEN = 403
+ACTION_ONLY_REASON = (f"managed run commands not permitted (no {VM_MANAGED_RUN}): ran through "
+                      "the action API")
 
 
 def old_agent_reason(machine: Machine) -> str:
@@ -37,7 +40,8 @@ class ComputeBackend(ManagedRunCommands):
 
     Compute returns a run command's instance view only when asked with
     ``$expand=instanceView``. ``Command.api`` chooses the API: ``auto`` is managed, falling
-    back per machine to the action API when the managed PUT answers 403 or the VM's agent is
+    back per machine to the action API when the caller's permissions (read by the health
+    check) allow only the action, the managed PUT answers 403 anyway, or the VM's agent is
     too old for managed run commands (the machine's result says which); a built-in command
     id always runs through the action API.
     """
@@ -60,8 +64,17 @@ class ComputeBackend(ManagedRunCommands):
                            f"a {command.command_id.os.value.capitalize()} built-in command; "
                            f"this VM runs {machine.os.value.capitalize()}")
             return
+        # The permissions read of the health check (the session's, no I/O here) says
+        # whether the caller may create managed run commands or only use the action.
+        action_only = self.session.permissions.known(machine).granted_by == VM_ACTION_RUN
+        if command.api is RunApi.MANAGED and action_only and not command.builtin:
+            yield Finished(machine.id, RunState.SKIPPED, error=(
+                f"skipped: {HealthStatus.NOT_PERMITTED.value} (needs {VM_MANAGED_RUN} "
+                f"({VM_ROLE}) for --api managed; the caller may only use {VM_ACTION_RUN}: "
+                "--api auto or action runs it through the action API)"))
+            return
         if command.api is RunApi.AUTO and not command.builtin:
-            reason = old_agent_reason(machine)
+            reason = old_agent_reason(machine) or (ACTION_ONLY_REASON if action_only else "")
         if command.builtin or command.api is RunApi.ACTION or reason:
             events = self.action.run(machine, command, run_id=run_id, reason=reason)
         else:

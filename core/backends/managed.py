@@ -28,6 +28,8 @@ from core.azure.blob_tail import BlobTailer
 from core.azure.blob_urls import redact_sas
 from core.azure.budget import Priority
 from core.azure.machine_health import refine_health
+from core.azure.permission_check import permitted_health
+from core.azure.permissions import authorization_failure, role_for
 from core.azure.run_commands import (
     InstanceView,
     InvalidView,
@@ -66,6 +68,7 @@ log = logging.getLogger(__name__)
 AGENT_UNAVAILABLE_CODES = frozenset({"vmagentstatuscommunicationerror"})
 """Provisioning errors that mean the agent cannot take commands: skipped, not failed."""
 GONE = 404
+FORBIDDEN = 403
 
 
 @dataclass(slots=True)
@@ -117,10 +120,16 @@ class ManagedRunCommands:
 
     async def check_health(self, machines: Sequence[Machine]) -> dict[MachineId, Health]:
         """Per-machine agent checks for small selections; the inventory's word for large ones
-        (each check is an ARM read, and a large fan-out needs its reads for polling)."""
+        (each check is an ARM read, and a large fan-out needs its reads for polling). Either
+        way the caller's permissions (one read per resource group per session) make a
+        machine it may not run on NotPermitted."""
+        verdicts = await self.session.permissions.verdicts(machines)
         if len(machines) > self.session.pacing.health_check_limit:
-            return {m.id: m.health for m in machines}
-        return await refine_health(self.session.arm, machines)
+            health = {m.id: m.health for m in machines}
+        else:
+            health = await refine_health(self.session.arm, machines)
+        return {mid: permitted_health(h, verdicts[mid]) if mid in verdicts else h
+                for mid, h in health.items()}
 
     # -- run ------------------------------------------------------------------------------
 
@@ -182,7 +191,12 @@ class ManagedRunCommands:
         self, machine: Machine, command: Command, run_id: str, error: ArmError
     ) -> AsyncGenerator[MachineEvent, None]:
         """The PUT was refused. A provider with another way to run the command (Compute's
-        action API) overrides this."""
+        action API) overrides this. A 403 AuthorizationFailed (a grant revoked after the
+        check, or no check made) is Skipped: nothing ran, and it spends no error budget."""
+        refusal = not_permitted(machine, error)
+        if refusal is not None:
+            yield refusal
+            return
         yield Finished(machine.id, RunState.FAILED, error=f"run command not created: {error}")
 
     async def attach(
@@ -554,6 +568,22 @@ class StartWait:
             if self.latest is not shown:
                 shown = self.latest
                 yield WaitChanged(machine_id, shown)
+
+
+def not_permitted(machine: Machine, error: ArmError, reason: str = "") -> Finished | None:
+    """A 403 ``AuthorizationFailed`` as the machine's Skipped result, "not permitted: needs
+    `ACTION` (ROLE) at SCOPE" (never a script failure); None for any other error."""
+    if error.status != FORBIDDEN or error.code.lower() != "authorizationfailed":
+        return None
+    named = authorization_failure(error.message)
+    if named is None:
+        return Finished(machine.id, RunState.SKIPPED, error=_joined(
+            reason, f"not permitted: {error.message}"))
+    action, scope = named
+    role = role_for(action)
+    return Finished(machine.id, RunState.SKIPPED, error=_joined(
+        reason, f"not permitted: needs `{action}`" + (f" ({role})" if role else "")
+        + f" at {scope}"))
 
 
 def _joined(*reasons: str) -> str:

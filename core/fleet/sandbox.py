@@ -50,9 +50,14 @@ def sandbox_source(spec: str) -> FleetSource:
         raise FleetError(f"fleet {spec!r}: {exc}") from None
     sandbox = BackgroundSandbox(fleet)
     base_url = sandbox.start()
-    # The sandbox's own token is opaque, but whose it is is known: its default principal.
-    arm = ArmClient(base_url, StaticToken(sandbox.token), budget=sandbox_budget(fleet),
-                    principal=DEFAULT_PRINCIPAL)
+    # The sandbox's own token is opaque, but whose it is is known: its default principal;
+    # or the fleet file's sandbox.caller, presenting that principal's token.
+    caller = next((p for p in fleet.principals if p.name.lower() == fleet.caller.lower()),
+                  None) if fleet.caller else None
+    token, principal = ((caller.token, caller.name) if caller is not None
+                        else (sandbox.token, DEFAULT_PRINCIPAL))
+    arm = ArmClient(base_url, StaticToken(token), budget=sandbox_budget(fleet),
+                    principal=principal)
     blob_http = pooled_client()
     session = AzureSession(
         arm=arm,

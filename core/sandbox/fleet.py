@@ -193,6 +193,9 @@ class FleetSpec:
     throttle: Throttle = field(default_factory=Throttle)
     principals: tuple[Principal, ...] = ()
     """Callers besides the sandbox's own token, each with its own ARM buckets."""
+    caller: str = ""
+    """``sandbox.caller``: the principal whose token ``--fleet sandbox:FILE`` presents
+    ("": the sandbox's own, Owner everywhere), to see the fleet as that caller would."""
     storage_accounts: tuple[StorageAccountSpec, ...] = ()
     """``[[storage_accounts]]``; the ``[storage]`` account joins them where absent
     (``core.sandbox.storage_arm.accounts_of``)."""
@@ -243,7 +246,7 @@ def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
                          "defaults", "machines", "storage_accounts", "scale_sets"})
     sandbox = read.table(data, "sandbox")
     read.only(sandbox, "sandbox.", {"flush_interval", "pickup_delay", "agent_timeout",
-                                "timeouts_report_as", "seed", "tenant"})
+                                "timeouts_report_as", "seed", "tenant", "caller"})
     storage = read.table(data, "storage")
     read.only(storage, "storage.", {"account", "key", "containers", "max_append_block"})
     defaults = read.table(data, "defaults")
@@ -318,6 +321,13 @@ def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
         raise FleetFileError("sandbox.seed: an integer")
     if "key" in storage:
         _check_account_key(read.text(storage, "key", "storage.", None))
+    principals = parse_principals(data.get("principals", []),
+                                  parse_custom_roles(data.get("roles", [])))
+    caller = read.text(sandbox, "caller", "sandbox.", "")
+    if caller and caller.lower() not in {p.name.lower() for p in principals}:
+        raise FleetFileError(f"sandbox.caller: {caller!r} is not a principal; allowed: "
+                             + (", ".join(repr(p.name) for p in principals)
+                                or "the name of a [[principals]] entry (there is none)"))
     return FleetSpec(
         machines=tuple(machines),
         flush_interval=read.duration(sandbox, "flush_interval", "sandbox.", 15.0, minimum=0.05),
@@ -333,8 +343,8 @@ def parse_fleet(data: Mapping[str, Any]) -> FleetSpec:
         max_append_block=read.size(storage, "max_append_block", "storage.",
                                MAX_APPEND_BLOCK_CEILING),
         throttle=parse_throttle(read.table(data, "throttle")),
-        principals=parse_principals(data.get("principals", []),
-                                    parse_custom_roles(data.get("roles", []))),
+        principals=principals,
+        caller=caller,
         storage_accounts=parse_storage_accounts(
             data.get("storage_accounts", []), own_account=account,
             where_first=(machines[0].subscription, machines[0].resource_group,

@@ -43,7 +43,7 @@ def fleet_of(*machines: Mapping[str, Any], **tables: Any) -> FleetSpec:
     ``storage_accounts`` lists) or ``[sandbox]`` keys.
     """
     own = {key: tables.pop(key) for key in ("faults", "throttle", "scale_sets",
-                                            "storage_accounts")
+                                            "storage_accounts", "principals", "roles")
            if key in tables}
     sandbox = {"flush_interval": 0.1, "pickup_delay": 0, "agent_timeout": 1, **tables}
     defaults = {"subscription": SUB, "resource_group": RG, "location": "westeurope"}
@@ -99,11 +99,24 @@ async def azure_bed(
     retry: RetryPolicy | None = None,
     output: bool = True,
     delete_finished: bool = True,
+    caller: str = "",
+    arm_log: list[str] | None = None,
 ) -> AsyncIterator[AzureBed]:
-    """A served sandbox for ``fleet`` and an AzureSession pointed at it."""
+    """A served sandbox for ``fleet`` and an AzureSession pointed at it.
+
+    ``caller``: the fleet principal whose token the session presents (default the
+    sandbox's own, Owner everywhere). ``arm_log``: each ARM request the session sends is
+    appended to it as ``METHOD path`` (what a test counts).
+    """
     service = SandboxService(fleet, root=root)
     server = SandboxServer(service)
     http = httpx.AsyncClient(timeout=10)
+    arm_http: httpx.AsyncClient | None = None
+    if arm_log is not None:
+        async def logged(request: httpx.Request) -> None:
+            arm_log.append(f"{request.method} {request.url.path}")
+
+        arm_http = httpx.AsyncClient(timeout=10, event_hooks={"request": [logged]})
     session: AzureSession | None = None
     try:
         base = await server.start()
@@ -111,7 +124,8 @@ async def azure_bed(
         expiry = datetime.now(UTC) + timedelta(hours=1)
         sas = sign_container_sas(fleet.account, fleet.account_key, container, "racwl", expiry)
         session = AzureSession(
-            arm=ArmClient(base, StaticToken(server.token), budget=budget, retry=retry),
+            arm=ArmClient(base, StaticToken(_token_of(fleet, caller) or server.token),
+                          budget=budget, retry=retry, http=arm_http),
             blobs=AppendBlobClient(http) if output else None,
             output=OutputContainer(f"{base}/{fleet.account}/{container}?{sas}")
             if output else None,
@@ -123,5 +137,14 @@ async def azure_bed(
         if session is not None:
             await session.aclose()
         await http.aclose()
+        if arm_http is not None:
+            await arm_http.aclose()
         await server.stop()
         await service.aclose()
+
+
+def _token_of(fleet: FleetSpec, caller: str) -> str:
+    """The token of the fleet's principal named ``caller`` ("" for none)."""
+    if not caller:
+        return ""
+    return next(p.token for p in fleet.principals if p.name.lower() == caller.lower())

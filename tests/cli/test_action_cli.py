@@ -70,11 +70,14 @@ def test_auto_falls_back_to_the_action_api_on_a_403_saying_so(
     assert "no exit code" in str(denied["error"]) and denied["exit_code"] is None
 
 
-def test_api_managed_fails_where_managed_is_refused(cli: CliRunner, tmp_path: Path) -> None:
+def test_api_managed_skips_where_managed_is_refused(cli: CliRunner, tmp_path: Path) -> None:
     result = cli("run", "--fleet", fleet(tmp_path), "--target", "name:denied-vm", "--api",
                  "managed", "--shell", "echo hi", "-o", "json")
     assert result.returncode == 1
-    assert "403 AuthorizationFailed" in str(machines(result.stdout)["denied-vm"]["error"])
+    denied = machines(result.stdout)["denied-vm"]
+    assert denied["state"] == "Skipped"
+    assert "not permitted: needs `Microsoft.Compute/virtualMachines/runCommands/write`" in str(
+        denied["error"])
 
 
 def test_api_action_runs_vms_and_skips_arc(cli: CliRunner, tmp_path: Path) -> None:

@@ -293,7 +293,7 @@ def test_every_field_is_listed_in_the_unknown_field_error() -> None:
         (
             "health:sick",
             "health:'sick' is not a health status; allowed: ready, notready, disconnected, "
-            "agenttooold, blocked, deallocated, unreachable, unknown, ok, bad",
+            "agenttooold, blocked, notpermitted, deallocated, unreachable, unknown, ok, bad",
         ),
     ],
 )

@@ -471,6 +471,7 @@ def test_split_runnable_keeps_ready_and_unknown_and_skips_the_rest() -> None:
         "Disconnected",
         "AgentTooOld",
         "Blocked",
+        "NotPermitted",
         "Deallocated",
         "Unreachable",
     ]

@@ -13,7 +13,16 @@ from core.fanout import FanoutOptions
 from core.fleet import Fleet
 from core.fleet.spec_text import join_fleet_specs
 from core.journal_store import Journal
-from core.model import Command, CommandId, Machine, Run, RunApi, RunState, utc_now
+from core.model import (
+    Command,
+    CommandId,
+    HealthStatus,
+    Machine,
+    Run,
+    RunApi,
+    RunState,
+    utc_now,
+)
 from core.output_dir import OutputDir, prepare_output_dir
 from core.output_hint import setup_output_hint
 from core.runner import RunSession, check_run
@@ -309,6 +318,7 @@ async def _plan(
                                                   before_run=True)}
     report_host_keys(fleet)
     pairs = [(checked[m.id], c) for m, c in pairs]
+    refuse_unless_permitted([m for m, _ in pairs])
     if saved is not None and saved.dangerous:
         await confirm_dangerous(saved, pairs, yes=args.yes)
     return RunSession.plan(
@@ -319,6 +329,23 @@ async def _plan(
         options=options,
         journal=Journal(config.journal_path()),
     )
+
+
+def refuse_unless_permitted(machines: list[Machine]) -> None:
+    """Say on stderr which machines the caller's Azure role does not let it run on.
+
+    Raises:
+        NothingPermitted: It may run on none of them: refused before anything is sent or
+            recorded (exit 2, like any refusal of the world's).
+    """
+    if not any(m.health.status is HealthStatus.NOT_PERMITTED for m in machines):
+        return  # before the import: an SSH run loads nothing of Azure's
+    from core.azure.permissions import NothingPermitted, permission_line
+
+    line = permission_line(machines) or ""
+    if all(m.health.status is HealthStatus.NOT_PERMITTED for m in machines):
+        raise NothingPermitted(f"{line}; nothing was run")
+    print(line, file=sys.stderr)
 
 
 def run_exit_code(run: Run) -> int:
