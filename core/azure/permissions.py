@@ -33,6 +33,10 @@ ARC_READ = "Microsoft.HybridCompute/machines/runCommands/read"
 VM_MANAGED_RUN = "Microsoft.Compute/virtualMachines/runCommands/write"
 VM_ACTION_RUN = "Microsoft.Compute/virtualMachines/runCommand/action"
 VM_READ = "Microsoft.Compute/virtualMachines/runCommands/read"
+_VMSS_VM = "Microsoft.Compute/virtualMachineScaleSets/virtualMachines"
+VMSS_MANAGED_RUN = f"{_VMSS_VM}/runCommands/write"
+VMSS_ACTION_RUN = f"{_VMSS_VM}/runCommand/action"
+VMSS_READ = f"{_VMSS_VM}/runCommands/read"
 
 ARC_ROLE = "Azure Connected Machine Resource Administrator"
 VM_ROLE = "Virtual Machine Contributor"
@@ -184,6 +188,20 @@ class MachineVerdict:
         return f"{self.access.value}: needs {self.missing} ({self.role})"
 
 
+def run_actions(machine: Machine) -> tuple[tuple[str, ...], str, str]:
+    """The actions that let the caller run on an Azure machine (managed first, then the
+    action API's), the one that lets it read run commands, and the role that has them.
+
+    A Uniform scale set's instance is its own resource type
+    (``.../virtualMachineScaleSets/SET/virtualMachines/N``), checked by its own actions.
+    """
+    if machine.kind is MachineKind.ARC:
+        return (ARC_RUN,), ARC_READ, ARC_ROLE
+    if "/virtualmachinescalesets/" in machine.id.lower():
+        return (VMSS_MANAGED_RUN, VMSS_ACTION_RUN), VMSS_READ, VM_ROLE
+    return (VM_MANAGED_RUN, VM_ACTION_RUN), VM_READ, VM_ROLE
+
+
 def machine_verdict(machine: Machine, permissions: Permissions | None) -> MachineVerdict:
     """Whether the caller may run on ``machine`` given the answer for its scope.
 
@@ -194,11 +212,7 @@ def machine_verdict(machine: Machine, permissions: Permissions | None) -> Machin
         return MachineVerdict(machine.id, Access.RUN)
     if permissions is None:
         return MachineVerdict(machine.id, Access.UNKNOWN)
-    runs: tuple[str, ...]
-    if machine.kind is MachineKind.ARC:
-        runs, read, role = (ARC_RUN,), ARC_READ, ARC_ROLE
-    else:
-        runs, read, role = (VM_MANAGED_RUN, VM_ACTION_RUN), VM_READ, VM_ROLE
+    runs, read, role = run_actions(machine)
     for action in runs:
         if permissions.allows(action):
             return MachineVerdict(machine.id, Access.RUN, granted_by=action)

@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator
 from core.azure.arm import ArmError
 from core.azure.builtin_catalog import BuiltinCatalog
 from core.azure.machine_health import agent_version_tuple
-from core.azure.permissions import VM_ACTION_RUN, VM_MANAGED_RUN, VM_ROLE
+from core.azure.permissions import run_actions
 from core.azure.session import AzureSession
 from core.backends.action import ActionRunCommands
 from core.backends.managed import ManagedRunCommands
@@ -19,8 +19,9 @@ from core.model import Command, HealthStatus, Machine, OsType, RunApi, RunState
 MANAGED_LINUX_AGENT = (2, 4, 0, 2)
 """Managed run commands need Linux guest agent 2.4.0.2 or later (azure-run-command.md 9)."""
 FORBIDDEN = 403
-ACTION_ONLY_REASON = (f"managed run commands not permitted (no {VM_MANAGED_RUN}): ran through "
-                      "the action API")
+def action_only_reason(managed_action: str) -> str:
+    """A machine's result when the caller may use the action API but not managed ones."""
+    return f"managed run commands not permitted (no {managed_action}): ran through the action API"
 
 
 def old_agent_reason(machine: Machine) -> str:
@@ -66,15 +67,17 @@ class ComputeBackend(ManagedRunCommands):
             return
         # The permissions read of the health check (the session's, no I/O here) says
         # whether the caller may create managed run commands or only use the action.
-        action_only = self.session.permissions.known(machine).granted_by == VM_ACTION_RUN
+        (managed, action), _, role = run_actions(machine)
+        action_only = self.session.permissions.known(machine).granted_by == action
         if command.api is RunApi.MANAGED and action_only and not command.builtin:
             yield Finished(machine.id, RunState.SKIPPED, error=(
-                f"skipped: {HealthStatus.NOT_PERMITTED.value} (needs {VM_MANAGED_RUN} "
-                f"({VM_ROLE}) for --api managed; the caller may only use {VM_ACTION_RUN}: "
+                f"skipped: {HealthStatus.NOT_PERMITTED.value} (needs {managed} "
+                f"({role}) for --api managed; the caller may only use {action}: "
                 "--api auto or action runs it through the action API)"))
             return
         if command.api is RunApi.AUTO and not command.builtin:
-            reason = old_agent_reason(machine) or (ACTION_ONLY_REASON if action_only else "")
+            reason = old_agent_reason(machine) or (
+                action_only_reason(managed) if action_only else "")
         if command.builtin or command.api is RunApi.ACTION or reason:
             events = self.action.run(machine, command, run_id=run_id, reason=reason)
         else:

@@ -25,7 +25,7 @@ from core.azure.permissions import (
     MachineVerdict,
     permission_line,
 )
-from core.backends.compute import ACTION_ONLY_REASON
+from core.backends.compute import action_only_reason
 from core.fanout import FanoutOptions
 from core.fleet.routing import Backends
 from core.journal_store import Journal
@@ -140,7 +140,7 @@ async def test_only_the_vm_action_goes_straight_to_the_action_api_under_auto(
         _, run = await _run(bed, [vm], tmp_path)
         result = _by_name(run)["vm1"]
         assert result.state is RunState.SUCCEEDED, result.error
-        assert ACTION_ONLY_REASON in str(result.error)
+        assert action_only_reason(VM_MANAGED_RUN) in str(result.error)
         assert _sent(log, "PUT") == []
         assert len(_sent(log, "POST", "/runCommand")) == 1
 

@@ -22,6 +22,8 @@ from core.azure.permissions import (
     VM_MANAGED_RUN,
     VM_READ,
     VM_ROLE,
+    VMSS_ACTION_RUN,
+    VMSS_MANAGED_RUN,
     Access,
     BadPermissionsAnswer,
     Permissions,
@@ -144,6 +146,21 @@ def test_a_vm_with_only_the_action_permission_runs_by_the_action() -> None:
     only_action = answer({"actions": [VM_ACTION_RUN, "*/read"]})
     verdict = machine_verdict(vm("db-1"), only_action)
     assert (verdict.access, verdict.granted_by) == (Access.RUN, VM_ACTION_RUN)
+
+
+def test_a_scale_set_instance_is_judged_by_the_scale_sets_own_actions() -> None:
+    instance = Machine(f"{SUB}/resourceGroups/rg-a/providers/Microsoft.Compute/"
+                       "virtualMachineScaleSets/queue-ss/virtualMachines/0", "queue-ss/0",
+                       MachineKind.VM, OsType.LINUX)
+    vms_only = answer({"actions": ["Microsoft.Compute/virtualMachines/*", "*/read"]})
+    assert machine_verdict(vm("db-1"), vms_only).access is Access.RUN
+    verdict = machine_verdict(instance, vms_only)
+    assert (verdict.access, verdict.missing) == (Access.READ_ONLY, VMSS_MANAGED_RUN)
+    action_only = answer({"actions": [VMSS_ACTION_RUN]})
+    assert machine_verdict(instance, action_only).granted_by == VMSS_ACTION_RUN
+    # Virtual Machine Contributor holds virtualMachineScaleSets/*: it runs there too.
+    contributor = machine_verdict(instance, answer(VIRTUAL_MACHINE_CONTRIBUTOR))
+    assert (contributor.access, contributor.granted_by) == (Access.RUN, VMSS_MANAGED_RUN)
 
 
 @pytest.mark.parametrize(("pattern", "action", "matches"), [
