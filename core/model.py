@@ -296,12 +296,25 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+_issued_run_ids: set[str] = set()
+"""Every id this process handed out: a run's id names its run commands on every machine."""
+
+
 def new_run_id() -> str:
     """A short, time-sortable id: 8 hex digits of Unix seconds and 6 random ones.
 
-    Short enough that ``fleetrun-<id>`` fits Arc's 36-character run command names.
+    Short enough that ``fleetrun-<id>`` fits Arc's 36-character run command names. Never
+    the same twice in one process, however many runs start in one second: a run command
+    PUT under a name still running stops that run ("Update ... stops the previous run
+    command"), so a rerun must never reuse its parent's name. Two fleetrun processes
+    starting a run in the same second share a name once in 16.7 million pairs (24 random
+    bits).
     """
-    return f"{int(time.time()):08x}{secrets.token_hex(3)}"
+    while True:
+        run_id = f"{int(time.time()):08x}{secrets.token_hex(3)}"
+        if run_id not in _issued_run_ids:
+            _issued_run_ids.add(run_id)
+            return run_id
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Sequence
 
+from core.azure.agent_upgrade import upgrade_commands
 from core.azure.arm import ArmClient, ArmError
 from core.azure.budget import Priority
 from core.azure.local_blocking import local_blocks
@@ -58,7 +59,8 @@ def arc_health(status: str, agent_version: str, error: str = "", *,
     """An Arc server's health from its ``status``, ``agentVersion``, first error and
     ``agentConfiguration`` (which can block Run Command on the machine: Blocked, with the
     ``azcmagent`` commands that lift it; ``os_type`` picks the handler and the commands'
-    form, and without it the configuration is not judged)."""
+    form, and without it the configuration is not judged). An agent too old for run
+    commands gets the commands that upgrade it (:mod:`core.azure.agent_upgrade`)."""
     now = utc_now()
     version = agent_version or None
     gone = _ARC_GONE.get(status.lower())
@@ -76,7 +78,7 @@ def arc_health(status: str, agent_version: str, error: str = "", *,
         floor = ".".join(map(str, MIN_ARC_AGENT))
         return Health(HealthStatus.AGENT_TOO_OLD,
                       f"agent {agent_version} is older than {floor} (no run commands)",
-                      version, now)
+                      version, now, upgrade_commands(os_type))
     blocks = local_blocks(agent_configuration, os_type) if os_type is not None else []
     if blocks:
         detail = "blocked on the machine: " + "; ".join(block.reason for block in blocks)

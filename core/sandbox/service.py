@@ -193,6 +193,13 @@ class SandboxService:
                            "https://aka.ms/RunCommandManaged to list and delete run commands.")
         seq = 1
         if existing is not None:
+            # "Update ... stops the previous run command" (Arc how-to, 02/07/2024 revision);
+            # Compute's PATCH comes here too, merged into a PUT body. The docs do not say
+            # what the stopped run's instanceView ends as. The handler (run-command-handlers
+            # .md 4, "Update") kills the previous seq's process group and then reports only
+            # the new seq: the resource has one instanceView, and it becomes the new run's.
+            # So the stopped run reports nothing more (stop() silences it), and its blobs are
+            # recreated by the new run before its script starts ("overwritten" each run).
             await existing.execution.stop()
             seq = existing.seq + 1
             for operation in self.operations.values():

@@ -49,6 +49,8 @@ def test_machines_default_to_the_sandbox_fleet_with_its_health(cli: CliRunner) -
     assert health["onprem-locked-01"] == health["onprem-monitor-01"] == "Blocked"
     assert machines["onprem-monitor-01"]["health"]["remedy"] == [
         "azcmagent config set config.mode full"]
+    [upgrade] = machines["onprem-legacy-01"]["health"]["remedy"]
+    assert "sudo apt upgrade azcmagent" in upgrade and "sudo yum update azcmagent" in upgrade
 
 
 def test_run_on_the_sandbox_runs_each_machine_as_itself(cli: CliRunner) -> None:
@@ -88,6 +90,17 @@ def test_machines_that_block_run_command_are_skipped_with_the_command_that_lifts
     assert "monitor mode" in monitor
     assert monitor.endswith("run on the machine: azcmagent config set config.mode full")
     assert "stg-web-01" not in result.stderr  # the healthy machine ran
+
+
+def test_an_agent_too_old_is_skipped_with_the_upgrade_that_lifts_it(cli: CliRunner) -> None:
+    result = cli("run", "--target", "name:onprem-legacy-01", "--shell", "echo hi",
+                 "-o", "lines")
+    assert result.returncode == 1
+    [skip] = [line for line in result.stderr.splitlines() if "skipped: AgentTooOld" in line]
+    assert skip.startswith("fleetrun: onprem-legacy-01: skipped: AgentTooOld (agent "
+                           "1.29.02286.0 is older than 1.33 (no run commands)); to lift it, "
+                           "run on the machine: if command -v apt")
+    assert skip.endswith("else sudo yum update azcmagent; fi")
 
 
 def test_a_fleet_file_is_a_source(cli: CliRunner, tmp_path: Path) -> None:

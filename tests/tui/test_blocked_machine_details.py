@@ -1,5 +1,6 @@
 """A machine whose own Arc agent blocks Run Command: Blocked on the fleet screen, and its
-details show the azcmagent command that lifts it."""
+details show the azcmagent command that lifts it; an agent too old for run commands shows
+the documented upgrade the same way."""
 
 from __future__ import annotations
 
@@ -53,6 +54,12 @@ kind = "arc"
 os = "windows"
 agent_version = "1.45.02800.0"
 config_mode = "monitor"
+
+[[machines]]
+name = "arc-old"
+kind = "arc"
+os = "windows"
+agent_version = "1.29.02286.0"
 """
 
 
@@ -67,14 +74,21 @@ async def test_blocked_machines_show_the_command_that_lifts_it(
         screen = await fleet_screen(pilot, app)
         health = {m.name: m.health.status for m in screen.machines}
         assert health == {"arc-ok": HealthStatus.READY, "arc-locked": HealthStatus.BLOCKED,
-                          "arc-monitor": HealthStatus.BLOCKED}
-        expected = {"arc-locked": 'sudo azcmagent config set extensions.blocklist ""',
-                    "arc-monitor": "azcmagent config set config.mode full"}
-        for name, command in expected.items():
+                          "arc-monitor": HealthStatus.BLOCKED,
+                          "arc-old": HealthStatus.AGENT_TOO_OLD}
+        expected = {
+            "arc-locked": ("blocked on the machine",
+                           'sudo azcmagent config set extensions.blocklist ""'),
+            "arc-monitor": ("blocked on the machine", "azcmagent config set config.mode full"),
+            "arc-old": ("older than 1.33",
+                        "msiexec.exe /i AzureConnectedMachineAgent.msi /qn /l*v "
+                        "azcmagentupgradesetup.log"),
+        }
+        for name, (detail, command) in expected.items():
             await pilot.press("slash", *f"name:{name}", "enter", "enter")
             assert isinstance(app.screen, MachineDetails)
             shown = shown_text(app.screen.query_one("#details", Static))
-            assert "Blocked" in shown and "blocked on the machine" in shown, shown
-            assert command in shown, shown
+            assert health[name].value in shown and detail in shown, shown
+            assert "to lift it" in shown and command in shown, shown
             await pilot.press("escape")
             assert isinstance(app.screen, FleetScreen)

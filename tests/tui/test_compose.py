@@ -174,8 +174,8 @@ async def test_secrets_never_shown_but_sent() -> None:
         assert isinstance(app.screen, ConfirmRun)
         assert shown("TOKEN = *** (protected)", app)
         assert shown("run as: deploy (password ***)", app)
-        assert shown("1 unhealthy machine(s) will be skipped", app)
-        assert shown("db-1 (NotReady)", app)
+        assert shown("1 machine(s) will be skipped", app)
+        assert shown("1 not ready: db-1", app)
         text = screen_text(app)
         assert CANARY not in text and PASSWORD_CANARY not in text
         await pilot.press("enter")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rich.console import Group
+from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -17,7 +18,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from core.model import REDACTED, Command, OsType
+from core.model import REDACTED, Command, Machine, OsType
+from core.skip_reasons import fold_names, skip_groups
 from core.validate import Problem, split_runnable
 from tui import keymap
 from tui.run_request import RunRequest
@@ -75,15 +77,14 @@ def summary(request: RunRequest, warnings: Sequence[Problem], left_out: Sequence
     """
     machines = [m for m, _ in request.assignments]
     runnable, skipped = split_runnable(machines)
-    lines: list[Text] = [Text(line, style="yellow") for line in left_out]
+    lines: list[RenderableType] = [Text(line, style="yellow") for line in left_out]
     for os_type in OsType:
         on_os = [m for m in runnable if m.os is os_type]
         if any(m.os is os_type for m in machines):
             lines.append(Text(f"{len(on_os)} {os_type} machine(s) will run "
                               f"{_command_for(request, os_type).command_id}", style="bold"))
     if skipped:
-        lines.append(Text(f"{len(skipped)} unhealthy machine(s) will be skipped:", style="yellow"))
-        lines += [Text(f"  {m.name} ({m.health.status})") for m in skipped]
+        lines += skipped_lines(skipped)
     command = request.assignments[0][1]
     per_os = {os_type: _command_for(request, os_type) for os_type in OsType
               if any(m.os is os_type for m in machines)}
@@ -105,6 +106,55 @@ def summary(request: RunRequest, warnings: Sequence[Problem], left_out: Sequence
     return Group(*lines)
 
 
+SUMMARY_WIDTH = 74
+"""The summary's columns in an 80-column terminal (the box's border and padding take 6):
+lists of machine names are folded to fit it, so none wraps at 80x24."""
+MAX_REASONS = 4
+"""Reasons shown per status; the rest are counted (each machine's details say its own)."""
+
+
+def skipped_lines(skipped: Sequence[Machine]) -> list[RenderableType]:
+    """Why machines will be skipped, per health status: the machines, the reason they share
+    and the commands that lift it (never cut: they are to be copied; a long one wraps
+    under its own indent)."""
+    lines: list[RenderableType] = [
+        Text(f"{len(skipped)} machine(s) will be skipped:", style="yellow")]
+    for group in skip_groups(skipped):
+        # Each reason names its machines; the heading does when one reason or hidden ones
+        # leave some unnamed.
+        named = len(group.reasons) == 1 or len(group.reasons) > MAX_REASONS
+        head = f"{len(group.machines)} {group.words}" + (": " if named else "")
+        names = fold_names(group.machines, SUMMARY_WIDTH - 2 - len(head)) if named else ""
+        lines.append(_indented(Text.assemble((head, "bold yellow"), names), 2))
+        if len(group.reasons) == 1:
+            [reason] = group.reasons
+            lines += _reason_lines(reason.detail, reason.remedy, 4)
+            continue
+        for reason in group.reasons[:MAX_REASONS]:
+            names = fold_names(reason.machines, SUMMARY_WIDTH // 2)
+            lines.append(_indented(Text.assemble(
+                names, (f": {reason.detail}" if reason.detail else "", "dim")), 4))
+            lines += _reason_lines("", reason.remedy, 6)
+        hidden = len(group.reasons) - MAX_REASONS
+        if hidden > 0:
+            lines.append(_indented(Text(f"… {hidden} other reason(s): see each machine's "
+                                        "details", style="dim"), 4))
+    return lines
+
+
+def _reason_lines(detail: str, remedy: str, indent: int) -> list[RenderableType]:
+    lines: list[RenderableType] = (
+        [_indented(Text(detail, style="dim"), indent)] if detail else [])
+    if remedy:
+        lines.append(_indented(Text.assemble(("to lift it: ", "dim"), remedy), indent))
+    return lines
+
+
+def _indented(text: Text, columns: int) -> Padding:
+    """``text`` ``columns`` in, its wrapped lines too."""
+    return Padding(text, (0, 0, 0, columns))
+
+
 def _command_for(request: RunRequest, os_type: OsType) -> Command:
     return next(c for m, c in request.assignments if m.os is os_type)
 
@@ -124,7 +174,7 @@ class ConfirmRun(ModalScreen[bool]):
     DEFAULT_CSS = """
     ConfirmRun { align: center middle; }
     ConfirmRun > VerticalScroll {
-        width: 100; height: auto; max-height: 80%;
+        width: 100; max-width: 100%; height: auto; max-height: 80%;
         border: thick $warning; background: $surface; padding: 1 2;
     }
     ConfirmRun.-dangerous > VerticalScroll { border: thick $error; }
