@@ -34,7 +34,7 @@ from tui import keymap
 from tui.library_store import saved_commands
 from tui.run_request import RunRequest
 from tui.screens.save_command import SaveCommandDialog, suggested_name
-from tui.widgets.compose.confirm_run import ConfirmRun, problem_text
+from tui.widgets.compose.confirm_run import ConfirmRun, nothing_runs_line, problem_text
 from tui.widgets.compose.options_form import OptionsForm, OptionValues
 from tui.widgets.compose.parameter_table import ParameterTable
 from tui.widgets.compose.script_editor import script_editor
@@ -469,6 +469,14 @@ class ComposeScreen(Screen[RunRequest | None]):
             noun = "problem blocks" if len(errors) == 1 else "problems block"
             self.notify(f"{len(errors)} {noun} the run (listed above the footer)",
                         severity="error")
+            return
+
+        if not any(m.health.runnable for m, _ in request.assignments):
+            # Every machine would be skipped: nothing would run, so there is nothing to
+            # confirm. Say why (the permissions first: the one thing the user may not fix).
+            why = nothing_runs_line([m for m, _ in request.assignments])
+            self.query_one("#problems", Static).update(Text(why, style="bold red"))
+            self.notify(why, severity="error")
             return
 
         def confirmed(ok: bool | None) -> None:

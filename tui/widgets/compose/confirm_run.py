@@ -7,7 +7,7 @@ number of machines it will run on has to be typed first.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from rich.console import Group, RenderableType
 from rich.padding import Padding
@@ -18,7 +18,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from core.model import REDACTED, Command, Machine, OsType
+from core.azure.permissions import permission_line
+from core.model import REDACTED, Command, HealthStatus, Machine, OsType
 from core.skip_reasons import fold_names, skip_groups
 from core.validate import Problem, split_runnable
 from tui import keymap
@@ -77,14 +78,19 @@ def summary(request: RunRequest, warnings: Sequence[Problem], left_out: Sequence
     """
     machines = [m for m, _ in request.assignments]
     runnable, skipped = split_runnable(machines)
-    lines: list[RenderableType] = [Text(line, style="yellow") for line in left_out]
+    lines: list[RenderableType] = []
+    if (permitted := permission_line(machines)) is not None:
+        lines.append(Text(permitted, style="bold yellow"))
+    lines += [Text(line, style="yellow") for line in left_out]
     for os_type in OsType:
         on_os = [m for m in runnable if m.os is os_type]
         if any(m.os is os_type for m in machines):
             lines.append(Text(f"{len(on_os)} {os_type} machine(s) will run "
                               f"{_command_for(request, os_type).command_id}", style="bold"))
     if skipped:
-        lines += skipped_lines(skipped)
+        # The permission line above already says what the NotPermitted ones need.
+        explained = {HealthStatus.NOT_PERMITTED} if permitted is not None else set()
+        lines += skipped_lines(skipped, explained=explained)
     command = request.assignments[0][1]
     per_os = {os_type: _command_for(request, os_type) for os_type in OsType
               if any(m.os is os_type for m in machines)}
@@ -106,6 +112,15 @@ def summary(request: RunRequest, warnings: Sequence[Problem], left_out: Sequence
     return Group(*lines)
 
 
+def nothing_runs_line(machines: Sequence[Machine]) -> str:
+    """Why a run in which every machine would be skipped is not offered, in one line: the
+    counts per health status, then what the caller's Azure role lacks, if anything."""
+    counts = ", ".join(f"{len(g.machines)} {g.words}" for g in skip_groups(machines))
+    line = f"nothing would run: every selected machine would be skipped ({counts})"
+    permitted = permission_line(machines)
+    return f"{line}; {permitted}" if permitted else line
+
+
 SUMMARY_WIDTH = 74
 """The summary's columns in an 80-column terminal (the box's border and padding take 6):
 lists of machine names are folded to fit it, so none wraps at 80x24."""
@@ -113,19 +128,23 @@ MAX_REASONS = 4
 """Reasons shown per status; the rest are counted (each machine's details say its own)."""
 
 
-def skipped_lines(skipped: Sequence[Machine]) -> list[RenderableType]:
+def skipped_lines(skipped: Sequence[Machine], *,
+                  explained: Collection[HealthStatus] = ()) -> list[RenderableType]:
     """Why machines will be skipped, per health status: the machines, the reason they share
     and the commands that lift it (never cut: they are to be copied; a long one wraps
-    under its own indent)."""
+    under its own indent). Statuses in ``explained`` are said elsewhere: names only."""
     lines: list[RenderableType] = [
         Text(f"{len(skipped)} machine(s) will be skipped:", style="yellow")]
     for group in skip_groups(skipped):
         # Each reason names its machines; the heading does when one reason or hidden ones
         # leave some unnamed.
-        named = len(group.reasons) == 1 or len(group.reasons) > MAX_REASONS
+        said = group.status in explained
+        named = said or len(group.reasons) == 1 or len(group.reasons) > MAX_REASONS
         head = f"{len(group.machines)} {group.words}" + (": " if named else "")
         names = fold_names(group.machines, SUMMARY_WIDTH - 2 - len(head)) if named else ""
         lines.append(_indented(Text.assemble((head, "bold yellow"), names), 2))
+        if said:
+            continue
         if len(group.reasons) == 1:
             [reason] = group.reasons
             lines += _reason_lines(reason.detail, reason.remedy, 4)
