@@ -6,7 +6,16 @@ from __future__ import annotations
 from textual.widgets import Input, TabbedContent
 
 from core.model import CommandId, OsType
-from tests.tui.test_compose import WEB1, WEB2, WIN1, ComposeApp, add_parameter, shown, type_in
+from tests.tui.test_compose import (
+    WEB1,
+    WEB2,
+    WIN1,
+    ComposeApp,
+    add_parameter,
+    shown,
+    type_in,
+    write_scripts,
+)
 from tests.tui.test_run_screen import until
 from tui.screens.compose import ComposeScreen
 from tui.widgets.compose.confirm_run import ConfirmRun
@@ -52,10 +61,8 @@ async def test_a_positional_parameter_does_not_block_windows() -> None:
     app = ComposeApp([WEB1, WIN1])
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await type_in(pilot, app, "#script-linux", "echo $1 $GREETING")
-        app.screen.query_one(TabbedContent).active = "tab-windows"
-        await pilot.pause()
-        await type_in(pilot, app, "#script-windows", "param($GREETING) $GREETING")
+        await write_scripts(pilot, app, linux="echo $1 $GREETING",
+                            windows="param($GREETING) $GREETING")
         await add_parameter(pilot, "", "first")
         await add_parameter(pilot, "GREETING", "hi")
         await pilot.press("ctrl+r")
@@ -74,10 +81,8 @@ async def test_a_parameter_marked_for_one_os_goes_only_there() -> None:
     app = ComposeApp([WEB1, WIN1])
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await type_in(pilot, app, "#script-linux", "env")
-        app.screen.query_one(TabbedContent).active = "tab-windows"
-        await pilot.pause()
-        await type_in(pilot, app, "#script-windows", "param($Name) $Name")
+        await write_scripts(pilot, app, linux="env",
+                            windows="param($Name) $Name")
         await add_parameter(pilot, "Name", "x")
         await pilot.press("tab")
         assert isinstance(app.focused, OsButton)
