@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from rich.console import Group
 from rich.text import Text
 from textual import work
+from textual.css.query import NoMatches
 from textual.timer import Timer
 from textual.widgets import Static
 
@@ -83,7 +84,13 @@ class ProblemList(Static):
     @work(exclusive=True, group="live-problems")
     async def _check(self) -> None:
         """Every problem (errors and warnings), the core's check in a thread."""
-        request, problems, uploads = self._plan()
+        try:
+            request, problems, uploads = self._plan()
+        except NoMatches:
+            # A parameter row is being removed (its fields go first): read the form again
+            # once the removal is done, rather than fail the worker and with it the app.
+            self.recheck_soon()
+            return
         if request is not None:
             problems += await asyncio.to_thread(validate_selection, request.assignments,
                                                 uploads_scripts=uploads)
