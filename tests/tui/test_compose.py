@@ -45,6 +45,15 @@ async def type_in(pilot: object, app: ComposeApp, selector: str, text: str) -> N
     await pilot.press(*text)  # type: ignore[attr-defined]
 
 
+async def write_scripts(pilot: object, app: ComposeApp, *, linux: str, windows: str) -> None:
+    """Type the Linux script, switch to the Windows tab and type the Windows script there
+    (focus stays in the Windows editor, as a user would leave it)."""
+    await type_in(pilot, app, "#script-linux", linux)
+    app.screen.query_one(TabbedContent).active = "tab-windows"
+    await pilot.pause()  # type: ignore[attr-defined]
+    await type_in(pilot, app, "#script-windows", windows)
+
+
 async def add_parameter(pilot: object, name: str, value: str, *, protected: bool = False
                         ) -> None:
     keys = ["ctrl+n", *name, "tab"] + (["space"] if protected else []) + ["tab", *value]
@@ -96,10 +105,7 @@ async def test_mixed_selection_gets_a_command_per_os() -> None:
     app = ComposeApp([WEB1, WIN1, WEB2])
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.pause()
-        await type_in(pilot, app, "#script-linux", "uptime")
-        app.screen.query_one(TabbedContent).active = "tab-windows"
-        await pilot.pause()
-        await type_in(pilot, app, "#script-windows", "Get-Date")
+        await write_scripts(pilot, app, linux="uptime", windows="Get-Date")
         await pilot.press("ctrl+r")
         assert shown("2 linux machine(s) will run RunShellScript", app)
         assert shown("1 windows machine(s) will run RunPowerShellScript", app)

@@ -6,11 +6,21 @@ from __future__ import annotations
 from textual.widgets import Input, TabbedContent
 
 from core.model import CommandId, OsType
-from tests.tui.test_compose import WEB1, WEB2, WIN1, ComposeApp, add_parameter, shown, type_in
+from tests.tui.test_compose import (
+    WEB1,
+    WEB2,
+    WIN1,
+    ComposeApp,
+    add_parameter,
+    shown,
+    type_in,
+    write_scripts,
+)
 from tests.tui.test_run_screen import until
 from tui.screens.compose import ComposeScreen
 from tui.widgets.compose.confirm_run import ConfirmRun
 from tui.widgets.compose.parameter_table import OsButton, ParameterRow, ParameterTable
+from tui.widgets.compose.problem_list import ProblemList
 
 SIZE = (140, 40)
 
@@ -52,10 +62,8 @@ async def test_a_positional_parameter_does_not_block_windows() -> None:
     app = ComposeApp([WEB1, WIN1])
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await type_in(pilot, app, "#script-linux", "echo $1 $GREETING")
-        app.screen.query_one(TabbedContent).active = "tab-windows"
-        await pilot.pause()
-        await type_in(pilot, app, "#script-windows", "param($GREETING) $GREETING")
+        await write_scripts(pilot, app, linux="echo $1 $GREETING",
+                            windows="param($GREETING) $GREETING")
         await add_parameter(pilot, "", "first")
         await add_parameter(pilot, "GREETING", "hi")
         await pilot.press("ctrl+r")
@@ -74,10 +82,8 @@ async def test_a_parameter_marked_for_one_os_goes_only_there() -> None:
     app = ComposeApp([WEB1, WIN1])
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await type_in(pilot, app, "#script-linux", "env")
-        app.screen.query_one(TabbedContent).active = "tab-windows"
-        await pilot.pause()
-        await type_in(pilot, app, "#script-windows", "param($Name) $Name")
+        await write_scripts(pilot, app, linux="env",
+                            windows="param($Name) $Name")
         await add_parameter(pilot, "Name", "x")
         await pilot.press("tab")
         assert isinstance(app.focused, OsButton)
@@ -131,3 +137,30 @@ async def test_both_tabs_say_what_they_hold_at_80_columns_in_whole_words() -> No
                     "the full names once there is room")
         assert str(tabs.get_tab("tab-windows").label) == (
             "RunPowerShellScript · 1 windows · no script: left out")
+
+
+async def test_a_check_that_meets_a_row_being_removed_tries_again_and_the_app_stays() -> None:
+    app = ComposeApp([WEB1])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await type_in(pilot, app, "#script-linux", "env")
+        await add_parameter(pilot, "BAD-NAME", "x")
+        await until(pilot, lambda: shown("'BAD-NAME' is not a valid parameter name", app),
+                    "the problem is listed as typed")
+        screen = app.screen
+        assert isinstance(screen, ComposeScreen)
+        problems = screen.query_one(ProblemList)
+        reads: list[int] = []
+        read_form = problems._plan
+        problems._plan = lambda: (reads.append(1), read_form())[1]
+        row = screen.query(ParameterRow).last()
+        # Mid-removal a row has lost its fields (they go first): the check meets that state.
+        await row.query_one(OsButton).remove()
+        problems.recheck_soon()
+        await until(pilot, lambda: len(reads) >= 2, "the check read the form again")
+        assert app.is_running and screen.checking  # it keeps trying while the row is half gone
+        await row.remove()
+        await until(pilot, lambda: not screen.checking
+                    and not shown("is not a valid parameter name", app),
+                    "the check after the removal clears the problem")
+        assert app.is_running and app.screen is screen

@@ -49,6 +49,11 @@ async def run_on(pilot: Pilot[None], app: FleetrunApp, target: str, script: str)
     await pilot.pause()
     assert isinstance(app.screen, ComposeScreen)
     app.screen.query_one(TextArea).text = script
+    return await start_run(pilot, app)
+
+
+async def start_run(pilot: Pilot[None], app: FleetrunApp) -> RunScreen:
+    """ctrl+r on the composer, enter on its confirmation: the screen of the run started."""
     await pilot.press("ctrl+r")
     await pilot.pause()
     await pilot.press("enter")
@@ -63,10 +68,7 @@ async def test_filter_mark_compose_run_and_read_the_output(app: FleetrunApp) -> 
     async with app.run_test(size=(160, 45)) as pilot:
         screen = await run_on(pilot, app, "tag:role=web", 'echo "$HOSTNAME says hi"')
         run = screen.session.run
-        for _ in range(200):
-            if run.finished:
-                break
-            await pilot.pause(0.05)
+        await until_finished(pilot, screen)
         assert sorted(mr.machine.name for mr in run.machines.values()) == [
             "web-1", "web-2", "web-3"]
         assert {mr.state for mr in run.machines.values()} == {RunState.SUCCEEDED}
@@ -90,10 +92,7 @@ async def test_history_lists_the_run_and_opens_it_read_only(app: FleetrunApp) ->
     async with app.run_test(size=(160, 45)) as pilot:
         screen = await run_on(pilot, app, "name:web-2", "echo recorded; echo oops >&2; exit 3")
         run = screen.session.run
-        for _ in range(200):
-            if run.finished:
-                break
-            await pilot.pause(0.05)
+        await until_finished(pilot, screen)
         await pilot.press("escape", "H")
         await pilot.pause()
         history = app.screen
@@ -150,15 +149,7 @@ async def test_parameters_cancel_rerun_failed_and_history(app: FleetrunApp,
         await pilot.press("ctrl+n", *"GREETING", "tab", "tab", *"hello")
         await pilot.press("ctrl+n", "tab", "tab", *"world")  # no name: positional
         await pilot.press("ctrl+n", *"TOKEN", "tab", "space", "tab", *CANARY)
-        await pilot.press("ctrl+r")
-        await pilot.pause()
-        await pilot.press("enter")
-        for _ in range(1200):
-            if isinstance(app.screen, RunScreen):
-                break
-            await pilot.pause(0.05)
-        screen = app.screen
-        assert isinstance(screen, RunScreen)
+        screen = await start_run(pilot, app)
         run = screen.session.run
         by_name = {mr.machine.name: mr for mr in run.machines.values()}
         for _ in range(200):  # web-3 sleeps; the other two end

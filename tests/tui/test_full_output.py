@@ -7,10 +7,14 @@ from pathlib import Path
 from textual.app import App, ComposeResult
 
 from core.model import MachineRun, Stream
-from tests.fakes import Scenario
-from tests.tui.test_run_screen import RunApp, make_session, until
+from tests.tui.test_run_screen import (
+    THREE_OUTPUTS,
+    RunApp,
+    ended_run_screen,
+    make_session,
+    until,
+)
 from tui import keymap
-from tui.screens.run import RunScreen
 from tui.widgets.run.file_view import FileView
 from tui.widgets.run.output_panes import FullOutput
 from tui.widgets.run.run_table import RunTable
@@ -217,16 +221,10 @@ async def test_s_shows_stderr_and_odd_bytes_are_drawn_safely(tmp_path: Path) -> 
 
 async def test_run_screen_full_pane_follows_the_machine_under_the_cursor(
         tmp_path: Path) -> None:
-    session, _, _ = make_session(tmp_path, {
-        "m000": Scenario(stdout=b"first machine\n"),
-        "m001": Scenario(stdout=b"line one\nline two\n", stderr=b"a warning\n"),
-        "m002": Scenario(stdout=b""),
-    }, count=3)
+    session, _, _ = make_session(tmp_path, THREE_OUTPUTS, count=3)
     app = RunApp(session)
     async with app.run_test(size=(160, 40)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, RunScreen)
-        await until(pilot, lambda: session.run.finished, "the run ended")
+        screen = await ended_run_screen(pilot, app)
         view = screen.query_one(FileView)
         await until(pilot, lambda: shown(view)[0] == "first machine", "m000's file")
 

@@ -17,7 +17,7 @@ from tests.fakes import Scenario
 from tests.tui.saved_fixtures import record_notifications
 from tests.tui.test_fleet_screen import FLEET
 from tests.tui.test_flow import run_on, until_finished
-from tests.tui.test_groups_diff_export import finished_run, rows
+from tests.tui.test_groups_diff_export import finished_run, open_groups, rows
 from tests.tui.test_run_screen import RunApp, make_session, until
 from tui.app import FleetrunApp
 from tui.screens.compose import ComposeScreen
@@ -45,13 +45,10 @@ async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
 
 async def groups_of(pilot: Pilot[None], app: FleetrunApp, screen: RunScreen, count: int
                     ) -> GroupsScreen:
+    """Until the run on ``screen`` ends, then g: its groups view, ``count`` groups drawn final."""
     await until_finished(pilot, screen)
-    await pilot.press("g")
-    groups = app.screen
-    assert isinstance(groups, GroupsScreen)
-    table = groups.query_one(GroupTable)
-    await until(pilot, lambda: table.row_count == count and groups._final_drawn,
-                f"{count} groups drawn")
+    groups = await open_groups(pilot, app, count)
+    await until(pilot, lambda: groups._final_drawn, f"the {count} groups drawn final")
     return groups
 
 
@@ -152,11 +149,8 @@ async def test_b_sets_the_baseline_rows_and_the_diff_compare_against(tmp_path: P
     session = await finished_run(tmp_path)  # group 1: 3 machines print ok; group 2 fails
     app = RunApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("g")
-        screen = app.screen
-        assert isinstance(screen, GroupsScreen)
+        screen = await open_groups(pilot, app, 2)
         table = screen.query_one(GroupTable)
-        await until(pilot, lambda: table.row_count == 2, "two groups drawn")
         assert [r[5] for r in rows(table)] == ["baseline · ok", "checking"]
         await pilot.press("down", "b")
         await until(pilot, lambda: rows(table)[1][5] == "baseline · checking", "new baseline")
@@ -183,9 +177,7 @@ async def test_at_80_columns_the_telling_line_is_on_screen(tmp_path: Path) -> No
     session = await finished_run(tmp_path)
     app = RunApp(session)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("g")
-        table = app.screen.query_one(GroupTable)
-        await until(pilot, lambda: table.row_count == 2, "two groups drawn")
+        table = (await open_groups(pilot, app, 2)).query_one(GroupTable)
         before = [c for c in table.columns.values() if str(c.key.value) != "output"]
         left = sum(c.get_render_width(table) for c in before)
         assert left <= 80 - 16, f"the output column starts at {left}"

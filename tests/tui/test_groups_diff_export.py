@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from rich.text import Text
+from textual.app import App
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Log, RichLog, Static
 
 from core.journal_store import Journal
@@ -43,6 +45,17 @@ def log_text(widget: Log | RichLog) -> str:
                      for line in widget.lines)
 
 
+async def open_groups(pilot: Pilot[None], app: App[None], count: int) -> GroupsScreen:
+    """g on the run screen: the groups view, once its table shows ``count`` groups."""
+    await pilot.press("g")
+    await until(pilot, lambda: isinstance(app.screen, GroupsScreen), "the groups view")
+    screen = app.screen
+    assert isinstance(screen, GroupsScreen)
+    table = screen.query_one(GroupTable)
+    await until(pilot, lambda: table.row_count == count, f"{count} groups drawn")
+    return screen
+
+
 async def finished_run(tmp_path: Path, from_history: bool = False) -> RunSession:
     journal = Journal(tmp_path / "journal.sqlite3")
     backend = FakeBackend(TWO_OUTPUTS)
@@ -61,11 +74,8 @@ async def test_g_shows_each_group_of_identical_output_with_its_count(
     session = await finished_run(tmp_path, from_history)
     app = RunApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("g")
-        screen = app.screen
-        assert isinstance(screen, GroupsScreen)
+        screen = await open_groups(pilot, app, 2)
         table = screen.query_one(GroupTable)
-        await until(pilot, lambda: table.row_count == 2, "two groups drawn")
         (first, second) = rows(table)
         assert first[:3] == ["1", "3", "0"] and second[:3] == ["2", "2", "1"]
         assert first[3].strip() == "✓ Succeeded 3" and second[3].strip() == "✗ Failed 2"
@@ -100,9 +110,7 @@ async def test_groups_follow_a_live_run(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: sum(mr.state.terminal for mr in
                                        session.run.machines.values()) == 3, "three ended")
-        await pilot.press("g")
-        table = app.screen.query_one(GroupTable)
-        await until(pilot, lambda: table.row_count == 2, "two groups drawn")
+        table = (await open_groups(pilot, app, 2)).query_one(GroupTable)
         assert [r[:4] for r in rows(table)][1] == ["2", "1", "—", "▶ Running 1 "]
         assert "live" in str(app.screen.query_one("#groups-status", Static).render())
 
@@ -136,8 +144,7 @@ async def test_d_diffs_a_group_against_the_largest(tmp_path: Path) -> None:
         await pilot.press("escape")
         assert app.screen is run_screen
 
-        await pilot.press("g")
-        await until(pilot, lambda: app.screen.query_one(GroupTable).row_count == 2, "groups")
+        await open_groups(pilot, app, 2)
         await pilot.press("down", "d")
         await until(pilot, lambda: isinstance(app.screen, DiffScreen), "the diff opens")
         diff = app.screen.query_one(RichLog)

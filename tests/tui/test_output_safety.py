@@ -10,12 +10,11 @@ from textual.app import App
 
 from core.model import Command, CommandId, Parameter
 from tests.fakes import Scenario
+from tests.tui.test_groups_diff_export import open_groups
 from tests.tui.test_run_screen import SIZE, RunApp, make_session, until
 from tui.screens.diff import DiffScreen
 from tui.screens.group_members import GroupScreen
-from tui.screens.groups import GroupsScreen
 from tui.widgets.run.file_view import FileView
-from tui.widgets.run.group_table import GroupTable
 
 SECRET = "Tui-canary-3f9a51c0-protected"
 COMMAND = Command(CommandId.SHELL, "check", timeout=0,
@@ -64,10 +63,7 @@ async def test_tail_full_output_groups_and_diff_draw_output_inert_and_masked(
         assert "token *** used" in text and "␛]0;pwned␇" in text and "<U+202E>" in text
         assert "last 4 KB · m000 · 1 masked" in text
 
-        await pilot.press("g")
-        assert isinstance(app.screen, GroupsScreen)
-        table = app.screen.query_one(GroupTable)
-        await until(pilot, lambda: table.row_count == 2, "two groups drawn")
+        await open_groups(pilot, app, 2)
         await pilot.press("down")
         await pilot.pause()
         text = assert_safe(app, "groups")

@@ -8,12 +8,19 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, TabbedContent
+from textual.widgets import Input
 
 from core.library import load_library
 from core.model import OsType
 from tests.tui.saved_fixtures import until
-from tests.tui.test_compose import WEB1, WIN1, ComposeApp, add_parameter, shown, type_in
+from tests.tui.test_compose import (
+    WEB1,
+    WIN1,
+    ComposeApp,
+    add_parameter,
+    shown,
+    write_scripts,
+)
 from tests.tui.test_compose_saved import SavedComposeApp, loaded
 from tui.screens.compose import ComposeScreen
 from tui.screens.save_command import SaveCommandDialog
@@ -31,10 +38,8 @@ async def test_the_os_mark_is_saved_reopened_and_applied(
     app = ComposeApp([WEB1, WIN1])
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await type_in(pilot, app, "#script-linux", 'echo "$UNIT $REASON"')
-        app.screen.query_one(TabbedContent).active = "tab-windows"
-        await pilot.pause()
-        await type_in(pilot, app, "#script-windows", "param($REASON) $REASON")
+        await write_scripts(pilot, app, linux='echo "$UNIT $REASON"',
+                            windows="param($REASON) $REASON")
         await add_parameter(pilot, "UNIT", "nginx")
         await pilot.press("tab", "enter")  # the OS button: both → linux
         await until(pilot, lambda: isinstance(app.focused, OsButton)

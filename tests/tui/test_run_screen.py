@@ -69,6 +69,22 @@ async def until(pilot: object, condition: Callable[[], bool], what: str) -> None
     raise AssertionError(f"timed out waiting for: {what}")
 
 
+THREE_OUTPUTS = {
+    "m000": Scenario(stdout=b"first machine\n"),
+    "m001": Scenario(stdout=b"line one\nline two\n", stderr=b"a warning\n"),
+    "m002": Scenario(stdout=b""),
+}
+"""Three machines for the output panes: a line, two lines and a warning, nothing at all."""
+
+
+async def ended_run_screen(pilot: object, app: RunApp) -> RunScreen:
+    """The app's run screen, once its run has ended."""
+    screen = app.screen
+    assert isinstance(screen, RunScreen)
+    await until(pilot, lambda: app.session.run.finished, "the run ended")
+    return screen
+
+
 def states(session: RunSession) -> dict[str, RunState]:
     return {mid: mr.state for mid, mr in session.run.machines.items()}
 
@@ -120,16 +136,10 @@ async def test_run_reaches_its_end_and_x_cancels_the_machine_under_the_cursor(
 
 async def test_panes_show_the_tail_and_file_of_the_machine_under_the_cursor(
         tmp_path: Path) -> None:
-    session, _, _ = make_session(tmp_path, {
-        "m000": Scenario(stdout=b"first machine\n"),
-        "m001": Scenario(stdout=b"line one\nline two\n", stderr=b"a warning\n"),
-        "m002": Scenario(stdout=b""),
-    }, count=3)
+    session, _, _ = make_session(tmp_path, THREE_OUTPUTS, count=3)
     app = RunApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        screen = app.screen
-        assert isinstance(screen, RunScreen)
-        await until(pilot, lambda: session.run.finished, "the run ended")
+        screen = await ended_run_screen(pilot, app)
         tail, full = screen.query_one(TailPane), screen.query_one(FileView)
         await until(pilot, lambda: full.visible_lines() == ["first machine"],
                     "full pane shows m000's file")
@@ -160,9 +170,7 @@ async def test_the_tail_pane_shows_why_a_script_never_started(tmp_path: Path) ->
     }, count=2)
     app = RunApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        screen = app.screen
-        assert isinstance(screen, RunScreen)
-        await until(pilot, lambda: session.run.finished, "the run ended")
+        screen = await ended_run_screen(pilot, app)
         tail = screen.query_one(TailPane)
         await until(pilot, lambda: "".join(tail.lines).startswith("── error ──"),
                     "the tail pane shows m000's error")

@@ -18,7 +18,7 @@ from core.model import Command, CommandId, RunState
 from tests.tui.snapshots.harness import DB1, NOW, WEB1, WEB2, ScreenApp, until
 from tests.tui.snapshots.test_history import fixture_journal
 from tests.tui.test_fleet_screen import FLEET
-from tests.tui.test_groups_diff_export import finished_run
+from tests.tui.test_groups_diff_export import finished_run, open_groups
 from tests.tui.test_key_sheet import settled_fleet_screen
 from tests.tui.test_run_screen import SIZE, RunApp
 from tui.app import FleetrunApp
@@ -66,10 +66,8 @@ async def test_the_group_members_and_the_groups_take_j_k_G_and_g_still_leaves(
     app = RunApp(await finished_run(tmp_path))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
-        await pilot.press("g")
-        await until(pilot, lambda: isinstance(app.screen, GroupsScreen), "groups")
-        groups = app.screen.query_one(GroupTable)
-        await until(pilot, lambda: groups.row_count == 2 and app.focused is groups, "2 groups")
+        groups = (await open_groups(pilot, app, 2)).query_one(GroupTable)
+        await until(pilot, lambda: app.focused is groups, "the groups focused")
         await pilot.press("j")
         await until(pilot, lambda: groups.cursor_row == 1, "j: the second group")
         await pilot.press("k", "G")

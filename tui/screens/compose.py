@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
-from rich.console import Group
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import (
     Button,
     Checkbox,
@@ -34,22 +30,17 @@ from tui import keymap
 from tui.library_store import saved_commands
 from tui.run_request import RunRequest
 from tui.screens.save_command import SaveCommandDialog, suggested_name
-from tui.widgets.compose.confirm_run import ConfirmRun, nothing_runs_line, problem_text
+from tui.widgets.compose.api_line import ApiLine, next_api
+from tui.widgets.compose.confirm_run import ConfirmRun, nothing_runs_line
+from tui.widgets.compose.left_out import left_out_line, missing_notice, no_script_problem, tab_label
+from tui.widgets.compose.loaded_command import LoadedCommand, builtin_script_note
 from tui.widgets.compose.options_form import OptionsForm, OptionValues
 from tui.widgets.compose.parameter_table import ParameterTable
+from tui.widgets.compose.problem_list import Plan, ProblemList
 from tui.widgets.compose.script_editor import script_editor
 from tui.widgets.compose.typed_parameter import TypedParameterRow
 from tui.widgets.dialogs.confirm import Confirm
 from tui.widgets.fitting_footer import FittingFooter
-
-SCRIPT_KIND = {CommandId.SHELL: "shell (RunShellScript)",
-               CommandId.POWERSHELL: "PowerShell (RunPowerShellScript)"}
-
-LIVE_CHECK_DELAY = 0.3
-"""Seconds of no typing before the problem list is checked again."""
-
-MAX_NAMES_SHOWN = 5
-"""How many machine names a left-out line lists before saying "and N more"."""
 
 State = tuple[tuple[str, ...], tuple[Parameter, ...]]
 """What loading a saved command would replace: the scripts and the parameters."""
@@ -74,8 +65,6 @@ class ComposeScreen(Screen[RunRequest | None]):
 
     BINDINGS = keymap.COMPOSE
     DEFAULT_CSS = """
-    ComposeScreen #saved-command { height: auto; padding: 0 1; display: none; }
-    ComposeScreen #saved-command.-loaded { display: block; }
     ComposeScreen #scripts { height: 1fr; }
     ComposeScreen TabPane { padding: 0; }
     ComposeScreen TextArea { height: 1fr; }
@@ -83,9 +72,6 @@ class ComposeScreen(Screen[RunRequest | None]):
                              display: none; }
     ComposeScreen .missing.-shown { display: block; }
     ComposeScreen .section { padding: 0 1; text-style: bold; }
-    ComposeScreen #problems { height: auto; max-height: 6; padding: 0 1; overflow-y: auto; }
-    ComposeScreen #api { height: auto; padding: 0 1; display: none; }
-    ComposeScreen #api.-chosen { display: block; }
     """
 
     def __init__(self, machines: Sequence[Machine], saved: SavedCommand | None = None, *,
@@ -100,12 +86,11 @@ class ComposeScreen(Screen[RunRequest | None]):
         self._start_with = saved
         self._pristine: State = ((), ())
         self.api = RunApi.ACTION if builtin is not None else RunApi.AUTO
-        self._live_timer: Timer | None = None
         """The Run Command API the Azure VMs get (ctrl+t: compose.api)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(id="saved-command")
+        yield LoadedCommand()
         with TabbedContent(id="scripts"):
             for os_type in self.oses:
                 with TabPane(self._tab_label(os_type, mounted=False), id=f"tab-{os_type}"):
@@ -116,8 +101,8 @@ class ComposeScreen(Screen[RunRequest | None]):
                     classes="section")
         yield ParameterTable(id="parameters")
         yield OptionsForm(id="options")
-        yield Static(id="api")
-        yield Static(id="problems")
+        yield ApiLine()
+        yield ProblemList(self._plan)
         yield FittingFooter()
 
     async def on_mount(self) -> None:
@@ -143,22 +128,15 @@ class ComposeScreen(Screen[RunRequest | None]):
         return sum(1 for m in self.machines if m.os is os_type)
 
     def _tab_label(self, os_type: OsType, *, mounted: bool = True) -> str:
-        command = str(CommandId.for_os(os_type))
-        # Below 120 columns both tabs' full labels do not fit: the same words, fewer.
-        narrow = self.app.size.width < 120
-        if narrow:
-            command = command.removeprefix("Run").removesuffix("Script")
-        label = f"{command} · {self._count(os_type)} {os_type}"
-        if mounted and self._says_missing(os_type):
-            label += " · left out" if narrow else " · no script: left out"
-        return label
+        return tab_label(os_type, self._count(os_type), width=self.app.size.width,
+                         left_out=mounted and self._says_missing(os_type))
 
     def on_resize(self) -> None:
         tabs = self.query(TabbedContent)
         for os_type in self.oses if tabs else ():
             tabs.first().get_tab(f"tab-{os_type}").label = self._tab_label(os_type)
 
-    # -- saved commands -------------------------------------------------------------------
+    # -- saved commands and built-ins -----------------------------------------------------
 
     def _state(self) -> State:
         return (tuple(self.editor(os).text for os in self.oses),
@@ -194,24 +172,10 @@ class ComposeScreen(Screen[RunRequest | None]):
             self._show_missing(os_type)
         await self.query_one(ParameterTable).load(saved.parameters)
         self.query_one(OptionsForm).set_timeout(saved.timeout)
-        self.query_one("#problems", Static).update("")
-        self._show_loaded()
+        self.query_one(ProblemList).show_none()
+        self.query_one(LoadedCommand).show_saved(self.loaded)
         self._pristine = self._state()
         self.notify(f"Loaded {saved.name}", markup=False)
-
-    def _show_loaded(self) -> None:
-        saved = self.loaded
-        box = self.query_one("#saved-command", Static)
-        box.set_class(saved is not None, "-loaded")
-        if saved is None:
-            return
-        text = Text.assemble(("saved command ", "dim"), (saved.name, "bold"))
-        if saved.description:
-            text.append(f" · {saved.description}")
-        if saved.dangerous:
-            text.append("\n⚠ dangerous: it changes state; the run asks you to type the "
-                        "number of machines", style="bold red")
-        box.update(text)
 
     def _missing(self, os_type: OsType) -> bool:
         """No script for ``os_type``: its machines are left out (when another OS has one)."""
@@ -225,18 +189,25 @@ class ComposeScreen(Screen[RunRequest | None]):
         empty editor of a fresh single-OS composer."""
         return self._missing(os_type) and (self.loaded is not None or len(self.oses) > 1)
 
+    async def _load_builtin(self, builtin: BuiltinCommand) -> None:
+        """Its id instead of a script (the editor says so, read-only), its parameters typed."""
+        for os_type in self.oses:
+            editor = self.editor(os_type)
+            editor.text = builtin_script_note(builtin)
+            editor.read_only = True
+        await self.query_one(ParameterTable).load([
+            CommandParameter(p.name, default=p.default or "", required=p.required)
+            for p in builtin.parameters])
+        self.query_one(LoadedCommand).show_builtin(builtin)
+        self._pristine = self._state()
+
     def _show_missing(self, os_type: OsType) -> None:
         missing = self._says_missing(os_type)
         notice = self.query_one(f"#missing-{os_type}", Static)
         was_shown = notice.has_class("-shown")
         notice.set_class(missing, "-shown")
         if missing:
-            kind = SCRIPT_KIND[CommandId.for_os(os_type)]
-            whose = (f"{self.loaded.name} has no {kind} script" if self.loaded is not None
-                     else f"no {kind} script yet")
-            notice.update(Text(
-                f"⊘ {whose}: the {self._count(os_type)} {os_type} machine(s) are left out "
-                "of the run. Write a script here to run them too."))
+            notice.update(Text(missing_notice(os_type, self._count(os_type), self._loaded_name)))
         if missing != was_shown or self.loaded is not None:
             tabs = self.query_one(TabbedContent)
             tabs.get_tab(f"tab-{os_type}").label = self._tab_label(os_type)
@@ -274,35 +245,10 @@ class ComposeScreen(Screen[RunRequest | None]):
         if saved is None:
             return
         self.loaded = saved
-        self._show_loaded()
+        self.query_one(LoadedCommand).show_saved(self.loaded)
         self._pristine = self._state()
 
     # -- which Azure API ------------------------------------------------------------------
-
-    API_NOTES = {
-        RunApi.AUTO: "managed, falling back per VM to the action API where managed is refused",
-        RunApi.MANAGED: "managed run commands only",
-        RunApi.ACTION: "the action API: no exit code, the last 4 KB of output, one run at a "
-        "time per VM; Arc machines are skipped",
-    }
-
-    async def _load_builtin(self, builtin: BuiltinCommand) -> None:
-        """Its id instead of a script (the editor says so, read-only), its parameters typed."""
-        for os_type in self.oses:
-            editor = self.editor(os_type)
-            editor.text = (f"# built-in run command {builtin.id}: {builtin.label}\n"
-                           "# Azure runs its own script through the action API: no script "
-                           "of yours; its parameters are below.\n")
-            editor.read_only = True
-        await self.query_one(ParameterTable).load([
-            CommandParameter(p.name, default=p.default or "", required=p.required)
-            for p in builtin.parameters])
-        box = self.query_one("#saved-command", Static)
-        box.set_class(True, "-loaded")
-        box.update(Text.assemble(("built-in ", "dim"), (builtin.id, "bold"),
-                                 f" · {builtin.description} · action API: no exit code, the "
-                                 "last 4 KB of output"))
-        self._pristine = self._state()
 
     def action_cycle_api(self) -> None:
         """auto → managed → action → auto; shown above the footer unless auto."""
@@ -310,12 +256,8 @@ class ComposeScreen(Screen[RunRequest | None]):
             self.notify(f"{self.builtin.id} is a built-in: it runs only through the action API",
                         severity="warning", markup=False)
             return
-        order = list(RunApi)
-        self.api = order[(order.index(self.api) + 1) % len(order)]
-        box = self.query_one("#api", Static)
-        box.set_class(self.api is not RunApi.AUTO, "-chosen")
-        note = self.API_NOTES[self.api]
-        box.update(Text.assemble(("Azure API ", "dim"), (self.api.value, "bold"), f": {note}"))
+        self.api = next_api(self.api)
+        note = self.query_one(ApiLine).show(self.api)
         if not any(m.kind in (MachineKind.VM, MachineKind.ARC) for m in self.machines):
             note += " (no Azure machine is selected: it changes nothing here)"
         self.notify(f"Azure API: {self.api.value}: {note}", markup=False)
@@ -348,19 +290,13 @@ class ComposeScreen(Screen[RunRequest | None]):
 
     def left_out(self) -> list[str]:
         """Why machines of the selection are not in the run, one line per OS."""
-        lines = []
-        for os_type in self.oses:
-            if not self._says_missing(os_type):
-                continue
-            machines = [m.name for m in self.machines if m.os is os_type]
-            names = ", ".join(machines[:MAX_NAMES_SHOWN]) + (
-                f" and {len(machines) - MAX_NAMES_SHOWN} more"
-                if len(machines) > MAX_NAMES_SHOWN else "")
-            kind = SCRIPT_KIND[CommandId.for_os(os_type)]
-            whose = f"{self.loaded.name} has no" if self.loaded is not None else "no"
-            lines.append(f"⊘ {len(machines)} {os_type} machine(s) left out: {whose} {kind} "
-                         f"script ({names})")
-        return lines
+        return [left_out_line(os_type, [m.name for m in self.machines if m.os is os_type],
+                              self._loaded_name)
+                for os_type in self.oses if self._says_missing(os_type)]
+
+    @property
+    def _loaded_name(self) -> str | None:
+        return self.loaded.name if self.loaded is not None else None
 
     def build(self) -> tuple[RunRequest | None, list[Problem]]:
         """The request the form describes and every problem with it (errors and warnings)."""
@@ -370,8 +306,7 @@ class ComposeScreen(Screen[RunRequest | None]):
         return request, problems + validate_selection(request.assignments,
                                                       uploads_scripts=uploads)
 
-    def _plan(self) -> tuple[RunRequest | None, list[Problem],
-                             Callable[[Machine], bool] | None]:
+    def _plan(self) -> Plan:
         """The request, the form's own problems, and which machines' backends upload a big
         script (asked here, on the loop: the core's check may then run in a thread)."""
         values, problems = self.query_one(OptionsForm).read()
@@ -379,10 +314,7 @@ class ComposeScreen(Screen[RunRequest | None]):
             return None, problems, None
         oses = [os for os in self.oses if not self._missing(os)]
         if not oses and self.loaded is not None:
-            kinds = " or ".join(SCRIPT_KIND[CommandId.for_os(os)] for os in self.oses)
-            return None, [Problem("script", f"{self.loaded.name} has no {kinds} script for "
-                                  "the selected machines: write one on their tab, or choose "
-                                  "machines it has a script for")], None
+            return None, [no_script_problem(self.loaded.name, self.oses)], None
         if not oses:
             oses = self.oses  # nothing written anywhere: the core says the script is empty
         commands = {os_type: self._command(os_type, values) for os_type in oses}
@@ -405,40 +337,12 @@ class ComposeScreen(Screen[RunRequest | None]):
     @on(Checkbox.Changed)
     @on(Button.Pressed)
     def _edited(self) -> None:
-        """Check again once typing pauses: one check per pause, not per key."""
-        if self._live_timer is not None:
-            self._live_timer.stop()
-        self._live_timer = self.set_timer(LIVE_CHECK_DELAY, self._check_live)
+        self.query_one(ProblemList).recheck_soon()
 
     @property
     def checking(self) -> bool:
         """Whether a check of the typing is due or under way (the list may still change)."""
-        return self._live_timer is not None or any(
-            w.group == "live-problems" and not w.is_finished for w in self.workers)
-
-    def _check_live(self) -> None:
-        self._live_timer = None
-        if self.is_attached:
-            self._live_problems()
-
-    def on_unmount(self) -> None:
-        if self._live_timer is not None:
-            self._live_timer.stop()
-            self._live_timer = None
-
-    @work(exclusive=True, group="live-problems")
-    async def _live_problems(self) -> None:
-        """Every problem (errors and warnings), the core's check in a thread: a 256 KiB
-        script never stalls the keys."""
-        request, problems, uploads = self._plan()
-        if request is not None:
-            problems += await asyncio.to_thread(validate_selection, request.assignments,
-                                                uploads_scripts=uploads)
-        try:
-            box = self.query_one("#problems", Static)
-        except NoMatches:
-            return  # the screen went (run or cancelled) while the check ran in its thread
-        box.update(Group(*(problem_text(p) for p in problems)) if problems else "")
+        return self.query_one(ProblemList).checking
 
     def _command(self, os_type: OsType, values: OptionValues) -> Command:
         command_id = CommandId.for_os(os_type)
@@ -464,7 +368,7 @@ class ComposeScreen(Screen[RunRequest | None]):
     def action_run(self) -> None:
         request, problems = self.build()
         errors = [p for p in problems if p.is_error]
-        self.query_one("#problems", Static).update(Group(*(problem_text(p) for p in errors)))
+        self.query_one(ProblemList).show(errors)
         if request is None or errors:
             noun = "problem blocks" if len(errors) == 1 else "problems block"
             self.notify(f"{len(errors)} {noun} the run (listed above the footer)",
@@ -475,7 +379,7 @@ class ComposeScreen(Screen[RunRequest | None]):
             # Every machine would be skipped: nothing would run, so there is nothing to
             # confirm. Say why (the permissions first: the one thing the user may not fix).
             why = nothing_runs_line([m for m, _ in request.assignments])
-            self.query_one("#problems", Static).update(Text(why, style="bold red"))
+            self.query_one(ProblemList).show_line(why)
             self.notify(why, severity="error")
             return
 
