@@ -29,7 +29,9 @@ APP: list[BindingType] = [
 ]
 
 FLEET: list[BindingType] = [
-    Binding("slash", "filter", "Filter", id="fleet.filter",
+    # priority: handled before the keys typed after it are handed to the focused table, so
+    # a fast "/cat" types "cat" into the box instead of composing (c) and marking all (a).
+    Binding("slash", "filter", "Filter", id="fleet.filter", priority=True,
             tooltip="Filter machines with the --target query language"),
     Binding("escape", "clear_filter", "Clear filter", id="fleet.clear_filter", show=False),
     Binding("space", "mark", "Mark", id="fleet.mark", tooltip="Mark or unmark this machine"),
@@ -63,7 +65,8 @@ HOST_KEYS: list[BindingType] = [
 HISTORY: list[BindingType] = [
     Binding("escape", "back", "Back", id="history.back"),
     Binding("ctrl+l", "reload", "Reload", id="history.reload", tooltip="Read the journal again"),
-    Binding("slash", "search", "Search", id="history.search",
+    # priority: as fleet.filter, so the keys typed right after it reach the box.
+    Binding("slash", "search", "Search", id="history.search", priority=True,
             tooltip="Find runs by saved command, script, target, state or machine"),
     Binding("t", "today", "Today", id="history.today", tooltip="Only today's runs"),
     Binding("w", "last_week", "7 days", id="history.last_week",

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.widgets import Input
 
 from core.fleet import FleetOptions
@@ -142,3 +143,25 @@ async def test_an_idle_fleet_screen_sends_the_terminal_nothing(
         monkeypatch.setattr(app, "_display", counting)
         await asyncio.sleep(1.5)  # what is measured is nothing happening: wall time it is
         assert len(frames) <= 2, f"{len(frames)} frames drawn in 1.5 s on an idle fleet screen"
+
+
+def type_fast(app: FleetrunApp, text: str) -> None:
+    """Keys as a terminal delivers a fast typist's or a paste's: all queued before the app
+    handles the first (the pilot's press waits for each key's handling)."""
+    for character in text:
+        key = "slash" if character == "/" else character
+        app.post_message(events.Key(key, character))
+
+
+async def test_keys_typed_right_after_slash_go_into_the_filter(app: FleetrunApp) -> None:
+    async with app.run_test(size=(140, 30)) as pilot:
+        screen = await fleet_screen(pilot, app)
+        box = screen.query_one("#filter", Input)
+        # c composes and a marks all on the table: they must reach the box instead.
+        type_fast(app, "/name:ca/t")
+        for _ in range(200):
+            if box.value == "name:ca/t":
+                break
+            await pilot.pause(0.02)
+        assert box.value == "name:ca/t", "a key typed after / reached the table"
+        assert app.screen is screen and not screen.query_one(MachineTable).marked

@@ -101,7 +101,9 @@ class FleetScreen(Screen[None]):
         box = self.query_one("#filter", Input)
         box.add_class("-open")
         box.value = self._query
-        box.focus()
+        # Focused now, not after the keys already queued (`focus()` waits its turn): what is
+        # typed right after / goes into the box, not to the table's bindings.
+        self.set_focus(box)
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -224,6 +226,9 @@ class FleetScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "review_host_keys":
             return self._host_keys is not None  # hidden on fleets without host keys to check
+        if action == "filter":
+            # The binding has priority; in the box itself "/" is a character of the query.
+            return self.focused is not self.query_one("#filter", Input)
         return True
 
     def action_review_host_keys(self) -> None:

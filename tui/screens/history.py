@@ -95,13 +95,19 @@ class HistoryScreen(Screen[None]):
 
     # -- search and dates ------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "search":
+            # The binding has priority; in the box itself "/" is a character of the search.
+            return self.focused is not self.query_one("#history-search", Input)
+        return True
+
     def action_search(self) -> None:
         box = self.query_one("#history-search", Input)
         box.add_class("-open")
         # Shown at once (an inline style, not the class's CSS on the next refresh), so the
         # focus lands on it and keys typed right after / reach it, not the table.
         box.display = True
-        box.focus()
+        self.set_focus(box)  # now: focus() would wait behind keys already queued
 
     @on(Input.Changed, "#history-search")
     def _search_changed(self, event: Input.Changed) -> None:

@@ -50,7 +50,7 @@ class SearchBar(Horizontal):
         """Show the bar and take the keyboard, with the last search selected."""
         self.add_class("-open")
         field = self.query_one(Input)
-        field.focus()
+        self.screen.set_focus(field)  # now: focus() would wait behind keys already queued
         field.select_all()
 
     def close(self) -> None:
