@@ -180,7 +180,9 @@ EXPORT: list[BindingType] = [
 
 # The full-output pane of the run screen, while it has focus (tab into it); keys as in less.
 OUTPUT: list[BindingType] = [
-    Binding("slash", "search", "Search", id="output.search",
+    # priority: handled before the keys typed after it are handed to the view, so a fast
+    # "/fail" searches for "fail" instead of toggling follow (f).
+    Binding("slash", "search", "Search", id="output.search", priority=True,
             tooltip="Find a text in this output (n next, N previous)"),
     Binding("n", "next_match", "Next match", id="output.next_match", show=False),
     Binding("N", "previous_match", "Previous match", id="output.previous_match", show=False),

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.app import App, ComposeResult
+from textual.widgets import Input
 
 from core.model import MachineRun, Stream
+from tests.tui.test_fleet_screen import type_fast
 from tests.tui.test_run_screen import (
     THREE_OUTPUTS,
     RunApp,
@@ -264,3 +266,17 @@ async def test_a_poll_while_the_pane_is_being_torn_down_does_nothing(tmp_path: P
         await pilot.pause()
         pane.show_files("web-01", str(path), "")  # raised NoMatches before
         assert not pane.query(FileView)
+
+
+async def test_keys_typed_right_after_slash_go_into_the_search(tmp_path: Path) -> None:
+    path = tmp_path / "big.stdout"
+    write_big(path)
+    app = Pane(path)
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(FileView)
+        await until(pilot, lambda: view.index is not None and not view.indexing, "indexed")
+        following = view.following
+        field = app.query_one(SearchBar).query_one(Input)
+        type_fast(app, "/fsn/j")  # on the view: f follows, s switches stream, n and j move
+        await until(pilot, lambda: field.value == "fsn/j", "the keys in the search box")
+        assert view.following == following and view.stream is Stream.STDOUT

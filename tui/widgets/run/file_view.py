@@ -13,6 +13,7 @@ the search bar), ``n``/``N`` find the next and previous lines with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 from rich.segment import Segment
@@ -102,6 +103,9 @@ class FileView(StylePerPass, ScrollView, can_focus=True):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.name_shown = ""
         """The machine whose output this is."""
+        self.search_asked: Callable[[], None] | None = None
+        """Opens the search bar at ``/`` instead of :class:`SearchAsked` (which reaches the
+        pane a loop turn later): the keys typed right after ``/`` go into the bar."""
         self.paths: dict[Stream, str] = {}
         self.stream = Stream.STDOUT
         self.index: LineIndex | None = None
@@ -263,7 +267,10 @@ class FileView(StylePerPass, ScrollView, can_focus=True):
     # -- search ---------------------------------------------------------------------------
 
     def action_search(self) -> None:
-        self.post_message(self.SearchAsked())
+        if self.search_asked is not None:
+            self.search_asked()
+        else:
+            self.post_message(self.SearchAsked())
 
     def find(self, matcher: Matcher, *, backward: bool = False,
              from_line: int | None = None) -> None:

@@ -94,6 +94,9 @@ class FullOutput(Vertical):
         yield FileView(id="full-view")
         yield SearchBar(id="full-search")
 
+    def on_mount(self) -> None:
+        self.view.search_asked = self._ask
+
     @property
     def view(self) -> FileView:
         return self.query_one(FileView)
